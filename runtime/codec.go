@@ -1,0 +1,226 @@
+package runtime
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+	"strconv"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+)
+
+// Encode converts a Starlark value to JSON, the only form that crosses a
+// checkpoint. Dicts need string keys; tuples become lists; secrets are written
+// as their placeholder "<secret NAME>" and never as their value. Functions,
+// sets, bytes and non-finite floats are refused with an error naming the path.
+func Encode(v starlark.Value) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	if err := encode(&buf, v, "value", false); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// encode writes v as JSON. lenient (used for argument hashing only) writes a
+// stable description of values JSON cannot hold instead of failing.
+func encode(buf *bytes.Buffer, v starlark.Value, path string, lenient bool) error {
+	switch x := v.(type) {
+	case starlark.NoneType:
+		buf.WriteString("null")
+	case starlark.Bool:
+		buf.WriteString(strconv.FormatBool(bool(x)))
+	case starlark.Int:
+		buf.WriteString(x.String())
+	case starlark.Float:
+		f := float64(x)
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			if lenient {
+				buf.WriteString(strconv.Quote(x.String()))
+				return nil
+			}
+			return fmt.Errorf("%s: %s cannot be stored as JSON", path, x.String())
+		}
+		b, _ := json.Marshal(f)
+		buf.Write(b)
+	case starlark.String:
+		b, _ := json.Marshal(string(x))
+		buf.Write(b)
+	case *Secret:
+		b, _ := json.Marshal(x.String())
+		buf.Write(b)
+	case *Record:
+		return encodeDict(buf, x.dict, path, lenient)
+	case *starlark.Dict:
+		return encodeDict(buf, x, path, lenient)
+	case *starlarkstruct.Struct:
+		d := starlark.StringDict{}
+		x.ToStringDict(d)
+		keys := d.Keys()
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			kb, _ := json.Marshal(k)
+			buf.Write(kb)
+			buf.WriteByte(':')
+			if err := encode(buf, d[k], path+"."+k, lenient); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	case *starlark.List, starlark.Tuple:
+		seq := v.(starlark.Indexable)
+		buf.WriteByte('[')
+		for i := 0; i < seq.Len(); i++ {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := encode(buf, seq.Index(i), fmt.Sprintf("%s[%d]", path, i), lenient); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	default:
+		if lenient {
+			desc := v.Type()
+			if c, ok := v.(starlark.Callable); ok {
+				desc += " " + c.Name()
+			} else {
+				desc += " " + v.String()
+			}
+			b, _ := json.Marshal("<" + desc + ">")
+			buf.Write(b)
+			return nil
+		}
+		return fmt.Errorf("%s: a %s cannot be stored as JSON (only None, bool, int, float, string, list, tuple, dict and struct can)", path, v.Type())
+	}
+	return nil
+}
+
+func encodeDict(buf *bytes.Buffer, d *starlark.Dict, path string, lenient bool) error {
+	type kv struct {
+		k string
+		v starlark.Value
+	}
+	items := make([]kv, 0, d.Len())
+	for _, it := range d.Items() {
+		k, ok := it[0].(starlark.String)
+		if !ok {
+			if !lenient {
+				return fmt.Errorf("%s: dict key %s is a %s; JSON keys must be strings", path, it[0].String(), it[0].Type())
+			}
+			items = append(items, kv{it[0].String(), it[1]})
+			continue
+		}
+		items = append(items, kv{string(k), it[1]})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].k < items[j].k })
+	buf.WriteByte('{')
+	for i, it := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(it.k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		if err := encode(buf, it.v, path+"["+strconv.Quote(it.k)+"]", lenient); err != nil {
+			return err
+		}
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+// Decode converts JSON to frozen Starlark values: objects become [Record]s
+// (readable as r["key"] and r.key), arrays lists, integers ints.
+func Decode(data json.RawMessage) (starlark.Value, error) {
+	if len(data) == 0 {
+		return starlark.None, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	v, err := fromGo(raw)
+	if err != nil {
+		return nil, err
+	}
+	v.Freeze()
+	return v, nil
+}
+
+func fromGo(x any) (starlark.Value, error) {
+	switch x := x.(type) {
+	case nil:
+		return starlark.None, nil
+	case bool:
+		return starlark.Bool(x), nil
+	case string:
+		return starlark.String(x), nil
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return starlark.MakeInt64(i), nil
+		}
+		if b, ok := new(big.Int).SetString(string(x), 10); ok {
+			return starlark.MakeBigInt(b), nil
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("decode number %s: %w", x, err)
+		}
+		return starlark.Float(f), nil
+	case []any:
+		elems := make([]starlark.Value, len(x))
+		for i, e := range x {
+			v, err := fromGo(e)
+			if err != nil {
+				return nil, err
+			}
+			elems[i] = v
+		}
+		return starlark.NewList(elems), nil
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		d := starlark.NewDict(len(x))
+		for _, k := range keys {
+			v, err := fromGo(x[k])
+			if err != nil {
+				return nil, err
+			}
+			_ = d.SetKey(starlark.String(k), v)
+		}
+		return &Record{dict: d}, nil
+	}
+	return nil, fmt.Errorf("decode: unexpected %T", x)
+}
+
+// ArgsHash is a short stable hash of a step's kind, name and arguments, used to
+// detect a replay that calls something else at a recorded position. Secrets
+// hash by name, functions by name, so no secret value influences it.
+func ArgsHash(kind, name string, args starlark.Tuple, kwargs []starlark.Tuple) string {
+	var buf bytes.Buffer
+	buf.WriteString(kind)
+	buf.WriteByte(0)
+	buf.WriteString(name)
+	buf.WriteByte(0)
+	_ = encode(&buf, args, "args", true)
+	for _, kv := range kwargs {
+		buf.WriteByte(0)
+		_ = encode(&buf, kv, "kwargs", true)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,39 @@
+// Package runtime is starbook's durable replay interpreter: it runs a runbook's
+// Starlark script against the execution's recorded history.
+//
+// # The durable model
+//
+// An execution's history is a set of events keyed by position. The n-th durable
+// built-in called by the main thread has position "n" (1-based); the k-th durable
+// call inside item i (0-based) of the fan_out at position n has position "n/i/k".
+// Every run of an execution — the first, a resume after a wait, a fail-over —
+// executes the script from the top in a fresh thread. Each durable built-in goes
+// through [Step]: if its position is recorded, the recorded result is returned (or
+// the recorded error raised) with no side effect; otherwise the step runs, its
+// outcome is appended to the history through the [Journal], and only then
+// returned to the script.
+//
+// # Determinism rules
+//
+//   - No wall clock and no randomness reach a script except through durable
+//     built-ins (now(), uuid()); the time module's now() is disabled.
+//   - Positions are hierarchical and assigned in call order per thread, so the
+//     same script with the same history reaches the same positions.
+//   - A replayed call whose kind, name or argument hash differs from the
+//     recorded event is a nondeterminism error ([CodeMismatch]): the execution
+//     becomes stuck and nothing is executed.
+//   - Effects (http.*, slack.*) are legal only inside a step (call, compensate);
+//     elsewhere they would repeat on every replay and raise an error instead.
+//   - Only JSON values cross a checkpoint: step results are encoded once and the
+//     decoded copy is handed back, so a first run and a replay see equal values.
+//
+// # Waits
+//
+// sleep, wait_for_signal and wait_for_approval register a [Wait] at their
+// position and suspend the execution ([ErrSuspended]); no goroutine is held.
+// Whoever resolves the wait (the timer leader, an API call) writes the event at
+// that position and makes the execution runnable again; the next replay finds
+// the event and returns it.
+//
+// The package imports neither etcd nor Slack: storage is the [Journal] interface.
+package runtime

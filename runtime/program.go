@@ -1,0 +1,124 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+)
+
+// Bundle is one immutable runbook version: its main file and every file it
+// loads, transitively.
+type Bundle struct {
+	Name    string            `json:"name"`
+	Version string            `json:"version"`
+	Main    string            `json:"main"`  // file name of the entry point
+	Files   map[string]string `json:"files"` // file name -> source
+}
+
+// BundleVersion is the content hash of a bundle's files.
+func BundleVersion(files map[string]string) string {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00%s\x00", n, len(files[n]), files[n])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// FileOptions are the Starlark dialect runbooks are written in.
+var FileOptions = &syntax.FileOptions{
+	Set:             true,
+	While:           true,
+	TopLevelControl: true,
+	GlobalReassign:  true,
+	Recursion:       true,
+}
+
+// Program is a compiled bundle, ready to run any number of times concurrently.
+type Program struct {
+	Bundle *Bundle
+	files  map[string]*starlark.Program
+}
+
+// Compile parses and resolves every file of b against the names predeclared
+// holds, and checks that the main file defines main(event). Errors carry
+// file:line.
+func Compile(b *Bundle, predeclared starlark.StringDict) (*Program, error) {
+	p := &Program{Bundle: b, files: map[string]*starlark.Program{}}
+	if _, ok := b.Files[b.Main]; !ok {
+		return nil, fmt.Errorf("bundle %s: main file %s missing", b.Name, b.Main)
+	}
+	names := make([]string, 0, len(b.Files))
+	for n := range b.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f, prog, err := starlark.SourceProgramOptions(FileOptions, name, b.Files[name], predeclared.Has)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < prog.NumLoads(); i++ {
+			mod, pos := prog.Load(i)
+			if _, err := ResolveLoad(name, mod, b.Files); err != nil {
+				return nil, fmt.Errorf("%s: %w", pos, err)
+			}
+		}
+		if name == b.Main {
+			if err := checkMain(f); err != nil {
+				return nil, err
+			}
+		}
+		p.files[name] = prog
+	}
+	return p, nil
+}
+
+func checkMain(f *syntax.File) error {
+	for _, stmt := range f.Stmts {
+		def, ok := stmt.(*syntax.DefStmt)
+		if !ok || def.Name.Name != "main" {
+			continue
+		}
+		required := 0
+		for _, p := range def.Params {
+			if _, isIdent := p.(*syntax.Ident); isIdent {
+				required++
+			}
+		}
+		if len(def.Params) == 0 || required > 1 {
+			start, _ := def.Span()
+			return fmt.Errorf("%s: main must take one parameter, the event: def main(event)", start)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s:1:1: no main(event) function: a runbook's entry point is def main(event)", f.Path)
+}
+
+// ResolveLoad maps a load() module string in file from to a bundle file name.
+// Modules are paths relative to the loading file; they may not leave the bundle.
+func ResolveLoad(from, module string, files map[string]string) (string, error) {
+	if strings.HasPrefix(module, "/") || strings.Contains(module, "\\") {
+		return "", fmt.Errorf("load %q: use a path relative to the runbook", module)
+	}
+	name := path.Clean(path.Join(path.Dir(from), module))
+	if strings.HasPrefix(name, "../") || name == ".." {
+		return "", fmt.Errorf("load %q: outside the runbook directory", module)
+	}
+	if files != nil {
+		if _, ok := files[name]; !ok {
+			return "", fmt.Errorf("load %q: no such file %s", module, name)
+		}
+	}
+	return name, nil
+}

@@ -1,0 +1,295 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"go.starlark.net/starlark"
+)
+
+// StepSpec names a durable call for recording and for the determinism check.
+type StepSpec struct {
+	Kind   string
+	Name   string
+	Args   starlark.Tuple
+	Kwargs []starlark.Tuple
+}
+
+// StepContext is what a step's work sees: its context, position and
+// idempotency key, and the ways to start threads under it.
+type StepContext struct {
+	Ctx      context.Context
+	Position string
+	Key      string // idempotency key: <execution>/<position>
+	Attempts int    // set by the step function when it retries
+	run      *run
+}
+
+// StepFunc performs a step whose position has no recorded event. Its result
+// is encoded, checkpointed and decoded before the script sees it.
+type StepFunc func(sc *StepContext) (starlark.Value, error)
+
+// Step is the one gate every durable built-in goes through. It assigns th's
+// next position; if history holds an event there it checks that the event was
+// made by the same call and returns its result (or raises its error) with no
+// side effect. Otherwise it runs fn, appends the outcome to the journal and
+// returns it. A failed step is recorded and raised as a *StepError.
+func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, error) {
+	f, pos, err := nextPosition(th, spec.Kind)
+	if err != nil {
+		return nil, err
+	}
+	rs := f.run
+	hash := ArgsHash(spec.Kind, spec.Name, spec.Args, spec.Kwargs)
+	if ev, ok := rs.history[pos]; ok {
+		if err := match(th, pos, ev.Kind, ev.Name, ev.ArgsHash, spec, hash, CodeMismatch); err != nil {
+			return nil, err
+		}
+		return eventValue(ev)
+	}
+	if w, ok := rs.waits[pos]; ok {
+		return nil, match(th, pos, w.Kind, w.Name, w.ArgsHash, spec, hash, CodeWaitMismatch)
+	}
+	if spec.Kind != KindUndo && rs.events.Load() >= int64(rs.limits.MaxHistory) {
+		return nil, &LimitError{Limit: "max_history", Msg: fmt.Sprintf("history is full: %d events", rs.limits.MaxHistory)}
+	}
+
+	sc := &StepContext{Ctx: rs.ctx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
+	started := rs.engine.now()
+	value, runErr := fn(sc)
+	if runErr != nil && abort(runErr) {
+		return nil, runErr
+	}
+	if cause := context.Cause(rs.ctx); cause != nil {
+		return nil, cause // the run was stopped while the step ran: record nothing
+	}
+	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
+		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now()}
+	if runErr == nil {
+		data, encErr := Encode(value)
+		switch {
+		case encErr != nil:
+			runErr = fmt.Errorf("%s result: %w", spec.Kind, encErr)
+		case len(data) > rs.limits.MaxResultBytes:
+			runErr = &LimitError{Limit: "max_result_bytes", Msg: fmt.Sprintf(
+				"step result is %d bytes, over the %d-byte limit", len(data), rs.limits.MaxResultBytes)}
+		default:
+			ev.Result = json.RawMessage(rs.secrets.scrub(string(data)))
+		}
+	}
+	if runErr != nil {
+		ev.Error = rs.secrets.scrub(errorText(runErr))
+	}
+	if err := rs.journal.Append(rs.ctx, ev); err != nil {
+		if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrPositionTaken) {
+			return nil, fmt.Errorf("record %s: %w", pos, ErrNotOwner)
+		}
+		return nil, wrapStore(fmt.Errorf("record %s: %w", pos, err))
+	}
+	rs.events.Add(1)
+	return eventValue(ev)
+}
+
+// WaitSpec describes a durable wait.
+type WaitSpec struct {
+	StepSpec
+	Timeout   time.Duration   // 0: no timer
+	OnTimeout json.RawMessage // the result the timer records
+	Detail    json.RawMessage
+}
+
+// Await is the gate for waits. If th's next position holds an event (the wait
+// was resolved) it returns the recorded value; otherwise it registers the wait
+// once, durably, and returns ErrSuspended so the execution parks.
+func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
+	f, pos, err := nextPosition(th, spec.Kind)
+	if err != nil {
+		return nil, err
+	}
+	rs := f.run
+	hash := ArgsHash(spec.Kind, spec.Name, spec.Args, spec.Kwargs)
+	if ev, ok := rs.history[pos]; ok {
+		if err := match(th, pos, ev.Kind, ev.Name, ev.ArgsHash, spec.StepSpec, hash, CodeMismatch); err != nil {
+			return nil, err
+		}
+		return eventValue(ev)
+	}
+	if w, ok := rs.waits[pos]; ok {
+		if err := match(th, pos, w.Kind, w.Name, w.ArgsHash, spec.StepSpec, hash, CodeWaitMismatch); err != nil {
+			return nil, err
+		}
+		return nil, ErrSuspended
+	}
+	now := rs.engine.now()
+	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,
+		ArgsHash: hash, Since: now, OnTimeout: spec.OnTimeout, Detail: spec.Detail}
+	if spec.Timeout > 0 {
+		d := now.Add(spec.Timeout)
+		w.Deadline = &d
+	}
+	if err := rs.journal.Wait(rs.ctx, w); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			return nil, err
+		}
+		return nil, wrapStore(fmt.Errorf("register wait %s: %w", pos, err))
+	}
+	return nil, ErrSuspended
+}
+
+func nextPosition(th *starlark.Thread, kind string) (*frame, string, error) {
+	f := frameOf(th)
+	if f == nil {
+		return nil, "", fmt.Errorf("%s can only be called while main() runs, not at load time", kind)
+	}
+	if f.step != nil {
+		return nil, "", fmt.Errorf("%s cannot be called inside a step: steps do not nest; call it from main() or a fan_out item", kind)
+	}
+	f.next++
+	return f, f.prefix + strconv.Itoa(f.next), nil
+}
+
+func match(th *starlark.Thread, pos, kind, name, hash string, spec StepSpec, got, code string) error {
+	if kind == spec.Kind && name == spec.Name && hash == got {
+		return nil
+	}
+	where := "?"
+	if cs := th.CallStack(); len(cs) > 0 {
+		where = cs.At(0).Pos.String()
+	}
+	return &NondeterminismError{Code: code, Position: pos,
+		Expected: describeCall(kind, name, hash), Actual: describeCall(spec.Kind, spec.Name, got), Where: where}
+}
+
+func describeCall(kind, name, hash string) string {
+	s := kind
+	if name != "" {
+		s += " " + name
+	}
+	return s + " (args " + hash + ")"
+}
+
+// eventValue is a recorded event as the script sees it.
+func eventValue(ev *Event) (starlark.Value, error) {
+	if ev.Failed() {
+		return nil, &StepError{Position: ev.Position, Kind: ev.Kind, Name: ev.Name, Msg: ev.Error}
+	}
+	v, err := Decode(ev.Result)
+	if err != nil {
+		return nil, fmt.Errorf("history %s: %w", ev.Position, err)
+	}
+	return v, nil
+}
+
+// errorText is the message recorded for a failed step: for Starlark errors,
+// the message with its backtrace.
+func errorText(err error) string {
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
+		return ee.Backtrace()
+	}
+	return err.Error()
+}
+
+// Thread returns a new thread for the step's own Starlark code: effects are
+// allowed in it and durable calls are not. It is cancelled when ctx is done;
+// call the returned stop when the thread is no longer used.
+func (sc *StepContext) Thread(ctx context.Context, name string) (th *starlark.Thread, stop func()) {
+	th = sc.run.newThread(name, &frame{run: sc.run, step: sc})
+	stopAfter := context.AfterFunc(ctx, func() { th.Cancel("step stopped: " + context.Cause(ctx).Error()) })
+	return th, func() { stopAfter() }
+}
+
+// Fork returns the thread for item i of the fan_out this step is: its durable
+// calls get positions <position>/<i>/<k>.
+func (sc *StepContext) Fork(i int) *starlark.Thread {
+	return sc.run.newThread(fmt.Sprintf("fan_out %s item %d", sc.Position, i),
+		&frame{run: sc.run, prefix: Position(sc.Position).Child(i)})
+}
+
+// Limits returns the execution's limits.
+func (sc *StepContext) Limits() Limits { return sc.run.limits }
+
+// InStep returns the step th runs, or nil outside a step. Effects use it to
+// refuse to run outside call().
+func InStep(th *starlark.Thread) *StepContext {
+	if f := frameOf(th); f != nil {
+		return f.step
+	}
+	return nil
+}
+
+// AddUndo registers an undo for th's execution, to run if it fails. position
+// orders undos: they run last-registered first.
+func AddUndo(th *starlark.Thread, position string, fn func(th *starlark.Thread) error) {
+	if f := frameOf(th); f != nil {
+		f.run.mu.Lock()
+		f.run.undos = append(f.run.undos, undo{position: position, run: fn})
+		f.run.mu.Unlock()
+	}
+}
+
+// LastPosition returns the position th's latest durable call got.
+func LastPosition(th *starlark.Thread) string {
+	f := frameOf(th)
+	if f == nil || f.next == 0 {
+		return ""
+	}
+	return f.prefix + strconv.Itoa(f.next)
+}
+
+// Replaying reports whether th is re-running recorded history: its next
+// position is already recorded or waited on. log() is silent then.
+func Replaying(th *starlark.Thread) bool {
+	f := frameOf(th)
+	if f == nil {
+		return false
+	}
+	if f.step != nil {
+		return false
+	}
+	next := f.prefix + strconv.Itoa(f.next+1)
+	if _, ok := f.run.history[next]; ok {
+		return true
+	}
+	_, ok := f.run.waits[next]
+	return ok
+}
+
+// Log writes msg to the execution's log unless th is replaying, with secrets
+// scrubbed and the execution's attributes attached.
+func Log(th *starlark.Thread, level slog.Level, msg string, attrs ...any) {
+	f := frameOf(th)
+	if f == nil {
+		slog.Default().Log(context.Background(), level, msg, attrs...)
+		return
+	}
+	if Replaying(th) {
+		return
+	}
+	pos := f.prefix + strconv.Itoa(f.next)
+	if f.step != nil {
+		pos = f.step.Position
+	}
+	f.run.logger.Log(f.run.ctx, level, f.run.secrets.scrub(msg), append(attrs, "position", pos)...)
+}
+
+// ExecutionID returns the id of th's execution, or "" outside one.
+func ExecutionID(th *starlark.Thread) string {
+	if f := frameOf(th); f != nil {
+		return f.run.exec.ID
+	}
+	return ""
+}
+
+// Now returns the engine clock's time for th (for recording, not for scripts).
+func Now(th *starlark.Thread) time.Time {
+	if f := frameOf(th); f != nil {
+		return f.run.engine.now()
+	}
+	return time.Now()
+}

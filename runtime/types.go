@@ -1,0 +1,144 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status is the lifecycle state of an execution.
+type Status string
+
+// Execution statuses. Terminal statuses never change again.
+const (
+	StatusPending      Status = "pending"      // runnable, not claimed by a node
+	StatusRunning      Status = "running"      // claimed and replaying or running a step
+	StatusWaiting      Status = "waiting"      // parked on a timer, signal or approval
+	StatusCompleted    Status = "completed"    // main returned
+	StatusFailed       Status = "failed"       // main raised, after any compensation
+	StatusCompensating Status = "compensating" // running registered undos after a failure
+	StatusCancelled    Status = "cancelled"    // stopped by a user
+	StatusStuck        Status = "stuck"        // replay diverged from history; needs a human
+)
+
+// Statuses lists every status, in lifecycle order.
+var Statuses = []Status{StatusPending, StatusRunning, StatusWaiting, StatusCompleted,
+	StatusFailed, StatusCompensating, StatusCancelled, StatusStuck}
+
+// Terminal reports whether s is final.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusCancelled, StatusStuck:
+		return true
+	}
+	return false
+}
+
+// ParseStatus returns the status named s or an error listing the valid ones.
+func ParseStatus(s string) (Status, error) {
+	for _, st := range Statuses {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	names := make([]string, len(Statuses))
+	for i, st := range Statuses {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("unknown status %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// Trigger records what started an execution.
+type Trigger struct {
+	Type   string            `json:"type"`             // manual, alert, cron, webhook, api
+	Source string            `json:"source,omitempty"` // user, alert fingerprint, schedule, hook name
+	Attrs  map[string]string `json:"attrs,omitempty"`
+}
+
+// Execution is one run of one runbook version.
+type Execution struct {
+	ID        string          `json:"id"`
+	Runbook   string          `json:"runbook"`
+	Version   string          `json:"version"`
+	Status    Status          `json:"status"`
+	Trigger   Trigger         `json:"trigger"`
+	Input     json.RawMessage `json:"input,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Node      string          `json:"node,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	EndedAt   *time.Time      `json:"ended_at,omitempty"`
+}
+
+// Event kinds recorded in history.
+const (
+	KindCall       = "call"
+	KindFanOut     = "fan_out"
+	KindCompensate = "compensate"
+	KindUndo       = "undo"
+	KindSleep      = "sleep"
+	KindNow        = "now"
+	KindUUID       = "uuid"
+	KindSignal     = "signal"
+	KindApproval   = "approval"
+)
+
+// Event is one recorded step outcome at a position.
+type Event struct {
+	Position  string          `json:"position"`
+	Kind      string          `json:"kind"`
+	Name      string          `json:"name,omitempty"`
+	ArgsHash  string          `json:"args_hash,omitempty"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Attempts  int             `json:"attempts,omitempty"`
+	StartedAt time.Time       `json:"started_at"`
+	EndedAt   time.Time       `json:"ended_at"`
+}
+
+// Failed reports whether the event records an error.
+func (e *Event) Failed() bool { return e.Error != "" }
+
+// Wait is a pending wait registered at a position: a durable timer, a signal or
+// an approval. It is removed when an event is written at its position.
+type Wait struct {
+	Execution string          `json:"execution"`
+	Position  string          `json:"position"`
+	Kind      string          `json:"kind"`
+	Name      string          `json:"name,omitempty"`
+	ArgsHash  string          `json:"args_hash,omitempty"`
+	Since     time.Time       `json:"since"`
+	Deadline  *time.Time      `json:"deadline,omitempty"` // when the timer fires, if any
+	OnTimeout json.RawMessage `json:"on_timeout,omitempty"`
+	Detail    json.RawMessage `json:"detail,omitempty"` // kind-specific request (approval text, ...)
+}
+
+// Position is a hierarchical step position: "4", "4/0/2".
+type Position string
+
+// Child returns the prefix for the k-th call inside item i of the fan_out at p.
+func (p Position) Child(i int) string { return string(p) + "/" + strconv.Itoa(i) + "/" }
+
+// ComparePositions orders positions by their numeric segments ("2" < "10" and
+// "4" < "4/0/1" < "5").
+func ComparePositions(a, b string) int {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, _ := strconv.Atoi(as[i])
+		y, _ := strconv.Atoi(bs[i])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(as) - len(bs)
+}
+
+// IdempotencyKey is the key a step's effects carry: stable across retries and
+// replays of the same step.
+func IdempotencyKey(execution, position string) string { return execution + "/" + position }
