@@ -119,6 +119,7 @@ type undo struct {
 // calls get and the count so far. Step threads carry the step they run.
 type frame struct {
 	run    *run
+	ctx    context.Context // the run's, or a fan_out item's
 	prefix string
 	next   int
 	step   *StepContext
@@ -159,7 +160,7 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 		rs.waits = map[string]*Wait{}
 	}
 	rs.events.Store(int64(len(rs.history)))
-	main := &frame{run: rs}
+	main := &frame{run: rs, ctx: ctx}
 	th := rs.newThread("main", main)
 	stop := context.AfterFunc(ctx, func() { th.Cancel("run stopped") })
 	defer stop()

@@ -83,3 +83,15 @@ type storeError struct{ err error }
 func (e *storeError) Error() string   { return "checkpoint: " + e.err.Error() }
 func (e *storeError) Unwrap() []error { return []error{errStore, e.err} }
 func wrapStore(err error) error       { return &storeError{err} }
+
+// ErrNotFound reports an unknown runbook, version or execution.
+var ErrNotFound = errors.New("not found")
+
+// InputError is bad input from a user (a malformed payload, a script that does
+// not compile): it is refused before anything is stored.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// Inputf returns an *InputError with a formatted message.
+func Inputf(format string, args ...any) error { return &InputError{Msg: fmt.Sprintf(format, args...)} }

@@ -59,14 +59,15 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, &LimitError{Limit: "max_history", Msg: fmt.Sprintf("history is full: %d events", rs.limits.MaxHistory)}
 	}
 
-	sc := &StepContext{Ctx: rs.ctx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
+	sc := &StepContext{Ctx: f.ctx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
 	started := rs.engine.now()
 	value, runErr := fn(sc)
 	if runErr != nil && abort(runErr) {
 		return nil, runErr
 	}
-	if cause := context.Cause(rs.ctx); cause != nil {
-		return nil, cause // the run was stopped while the step ran: record nothing
+	if cause := context.Cause(f.ctx); cause != nil {
+		// The run or the fan_out item was stopped while the step ran: record nothing.
+		return nil, cause
 	}
 	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
 		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now()}
@@ -199,16 +200,19 @@ func errorText(err error) string {
 // allowed in it and durable calls are not. It is cancelled when ctx is done;
 // call the returned stop when the thread is no longer used.
 func (sc *StepContext) Thread(ctx context.Context, name string) (th *starlark.Thread, stop func()) {
-	th = sc.run.newThread(name, &frame{run: sc.run, step: sc})
+	th = sc.run.newThread(name, &frame{run: sc.run, ctx: ctx, step: sc})
 	stopAfter := context.AfterFunc(ctx, func() { th.Cancel("step stopped: " + context.Cause(ctx).Error()) })
 	return th, func() { stopAfter() }
 }
 
 // Fork returns the thread for item i of the fan_out this step is: its durable
-// calls get positions <position>/<i>/<k>.
-func (sc *StepContext) Fork(i int) *starlark.Thread {
-	return sc.run.newThread(fmt.Sprintf("fan_out %s item %d", sc.Position, i),
-		&frame{run: sc.run, prefix: Position(sc.Position).Child(i)})
+// calls get positions <position>/<i>/<k> and stop when ctx is done. Call stop
+// when the thread is no longer used.
+func (sc *StepContext) Fork(ctx context.Context, i int) (th *starlark.Thread, stop func()) {
+	th = sc.run.newThread(fmt.Sprintf("fan_out %s item %d", sc.Position, i),
+		&frame{run: sc.run, ctx: ctx, prefix: Position(sc.Position).Child(i)})
+	stopAfter := context.AfterFunc(ctx, func() { th.Cancel("fan_out item stopped: " + context.Cause(ctx).Error()) })
+	return th, func() { stopAfter() }
 }
 
 // Limits returns the execution's limits.
