@@ -81,6 +81,9 @@ type Run struct {
 	History   map[string]*Event
 	Waits     map[string]*Wait
 	Journal   Journal
+	// Drain, when closed, stops the run before its next step starts (steps in
+	// flight finish and are recorded); the outcome is then an abort.
+	Drain <-chan struct{}
 }
 
 // Outcome is how a run ended. Status is empty when the run was aborted (claim
@@ -102,6 +105,7 @@ type run struct {
 	history map[string]*Event
 	waits   map[string]*Wait
 	journal Journal
+	drain   <-chan struct{}
 	logger  *slog.Logger
 	secrets secretSet
 	events  atomic.Int64 // history length, for MaxHistory
@@ -150,7 +154,7 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	}
 	rs := &run{
 		ctx: ctx, engine: e, limits: e.Limits.withDefaults(), exec: r.Execution,
-		history: r.History, waits: r.Waits, journal: r.Journal,
+		history: r.History, waits: r.Waits, journal: r.Journal, drain: r.Drain,
 		logger: logger.With("execution", r.Execution.ID, "runbook", r.Execution.Runbook),
 	}
 	if rs.history == nil {
@@ -252,7 +256,7 @@ func (rs *run) finish(th *starlark.Thread, main *frame, value starlark.Value, er
 		return Outcome{Status: StatusWaiting}
 	case errors.As(err, &nd):
 		return Outcome{Status: StatusStuck, Error: nd.Error()}
-	case errors.Is(err, ErrNotOwner), errors.Is(err, errStore):
+	case errors.Is(err, ErrNotOwner), errors.Is(err, ErrStore), errors.Is(err, ErrStopping):
 		return Outcome{Err: err}
 	}
 	msg := rs.secrets.scrub(describe(err, rs.limits))
@@ -277,7 +281,7 @@ func (rs *run) aborted(err error) (Outcome, bool) {
 	if errors.As(err, &nd) {
 		return Outcome{Status: StatusStuck, Error: nd.Error()}, true
 	}
-	if errors.Is(err, ErrNotOwner) || errors.Is(err, errStore) || errors.Is(err, ErrSuspended) {
+	if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrStore) || errors.Is(err, ErrSuspended) || errors.Is(err, ErrStopping) {
 		return Outcome{Err: err}, true
 	}
 	return Outcome{}, false

@@ -14,6 +14,9 @@ var (
 	// ErrPositionTaken is returned by a Journal when the position already holds
 	// an event: another writer recorded it first.
 	ErrPositionTaken = errors.New("history position already recorded")
+	// ErrStopping ends a run whose node is shutting down, before its next step
+	// starts; the execution stays runnable for another node.
+	ErrStopping = errors.New("node stopping")
 	// ErrCancelled is the cancellation cause of a run stopped by a user.
 	ErrCancelled = errors.New("execution cancelled")
 )
@@ -71,17 +74,17 @@ func (e *LimitError) Error() string { return fmt.Sprintf("%s (limit %s)", e.Msg,
 func abort(err error) bool {
 	var nd *NondeterminismError
 	return errors.Is(err, ErrSuspended) || errors.Is(err, ErrNotOwner) ||
-		errors.As(err, &nd) || errors.Is(err, errStore)
+		errors.As(err, &nd) || errors.Is(err, ErrStore) || errors.Is(err, ErrStopping)
 }
 
-// errStore marks a storage failure during a run (etcd unavailable): the run
-// stops and is retried later by whichever node claims it.
-var errStore = errors.New("store")
+// ErrStore marks a storage failure during a run (etcd unavailable): the run
+// stops without an outcome and is retried by whichever node claims it next.
+var ErrStore = errors.New("store unavailable")
 
 type storeError struct{ err error }
 
 func (e *storeError) Error() string   { return "checkpoint: " + e.err.Error() }
-func (e *storeError) Unwrap() []error { return []error{errStore, e.err} }
+func (e *storeError) Unwrap() []error { return []error{ErrStore, e.err} }
 func wrapStore(err error) error       { return &storeError{err} }
 
 // ErrNotFound reports an unknown runbook, version or execution.

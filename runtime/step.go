@@ -59,6 +59,9 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, &LimitError{Limit: "max_history", Msg: fmt.Sprintf("history is full: %d events", rs.limits.MaxHistory)}
 	}
 
+	if rs.draining() {
+		return nil, ErrStopping
+	}
 	sc := &StepContext{Ctx: f.ctx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
 	started := rs.engine.now()
 	value, runErr := fn(sc)
@@ -125,6 +128,9 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 			return nil, err
 		}
 		return nil, ErrSuspended
+	}
+	if rs.draining() {
+		return nil, ErrStopping
 	}
 	now := rs.engine.now()
 	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,
@@ -215,8 +221,13 @@ func (sc *StepContext) Fork(ctx context.Context, i int) (th *starlark.Thread, st
 	return th, func() { stopAfter() }
 }
 
-// Limits returns the execution's limits.
-func (sc *StepContext) Limits() Limits { return sc.run.limits }
+// LimitsOf returns the limits of th's execution (the defaults outside one).
+func LimitsOf(th *starlark.Thread) Limits {
+	if f := frameOf(th); f != nil {
+		return f.run.limits
+	}
+	return DefaultLimits
+}
 
 // InStep returns the step th runs, or nil outside a step. Effects use it to
 // refuse to run outside call().
@@ -296,4 +307,13 @@ func Now(th *starlark.Thread) time.Time {
 		return f.run.engine.now()
 	}
 	return time.Now()
+}
+
+func (rs *run) draining() bool {
+	select {
+	case <-rs.drain:
+		return true
+	default:
+		return false
+	}
 }

@@ -1,0 +1,92 @@
+package builtins
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"go.starlark.net/lib/json"
+	sltime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Options configure the built-ins a node gives runbooks.
+type Options struct {
+	// Secrets looks up secret(name); by default the node's environment.
+	Secrets func(name string) (string, bool)
+	HTTP    HTTPOptions
+}
+
+// New returns the predeclared names of a runbook.
+func New(opts Options) starlark.StringDict {
+	if opts.Secrets == nil {
+		opts.Secrets = os.LookupEnv
+	}
+	return starlark.StringDict{
+		"call":            starlark.NewBuiltin("call", callBuiltin),
+		"fan_out":         starlark.NewBuiltin("fan_out", fanOutBuiltin),
+		"compensate":      starlark.NewBuiltin("compensate", compensateBuiltin),
+		"sleep":           starlark.NewBuiltin("sleep", sleepBuiltin),
+		"now":             starlark.NewBuiltin("now", nowBuiltin),
+		"uuid":            starlark.NewBuiltin("uuid", uuidBuiltin),
+		"retry":           starlark.NewBuiltin("retry", retryBuiltin),
+		"idempotency_key": starlark.NewBuiltin("idempotency_key", idempotencyKeyBuiltin),
+		"log":             starlark.NewBuiltin("log", logBuiltin),
+		"secret":          starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets)),
+		"http":            NewHTTPModule(opts.HTTP),
+		"json":            json.Module,
+		"time":            sltime.Module,
+		"struct":          starlark.NewBuiltin("struct", starlarkstruct.Make),
+	}
+}
+
+// logBuiltin implements log(msg, level="info", **fields). It is silent while
+// the execution replays, so each line is written once.
+func logBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("log: want one message, got %d arguments", len(args))
+	}
+	msg, ok := starlark.AsString(args[0])
+	if !ok {
+		msg = args[0].String()
+	}
+	level := slog.LevelInfo
+	var attrs []any
+	for _, kv := range kwargs {
+		key := string(kv[0].(starlark.String))
+		if key == "level" {
+			s, _ := starlark.AsString(kv[1])
+			if err := level.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+				return nil, fmt.Errorf("log: level=%s: want debug, info, warn or error", kv[1])
+			}
+			continue
+		}
+		val, isString := starlark.AsString(kv[1])
+		if !isString {
+			val = kv[1].String()
+		}
+		attrs = append(attrs, key, sbruntime.Scrub(th, val))
+	}
+	sbruntime.Log(th, level, msg, attrs...)
+	return starlark.None, nil
+}
+
+// secretBuiltin implements secret(name): a value that is sent by effects but
+// never stored, logged or shown.
+func secretBuiltin(lookup func(string) (string, bool)) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+	return func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var name string
+		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &name); err != nil {
+			return nil, err
+		}
+		value, ok := lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("secret %q is not set in the node's environment", name)
+		}
+		return sbruntime.NewSecret(th, name, value), nil
+	}
+}

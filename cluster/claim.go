@@ -1,0 +1,217 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Claim is a node's ownership of one execution, bound to the node's session
+// lease. It is the execution's runtime.Journal: every write is fenced on the
+// ownership key's create revision, so a node that lost its lease (paused,
+// partitioned, killed) can never write again.
+type Claim struct {
+	s           *Store
+	Execution   *sbruntime.Execution
+	History     map[string]*sbruntime.Event
+	Waits       map[string]*sbruntime.Wait
+	// CancelRequested is set when a user cancelled the execution before the claim.
+	CancelRequested bool
+	rev         int64 // create revision of owners/<id>
+	runnableRev int64 // mod revision of runnable/<id> when claimed
+	execRev     int64 // mod revision of executions/<id> when last written by us
+}
+
+var _ sbruntime.Journal = (*Claim)(nil)
+
+// Claim takes ownership of a runnable, unowned execution for node under lease
+// and loads its record, history and waits in the same transaction. It returns
+// errNotClaimable if another node owns it or it is not runnable.
+func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.LeaseID) (*Claim, error) {
+	ok, rk := s.k.owner(id), s.k.runnable(id)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(ok), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(rk), ">", 0)).
+		Then(clientv3.OpPut(ok, node, clientv3.WithLease(lease)),
+			clientv3.OpGet(s.k.execution(id)),
+			clientv3.OpGet(rk),
+			clientv3.OpGet(s.k.history(id), clientv3.WithPrefix()),
+			clientv3.OpGet(s.k.waits(id), clientv3.WithPrefix()),
+			clientv3.OpGet(s.k.cancel(id), clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", id, err)
+	}
+	if !resp.Succeeded {
+		return nil, errNotClaimable
+	}
+	c := &Claim{s: s, rev: resp.Header.Revision, Execution: &sbruntime.Execution{ID: id},
+		History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{}}
+	r := resp.Responses
+	execKvs := r[1].GetResponseRange().Kvs
+	if len(execKvs) == 0 {
+		// A runnable key without a record: drop both and move on.
+		_ = c.release(ctx, clientv3.OpDelete(rk))
+		return nil, errNotClaimable
+	}
+	c.execRev = execKvs[0].ModRevision
+	if c.Execution, err = decodeExecution(execKvs[0].Value); err != nil {
+		_ = c.release(ctx)
+		return nil, err
+	}
+	c.runnableRev = r[2].GetResponseRange().Kvs[0].ModRevision
+	for _, kv := range r[3].GetResponseRange().Kvs {
+		var ev sbruntime.Event
+		if err := json.Unmarshal(kv.Value, &ev); err != nil {
+			_ = c.release(ctx)
+			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
+		}
+		c.History[ev.Position] = &ev
+	}
+	for _, kv := range r[4].GetResponseRange().Kvs {
+		var w sbruntime.Wait
+		if err := json.Unmarshal(kv.Value, &w); err != nil {
+			_ = c.release(ctx)
+			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
+		}
+		c.Waits[w.Position] = &w
+	}
+	c.CancelRequested = len(r[5].GetResponseRange().Kvs) > 0
+	return c, nil
+}
+
+func (c *Claim) owned() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(c.s.k.owner(c.Execution.ID)), "=", c.rev)
+}
+
+// Append records ev at its position if the position is empty and the claim
+// still holds: one round trip, no read before the write.
+func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.Position, err)
+	}
+	key := c.s.k.event(c.Execution.ID, ev.Position)
+	resp, err := c.s.cli.Txn(ctx).
+		If(c.owned(), clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data))).
+		Else(clientv3.OpGet(c.s.k.owner(c.Execution.ID), clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("append %s/%s: %w", c.Execution.ID, ev.Position, err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 && kvs[0].CreateRevision == c.rev {
+		return fmt.Errorf("append %s/%s: %w", c.Execution.ID, ev.Position, sbruntime.ErrPositionTaken)
+	}
+	return fmt.Errorf("append %s/%s: %w", c.Execution.ID, ev.Position, sbruntime.ErrNotOwner)
+}
+
+// Wait registers a pending wait and its timer, fenced on the claim.
+func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) error {
+	data, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("encode wait %s: %w", w.Position, err)
+	}
+	ops := []clientv3.Op{clientv3.OpPut(c.s.k.wait(w.Execution, w.Position), string(data))}
+	if w.Deadline != nil {
+		ops = append(ops, clientv3.OpPut(c.s.k.timer(*w.Deadline, w.Execution, w.Position), ""))
+	}
+	return c.fenced(ctx, "register wait "+w.Position, ops...)
+}
+
+// SetStatus records a non-terminal status.
+func (c *Claim) SetStatus(ctx context.Context, st sbruntime.Status) error {
+	e := *c.Execution
+	e.Status, e.UpdatedAt = st, c.s.now().UTC()
+	data, err := json.Marshal(&e)
+	if err != nil {
+		return err
+	}
+	if err := c.fenced(ctx, "set status "+string(st), clientv3.OpPut(c.s.k.execution(e.ID), string(data))); err != nil {
+		return err
+	}
+	c.Execution = &e
+	return nil
+}
+
+func (c *Claim) fenced(ctx context.Context, what string, ops ...clientv3.Op) error {
+	resp, err := c.s.cli.Txn(ctx).If(c.owned()).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, c.Execution.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%s %s: %w", what, c.Execution.ID, sbruntime.ErrNotOwner)
+	}
+	return nil
+}
+
+// Finish records a run's outcome and gives up the claim. A terminal outcome
+// ends the execution. A waiting one parks it, unless a wait was resolved while
+// it ran (the runnable key changed): then the claim is released so the
+// execution runs again at once. It returns the execution as stored.
+func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Execution, error) {
+	id := c.Execution.ID
+	if o.Status == "" {
+		return c.Execution, c.release(ctx)
+	}
+	e := *c.Execution
+	now := c.s.now().UTC()
+	e.Status, e.Result, e.Error, e.UpdatedAt, e.Node = o.Status, o.Result, o.Error, now, ""
+	if o.Status.Terminal() {
+		e.EndedAt = &now
+	}
+	data, err := json.Marshal(&e)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxRecordBytes {
+		e.Result, e.Status = nil, sbruntime.StatusFailed
+		e.Error = fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", len(data), maxRecordBytes)
+		data, _ = json.Marshal(&e)
+	}
+	ops := []clientv3.Op{
+		clientv3.OpPut(c.s.k.execution(id), string(data)),
+		clientv3.OpDelete(c.s.k.runnable(id)),
+		clientv3.OpDelete(c.s.k.owner(id)),
+	}
+	cmps := []clientv3.Cmp{c.owned()}
+	if o.Status.Terminal() {
+		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
+			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()))
+		for _, w := range c.Waits {
+			if w.Deadline != nil {
+				ops = append(ops, clientv3.OpDelete(c.s.k.timer(*w.Deadline, id, w.Position)))
+			}
+		}
+	} else {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.s.k.runnable(id)), "=", c.runnableRev))
+	}
+	resp, err := c.s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("finish %s: %w", id, err)
+	}
+	if !resp.Succeeded {
+		// Either the claim is gone or a wait was resolved meanwhile: release,
+		// keeping the runnable key, so the execution is claimed and replayed.
+		return &e, c.release(ctx)
+	}
+	c.Execution = &e
+	return &e, nil
+}
+
+// release gives up the claim, keeping the execution runnable.
+func (c *Claim) release(ctx context.Context, extra ...clientv3.Op) error {
+	ops := append([]clientv3.Op{clientv3.OpDelete(c.s.k.owner(c.Execution.ID))}, extra...)
+	_, err := c.s.cli.Txn(ctx).If(c.owned()).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("release %s: %w", c.Execution.ID, err)
+	}
+	return nil
+}

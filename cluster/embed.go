@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+)
+
+// EmbeddedConfig configures a single-member etcd inside the node.
+type EmbeddedConfig struct {
+	Dir string // data directory; created if missing
+	// ClientURL is where the member also listens for outside clients (etcdctl);
+	// "" picks a free loopback port.
+	ClientURL string
+	// Fast shortens raft ticks (tests and single nodes start quicker).
+	Fast bool
+	// NoFsync disables fsync: unit tests only, never benchmarks or crash tests.
+	NoFsync bool
+}
+
+// Embedded is a running embedded etcd member and an in-process client to it.
+type Embedded struct {
+	Etcd   *embed.Etcd
+	Client *clientv3.Client
+}
+
+// StartEmbedded starts a single-member etcd in cfg.Dir and waits until it
+// serves. Restarting on the same directory keeps all data.
+func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+	ec := embed.NewConfig()
+	ec.Name = "starbook"
+	ec.Dir = filepath.Join(cfg.Dir, "etcd")
+	ec.LogLevel = "error"
+	ec.Logger = "zap"
+	ec.AutoCompactionMode = embed.CompactorModePeriodic
+	ec.AutoCompactionRetention = "1h"
+	ec.MaxTxnOps = 1024
+	ec.UnsafeNoFsync = cfg.NoFsync
+	if cfg.Fast {
+		ec.TickMs, ec.ElectionMs = 10, 100
+	}
+	client := cfg.ClientURL
+	if client == "" {
+		client = "http://127.0.0.1:0"
+	}
+	cu, err := url.Parse(client)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd client url %q: %w", client, err)
+	}
+	pu, _ := url.Parse("http://127.0.0.1:0")
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", ec.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd not ready: %w", ctx.Err())
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd not ready after 60s")
+	}
+	return &Embedded{Etcd: e, Client: v3client.New(e.Server)}, nil
+}
+
+// ClientURL returns the URL outside clients can reach the member at.
+func (e *Embedded) ClientURL() string {
+	return "http://" + e.Etcd.Clients[0].Addr().String()
+}
+
+// Close stops the client and the member.
+func (e *Embedded) Close() {
+	e.Client.Close()
+	e.Etcd.Close()
+}

@@ -1,0 +1,209 @@
+package cluster
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"golang.org/x/sync/errgroup"
+)
+
+// leaderLoop campaigns for leadership and, while leader, does the work only
+// one node may do. Leadership starts in lead and ends when lead returns.
+func (n *Node) leaderLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		election := concurrency.NewElection(n.session, n.store.k.election())
+		if err := election.Campaign(ctx, n.cfg.ID); err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("campaign for leader", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		n.log.Info("became leader")
+		n.lead(ctx)
+		resignCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_ = election.Resign(resignCtx)
+		cancel()
+		n.log.Info("leadership ended")
+	}
+}
+
+// IsLeader reports whether this node currently leads.
+func (n *Node) IsLeader(ctx context.Context) bool {
+	resp, err := n.store.cli.Get(ctx, n.store.k.election(), clientv3.WithFirstCreate()...)
+	return err == nil && len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == n.cfg.ID
+}
+
+// lead runs the leader's duties until ctx is done or the session ends.
+func (n *Node) lead(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.session.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for ctx.Err() == nil {
+		if err := n.fireTimers(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("timers", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// timerHeap orders timer keys by due time.
+type timerHeap []timerEntry
+
+type timerEntry struct {
+	due time.Time
+	key string
+}
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].due.Equal(h[j].due) {
+		return h[i].due.Before(h[j].due)
+	}
+	return h[i].key < h[j].key
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// fireTimers loads the durable timers, watches for new ones and fires each
+// when due. A timer's key holds no data: firing resolves the wait it points at.
+func (n *Node) fireTimers(ctx context.Context) error {
+	k := n.store.k
+	resp, err := n.store.cli.Get(ctx, k.timers(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("list timers: %w", err)
+	}
+	live := map[string]bool{}
+	h := &timerHeap{}
+	add := func(key string) {
+		due, _, _, err := k.parseTimer(key)
+		if err != nil {
+			n.log.Warn("skip timer", "err", err)
+			return
+		}
+		if !live[key] {
+			live[key] = true
+			heap.Push(h, timerEntry{due: due, key: key})
+		}
+	}
+	for _, kv := range resp.Kvs {
+		add(string(kv.Key))
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	watch := n.store.cli.Watch(wctx, k.timers(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		for h.Len() > 0 && !live[(*h)[0].key] {
+			heap.Pop(h) // deleted meanwhile
+		}
+		var due []string
+		now := n.cfg.Now()
+		for h.Len() > 0 && !(*h)[0].due.After(now) {
+			e := heap.Pop(h).(timerEntry)
+			if live[e.key] {
+				due = append(due, e.key)
+				delete(live, e.key)
+			}
+		}
+		if len(due) > 0 {
+			n.fire(ctx, due)
+			continue
+		}
+		wait := time.Hour
+		if h.Len() > 0 {
+			wait = (*h)[0].due.Sub(now)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case wr, ok := <-watch:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			for _, ev := range wr.Events {
+				key := string(ev.Kv.Key)
+				if ev.Type == clientv3.EventTypePut {
+					add(key)
+				} else {
+					delete(live, key)
+				}
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// fire resolves the waits of due timers, a few at a time.
+func (n *Node) fire(ctx context.Context, keys []string) {
+	var g errgroup.Group
+	g.SetLimit(16)
+	var mu sync.Mutex
+	for _, key := range keys {
+		g.Go(func() error {
+			if err := n.store.FireTimer(ctx, key); err != nil && ctx.Err() == nil {
+				mu.Lock()
+				n.log.Warn("fire timer", "timer", key, "err", err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// FireTimer resolves the wait a timer key points at with the wait's timeout
+// outcome, and deletes the timer. A timer whose wait is gone is just deleted.
+func (s *Store) FireTimer(ctx context.Context, key string) error {
+	_, id, pos, err := s.k.parseTimer(key)
+	if err != nil {
+		_, _ = s.cli.Delete(ctx, key)
+		return err
+	}
+	resp, err := s.cli.Get(ctx, s.k.wait(id, pos))
+	if err != nil {
+		return fmt.Errorf("read wait %s/%s: %w", id, pos, err)
+	}
+	if len(resp.Kvs) > 0 {
+		var w struct {
+			OnTimeout    json.RawMessage `json:"on_timeout"`
+			TimeoutError string          `json:"timeout_error"`
+		}
+		if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
+			return fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+		}
+		if _, err := s.ResolveWait(ctx, id, pos, w.OnTimeout, w.TimeoutError); err != nil {
+			return err
+		}
+	}
+	if _, err := s.cli.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete timer %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,409 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.starlark.net/starlark"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// NodeConfig configures a node.
+type NodeConfig struct {
+	ID         string        // unique per node; a restarted node reuses its id
+	Workers    int           // executions run at once (default 256)
+	SessionTTL time.Duration // lease TTL of claims and membership (default 10s)
+	// StopGrace is how long a stopping node lets in-flight steps finish.
+	StopGrace time.Duration
+	Limits    sbruntime.Limits
+	Builtins  starlark.StringDict
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Node claims runnable executions and runs them; the elected leader also fires
+// durable timers. Every node of a cluster runs the same code against one etcd.
+type Node struct {
+	store   *Store
+	cfg     NodeConfig
+	engine  *sbruntime.Engine
+	session *concurrency.Session
+	log     *slog.Logger
+
+	programsMu sync.Mutex
+	programs   map[string]*sbruntime.Program // by name@version
+
+	mu       sync.Mutex
+	runnable map[string]bool                    // runnable/<id> keys, from the watch
+	owned    map[string]bool                    // owners/<id> keys, from the watch
+	running  map[string]context.CancelCauseFunc // executions this node runs
+	queue    []string                           // candidates in arrival order
+	queued   map[string]bool
+	kick     chan struct{}
+	drain    chan struct{}
+	wg       sync.WaitGroup
+}
+
+// NewNode joins the cluster: it revokes the lease a previous run of the same
+// node id left behind (so its claims are released at once, not after the TTL),
+// opens a session and registers the node.
+func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("node: an id is required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 256
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 10 * time.Second
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	n := &Node{
+		store: store, cfg: cfg, log: cfg.Logger.With("node", cfg.ID),
+		engine:   &sbruntime.Engine{Builtins: cfg.Builtins, Limits: cfg.Limits, Now: cfg.Now, Logger: cfg.Logger.With("node", cfg.ID)},
+		programs: map[string]*sbruntime.Program{},
+		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
+		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
+	}
+	if err := n.revokePrevious(ctx); err != nil {
+		return nil, err
+	}
+	ttl := int(cfg.SessionTTL / time.Second)
+	if ttl < 1 {
+		ttl = 1
+	}
+	s, err := concurrency.NewSession(store.cli, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: open session: %w", cfg.ID, err)
+	}
+	n.session = s
+	info, _ := json.Marshal(nodeInfo{ID: cfg.ID, Lease: int64(s.Lease()), Started: cfg.Now().UTC(), Workers: cfg.Workers})
+	if _, err := store.cli.Put(ctx, store.k.node(cfg.ID), string(info), clientv3.WithLease(s.Lease())); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("node %s: register: %w", cfg.ID, err)
+	}
+	return n, nil
+}
+
+type nodeInfo struct {
+	ID      string    `json:"id"`
+	Lease   int64     `json:"lease"`
+	Started time.Time `json:"started"`
+	Workers int       `json:"workers"`
+}
+
+func (n *Node) revokePrevious(ctx context.Context) error {
+	resp, err := n.store.cli.Get(ctx, n.store.k.node(n.cfg.ID))
+	if err != nil {
+		return fmt.Errorf("node %s: read registration: %w", n.cfg.ID, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	var prev nodeInfo
+	if json.Unmarshal(resp.Kvs[0].Value, &prev) == nil && prev.Lease != 0 {
+		if _, err := n.store.cli.Revoke(ctx, clientv3.LeaseID(prev.Lease)); err != nil {
+			n.log.Debug("revoke previous lease", "lease", prev.Lease, "err", err)
+		} else {
+			n.log.Info("released the claims of this node's previous run", "lease", prev.Lease)
+		}
+	}
+	return nil
+}
+
+// Engine returns the node's replay engine.
+func (n *Node) Engine() *sbruntime.Engine { return n.engine }
+
+// Run claims and runs executions until ctx is done, then stops gracefully:
+// it claims nothing more, lets in-flight steps finish for StopGrace, releases
+// its claims and closes its session so other nodes take over at once.
+func (n *Node) Run(ctx context.Context) error {
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var loops sync.WaitGroup
+	loops.Add(3)
+	go func() { defer loops.Done(); n.watchLoop(loopCtx) }()
+	go func() { defer loops.Done(); n.dispatchLoop(loopCtx) }()
+	go func() { defer loops.Done(); n.leaderLoop(loopCtx) }()
+
+	select {
+	case <-ctx.Done():
+	case <-n.session.Done():
+		n.log.Error("session lost: stopping all runs")
+	}
+	stopLoops()
+	loops.Wait()
+	close(n.drain)
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(n.cfg.StopGrace):
+		n.mu.Lock()
+		for _, cancel := range n.running {
+			cancel(sbruntime.ErrStopping)
+		}
+		n.mu.Unlock()
+		<-done
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = n.store.cli.Delete(closeCtx, n.store.k.node(n.cfg.ID))
+	return n.session.Close()
+}
+
+// watchLoop mirrors the runnable and owners keys into memory and queues every
+// execution that is runnable and unowned.
+func (n *Node) watchLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := n.watchOnce(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("watch runnable executions", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (n *Node) watchOnce(ctx context.Context) error {
+	k := n.store.k
+	resp, err := n.store.cli.Txn(ctx).Then(
+		clientv3.OpGet(k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(k.owners(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.runnable, n.owned = map[string]bool{}, map[string]bool{}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		n.runnable[k.idFrom(string(kv.Key), "runnable/")] = true
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		n.owned[k.idFrom(string(kv.Key), "owners/")] = true
+	}
+	for id := range n.runnable {
+		n.enqueueLocked(id)
+	}
+	n.mu.Unlock()
+	n.wake()
+
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	rev := resp.Header.Revision + 1
+	runnableCh := n.store.cli.Watch(wctx, k.runnables(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	ownersCh := n.store.cli.Watch(wctx, k.owners(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	cancelCh := n.store.cli.Watch(wctx, k.cancels(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case wr, ok := <-runnableCh:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			n.mu.Lock()
+			for _, ev := range wr.Events {
+				id := k.idFrom(string(ev.Kv.Key), "runnable/")
+				if ev.Type == clientv3.EventTypePut {
+					n.runnable[id] = true
+					n.enqueueLocked(id)
+				} else {
+					delete(n.runnable, id)
+				}
+			}
+			n.mu.Unlock()
+			n.wake()
+		case wr, ok := <-ownersCh:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			n.mu.Lock()
+			for _, ev := range wr.Events {
+				id := k.idFrom(string(ev.Kv.Key), "owners/")
+				if ev.Type == clientv3.EventTypePut {
+					n.owned[id] = true
+				} else {
+					delete(n.owned, id)
+					if n.runnable[id] {
+						n.enqueueLocked(id) // its owner died or released it
+					}
+				}
+			}
+			n.mu.Unlock()
+			n.wake()
+		case wr, ok := <-cancelCh:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				id := k.idFrom(string(ev.Kv.Key), "cancel/")
+				n.mu.Lock()
+				if cancel, ok := n.running[id]; ok {
+					cancel(sbruntime.ErrCancelled)
+				}
+				n.mu.Unlock()
+			}
+		}
+	}
+}
+
+func watchErr(wr clientv3.WatchResponse, ok bool) error {
+	if !ok {
+		return errors.New("watch closed")
+	}
+	return wr.Err()
+}
+
+func (n *Node) enqueueLocked(id string) {
+	if !n.queued[id] {
+		n.queued[id] = true
+		n.queue = append(n.queue, id)
+	}
+}
+
+func (n *Node) wake() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLoop starts queued executions while worker slots are free.
+func (n *Node) dispatchLoop(ctx context.Context) {
+	for {
+		for {
+			id, ok := n.nextCandidate()
+			if !ok {
+				break
+			}
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.claimAndRun(ctx, id)
+				n.wake()
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.kick:
+		}
+	}
+}
+
+// nextCandidate pops the first queued execution that is runnable, unowned and
+// not running here, if a worker slot is free; it marks it running.
+func (n *Node) nextCandidate() (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for len(n.running) < n.cfg.Workers && len(n.queue) > 0 {
+		id := n.queue[0]
+		n.queue = n.queue[1:]
+		delete(n.queued, id)
+		if n.runnable[id] && !n.owned[id] && n.running[id] == nil {
+			n.running[id] = func(error) {}
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// claimAndRun claims id, replays it and records the outcome.
+func (n *Node) claimAndRun(loopCtx context.Context, id string) {
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(loopCtx))
+	defer cancel(nil)
+	n.mu.Lock()
+	n.running[id] = cancel
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.running, id)
+		n.mu.Unlock()
+	}()
+
+	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, n.session.Lease())
+	if err != nil {
+		if !errors.Is(err, errNotClaimable) {
+			n.log.Warn("claim", "execution", id, "err", err)
+		}
+		return
+	}
+	n.mu.Lock()
+	n.owned[id] = true // before the watch says so, so the id is not dispatched again
+	n.mu.Unlock()
+	e := claim.Execution
+	log := n.log.With("execution", id, "runbook", e.Runbook)
+	var outcome sbruntime.Outcome
+	if claim.CancelRequested {
+		outcome = sbruntime.Outcome{Status: sbruntime.StatusCancelled, Error: "cancelled"}
+	} else {
+		prog, err := n.Program(runCtx, e.Runbook, e.Version)
+		if err != nil {
+			log.Error("load runbook", "version", e.Version, "err", err)
+			outcome = sbruntime.Outcome{Status: sbruntime.StatusFailed, Error: err.Error()}
+			if !errors.Is(err, sbruntime.ErrNotFound) {
+				outcome = sbruntime.Outcome{Err: err}
+			}
+		} else {
+			outcome = n.engine.Execute(runCtx, prog, &sbruntime.Run{
+				Execution: e, History: claim.History, Waits: claim.Waits, Journal: claim, Drain: n.drain})
+		}
+	}
+	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(loopCtx), 30*time.Second)
+	defer cancelFinish()
+	if _, err := claim.Finish(finishCtx, outcome); err != nil {
+		log.Warn("finish", "err", err)
+		return
+	}
+	switch {
+	case outcome.Err != nil:
+		log.Info("run stopped", "reason", outcome.Err)
+	case outcome.Status == sbruntime.StatusFailed || outcome.Status == sbruntime.StatusStuck:
+		log.Warn("execution "+string(outcome.Status), "error", outcome.Error)
+	default:
+		log.Debug("run ended", "status", outcome.Status)
+	}
+}
+
+// Program returns the compiled runbook version, compiling it once per node.
+func (n *Node) Program(ctx context.Context, name, version string) (*sbruntime.Program, error) {
+	key := name + "@" + version
+	n.programsMu.Lock()
+	p, ok := n.programs[key]
+	n.programsMu.Unlock()
+	if ok {
+		return p, nil
+	}
+	b, _, err := n.store.Bundle(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	p, err = sbruntime.Compile(b, n.cfg.Builtins)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", key, err)
+	}
+	n.programsMu.Lock()
+	n.programs[key] = p
+	n.programsMu.Unlock()
+	return p, nil
+}

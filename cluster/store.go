@@ -1,0 +1,355 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Store keeps runbooks, executions and their histories in etcd. Every write an
+// owner makes goes through a Claim and is fenced on its ownership key.
+type Store struct {
+	cli *clientv3.Client
+	k   keys
+	now func() time.Time
+}
+
+// NewStore returns a store under prefix (default "/starbook/").
+func NewStore(cli *clientv3.Client, prefix string) *Store {
+	if prefix == "" {
+		prefix = "/starbook/"
+	}
+	return &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now}
+}
+
+// Client returns the etcd client.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+type storedBundle struct {
+	sbruntime.Bundle
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PutBundles makes each bundle its runbook's current version, storing the
+// version if it is new, all in one transaction. It reports which bundles were
+// already current.
+func (s *Store) PutBundles(ctx context.Context, bundles []*sbruntime.Bundle) (unchanged []bool, created time.Time, err error) {
+	created = s.now().UTC()
+	unchanged = make([]bool, len(bundles))
+	var ops []clientv3.Op
+	for i, b := range bundles {
+		resp, err := s.cli.Get(ctx, s.k.runbookCurrent(b.Name))
+		if err != nil {
+			return nil, created, fmt.Errorf("read runbook %s: %w", b.Name, err)
+		}
+		if len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == b.Version {
+			unchanged[i] = true
+			continue
+		}
+		data, err := json.Marshal(storedBundle{Bundle: *b, CreatedAt: created})
+		if err != nil {
+			return nil, created, err
+		}
+		vk := s.k.runbookVersion(b.Name, b.Version)
+		ops = append(ops,
+			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(vk), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(vk, string(data))}, nil),
+			clientv3.OpPut(s.k.runbookCurrent(b.Name), b.Version))
+	}
+	if len(ops) == 0 {
+		return unchanged, created, nil
+	}
+	if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return nil, created, fmt.Errorf("store runbooks: %w", err)
+	}
+	return unchanged, created, nil
+}
+
+// Bundle returns a stored runbook version; version "" means the current one.
+func (s *Store) Bundle(ctx context.Context, name, version string) (*sbruntime.Bundle, time.Time, error) {
+	if version == "" {
+		resp, err := s.cli.Get(ctx, s.k.runbookCurrent(name))
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("read runbook %s: %w", name, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, time.Time{}, fmt.Errorf("runbook %q: %w (apply it first)", name, sbruntime.ErrNotFound)
+		}
+		version = string(resp.Kvs[0].Value)
+	}
+	resp, err := s.cli.Get(ctx, s.k.runbookVersion(name, version))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read runbook %s@%s: %w", name, version, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, time.Time{}, fmt.Errorf("runbook %s version %s: %w", name, version, sbruntime.ErrNotFound)
+	}
+	var sb storedBundle
+	if err := json.Unmarshal(resp.Kvs[0].Value, &sb); err != nil {
+		return nil, time.Time{}, fmt.Errorf("decode runbook %s@%s: %w", name, version, err)
+	}
+	return &sb.Bundle, sb.CreatedAt, nil
+}
+
+// CurrentVersions returns every runbook's current version.
+func (s *Store) CurrentVersions(ctx context.Context) (map[string]string, error) {
+	resp, err := s.cli.Get(ctx, s.k.runbooks(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list runbooks: %w", err)
+	}
+	out := map[string]string{}
+	for _, kv := range resp.Kvs {
+		rest := s.k.idFrom(string(kv.Key), "runbooks/")
+		if name, ok := cutSuffix(rest, "/current"); ok {
+			out[name] = string(kv.Value)
+		}
+	}
+	return out, nil
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return "", false
+}
+
+// CreateExecution stores a new execution and makes it runnable; durable on return.
+func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxRecordBytes {
+		return sbruntime.Inputf("execution input is %d bytes, over the %d-byte limit", len(data), maxRecordBytes)
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.k.execution(e.ID)), "=", 0)).
+		Then(clientv3.OpPut(s.k.execution(e.ID), string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("create execution %s: %w", e.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("create execution %s: id already exists", e.ID)
+	}
+	return nil
+}
+
+// maxRecordBytes keeps every value well under etcd's 1.5 MiB request limit.
+const maxRecordBytes = 1 << 20
+
+// Execution returns an execution with its status as nodes see it now, and its
+// history in position order.
+func (s *Store) Execution(ctx context.Context, id string) (*sbruntime.Execution, []*sbruntime.Event, error) {
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.k.execution(id)),
+		clientv3.OpGet(s.k.owner(id)),
+		clientv3.OpGet(s.k.runnable(id)),
+		clientv3.OpGet(s.k.history(id), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read execution %s: %w", id, err)
+	}
+	r := resp.Responses
+	if len(r[0].GetResponseRange().Kvs) == 0 {
+		return nil, nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
+	}
+	e, err := decodeExecution(r[0].GetResponseRange().Kvs[0].Value)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner := ""
+	if kvs := r[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		owner = string(kvs[0].Value)
+	}
+	deriveStatus(e, owner, len(r[2].GetResponseRange().Kvs) > 0)
+	var history []*sbruntime.Event
+	for _, kv := range r[3].GetResponseRange().Kvs {
+		var ev sbruntime.Event
+		if err := json.Unmarshal(kv.Value, &ev); err != nil {
+			return nil, nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		history = append(history, &ev)
+	}
+	slices.SortFunc(history, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
+	return e, history, nil
+}
+
+// deriveStatus turns the stored status into the live one: an execution a node
+// owns is running; one that is runnable and unowned is pending.
+func deriveStatus(e *sbruntime.Execution, owner string, runnable bool) {
+	if e.Status.Terminal() {
+		return
+	}
+	switch {
+	case owner != "":
+		e.Node = owner
+		if e.Status != sbruntime.StatusCompensating {
+			e.Status = sbruntime.StatusRunning
+		}
+	case runnable:
+		e.Status = sbruntime.StatusPending
+	}
+}
+
+func decodeExecution(data []byte) (*sbruntime.Execution, error) {
+	var e sbruntime.Execution
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("decode execution: %w", err)
+	}
+	return &e, nil
+}
+
+// ListFilter selects executions.
+type ListFilter struct {
+	Status  sbruntime.Status
+	Runbook string
+	Limit   int
+}
+
+// Executions lists executions newest first.
+func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Execution, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	live, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.k.owners(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("list executions: %w", err)
+	}
+	owners, runnable := map[string]string{}, map[string]bool{}
+	for _, kv := range live.Responses[0].GetResponseRange().Kvs {
+		owners[s.k.idFrom(string(kv.Key), "owners/")] = string(kv.Value)
+	}
+	for _, kv := range live.Responses[1].GetResponseRange().Kvs {
+		runnable[s.k.idFrom(string(kv.Key), "runnable/")] = true
+	}
+	var out []*sbruntime.Execution
+	end := clientv3.GetPrefixRangeEnd(s.k.executions())
+	const page = 500
+	for {
+		resp, err := s.cli.Get(ctx, s.k.executions(), clientv3.WithRange(end),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(page))
+		if err != nil {
+			return nil, fmt.Errorf("list executions: %w", err)
+		}
+		for _, kv := range resp.Kvs {
+			e, err := decodeExecution(kv.Value)
+			if err != nil {
+				return nil, err
+			}
+			deriveStatus(e, owners[e.ID], runnable[e.ID])
+			if (f.Status == "" || e.Status == f.Status) && (f.Runbook == "" || e.Runbook == f.Runbook) {
+				out = append(out, e)
+				if len(out) == f.Limit {
+					return out, nil
+				}
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, nil
+		}
+		end = string(resp.Kvs[len(resp.Kvs)-1].Key)
+	}
+}
+
+// ResolveWait records the outcome of the pending wait at (id, pos) and makes
+// the execution runnable. The first resolution wins: it returns false, and
+// records nothing, when the wait is no longer pending.
+func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.RawMessage, errMsg string) (bool, error) {
+	wk := s.k.wait(id, pos)
+	resp, err := s.cli.Get(ctx, wk)
+	if err != nil {
+		return false, fmt.Errorf("read wait %s/%s: %w", id, pos, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return false, nil
+	}
+	var w sbruntime.Wait
+	if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
+		return false, fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+	}
+	now := s.now().UTC()
+	ev := sbruntime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
+		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return false, err
+	}
+	ops := []clientv3.Op{
+		clientv3.OpPut(s.k.event(id, pos), string(data)),
+		clientv3.OpDelete(wk),
+		clientv3.OpPut(s.k.runnable(id), ""),
+	}
+	if w.Deadline != nil {
+		ops = append(ops, clientv3.OpDelete(s.k.timer(*w.Deadline, id, pos)))
+	}
+	tx, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(wk), "=", resp.Kvs[0].ModRevision),
+			clientv3.Compare(clientv3.CreateRevision(s.k.event(id, pos)), "=", 0)).
+		Then(ops...).Commit()
+	if err != nil {
+		return false, fmt.Errorf("resolve wait %s/%s: %w", id, pos, err)
+	}
+	return tx.Succeeded, nil
+}
+
+// Cancel cancels an execution that has not ended. An unowned one is cancelled
+// at once; an owned one is asked to stop and its owner records the outcome.
+func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	for {
+		resp, err := s.cli.Get(ctx, s.k.execution(id))
+		if err != nil {
+			return nil, fmt.Errorf("read execution %s: %w", id, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
+		}
+		e, err := decodeExecution(resp.Kvs[0].Value)
+		if err != nil {
+			return nil, err
+		}
+		if e.Status.Terminal() {
+			return e, nil
+		}
+		now := s.now().UTC()
+		e.Status, e.Error, e.UpdatedAt, e.EndedAt = sbruntime.StatusCancelled, "cancelled", now, &now
+		data, _ := json.Marshal(e)
+		tx, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(s.k.execution(id)), "=", resp.Kvs[0].ModRevision),
+				clientv3.Compare(clientv3.CreateRevision(s.k.owner(id)), "=", 0)).
+			Then(clientv3.OpPut(s.k.execution(id), string(data)),
+				clientv3.OpDelete(s.k.runnable(id)),
+				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix())).
+			Else(clientv3.OpGet(s.k.owner(id))).
+			Commit()
+		if err != nil {
+			return nil, fmt.Errorf("cancel %s: %w", id, err)
+		}
+		if tx.Succeeded {
+			return e, nil
+		}
+		if len(tx.Responses[0].GetResponseRange().Kvs) == 0 {
+			continue // the record changed under us; look again
+		}
+		// Owned: ask the owner to stop; it records the cancellation.
+		if _, err := s.cli.Put(ctx, s.k.cancel(id), now.Format(time.RFC3339Nano)); err != nil {
+			return nil, fmt.Errorf("cancel %s: %w", id, err)
+		}
+		e.Status, e.Error, e.EndedAt = sbruntime.StatusRunning, "", nil
+		return e, nil
+	}
+}
+
+// errNotClaimable reports an execution another node owns or nobody needs to run.
+var errNotClaimable = errors.New("not claimable")
