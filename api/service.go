@@ -1,0 +1,47 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Service is what the HTTP API needs from a node. Errors wrapping
+// sbruntime.ErrNotFound become 404, *sbruntime.InputError 400, others 500.
+type Service interface {
+	// Apply stores every runbook found in files (file name -> source) as a new
+	// version, all or nothing.
+	Apply(ctx context.Context, files map[string]string) ([]RunbookVersion, error)
+	// Runbooks lists the runbooks with their current version.
+	Runbooks(ctx context.Context) ([]RunbookVersion, error)
+	// Start creates an execution of the runbook's current version; durable on return.
+	Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error)
+	// Executions lists executions, newest first.
+	Executions(ctx context.Context, f Filter) ([]*sbruntime.Execution, error)
+	// Execution returns one execution and its history in position order.
+	Execution(ctx context.Context, id string) (*sbruntime.Execution, []*sbruntime.Event, error)
+	// Cancel cancels an execution that has not ended.
+	Cancel(ctx context.Context, id string) (*sbruntime.Execution, error)
+	// AwaitEnd blocks until the execution is terminal or ctx is done, and returns it as it is then.
+	AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error)
+	// Health returns nil when the node can serve (its store answers).
+	Health(ctx context.Context) error
+}
+
+// RunbookVersion describes one stored runbook version.
+type RunbookVersion struct {
+	Name      string    `json:"name"`
+	Version   string    `json:"version"`
+	Files     []string  `json:"files"`
+	CreatedAt time.Time `json:"created_at"`
+	Unchanged bool      `json:"unchanged,omitempty"` // apply found this version already current
+}
+
+// Filter selects executions.
+type Filter struct {
+	Status  sbruntime.Status
+	Runbook string
+	Limit   int
+}
