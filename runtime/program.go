@@ -122,3 +122,105 @@ func ResolveLoad(from, module string, files map[string]string) (string, error) {
 	}
 	return name, nil
 }
+
+// BundlesFromFiles finds the runbooks among files (name -> source): every file
+// that defines main at top level is one, named after its base name without
+// ".star"; its bundle holds it and every file it loads, transitively. Files
+// named *_test.star are ignored. Errors carry file:line.
+func BundlesFromFiles(files map[string]string) ([]*Bundle, error) {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		if strings.HasSuffix(n, "_test.star") {
+			continue
+		}
+		if !strings.HasSuffix(n, ".star") {
+			return nil, Inputf("%s: runbook files end in .star", n)
+		}
+		if path.Clean(n) != n || strings.HasPrefix(n, "../") || strings.HasPrefix(n, "/") {
+			return nil, Inputf("%s: file names must be clean relative paths", n)
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parsed := map[string]*syntax.File{}
+	for _, n := range names {
+		f, err := FileOptions.Parse(n, files[n], 0)
+		if err != nil {
+			return nil, &InputError{Msg: err.Error()}
+		}
+		parsed[n] = f
+	}
+	seen := map[string]string{}
+	var bundles []*Bundle
+	for _, n := range names {
+		if !definesMain(parsed[n]) {
+			continue
+		}
+		name := strings.TrimSuffix(path.Base(n), ".star")
+		if !validRunbookName(name) {
+			return nil, Inputf("%s: runbook name %q must be lower-case letters, digits, '-' or '_'", n, name)
+		}
+		if other, dup := seen[name]; dup {
+			return nil, Inputf("%s: runbook %q is also defined by %s", n, name, other)
+		}
+		seen[name] = n
+		b := &Bundle{Name: name, Main: n, Files: map[string]string{}}
+		if err := collectLoads(n, parsed, files, b.Files); err != nil {
+			return nil, err
+		}
+		b.Version = BundleVersion(b.Files)
+		bundles = append(bundles, b)
+	}
+	if len(bundles) == 0 {
+		return nil, Inputf("no runbook found: a runbook is a .star file defining main(event)")
+	}
+	return bundles, nil
+}
+
+func collectLoads(name string, parsed map[string]*syntax.File, files, into map[string]string) error {
+	if _, done := into[name]; done {
+		return nil
+	}
+	into[name] = files[name]
+	for _, stmt := range parsed[name].Stmts {
+		load, ok := stmt.(*syntax.LoadStmt)
+		if !ok {
+			continue
+		}
+		module := load.ModuleName()
+		target, err := ResolveLoad(name, module, files)
+		if err != nil {
+			start, _ := load.Span()
+			return &InputError{Msg: fmt.Sprintf("%s: %v", start, err)}
+		}
+		if err := collectLoads(target, parsed, files, into); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func definesMain(f *syntax.File) bool {
+	for _, stmt := range f.Stmts {
+		if def, ok := stmt.(*syntax.DefStmt); ok && def.Name.Name == "main" {
+			return true
+		}
+	}
+	return false
+}
+
+// validRunbookName keeps names safe as etcd key segments and URL path parts.
+func validRunbookName(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case (r == '-' || r == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

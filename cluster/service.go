@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.starlark.net/starlark"
+
+	"github.com/starbook/starbook/api"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Service is the node's api.Service: what the HTTP API and the CLI drive.
+type Service struct {
+	Store    *Store
+	Builtins starlark.StringDict
+	Now      func() time.Time
+
+	idMu    sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+var _ api.Service = (*Service)(nil)
+
+// NewService returns the service over store, compiling runbooks against builtins.
+func NewService(store *Store, builtins starlark.StringDict) *Service {
+	return &Service{Store: store, Builtins: builtins, Now: time.Now, entropy: ulid.Monotonic(rand.Reader, 0)}
+}
+
+// NewID returns a new time-sortable execution id.
+func (s *Service) NewID() string {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(s.Now()), s.entropy).String()
+}
+
+// Apply compiles every runbook in files and stores the new versions, all or
+// nothing. A syntax or resolve error is an *InputError with file:line.
+func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.RunbookVersion, error) {
+	bundles, err := sbruntime.BundlesFromFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bundles {
+		if _, err := sbruntime.Compile(b, s.Builtins); err != nil {
+			return nil, &sbruntime.InputError{Msg: err.Error()}
+		}
+	}
+	unchanged, created, err := s.Store.PutBundles(ctx, bundles)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.RunbookVersion, len(bundles))
+	for i, b := range bundles {
+		out[i] = api.RunbookVersion{Name: b.Name, Version: b.Version, Files: fileNames(b), CreatedAt: created, Unchanged: unchanged[i]}
+	}
+	return out, nil
+}
+
+func fileNames(b *sbruntime.Bundle) []string {
+	names := make([]string, 0, len(b.Files))
+	for n := range b.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Runbooks lists every runbook's current version.
+func (s *Service) Runbooks(ctx context.Context) ([]api.RunbookVersion, error) {
+	current, err := s.Store.CurrentVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.RunbookVersion, 0, len(current))
+	for name, version := range current {
+		b, created, err := s.Store.Bundle(ctx, name, version)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, api.RunbookVersion{Name: name, Version: version, Files: fileNames(b), CreatedAt: created})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Start creates an execution of the runbook's current version.
+func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error) {
+	if len(input) > 0 && !json.Valid(input) {
+		return nil, sbruntime.Inputf("input is not valid JSON")
+	}
+	b, _, err := s.Store.Bundle(ctx, runbook, "")
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	e := &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: b.Version, Status: sbruntime.StatusPending,
+		Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now}
+	if err := s.Store.CreateExecution(ctx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Executions lists executions newest first.
+func (s *Service) Executions(ctx context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
+	return s.Store.Executions(ctx, ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit})
+}
+
+// Execution returns an execution and its history.
+func (s *Service) Execution(ctx context.Context, id string) (*sbruntime.Execution, []*sbruntime.Event, error) {
+	return s.Store.Execution(ctx, id)
+}
+
+// Cancel cancels an execution.
+func (s *Service) Cancel(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	return s.Store.Cancel(ctx, id)
+}
+
+// AwaitEnd watches the execution until it is terminal or ctx is done.
+func (s *Service) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	return s.Store.AwaitEnd(ctx, id)
+}
+
+// Health checks that etcd answers.
+func (s *Service) Health(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := s.Store.cli.Get(ctx, s.Store.k.prefix+"health", clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	return nil
+}
+
+// AwaitEnd blocks until execution id is terminal or ctx is done, and returns
+// it as it is then. A done ctx is not an error.
+func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	for {
+		e, _, err := s.Execution(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil && !errors.Is(err, sbruntime.ErrNotFound) {
+				return s.lastKnown(id)
+			}
+			return nil, err
+		}
+		if e.Status.Terminal() {
+			return e, nil
+		}
+		resp, err := s.cli.Get(ctx, s.k.execution(id))
+		if err != nil {
+			return e, nil
+		}
+		if len(resp.Kvs) > 0 {
+			if x, err := decodeExecution(resp.Kvs[0].Value); err == nil && x.Status.Terminal() {
+				return x, nil
+			}
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		ch := s.cli.Watch(wctx, s.k.execution(id), clientv3.WithRev(resp.Header.Revision+1))
+		var end *sbruntime.Execution
+	watch:
+		for wr := range ch {
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				if x, err := decodeExecution(ev.Kv.Value); err == nil && x.Status.Terminal() {
+					end = x
+					break watch
+				}
+			}
+		}
+		cancel()
+		if end != nil {
+			return end, nil
+		}
+		if ctx.Err() != nil {
+			return s.lastKnown(id)
+		}
+	}
+}
+
+func (s *Store) lastKnown(id string) (*sbruntime.Execution, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, _, err := s.Execution(ctx, id)
+	return e, err
+}
