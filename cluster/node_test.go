@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starbook/starbook/builtins"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// testNode is a node, its service and its embedded etcd, stopped at cleanup.
+type testNode struct {
+	svc  *Service
+	node *Node
+}
+
+func startTestNode(t *testing.T, dir string) *testNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi := builtins.New(builtins.Options{})
+	store := NewStore(emb.Client, "/t/")
+	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node run: %v", err)
+		}
+		emb.Close()
+	})
+	return &testNode{svc: NewService(store, bi), node: node}
+}
+
+func (tn *testNode) apply(t *testing.T, files map[string]string) {
+	t.Helper()
+	if _, err := tn.svc.Apply(context.Background(), files); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tn *testNode) runToEnd(t *testing.T, runbook, input string) (*sbruntime.Execution, []*sbruntime.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var raw json.RawMessage
+	if input != "" {
+		raw = json.RawMessage(input)
+	}
+	e, err := tn.svc.Start(ctx, runbook, raw, sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := tn.svc.AwaitEnd(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !end.Status.Terminal() {
+		t.Fatalf("execution %s still %s after 30s", e.ID, end.Status)
+	}
+	end, history, err := tn.svc.Execution(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return end, history
+}
+
+// keyCounter is an HTTP server counting requests per Idempotency-Key.
+type keyCounter struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (kc *keyCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	kc.mu.Lock()
+	kc.seen[r.Header.Get("Idempotency-Key")]++
+	kc.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"path": %q}`, r.URL.Path)
+}
+
+func TestNodeRunsRunbookToCompletion(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	kc := &keyCounter{seen: map[string]int{}}
+	srv := httptest.NewServer(kc)
+	defer srv.Close()
+	tn.apply(t, map[string]string{
+		"steps.star": `
+load("lib.star", "greet")
+
+def main(event):
+    out = []
+    for i in range(3):
+        r = call(http.get, event.url + "/step/" + str(i))
+        out.append(r["json"]["path"])
+    hosts = fan_out(lambda h: call(http.get, event.url + "/host/" + h).json.path, ["a", "b", "c"], max_concurrency = 2)
+    sleep("50ms")
+    return {"steps": out, "hosts": hosts, "greeting": greet(event.who)}
+`,
+		"lib.star": `
+def greet(who):
+    return "hello " + who
+`,
+	})
+	e, history := tn.runToEnd(t, "steps", fmt.Sprintf(`{"url": %q, "who": "sre"}`, srv.URL))
+	if e.Status != sbruntime.StatusCompleted {
+		t.Fatalf("status %s, error %s", e.Status, e.Error)
+	}
+	want := `{"greeting":"hello sre","hosts":["/host/a","/host/b","/host/c"],"steps":["/step/0","/step/1","/step/2"]}`
+	if string(e.Result) != want {
+		t.Errorf("result %s\nwant   %s", e.Result, want)
+	}
+	// 3 calls, the fan_out with 3 children, and the sleep.
+	if len(history) != 8 {
+		t.Errorf("history has %d events, want 8: %v", len(history), positions(history))
+	}
+	for key, n := range kc.seen {
+		if n != 1 {
+			t.Errorf("idempotency key %s seen %d times", key, n)
+		}
+	}
+	if len(kc.seen) != 6 {
+		t.Errorf("%d distinct keys, want 6", len(kc.seen))
+	}
+}
+
+func positions(history []*sbruntime.Event) []string {
+	var ps []string
+	for _, ev := range history {
+		ps = append(ps, ev.Position)
+	}
+	return ps
+}
+
+func TestNodeResumesSleepingExecutionAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	tn := startTestNode(t, dir)
+	tn.apply(t, map[string]string{"nap.star": `
+def main(event):
+    a = now()
+    sleep("1s")
+    return "woke"
+`})
+	ctx := context.Background()
+	e, err := tn.svc.Start(ctx, "nap", nil, sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		x, _, err := tn.svc.Execution(ctx, e.ID)
+		return err == nil && x.Status == sbruntime.StatusWaiting
+	})
+	end, err := tn.svc.AwaitEnd(ctx, e.ID)
+	if err != nil || end.Status != sbruntime.StatusCompleted || string(end.Result) != `"woke"` {
+		t.Fatalf("got %+v, %v", end, err)
+	}
+}
+
+func TestCancelWaitingExecution(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, map[string]string{"long.star": `
+def main(event):
+    sleep("1h")
+`})
+	ctx := context.Background()
+	e, err := tn.svc.Start(ctx, "long", nil, sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		x, _, err := tn.svc.Execution(ctx, e.ID)
+		return err == nil && x.Status == sbruntime.StatusWaiting
+	})
+	if _, err := tn.svc.Cancel(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	end, err := tn.svc.AwaitEnd(ctx, e.ID)
+	if err != nil || end.Status != sbruntime.StatusCancelled {
+		t.Fatalf("got %+v, %v", end, err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

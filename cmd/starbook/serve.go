@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+type serveFlags struct {
+	dataDir       string
+	listen        string
+	etcdEndpoints string
+	runbooks      string
+	nodeID        string
+	prefix        string
+	workers       int
+	sessionTTL    time.Duration
+	stopGrace     time.Duration
+	logLevel      string
+	limits        sbruntime.Limits
+}
+
+var serveCmd = func() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a starbook node (embedded etcd unless --etcd-endpoints is set)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", ".starbook", "directory for the embedded etcd and the node id")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address of the HTTP API, hooks and UI")
+	fl.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd endpoints; empty starts an embedded etcd in --data-dir")
+	fl.StringVar(&f.runbooks, "runbooks", "", "directory of runbooks to apply at start")
+	fl.StringVar(&f.nodeID, "node-id", "", "unique node id (default: kept in --data-dir)")
+	fl.StringVar(&f.prefix, "prefix", "/starbook/", "etcd key prefix")
+	fl.IntVar(&f.workers, "workers", 256, "executions this node runs at once")
+	fl.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "lease TTL of this node's claims")
+	fl.DurationVar(&f.stopGrace, "stop-grace", 10*time.Second, "on SIGTERM, how long in-flight steps may finish")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.Uint64Var(&f.limits.MaxSteps, "max-starlark-steps", sbruntime.DefaultLimits.MaxSteps, "Starlark steps per run of an execution")
+	fl.IntVar(&f.limits.MaxResultBytes, "max-result-bytes", sbruntime.DefaultLimits.MaxResultBytes, "size cap of one step result")
+	fl.IntVar(&f.limits.MaxHistory, "max-history", sbruntime.DefaultLimits.MaxHistory, "events per execution")
+	fl.IntVar(&f.limits.MaxFanOutItems, "max-fan-out-items", sbruntime.DefaultLimits.MaxFanOutItems, "items of one fan_out")
+	fl.IntVar(&f.limits.MaxFanOutConcurrency, "max-fan-out-concurrency", sbruntime.DefaultLimits.MaxFanOutConcurrency, "parallel items of one fan_out")
+	return cmd
+}()
+
+func init() { rootCmd.AddCommand(serveCmd) }
+
+func serve(ctx context.Context, f serveFlags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	started := time.Now()
+
+	var cli *clientv3.Client
+	where := ""
+	if f.etcdEndpoints == "" {
+		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true})
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		cli = emb.Client
+		where = "embedded etcd in " + f.dataDir + " (" + emb.ClientURL() + ")"
+	} else {
+		var err error
+		cli, err = clientv3.New(clientv3.Config{Endpoints: strings.Split(f.etcdEndpoints, ","), DialTimeout: 5 * time.Second})
+		if err != nil {
+			return fmt.Errorf("etcd %s: %w", f.etcdEndpoints, err)
+		}
+		defer cli.Close()
+		where = "etcd " + f.etcdEndpoints
+	}
+
+	nodeID, err := resolveNodeID(f)
+	if err != nil {
+		return err
+	}
+	bi := builtins.New(builtins.Options{})
+	store := cluster.NewStore(cli, f.prefix)
+	svc := cluster.NewService(store, bi)
+	if f.runbooks != "" {
+		files, err := collectFiles([]string{f.runbooks})
+		if err != nil {
+			return fmt.Errorf("--runbooks: %w", err)
+		}
+		applied, err := svc.Apply(ctx, files)
+		if err != nil {
+			return fmt.Errorf("--runbooks %s: %w", f.runbooks, err)
+		}
+		for _, rb := range applied {
+			logger.Info("runbook applied", "runbook", rb.Name, "version", rb.Version, "unchanged", rb.Unchanged)
+		}
+	}
+	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{
+		ID: nodeID, Workers: f.workers, SessionTTL: f.sessionTTL, StopGrace: f.stopGrace,
+		Limits: f.limits, Builtins: bi, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.listen, err)
+	}
+	srv := &http.Server{Handler: api.NewHandler(svc, logger), ReadHeaderTimeout: 10 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(ln) }()
+
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- node.Run(ctx) }()
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); host == "127.0.0.1" || host == "::1" {
+		logger.Info("listening on loopback only; pass --listen to serve other hosts")
+	}
+	logger.Info("starbook ready", "url", "http://"+ln.Addr().String(), "node", nodeID, "store", where,
+		"startup_ms", time.Since(started).Milliseconds())
+	fmt.Fprintf(os.Stderr, "starbook ready on http://%s (node %s, %s)\n", ln.Addr(), nodeID, where)
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		return fmt.Errorf("http server: %w", err)
+	case err := <-nodeDone:
+		return fmt.Errorf("node stopped: %w", err)
+	}
+	logger.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if err := <-nodeDone; err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warn("node stop", "err", err)
+	}
+	return nil
+}
+
+// resolveNodeID returns --node-id, or the id kept in the data dir, creating it
+// on first start so that a restarted node is recognised as itself.
+func resolveNodeID(f serveFlags) (string, error) {
+	if f.nodeID != "" {
+		return f.nodeID, nil
+	}
+	path := filepath.Join(f.dataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	id := host + "-" + hex.EncodeToString(suffix)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	return id, nil
+}
