@@ -232,7 +232,7 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 	if r.timeout.set {
 		timeout = r.timeout.d
 	}
-	ctx, cancel := context.WithTimeout(sc.Ctx, timeout)
+	ctx, cancel := context.WithTimeout(sbruntime.Context(th), timeout)
 	defer cancel()
 
 	var body any // a nil []byte would still send an empty body
@@ -335,7 +335,7 @@ func (c *httpClient) backoff(attempt int, resp *http.Response) time.Duration {
 // URL's query string and with secrets scrubbed.
 func (c *httpClient) transportError(th *starlark.Thread, sc *sbruntime.StepContext, ctx context.Context,
 	method, shown string, timeout time.Duration, attempts int, err error) error {
-	if cause := context.Cause(sc.Ctx); cause != nil {
+	if cause := context.Cause(sbruntime.Context(th)); cause != nil {
 		// The step itself was stopped: keep the cause visible to errors.Is.
 		return fmt.Errorf("%s %s: %w", method, sbruntime.Scrub(th, shown), cause)
 	}

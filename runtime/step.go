@@ -229,6 +229,16 @@ func LimitsOf(th *starlark.Thread) Limits {
 	return DefaultLimits
 }
 
+// Context returns the context th's work runs under: the step attempt's inside
+// a step (so call(timeout=) bounds effects), the run's or fan_out item's
+// otherwise, and context.Background outside an execution.
+func Context(th *starlark.Thread) context.Context {
+	if f := frameOf(th); f != nil && f.ctx != nil {
+		return f.ctx
+	}
+	return context.Background()
+}
+
 // InStep returns the step th runs, or nil outside a step. Effects use it to
 // refuse to run outside call().
 func InStep(th *starlark.Thread) *StepContext {
