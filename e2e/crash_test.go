@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook/cluster"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// keyCounter counts requests per Idempotency-Key; each takes a few
+// milliseconds so that kills land while steps are in flight.
+type keyCounter struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	total int
+}
+
+func (kc *keyCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	time.Sleep(25 * time.Millisecond) // the remote system's latency, not synchronisation
+	kc.mu.Lock()
+	kc.seen[r.Header.Get("Idempotency-Key")]++
+	kc.total++
+	kc.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprint(w, `{"ok": true}`)
+}
+
+func (kc *keyCounter) count() int {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	return kc.total
+}
+
+const crashRunbook = `
+def main(event):
+    for i in range(50):
+        call(http.post, event.url + "/seq", json = {"i": i})
+    hosts = ["h%d" % i for i in range(20)]
+    codes = fan_out(lambda h: call(http.get, event.url + "/fan/" + h)["status"], hosts, max_concurrency = 5)
+    return {"steps": 50, "fan_out": len(codes)}
+`
+
+// TestCrashRecovery kills the daemon with SIGKILL at five random moments while
+// executions run, restarts it each time, and checks that every execution
+// completes, positions are contiguous and written once, and no effect ran
+// more than twice (only a step in flight at a kill may repeat).
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test runs the real binary")
+	}
+	kc := &keyCounter{seen: map[string]int{}}
+	srv := httptest.NewServer(kc)
+	defer srv.Close()
+
+	dataDir := t.TempDir() + "/node"
+	d := startDaemon(t, dataDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := d.Client.Apply(ctx, map[string]string{"crash.star": crashRunbook}); err != nil {
+		t.Fatal(err)
+	}
+	const executions = 4
+	var ids []string
+	for range executions {
+		e, err := d.Client.Start(ctx, "crash", json.RawMessage(fmt.Sprintf(`{"url": %q}`, srv.URL)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	const expected = executions * (50 + 20)
+	killedMidway := 0
+	for kill := 1; kill <= 5; kill++ {
+		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond) // a random moment to kill at
+		if kc.count() < expected {
+			killedMidway++
+		}
+		d.kill(t)
+		t.Logf("kill %d after %d requests", kill, kc.count())
+		d = startDaemon(t, dataDir)
+	}
+	if killedMidway < 3 {
+		t.Fatalf("only %d of 5 kills landed mid-run; the test proves too little", killedMidway)
+	}
+	for _, id := range ids {
+		e, _, err := d.Client.Wait(ctx, id, 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Status != sbruntime.StatusCompleted {
+			t.Fatalf("execution %s ended %s: %s", id, e.Status, e.Error)
+		}
+		_, history, err := d.Client.Execution(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkContiguous(t, id, history)
+		for pos := 1; pos <= 50; pos++ {
+			checkKey(t, kc, fmt.Sprintf("%s/%d", id, pos))
+		}
+		for i := range 20 {
+			checkKey(t, kc, fmt.Sprintf("%s/51/%d/1", id, i))
+		}
+	}
+	for key, n := range kc.seen {
+		if n > 2 {
+			t.Errorf("idempotency key %s seen %d times; at most 2 allowed", key, n)
+		}
+	}
+	t.Logf("%d requests for %d steps across %d kills (%d mid-run)", kc.count(), expected, 5, killedMidway)
+
+	// With the daemon stopped, read etcd directly: every history key was
+	// written exactly once (etcd's per-key version counts writes).
+	d.stop(t)
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: dataDir, Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	resp, err := emb.Client.Get(ctx, "/starbook/history/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != executions*(50+1+20) {
+		t.Errorf("%d history keys, want %d", len(resp.Kvs), executions*(50+1+20))
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Version != 1 {
+			t.Errorf("history key %s written %d times", kv.Key, kv.Version)
+		}
+	}
+}
+
+func checkKey(t *testing.T, kc *keyCounter, key string) {
+	t.Helper()
+	kc.mu.Lock()
+	n := kc.seen[key]
+	kc.mu.Unlock()
+	if n < 1 || n > 2 {
+		t.Errorf("idempotency key %s seen %d times, want 1 or 2", key, n)
+	}
+}
+
+// checkContiguous asserts main positions 1..51 and fan_out children 51/i/1.
+func checkContiguous(t *testing.T, id string, history []*sbruntime.Event) {
+	t.Helper()
+	var want []string
+	for pos := 1; pos <= 51; pos++ {
+		want = append(want, fmt.Sprint(pos))
+		if pos == 51 {
+			for i := range 20 {
+				want = append(want, fmt.Sprintf("51/%d/1", i))
+			}
+		}
+	}
+	var got []string
+	for _, ev := range history {
+		got = append(got, ev.Position)
+	}
+	// History is sorted with ComparePositions: "51" < "51/0/1" < ...
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("execution %s positions\n got %v\nwant %v", id, got, want)
+	}
+}

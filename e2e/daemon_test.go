@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/starbook/starbook/api"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "starbook-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "starbook")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/starbook")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build starbook:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a running `starbook serve` process.
+type daemon struct {
+	cmd    *exec.Cmd
+	URL    string
+	Client *api.Client
+	exited chan struct{}
+	log    *os.File
+}
+
+var readyLine = regexp.MustCompile(`starbook ready on (http://\S+)`)
+
+// startDaemon runs `starbook serve` on dataDir with a free port and waits for
+// its ready line. Its logs go to dataDir/daemon.log.
+func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
+	t.Helper()
+	logFile, err := os.OpenFile(filepath.Join(dataDir+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(binary, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, exited: make(chan struct{}), log: logFile}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logFile, line)
+			if m := readyLine.FindStringSubmatch(line); m != nil {
+				urls <- m[1]
+			}
+		}
+		_, _ = io.Copy(logFile, stderr)
+	}()
+	go func() { _ = cmd.Wait(); close(d.exited) }()
+	select {
+	case d.URL = <-urls:
+	case <-d.exited:
+		t.Fatalf("starbook serve exited before ready; see %s.log", dataDir)
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("starbook serve not ready after 60s; see %s.log", dataDir)
+	}
+	d.Client = &api.Client{BaseURL: d.URL}
+	t.Cleanup(func() { d.kill(t) })
+	return d
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (d *daemon) kill(t *testing.T) {
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.exited
+	d.log.Close()
+}
+
+// stop sends SIGTERM and waits for a graceful exit.
+func (d *daemon) stop(t *testing.T) {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("starbook did not stop within 30s of SIGTERM")
+		d.kill(t)
+	}
+}
+
+// run runs the CLI against server and returns its combined output and error.
+func run(ctx context.Context, server string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, binary, append([]string{"--server", server}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
