@@ -1,0 +1,83 @@
+package apitest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/starbook/starbook/api"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// ErrUnimplemented is returned by a method whose function field is nil.
+var ErrUnimplemented = errors.New("apitest: method not set on the fake service")
+
+// Service is an api.Service whose methods are function fields.
+type Service struct {
+	ApplyFunc      func(ctx context.Context, files map[string]string) ([]api.RunbookVersion, error)
+	RunbooksFunc   func(ctx context.Context) ([]api.RunbookVersion, error)
+	StartFunc      func(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error)
+	ExecutionsFunc func(ctx context.Context, f api.Filter) ([]*sbruntime.Execution, error)
+	ExecutionFunc  func(ctx context.Context, id string) (*sbruntime.Execution, []*sbruntime.Event, error)
+	CancelFunc     func(ctx context.Context, id string) (*sbruntime.Execution, error)
+	AwaitEndFunc   func(ctx context.Context, id string) (*sbruntime.Execution, error)
+	HealthFunc     func(ctx context.Context) error
+}
+
+var _ api.Service = (*Service)(nil)
+
+func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.RunbookVersion, error) {
+	if s.ApplyFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.ApplyFunc(ctx, files)
+}
+
+func (s *Service) Runbooks(ctx context.Context) ([]api.RunbookVersion, error) {
+	if s.RunbooksFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.RunbooksFunc(ctx)
+}
+
+func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error) {
+	if s.StartFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.StartFunc(ctx, runbook, input, trigger)
+}
+
+func (s *Service) Executions(ctx context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
+	if s.ExecutionsFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.ExecutionsFunc(ctx, f)
+}
+
+func (s *Service) Execution(ctx context.Context, id string) (*sbruntime.Execution, []*sbruntime.Event, error) {
+	if s.ExecutionFunc == nil {
+		return nil, nil, ErrUnimplemented
+	}
+	return s.ExecutionFunc(ctx, id)
+}
+
+func (s *Service) Cancel(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	if s.CancelFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.CancelFunc(ctx, id)
+}
+
+func (s *Service) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	if s.AwaitEndFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.AwaitEndFunc(ctx, id)
+}
+
+func (s *Service) Health(ctx context.Context) error {
+	if s.HealthFunc == nil {
+		return ErrUnimplemented
+	}
+	return s.HealthFunc(ctx)
+}

@@ -1,0 +1,28 @@
+// Package api is starbook's HTTP API: the handler a node serves ([NewHandler])
+// and the client the CLI uses ([Client]). It owns the wire format only; what a
+// request does is up to the [Service] behind it.
+//
+// # Routes
+//
+//	GET  /healthz                              {"status":"ok"} or 503 {"status":"unhealthy","error":...}
+//	POST /api/v1/runbooks                      {"files":{name:source}} -> {"runbooks":[...]}
+//	GET  /api/v1/runbooks                      {"runbooks":[...]}
+//	POST /api/v1/executions                    {"runbook":name,"input":any} -> 201 {"execution":{...}}
+//	POST /api/v1/runbooks/{name}/executions    {"input":any} -> 201 {"execution":{...}}
+//	GET  /api/v1/executions?status=&runbook=&limit=  {"executions":[...]}
+//	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...]}
+//	POST /api/v1/executions/{id}/cancel        {"execution":{...}}
+//
+// # Invariants
+//
+//   - A request is validated completely (body size, JSON syntax and types, no
+//     unknown fields, no trailing data, query parameters) before the Service is
+//     called: a refused request stores nothing.
+//   - Every error is a JSON object {"error":"message"} with a status derived
+//     from the error: [sbruntime.ErrNotFound] 404, [*sbruntime.InputError] and
+//     bad requests 400, oversized bodies 413, wrong methods 405, anything else
+//     500 (and logged).
+//   - The trigger of an execution started over HTTP is {"type":"api"}, unless
+//     the caller sends X-Starbook-Trigger: manual (the CLI does), which records
+//     {"type":"manual","source":X-Starbook-User}.
+package api

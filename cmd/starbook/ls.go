@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/starbook/starbook/api"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+var lsCmd = func() *cobra.Command {
+	var (
+		status  string
+		runbook string
+		limit   int
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List executions, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return fmt.Errorf("invalid --limit %d: want a positive number", limit)
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			// The server checks status and limit and says what it accepts.
+			list, err := c.Executions(cmd.Context(), api.Filter{
+				Status: sbruntime.Status(status), Runbook: runbook, Limit: limit})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Executions []*sbruntime.Execution `json:"executions"`
+				}{nonNil(list)})
+			}
+			return printExecutions(cmd.OutOrStdout(), list)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&status, "status", "", "only executions with this status")
+	fl.StringVar(&runbook, "runbook", "", "only executions of this runbook")
+	fl.IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (server default %d, max %d)", api.DefaultLimit, api.MaxLimit))
+	fl.BoolVar(&asJSON, "json", false, `print {"executions": [...]} as JSON`)
+	return cmd
+}()
+
+func init() { rootCmd.AddCommand(lsCmd) }
+
+func printExecutions(w io.Writer, list []*sbruntime.Execution) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRUNBOOK\tSTATUS\tTRIGGER\tSTARTED")
+	for _, e := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.Runbook, e.Status, triggerString(e.Trigger), formatTime(e.CreatedAt))
+	}
+	return tw.Flush()
+}
