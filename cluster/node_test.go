@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,5 +203,57 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestExecutionKeepsItsVersionAfterNewApply(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, map[string]string{"ver.star": `
+def main(event):
+    sleep("300ms")
+    return "v1"
+`})
+	ctx := context.Background()
+	old, err := tn.svc.Start(ctx, "ver", nil, sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		x, _, err := tn.svc.Execution(ctx, old.ID)
+		return err == nil && x.Status == sbruntime.StatusWaiting
+	})
+	tn.apply(t, map[string]string{"ver.star": `
+def main(event):
+    return "v2"
+`})
+	end, err := tn.svc.AwaitEnd(ctx, old.ID)
+	if err != nil || string(end.Result) != `"v1"` || end.Version != old.Version {
+		t.Fatalf("old execution got %+v, %v; want result v1 on version %s", end, err, old.Version)
+	}
+	e, _ := tn.runToEnd(t, "ver", "")
+	if string(e.Result) != `"v2"` || e.Version == old.Version {
+		t.Fatalf("new execution got %s on %s, want v2 on a new version", e.Result, e.Version)
+	}
+}
+
+func TestApplyRefusesBadRunbooksAndStoresNothing(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	ctx := context.Background()
+	for name, files := range map[string]map[string]string{
+		"syntax":     {"bad.star": "def main(event):\n    return (\n"},
+		"undefined":  {"bad.star": "def main(event):\n    return nope()\n"},
+		"no main":    {"bad.star": "x = 1\n"},
+		"bad load":   {"bad.star": "load(\"missing.star\", \"x\")\ndef main(event):\n    return x\n"},
+		"main arity": {"bad.star": "def main(a, b):\n    return 1\n"},
+	} {
+		_, err := tn.svc.Apply(ctx, files)
+		var ie *sbruntime.InputError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "bad.star:") && name != "no main" {
+			t.Errorf("%s: got %v, want an input error naming bad.star:line", name, err)
+		}
+	}
+	rbs, err := tn.svc.Runbooks(ctx)
+	if err != nil || len(rbs) != 0 {
+		t.Fatalf("runbooks after refused applies: %v, %v", rbs, err)
 	}
 }

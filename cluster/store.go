@@ -44,6 +44,7 @@ func (s *Store) PutBundles(ctx context.Context, bundles []*sbruntime.Bundle) (un
 	created = s.now().UTC()
 	unchanged = make([]bool, len(bundles))
 	var ops []clientv3.Op
+	size := 0
 	for i, b := range bundles {
 		resp, err := s.cli.Get(ctx, s.k.runbookCurrent(b.Name))
 		if err != nil {
@@ -56,6 +57,9 @@ func (s *Store) PutBundles(ctx context.Context, bundles []*sbruntime.Bundle) (un
 		data, err := json.Marshal(storedBundle{Bundle: *b, CreatedAt: created})
 		if err != nil {
 			return nil, created, err
+		}
+		if size += len(data); size > maxRecordBytes {
+			return nil, created, sbruntime.Inputf("runbooks total %d bytes, over the %d-byte limit of one apply", size, maxRecordBytes)
 		}
 		vk := s.k.runbookVersion(b.Name, b.Version)
 		ops = append(ops,

@@ -37,6 +37,18 @@ type Limits struct {
 	MaxFanOutConcurrency int    `json:"max_fan_out_concurrency"` // parallel items of one fan_out
 }
 
+// MaxResultBytesCap is the largest MaxResultBytes a node accepts: a step
+// event must stay well under etcd's 1.5 MiB request limit.
+const MaxResultBytesCap = 1 << 20
+
+// Validate reports a limit that cannot work.
+func (l Limits) Validate() error {
+	if l.MaxResultBytes > MaxResultBytesCap {
+		return fmt.Errorf("max_result_bytes %d is over %d: etcd refuses requests over 1.5 MiB", l.MaxResultBytes, MaxResultBytesCap)
+	}
+	return nil
+}
+
 // DefaultLimits are the limits a node applies unless configured otherwise.
 var DefaultLimits = Limits{
 	MaxSteps:             50_000_000,

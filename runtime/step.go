@@ -87,7 +87,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		}
 	}
 	if runErr != nil {
-		ev.Error = rs.secrets.scrub(errorText(runErr))
+		ev.Error = truncate(rs.secrets.scrub(errorText(runErr)), maxErrorBytes)
 	}
 	if err := rs.journal.Append(rs.ctx, ev); err != nil {
 		if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrPositionTaken) {
@@ -326,4 +326,14 @@ func (rs *run) draining() bool {
 	default:
 		return false
 	}
+}
+
+// maxErrorBytes bounds a recorded error message: errors are for people.
+const maxErrorBytes = 16 << 10
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("... (%d more bytes)", len(s)-n)
 }
