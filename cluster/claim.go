@@ -15,15 +15,15 @@ import (
 // ownership key's create revision, so a node that lost its lease (paused,
 // partitioned, killed) can never write again.
 type Claim struct {
-	s           *Store
-	Execution   *sbruntime.Execution
-	History     map[string]*sbruntime.Event
-	Waits       map[string]*sbruntime.Wait
+	s         *Store
+	Execution *sbruntime.Execution
+	History   map[string]*sbruntime.Event
+	Waits     map[string]*sbruntime.Wait
 	// CancelRequested is set when a user cancelled the execution before the claim.
 	CancelRequested bool
-	rev         int64 // create revision of owners/<id>
-	runnableRev int64 // mod revision of runnable/<id> when claimed
-	execRev     int64 // mod revision of executions/<id> when last written by us
+	rev             int64 // create revision of owners/<id>
+	runnableRev     int64 // mod revision of runnable/<id> when claimed
+	execRev         int64 // mod revision of executions/<id> when last written by us
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)

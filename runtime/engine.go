@@ -30,10 +30,10 @@ type Journal interface {
 
 // Limits bound what one execution may do. Zero fields take the defaults.
 type Limits struct {
-	MaxSteps             uint64 `json:"max_starlark_steps"`     // Starlark steps per run, replay included
-	MaxResultBytes       int    `json:"max_result_bytes"`       // encoded size of one step result
-	MaxHistory           int    `json:"max_history"`            // events per execution
-	MaxFanOutItems       int    `json:"max_fan_out_items"`      // items of one fan_out
+	MaxSteps             uint64 `json:"max_starlark_steps"`      // Starlark steps per run, replay included
+	MaxResultBytes       int    `json:"max_result_bytes"`        // encoded size of one step result
+	MaxHistory           int    `json:"max_history"`             // events per execution
+	MaxFanOutItems       int    `json:"max_fan_out_items"`       // items of one fan_out
 	MaxFanOutConcurrency int    `json:"max_fan_out_concurrency"` // parallel items of one fan_out
 }
 

@@ -111,11 +111,11 @@ type Wait struct {
 	Name      string          `json:"name,omitempty"`
 	ArgsHash  string          `json:"args_hash,omitempty"`
 	Since     time.Time       `json:"since"`
-	Deadline  *time.Time      `json:"deadline,omitempty"` // when the timer fires, if any
+	Deadline  *time.Time      `json:"deadline,omitempty"`   // when the timer fires, if any
 	OnTimeout json.RawMessage `json:"on_timeout,omitempty"` // result recorded when the deadline passes
 	// TimeoutError, when set, is recorded as the wait's error at the deadline.
-	TimeoutError string `json:"timeout_error,omitempty"`
-	Detail    json.RawMessage `json:"detail,omitempty"` // kind-specific request (approval text, ...)
+	TimeoutError string          `json:"timeout_error,omitempty"`
+	Detail       json.RawMessage `json:"detail,omitempty"` // kind-specific request (approval text, ...)
 }
 
 // Position is a hierarchical step position: "4", "4/0/2".
