@@ -117,6 +117,8 @@ func positionDepth(p string) int { return (strings.Count(p, "/") + 1) / 2 }
 // humanDuration rounds d to a precision that suits its size.
 func humanDuration(d time.Duration) string {
 	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Minute:

@@ -242,6 +242,15 @@ func (b *MemBackend) History(_ context.Context, id string) (*History, error) {
 		return nil, fmt.Errorf("execution %q: %w", id, runtime.ErrNotFound)
 	}
 	rec := e.record
+	// Report the live status as etcd's store derives it.
+	if !rec.Status.Terminal() {
+		switch {
+		case e.owned && rec.Status != runtime.StatusCompensating:
+			rec.Status = runtime.StatusRunning
+		case !e.owned && e.runnable:
+			rec.Status = runtime.StatusPending
+		}
+	}
 	h := &History{Execution: &rec, Writes: maps.Clone(e.writes)}
 	for _, ev := range e.history {
 		c := *ev
