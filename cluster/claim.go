@@ -89,28 +89,16 @@ func (c *Claim) owned() clientv3.Cmp {
 }
 
 // Append records ev at its position if the position is empty and the claim
-// still holds: one round trip, no read before the write.
+// still holds: one round trip, no read before the write. Appends of executions
+// ready at the same moment share a txn (group commit), each with its own fence.
 func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.Position, err)
 	}
-	key := c.s.k.event(c.Execution.ID, ev.Position)
-	resp, err := c.s.cli.Txn(ctx).
-		If(c.owned(), clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data))).
-		Else(clientv3.OpGet(c.s.k.owner(c.Execution.ID), clientv3.WithKeysOnly())).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("append %s/%s: %w", c.Execution.ID, ev.Position, err)
-	}
-	if resp.Succeeded {
-		return nil
-	}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 && kvs[0].CreateRevision == c.rev {
-		return fmt.Errorf("append %s/%s: %w", c.Execution.ID, ev.Position, sbruntime.ErrPositionTaken)
-	}
-	return fmt.Errorf("append %s/%s: %w", c.Execution.ID, ev.Position, sbruntime.ErrNotOwner)
+	return c.s.batch.append(ctx, &appendReq{
+		owner: c.s.k.owner(c.Execution.ID), ownerRev: c.rev,
+		key: c.s.k.event(c.Execution.ID, ev.Position), value: string(data)})
 }
 
 // Wait registers a pending wait and its timer, fenced on the claim.

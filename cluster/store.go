@@ -16,9 +16,10 @@ import (
 // Store keeps runbooks, executions and their histories in etcd. Every write an
 // owner makes goes through a Claim and is fenced on its ownership key.
 type Store struct {
-	cli *clientv3.Client
-	k   keys
-	now func() time.Time
+	cli   *clientv3.Client
+	k     keys
+	now   func() time.Time
+	batch *committer
 }
 
 // NewStore returns a store under prefix (default "/starbook/").
@@ -26,7 +27,7 @@ func NewStore(cli *clientv3.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = "/starbook/"
 	}
-	return &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now}
+	return &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultBatchAppends)}
 }
 
 // Client returns the etcd client.

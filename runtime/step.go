@@ -62,6 +62,9 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 	if rs.draining() {
 		return nil, ErrStopping
 	}
+	if cause := context.Cause(f.ctx); cause != nil {
+		return nil, cause // the run or the fan_out item was stopped: start nothing
+	}
 	sc := &StepContext{Ctx: f.ctx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
 	started := rs.engine.now()
 	value, runErr := fn(sc)
@@ -165,8 +168,8 @@ func match(th *starlark.Thread, pos, kind, name, hash string, spec StepSpec, got
 		return nil
 	}
 	where := "?"
-	if cs := th.CallStack(); len(cs) > 0 {
-		where = cs.At(0).Pos.String()
+	if cs := th.CallStack(); len(cs) > 1 {
+		where = cs.At(1).Pos.String() // At(0) is the durable built-in itself
 	}
 	return &NondeterminismError{Code: code, Position: pos,
 		Expected: describeCall(kind, name, hash), Actual: describeCall(spec.Kind, spec.Name, got), Where: where}
@@ -196,10 +199,15 @@ func eventValue(ev *Event) (starlark.Value, error) {
 // the message with its backtrace.
 func errorText(err error) string {
 	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
+	if !errors.As(err, &ee) {
+		return err.Error()
+	}
+	if err == error(ee) {
 		return ee.Backtrace()
 	}
-	return err.Error()
+	// A Go error wrapping a script's error: keep the wrapper's context (which
+	// fan_out item failed, after how many attempts) and the script's backtrace.
+	return err.Error() + "\n" + ee.Backtrace()
 }
 
 // Thread returns a new thread for the step's own Starlark code: effects are
