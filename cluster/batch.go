@@ -34,7 +34,12 @@ type committer struct {
 	maxAppends int // each append is 2 compares, 1 put, 2 else reads
 	maxBytes   int
 	once       sync.Once
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
+
+// errStoreClosed is the error of an append after Store.Close.
+var errStoreClosed = errors.New("store closed")
 
 // Defaults fit etcd's default --max-txn-ops (128) and 1.5 MiB request limit.
 const (
@@ -47,26 +52,32 @@ func newCommitter(cli *clientv3.Client, maxAppends int) *committer {
 	if maxAppends <= 0 {
 		maxAppends = defaultBatchAppends
 	}
-	return &committer{cli: cli, reqs: make(chan *appendReq, 1024), maxAppends: maxAppends, maxBytes: batchBytes}
+	return &committer{cli: cli, reqs: make(chan *appendReq, 1024), maxAppends: maxAppends, maxBytes: batchBytes,
+		stop: make(chan struct{})}
 }
 
 // append commits r in some batch and returns its own outcome: nil,
 // ErrNotOwner or ErrPositionTaken, or the txn's error.
 func (c *committer) append(ctx context.Context, r *appendReq) error {
 	c.once.Do(func() {
+		c.wg.Add(committers)
 		for range committers {
-			go c.loop()
+			go func() { defer c.wg.Done(); c.loop() }()
 		}
 	})
 	r.done = make(chan error, 1)
 	select {
 	case c.reqs <- r:
+	case <-c.stop:
+		return errStoreClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case err := <-r.done:
 		return err
+	case <-c.stop:
+		return errStoreClosed
 	case <-ctx.Done():
 		// The batch may still commit it; a replay will find it recorded.
 		return ctx.Err()
@@ -77,7 +88,14 @@ func (c *committer) append(ctx context.Context, r *appendReq) error {
 // up to the batch limits, and commits them together. etcd refuses a txn that
 // puts one key twice, so a second append to a key waits for the next batch.
 func (c *committer) loop() {
-	for first := range c.reqs {
+	for {
+		var first *appendReq
+		select {
+		case first = <-c.reqs:
+		case <-c.stop:
+			c.drainClosed()
+			return
+		}
 		pending := []*appendReq{first}
 	fill:
 		for len(pending) < c.maxAppends {
@@ -154,5 +172,25 @@ func (c *committer) commit(batch []*appendReq) {
 			return
 		}
 		batch = retry
+	}
+}
+
+// close stops the committers once the appends they hold are committed; later
+// appends fail with errStoreClosed.
+func (c *committer) close() {
+	c.once.Do(func() {}) // no committers start after close
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// drainClosed fails appends that were queued when the store closed.
+func (c *committer) drainClosed() {
+	for {
+		select {
+		case r := <-c.reqs:
+			r.done <- errStoreClosed
+		default:
+			return
+		}
 	}
 }

@@ -181,14 +181,18 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	} else {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.s.k.runnable(id)), "=", c.runnableRev))
 	}
-	resp, err := c.s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := c.s.cli.Txn(ctx).If(cmps...).Then(ops...).
+		Else(clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly())).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("finish %s: %w", id, err)
 	}
 	if !resp.Succeeded {
-		// Either the claim is gone or a wait was resolved meanwhile: release,
-		// keeping the runnable key, so the execution is claimed and replayed.
-		return &e, c.release(ctx)
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
+			return c.Execution, fmt.Errorf("finish %s: %w", id, sbruntime.ErrNotOwner)
+		}
+		// A wait was resolved while the run parked: release, keeping the
+		// runnable key, so the execution is claimed and replayed at once.
+		return c.Execution, c.release(ctx)
 	}
 	c.Execution = &e
 	return &e, nil

@@ -151,8 +151,8 @@ func TestFencingStaleRunner(t *testing.T) {
 					t.Errorf("stale A's %s: %v, want ErrNotOwner", w.what, w.err)
 				}
 			}
-			if _, err := a.Finish(f.ctx, sbruntime.Outcome{Status: sbruntime.StatusFailed, Error: "stale"}); err != nil {
-				t.Errorf("stale A's finish: %v", err)
+			if _, err := a.Finish(f.ctx, sbruntime.Outcome{Status: sbruntime.StatusFailed, Error: "stale"}); !errors.Is(err, sbruntime.ErrNotOwner) {
+				t.Errorf("stale A's finish: got %v, want ErrNotOwner", err)
 			}
 			if err := b.Append(f.ctx, event("2", "b")); err != nil {
 				t.Fatalf("B appends 2: %v", err)

@@ -372,7 +372,11 @@ func (n *Node) claimAndRun(loopCtx context.Context, id string) {
 	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(loopCtx), 30*time.Second)
 	defer cancelFinish()
 	if _, err := claim.Finish(finishCtx, outcome); err != nil {
-		log.Warn("finish", "err", err)
+		if errors.Is(err, sbruntime.ErrNotOwner) {
+			log.Info("claim lost before the outcome was recorded; its new owner replays it")
+		} else {
+			log.Warn("finish", "err", err)
+		}
 		return
 	}
 	switch {

@@ -42,6 +42,7 @@ func startTestNode(t *testing.T, dir string) *testNode {
 		if err := <-done; err != nil {
 			t.Errorf("node run: %v", err)
 		}
+		store.Close()
 		emb.Close()
 	})
 	return &testNode{svc: NewService(store, bi), node: node}

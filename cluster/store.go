@@ -30,6 +30,9 @@ func NewStore(cli *clientv3.Client, prefix string) *Store {
 	return &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultBatchAppends)}
 }
 
+// Close stops the store's background committers, waiting for them.
+func (s *Store) Close() { s.batch.close() }
+
 // Client returns the etcd client.
 func (s *Store) Client() *clientv3.Client { return s.cli }
 

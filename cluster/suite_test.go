@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -92,8 +93,9 @@ func (b *etcdBackend) Finish(ctx context.Context, r *sbruntime.Run, o sbruntime.
 	if !ok {
 		return nil, fmt.Errorf("finish: run's journal is a %T, not a *Claim", r.Journal)
 	}
-	if _, err := c.Finish(ctx, o); err != nil {
-		return nil, err
+	_, finishErr := c.Finish(ctx, o)
+	if finishErr != nil && !errors.Is(finishErr, sbruntime.ErrNotOwner) {
+		return nil, finishErr
 	}
 	b.mu.Lock()
 	lease, ok := b.leases[c]
@@ -106,7 +108,10 @@ func (b *etcdBackend) Finish(ctx context.Context, r *sbruntime.Run, o sbruntime.
 		}
 	}
 	e, _, err := b.s.Execution(ctx, c.Execution.ID)
-	return e, err
+	if err != nil {
+		return nil, err
+	}
+	return e, finishErr
 }
 
 func (b *etcdBackend) Expire(ctx context.Context, id string) error {

@@ -112,6 +112,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	bi := builtins.New(builtins.Options{})
 	store := cluster.NewStore(cli, f.prefix)
+	defer store.Close()
 	svc := cluster.NewService(store, bi)
 	if f.runbooks != "" {
 		files, err := collectFiles([]string{f.runbooks})

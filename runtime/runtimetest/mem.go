@@ -177,7 +177,7 @@ func (b *MemBackend) Finish(_ context.Context, r *runtime.Run, o runtime.Outcome
 			return nil, fmt.Errorf("execution %q: %w", c.id, runtime.ErrNotFound)
 		}
 		rec := e.record
-		return &rec, nil
+		return &rec, fmt.Errorf("finish %s: %w", c.id, runtime.ErrNotOwner)
 	}
 	e.owned = false
 	if o.Status == "" || (o.Status == runtime.StatusWaiting && e.resolved != c.resolved) {

@@ -101,8 +101,8 @@ func testJournalRules(t *testing.T, newBackend func(t *testing.T) Backend) {
 	if err := bb.Journal.Append(ctx, event("1")); !errors.Is(err, runtime.ErrPositionTaken) {
 		t.Errorf("B appends 1: got %v, want ErrPositionTaken", err)
 	}
-	if _, err := b.Finish(ctx, a, runtime.Outcome{Status: runtime.StatusFailed, Error: "stale"}); err != nil {
-		t.Fatalf("finish stale A: %v", err)
+	if _, err := b.Finish(ctx, a, runtime.Outcome{Status: runtime.StatusFailed, Error: "stale"}); !errors.Is(err, runtime.ErrNotOwner) {
+		t.Fatalf("finish stale A: got %v, want ErrNotOwner", err)
 	}
 	if h := f.History(id); h.Execution.Status.Terminal() || len(h.Waits) != 0 {
 		t.Fatalf("stale A's finish was recorded: status %s, waits %d", h.Execution.Status, len(h.Waits))
