@@ -31,6 +31,7 @@ func New(opts Options) starlark.StringDict {
 		"fan_out":         starlark.NewBuiltin("fan_out", fanOutBuiltin),
 		"compensate":      starlark.NewBuiltin("compensate", compensateBuiltin),
 		"sleep":           starlark.NewBuiltin("sleep", sleepBuiltin),
+		"wait_for_signal": starlark.NewBuiltin("wait_for_signal", waitForSignalBuiltin),
 		"now":             starlark.NewBuiltin("now", nowBuiltin),
 		"uuid":            starlark.NewBuiltin("uuid", uuidBuiltin),
 		"retry":           starlark.NewBuiltin("retry", retryBuiltin),

@@ -102,16 +102,73 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 }
 
 // Wait registers a pending wait and its timer, fenced on the claim.
-func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) error {
+func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, error) {
 	data, err := json.Marshal(w)
 	if err != nil {
-		return fmt.Errorf("encode wait %s: %w", w.Position, err)
+		return nil, fmt.Errorf("encode wait %s: %w", w.Position, err)
 	}
 	ops := []clientv3.Op{clientv3.OpPut(c.s.k.wait(w.Execution, w.Position), string(data))}
 	if w.Deadline != nil {
 		ops = append(ops, clientv3.OpPut(c.s.k.timer(*w.Deadline, w.Execution, w.Position), ""))
 	}
-	return c.fenced(ctx, "register wait "+w.Position, ops...)
+	if w.Kind == sbruntime.KindSignal {
+		return c.waitSignal(ctx, w, ops)
+	}
+	return nil, c.fenced(ctx, "register wait "+w.Position, ops...)
+}
+
+// waitSignal registers a signal wait unless the signal was sent before the
+// script reached it: then it consumes the oldest kept signal into the history
+// at the wait's position, in one fenced txn, and returns that event.
+func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv3.Op) (*sbruntime.Event, error) {
+	id := c.Execution.ID
+	sk := c.s.k.signal(id, w.Name)
+	ops = append(ops, clientv3.OpPut(c.s.k.signalWait(id, w.Name), w.Position))
+	for {
+		resp, err := c.s.cli.Txn(ctx).
+			If(c.owned(), clientv3.Compare(clientv3.CreateRevision(sk), "=", 0)).
+			Then(ops...).
+			Else(clientv3.OpGet(sk), clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly())).
+			Commit()
+		if err != nil {
+			return nil, fmt.Errorf("register signal wait %s/%s: %w", id, w.Position, err)
+		}
+		if resp.Succeeded {
+			return nil, nil
+		}
+		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
+			return nil, fmt.Errorf("register signal wait %s/%s: %w", id, w.Position, sbruntime.ErrNotOwner)
+		}
+		kept := resp.Responses[0].GetResponseRange().Kvs
+		if len(kept) == 0 {
+			continue // consumed or deleted meanwhile; look again
+		}
+		var queue []json.RawMessage
+		if err := json.Unmarshal(kept[0].Value, &queue); err != nil || len(queue) == 0 {
+			return nil, fmt.Errorf("decode kept signals %s: %v", sk, err)
+		}
+		now := c.s.now().UTC()
+		ev := &sbruntime.Event{Position: w.Position, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
+			Result: queue[0], StartedAt: now, EndedAt: now}
+		evData, _ := json.Marshal(ev)
+		rest := clientv3.OpDelete(sk)
+		if len(queue) > 1 {
+			b, _ := json.Marshal(queue[1:])
+			rest = clientv3.OpPut(sk, string(b))
+		}
+		ek := c.s.k.event(id, w.Position)
+		tx, err := c.s.cli.Txn(ctx).
+			If(c.owned(), clientv3.Compare(clientv3.ModRevision(sk), "=", kept[0].ModRevision),
+				clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
+			Then(clientv3.OpPut(ek, string(evData)), rest).
+			Commit()
+		if err != nil {
+			return nil, fmt.Errorf("consume signal %s/%s: %w", id, w.Name, err)
+		}
+		if tx.Succeeded {
+			return ev, nil
+		}
+	}
 }
 
 // SetStatus records a non-terminal status.
@@ -172,7 +229,9 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	cmps := []clientv3.Cmp{c.owned()}
 	if o.Status.Terminal() {
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
-			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()))
+			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()))
 		for _, w := range c.Waits {
 			if w.Deadline != nil {
 				ops = append(ops, clientv3.OpDelete(c.s.k.timer(*w.Deadline, id, w.Position)))

@@ -137,13 +137,14 @@ func TestFencingStaleRunner(t *testing.T) {
 			execBefore := f.get(t, f.s.k.execution(f.id)).Kvs[0]
 
 			deadline := time.Now().Add(time.Hour)
+			_, waitErr := a.Wait(f.ctx, &sbruntime.Wait{Execution: f.id, Position: "3", Kind: sbruntime.KindSleep, Deadline: &deadline})
 			writes := []struct {
 				what string
 				err  error
 			}{
 				{"append 2", a.Append(f.ctx, event("2", "a"))},
 				{"append 1", a.Append(f.ctx, event("1", "a"))},
-				{"wait 3", a.Wait(f.ctx, &sbruntime.Wait{Execution: f.id, Position: "3", Kind: sbruntime.KindSleep, Deadline: &deadline})},
+				{"wait 3", waitErr},
 				{"set status", a.SetStatus(f.ctx, sbruntime.StatusCompensating)},
 			}
 			for _, w := range writes {

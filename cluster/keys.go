@@ -25,6 +25,10 @@ func (k keys) owners() string              { return k.prefix + "owners/" }
 func (k keys) waits(id string) string      { return k.prefix + "waits/" + id + "/" }
 func (k keys) allWaits() string            { return k.prefix + "waits/" }
 func (k keys) wait(id, pos string) string  { return k.prefix + "waits/" + id + "/" + pos }
+func (k keys) signals(id string) string            { return k.prefix + "signals/" + id + "/" }
+func (k keys) signal(id, name string) string       { return k.prefix + "signals/" + id + "/" + name }
+func (k keys) signalWaits(id string) string        { return k.prefix + "signalwaits/" + id + "/" }
+func (k keys) signalWait(id, name string) string   { return k.prefix + "signalwaits/" + id + "/" + name }
 func (k keys) cancel(id string) string     { return k.prefix + "cancel/" + id }
 func (k keys) cancels() string             { return k.prefix + "cancel/" }
 func (k keys) timers() string              { return k.prefix + "timers/" }

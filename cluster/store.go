@@ -302,6 +302,9 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	if w.Deadline != nil {
 		ops = append(ops, clientv3.OpDelete(s.k.timer(*w.Deadline, id, pos)))
 	}
+	if w.Kind == sbruntime.KindSignal {
+		ops = append(ops, clientv3.OpDelete(s.k.signalWait(id, w.Name)))
+	}
 	tx, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(wk), "=", resp.Kvs[0].ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(s.k.event(id, pos)), "=", 0)).
@@ -338,7 +341,9 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 				clientv3.Compare(clientv3.CreateRevision(s.k.owner(id)), "=", 0)).
 			Then(clientv3.OpPut(s.k.execution(id), string(data)),
 				clientv3.OpDelete(s.k.runnable(id)),
-				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix())).
+				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.k.signalWaits(id), clientv3.WithPrefix())).
 			Else(clientv3.OpGet(s.k.owner(id))).
 			Commit()
 		if err != nil {

@@ -183,3 +183,7 @@ func (b *etcdBackend) History(ctx context.Context, id string) (*runtimetest.Hist
 	slices.SortFunc(h.Waits, func(x, y *sbruntime.Wait) int { return sbruntime.ComparePositions(x.Position, y.Position) })
 	return h, nil
 }
+
+func (b *etcdBackend) Signal(ctx context.Context, id, name string, data json.RawMessage) error {
+	return b.s.Signal(ctx, id, name, data, "test")
+}

@@ -22,8 +22,11 @@ type Journal interface {
 	// Append records ev at ev.Position; durable on return. It fails with
 	// ErrPositionTaken if the position holds an event.
 	Append(ctx context.Context, ev *Event) error
-	// Wait registers w (and its timer, if it has a deadline); durable on return.
-	Wait(ctx context.Context, w *Wait) error
+	// Wait registers w (and its timer, if it has a deadline); durable on
+	// return. If the wait is satisfied at once (a signal sent before the
+	// script reached it), the journal records the event at w.Position instead
+	// and returns it.
+	Wait(ctx context.Context, w *Wait) (*Event, error)
 	// SetStatus records a non-terminal status change, such as compensating.
 	SetStatus(ctx context.Context, s Status) error
 }

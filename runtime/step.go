@@ -142,11 +142,16 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 		d := now.Add(spec.Timeout)
 		w.Deadline = &d
 	}
-	if err := rs.journal.Wait(rs.ctx, w); err != nil {
+	ev, err := rs.journal.Wait(rs.ctx, w)
+	if err != nil {
 		if errors.Is(err, ErrNotOwner) {
 			return nil, err
 		}
 		return nil, wrapStore(fmt.Errorf("register wait %s: %w", pos, err))
+	}
+	if ev != nil {
+		rs.events.Add(1)
+		return eventValue(ev)
 	}
 	return nil, ErrSuspended
 }

@@ -144,3 +144,25 @@ func ComparePositions(a, b string) int {
 // IdempotencyKey is the key a step's effects carry: stable across retries and
 // replays of the same step.
 func IdempotencyKey(execution, position string) string { return execution + "/" + position }
+
+// SignalResult is what wait_for_signal returns when the signal arrives: its
+// name, data, sender and time, and timed_out false.
+func SignalResult(name string, data json.RawMessage, by string, at time.Time) json.RawMessage {
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	out, _ := json.Marshal(struct {
+		Name     string          `json:"name"`
+		Data     json.RawMessage `json:"data"`
+		By       string          `json:"by,omitempty"`
+		At       time.Time       `json:"at"`
+		TimedOut bool            `json:"timed_out"`
+	}{name, data, by, at.UTC(), false})
+	return out
+}
+
+// SignalTimeout is what wait_for_signal returns when its timeout passes first.
+func SignalTimeout(name string) json.RawMessage {
+	out, _ := json.Marshal(map[string]any{"name": name, "data": nil, "timed_out": true})
+	return out
+}

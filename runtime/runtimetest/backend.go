@@ -28,6 +28,9 @@ type Backend interface {
 	// if all deadlines had passed, and makes the execution runnable. It
 	// returns how many waits it resolved.
 	FireWaits(ctx context.Context, id string) (int, error)
+	// Signal delivers the signal name with data to id: it resolves the pending
+	// wait for it, or is kept until the script waits for it.
+	Signal(ctx context.Context, id, name string, data json.RawMessage) error
 	// History reads back the execution, its events in position order, its
 	// pending waits and how many times each position was written.
 	History(ctx context.Context, id string) (*History, error)

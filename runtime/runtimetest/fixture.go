@@ -275,16 +275,17 @@ func (j *journal) Append(ctx context.Context, ev *runtime.Event) error {
 	return nil
 }
 
-func (j *journal) Wait(ctx context.Context, w *runtime.Wait) error {
-	if err := j.Journal.Wait(ctx, w); err != nil {
-		return err
+func (j *journal) Wait(ctx context.Context, w *runtime.Wait) (*runtime.Event, error) {
+	ev, err := j.Journal.Wait(ctx, w)
+	if err != nil || ev != nil {
+		return ev, err
 	}
 	if j.run.faults.FireWaits {
 		if _, err := j.f.Backend.FireWaits(j.f.ctx, j.id); err != nil {
 			j.f.T.Errorf("fire waits of %s: %v", j.id, err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func (j *journal) SetStatus(ctx context.Context, s runtime.Status) error {

@@ -32,6 +32,7 @@ type memExecution struct {
 	history  map[string]*runtime.Event
 	writes   map[string]int
 	waits    map[string]*runtime.Wait
+	signals  map[string][]json.RawMessage // sent before a wait for them, oldest first
 	runnable bool
 	resolved int // bumped when a wait is resolved, like etcd's runnable mod revision
 	gen      int // claim generation; the current claim holds it while owned
@@ -67,7 +68,7 @@ func (b *MemBackend) Create(_ context.Context, bundle *runtime.Bundle, input jso
 			Status: runtime.StatusPending, Trigger: runtime.Trigger{Type: "manual"},
 			Input: clone(input), CreatedAt: now, UpdatedAt: now},
 		history: map[string]*runtime.Event{}, writes: map[string]int{},
-		waits: map[string]*runtime.Wait{}, runnable: true,
+		waits: map[string]*runtime.Wait{}, signals: map[string][]json.RawMessage{}, runnable: true,
 	}
 	return id, nil
 }
@@ -131,18 +132,53 @@ func (c *memClaim) Append(ctx context.Context, ev *runtime.Event) error {
 }
 
 // Wait implements runtime.Journal.
-func (c *memClaim) Wait(ctx context.Context, w *runtime.Wait) error {
+func (c *memClaim) Wait(ctx context.Context, w *runtime.Wait) (*runtime.Event, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("register wait %s/%s: %w", c.id, w.Position, err)
+		return nil, fmt.Errorf("register wait %s/%s: %w", c.id, w.Position, err)
 	}
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()
 	e, ok := c.owns()
 	if !ok {
-		return fmt.Errorf("register wait %s/%s: %w", c.id, w.Position, runtime.ErrNotOwner)
+		return nil, fmt.Errorf("register wait %s/%s: %w", c.id, w.Position, runtime.ErrNotOwner)
+	}
+	if queue := e.signals[w.Name]; w.Kind == runtime.KindSignal && len(queue) > 0 {
+		e.signals[w.Name] = queue[1:]
+		now := c.b.now().UTC()
+		ev := &runtime.Event{Position: w.Position, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
+			Result: clone(queue[0]), StartedAt: now, EndedAt: now}
+		e.history[w.Position] = ev
+		e.writes[w.Position]++
+		out := *ev
+		return &out, nil
 	}
 	stored := *w
 	e.waits[w.Position] = &stored
+	return nil, nil
+}
+
+// Signal implements Backend: it resolves the pending wait for the signal, or
+// keeps the signal for the wait that will come.
+func (b *MemBackend) Signal(_ context.Context, id, name string, data json.RawMessage) error {
+	b.mu.Lock()
+	result := runtime.SignalResult(name, data, "test", b.now())
+	defer b.mu.Unlock()
+	e, ok := b.execs[id]
+	if !ok {
+		return fmt.Errorf("execution %q: %w", id, runtime.ErrNotFound)
+	}
+	for pos, w := range e.waits {
+		if w.Kind == runtime.KindSignal && w.Name == name {
+			delete(e.waits, pos)
+			e.history[pos] = &runtime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
+				Result: clone(result), StartedAt: w.Since, EndedAt: b.now().UTC()}
+			e.writes[pos]++
+			e.runnable = true
+			e.resolved++
+			return nil
+		}
+	}
+	e.signals[name] = append(e.signals[name], clone(result))
 	return nil
 }
 

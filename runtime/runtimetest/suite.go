@@ -42,6 +42,7 @@ func RunSuite(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"BadInput", testBadInput},
 		{"StepError", testStepError},
 		{"Secrets", testSecrets},
+		{"Signals", testSignals},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -89,7 +90,7 @@ func testJournalRules(t *testing.T, newBackend func(t *testing.T) Backend) {
 	if err := a.Journal.Append(ctx, event("2")); !errors.Is(err, runtime.ErrNotOwner) {
 		t.Errorf("stale A appends 2: got %v, want ErrNotOwner", err)
 	}
-	if err := a.Journal.Wait(ctx, &runtime.Wait{Execution: id, Position: "3", Kind: runtime.KindSleep}); !errors.Is(err, runtime.ErrNotOwner) {
+	if _, err := a.Journal.Wait(ctx, &runtime.Wait{Execution: id, Position: "3", Kind: runtime.KindSleep}); !errors.Is(err, runtime.ErrNotOwner) {
 		t.Errorf("stale A registers a wait: got %v, want ErrNotOwner", err)
 	}
 	if err := a.Journal.SetStatus(ctx, runtime.StatusCompensating); !errors.Is(err, runtime.ErrNotOwner) {
@@ -959,4 +960,50 @@ func markerLine(t *testing.T, p *runtime.Program, marker string) string {
 	}
 	t.Fatalf("%s has no line with %q", p.Bundle.Main, marker)
 	return ""
+}
+
+// testSignals: a signal sent before the script waits for it is kept and
+// consumed at once, in order; one sent to a parked wait resolves it; a
+// timeout returns timed_out.
+func testSignals(t *testing.T, newBackend func(t *testing.T) Backend) {
+	f := NewFixture(t, newBackend(t), Options{})
+	p := f.Script("signal")
+	id := f.Start(p, "")
+	ctx := f.Context()
+	// Two signals before the first run: both kept, consumed by the two waits.
+	for _, data := range []string{`{"n": 1}`, `{"n": 2}`} {
+		if err := f.Backend.Signal(ctx, id, "go", json.RawMessage(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.RunToEnd(id, p, runtime.StatusWaiting)
+	h := f.History(id)
+	if got := h.Positions(); !slices.Equal(got, positions(1, 2)) {
+		t.Fatalf("positions %v, want the two kept signals consumed at [1 2]", got)
+	}
+	if len(h.Waits) != 1 || h.Waits[0].Kind != runtime.KindSignal || h.Waits[0].Name != "extra" || h.Waits[0].Deadline == nil {
+		t.Fatalf("waits %+v, want one signal wait for extra with a deadline", h.Waits)
+	}
+	if n, err := f.Backend.FireWaits(ctx, id); err != nil || n != 1 {
+		t.Fatalf("fire waits: %d, %v", n, err)
+	}
+	res := f.RunToEnd(id, p, runtime.StatusCompleted)
+	if want := `{"by":"test","first":{"n":1},"late":true,"second":{"n":2}}`; string(res.Outcome.Result) != want {
+		t.Errorf("result %s, want %s", res.Outcome.Result, want)
+	}
+	assertWrittenOnce(t, f.History(id))
+
+	// A signal sent to a parked wait resolves it.
+	id2 := f.Start(p, "")
+	f.RunToEnd(id2, p, runtime.StatusWaiting)
+	if h := f.History(id2); len(h.Waits) != 1 || h.Waits[0].Position != "1" {
+		t.Fatalf("waits %+v, want the first wait parked at 1", h.Waits)
+	}
+	if err := f.Backend.Signal(ctx, id2, "go", json.RawMessage(`"x"`)); err != nil {
+		t.Fatal(err)
+	}
+	f.RunToEnd(id2, p, runtime.StatusWaiting)
+	if h := f.History(id2); len(h.Waits) != 1 || h.Waits[0].Position != "2" || h.Event("1") == nil {
+		t.Fatalf("after the signal: events %v, waits %+v; want 1 recorded and a wait at 2", h.Positions(), h.Waits)
+	}
 }
