@@ -17,7 +17,7 @@ import (
 // one node may do. Leadership starts in lead and ends when lead returns.
 func (n *Node) leaderLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		election := concurrency.NewElection(n.session, n.store.k.election())
+		election := concurrency.NewElection(n.sess(), n.store.k.election())
 		if err := election.Campaign(ctx, n.cfg.ID); err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("campaign for leader", "err", err)
@@ -49,7 +49,7 @@ func (n *Node) lead(ctx context.Context) {
 	defer cancel()
 	go func() {
 		select {
-		case <-n.session.Done():
+		case <-n.sess().Done():
 			cancel()
 		case <-ctx.Done():
 		}

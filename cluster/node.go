@@ -32,24 +32,27 @@ type NodeConfig struct {
 // Node claims runnable executions and runs them; the elected leader also fires
 // durable timers. Every node of a cluster runs the same code against one etcd.
 type Node struct {
-	store   *Store
-	cfg     NodeConfig
-	engine  *sbruntime.Engine
-	session *concurrency.Session
-	log     *slog.Logger
+	store  *Store
+	cfg    NodeConfig
+	engine *sbruntime.Engine
+	log    *slog.Logger
+
+	sessionMu sync.Mutex
+	session   *concurrency.Session // replaced when etcd expired the last one
 
 	programsMu sync.Mutex
 	programs   map[string]*sbruntime.Program // by name@version
 
-	mu       sync.Mutex
-	runnable map[string]bool                    // runnable/<id> keys, from the watch
-	owned    map[string]bool                    // owners/<id> keys, from the watch
-	running  map[string]context.CancelCauseFunc // executions this node runs
-	queue    []string                           // candidates in arrival order
-	queued   map[string]bool
-	kick     chan struct{}
-	drain    chan struct{}
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	runnable  map[string]bool                    // runnable/<id> keys, from the watch
+	owned     map[string]bool                    // owners/<id> keys, from the watch
+	running   map[string]context.CancelCauseFunc // executions this node runs
+	queue     []string                           // candidates in arrival order
+	queued    map[string]bool
+	kick      chan struct{}
+	drain     chan struct{}
+	drainOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // NewNode joins the cluster: it revokes the lease a previous run of the same
@@ -84,21 +87,36 @@ func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
 	if err := n.revokePrevious(ctx); err != nil {
 		return nil, err
 	}
-	ttl := int(cfg.SessionTTL / time.Second)
-	if ttl < 1 {
-		ttl = 1
-	}
-	s, err := concurrency.NewSession(store.cli, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
-	if err != nil {
-		return nil, fmt.Errorf("node %s: open session: %w", cfg.ID, err)
-	}
-	n.session = s
-	info, _ := json.Marshal(nodeInfo{ID: cfg.ID, Lease: int64(s.Lease()), Started: cfg.Now().UTC(), Workers: cfg.Workers})
-	if _, err := store.cli.Put(ctx, store.k.node(cfg.ID), string(info), clientv3.WithLease(s.Lease())); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("node %s: register: %w", cfg.ID, err)
+	if err := n.openSession(ctx); err != nil {
+		return nil, err
 	}
 	return n, nil
+}
+
+// openSession opens a session (the lease every claim of this node is bound
+// to) and registers the node under it.
+func (n *Node) openSession(ctx context.Context) error {
+	ttl := max(int(n.cfg.SessionTTL/time.Second), 1)
+	s, err := concurrency.NewSession(n.store.cli, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return fmt.Errorf("node %s: open session: %w", n.cfg.ID, err)
+	}
+	info, _ := json.Marshal(nodeInfo{ID: n.cfg.ID, Lease: int64(s.Lease()), Started: n.cfg.Now().UTC(), Workers: n.cfg.Workers, TTL: ttl})
+	if _, err := n.store.cli.Put(ctx, n.store.k.node(n.cfg.ID), string(info), clientv3.WithLease(s.Lease())); err != nil {
+		s.Close()
+		return fmt.Errorf("node %s: register: %w", n.cfg.ID, err)
+	}
+	n.sessionMu.Lock()
+	n.session = s
+	n.sessionMu.Unlock()
+	return nil
+}
+
+// sess returns the node's current session.
+func (n *Node) sess() *concurrency.Session {
+	n.sessionMu.Lock()
+	defer n.sessionMu.Unlock()
+	return n.session
 }
 
 type nodeInfo struct {
@@ -106,6 +124,7 @@ type nodeInfo struct {
 	Lease   int64     `json:"lease"`
 	Started time.Time `json:"started"`
 	Workers int       `json:"workers"`
+	TTL     int       `json:"ttl_seconds"`
 }
 
 func (n *Node) revokePrevious(ctx context.Context) error {
@@ -132,39 +151,83 @@ func (n *Node) Engine() *sbruntime.Engine { return n.engine }
 
 // Run claims and runs executions until ctx is done, then stops gracefully:
 // it claims nothing more, lets in-flight steps finish for StopGrace, releases
-// its claims and closes its session so other nodes take over at once.
+// its claims and closes its session so other nodes take over at once. If etcd
+// expires the node's session (etcd unreachable for longer than the TTL), the
+// node stops its runs — their claims are gone, so they could not write — and
+// joins again with a new session once etcd answers.
 func (n *Node) Run(ctx context.Context) error {
+	for {
+		lost := n.runSession(ctx)
+		if !lost {
+			break
+		}
+		n.log.Error("session expired: runs stopped; rejoining when etcd answers")
+		for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 5*time.Second) {
+			if err := n.openSession(ctx); err == nil {
+				n.log.Info("rejoined with a new session", "lease", int64(n.sess().Lease()))
+				break
+			} else {
+				n.log.Warn("rejoin", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = n.store.cli.Delete(closeCtx, n.store.k.node(n.cfg.ID))
+	return n.sess().Close()
+}
+
+// runSession runs the node's loops under the current session until ctx is
+// done (a graceful stop: it returns false) or the session is lost (true).
+func (n *Node) runSession(ctx context.Context) (lost bool) {
+	s := n.sess()
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
 	loops.Add(3)
 	go func() { defer loops.Done(); n.watchLoop(loopCtx) }()
-	go func() { defer loops.Done(); n.dispatchLoop(loopCtx) }()
+	go func() { defer loops.Done(); n.dispatchLoop(loopCtx, s) }()
 	go func() { defer loops.Done(); n.leaderLoop(loopCtx) }()
 
 	select {
 	case <-ctx.Done():
-	case <-n.session.Done():
-		n.log.Error("session lost: stopping all runs")
+	case <-s.Done():
+		lost = true
 	}
 	stopLoops()
 	loops.Wait()
-	close(n.drain)
+	if lost {
+		n.stopRuns(errSessionLost)
+		n.wg.Wait()
+		return true
+	}
+	n.drainOnce.Do(func() { close(n.drain) })
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(n.cfg.StopGrace):
-		n.mu.Lock()
-		for _, cancel := range n.running {
-			cancel(sbruntime.ErrStopping)
-		}
-		n.mu.Unlock()
+		n.stopRuns(sbruntime.ErrStopping)
 		<-done
 	}
-	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = n.store.cli.Delete(closeCtx, n.store.k.node(n.cfg.ID))
-	return n.session.Close()
+	return false
+}
+
+// errSessionLost stops runs whose claims expired with the session.
+var errSessionLost = errors.New("session expired")
+
+func (n *Node) stopRuns(cause error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, cancel := range n.running {
+		cancel(cause)
+	}
 }
 
 // watchLoop mirrors the runnable and owners keys into memory and queues every
@@ -210,9 +273,14 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	runnableCh := n.store.cli.Watch(wctx, k.runnables(), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	ownersCh := n.store.cli.Watch(wctx, k.owners(), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	cancelCh := n.store.cli.Watch(wctx, k.cancels(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	// A periodic sweep lists everything again, in case a watch missed an event.
+	sweep := time.NewTimer(sweepInterval)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-sweep.C:
 			return nil
 		case wr, ok := <-runnableCh:
 			if !ok || wr.Err() != nil {
@@ -267,6 +335,9 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	}
 }
 
+// sweepInterval is how often a node lists the runnable executions again.
+const sweepInterval = 30 * time.Second
+
 func watchErr(wr clientv3.WatchResponse, ok bool) error {
 	if !ok {
 		return errors.New("watch closed")
@@ -289,7 +360,7 @@ func (n *Node) wake() {
 }
 
 // dispatchLoop starts queued executions while worker slots are free.
-func (n *Node) dispatchLoop(ctx context.Context) {
+func (n *Node) dispatchLoop(ctx context.Context, s *concurrency.Session) {
 	for {
 		for {
 			id, ok := n.nextCandidate()
@@ -299,7 +370,7 @@ func (n *Node) dispatchLoop(ctx context.Context) {
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
-				n.claimAndRun(ctx, id)
+				n.claimAndRun(ctx, s, id)
 				n.wake()
 			}()
 		}
@@ -329,7 +400,7 @@ func (n *Node) nextCandidate() (string, bool) {
 }
 
 // claimAndRun claims id, replays it and records the outcome.
-func (n *Node) claimAndRun(loopCtx context.Context, id string) {
+func (n *Node) claimAndRun(loopCtx context.Context, s *concurrency.Session, id string) {
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(loopCtx))
 	defer cancel(nil)
 	n.mu.Lock()
@@ -341,7 +412,7 @@ func (n *Node) claimAndRun(loopCtx context.Context, id string) {
 		n.mu.Unlock()
 	}()
 
-	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, n.session.Lease())
+	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, s.Lease())
 	if err != nil {
 		if !errors.Is(err, errNotClaimable) {
 			n.log.Warn("claim", "execution", id, "err", err)
