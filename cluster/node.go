@@ -440,14 +440,7 @@ func (n *Node) claimAndRun(loopCtx context.Context, s *concurrency.Session, id s
 				Execution: e, History: claim.History, Waits: claim.Waits, Journal: claim, Drain: n.drain})
 		}
 	}
-	finishCtx, cancelFinish := context.WithTimeout(context.WithoutCancel(loopCtx), 30*time.Second)
-	defer cancelFinish()
-	if _, err := claim.Finish(finishCtx, outcome); err != nil {
-		if errors.Is(err, sbruntime.ErrNotOwner) {
-			log.Info("claim lost before the outcome was recorded; its new owner replays it")
-		} else {
-			log.Warn("finish", "err", err)
-		}
+	if !n.finish(claim, s, outcome, log) {
 		return
 	}
 	switch {
@@ -457,6 +450,30 @@ func (n *Node) claimAndRun(loopCtx context.Context, s *concurrency.Session, id s
 		log.Warn("execution "+string(outcome.Status), "error", outcome.Error)
 	default:
 		log.Debug("run ended", "status", outcome.Status)
+	}
+}
+
+// finish records the outcome, retrying while etcd is unreachable: a claim
+// that is neither finished nor released would hold its execution for as long
+// as this node's session lives. It reports whether the outcome was recorded.
+func (n *Node) finish(claim *Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := claim.Finish(ctx, o)
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, sbruntime.ErrNotOwner):
+			log.Info("claim lost before the outcome was recorded; its new owner replays it")
+			return false
+		}
+		log.Warn("finish; retrying", "err", err, "in", backoff)
+		select {
+		case <-s.Done():
+			return false // the claim expired with the session
+		case <-time.After(backoff):
+		}
 	}
 }
 

@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// etcdCluster is a three-member etcd cluster hosted in the test process, on
+// fixed loopback ports so members can be stopped and started again.
+type etcdCluster struct {
+	t       *testing.T
+	dir     string
+	names   []string
+	clients []string // client URLs
+	peers   []string // peer URLs
+	mu      sync.Mutex
+	members []*embed.Etcd
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startEtcdCluster(t *testing.T, size int) *etcdCluster {
+	t.Helper()
+	c := &etcdCluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, size)}
+	for i := range size {
+		c.names = append(c.names, fmt.Sprintf("m%d", i))
+		c.clients = append(c.clients, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, size)
+	for i := range size {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = c.start(i, "new") }()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for i := range c.members {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *etcdCluster) start(i int, state string) error {
+	cfg := embed.NewConfig()
+	cfg.Name = c.names[i]
+	cfg.Dir = filepath.Join(c.dir, c.names[i])
+	cfg.LogLevel = "error"
+	cfg.TickMs, cfg.ElectionMs = 50, 500
+	cfg.UnsafeNoFsync = true // the starbook processes are what this test kills
+	cu, _ := url.Parse(c.clients[i])
+	pu, _ := url.Parse(c.peers[i])
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	var initial []string
+	for j := range c.names {
+		initial = append(initial, c.names[j]+"="+c.peers[j])
+	}
+	cfg.InitialCluster = strings.Join(initial, ",")
+	cfg.ClusterState = state
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return fmt.Errorf("start etcd %s: %w", c.names[i], err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return fmt.Errorf("etcd %s not ready after 60s", c.names[i])
+	}
+	c.mu.Lock()
+	c.members[i] = e
+	c.mu.Unlock()
+	return nil
+}
+
+// stop closes member i (a no-op if it is not running).
+func (c *etcdCluster) stop(i int) {
+	c.mu.Lock()
+	e := c.members[i]
+	c.members[i] = nil
+	c.mu.Unlock()
+	if e != nil {
+		e.Close()
+	}
+}
+
+// restartAll starts every stopped member again, concurrently (they need a
+// quorum to become ready).
+func (c *etcdCluster) restartAll() {
+	var wg sync.WaitGroup
+	for i := range c.members {
+		c.mu.Lock()
+		running := c.members[i] != nil
+		c.mu.Unlock()
+		if running {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.start(i, "existing"); err != nil {
+				c.t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *etcdCluster) endpoints() string { return strings.Join(c.clients, ",") }
+
+// client returns a client to the cluster, closed at cleanup.
+func (c *etcdCluster) client() *clientv3.Client {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.clients, DialTimeout: 5 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// waitUntil polls cond every 20 ms until it holds or the timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
