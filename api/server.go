@@ -49,6 +49,11 @@ func NewHandler(svc Service, logger *slog.Logger) http.Handler {
 	h.route("GET /api/v1/executions", h.executions)
 	h.route("GET /api/v1/executions/{id}", h.execution)
 	h.route("POST /api/v1/executions/{id}/cancel", h.cancel)
+	h.route("POST /api/v1/executions/{id}/signals/{name}", h.signal)
+	h.route("POST /api/v1/executions/{id}/approve", h.decide)
+	h.route("POST /api/v1/executions/{id}/approvals/{position...}", h.decide)
+	h.route("GET /api/v1/approvals", h.approvals)
+	h.route("GET /api/v1/waits", h.waits)
 	return h
 }
 
@@ -306,6 +311,10 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, ie.Error())
 	case errors.Is(err, sbruntime.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, sbruntime.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, sbruntime.ErrForbidden):
+		writeError(w, http.StatusForbidden, err.Error())
 	case r.Context().Err() != nil:
 		// The caller went away; nobody reads the response.
 		h.logger.Debug("request abandoned", "method", r.Method, "path", r.URL.Path, "err", err)

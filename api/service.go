@@ -28,6 +28,34 @@ type Service interface {
 	AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error)
 	// Health returns nil when the node can serve (its store answers).
 	Health(ctx context.Context) error
+	// Signal delivers signal name with data (nil for none) to an execution,
+	// sent by by; durable on return.
+	Signal(ctx context.Context, id, name string, data json.RawMessage, by string) error
+	// Decide records a decision on the pending approval at position ("" for
+	// the only one); durable on return. Errors wrapping sbruntime.ErrConflict
+	// (already decided, several pending) become 409, sbruntime.ErrForbidden 403.
+	Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error)
+	// Waits lists pending approvals and signal waits, oldest first.
+	Waits(ctx context.Context) ([]*PendingWait, error)
+}
+
+// PendingWait is a pending approval or signal wait.
+type PendingWait struct {
+	Execution string `json:"execution"`
+	Runbook   string `json:"runbook"`
+	Position  string `json:"position"`
+	Kind      string `json:"kind"`           // approval or signal
+	Name      string `json:"name,omitempty"` // the signal's name
+	// Approvals only: the request and what it received so far.
+	Message   string                       `json:"message,omitempty"`
+	Approvers []string                     `json:"approvers,omitempty"`
+	Channel   string                       `json:"channel,omitempty"`
+	Required  int                          `json:"required,omitempty"`
+	Requester string                       `json:"requester,omitempty"`
+	Approvals []sbruntime.ApprovalDecision `json:"approvals,omitempty"`
+	Escalated bool                         `json:"escalated,omitempty"`
+	Since     time.Time                    `json:"since"`
+	Deadline  *time.Time                   `json:"deadline,omitempty"`
 }
 
 // RunbookVersion describes one stored runbook version.

@@ -27,21 +27,23 @@ func New(opts Options) starlark.StringDict {
 		opts.Secrets = os.LookupEnv
 	}
 	return starlark.StringDict{
-		"call":            starlark.NewBuiltin("call", callBuiltin),
-		"fan_out":         starlark.NewBuiltin("fan_out", fanOutBuiltin),
-		"compensate":      starlark.NewBuiltin("compensate", compensateBuiltin),
-		"sleep":           starlark.NewBuiltin("sleep", sleepBuiltin),
-		"wait_for_signal": starlark.NewBuiltin("wait_for_signal", waitForSignalBuiltin),
-		"now":             starlark.NewBuiltin("now", nowBuiltin),
-		"uuid":            starlark.NewBuiltin("uuid", uuidBuiltin),
-		"retry":           starlark.NewBuiltin("retry", retryBuiltin),
-		"idempotency_key": starlark.NewBuiltin("idempotency_key", idempotencyKeyBuiltin),
-		"log":             starlark.NewBuiltin("log", logBuiltin),
-		"secret":          starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets)),
-		"http":            NewHTTPModule(opts.HTTP),
-		"json":            json.Module,
-		"time":            sltime.Module,
-		"struct":          starlark.NewBuiltin("struct", starlarkstruct.Make),
+		"call":              starlark.NewBuiltin("call", callBuiltin),
+		"fan_out":           starlark.NewBuiltin("fan_out", fanOutBuiltin),
+		"compensate":        starlark.NewBuiltin("compensate", compensateBuiltin),
+		"sleep":             starlark.NewBuiltin("sleep", sleepBuiltin),
+		"wait_for_signal":   starlark.NewBuiltin("wait_for_signal", waitForSignalBuiltin),
+		"wait_for_approval": starlark.NewBuiltin("wait_for_approval", waitForApprovalBuiltin),
+		"escalate":          starlark.NewBuiltin("escalate", escalateBuiltin),
+		"now":               starlark.NewBuiltin("now", nowBuiltin),
+		"uuid":              starlark.NewBuiltin("uuid", uuidBuiltin),
+		"retry":             starlark.NewBuiltin("retry", retryBuiltin),
+		"idempotency_key":   starlark.NewBuiltin("idempotency_key", idempotencyKeyBuiltin),
+		"log":               starlark.NewBuiltin("log", logBuiltin),
+		"secret":            starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets)),
+		"http":              NewHTTPModule(opts.HTTP),
+		"json":              json.Module,
+		"time":              sltime.Module,
+		"struct":            starlark.NewBuiltin("struct", starlarkstruct.Make),
 	}
 }
 

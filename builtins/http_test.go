@@ -40,11 +40,11 @@ func (j *memJournal) Append(_ context.Context, ev *sbruntime.Event) error {
 	return nil
 }
 
-func (j *memJournal) Wait(_ context.Context, w *sbruntime.Wait) error {
+func (j *memJournal) Wait(_ context.Context, w *sbruntime.Wait) (*sbruntime.Event, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.waits[w.Position] = w
-	return nil
+	return nil, nil
 }
 
 func (j *memJournal) SetStatus(_ context.Context, s sbruntime.Status) error {

@@ -11,6 +11,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"golang.org/x/sync/errgroup"
+
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // leaderLoop campaigns for leadership and, while leader, does the work only
@@ -54,6 +56,11 @@ func (n *Node) lead(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
+	var tasks sync.WaitGroup
+	defer func() { cancel(); tasks.Wait() }()
+	for _, task := range n.cfg.LeaderTasks {
+		tasks.Go(func() { task(ctx) })
+	}
 	for ctx.Err() == nil {
 		if err := n.fireTimers(ctx); err != nil && ctx.Err() == nil {
 			n.log.Warn("timers", "err", err)
@@ -192,11 +199,15 @@ func (s *Store) FireTimer(ctx context.Context, key string) error {
 	}
 	if len(resp.Kvs) > 0 {
 		var w struct {
+			Kind         string          `json:"kind"`
 			OnTimeout    json.RawMessage `json:"on_timeout"`
 			TimeoutError string          `json:"timeout_error"`
 		}
 		if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
 			return fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+		}
+		if w.Kind == sbruntime.KindApproval {
+			return s.fireApproval(ctx, key, id, pos) // escalation, partial approvals
 		}
 		if _, err := s.ResolveWait(ctx, id, pos, w.OnTimeout, w.TimeoutError); err != nil {
 			return err

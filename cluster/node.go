@@ -27,6 +27,9 @@ type NodeConfig struct {
 	Builtins  starlark.StringDict
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// LeaderTasks run while this node leads, each in its own goroutine, and
+	// are stopped (ctx done) and waited for when leadership ends.
+	LeaderTasks []func(ctx context.Context)
 }
 
 // Node claims runnable executions and runs them; the elected leader also fires

@@ -20,6 +20,7 @@ type Store struct {
 	k     keys
 	now   func() time.Time
 	batch *committer
+	dir   Directory // resolves Slack approvers; see SetDirectory
 }
 
 // NewStore returns a store under prefix (default "/starbook/").

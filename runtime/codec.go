@@ -87,6 +87,8 @@ func encode(buf *bytes.Buffer, v starlark.Value, path string, lenient bool) erro
 			}
 		}
 		buf.WriteByte(']')
+	case JSONValue:
+		buf.Write(x.JSON())
 	default:
 		if lenient {
 			desc := v.Type()

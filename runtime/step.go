@@ -107,7 +107,9 @@ type WaitSpec struct {
 	StepSpec
 	Timeout   time.Duration   // 0: no timer
 	OnTimeout json.RawMessage // the result the timer records
-	Detail    json.RawMessage
+	// TimeoutError, when set, is recorded as the wait's error at the deadline.
+	TimeoutError string
+	Detail       json.RawMessage
 }
 
 // Await is the gate for waits. If th's next position holds an event (the wait
@@ -137,7 +139,7 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 	}
 	now := rs.engine.now()
 	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,
-		ArgsHash: hash, Since: now, OnTimeout: spec.OnTimeout, Detail: spec.Detail}
+		ArgsHash: hash, Since: now, OnTimeout: spec.OnTimeout, TimeoutError: spec.TimeoutError, Detail: spec.Detail}
 	if spec.Timeout > 0 {
 		d := now.Add(spec.Timeout)
 		w.Deadline = &d

@@ -22,6 +22,9 @@ type Service struct {
 	CancelFunc     func(ctx context.Context, id string) (*sbruntime.Execution, error)
 	AwaitEndFunc   func(ctx context.Context, id string) (*sbruntime.Execution, error)
 	HealthFunc     func(ctx context.Context) error
+	SignalFunc     func(ctx context.Context, id, name string, data json.RawMessage, by string) error
+	DecideFunc     func(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error)
+	WaitsFunc      func(ctx context.Context) ([]*api.PendingWait, error)
 }
 
 var _ api.Service = (*Service)(nil)
@@ -80,4 +83,25 @@ func (s *Service) Health(ctx context.Context) error {
 		return ErrUnimplemented
 	}
 	return s.HealthFunc(ctx)
+}
+
+func (s *Service) Signal(ctx context.Context, id, name string, data json.RawMessage, by string) error {
+	if s.SignalFunc == nil {
+		return ErrUnimplemented
+	}
+	return s.SignalFunc(ctx, id, name, data, by)
+}
+
+func (s *Service) Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error) {
+	if s.DecideFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.DecideFunc(ctx, id, position, d)
+}
+
+func (s *Service) Waits(ctx context.Context) ([]*api.PendingWait, error) {
+	if s.WaitsFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.WaitsFunc(ctx)
 }

@@ -1,0 +1,162 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// ViaHeader set to "cli" records a decision as made through the CLI; any
+// other request's decisions are recorded as made through the API.
+const ViaHeader = "X-Starbook-Via"
+
+// SignalRequest is the body of POST /api/v1/executions/{id}/signals/{name}.
+type SignalRequest struct {
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// SignalResponse answers a delivered signal.
+type SignalResponse struct {
+	Delivered bool   `json:"delivered"`
+	Execution string `json:"execution"`
+	Signal    string `json:"signal"`
+}
+
+// DecisionRequest is the body of the approval routes. Until requests are
+// authenticated (issue 8), As is trusted as it is.
+type DecisionRequest struct {
+	Decision string `json:"decision"` // approve or reject
+	Comment  string `json:"comment,omitempty"`
+	As       string `json:"as,omitempty"` // the deciding user; default the X-Starbook-User header
+}
+
+type decisionResponse struct {
+	Approval *sbruntime.ApprovalState `json:"approval"`
+}
+
+type waitsResponse struct {
+	Waits []*PendingWait `json:"waits"`
+}
+
+type approvalsResponse struct {
+	Approvals []*PendingWait `json:"approvals"`
+}
+
+func (h *handler) signal(w http.ResponseWriter, r *http.Request) error {
+	var req SignalRequest
+	if err := decodeBody(w, r, MaxBody, &req, true); err != nil {
+		return err
+	}
+	data := req.Data
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		data = nil
+	}
+	by := r.Header.Get(UserHeader)
+	if by == "" {
+		by = "api"
+	}
+	id, name := r.PathValue("id"), r.PathValue("name")
+	if err := h.svc.Signal(r.Context(), id, name, data, by); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, SignalResponse{Delivered: true, Execution: id, Signal: name})
+	return nil
+}
+
+func (h *handler) decide(w http.ResponseWriter, r *http.Request) error {
+	var req DecisionRequest
+	if err := decodeBody(w, r, MaxBody, &req, false); err != nil {
+		return err
+	}
+	d := sbruntime.Decision{User: strings.TrimSpace(req.As), Comment: req.Comment, Via: sbruntime.ViaAPI}
+	switch req.Decision {
+	case sbruntime.DecisionApprove:
+		d.Approve = true
+	case sbruntime.DecisionReject:
+	default:
+		return badRequest(`decision must be "approve" or "reject"`)
+	}
+	if d.User == "" {
+		d.User = strings.TrimSpace(r.Header.Get(UserHeader))
+	}
+	if d.User == "" {
+		return badRequest(`who decides? set "as" (or the ` + UserHeader + ` header)`)
+	}
+	if strings.EqualFold(r.Header.Get(ViaHeader), sbruntime.ViaCLI) {
+		d.Via = sbruntime.ViaCLI
+	}
+	state, err := h.svc.Decide(r.Context(), r.PathValue("id"), r.PathValue("position"), d)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, decisionResponse{Approval: state})
+	return nil
+}
+
+func (h *handler) approvals(w http.ResponseWriter, r *http.Request) error {
+	waits, err := h.svc.Waits(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []*PendingWait{}
+	for _, p := range waits {
+		if p.Kind == sbruntime.KindApproval {
+			out = append(out, p)
+		}
+	}
+	writeJSON(w, http.StatusOK, approvalsResponse{Approvals: out})
+	return nil
+}
+
+func (h *handler) waits(w http.ResponseWriter, r *http.Request) error {
+	waits, err := h.svc.Waits(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, waitsResponse{Waits: nonNil(waits)})
+	return nil
+}
+
+// Signal delivers signal name with data (nil for none) to execution id, as
+// sent by c.User.
+func (c *Client) Signal(ctx context.Context, id, name string, data json.RawMessage) error {
+	hdr := http.Header{UserHeader: {c.User}}
+	return c.do(ctx, http.MethodPost, "/api/v1/executions/"+url.PathEscape(id)+"/signals/"+url.PathEscape(name),
+		hdr, SignalRequest{Data: data}, nil)
+}
+
+// Decide records a decision as made through the CLI on the pending approval
+// at position of execution id ("" for its only pending approval).
+func (c *Client) Decide(ctx context.Context, id, position string, req DecisionRequest) (*sbruntime.ApprovalState, error) {
+	path := "/api/v1/executions/" + url.PathEscape(id) + "/approve"
+	if position != "" {
+		segs := strings.Split(position, "/")
+		for i, s := range segs {
+			segs[i] = url.PathEscape(s)
+		}
+		path = "/api/v1/executions/" + url.PathEscape(id) + "/approvals/" + strings.Join(segs, "/")
+	}
+	var resp decisionResponse
+	hdr := http.Header{UserHeader: {c.User}, ViaHeader: {sbruntime.ViaCLI}}
+	err := c.do(ctx, http.MethodPost, path, hdr, req, &resp)
+	return resp.Approval, err
+}
+
+// Waits lists pending approvals and signal waits, oldest first.
+func (c *Client) Waits(ctx context.Context) ([]*PendingWait, error) {
+	var resp waitsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/waits", nil, nil, &resp)
+	return resp.Waits, err
+}
+
+// Approvals lists pending approvals, oldest first.
+func (c *Client) Approvals(ctx context.Context) ([]*PendingWait, error) {
+	var resp approvalsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/approvals", nil, nil, &resp)
+	return resp.Approvals, err
+}

@@ -1,0 +1,280 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// notices/<id>/<pos>/<round> keeps where an approval request was posted
+// until the post is updated with the outcome, so the update survives a crash
+// of the leader between the decision and the update.
+func (k keys) notices(id, pos string) string { return k.prefix + "notices/" + id + "/" + pos + "/" }
+func (k keys) notice(id, pos string, round int) string {
+	return k.notices(id, pos) + strconv.Itoa(round)
+}
+func (k keys) allNotices() string { return k.prefix + "notices/" }
+
+// ErrNoChannel is returned by a Notifier that has nowhere to post a request;
+// the request is then left unposted.
+var ErrNoChannel = errors.New("no channel to post the approval request to")
+
+// ApprovalNotice is an approval request as a notifier shows it: pending,
+// decided, timed out, escalated elsewhere or ended with its execution.
+type ApprovalNotice struct {
+	Execution string
+	Position  string
+	Request   *sbruntime.ApprovalRequest
+	Since     time.Time
+	Deadline  *time.Time
+	Approvals []sbruntime.ApprovalDecision // received so far
+	Outcome   *sbruntime.ApprovalResult    // set once decided or timed out
+	Error     string                       // the recorded error (on_timeout "fail")
+	Escalated bool                         // superseded by an escalation
+	Ended     bool                         // the execution ended without a decision
+}
+
+// Notifier posts approval requests where people answer them (Slack) and
+// updates each post when it is answered. Posting is an effect outside any
+// script step: it is driven by the wait records, at least once across
+// crashes (a crash between a post and its record posts again).
+type Notifier interface {
+	Post(ctx context.Context, n *ApprovalNotice) (sbruntime.MessageRef, error)
+	Update(ctx context.Context, ref sbruntime.MessageRef, n *ApprovalNotice) error
+}
+
+// RunNotifier keeps approval posts in step with the waits until ctx is done:
+// it posts each pending approval once per round and records where, and
+// updates every post once the approval is decided, escalated or gone. Run it
+// on the leader only (NodeConfig.LeaderTasks).
+func (s *Store) RunNotifier(ctx context.Context, nf Notifier, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	seen := map[string]int{} // approvals shown per notice key
+	for ctx.Err() == nil {
+		if err := s.notifyOnce(ctx, nf, log, seen); err != nil && ctx.Err() == nil {
+			log.Warn("approval notifier", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, seen map[string]int) error {
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.k.allWaits(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(s.k.allNotices(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("list waits: %w", err)
+	}
+	type at struct{ id, pos string }
+	todo := map[at]bool{}
+	var order []at
+	add := func(id, pos string) {
+		if id != "" && !todo[at{id, pos}] {
+			todo[at{id, pos}] = true
+			order = append(order, at{id, pos})
+		}
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		add(splitIDPos(s.k.idFrom(string(kv.Key), "waits/")))
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		rest := s.k.idFrom(string(kv.Key), "notices/")
+		add(splitIDPos(rest[:max(strings.LastIndex(rest, "/"), 0)]))
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	watch := s.cli.Watch(wctx, s.k.allWaits(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	var failed error
+	for _, a := range order {
+		if err := s.reconcileNotice(ctx, nf, log, seen, a.id, a.pos); err != nil {
+			failed = err
+		}
+	}
+	if failed != nil {
+		return failed // retried from a fresh listing
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case wr, ok := <-watch:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			for _, ev := range wr.Events {
+				id, pos := splitIDPos(s.k.idFrom(string(ev.Kv.Key), "waits/"))
+				if err := s.reconcileNotice(ctx, nf, log, seen, id, pos); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// splitIDPos splits "<id>/<position>"; execution ids hold no '/'.
+func splitIDPos(s string) (string, string) {
+	id, pos, _ := strings.Cut(s, "/")
+	return id, pos
+}
+
+// reconcileNotice brings the posts of the approval at (id, pos) up to date.
+func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logger, seen map[string]int, id, pos string) error {
+	wk := s.k.wait(id, pos)
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(wk),
+		clientv3.OpGet(s.k.notices(id, pos), clientv3.WithPrefix()),
+		clientv3.OpGet(s.k.event(id, pos)),
+		clientv3.OpGet(s.k.approvals(id, pos), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("read approval %s/%s: %w", id, pos, err)
+	}
+	r := resp.Responses
+	var (
+		w    *sbruntime.Wait
+		req  *sbruntime.ApprovalRequest
+		wrev int64
+	)
+	if kvs := r[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		var x sbruntime.Wait
+		if err := json.Unmarshal(kvs[0].Value, &x); err != nil {
+			return fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+		}
+		if x.Kind != sbruntime.KindApproval && len(r[1].GetResponseRange().Kvs) == 0 {
+			return nil
+		}
+		if x.Kind == sbruntime.KindApproval {
+			w, wrev = &x, kvs[0].ModRevision
+			if req, err = sbruntime.ParseApprovalRequest(w); err != nil {
+				return fmt.Errorf("decode approval %s/%s: %w", id, pos, err)
+			}
+		}
+	}
+	received, err := decodeApprovals(r[3].GetResponseRange().Kvs)
+	if err != nil {
+		return err
+	}
+	notice := &ApprovalNotice{Execution: id, Position: pos, Request: req, Approvals: received}
+	if w != nil {
+		notice.Since, notice.Deadline = w.Since, w.Deadline
+	}
+	var current *sbruntime.MessageRef
+	for _, kv := range r[1].GetResponseRange().Kvs {
+		var ref sbruntime.MessageRef
+		if err := json.Unmarshal(kv.Value, &ref); err != nil {
+			log.Warn("drop unreadable approval notice", "key", string(kv.Key), "err", err)
+			_, _ = s.cli.Delete(ctx, string(kv.Key))
+			continue
+		}
+		if req != nil && ref.Round == req.Round {
+			current = &ref
+			if n := len(received); n > 0 && seen[string(kv.Key)] != n {
+				if err := nf.Update(ctx, ref, notice); err != nil {
+					return fmt.Errorf("update approval post %s/%s: %w", id, pos, err)
+				}
+				seen[string(kv.Key)] = n
+			}
+			continue
+		}
+		old := *notice
+		old.Request = req
+		switch {
+		case req != nil:
+			old.Escalated = true
+		case len(r[2].GetResponseRange().Kvs) > 0:
+			var ev sbruntime.Event
+			if err := json.Unmarshal(r[2].GetResponseRange().Kvs[0].Value, &ev); err != nil {
+				return fmt.Errorf("decode event %s/%s: %w", id, pos, err)
+			}
+			var res sbruntime.ApprovalResult
+			if json.Unmarshal(ev.Result, &res) == nil && len(ev.Result) > 0 {
+				old.Outcome = &res
+			}
+			old.Error = ev.Error
+			if old.Outcome == nil {
+				old.Outcome = &sbruntime.ApprovalResult{Decision: sbruntime.DecisionTimeout, Via: sbruntime.ViaTimeout, At: ev.EndedAt}
+			}
+		default:
+			old.Ended = true
+		}
+		if err := nf.Update(ctx, ref, &old); err != nil {
+			return fmt.Errorf("update approval post %s/%s: %w", id, pos, err)
+		}
+		delete(seen, string(kv.Key))
+		if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).
+			Then(clientv3.OpDelete(string(kv.Key))).Commit(); err != nil {
+			return fmt.Errorf("delete approval notice %s: %w", kv.Key, err)
+		}
+	}
+	if req == nil || (req.Notified != nil && req.Notified.Round == req.Round) {
+		return nil
+	}
+	ref := current
+	if ref == nil {
+		posted, err := nf.Post(ctx, notice)
+		if errors.Is(err, ErrNoChannel) {
+			log.Debug("approval request not posted", "execution", id, "position", pos, "err", err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("post approval request %s/%s: %w", id, pos, err)
+		}
+		posted.Round = req.Round
+		ref = &posted
+		seen[s.k.notice(id, pos, req.Round)] = len(received)
+	}
+	refData, _ := json.Marshal(ref)
+	nk := s.k.notice(id, pos, ref.Round)
+	for {
+		req.Notified = ref
+		x := *w
+		x.Detail, _ = json.Marshal(req)
+		data, _ := json.Marshal(&x)
+		tx, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(wk), "=", wrev)).
+			Then(clientv3.OpPut(wk, string(data)), clientv3.OpPut(nk, string(refData))).
+			Else(clientv3.OpGet(wk)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("record approval post %s/%s: %w", id, pos, err)
+		}
+		if tx.Succeeded {
+			return nil
+		}
+		kvs := tx.Responses[0].GetResponseRange().Kvs
+		var now sbruntime.Wait
+		if len(kvs) == 0 || json.Unmarshal(kvs[0].Value, &now) != nil {
+			// Decided while we posted: keep the post so that it gets updated.
+			if _, err := s.cli.Put(ctx, nk, string(refData)); err != nil {
+				return fmt.Errorf("record approval post %s/%s: %w", id, pos, err)
+			}
+			return s.reconcileNotice(ctx, nf, log, seen, id, pos)
+		}
+		nreq, err := sbruntime.ParseApprovalRequest(&now)
+		if err != nil {
+			return err
+		}
+		if nreq.Round != ref.Round || (nreq.Notified != nil && nreq.Notified.Round == nreq.Round) {
+			if _, err := s.cli.Put(ctx, nk, string(refData)); err != nil {
+				return fmt.Errorf("record approval post %s/%s: %w", id, pos, err)
+			}
+			return s.reconcileNotice(ctx, nf, log, seen, id, pos)
+		}
+		w, req, wrev = &now, nreq, kvs[0].ModRevision
+	}
+}

@@ -1,0 +1,42 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/starbook/starbook/api"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Signal delivers a signal to an execution.
+func (s *Service) Signal(ctx context.Context, id, name string, data json.RawMessage, by string) error {
+	return s.Store.Signal(ctx, id, name, data, by)
+}
+
+// Decide records a decision on a pending approval.
+func (s *Service) Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error) {
+	return s.Store.Decide(ctx, id, position, d)
+}
+
+// Waits lists pending approvals and signal waits, oldest first.
+func (s *Service) Waits(ctx context.Context) ([]*api.PendingWait, error) {
+	pending, err := s.Store.PendingWaits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*api.PendingWait, 0, len(pending))
+	for _, p := range pending {
+		w := p.Wait
+		pw := &api.PendingWait{Execution: w.Execution, Runbook: p.Runbook, Position: w.Position, Kind: w.Kind,
+			Since: w.Since, Deadline: w.Deadline, Approvals: p.Approvals}
+		if w.Kind == sbruntime.KindSignal {
+			pw.Name = w.Name
+		}
+		if r := p.Request; r != nil {
+			pw.Message, pw.Approvers, pw.Channel, pw.Required, pw.Requester = r.Message, r.Approvers, r.Channel, r.Required, r.Requester
+			pw.Escalated = r.Round > 0
+		}
+		out = append(out, pw)
+	}
+	return out, nil
+}
