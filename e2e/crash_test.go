@@ -21,13 +21,18 @@ import (
 // keyCounter counts requests per Idempotency-Key; each takes a few
 // milliseconds so that kills land while steps are in flight.
 type keyCounter struct {
-	mu    sync.Mutex
-	seen  map[string]int
-	total int
+	mu      sync.Mutex
+	seen    map[string]int
+	total   int
+	latency time.Duration // default 25ms
 }
 
 func (kc *keyCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	time.Sleep(25 * time.Millisecond) // the remote system's latency, not synchronisation
+	latency := kc.latency
+	if latency == 0 {
+		latency = 25 * time.Millisecond
+	}
+	time.Sleep(latency) // the remote system's latency, not synchronisation
 	kc.mu.Lock()
 	kc.seen[r.Header.Get("Idempotency-Key")]++
 	kc.total++

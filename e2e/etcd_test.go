@@ -109,6 +109,17 @@ func (c *etcdCluster) stop(i int) {
 	}
 }
 
+// stopAll stops every member at once (closing a member waits for its client
+// streams to drain, so one at a time would leave a quorum serving for seconds).
+func (c *etcdCluster) stopAll() {
+	var wg sync.WaitGroup
+	for i := range c.members {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.stop(i) }()
+	}
+	wg.Wait()
+}
+
 // restartAll starts every stopped member again, concurrently (they need a
 // quorum to become ready).
 func (c *etcdCluster) restartAll() {
