@@ -32,7 +32,7 @@ type clusterNode struct {
 	d   *daemon
 }
 
-func startClusterNodes(t *testing.T, etcd *etcdCluster, n int, ttl string) []*clusterNode {
+func startClusterNodes(t testing.TB, etcd *etcdCluster, n int, ttl string) []*clusterNode {
 	t.Helper()
 	var nodes []*clusterNode
 	for i := range n {
@@ -45,7 +45,7 @@ func startClusterNodes(t *testing.T, etcd *etcdCluster, n int, ttl string) []*cl
 }
 
 // claimsByNode counts the owners/ keys per node.
-func claimsByNode(t *testing.T, cli *clientv3.Client) map[string]int {
+func claimsByNode(t testing.TB, cli *clientv3.Client) map[string]int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := cli.Get(ctx, "/starbook/owners/", clientv3.WithPrefix())
@@ -59,7 +59,7 @@ func claimsByNode(t *testing.T, cli *clientv3.Client) map[string]int {
 	return out
 }
 
-func leaderOf(t *testing.T, cli *clientv3.Client) string {
+func leaderOf(t testing.TB, cli *clientv3.Client) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := cli.Get(ctx, "/starbook/election/", clientv3.WithFirstCreate()...)

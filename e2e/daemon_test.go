@@ -50,7 +50,7 @@ var readyLine = regexp.MustCompile(`starbook ready on (http://\S+)`)
 
 // startDaemon runs `starbook serve` on dataDir with a free port and waits for
 // its ready line. Its logs go to dataDir/daemon.log.
-func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
+func startDaemon(t testing.TB, dataDir string, extra ...string) *daemon {
 	t.Helper()
 	logFile, err := os.OpenFile(filepath.Join(dataDir+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -95,7 +95,7 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (d *daemon) kill(t *testing.T) {
+func (d *daemon) kill(t testing.TB) {
 	select {
 	case <-d.exited:
 		return
@@ -107,7 +107,7 @@ func (d *daemon) kill(t *testing.T) {
 }
 
 // stop sends SIGTERM and waits for a graceful exit.
-func (d *daemon) stop(t *testing.T) {
+func (d *daemon) stop(t testing.TB) {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:

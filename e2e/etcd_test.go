@@ -18,7 +18,7 @@ import (
 // etcdCluster is a three-member etcd cluster hosted in the test process, on
 // fixed loopback ports so members can be stopped and started again.
 type etcdCluster struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	names   []string
 	clients []string // client URLs
@@ -27,7 +27,7 @@ type etcdCluster struct {
 	members []*embed.Etcd
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,7 +37,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startEtcdCluster(t *testing.T, size int) *etcdCluster {
+func startEtcdCluster(t testing.TB, size int) *etcdCluster {
 	t.Helper()
 	c := &etcdCluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, size)}
 	for i := range size {
@@ -155,7 +155,7 @@ func (c *etcdCluster) client() *clientv3.Client {
 }
 
 // waitUntil polls cond every 20 ms until it holds or the timeout passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
