@@ -87,4 +87,3 @@ def main(event):
 	b.ReportMetric(float64(times[len(times)/2].Milliseconds()), "ms/failover-median")
 	b.Logf("fail-over times: %v", times)
 }
-
