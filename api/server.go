@@ -42,6 +42,8 @@ func NewHandler(svc Service, logger *slog.Logger) http.Handler {
 	}
 	h := &handler{svc: svc, logger: logger, mux: http.NewServeMux()}
 	h.route("GET /healthz", h.health)
+	h.route("GET /readyz", h.ready)
+	h.route("GET /api/v1/cluster", h.cluster)
 	h.route("POST /api/v1/runbooks", h.apply)
 	h.route("GET /api/v1/runbooks", h.runbooks)
 	h.route("POST /api/v1/executions", h.start)

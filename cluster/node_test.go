@@ -258,3 +258,20 @@ func TestApplyRefusesBadRunbooksAndStoresNothing(t *testing.T) {
 		t.Fatalf("runbooks after refused applies: %v, %v", rbs, err)
 	}
 }
+
+func TestClusterStatusShowsNodeLeaderAndClaims(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.svc.Node = tn.node
+	ctx := context.Background()
+	waitFor(t, func() bool { return tn.node.IsLeader(ctx) })
+	st, err := tn.svc.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Leader != "n1" || len(st.Nodes) != 1 || st.Nodes[0].ID != "n1" || !st.Nodes[0].Leader || st.Nodes[0].LeaseRemaining <= 0 {
+		t.Fatalf("cluster status %+v, want n1 registered, leading, with a live lease", st)
+	}
+	if err := tn.svc.Ready(ctx); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 // Service is the node's api.Service: what the HTTP API and the CLI drive.
 type Service struct {
 	Store    *Store
+	Node     *Node // the local node, for readiness; may be nil
 	Builtins starlark.StringDict
 	Now      func() time.Time
 

@@ -110,8 +110,13 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	bi := builtins.New(builtins.Options{})
+	slack, err := slackFromEnv(logger)
+	if err != nil {
+		return err
+	}
+	bi := builtins.New(builtins.Options{Slack: slackEffects(slack)})
 	store := cluster.NewStore(cli, f.prefix)
+	leaderTasks := wireSlack(slack, store, logger)
 	defer store.Close()
 	svc := cluster.NewService(store, bi)
 	if f.runbooks != "" {
@@ -129,22 +134,24 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{
 		ID: nodeID, Workers: f.workers, SessionTTL: f.sessionTTL, StopGrace: f.stopGrace,
-		Limits: f.limits, Builtins: bi, Logger: logger,
+		Limits: f.limits, Builtins: bi, Logger: logger, LeaderTasks: leaderTasks,
 	})
 	if err != nil {
 		return err
 	}
+	svc.Node = node
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
-	srv := &http.Server{Handler: api.NewHandler(svc, logger), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withSlack(api.NewHandler(svc, logger), slack), ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(ctx) }()
+	defer startSocketMode(ctx, slack, logger)()
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); host == "127.0.0.1" || host == "::1" {
 		logger.Info("listening on loopback only; pass --listen to serve other hosts")
 	}
