@@ -20,7 +20,7 @@ type clusterService struct {
 }
 
 func (c *clusterService) Cluster(context.Context) (*api.ClusterStatus, error) { return c.status, nil }
-func (c *clusterService) Ready(context.Context) error                          { return c.notReady }
+func (c *clusterService) Ready(context.Context) error                         { return c.notReady }
 
 func TestClusterAndReadyz(t *testing.T) {
 	svc := &clusterService{status: &api.ClusterStatus{Leader: "n1", Nodes: []api.NodeStatus{{ID: "n1", Leader: true, Claims: 2}}}}
