@@ -295,3 +295,70 @@ def main(event):
 		t.Fatalf("after resume: %+v, %v", final, err)
 	}
 }
+
+// TestGracefulStopHandsOver sends SIGTERM to the node running an execution:
+// the in-flight step finishes and is recorded, the claim is released at once,
+// and the other node carries on well before the 10 s lease TTL would allow.
+func TestGracefulStopHandsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test runs real processes")
+	}
+	etcd := startEtcdCluster(t, 1)
+	cli := etcd.client()
+	kc := &keyCounter{seen: map[string]int{}, latency: 20 * time.Millisecond}
+	srv := httptest.NewServer(kc)
+	defer srv.Close()
+	nodes := startClusterNodes(t, etcd, 2, "10s")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := nodes[0].d.Client.Apply(ctx, map[string]string{"long.star": `
+def main(event):
+    for i in range(150):
+        call(http.post, event.url)
+    return "done"
+`}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := nodes[0].d.Client.Start(ctx, "long", json.RawMessage(fmt.Sprintf(`{"url": %q}`, srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Minute, "some progress", func() bool { return kc.count() >= 20 })
+	owner := ""
+	waitUntil(t, 10*time.Second, "an owner", func() bool {
+		for id, n := range claimsByNode(t, cli) {
+			if n > 0 {
+				owner = id
+			}
+		}
+		return owner != ""
+	})
+	var stopping, other *clusterNode
+	for _, n := range nodes {
+		if n.id == owner {
+			stopping = n
+		} else {
+			other = n
+		}
+	}
+	stopped := time.Now()
+	stopping.d.stop(t)
+	handover := time.Duration(0)
+	waitUntil(t, 8*time.Second, "the other node's claim (well before the 10 s TTL)", func() bool {
+		if claimsByNode(t, cli)[other.id] > 0 {
+			handover = time.Since(stopped)
+			return true
+		}
+		return false
+	})
+	end, _, err := other.d.Client.Wait(ctx, e.ID, time.Minute)
+	if err != nil || end.Status != sbruntime.StatusCompleted {
+		t.Fatalf("execution after hand-over: %+v, %v", end, err)
+	}
+	for key, n := range kc.seen {
+		if n > 1 {
+			t.Errorf("step %s ran %d times: a graceful stop must finish and record its in-flight step", key, n)
+		}
+	}
+	t.Logf("hand-over %s after SIGTERM", handover)
+}
