@@ -19,6 +19,8 @@ type Options struct {
 	// Secrets looks up secret(name); by default the node's environment.
 	Secrets func(name string) (string, bool)
 	HTTP    HTTPOptions
+	// Slack carries slack.post and slack.update; nil when Slack is off.
+	Slack SlackAPI
 }
 
 // New returns the predeclared names of a runbook.
@@ -41,6 +43,7 @@ func New(opts Options) starlark.StringDict {
 		"log":               starlark.NewBuiltin("log", logBuiltin),
 		"secret":            starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets)),
 		"http":              NewHTTPModule(opts.HTTP),
+		"slack":             NewSlackModule(opts.Slack),
 		"json":              json.Module,
 		"time":              sltime.Module,
 		"struct":            starlark.NewBuiltin("struct", starlarkstruct.Make),

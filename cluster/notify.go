@@ -24,6 +24,15 @@ func (k keys) notice(id, pos string, round int) string {
 }
 func (k keys) allNotices() string { return k.prefix + "notices/" }
 
+// noticeRecord is the value of a notices key: where the request was posted
+// and what it asked, to render the outcome once the wait is gone.
+type noticeRecord struct {
+	sbruntime.MessageRef
+	Request  *sbruntime.ApprovalRequest `json:"request,omitempty"`
+	Since    time.Time                  `json:"since"`
+	Deadline *time.Time                 `json:"deadline,omitempty"`
+}
+
 // ErrNoChannel is returned by a Notifier that has nowhere to post a request;
 // the request is then left unposted.
 var ErrNoChannel = errors.New("no channel to post the approval request to")
@@ -39,7 +48,8 @@ type ApprovalNotice struct {
 	Approvals []sbruntime.ApprovalDecision // received so far
 	Outcome   *sbruntime.ApprovalResult    // set once decided or timed out
 	Error     string                       // the recorded error (on_timeout "fail")
-	Escalated bool                         // superseded by an escalation
+	// EscalatedTo is the request that superseded this post after its deadline.
+	EscalatedTo *sbruntime.ApprovalRequest
 	Ended     bool                         // the execution ended without a decision
 }
 
@@ -175,12 +185,13 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 	}
 	var current *sbruntime.MessageRef
 	for _, kv := range r[1].GetResponseRange().Kvs {
-		var ref sbruntime.MessageRef
-		if err := json.Unmarshal(kv.Value, &ref); err != nil {
+		var rec noticeRecord
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			log.Warn("drop unreadable approval notice", "key", string(kv.Key), "err", err)
 			_, _ = s.cli.Delete(ctx, string(kv.Key))
 			continue
 		}
+		ref := rec.MessageRef
 		if req != nil && ref.Round == req.Round {
 			current = &ref
 			if n := len(received); n > 0 && seen[string(kv.Key)] != n {
@@ -192,10 +203,13 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 			continue
 		}
 		old := *notice
-		old.Request = req
+		old.Request, old.Since, old.Deadline, old.Approvals = rec.Request, rec.Since, rec.Deadline, nil
+		if old.Request == nil {
+			old.Request = req
+		}
 		switch {
 		case req != nil:
-			old.Escalated = true
+			old.EscalatedTo = req
 		case len(r[2].GetResponseRange().Kvs) > 0:
 			var ev sbruntime.Event
 			if err := json.Unmarshal(r[2].GetResponseRange().Kvs[0].Value, &ev); err != nil {
@@ -238,7 +252,9 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 		ref = &posted
 		seen[s.k.notice(id, pos, req.Round)] = len(received)
 	}
-	refData, _ := json.Marshal(ref)
+	shown := *req
+	shown.Notified = nil
+	refData, _ := json.Marshal(noticeRecord{MessageRef: *ref, Request: &shown, Since: w.Since, Deadline: w.Deadline})
 	nk := s.k.notice(id, pos, ref.Round)
 	for {
 		req.Notified = ref

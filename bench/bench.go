@@ -1,0 +1,475 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Config sizes a bench run.
+type Config struct {
+	Quick   bool   // small sizes: a smoke run in seconds
+	Dir     string // scratch directory (a temp dir when empty)
+	Binary  string // the starbook binary, for ready_s; skipped when empty
+	Repeats int    // repeats of each latency figure (default 3)
+	Out     io.Writer
+}
+
+// sizes are the workload sizes of a run.
+type sizes struct {
+	floorTxns, seqSteps, runs, runSteps, inFlight, fanout, fanoutConc, flatSteps, resumeSteps, parked, alertsPayloads int
+}
+
+func (c Config) sizes() sizes {
+	if c.Quick {
+		return sizes{floorTxns: 200, seqSteps: 200, runs: 40, runSteps: 5, inFlight: 50, fanout: 200, fanoutConc: 100,
+			flatSteps: 400, resumeSteps: 1000, parked: 2000, alertsPayloads: 50}
+	}
+	return sizes{floorTxns: 2000, seqSteps: 2000, runs: 200, runSteps: 5, inFlight: 50, fanout: 1000, fanoutConc: 100,
+		flatSteps: 2000, resumeSteps: 10000, parked: 100000, alertsPayloads: 500}
+}
+
+// Figure is one measured value with its spread over repeats.
+type Figure struct {
+	Name   string
+	Unit   string
+	Median float64
+	Min    float64
+	Max    float64
+	Floor  string // the figure it is judged against
+	Goal   string
+}
+
+// Report is a bench run's figures and the JSON keys of its last line.
+type Report struct {
+	Figures []Figure
+	JSON    map[string]float64
+}
+
+func (r *Report) add(name, unit string, values []float64, floor, goal string) float64 {
+	sort.Float64s(values)
+	f := Figure{Name: name, Unit: unit, Median: values[len(values)/2], Min: values[0], Max: values[len(values)-1], Floor: floor, Goal: goal}
+	r.Figures = append(r.Figures, f)
+	return f.Median
+}
+
+// Run runs every measurement and writes the table and the JSON line to cfg.Out.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Repeats <= 0 {
+		cfg.Repeats = 3
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "starbook-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	sz := cfg.sizes()
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: dir, Fast: true})
+	if err != nil {
+		return nil, err
+	}
+	defer emb.Close()
+	e := &env{cli: emb.Client, sz: sz}
+	if err := e.startNode(ctx, "/bench/"); err != nil {
+		return nil, err
+	}
+	defer e.stop()
+
+	rep := &Report{JSON: map[string]float64{}}
+	progress := func(what string) { fmt.Fprintf(os.Stderr, "bench: %s...\n", what) }
+
+	progress("floor: sequential fenced txn")
+	floor := repeat(cfg.Repeats, func() float64 { return e.floorSequential(ctx, sz.floorTxns) })
+	floorMs := rep.add("floor_txn_ms", "ms", floor, "", "")
+	rep.JSON["floor_txn_ms"] = floorMs
+
+	progress("sequential no-op call steps")
+	step := repeat(cfg.Repeats, func() float64 { return e.sequentialSteps(ctx, sz.seqSteps) })
+	stepMs := rep.add("step_ms", "ms", step, fmt.Sprintf("%.3f ms floor", floorMs), "<= 1.2x floor")
+	rep.JSON["step_ms"] = stepMs
+	rep.JSON["step_ratio"] = stepMs / floorMs
+
+	progress("floor: fenced txns, 50 in flight")
+	floor50 := repeat(cfg.Repeats, func() float64 { return e.floorParallel(ctx, sz.floorTxns*2, sz.inFlight) })
+	floor50v := rep.add("floor_txn_per_s_50", "txn/s", floor50, "", "")
+	rep.JSON["floor_txn_per_s_50"] = floor50v
+
+	progress(fmt.Sprintf("%d runs x %d steps, %d in flight", sz.runs, sz.runSteps, sz.inFlight))
+	thr := repeat(cfg.Repeats, func() float64 { return e.throughput(ctx, sz.runs, sz.runSteps) })
+	thrV := rep.add("steps_per_s_50", "steps/s", thr, fmt.Sprintf("%.0f txn/s floor", floor50v), ">= 1.0x floor")
+	rep.JSON["steps_per_s_50"] = thrV
+	rep.JSON["throughput_ratio"] = thrV / floor50v
+
+	progress(fmt.Sprintf("fan_out of %d", sz.fanout))
+	fo := repeat(cfg.Repeats, func() float64 { return e.fanout(ctx, sz.fanout, sz.fanoutConc) })
+	rep.JSON["fanout_1000_s"] = rep.add("fanout_1000_s", "s", fo, "", "<= 0.15 s")
+
+	progress(fmt.Sprintf("flat: %d-step execution", sz.flatSteps))
+	flat := repeat(1, func() float64 { return e.flat(ctx, sz.flatSteps) })
+	rep.JSON["flat_ratio"] = rep.add("flat_ratio", "x", flat, "", "<= 1.1")
+
+	progress(fmt.Sprintf("resume of %d recorded steps", sz.resumeSteps))
+	res := repeat(cfg.Repeats, func() float64 { return e.resume(ctx, sz.resumeSteps) })
+	rep.JSON["resume_10k_ms"] = rep.add("resume_10k_ms", "ms", res, "", "<= 250 ms")
+
+	if cfg.Binary != "" {
+		progress("node ready after launch")
+		ready := repeat(cfg.Repeats, func() float64 { return readyAfterLaunch(ctx, cfg.Binary) })
+		rep.JSON["ready_s"] = rep.add("ready_s", "s", ready, "", "<= 0.25 s")
+	}
+
+	progress(fmt.Sprintf("RSS with %d parked executions", sz.parked))
+	rss := e.parked(ctx, sz.parked)
+	rep.JSON["parked_100k_rss_mb"] = rep.add("parked_100k_rss_mb", "MB", []float64{rss}, fmt.Sprintf("%d parked", sz.parked), "<= 200 MB")
+	if e.err != nil {
+		return rep, e.err
+	}
+	rep.write(cfg.Out)
+	return rep, nil
+}
+
+func repeat(n int, f func() float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = f()
+	}
+	return out
+}
+
+func (r *Report) write(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "figure\tmedian\tmin\tmax\tunit\tagainst\tgoal\t")
+	for _, f := range r.Figures {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Name, num(f.Median), num(f.Min), num(f.Max), f.Unit, f.Floor, f.Goal)
+	}
+	tw.Flush()
+	keys := make([]string, 0, len(r.JSON))
+	for k := range r.JSON {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v := r.JSON[k]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		b, _ := json.Marshal(math.Round(v*1000) / 1000)
+		parts = append(parts, fmt.Sprintf("%q:%s", k, b))
+	}
+	fmt.Fprintf(w, "{%s}\n", strings.Join(parts, ","))
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+// env is the node under test and its etcd.
+type env struct {
+	cli    *clientv3.Client
+	sz     sizes
+	store  *cluster.Store
+	svc    *cluster.Service
+	node   *cluster.Node
+	cancel context.CancelFunc
+	done   chan error
+	seq    atomic.Int64
+	mu     sync.Mutex
+	err    error
+}
+
+const benchRunbooks = `
+def noop():
+    return None
+
+def main(event):
+    kind = event.kind
+    if kind == "steps":
+        for i in range(event.n):
+            call(noop)
+    elif kind == "fanout":
+        fan_out(lambda i: call(noop), range(event.n), max_concurrency = event.conc)
+    elif kind == "resume":
+        for i in range(event.n):
+            call(noop)
+        wait_for_signal("go")
+        call(noop)
+    elif kind == "park":
+        wait_for_signal("never")
+`
+
+func (e *env) startNode(ctx context.Context, prefix string) error {
+	bi := builtins.New(builtins.Options{})
+	e.store = cluster.NewStore(e.cli, prefix)
+	e.svc = cluster.NewService(e.store, bi)
+	node, err := cluster.NewNode(ctx, e.store, cluster.NodeConfig{ID: "bench", Workers: 256, Builtins: bi,
+		Logger: slog.New(slog.DiscardHandler), Limits: sbruntime.Limits{MaxHistory: 200_000}})
+	if err != nil {
+		return err
+	}
+	e.node = node
+	e.svc.Node = node
+	if _, err := e.svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks}); err != nil {
+		return err
+	}
+	nctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- node.Run(nctx) }()
+	return nil
+}
+
+func (e *env) stop() {
+	e.cancel()
+	<-e.done
+	e.store.Close()
+}
+
+func (e *env) fail(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// floorTxn is the floor of one step: a put fenced on an owner key's create
+// revision and on the position being empty, as a checkpoint is.
+func (e *env) floorTxn(ctx context.Context, owner string, rev int64, key string) error {
+	resp, err := e.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(owner), "=", rev), clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, `{"position":"1","kind":"call","name":"noop","result":null}`)).Commit()
+	if err == nil && !resp.Succeeded {
+		err = fmt.Errorf("floor txn %s did not succeed", key)
+	}
+	return err
+}
+
+func (e *env) owner(ctx context.Context) (string, int64) {
+	key := fmt.Sprintf("/floor/owners/%d", e.seq.Add(1))
+	resp, err := e.cli.Put(ctx, key, "bench")
+	if err != nil {
+		e.fail(err)
+		return key, 0
+	}
+	return key, resp.Header.Revision
+}
+
+// floorSequential returns the mean ms of n sequential fenced txns.
+func (e *env) floorSequential(ctx context.Context, n int) float64 {
+	owner, rev := e.owner(ctx)
+	start := time.Now()
+	for i := range n {
+		if err := e.floorTxn(ctx, owner, rev, fmt.Sprintf("%s/h/%d", owner, i)); err != nil {
+			e.fail(err)
+			break
+		}
+	}
+	return ms(time.Since(start)) / float64(n)
+}
+
+// floorParallel returns fenced txns per second with inFlight writers.
+func (e *env) floorParallel(ctx context.Context, n, inFlight int) float64 {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range inFlight {
+		owner, rev := e.owner(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if err := e.floorTxn(ctx, owner, rev, fmt.Sprintf("%s/h/%d", owner, i)); err != nil {
+					e.fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func (e *env) start(ctx context.Context, input string) string {
+	x, err := e.svc.Start(ctx, "bench", json.RawMessage(input), sbruntime.Trigger{Type: "bench"})
+	if err != nil {
+		e.fail(err)
+		return ""
+	}
+	return x.ID
+}
+
+func (e *env) await(ctx context.Context, id string) *sbruntime.Execution {
+	x, err := e.svc.AwaitEnd(ctx, id)
+	if err != nil {
+		e.fail(err)
+		return nil
+	}
+	if x.Status != sbruntime.StatusCompleted {
+		e.fail(fmt.Errorf("execution %s ended %s: %s", id, x.Status, x.Error))
+	}
+	return x
+}
+
+func (e *env) history(ctx context.Context, id string) []*sbruntime.Event {
+	_, h, err := e.svc.Execution(ctx, id)
+	if err != nil {
+		e.fail(err)
+	}
+	return h
+}
+
+// sequentialSteps returns the mean ms per step of one execution of n no-op
+// call()s, from its first step's start to its last step's end.
+func (e *env) sequentialSteps(ctx context.Context, n int) float64 {
+	id := e.start(ctx, fmt.Sprintf(`{"kind": "steps", "n": %d}`, n))
+	e.await(ctx, id)
+	h := e.history(ctx, id)
+	if len(h) < 2 {
+		return math.NaN()
+	}
+	return ms(h[len(h)-1].EndedAt.Sub(h[0].EndedAt)) / float64(len(h)-1)
+}
+
+// throughput returns steps per second of runs executions of steps no-op
+// steps each, all started at once (the node runs at most its workers).
+func (e *env) throughput(ctx context.Context, runs, steps int) float64 {
+	start := time.Now()
+	ids := make([]string, runs)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids[i] = e.start(ctx, fmt.Sprintf(`{"kind": "steps", "n": %d}`, steps))
+			e.await(ctx, ids[i])
+		}()
+	}
+	wg.Wait()
+	return float64(runs*steps) / time.Since(start).Seconds()
+}
+
+// fanout returns the seconds from start to end of one fan_out of n no-op steps.
+func (e *env) fanout(ctx context.Context, n, conc int) float64 {
+	start := time.Now()
+	id := e.start(ctx, fmt.Sprintf(`{"kind": "fanout", "n": %d, "conc": %d}`, n, conc))
+	e.await(ctx, id)
+	return time.Since(start).Seconds()
+}
+
+// flat returns the mean step latency of the last 100 steps of an n-step
+// execution over that of its first 100.
+func (e *env) flat(ctx context.Context, n int) float64 {
+	id := e.start(ctx, fmt.Sprintf(`{"kind": "steps", "n": %d}`, n))
+	e.await(ctx, id)
+	h := e.history(ctx, id)
+	if len(h) < 201 {
+		return math.NaN()
+	}
+	span := func(from, to int) float64 { return ms(h[to].EndedAt.Sub(h[from].EndedAt)) / float64(to-from) }
+	return span(len(h)-101, len(h)-1) / span(0, 100)
+}
+
+// resume returns the ms from the signal that wakes an execution with n
+// recorded steps to the end of its next new step: claim, history load, replay.
+func (e *env) resume(ctx context.Context, n int) float64 {
+	id := e.start(ctx, fmt.Sprintf(`{"kind": "resume", "n": %d}`, n))
+	for {
+		x, _, err := e.svc.Execution(ctx, id)
+		if err != nil {
+			e.fail(err)
+			return math.NaN()
+		}
+		if x.Status == sbruntime.StatusWaiting {
+			break
+		}
+		if x.Status.Terminal() {
+			e.fail(fmt.Errorf("resume execution ended %s: %s", x.Status, x.Error))
+			return math.NaN()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sent := time.Now()
+	if err := e.store.Signal(ctx, id, "go", nil, "bench"); err != nil {
+		e.fail(err)
+		return math.NaN()
+	}
+	e.await(ctx, id)
+	h := e.history(ctx, id)
+	return ms(h[len(h)-1].EndedAt.Sub(sent))
+}
+
+// parked returns the process RSS in MB after n executions parked in waits.
+func (e *env) parked(ctx context.Context, n int) float64 {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				e.start(ctx, `{"kind": "park"}`)
+			}
+		}()
+	}
+	wg.Wait()
+	// Wait until the node has parked them all (nothing runnable is left).
+	for {
+		resp, err := e.cli.Get(ctx, "/bench/runnable/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			e.fail(err)
+			return math.NaN()
+		}
+		if resp.Count == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return rssMB()
+}
+
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return math.NaN()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return math.NaN()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,167 @@
+// Package slackfake is a fake Slack Web API for tests: chat.postMessage,
+// chat.update, chat.postEphemeral, usergroups.list, usergroups.users.list and
+// users.info over httptest, recording every call. Point a client at URL()
+// (slack.OptionAPIURL, or STARBOOK_SLACK_API_URL for the daemon).
+package slackfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+)
+
+// Call is one recorded API call: the method and its form fields.
+type Call struct {
+	Method string
+	Form   map[string]string
+}
+
+// Blocks decodes the call's blocks field.
+func (c Call) Blocks() []map[string]any {
+	var b []map[string]any
+	_ = json.Unmarshal([]byte(c.Form["blocks"]), &b)
+	return b
+}
+
+// User is a user the fake knows.
+type User struct {
+	ID, Name, Email string
+}
+
+// Group is a user group the fake knows.
+type Group struct {
+	ID, Handle string
+	Members    []string
+}
+
+// Server is the fake API.
+type Server struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	calls   []Call
+	users   map[string]User
+	groups  []Group
+	seq     int
+	changed chan struct{} // closed and replaced on every call
+}
+
+// New starts a fake with users and groups; Close it when done.
+func New(users []User, groups []Group) *Server {
+	s := &Server{users: map[string]User{}, groups: groups, changed: make(chan struct{})}
+	for _, u := range users {
+		s.users[u.ID] = u
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the API base URL, ending in "/".
+func (s *Server) URL() string { return s.srv.URL + "/api/" }
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// Calls returns the calls so far of the given method ("" for all).
+func (s *Server) Calls(method string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Call
+	for _, c := range s.calls {
+		if method == "" || c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Changed returns a channel closed at the next call.
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	if err := r.ParseMultipartForm(1 << 20); err != nil && err != http.ErrNotMultipart {
+		reply(w, map[string]any{"ok": false, "error": "invalid_form_data"})
+		return
+	}
+	form := map[string]string{}
+	for k, v := range r.Form {
+		if len(v) > 0 && k != "token" {
+			form[k] = v[0]
+		}
+	}
+	token := r.Form.Get("token")
+	if token == "" {
+		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, Call{Method: method, Form: form})
+	s.seq++
+	seq := s.seq
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if token == "" {
+		reply(w, map[string]any{"ok": false, "error": "not_authed"})
+		return
+	}
+	switch method {
+	case "chat.postMessage":
+		if form["channel"] == "" {
+			reply(w, map[string]any{"ok": false, "error": "channel_not_found"})
+			return
+		}
+		reply(w, map[string]any{"ok": true, "channel": channelID(form["channel"]), "ts": fmt.Sprintf("1700000000.%06d", seq)})
+	case "chat.update":
+		reply(w, map[string]any{"ok": true, "channel": form["channel"], "ts": form["ts"], "text": form["text"]})
+	case "chat.postEphemeral":
+		reply(w, map[string]any{"ok": true, "message_ts": fmt.Sprintf("1700000001.%06d", seq)})
+	case "users.info":
+		s.mu.Lock()
+		u, ok := s.users[form["user"]]
+		s.mu.Unlock()
+		if !ok {
+			reply(w, map[string]any{"ok": false, "error": "user_not_found"})
+			return
+		}
+		reply(w, map[string]any{"ok": true, "user": map[string]any{"id": u.ID, "name": u.Name,
+			"profile": map[string]any{"email": u.Email}}})
+	case "usergroups.list":
+		var gs []map[string]any
+		for _, g := range s.groups {
+			gs = append(gs, map[string]any{"id": g.ID, "handle": g.Handle, "name": g.Handle})
+		}
+		reply(w, map[string]any{"ok": true, "usergroups": gs})
+	case "usergroups.users.list":
+		for _, g := range s.groups {
+			if g.ID == form["usergroup"] {
+				reply(w, map[string]any{"ok": true, "users": g.Members})
+				return
+			}
+		}
+		reply(w, map[string]any{"ok": false, "error": "no_such_subteam"})
+	default:
+		reply(w, map[string]any{"ok": false, "error": "unknown_method"})
+	}
+}
+
+// channelID turns a channel name into a stable fake id, as Slack answers
+// with ids.
+func channelID(ch string) string {
+	if !strings.HasPrefix(ch, "#") {
+		return ch
+	}
+	return "C" + strings.ToUpper(strings.NewReplacer("#", "", "-", "", "_", "").Replace(ch))
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
