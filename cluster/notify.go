@@ -50,7 +50,7 @@ type ApprovalNotice struct {
 	Error     string                       // the recorded error (on_timeout "fail")
 	// EscalatedTo is the request that superseded this post after its deadline.
 	EscalatedTo *sbruntime.ApprovalRequest
-	Ended     bool                         // the execution ended without a decision
+	Ended       bool // the execution ended without a decision
 }
 
 // Notifier posts approval requests where people answer them (Slack) and
