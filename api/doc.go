@@ -12,6 +12,11 @@
 //	GET  /api/v1/executions?status=&runbook=&limit=  {"executions":[...]}
 //	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...]}
 //	POST /api/v1/executions/{id}/cancel        {"execution":{...}}
+//	POST /api/v1/executions/{id}/signals/{name}  {"data":any} (optional) -> {"delivered":true,...}
+//	POST /api/v1/executions/{id}/approvals/{position...}  {"decision":"approve"|"reject","comment","as"} -> {"approval":{...}}
+//	POST /api/v1/executions/{id}/approve       the same, for the only pending approval (409 if several)
+//	GET  /api/v1/approvals                     {"approvals":[pending approvals]}
+//	GET  /api/v1/waits                         {"waits":[pending approvals and signal waits]}
 //
 // # Invariants
 //
@@ -20,7 +25,9 @@
 //     called: a refused request stores nothing.
 //   - Every error is a JSON object {"error":"message"} with a status derived
 //     from the error: [sbruntime.ErrNotFound] 404, [*sbruntime.InputError] and
-//     bad requests 400, oversized bodies 413, wrong methods 405, anything else
+//     bad requests 400, [sbruntime.ErrForbidden] 403 (not an approver),
+//     [sbruntime.ErrConflict] 409 (already decided), oversized bodies 413,
+//     wrong methods 405, anything else
 //     500 (and logged).
 //   - The trigger of an execution started over HTTP is {"type":"api"}, unless
 //     the caller sends X-Starbook-Trigger: manual (the CLI does), which records

@@ -17,6 +17,7 @@ var lsCmd = func() *cobra.Command {
 		runbook string
 		limit   int
 		asJSON  bool
+		waiting bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ls",
@@ -29,6 +30,18 @@ var lsCmd = func() *cobra.Command {
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
+			}
+			if waiting {
+				waits, err := c.Waits(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), struct {
+						Waits []*api.PendingWait `json:"waits"`
+					}{nonNil(waits)})
+				}
+				return printWaits(cmd.OutOrStdout(), waits)
 			}
 			// The server checks status and limit and says what it accepts.
 			list, err := c.Executions(cmd.Context(), api.Filter{
@@ -49,6 +62,7 @@ var lsCmd = func() *cobra.Command {
 	fl.StringVar(&runbook, "runbook", "", "only executions of this runbook")
 	fl.IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (server default %d, max %d)", api.DefaultLimit, api.MaxLimit))
 	fl.BoolVar(&asJSON, "json", false, `print {"executions": [...]} as JSON`)
+	fl.BoolVar(&waiting, "waiting", false, "list pending approvals and signal waits instead")
 	return cmd
 }()
 

@@ -107,7 +107,10 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 			strings.Repeat("  ", positionDepth(ev.Position)), ev.Position,
 			ev.Kind, orDash(ev.Name), status, attempts, took, orDash(firstLine(ev.Error, maxErrorWidth)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printDecisions(w, events)
 }
 
 // positionDepth is the fan_out nesting of a position: "4" is 0, "4/0/2" is 1,
