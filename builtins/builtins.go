@@ -47,6 +47,7 @@ func New(opts Options) starlark.StringDict {
 		"json":              json.Module,
 		"time":              sltime.Module,
 		"struct":            starlark.NewBuiltin("struct", starlarkstruct.Make),
+		"trigger":           TriggerModule,
 	}
 }
 

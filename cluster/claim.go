@@ -232,6 +232,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()))
+		ops = append(ops, c.s.k.endOps(&e)...)
 		for _, w := range c.Waits {
 			if w.Deadline != nil {
 				ops = append(ops, clientv3.OpDelete(c.s.k.timer(*w.Deadline, id, w.Position)))

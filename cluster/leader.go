@@ -61,6 +61,7 @@ func (n *Node) lead(ctx context.Context) {
 	for _, task := range n.cfg.LeaderTasks {
 		tasks.Go(func() { task(ctx) })
 	}
+	tasks.Go(func() { n.runTriggers(ctx) })
 	for ctx.Err() == nil {
 		if err := n.fireTimers(ctx); err != nil && ctx.Err() == nil {
 			n.log.Warn("timers", "err", err)

@@ -14,6 +14,7 @@ import (
 	"go.starlark.net/starlark"
 
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/triggers"
 )
 
 // NodeConfig configures a node.
@@ -27,6 +28,9 @@ type NodeConfig struct {
 	Builtins  starlark.StringDict
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Clock drives cron schedules and queued-run promotion on the leader;
+	// real timers on Now when nil.
+	Clock triggers.Clock
 	// LeaderTasks run while this node leads, each in its own goroutine, and
 	// are stopped (ctx done) and waited for when leadership ends.
 	LeaderTasks []func(ctx context.Context)

@@ -51,8 +51,12 @@ func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.Run
 		return nil, err
 	}
 	for _, b := range bundles {
-		if _, err := sbruntime.Compile(b, s.Builtins); err != nil {
+		prog, err := sbruntime.Compile(b, s.Builtins)
+		if err != nil {
 			return nil, &sbruntime.InputError{Msg: err.Error()}
+		}
+		if b.Triggers, err = collectTriggers(prog, s.Builtins); err != nil {
+			return nil, err
 		}
 	}
 	unchanged, created, err := s.Store.PutBundles(ctx, bundles)

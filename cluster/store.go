@@ -340,11 +340,11 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 		tx, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(s.k.execution(id)), "=", resp.Kvs[0].ModRevision),
 				clientv3.Compare(clientv3.CreateRevision(s.k.owner(id)), "=", 0)).
-			Then(clientv3.OpPut(s.k.execution(id), string(data)),
+			Then(append([]clientv3.Op{clientv3.OpPut(s.k.execution(id), string(data)),
 				clientv3.OpDelete(s.k.runnable(id)),
 				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.k.signalWaits(id), clientv3.WithPrefix())).
+				clientv3.OpDelete(s.k.signalWaits(id), clientv3.WithPrefix())}, s.k.endOps(e)...)...).
 			Else(clientv3.OpGet(s.k.owner(id))).
 			Commit()
 		if err != nil {

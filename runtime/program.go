@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path"
 	"sort"
@@ -19,6 +20,9 @@ type Bundle struct {
 	Version string            `json:"version"`
 	Main    string            `json:"main"`  // file name of the entry point
 	Files   map[string]string `json:"files"` // file name -> source
+	// Triggers is what the runbook declares at top level (trigger.alert, ...),
+	// collected by the host when the bundle is applied; opaque to runtime.
+	Triggers json.RawMessage `json:"triggers,omitempty"`
 }
 
 // BundleVersion is the content hash of a bundle's files.
@@ -82,6 +86,47 @@ func Compile(b *Bundle, predeclared starlark.StringDict) (*Program, error) {
 		p.files[name] = prog
 	}
 	return p, nil
+}
+
+// Init runs the top level of the main file and of every file it loads, each
+// file in a new thread that prepare configures (step limit, thread-locals),
+// and returns the main file's globals, frozen. main itself is not called: a
+// host uses Init to see what a runbook declares at top level.
+func (p *Program) Init(predeclared starlark.StringDict, prepare func(*starlark.Thread)) (starlark.StringDict, error) {
+	modules := map[string]starlark.StringDict{}
+	var load func(file string) (starlark.StringDict, error)
+	load = func(file string) (starlark.StringDict, error) {
+		if g, ok := modules[file]; ok {
+			if g == nil {
+				return nil, fmt.Errorf("load cycle through %s", file)
+			}
+			return g, nil
+		}
+		prog, ok := p.files[file]
+		if !ok {
+			return nil, fmt.Errorf("load %s: not in runbook %s", file, p.Bundle.Name)
+		}
+		modules[file] = nil
+		th := &starlark.Thread{Name: "init " + file}
+		th.Load = func(_ *starlark.Thread, module string) (starlark.StringDict, error) {
+			name, err := ResolveLoad(file, module, p.Bundle.Files)
+			if err != nil {
+				return nil, err
+			}
+			return load(name)
+		}
+		if prepare != nil {
+			prepare(th)
+		}
+		g, err := prog.Init(th, predeclared)
+		if err != nil {
+			return nil, err
+		}
+		g.Freeze()
+		modules[file] = g
+		return g, nil
+	}
+	return load(p.Bundle.Main)
 }
 
 func checkMain(f *syntax.File) error {

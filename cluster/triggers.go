@@ -1,0 +1,818 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	sltime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/starbook/starbook/builtins"
+	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/triggers"
+)
+
+// Trigger keys (see DESIGN.md's layout):
+//
+//	dedup/<scope>/<key>             a trigger start seen, value = execution id, lease TTL
+//	alerts/<fingerprint>/<id>       executions an alert started, lease TTL (for "resolved")
+//	cron/<runbook>/<tick unix>      a fired cron tick, lease TTL
+//	cron/<runbook>/last             the latest tick fired or skipped, kept
+//	gates/<runbook>                 a bounded runbook's policy and recent starts (admission CAS)
+//	slots/<runbook>/<id>            a bounded runbook's triggered runs that have not ended
+//	queued/<runbook>/<id>           runs waiting for a slot, oldest first (ids sort by time)
+func (k keys) dedup(scope, key string) string { return k.prefix + "dedup/" + scope + "/" + key }
+func (k keys) alertRun(fp, id string) string  { return k.prefix + "alerts/" + fp + "/" + id }
+func (k keys) alertRuns(fp string) string     { return k.prefix + "alerts/" + fp + "/" }
+func (k keys) cronTick(runbook string, at time.Time) string {
+	return k.prefix + "cron/" + runbook + "/" + strconv.FormatInt(at.Unix(), 10)
+}
+func (k keys) cronLast(runbook string) string   { return k.prefix + "cron/" + runbook + "/last" }
+func (k keys) gate(runbook string) string       { return k.prefix + "gates/" + runbook }
+func (k keys) slot(runbook, id string) string   { return k.prefix + "slots/" + runbook + "/" + id }
+func (k keys) slotsOf(runbook string) string    { return k.prefix + "slots/" + runbook + "/" }
+func (k keys) slots() string                    { return k.prefix + "slots/" }
+func (k keys) queued(runbook, id string) string { return k.prefix + "queued/" + runbook + "/" + id }
+func (k keys) queuedOf(runbook string) string   { return k.prefix + "queued/" + runbook + "/" }
+func (k keys) allQueued() string                { return k.prefix + "queued/" }
+
+// endOps are the writes that go with an execution's end: its concurrency
+// slot and queue entry, if it had any, are released.
+func (k keys) endOps(e *sbruntime.Execution) []clientv3.Op {
+	return []clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID))}
+}
+
+// collectTriggers runs the top level of prog's files with a recording trigger
+// module and returns the declarations, or nil if the runbook declares none. A
+// bad declaration is an *InputError with the file:line of its call.
+func collectTriggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.RawMessage, error) {
+	if !mentionsTrigger(prog.Bundle) {
+		return nil, nil
+	}
+	set := &triggers.Set{}
+	_, err := prog.Init(predeclared, func(th *starlark.Thread) {
+		th.SetMaxExecutionSteps(collectSteps)
+		sltime.SetNow(th, func() (time.Time, error) {
+			return time.Time{}, errors.New("time.now() at top level would differ between apply and every run")
+		})
+		builtins.CollectTriggers(th, set)
+	})
+	if err != nil {
+		var de *builtins.DeclarationError
+		if errors.As(err, &de) {
+			return nil, &sbruntime.InputError{Msg: de.Error()}
+		}
+		msg := err.Error()
+		var ee *starlark.EvalError
+		if errors.As(err, &ee) {
+			msg = ee.Backtrace()
+		}
+		return nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
+	}
+	if set.Empty() {
+		return nil, nil
+	}
+	return json.Marshal(set)
+}
+
+// collectSteps bounds the top level run at apply time.
+const collectSteps = 10_000_000
+
+// mentionsTrigger reports whether any file of b uses the name trigger: only
+// those have their top level run at apply time.
+func mentionsTrigger(b *sbruntime.Bundle) bool {
+	for name, src := range b.Files {
+		if !strings.Contains(src, "trigger") {
+			continue
+		}
+		f, err := sbruntime.FileOptions.Parse(name, src, 0)
+		if err != nil {
+			return true // Compile reports it
+		}
+		found := false
+		syntax.Walk(f, func(n syntax.Node) bool {
+			if id, ok := n.(*syntax.Ident); ok && id.Name == "trigger" {
+				found = true
+			}
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// Triggers is the store side of package triggers: it creates triggered
+// executions with durable dedup, bounds them by their runbook's policy,
+// records cron ticks, delivers resolved alerts and indexes the current
+// runbooks' declarations. It is safe for concurrent use.
+type Triggers struct {
+	s      *Store
+	now    func() time.Time
+	log    *slog.Logger
+	index  *triggerIndex
+	leases leaseCache
+
+	idMu    sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+var (
+	_ triggers.Starter   = (*Triggers)(nil)
+	_ triggers.Resolver  = (*Triggers)(nil)
+	_ triggers.CronStore = (*Triggers)(nil)
+	_ triggers.Index     = (*triggerIndex)(nil)
+)
+
+// NewTriggers returns the trigger store over s; now is its clock (time.Now
+// when nil) and logger may be nil.
+func NewTriggers(s *Store, now func() time.Time, logger *slog.Logger) *Triggers {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Triggers{s: s, now: now, log: logger, entropy: ulid.Monotonic(rand.Reader, 0)}
+	t.index = &triggerIndex{s: s, log: logger, runbooks: map[string]triggers.Runbook{}}
+	t.leases.m = map[time.Duration]leaseEntry{}
+	return t
+}
+
+// Index returns the declarations of every runbook's current version.
+func (t *Triggers) Index() triggers.Index { return t.index }
+
+func (t *Triggers) newID() string {
+	t.idMu.Lock()
+	defer t.idMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(t.now()), t.entropy).String()
+}
+
+// leaseBucket is how long one granted lease serves new keys: a key with TTL d
+// lives between d and d+leaseBucket, and a burst of starts costs no grant.
+const leaseBucket = time.Hour
+
+type leaseCache struct {
+	mu sync.Mutex
+	m  map[time.Duration]leaseEntry
+}
+
+type leaseEntry struct {
+	id    clientv3.LeaseID
+	until time.Time
+}
+
+func (t *Triggers) lease(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, error) {
+	t.leases.mu.Lock()
+	defer t.leases.mu.Unlock()
+	now := time.Now() // lease lifetimes are real time, whatever clock the triggers see
+	if e, ok := t.leases.m[ttl]; ok && now.Before(e.until) {
+		return e.id, nil
+	}
+	resp, err := t.s.cli.Grant(ctx, int64((ttl+leaseBucket)/time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("grant lease: %w", err)
+	}
+	t.leases.m[ttl] = leaseEntry{id: resp.ID, until: now.Add(leaseBucket)}
+	return resp.ID, nil
+}
+
+// forgetLeases drops cached leases after a failed txn: one may have been
+// revoked or expired, and the retry must not reuse it.
+func (t *Triggers) forgetLeases() {
+	t.leases.mu.Lock()
+	t.leases.m = map[time.Duration]leaseEntry{}
+	t.leases.mu.Unlock()
+}
+
+// item is one start on its way to the store.
+type item struct {
+	i        int // index in the caller's starts
+	s        *triggers.Start
+	dedupKey string        // "" for none
+	dedupTTL time.Duration // lease of dedupKey
+	extra    []clientv3.Op // written with the execution (a cron tick's last key)
+	e        *sbruntime.Execution
+	out      triggers.Started
+}
+
+// txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
+// default --max-txn-ops of 128 (an external cluster may not raise it).
+const txnItems = 24
+
+// Start creates the executions starts ask for; see triggers.Starter.
+func (t *Triggers) Start(ctx context.Context, starts []triggers.Start) ([]triggers.Started, error) {
+	items := make([]*item, len(starts))
+	for i := range starts {
+		s := &starts[i]
+		it := &item{i: i, s: s}
+		if s.Dedup != nil {
+			it.dedupKey, it.dedupTTL = t.s.k.dedup(s.Dedup.Scope, s.Dedup.Key), s.Dedup.TTL
+		}
+		items[i] = it
+	}
+	if err := t.start(ctx, items); err != nil {
+		return nil, err
+	}
+	out := make([]triggers.Started, len(items))
+	for _, it := range items {
+		out[it.i] = it.out
+	}
+	return out, nil
+}
+
+// start stores items: duplicates are found, unbounded runbooks' starts are
+// committed in parallel batches, bounded ones go through their gate.
+func (t *Triggers) start(ctx context.Context, items []*item) error {
+	now := t.now().UTC()
+	firstOf := map[string]*item{}
+	var fresh []*item
+	for _, it := range items {
+		it.out = triggers.Started{Runbook: it.s.Runbook}
+		if it.dedupKey != "" {
+			if first, ok := firstOf[it.dedupKey]; ok {
+				// The same key twice in one request: the first one wins.
+				it.out.Status, it.out.Reason = triggers.StatusDuplicate, "same key earlier in this request"
+				defer func() { it.out.ID = first.out.ID }()
+				continue
+			}
+			firstOf[it.dedupKey] = it
+		}
+		it.e = &sbruntime.Execution{ID: t.newID(), Runbook: it.s.Runbook, Version: it.s.Version,
+			Status: sbruntime.StatusPending, Trigger: it.s.Trigger, Input: it.s.Input, CreatedAt: now, UpdatedAt: now}
+		fresh = append(fresh, it)
+	}
+	fresh, err := t.dropSeen(ctx, fresh)
+	if err != nil {
+		return err
+	}
+	var free []*item
+	bounded := map[string][]*item{}
+	var order []string
+	for _, it := range fresh {
+		if it.s.Policy.Limited() {
+			if bounded[it.s.Runbook] == nil {
+				order = append(order, it.s.Runbook)
+			}
+			bounded[it.s.Runbook] = append(bounded[it.s.Runbook], it)
+		} else {
+			free = append(free, it)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for len(free) > 0 {
+		batch := free[:min(txnItems, len(free))]
+		free = free[len(batch):]
+		g.Go(func() error { return t.commitFree(gctx, batch) })
+	}
+	for _, rb := range order {
+		g.Go(func() error { return t.admit(gctx, rb, bounded[rb]) })
+	}
+	return g.Wait()
+}
+
+// dropSeen marks the items whose dedup key exists as duplicates (one read per
+// batch) and returns the others.
+func (t *Triggers) dropSeen(ctx context.Context, items []*item) ([]*item, error) {
+	var keyed []*item
+	for _, it := range items {
+		if it.dedupKey != "" {
+			keyed = append(keyed, it)
+		}
+	}
+	for len(keyed) > 0 {
+		batch := keyed[:min(100, len(keyed))]
+		keyed = keyed[len(batch):]
+		ops := make([]clientv3.Op, len(batch))
+		for i, it := range batch {
+			ops[i] = clientv3.OpGet(it.dedupKey)
+		}
+		resp, err := t.s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read dedup keys: %w", err)
+		}
+		for i, it := range batch {
+			if kvs := resp.Responses[i].GetResponseRange().Kvs; len(kvs) > 0 {
+				it.out.Status, it.out.ID = triggers.StatusDuplicate, string(kvs[0].Value)
+				it.e = nil
+			}
+		}
+	}
+	out := items[:0:0]
+	for _, it := range items {
+		if it.e != nil {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// writes returns the compares and ops that store it with status (started,
+// queued or dropped) and reason.
+func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) ([]clientv3.Cmp, []clientv3.Op, error) {
+	e, k := it.e, t.s.k
+	var ops []clientv3.Op
+	switch status {
+	case triggers.StatusStarted:
+		e.Status, e.Error, e.EndedAt = sbruntime.StatusPending, "", nil
+		ops = append(ops, clientv3.OpPut(k.runnable(e.ID), ""))
+		if it.s.Policy.Limited() {
+			ops = append(ops, clientv3.OpPut(k.slot(e.Runbook, e.ID), ""))
+		}
+	case triggers.StatusQueued:
+		e.Status, e.Error = sbruntime.StatusPending, "queued: "+reason
+		ops = append(ops, clientv3.OpPut(k.queued(e.Runbook, e.ID), ""))
+	case triggers.StatusDropped:
+		end := e.CreatedAt
+		e.Status, e.Error, e.EndedAt = sbruntime.StatusCancelled, "dropped: "+reason, &end
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(data) > maxRecordBytes {
+		return nil, nil, sbruntime.Inputf("runbook %s: the event is %d bytes, over the %d-byte limit of an execution", e.Runbook, len(data), maxRecordBytes)
+	}
+	ops = append(ops, clientv3.OpPut(k.execution(e.ID), string(data)))
+	var cmps []clientv3.Cmp
+	if it.dedupKey != "" {
+		lease, err := t.lease(ctx, it.dedupTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(it.dedupKey), "=", 0))
+		ops = append(ops, clientv3.OpPut(it.dedupKey, e.ID, clientv3.WithLease(lease)))
+	}
+	if fp := it.s.Fingerprint; fp != "" && status != triggers.StatusDropped {
+		lease, err := t.lease(ctx, triggers.AlertDedupTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops, clientv3.OpPut(k.alertRun(fp, e.ID), e.Runbook, clientv3.WithLease(lease)))
+	}
+	ops = append(ops, it.extra...)
+	it.out = triggers.Started{Runbook: e.Runbook, ID: e.ID, Status: status, Reason: reason}
+	return cmps, ops, nil
+}
+
+// commitFree stores starts of unbounded runbooks in one txn, fenced on their
+// dedup keys; a key another request took meanwhile makes its start a
+// duplicate and the rest are committed again.
+func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
+	for len(batch) > 0 {
+		var cmps []clientv3.Cmp
+		var ops, reads []clientv3.Op
+		for _, it := range batch {
+			c, o, err := t.writes(ctx, it, triggers.StatusStarted, "")
+			if err != nil {
+				return err
+			}
+			cmps, ops = append(cmps, c...), append(ops, o...)
+			if it.dedupKey != "" {
+				reads = append(reads, clientv3.OpGet(it.dedupKey))
+			}
+		}
+		resp, err := t.s.cli.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
+		if err != nil {
+			t.forgetLeases()
+			return fmt.Errorf("create triggered executions: %w", err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		var retry []*item
+		r := 0
+		for _, it := range batch {
+			if it.dedupKey == "" {
+				retry = append(retry, it)
+				continue
+			}
+			if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
+				it.out = triggers.Started{Runbook: it.s.Runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
+			} else {
+				retry = append(retry, it)
+			}
+			r++
+		}
+		if len(retry) == len(batch) {
+			return errors.New("create triggered executions: txn failed with every dedup key free")
+		}
+		batch = retry
+	}
+	return nil
+}
+
+// gateState is a bounded runbook's admission record: the policy in force and
+// the start times inside the rate window. Every admission and promotion
+// rewrites it, compared on its revision, so they are serialised per runbook.
+type gateState struct {
+	MaxConcurrent int     `json:"max_concurrent,omitempty"`
+	RateCount     int     `json:"rate_count,omitempty"`
+	RatePer       int64   `json:"rate_per_ms,omitempty"`
+	OnExcess      string  `json:"on_excess,omitempty"`
+	Starts        []int64 `json:"starts,omitempty"` // unix ms, oldest first
+}
+
+func (g *gateState) setPolicy(p triggers.Policy) {
+	g.MaxConcurrent, g.OnExcess, g.RateCount, g.RatePer = p.MaxConcurrent, p.OnExcess, 0, 0
+	if p.Rate != nil {
+		g.RateCount, g.RatePer = p.Rate.Count, p.Rate.Per.Milliseconds()
+	}
+}
+
+// prune forgets starts outside the rate window.
+func (g *gateState) prune(now time.Time) {
+	if g.RateCount == 0 {
+		g.Starts = nil
+		return
+	}
+	cut := now.UnixMilli() - g.RatePer
+	i := 0
+	for i < len(g.Starts) && g.Starts[i] <= cut {
+		i++
+	}
+	g.Starts = g.Starts[i:]
+}
+
+// blocked says why one more run cannot start now ("" if it can), given the
+// runs holding a slot.
+func (g *gateState) blocked(active int) string {
+	if g.MaxConcurrent > 0 && active >= g.MaxConcurrent {
+		return fmt.Sprintf("max_concurrent %d reached", g.MaxConcurrent)
+	}
+	if g.RateCount > 0 && len(g.Starts) >= g.RateCount {
+		return fmt.Sprintf("rate %s reached", (&triggers.Rate{Count: g.RateCount, Per: time.Duration(g.RatePer) * time.Millisecond}).String())
+	}
+	return ""
+}
+
+// nextFree is when the rate window lets one more run start (zero if now or
+// if only a slot can free it).
+func (g *gateState) nextFree(active int) time.Time {
+	if g.MaxConcurrent > 0 && active >= g.MaxConcurrent {
+		return time.Time{}
+	}
+	if g.RateCount > 0 && len(g.Starts) >= g.RateCount {
+		return time.UnixMilli(g.Starts[len(g.Starts)-g.RateCount] + g.RatePer + 1)
+	}
+	return time.Time{}
+}
+
+func (g *gateState) started(now time.Time) {
+	if g.RateCount > 0 {
+		g.Starts = append(g.Starts, now.UnixMilli())
+		if len(g.Starts) > g.RateCount {
+			g.Starts = g.Starts[len(g.Starts)-g.RateCount:]
+		}
+	}
+}
+
+// gateView is a consistent read of a runbook's admission state.
+type gateView struct {
+	state   gateState
+	rev     int64 // mod revision of the gate key, 0 if absent
+	active  int   // slots held
+	waiting int   // runs queued
+}
+
+func (t *Triggers) readGate(ctx context.Context, runbook string, extra ...clientv3.Op) (*gateView, *clientv3.TxnResponse, error) {
+	k := t.s.k
+	ops := append([]clientv3.Op{
+		clientv3.OpGet(k.gate(runbook)),
+		clientv3.OpGet(k.slotsOf(runbook), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(k.queuedOf(runbook), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+	}, extra...)
+	resp, err := t.s.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read gate of %s: %w", runbook, err)
+	}
+	v := &gateView{active: int(resp.Responses[1].GetResponseRange().Count),
+		waiting: int(resp.Responses[2].GetResponseRange().Count)}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		v.rev = kvs[0].ModRevision
+		if err := json.Unmarshal(kvs[0].Value, &v.state); err != nil {
+			return nil, nil, fmt.Errorf("decode gate of %s: %w", runbook, err)
+		}
+	}
+	return v, resp, nil
+}
+
+func (t *Triggers) gateCmp(runbook string, rev int64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.ModRevision(t.s.k.gate(runbook)), "=", rev)
+}
+
+// admit stores the starts of one bounded runbook in arrival order: each
+// starts if its policy allows, else is queued or dropped. Runs already queued
+// go first: a new one queues behind them.
+func (t *Triggers) admit(ctx context.Context, runbook string, items []*item) error {
+	for attempts := 0; len(items) > 0; attempts++ {
+		if attempts > 100 {
+			return fmt.Errorf("admit runs of %s: too much contention on its gate", runbook)
+		}
+		batch := items[:min(txnItems-1, len(items))]
+		v, _, err := t.readGate(ctx, runbook)
+		if err != nil {
+			return err
+		}
+		now := t.now()
+		st := v.state
+		st.setPolicy(batch[0].s.Policy)
+		st.prune(now)
+		var cmps []clientv3.Cmp
+		var ops, reads []clientv3.Op
+		cmps = append(cmps, t.gateCmp(runbook, v.rev))
+		for _, it := range batch {
+			reason := st.blocked(v.active)
+			if reason == "" && v.waiting > 0 {
+				reason = fmt.Sprintf("behind %d queued runs", v.waiting)
+			}
+			status := triggers.StatusStarted
+			if reason != "" {
+				status = triggers.StatusQueued
+				if it.s.Policy.Drop() {
+					status = triggers.StatusDropped
+				}
+			}
+			switch status {
+			case triggers.StatusStarted:
+				v.active++
+				st.started(now)
+			case triggers.StatusQueued:
+				v.waiting++
+			}
+			c, o, err := t.writes(ctx, it, status, reason)
+			if err != nil {
+				return err
+			}
+			cmps, ops = append(cmps, c...), append(ops, o...)
+			if it.dedupKey != "" {
+				reads = append(reads, clientv3.OpGet(it.dedupKey))
+			}
+		}
+		data, _ := json.Marshal(&st)
+		ops = append(ops, clientv3.OpPut(t.s.k.gate(runbook), string(data)))
+		resp, err := t.s.cli.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
+		if err != nil {
+			t.forgetLeases()
+			return fmt.Errorf("admit runs of %s: %w", runbook, err)
+		}
+		if resp.Succeeded {
+			for _, it := range batch {
+				if it.out.Status != triggers.StatusStarted {
+					t.log.Info("triggered run "+it.out.Status, "runbook", runbook, "execution", it.out.ID, "reason", it.out.Reason)
+				}
+			}
+			items = items[len(batch):]
+			continue
+		}
+		// The gate moved or a dedup key was taken: drop the duplicates and
+		// decide again on a fresh read.
+		r := 0
+		var left []*item
+		for _, it := range batch {
+			dup := false
+			if it.dedupKey != "" {
+				if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
+					it.out = triggers.Started{Runbook: runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
+					dup = true
+				}
+				r++
+			}
+			if !dup {
+				left = append(left, it)
+			}
+		}
+		items = append(left, items[len(batch):]...)
+	}
+	return nil
+}
+
+// Promote starts the oldest queued runs of runbook that its policy admits
+// now. It returns when the rate window next lets one start, or the zero time
+// if only an ending run can make room (or nothing is queued).
+func (t *Triggers) Promote(ctx context.Context, runbook string) (time.Time, error) {
+	k := t.s.k
+	for attempts := 0; ; attempts++ {
+		if attempts > 100 {
+			return time.Time{}, fmt.Errorf("promote runs of %s: too much contention on its gate", runbook)
+		}
+		v, resp, err := t.readGate(ctx, runbook, clientv3.OpGet(k.queuedOf(runbook), clientv3.WithPrefix(),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(txnItems), clientv3.WithKeysOnly()))
+		if err != nil {
+			return time.Time{}, err
+		}
+		queued := resp.Responses[3].GetResponseRange().Kvs
+		if len(queued) == 0 {
+			return time.Time{}, nil
+		}
+		now := t.now()
+		st := v.state
+		st.prune(now)
+		n := 0
+		for n < len(queued) && st.blocked(v.active+n) == "" {
+			st.started(now)
+			n++
+		}
+		if n == 0 {
+			return st.nextFree(v.active), nil
+		}
+		ids := make([]string, n)
+		gets := make([]clientv3.Op, n)
+		for i := range n {
+			ids[i] = strings.TrimPrefix(string(queued[i].Key), k.queuedOf(runbook))
+			gets[i] = clientv3.OpGet(k.execution(ids[i]))
+		}
+		recs, err := t.s.cli.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("read queued runs of %s: %w", runbook, err)
+		}
+		cmps := []clientv3.Cmp{t.gateCmp(runbook, v.rev)}
+		var ops []clientv3.Op
+		for i, id := range ids {
+			qk := k.queued(runbook, id)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(qk), "=", queued[i].ModRevision))
+			kvs := recs.Responses[i].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				ops = append(ops, clientv3.OpDelete(qk)) // a queue entry without a record
+				continue
+			}
+			e, err := decodeExecution(kvs[0].Value)
+			if err != nil {
+				return time.Time{}, err
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k.execution(id)), "=", kvs[0].ModRevision))
+			if e.Status.Terminal() {
+				ops = append(ops, clientv3.OpDelete(qk))
+				continue
+			}
+			e.Error, e.UpdatedAt = "", now.UTC()
+			data, _ := json.Marshal(e)
+			ops = append(ops, clientv3.OpDelete(qk), clientv3.OpPut(k.execution(id), string(data)),
+				clientv3.OpPut(k.runnable(id), ""), clientv3.OpPut(k.slot(runbook, id), ""))
+		}
+		data, _ := json.Marshal(&st)
+		ops = append(ops, clientv3.OpPut(k.gate(runbook), string(data)))
+		tx, err := t.s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("promote runs of %s: %w", runbook, err)
+		}
+		if tx.Succeeded {
+			t.log.Info("queued runs started", "runbook", runbook, "count", n)
+		}
+		// Succeeded or not, look again: more may fit, or the state moved.
+	}
+}
+
+// Resolve delivers the signal "resolved" to the runs the alert started that
+// have not ended, once per run; see triggers.Resolver.
+func (t *Triggers) Resolve(ctx context.Context, fingerprint string, startsAt time.Time, data json.RawMessage) ([]string, error) {
+	k := t.s.k
+	resp, err := t.s.cli.Get(ctx, k.alertRuns(fingerprint), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("read runs of alert %s: %w", fingerprint, err)
+	}
+	var delivered []string
+	for _, kv := range resp.Kvs {
+		id := strings.TrimPrefix(string(kv.Key), k.alertRuns(fingerprint))
+		mark := k.dedup("resolved", id)
+		seen, err := t.s.cli.Get(ctx, mark, clientv3.WithCountOnly())
+		if err != nil {
+			return delivered, fmt.Errorf("read resolved mark of %s: %w", id, err)
+		}
+		if seen.Count > 0 {
+			continue
+		}
+		err = t.s.Signal(ctx, id, "resolved", data, "alertmanager")
+		var ie *sbruntime.InputError
+		switch {
+		case errors.Is(err, sbruntime.ErrNotFound), errors.As(err, &ie):
+			continue // ended (or gone) before its alert resolved
+		case err != nil:
+			return delivered, err
+		}
+		lease, err := t.lease(ctx, triggers.AlertDedupTTL)
+		if err != nil {
+			return delivered, err
+		}
+		if _, err := t.s.cli.Put(ctx, mark, startsAt.UTC().Format(time.RFC3339Nano), clientv3.WithLease(lease)); err != nil {
+			t.forgetLeases()
+			return delivered, fmt.Errorf("record resolved mark of %s: %w", id, err)
+		}
+		t.log.Info("alert resolved: signal delivered", "execution", id, "fingerprint", fingerprint)
+		delivered = append(delivered, id)
+	}
+	return delivered, nil
+}
+
+// LastTick returns the latest cron tick fired or skipped for runbook.
+func (t *Triggers) LastTick(ctx context.Context, runbook string) (time.Time, error) {
+	resp, err := t.s.cli.Get(ctx, t.s.k.cronLast(runbook))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read last tick of %s: %w", runbook, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return time.Time{}, nil
+	}
+	sec, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decode last tick of %s: %w", runbook, err)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}
+
+// FireTick creates the run of one cron tick, at most once per (runbook, tick)
+// across nodes and restarts: the tick key is created in the execution's txn.
+func (t *Triggers) FireTick(ctx context.Context, at time.Time, s triggers.Start) (*triggers.Started, error) {
+	s.Dedup = nil
+	it := &item{s: &s, dedupKey: t.s.k.cronTick(s.Runbook, at), dedupTTL: triggers.CronTickTTL,
+		extra: []clientv3.Op{clientv3.OpPut(t.s.k.cronLast(s.Runbook), strconv.FormatInt(at.Unix(), 10))}}
+	if err := t.start(ctx, []*item{it}); err != nil {
+		return nil, err
+	}
+	if it.out.Status == triggers.StatusDuplicate {
+		return nil, nil
+	}
+	return &it.out, nil
+}
+
+// SkipTo records at as runbook's last handled tick.
+func (t *Triggers) SkipTo(ctx context.Context, runbook string, at time.Time) error {
+	if _, err := t.s.cli.Put(ctx, t.s.k.cronLast(runbook), strconv.FormatInt(at.Unix(), 10)); err != nil {
+		return fmt.Errorf("record last tick of %s: %w", runbook, err)
+	}
+	return nil
+}
+
+// triggerIndex caches the declarations of every runbook's current version.
+// Each call first asks etcd which runbook keys changed since the revision it
+// reflects (one small read), so an apply that completed is always seen.
+type triggerIndex struct {
+	s   *Store
+	log *slog.Logger
+
+	mu       sync.Mutex
+	rev      int64 // store revision the cache reflects; 0 before the first load
+	runbooks map[string]triggers.Runbook
+	list     []triggers.Runbook
+}
+
+// Runbooks returns the runbooks that declare triggers.
+func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	k := x.s.k
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
+	if x.rev > 0 {
+		opts = append(opts, clientv3.WithMinModRev(x.rev+1))
+	}
+	resp, err := x.s.cli.Get(ctx, k.runbooks(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("list runbooks: %w", err)
+	}
+	changed := false
+	for _, kv := range resp.Kvs {
+		name, ok := cutSuffix(k.idFrom(string(kv.Key), "runbooks/"), "/current")
+		if !ok {
+			continue
+		}
+		b, created, err := x.s.Bundle(ctx, name, "")
+		if err != nil {
+			return nil, err
+		}
+		changed = true
+		set, err := triggers.DecodeSet(b.Triggers)
+		if err != nil {
+			x.log.Error("runbook triggers unreadable; ignoring them", "runbook", name, "version", b.Version, "err", err)
+			set = &triggers.Set{}
+		}
+		if set.Empty() {
+			delete(x.runbooks, name)
+			continue
+		}
+		x.runbooks[name] = triggers.Runbook{Name: name, Version: b.Version, Since: created, Set: set}
+	}
+	x.rev = resp.Header.Revision
+	if changed || x.list == nil {
+		x.list = make([]triggers.Runbook, 0, len(x.runbooks))
+		for _, rb := range x.runbooks {
+			x.list = append(x.list, rb)
+		}
+		slices.SortFunc(x.list, func(a, b triggers.Runbook) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return x.list, nil
+}
