@@ -237,13 +237,36 @@ func (s *Store) onlyPendingApproval(ctx context.Context, id string) (string, err
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("execution %s has no pending approval: %w", id, sbruntime.ErrNotFound)
+		return "", s.noPendingApproval(ctx, id)
 	case 1:
 		return found[0], nil
 	}
 	slices.SortFunc(found, sbruntime.ComparePositions)
 	return "", sbruntime.Conflictf("execution %s has %d pending approvals (positions %s): name one",
 		id, len(found), strings.Join(found, ", "))
+}
+
+// noPendingApproval explains why execution id has no pending approval: its
+// last approval was decided (a conflict that says by whom), or it never
+// asked for one.
+func (s *Store) noPendingApproval(ctx context.Context, id string) error {
+	resp, err := s.cli.Get(ctx, s.k.history(id), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read history of %s: %w", id, err)
+	}
+	var last *mvccpb.KeyValue
+	lastPos := ""
+	for _, kv := range resp.Kvs {
+		var ev sbruntime.Event
+		if json.Unmarshal(kv.Value, &ev) == nil && ev.Kind == sbruntime.KindApproval &&
+			(last == nil || sbruntime.ComparePositions(ev.Position, lastPos) > 0) {
+			last, lastPos = kv, ev.Position
+		}
+	}
+	if last == nil {
+		return fmt.Errorf("execution %s has no pending approval: %w", id, sbruntime.ErrNotFound)
+	}
+	return decidedError(id, lastPos, []*mvccpb.KeyValue{last})
 }
 
 func decodeApprovals(kvs []*mvccpb.KeyValue) ([]sbruntime.ApprovalDecision, error) {

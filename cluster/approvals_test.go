@@ -233,7 +233,8 @@ func TestDecideRejectAndErrors(t *testing.T) {
 	if res["truth"] != false || res["decision"] != "reject" || res["comment"] != "not now" || res["decisions"] != float64(2) {
 		t.Fatalf("result %v", res)
 	}
-	if _, err := s.Decide(ctx, w.Execution, "", sbruntime.Decision{User: "bob", Via: "cli"}); !errors.Is(err, sbruntime.ErrNotFound) {
+	if _, err := s.Decide(ctx, w.Execution, "", sbruntime.Decision{User: "bob", Via: "cli"}); !errors.Is(err, sbruntime.ErrConflict) ||
+		!strings.Contains(err.Error(), "already decided: rejected by bob via api") {
 		t.Fatalf("after the end: %v", err)
 	}
 }
