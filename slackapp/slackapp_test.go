@@ -535,3 +535,49 @@ def main(event):
 		t.Fatalf("effect outside a step: %s %s", e.Status, e.Error)
 	}
 }
+
+// Socket Mode: an interactive envelope is acknowledged and its click is
+// decided like one posted to /slack/interactions.
+func TestSocketMode(t *testing.T) {
+	fake := slackfake.New(nil, nil)
+	defer fake.Close()
+	decided := make(chan sbruntime.Decision, 1)
+	dec := deciderFunc(func(_ context.Context, id, pos string, d sbruntime.Decision) (*sbruntime.ApprovalState, error) {
+		if id != "01EXEC" || pos != "2/0/1" {
+			t.Errorf("decided %s %s", id, pos)
+		}
+		decided <- d
+		return &sbruntime.ApprovalState{Execution: id, Position: pos, Resolved: true}, nil
+	})
+	app, err := New(Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: fake.URL()}, dec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.RunSocketMode(ctx) }()
+	fake.SendInteraction("env-1", click("U0SRE1", ActionReject, `{"e":"01EXEC","p":"2/0/1"}`))
+	select {
+	case d := <-decided:
+		if d != (sbruntime.Decision{User: "U0SRE1", Approve: false, Via: sbruntime.ViaSlack}) {
+			t.Fatalf("decision %+v", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no decision from the Socket Mode envelope")
+	}
+	for deadline := time.After(20 * time.Second); ; {
+		changed := fake.Changed()
+		if acks := fake.Acks(); len(acks) == 1 && acks[0] == "env-1" {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("envelope not acknowledged: %v", fake.Acks())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunSocketMode: %v", err)
+	}
+}

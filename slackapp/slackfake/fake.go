@@ -1,6 +1,7 @@
 // Package slackfake is a fake Slack Web API for tests: chat.postMessage,
-// chat.update, chat.postEphemeral, usergroups.list, usergroups.users.list and
-// users.info over httptest, recording every call. Point a client at URL()
+// chat.update, chat.postEphemeral, usergroups.list, usergroups.users.list,
+// users.info and a Socket Mode connection (apps.connections.open) over
+// httptest, recording every call. Point a client at URL()
 // (slack.OptionAPIURL, or STARBOOK_SLACK_API_URL for the daemon).
 package slackfake
 
@@ -11,6 +12,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+
+	"github.com/gorilla/websocket"
 )
 
 // Call is one recorded API call: the method and its form fields.
@@ -47,11 +50,14 @@ type Server struct {
 	groups  []Group
 	seq     int
 	changed chan struct{} // closed and replaced on every call
+
+	envelopes chan []byte // Socket Mode messages to send
+	acks      []string    // envelope ids acknowledged over Socket Mode
 }
 
 // New starts a fake with users and groups; Close it when done.
 func New(users []User, groups []Group) *Server {
-	s := &Server{users: map[string]User{}, groups: groups, changed: make(chan struct{})}
+	s := &Server{users: map[string]User{}, groups: groups, changed: make(chan struct{}), envelopes: make(chan []byte, 16)}
 	for _, u := range users {
 		s.users[u.ID] = u
 	}
@@ -85,7 +91,68 @@ func (s *Server) Changed() <-chan struct{} {
 	return s.changed
 }
 
+// SendInteraction queues a Socket Mode "interactive" envelope carrying
+// payload (a block_actions callback) for the connected client.
+func (s *Server) SendInteraction(envelopeID string, payload any) {
+	b, _ := json.Marshal(map[string]any{"type": "interactive", "envelope_id": envelopeID,
+		"accepts_response_payload": false, "payload": payload})
+	s.envelopes <- b
+}
+
+// Acks returns the envelope ids acknowledged over Socket Mode.
+func (s *Server) Acks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.acks...)
+}
+
+// socket serves a Socket Mode connection: hello, then queued envelopes;
+// acknowledgements are recorded.
+func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			var ack struct {
+				EnvelopeID string `json:"envelope_id"`
+			}
+			if json.Unmarshal(msg, &ack) == nil && ack.EnvelopeID != "" {
+				s.mu.Lock()
+				s.acks = append(s.acks, ack.EnvelopeID)
+				close(s.changed)
+				s.changed = make(chan struct{})
+				s.mu.Unlock()
+			}
+		}
+	}()
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","num_connections":1}`))
+	for {
+		select {
+		case <-done:
+			return
+		case b := <-s.envelopes:
+			if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				return
+			}
+		}
+	}
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ws" {
+		s.socket(w, r)
+		return
+	}
 	method := strings.TrimPrefix(r.URL.Path, "/api/")
 	if err := r.ParseMultipartForm(1 << 20); err != nil && err != http.ErrNotMultipart {
 		reply(w, map[string]any{"ok": false, "error": "invalid_form_data"})
@@ -113,6 +180,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch method {
+	case "apps.connections.open":
+		reply(w, map[string]any{"ok": true, "url": "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/ws"})
 	case "chat.postMessage":
 		if form["channel"] == "" {
 			reply(w, map[string]any{"ok": false, "error": "channel_not_found"})
