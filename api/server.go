@@ -35,8 +35,9 @@ const (
 )
 
 // NewHandler returns the HTTP API over svc. Errors that are not the caller's
-// fault are logged to logger (nil discards them).
-func NewHandler(svc Service, logger *slog.Logger) http.Handler {
+// fault are logged to logger (nil discards them). Options add optional
+// endpoints (WithHooks).
+func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -56,6 +57,9 @@ func NewHandler(svc Service, logger *slog.Logger) http.Handler {
 	h.route("POST /api/v1/executions/{id}/approvals/{position...}", h.decide)
 	h.route("GET /api/v1/approvals", h.approvals)
 	h.route("GET /api/v1/waits", h.waits)
+	for _, opt := range opts {
+		opt(h)
+	}
 	return h
 }
 

@@ -145,7 +145,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
-	srv := &http.Server{Handler: withSlack(api.NewHandler(svc, logger), slack), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withSlack(api.NewHandler(svc, logger, hooksOption(store, logger)), slack), ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/triggers"
+)
+
+// hooksOption serves the Alertmanager and webhook endpoints: POST
+// /hooks/alertmanager, authenticated by STARBOOK_ALERTMANAGER_TOKEN or
+// STARBOOK_ALERTMANAGER_USER/PASSWORD when set, and POST /hooks/{name},
+// authenticated by each trigger's secret.
+func hooksOption(store *cluster.Store, logger *slog.Logger) api.Option {
+	tr := cluster.NewTriggers(store, nil, logger)
+	auth := api.AlertmanagerAuthFromEnv(os.LookupEnv)
+	if !auth.Enabled() {
+		logger.Warn("POST /hooks/alertmanager accepts unauthenticated requests: set " +
+			api.EnvAlertmanagerToken + " or " + api.EnvAlertmanagerUser + "/" + api.EnvAlertmanagerPassword)
+	}
+	return api.WithHooks(&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr, Logger: logger}, auth)
+}
