@@ -203,7 +203,10 @@ func escalateBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	if e.e.Channel == "" && approvers == nil {
 		return nil, fmt.Errorf("%s: name a channel= or approvers= to escalate to", b.Name())
 	}
-	if !timeout.set || timeout.d == 0 {
+	if !timeout.set {
+		return nil, fmt.Errorf("%s: timeout= is required: how long the second round waits", b.Name())
+	}
+	if timeout.d == 0 {
 		return nil, fmt.Errorf("%s: timeout must be positive", b.Name())
 	}
 	e.e.Timeout = timeout.d
