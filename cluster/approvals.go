@@ -17,7 +17,8 @@ import (
 
 // Approvals keys: one per distinct approving user of a pending approval,
 // created by txn, deleted when the approval is resolved.
-func (k keys) approvals(id, pos string) string { return k.prefix + "approvals/" + id + "/" + pos + "/" }
+func (k keys) approvals(id, pos string) string     { return k.prefix + "approvals/" + id + "/" + pos + "/" }
+func (k keys) executionApprovals(id string) string { return k.prefix + "approvals/" + id + "/" }
 func (k keys) approval(id, pos, user string) string {
 	return k.approvals(id, pos) + url.PathEscape(strings.ToLower(user))
 }

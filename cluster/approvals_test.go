@@ -429,3 +429,25 @@ func TestDecideResolvesSlackApprovers(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelDropsPartialApprovals(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	s := tn.svc.Store
+	w := startApproval(t, tn, `approvers = ["a", "b"], required = 2`, "")
+	if _, err := decide(s, w, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.svc.Cancel(context.Background(), w.Execution); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := endOf(t, tn, w.Execution); e.Status != sbruntime.StatusCancelled {
+		t.Fatalf("status %s", e.Status)
+	}
+	resp, err := s.cli.Get(context.Background(), s.k.executionApprovals(w.Execution), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Fatalf("approvals left after cancel: %d, %v", resp.Count, err)
+	}
+	if _, err := decide(s, w, "b", true); !errors.Is(err, sbruntime.ErrNotFound) {
+		t.Fatalf("decision after cancel: %v", err)
+	}
+}

@@ -231,7 +231,8 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
 			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix()),
-			clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()))
+			clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
 		ops = append(ops, c.s.k.endOps(&e)...)
 		for _, w := range c.Waits {
 			if w.Deadline != nil {

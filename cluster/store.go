@@ -344,7 +344,8 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 				clientv3.OpDelete(s.k.runnable(id)),
 				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.k.signalWaits(id), clientv3.WithPrefix())}, s.k.endOps(e)...)...).
+				clientv3.OpDelete(s.k.signalWaits(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.k.executionApprovals(id), clientv3.WithPrefix())}, s.k.endOps(e)...)...).
 			Else(clientv3.OpGet(s.k.owner(id))).
 			Commit()
 		if err != nil {

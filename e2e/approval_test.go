@@ -89,12 +89,13 @@ func TestApprovalAcrossKill(t *testing.T) {
 	}
 	byCLI := start("cli-1", `["alice"]`, "null", "reject")
 	bySlack := start("slack-1", `["@sre"]`, "null", "reject")
-	byTimer := start("timer-1", `["nobody"]`, `"5s"`, "approve")
+	byTimer := start("timer-1", `["nobody"]`, `"6s"`, "approve")
 
 	// All three wait, and their requests were posted to Slack.
 	awaitApprovals(ctx, t, d.Client, byCLI, bySlack, byTimer)
 	awaitCalls(ctx, t, fake, "chat.postMessage", 3)
 	d.kill(t)
+	restarted := time.Now()
 
 	d = startDaemon(t, dataDir)
 	if e, _, err := d.Client.Execution(ctx, byCLI); err != nil || e.Status != sbruntime.StatusWaiting {
@@ -144,7 +145,10 @@ func TestApprovalAcrossKill(t *testing.T) {
 	checkEnd(ctx, t, d.Client, bySlack, `{"approved":true,"by":["U0SRE1"],"decision":"approve","via":"slack"}`)
 
 	// The timer, persisted before the kill, fired after the restart, once.
-	checkEnd(ctx, t, d.Client, byTimer, `{"approved":true,"by":[],"decision":"timeout","via":"timeout"}`)
+	timed := checkEnd(ctx, t, d.Client, byTimer, `{"approved":true,"by":[],"decision":"timeout","via":"timeout"}`)
+	if !timed.EndedAt.After(restarted) {
+		t.Fatalf("the timeout was recorded at %s, before the restart at %s: slow machine? raise the timeout", timed.EndedAt, restarted)
+	}
 
 	for _, pod := range []string{"cli-1", "slack-1", "timer-1"} {
 		if n := eff.count("/restart/" + pod); n != 1 {
@@ -208,7 +212,9 @@ func awaitCalls(ctx context.Context, t *testing.T, fake *slackfake.Server, metho
 	}
 }
 
-func checkEnd(ctx context.Context, t *testing.T, c *api.Client, id, want string) {
+// checkEnd waits for execution id to complete with result want and one
+// approval event, and returns that event.
+func checkEnd(ctx context.Context, t *testing.T, c *api.Client, id, want string) *sbruntime.Event {
 	t.Helper()
 	e, history, err := c.Wait(ctx, id, time.Minute)
 	if err != nil {
@@ -217,15 +223,16 @@ func checkEnd(ctx context.Context, t *testing.T, c *api.Client, id, want string)
 	if e.Status != sbruntime.StatusCompleted || string(e.Result) != want {
 		t.Fatalf("execution %s: %s %s %s, want result %s", id, e.Status, e.Result, e.Error, want)
 	}
-	n := 0
+	var found []*sbruntime.Event
 	for _, ev := range history {
 		if ev.Kind == sbruntime.KindApproval {
-			n++
+			found = append(found, ev)
 		}
 	}
-	if n != 1 {
-		t.Fatalf("execution %s: %d approval events", id, n)
+	if len(found) != 1 {
+		t.Fatalf("execution %s: %d approval events", id, len(found))
 	}
+	return found[0]
 }
 
 // postClick posts a signed block_actions payload of user pressing Approve.
