@@ -581,3 +581,59 @@ func TestSocketMode(t *testing.T) {
 		t.Fatalf("RunSocketMode: %v", err)
 	}
 }
+
+// Twenty concurrent clicks (double clicks, two nodes receiving the same
+// click, approve and reject) on one request record exactly one decision.
+func TestSlackConcurrentClicks(t *testing.T) {
+	tn := startNode(t)
+	id := tn.start(t, `
+def main(event):
+    ok = wait_for_approval("Scale down?", approvers = ["@sre"], channel = "#oncall")
+    return {"approved": bool(ok), "decisions": len(ok.decisions)}
+`)
+	posted := tn.awaitCall(t, "chat.postMessage", 1)
+	btn := buttons(t, posted)
+	start := make(chan struct{})
+	codes := make(chan int, 20)
+	for i := range 20 {
+		go func() {
+			<-start
+			user, action := "U0SRE1", ActionApprove
+			if i%2 == 1 {
+				user, action = "U0SRE2", ActionReject
+			}
+			codes <- tn.post(t, click(user, action, btn[action]))
+		}()
+	}
+	close(start)
+	for range 20 {
+		if code := <-codes; code != http.StatusOK {
+			t.Errorf("status %d", code)
+		}
+	}
+	e := tn.end(t, id)
+	if e.Status != sbruntime.StatusCompleted || !strings.Contains(string(e.Result), `"decisions":1`) {
+		t.Fatalf("execution %s %s", e.Status, e.Result)
+	}
+	_, history, err := tn.svc.Execution(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range history {
+		if ev.Kind == sbruntime.KindApproval {
+			n++
+		}
+	}
+	// 19 losers are told who decided.
+	ephemerals := tn.awaitCall(t, "chat.postEphemeral", 19)
+	already := 0
+	for _, c := range tn.fake.Calls("chat.postEphemeral") {
+		if strings.Contains(c.Form["text"], "already decided") {
+			already++
+		}
+	}
+	if n != 1 || already != 19 {
+		t.Fatalf("%d approval events, %d 'already decided' answers (last %q)", n, already, ephemerals.Form["text"])
+	}
+}
