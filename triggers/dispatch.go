@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -87,20 +89,32 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 		}
 		res.Executions = started
 	}
-	for _, a := range n.Alerts {
+	if d.Resolver == nil {
+		return res, nil
+	}
+	// Resolutions are independent: deliver them a few at a time.
+	resolved := make([]Resolved, len(n.Alerts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, a := range n.Alerts {
 		if a.Status != AlertResolved {
 			continue
 		}
-		if d.Resolver == nil {
-			d.logger().Debug("resolved alert not delivered: no resolver", "fingerprint", a.Fingerprint)
-			continue
-		}
-		ids, err := d.Resolver.Resolve(ctx, a.Fingerprint, a.StartsAt, n.Event(a))
-		if err != nil {
-			return nil, fmt.Errorf("deliver resolved alert %s: %w", a.Fingerprint, err)
-		}
-		if len(ids) > 0 {
-			res.Resolved = append(res.Resolved, Resolved{Fingerprint: a.Fingerprint, Executions: ids})
+		g.Go(func() error {
+			ids, err := d.Resolver.Resolve(gctx, a.Fingerprint, a.StartsAt, n.Event(a))
+			if err != nil {
+				return fmt.Errorf("deliver resolved alert %s: %w", a.Fingerprint, err)
+			}
+			resolved[i] = Resolved{Fingerprint: a.Fingerprint, Executions: ids}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, r := range resolved {
+		if len(r.Executions) > 0 {
+			res.Resolved = append(res.Resolved, r)
 		}
 	}
 	return res, nil
