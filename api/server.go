@@ -57,6 +57,7 @@ func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
 	h.route("POST /api/v1/executions/{id}/approvals/{position...}", h.decide)
 	h.route("GET /api/v1/approvals", h.approvals)
 	h.route("GET /api/v1/waits", h.waits)
+	h.observeRoutes()
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -256,6 +257,8 @@ func (h *handler) executions(w http.ResponseWriter, r *http.Request) error {
 type historyResponse struct {
 	Execution *sbruntime.Execution `json:"execution"`
 	History   []*sbruntime.Event   `json:"history"`
+	Waits     []*sbruntime.Wait    `json:"waits,omitempty"`    // pending ones
+	Timeline  []TimelineRow        `json:"timeline,omitempty"` // see Timeline
 }
 
 func (h *handler) execution(w http.ResponseWriter, r *http.Request) error {
@@ -281,7 +284,8 @@ func (h *handler) execution(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, historyResponse{Execution: e, History: nonNil(history)})
+	waits, timeline := h.executionDetail(r, e, history)
+	writeJSON(w, http.StatusOK, historyResponse{Execution: e, History: nonNil(history), Waits: waits, Timeline: timeline})
 	return nil
 }
 

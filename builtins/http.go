@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
@@ -234,6 +235,9 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 	}
 	ctx, cancel := context.WithTimeout(sbruntime.Context(th), timeout)
 	defer cancel()
+	if header.Get("traceparent") == "" { // the step's span, for the callee's trace
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(header))
+	}
 
 	var body any // a nil []byte would still send an empty body
 	if payload != nil {

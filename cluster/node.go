@@ -34,6 +34,8 @@ type NodeConfig struct {
 	// LeaderTasks run while this node leads, each in its own goroutine, and
 	// are stopped (ctx done) and waited for when leadership ends.
 	LeaderTasks []func(ctx context.Context)
+	// Observer watches the engine's runs and steps (metrics, traces); nil for none.
+	Observer sbruntime.Observer
 }
 
 // Node claims runnable executions and runs them; the elected leader also fires
@@ -86,7 +88,8 @@ func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{
 		store: store, cfg: cfg, log: cfg.Logger.With("node", cfg.ID),
-		engine:   &sbruntime.Engine{Builtins: cfg.Builtins, Limits: cfg.Limits, Now: cfg.Now, Logger: cfg.Logger.With("node", cfg.ID)},
+		engine: &sbruntime.Engine{Builtins: cfg.Builtins, Limits: cfg.Limits, Now: cfg.Now,
+			Logger: cfg.Logger.With("node", cfg.ID), Observer: cfg.Observer},
 		programs: map[string]*sbruntime.Program{},
 		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
 		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
@@ -430,7 +433,7 @@ func (n *Node) claimAndRun(loopCtx context.Context, s *concurrency.Session, id s
 	n.owned[id] = true // before the watch says so, so the id is not dispatched again
 	n.mu.Unlock()
 	e := claim.Execution
-	log := n.log.With("execution", id, "runbook", e.Runbook)
+	log := n.log.With("execution", id, "runbook", e.Runbook, "trace_id", e.TraceID())
 	var outcome sbruntime.Outcome
 	if claim.CancelRequested {
 		outcome = sbruntime.Outcome{Status: sbruntime.StatusCancelled, Error: "cancelled"}

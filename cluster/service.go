@@ -108,7 +108,7 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 	}
 	now := s.Now().UTC()
 	e := &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: b.Version, Status: sbruntime.StatusPending,
-		Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now}
+		Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now, TraceParent: TraceParent(ctx)}
 	if err := s.Store.CreateExecution(ctx, e); err != nil {
 		return nil, err
 	}

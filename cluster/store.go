@@ -290,7 +290,7 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	}
 	now := s.now().UTC()
 	ev := sbruntime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
-		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now}
+		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now, Where: w.Where}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return false, err

@@ -253,7 +253,8 @@ func (t *Triggers) start(ctx context.Context, items []*item) error {
 			firstOf[it.dedupKey] = it
 		}
 		it.e = &sbruntime.Execution{ID: t.newID(), Runbook: it.s.Runbook, Version: it.s.Version,
-			Status: sbruntime.StatusPending, Trigger: it.s.Trigger, Input: it.s.Input, CreatedAt: now, UpdatedAt: now}
+			Status: sbruntime.StatusPending, Trigger: it.s.Trigger, Input: it.s.Input, CreatedAt: now, UpdatedAt: now,
+			TraceParent: TraceParent(ctx)}
 		fresh = append(fresh, it)
 	}
 	fresh, err := t.dropSeen(ctx, fresh)

@@ -87,6 +87,7 @@ type Engine struct {
 	Limits   Limits
 	Now      func() time.Time // the clock; time.Now when nil
 	Logger   *slog.Logger
+	Observer Observer // metrics and traces; nil for none
 }
 
 // Run is one attempt to run an execution: its record, the history loaded at
@@ -124,6 +125,7 @@ type run struct {
 	logger  *slog.Logger
 	secrets secretSet
 	events  atomic.Int64 // history length, for MaxHistory
+	obs     *observed
 
 	mu    sync.Mutex
 	undos []undo
@@ -142,6 +144,7 @@ type frame struct {
 	prefix string
 	next   int
 	step   *StepContext
+	logs   int // log lines since the latest durable call, outside steps
 }
 
 const frameKey = "starbook.frame"
@@ -167,10 +170,11 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	ctx, obs, runDone := e.startRun(ctx, r)
 	rs := &run{
 		ctx: ctx, engine: e, limits: e.Limits.withDefaults(), exec: r.Execution,
-		history: r.History, waits: r.Waits, journal: r.Journal, drain: r.Drain,
-		logger: logger.With("execution", r.Execution.ID, "runbook", r.Execution.Runbook),
+		history: r.History, waits: r.Waits, journal: r.Journal, drain: r.Drain, obs: obs,
+		logger: logger.With("execution", r.Execution.ID, "runbook", r.Execution.Runbook, "trace_id", r.Execution.TraceID()),
 	}
 	if rs.history == nil {
 		rs.history = map[string]*Event{}
@@ -185,7 +189,9 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	defer stop()
 
 	value, err := rs.callMain(th, prog)
-	return rs.finish(th, main, value, err)
+	out := rs.finish(th, main, value, err)
+	runDone(out)
+	return out
 }
 
 // newThread returns a thread for f with the run's limits, logging and loader.

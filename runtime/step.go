@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -28,6 +29,7 @@ type StepContext struct {
 	Key      string // idempotency key: <execution>/<position>
 	Attempts int    // set by the step function when it retries
 	run      *run
+	logs     atomic.Int64 // log lines written by the step's threads
 }
 
 // StepFunc performs a step whose position has no recorded event. Its result
@@ -50,6 +52,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		if err := match(th, pos, ev.Kind, ev.Name, ev.ArgsHash, spec, hash, CodeMismatch); err != nil {
 			return nil, err
 		}
+		rs.obs.replayed.Add(1)
 		return eventValue(ev)
 	}
 	if w, ok := rs.waits[pos]; ok {
@@ -65,18 +68,21 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 	if cause := context.Cause(f.ctx); cause != nil {
 		return nil, cause // the run or the fan_out item was stopped: start nothing
 	}
-	sc := &StepContext{Ctx: f.ctx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
+	stepCtx, stepDone := rs.startStep(f.ctx, pos, spec)
+	sc := &StepContext{Ctx: stepCtx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
 	started := rs.engine.now()
 	value, runErr := fn(sc)
 	if runErr != nil && abort(runErr) {
+		stepDone(nil, runErr)
 		return nil, runErr
 	}
 	if cause := context.Cause(f.ctx); cause != nil {
 		// The run or the fan_out item was stopped while the step ran: record nothing.
+		stepDone(nil, cause)
 		return nil, cause
 	}
 	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
-		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now()}
+		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: callSite(th)}
 	if runErr == nil {
 		data, encErr := Encode(value)
 		switch {
@@ -93,12 +99,14 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		ev.Error = truncate(rs.secrets.scrub(errorText(runErr)), maxErrorBytes)
 	}
 	if err := rs.journal.Append(rs.ctx, ev); err != nil {
+		stepDone(nil, err)
 		if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrPositionTaken) {
 			return nil, fmt.Errorf("record %s: %w", pos, ErrNotOwner)
 		}
 		return nil, wrapStore(fmt.Errorf("record %s: %w", pos, err))
 	}
 	rs.events.Add(1)
+	stepDone(ev, nil)
 	return eventValue(ev)
 }
 
@@ -126,6 +134,7 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 		if err := match(th, pos, ev.Kind, ev.Name, ev.ArgsHash, spec.StepSpec, hash, CodeMismatch); err != nil {
 			return nil, err
 		}
+		rs.obs.replayed.Add(1)
 		return eventValue(ev)
 	}
 	if w, ok := rs.waits[pos]; ok {
@@ -139,7 +148,8 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 	}
 	now := rs.engine.now()
 	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,
-		ArgsHash: hash, Since: now, OnTimeout: spec.OnTimeout, TimeoutError: spec.TimeoutError, Detail: spec.Detail}
+		ArgsHash: hash, Since: now, OnTimeout: spec.OnTimeout, TimeoutError: spec.TimeoutError, Detail: spec.Detail,
+		Where: callSite(th)}
 	if spec.Timeout > 0 {
 		d := now.Add(spec.Timeout)
 		w.Deadline = &d
@@ -167,6 +177,7 @@ func nextPosition(th *starlark.Thread, kind string) (*frame, string, error) {
 		return nil, "", fmt.Errorf("%s cannot be called inside a step: steps do not nest; call it from main() or a fan_out item", kind)
 	}
 	f.next++
+	f.logs = 0
 	return f, f.prefix + strconv.Itoa(f.next), nil
 }
 
@@ -315,7 +326,9 @@ func Log(th *starlark.Thread, level slog.Level, msg string, attrs ...any) {
 	if f.step != nil {
 		pos = f.step.Position
 	}
-	f.run.logger.Log(f.run.ctx, level, f.run.secrets.scrub(msg), append(attrs, "position", pos)...)
+	msg = f.run.secrets.scrub(msg)
+	f.run.logger.Log(f.run.ctx, level, msg, append(attrs, "position", pos)...)
+	f.storeLog(level, msg, pos, attrs)
 }
 
 // ExecutionID returns the id of th's execution, or "" outside one.

@@ -71,6 +71,10 @@ type Execution struct {
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
 	EndedAt   *time.Time      `json:"ended_at,omitempty"`
+
+	// TraceParent is the W3C traceparent of the request that started the
+	// execution, if it carried one: the traces of its runs continue it.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Event kinds recorded in history.
@@ -97,6 +101,8 @@ type Event struct {
 	Attempts  int             `json:"attempts,omitempty"`
 	StartedAt time.Time       `json:"started_at"`
 	EndedAt   time.Time       `json:"ended_at"`
+	// Where is the file:line of the call that made the event, for people.
+	Where string `json:"where,omitempty"`
 }
 
 // Failed reports whether the event records an error.
@@ -116,6 +122,7 @@ type Wait struct {
 	// TimeoutError, when set, is recorded as the wait's error at the deadline.
 	TimeoutError string          `json:"timeout_error,omitempty"`
 	Detail       json.RawMessage `json:"detail,omitempty"` // kind-specific request (approval text, ...)
+	Where        string          `json:"where,omitempty"`  // file:line of the waiting call
 }
 
 // Position is a hierarchical step position: "4", "4/0/2".

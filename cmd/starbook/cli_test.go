@@ -338,13 +338,15 @@ Input:    {"pod":"web-1"}
 Error:    fan_out at position 2 failed:
           Traceback ...
 
-POSITION  KIND     NAME     STATUS  ATTEMPTS  DURATION  ERROR
-1         now      -        ok      -         0s        -
-2         fan_out  -        failed  -         2s        1 of 2 items failed
-  2/0/1   call     restart  failed  3         1.5s      http.post https://k8s/restart: 503 Service Unavailable xxxxxxxxxxxxxxxxxxxxxx...
-  2/1/1   call     restart  ok      1         20ms      -
-3         call     check    failed  1         1m1s      Error in fail: pod web-1 is gone
-10        call     notify   ok      1         1s        -
+POSITION    KIND     NAME     STATE   RETRIES  DURATION  WATERFALL                   ERROR / DETAIL
+1           now      -        ok      -        0s        |=                       |  -
+2           fan_out  -        failed  -        2s        |x                       |  1 of 2 items failed
+  · item 0
+  2/0/1     call     restart  failed  2        1.5s      |x                       |  http.post https://k8s/restart: 503 Service Unavailable xxxxxxxxxxxxxxxxxxxxxx...
+  · item 1
+  2/1/1     call     restart  ok      -        20ms      |=                       |  -
+3           call     check    failed  -        1m1s      |xxxxxxxxxxxxxxxx        |  Error in fail: pod web-1 is gone
+10          call     notify   ok      -        1s        |=                       |  -
 `
 	if res.stdout != want {
 		t.Errorf("stdout =\n%s\nwant\n%s", res.stdout, want)

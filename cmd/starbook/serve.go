@@ -22,7 +22,9 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/observe"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/ui"
 )
 
 type serveFlags struct {
@@ -37,6 +39,7 @@ type serveFlags struct {
 	stopGrace     time.Duration
 	logLevel      string
 	limits        sbruntime.Limits
+	retention     time.Duration
 }
 
 var serveCmd = func() *cobra.Command {
@@ -62,6 +65,7 @@ var serveCmd = func() *cobra.Command {
 	fl.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "lease TTL of this node's claims")
 	fl.DurationVar(&f.stopGrace, "stop-grace", 10*time.Second, "on SIGTERM, how long in-flight steps may finish")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&f.retention, "retention", cluster.DefaultRetention, "delete executions that ended longer ago than this (the leader does, and compacts etcd)")
 	fl.Uint64Var(&f.limits.MaxSteps, "max-starlark-steps", sbruntime.DefaultLimits.MaxSteps, "Starlark steps per run of an execution")
 	fl.IntVar(&f.limits.MaxResultBytes, "max-result-bytes", sbruntime.DefaultLimits.MaxResultBytes, "size cap of one step result")
 	fl.IntVar(&f.limits.MaxHistory, "max-history", sbruntime.DefaultLimits.MaxHistory, "events per execution")
@@ -80,7 +84,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err := f.limits.Validate(); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(observe.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -106,10 +110,21 @@ func serve(ctx context.Context, f serveFlags) error {
 		where = "etcd " + f.etcdEndpoints
 	}
 
+	metrics := observe.NewMetrics()
+	observe.InstrumentEtcd(cli, metrics)
 	nodeID, err := resolveNodeID(f)
 	if err != nil {
 		return err
 	}
+	tracing, err := observe.TracingFromEnv(ctx, nodeID)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tracing.Shutdown(flushCtx)
+	}()
 	slack, err := slackFromEnv(logger)
 	if err != nil {
 		return err
@@ -117,6 +132,8 @@ func serve(ctx context.Context, f serveFlags) error {
 	bi := builtins.New(builtins.Options{Slack: slackEffects(slack)})
 	store := cluster.NewStore(cli, f.prefix)
 	leaderTasks := wireSlack(slack, store, logger)
+	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
+		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}))
 	defer store.Close()
 	svc := cluster.NewService(store, bi)
 	if f.runbooks != "" {
@@ -135,6 +152,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{
 		ID: nodeID, Workers: f.workers, SessionTTL: f.sessionTTL, StopGrace: f.stopGrace,
 		Limits: f.limits, Builtins: bi, Logger: logger, LeaderTasks: leaderTasks,
+		Observer: &observe.Observer{Metrics: metrics, Tracing: tracing, Node: nodeID},
 	})
 	if err != nil {
 		return err
@@ -145,7 +163,11 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
-	srv := &http.Server{Handler: withSlack(api.NewHandler(svc, logger, hooksOption(store, logger)), slack), ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	ui.Mount(mux)
+	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, logger)), slack))
+	srv := &http.Server{Handler: tracing.Middleware(mux), ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 

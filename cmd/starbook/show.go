@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/starbook/starbook/api"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -30,7 +31,7 @@ var showCmd = func() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, history, err := c.Execution(cmd.Context(), args[0])
+			d, err := c.ExecutionDetail(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -38,9 +39,9 @@ var showCmd = func() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), struct {
 					Execution *sbruntime.Execution `json:"execution"`
 					History   []*sbruntime.Event   `json:"history"`
-				}{e, nonNil(history)})
+				}{d.Execution, nonNil(d.History)})
 			}
-			return printExecution(cmd.OutOrStdout(), e, history)
+			return printExecution(cmd.OutOrStdout(), d.Execution, d.History, d.Waits, time.Now())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"execution": {...}, "history": [...]} as JSON`)
@@ -49,9 +50,11 @@ var showCmd = func() *cobra.Command {
 
 func init() { rootCmd.AddCommand(showCmd) }
 
-// printExecution writes a header about e, then its history as a table in
-// position order, fan_out branches indented by depth.
-func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Event) error {
+// printExecution writes a header about e, then its timeline as the web UI
+// draws it (api.Timeline): steps and pending waits in position order, fan_out
+// items grouped under their fan_out, undos under "compensation", retries,
+// and a waterfall bar placing each step in the execution's time span.
+func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Event, waits []*sbruntime.Wait, now time.Time) error {
 	row := func(k, v string) {
 		// Continuation lines of a multi-line value (a Starlark backtrace)
 		// line up under its first line.
@@ -63,7 +66,9 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 	row("Trigger", triggerString(e.Trigger))
 	row("Created", formatTime(e.CreatedAt))
 	ended, took := "-", "-"
+	end := now
 	if e.EndedAt != nil {
+		end = *e.EndedAt
 		ended = formatTime(*e.EndedAt)
 		took = humanDuration(e.EndedAt.Sub(e.CreatedAt))
 	}
@@ -79,43 +84,79 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 		row("Error", strings.TrimRight(e.Error, "\n"))
 	}
 
-	if len(history) == 0 {
+	rows := api.Timeline(e, history, waits, now)
+	if len(rows) == 0 {
 		_, err := fmt.Fprintln(w, "\nNo steps recorded.")
 		return err
 	}
-	events := slices.Clone(history)
-	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int {
-		return sbruntime.ComparePositions(a.Position, b.Position)
-	})
+	span := float64(end.Sub(e.CreatedAt)) / float64(time.Millisecond)
+	for _, r := range rows {
+		span = max(span, r.OffsetMS+r.DurationMS)
+	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POSITION\tKIND\tNAME\tSTATUS\tATTEMPTS\tDURATION\tERROR")
-	for _, ev := range events {
-		status := "ok"
-		if ev.Failed() {
-			status = "failed"
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POSITION\tKIND\tNAME\tSTATE\tRETRIES\tDURATION\tWATERFALL\tERROR / DETAIL")
+	group, compensation := "", false
+	for _, r := range rows {
+		if r.Compensation && !compensation {
+			compensation = true
+			fmt.Fprintln(tw, "-- compensation (undos, last registered first)\t\t\t\t\t\t\t")
 		}
-		attempts := "-"
-		if ev.Attempts > 0 {
-			attempts = strconv.Itoa(ev.Attempts)
+		if g := r.Parent + "/" + strconv.Itoa(r.Item); r.Parent != "" && g != group {
+			fmt.Fprintf(tw, "%s· item %d\t\t\t\t\t\t\t\n", strings.Repeat("  ", r.Depth), r.Item)
+			group = g
+		} else if r.Parent == "" {
+			group = ""
 		}
-		took := "-"
-		if !ev.StartedAt.IsZero() && !ev.EndedAt.IsZero() {
-			took = humanDuration(ev.EndedAt.Sub(ev.StartedAt))
+		retries := "-"
+		if r.Retries > 0 {
+			retries = strconv.Itoa(r.Retries)
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			strings.Repeat("  ", positionDepth(ev.Position)), ev.Position,
-			ev.Kind, orDash(ev.Name), status, attempts, took, orDash(firstLine(ev.Error, maxErrorWidth)))
+		note := r.Error
+		if note == "" {
+			note = r.Detail
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			strings.Repeat("  ", r.Depth), r.Position, r.Kind, orDash(r.Name), r.State, retries,
+			humanDuration(time.Duration(r.DurationMS*float64(time.Millisecond))),
+			waterfall(r, span, waterfallWidth), orDash(firstLine(note, maxErrorWidth)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, line := range strings.Split(strings.TrimRight(table.String(), "\n"), "\n") {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " ")+"\n"); err != nil {
+			return err
+		}
+	}
+	events := slices.Clone(history)
+	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
 	return printDecisions(w, events)
 }
 
-// positionDepth is the fan_out nesting of a position: "4" is 0, "4/0/2" is 1,
-// "4/0/2/1/3" is 2.
-func positionDepth(p string) int { return (strings.Count(p, "/") + 1) / 2 }
+// waterfallWidth is the width of the waterfall column in characters.
+const waterfallWidth = 24
+
+// waterfall draws r's bar on a line of width cells spanning span ms: "=" for
+// a step that ran, "x" for one that failed, "~" for a pending wait.
+func waterfall(r api.TimelineRow, span float64, width int) string {
+	if span <= 0 {
+		span = 1
+	}
+	from := int(r.OffsetMS / span * float64(width))
+	to := int((r.OffsetMS + r.DurationMS) / span * float64(width))
+	from = min(max(from, 0), width-1)
+	to = min(max(to, from+1), width)
+	fill := "="
+	switch r.State {
+	case api.StateFailed:
+		fill = "x"
+	case api.StateWaiting:
+		fill = "~"
+	}
+	return "|" + strings.Repeat(" ", from) + strings.Repeat(fill, to-from) + strings.Repeat(" ", width-to) + "|"
+}
 
 // humanDuration rounds d to a precision that suits its size.
 func humanDuration(d time.Duration) string {

@@ -1,0 +1,242 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Snapshot is the cluster's state as the metrics show it.
+type Snapshot struct {
+	// QueueDepth counts runnable executions no node has claimed.
+	QueueDepth int
+	// Claims counts the executions each node has claimed, by node id.
+	Claims map[string]int
+	// Waits counts pending waits by kind (approval, signal, sleep).
+	Waits map[string]int
+	// OldestWait is the Since of the oldest pending wait of each kind.
+	OldestWait map[string]time.Time
+}
+
+// Snapshot reads the runnable, owners and waits indexes in one txn.
+func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+	k := s.k
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(k.owners(), clientv3.WithPrefix()),
+		clientv3.OpGet(k.allWaits(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("read cluster state: %w", err)
+	}
+	snap := &Snapshot{Claims: map[string]int{}, Waits: map[string]int{}, OldestWait: map[string]time.Time{}}
+	owned := map[string]bool{}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		owned[k.idFrom(string(kv.Key), "owners/")] = true
+		snap.Claims[string(kv.Value)]++
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		if !owned[k.idFrom(string(kv.Key), "runnable/")] {
+			snap.QueueDepth++
+		}
+	}
+	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		var w struct {
+			Kind  string    `json:"kind"`
+			Since time.Time `json:"since"`
+		}
+		if json.Unmarshal(kv.Value, &w) != nil {
+			continue
+		}
+		snap.Waits[w.Kind]++
+		if old, ok := snap.OldestWait[w.Kind]; !ok || w.Since.Before(old) {
+			snap.OldestWait[w.Kind] = w.Since
+		}
+	}
+	return snap, nil
+}
+
+// ChangeWatcher is told what WatchChanges sees.
+type ChangeWatcher interface {
+	// ExecutionChanged reports a new or rewritten execution record; prev is
+	// nil for a new one.
+	ExecutionChanged(prev, cur *sbruntime.Execution)
+	// ApprovalResolved reports a decided or timed-out approval: the runbook,
+	// the decision (approve, reject, timeout, or error) and how long it waited.
+	ApprovalResolved(runbook, decision string, waited time.Duration)
+}
+
+// WatchChanges watches execution records and the waits index from now on and
+// tells w, until ctx is done; ready (if not nil) is called once the first
+// watch's start revision is chosen: every change after it is seen. The leader
+// runs it (see observe.Metrics.LeaderTask), so cluster-wide counters are
+// counted once. After a broken watch it resumes from the then current
+// revision: changes in between are not counted.
+func (s *Store) WatchChanges(ctx context.Context, w ChangeWatcher, ready func()) {
+	if ready == nil {
+		ready = func() {}
+	}
+	ready = sync.OnceFunc(ready)
+	for ctx.Err() == nil {
+		err := s.watchChangesOnce(ctx, w, ready)
+		if err != nil && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready func()) error {
+	resp, err := s.cli.Get(ctx, s.k.prefix+"watch", clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	ready()
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	rev := resp.Header.Revision + 1
+	execCh := s.cli.Watch(wctx, s.k.executions(), clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(rev))
+	waitCh := s.cli.Watch(wctx, s.k.allWaits(), clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithRev(rev))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case wr, ok := <-execCh:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				cur, err := decodeExecution(ev.Kv.Value)
+				if err != nil {
+					continue
+				}
+				var prev *sbruntime.Execution
+				if ev.PrevKv != nil {
+					if prev, err = decodeExecution(ev.PrevKv.Value); err != nil {
+						continue
+					}
+				}
+				w.ExecutionChanged(prev, cur)
+			}
+		case wr, ok := <-waitCh:
+			if !ok || wr.Err() != nil {
+				return watchErr(wr, ok)
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil {
+					s.approvalResolved(ctx, ev.PrevKv.Value, w)
+				}
+			}
+		}
+	}
+}
+
+// approvalResolved reports a deleted approval wait that was resolved (not one
+// removed because its execution ended).
+func (s *Store) approvalResolved(ctx context.Context, waitData []byte, w ChangeWatcher) {
+	var wt sbruntime.Wait
+	if json.Unmarshal(waitData, &wt) != nil || wt.Kind != sbruntime.KindApproval {
+		return
+	}
+	resp, err := s.cli.Get(ctx, s.k.event(wt.Execution, wt.Position))
+	if err != nil || len(resp.Kvs) == 0 {
+		return
+	}
+	var ev sbruntime.Event
+	if json.Unmarshal(resp.Kvs[0].Value, &ev) != nil {
+		return
+	}
+	decision := "error"
+	var res sbruntime.ApprovalResult
+	if !ev.Failed() && json.Unmarshal(ev.Result, &res) == nil && res.Decision != "" {
+		decision = res.Decision
+	}
+	runbook := ""
+	if req, err := sbruntime.ParseApprovalRequest(&wt); err == nil {
+		runbook = req.Runbook
+	}
+	w.ApprovalResolved(runbook, decision, ev.EndedAt.Sub(wt.Since))
+}
+
+// VersionInfo describes one stored version of a runbook.
+type VersionInfo struct {
+	Version   string          `json:"version"`
+	CreatedAt time.Time       `json:"created_at"`
+	Files     []string        `json:"files"`
+	Current   bool            `json:"current,omitempty"`
+	Triggers  json.RawMessage `json:"triggers,omitempty"`
+}
+
+// Versions lists a runbook's stored versions, newest first.
+func (s *Store) Versions(ctx context.Context, name string) ([]VersionInfo, error) {
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.k.runbookCurrent(name)),
+		clientv3.OpGet(s.k.runbookVersion(name, ""), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("read runbook %s: %w", name, err)
+	}
+	current := ""
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		current = string(kvs[0].Value)
+	}
+	var out []VersionInfo
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		var sb struct {
+			storedBundle
+			Triggers json.RawMessage `json:"triggers"` // collected at apply, opaque here
+		}
+		if err := json.Unmarshal(kv.Value, &sb); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, VersionInfo{Version: sb.Version, CreatedAt: sb.CreatedAt, Files: fileNames(&sb.Bundle),
+			Current: sb.Version == current, Triggers: sb.Triggers})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("runbook %q: %w", name, sbruntime.ErrNotFound)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, nil
+}
+
+// ExecutionWaits returns the pending waits of one execution in position order.
+func (s *Store) ExecutionWaits(ctx context.Context, id string) ([]*sbruntime.Wait, error) {
+	resp, err := s.cli.Get(ctx, s.k.waits(id), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read waits of %s: %w", id, err)
+	}
+	var out []*sbruntime.Wait
+	for _, kv := range resp.Kvs {
+		var w sbruntime.Wait
+		if err := json.Unmarshal(kv.Value, &w); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, &w)
+	}
+	sort.Slice(out, func(i, j int) bool { return sbruntime.ComparePositions(out[i].Position, out[j].Position) < 0 })
+	return out, nil
+}
+
+// TraceParent returns the W3C traceparent of the span in ctx ("" if none):
+// an execution created under a request's span records it, so that its runs'
+// traces continue the request's.
+func TraceParent(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+}

@@ -1,0 +1,55 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/starbook/starbook/api"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+var (
+	_ api.LogService     = (*Service)(nil)
+	_ api.RunbookService = (*Service)(nil)
+	_ api.WaitService    = (*Service)(nil)
+)
+
+// Logs returns an execution's log lines after seq after.
+func (s *Service) Logs(ctx context.Context, id string, after int64, limit int) ([]*sbruntime.LogLine, error) {
+	return s.Store.Logs(ctx, id, after, limit)
+}
+
+// FollowLogs streams an execution's log lines until it ends.
+func (s *Service) FollowLogs(ctx context.Context, id string, after int64, send func(*sbruntime.LogLine) error) error {
+	return s.Store.FollowLogs(ctx, id, after, send)
+}
+
+// Runbook describes a runbook and its stored versions.
+func (s *Service) Runbook(ctx context.Context, name string) (*api.RunbookInfo, error) {
+	versions, err := s.Store.Versions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	info := &api.RunbookInfo{Name: name}
+	for _, v := range versions {
+		if v.Current {
+			info.Current = v.Version
+		}
+		info.Versions = append(info.Versions, api.RunbookVersionInfo{Version: v.Version, CreatedAt: v.CreatedAt,
+			Files: v.Files, Current: v.Current, Triggers: v.Triggers})
+	}
+	return info, nil
+}
+
+// RunbookVersion returns one stored version with its files.
+func (s *Service) RunbookVersion(ctx context.Context, name, version string) (*sbruntime.Bundle, time.Time, error) {
+	if version == "" || version == "current" {
+		version = ""
+	}
+	return s.Store.Bundle(ctx, name, version)
+}
+
+// ExecutionWaits returns an execution's pending waits.
+func (s *Service) ExecutionWaits(ctx context.Context, id string) ([]*sbruntime.Wait, error) {
+	return s.Store.ExecutionWaits(ctx, id)
+}

@@ -1,0 +1,480 @@
+// starbook web UI: hash-routed pages over the JSON API. No framework, no
+// build step: every element is made with el() and filled with textContent.
+"use strict";
+
+const POLL_MS = 2000;
+const PAGE = 25;
+let pollTimer = null;
+let stream = null;
+
+// ---------- helpers ----------
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "style") Object.assign(e.style, v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+async function api(path, opts) {
+  const res = await fetch(path, Object.assign({headers: {"Accept": "application/json"}}, opts));
+  let body = null;
+  try { body = await res.json(); } catch (_) { body = null; }
+  if (!res.ok) throw new Error((body && body.error) || (res.status + " " + res.statusText));
+  return body;
+}
+
+function fmtTime(s) {
+  if (!s) return "-";
+  const d = new Date(s);
+  if (isNaN(d) || d.getFullYear() < 2000) return "-";
+  return d.toLocaleString();
+}
+
+function fmtDur(ms) {
+  if (ms === undefined || ms === null || isNaN(ms)) return "-";
+  if (ms < 1) return (ms * 1000).toFixed(0) + "µs";
+  if (ms < 1000) return ms.toFixed(ms < 10 ? 1 : 0) + "ms";
+  const s = ms / 1000;
+  if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + "s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + "m" + Math.round(s % 60) + "s";
+  const h = Math.floor(m / 60);
+  if (h < 48) return h + "h" + (m % 60) + "m";
+  return Math.floor(h / 24) + "d" + (h % 24) + "h";
+}
+
+function execDuration(e) {
+  const start = new Date(e.created_at);
+  const end = e.ended_at ? new Date(e.ended_at) : new Date();
+  return end - start;
+}
+
+function badge(status) {
+  return el("span", {class: "badge s-" + status}, status);
+}
+
+function trigger(t) {
+  if (!t) return "-";
+  return t.source ? t.type + ":" + t.source : t.type;
+}
+
+function who() {
+  return (document.getElementById("who").value || "").trim();
+}
+
+function pretty(raw) {
+  if (raw === undefined || raw === null) return "";
+  try { return JSON.stringify(raw, null, 2); } catch (_) { return String(raw); }
+}
+
+function stopLive() {
+  if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  if (stream) { stream.close(); stream = null; }
+}
+
+// poll calls fn now and every POLL_MS while the page stays the same.
+function poll(route, fn) {
+  const tick = async () => {
+    if (location.hash !== route) return;
+    try { await fn(); } catch (err) { showError(err); }
+    if (location.hash === route) pollTimer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+function showError(err) {
+  let box = document.getElementById("error");
+  if (!box) {
+    box = el("div", {id: "error", class: "error", role: "alert"});
+    document.getElementById("main").prepend(box);
+  }
+  box.textContent = String(err && err.message || err);
+}
+
+function clearError() {
+  const box = document.getElementById("error");
+  if (box) box.remove();
+}
+
+function setMain(...children) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...children);
+}
+
+// ---------- executions list ----------
+
+const listState = {status: "", runbook: "", page: 0};
+
+function executionsPage(route) {
+  const status = el("select", {id: "f-status", onchange: e => { listState.status = e.target.value; listState.page = 0; refresh(); }},
+    ["", "pending", "running", "waiting", "completed", "failed", "compensating", "cancelled", "stuck"].map(s =>
+      el("option", {value: s, selected: s === listState.status}, s || "any status")));
+  const runbook = el("input", {id: "f-runbook", placeholder: "runbook", value: listState.runbook,
+    onchange: e => { listState.runbook = e.target.value.trim(); listState.page = 0; refresh(); }});
+  const tbody = el("tbody");
+  const pager = el("div", {class: "pager"});
+  const table = el("table", {class: "list", id: "executions"},
+    el("thead", {}, el("tr", {}, ["Execution", "Status", "Runbook", "Trigger", "Started", "Duration"].map(h => el("th", {}, h)))),
+    tbody);
+  setMain(el("h1", {}, "Executions"), el("div", {class: "filters"}, status, runbook,
+    el("span", {class: "muted live"}, "updates live")), table, pager);
+
+  async function refresh() {
+    const q = new URLSearchParams();
+    if (listState.status) q.set("status", listState.status);
+    if (listState.runbook) q.set("runbook", listState.runbook);
+    q.set("limit", String(Math.min(1000, (listState.page + 1) * PAGE + 1)));
+    const body = await api("/api/v1/executions?" + q);
+    clearError();
+    const all = body.executions || [];
+    const rows = all.slice(listState.page * PAGE, (listState.page + 1) * PAGE);
+    tbody.replaceChildren(...rows.map(e => el("tr", {class: "s-" + e.status},
+      el("td", {}, el("a", {href: "#/executions/" + e.id, class: "mono"}, e.id)),
+      el("td", {}, badge(e.status)),
+      el("td", {}, el("a", {href: "#/runbooks/" + encodeURIComponent(e.runbook)}, e.runbook)),
+      el("td", {}, trigger(e.trigger)),
+      el("td", {}, fmtTime(e.created_at)),
+      el("td", {}, fmtDur(execDuration(e))))));
+    if (rows.length === 0) tbody.append(el("tr", {}, el("td", {colspan: 6, class: "muted"}, "No executions.")));
+    const more = all.length > (listState.page + 1) * PAGE;
+    pager.replaceChildren(
+      el("button", {disabled: listState.page === 0, onclick: () => { listState.page--; refresh(); }}, "← Newer"),
+      el("span", {class: "muted"}, " page " + (listState.page + 1) + " "),
+      el("button", {disabled: !more, onclick: () => { listState.page++; refresh(); }}, "Older →"));
+  }
+  poll(route, refresh);
+}
+
+// ---------- one execution ----------
+
+function executionPage(route, id) {
+  const head = el("div", {id: "exec-head"});
+  const steps = el("div", {id: "timeline", class: "timeline"});
+  const approvals = el("div", {id: "exec-approvals"});
+  const io = el("div", {id: "exec-io"});
+  const logs = el("pre", {id: "logs", class: "logs"});
+  const source = el("div", {id: "source"});
+  const raw = el("pre", {id: "raw", class: "raw"});
+  setMain(el("p", {}, el("a", {href: "#/executions"}, "← Executions")), head, approvals,
+    el("h2", {}, "Timeline"), steps, io,
+    el("h2", {}, "Log"), logs,
+    el("h2", {}, "Source"), source,
+    el("details", {}, el("summary", {}, "History as stored"), raw));
+  let sourceShown = "";
+  let lastSeq = 0;
+
+  function followLogs() {
+    if (!window.EventSource) return;
+    stream = new EventSource("/api/v1/executions/" + encodeURIComponent(id) + "/logs?follow=1&after=" + lastSeq);
+    stream.addEventListener("log", ev => {
+      const l = JSON.parse(ev.data);
+      lastSeq = l.seq;
+      const attrs = Object.entries(l.attrs || {}).map(([k, v]) => " " + k + "=" + v).join("");
+      logs.append(el("span", {class: "log-" + (l.level || "INFO").toLowerCase()},
+        new Date(l.time).toLocaleTimeString() + " " + l.level + " [" + l.position + "] " + l.msg + attrs + "\n"));
+    });
+    stream.addEventListener("end", () => { stream.close(); stream = null; });
+  }
+  followLogs();
+
+  async function refresh() {
+    const body = await api("/api/v1/executions/" + encodeURIComponent(id));
+    clearError();
+    const e = body.execution;
+    renderHead(head, e);
+    renderTimeline(steps, e, body.timeline || []);
+    renderApprovals(approvals, (body.waits || []).filter(w => w.kind === "approval"), refresh);
+    renderIO(io, e);
+    raw.textContent = pretty(body.history);
+    const current = currentLine(e, body.timeline || []);
+    const key = e.version + "|" + (current ? current.file + ":" + current.line : "");
+    if (key !== sourceShown) {
+      sourceShown = key;
+      renderSource(source, e, current).catch(showError);
+    }
+    return e;
+  }
+  const tick = async () => {
+    if (location.hash !== route) return;
+    let e = null;
+    try { e = await refresh(); } catch (err) { showError(err); }
+    if (location.hash === route && !(e && isTerminal(e.status) && !stream)) pollTimer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+function isTerminal(s) {
+  return s === "completed" || s === "failed" || s === "cancelled" || s === "stuck";
+}
+
+function renderHead(box, e) {
+  const row = (k, v) => el("div", {class: "kv"}, el("span", {class: "k"}, k), el("span", {class: "v"}, v));
+  box.replaceChildren(
+    el("h1", {}, "Execution ", el("span", {class: "mono"}, e.id), " ", badge(e.status)),
+    el("div", {class: "kvs"},
+      row("Runbook", el("a", {href: "#/runbooks/" + encodeURIComponent(e.runbook)}, e.runbook + "@" + e.version)),
+      row("Trigger", trigger(e.trigger)),
+      row("Started", fmtTime(e.created_at)),
+      row("Ended", e.ended_at ? fmtTime(e.ended_at) : "-"),
+      row("Duration", fmtDur(execDuration(e))),
+      row("Node", e.node || "-")));
+}
+
+// renderTimeline draws the waterfall: one row per step, its bar placed by
+// offset and duration on a common scale; fan_out items grouped under their
+// fan_out, undos under a compensation heading.
+function renderTimeline(box, e, rows) {
+  if (rows.length === 0) {
+    box.replaceChildren(el("p", {class: "muted"}, "No steps recorded yet."));
+    return;
+  }
+  const span = Math.max(1, ...rows.map(r => r.offset_ms + r.duration_ms), execDuration(e));
+  const out = [el("div", {class: "trow thead"},
+    el("span", {class: "c-pos"}, "Position"), el("span", {class: "c-name"}, "Step"),
+    el("span", {class: "c-state"}, "State"), el("span", {class: "c-dur"}, "Duration"),
+    el("span", {class: "c-bar"}, "0 — " + fmtDur(span)))];
+  let lastGroup = "";
+  let compHeader = false;
+  for (const r of rows) {
+    if (r.compensation && !compHeader) {
+      compHeader = true;
+      out.push(el("div", {class: "tgroup comp"}, "compensation (undos, last registered first)"));
+    }
+    const group = r.parent ? r.parent + "/" + r.item : "";
+    if (group && group !== lastGroup) {
+      out.push(el("div", {class: "tgroup", style: {paddingLeft: (r.depth * 1.2) + "em"}}, "fan_out " + r.parent + " · item " + r.item));
+    }
+    lastGroup = group;
+    const left = (100 * r.offset_ms / span);
+    const width = Math.max(0.4, 100 * r.duration_ms / span);
+    const label = r.kind + (r.name ? " " + r.name : "");
+    const tags = [];
+    if (r.retries) tags.push(el("span", {class: "tag retry", title: r.attempts + " attempts"}, "↻ " + r.retries + (r.retries === 1 ? " retry" : " retries")));
+    if (r.detail) tags.push(el("span", {class: "tag"}, r.detail));
+    const where = r.where ? el("span", {class: "where"}, r.where) : null;
+    out.push(el("div", {class: "trow step k-" + r.kind + " st-" + r.state + (r.compensation ? " comp" : ""), "data-position": r.position},
+      el("span", {class: "c-pos mono", style: {paddingLeft: (r.depth * 1.2) + "em"}}, r.position),
+      el("span", {class: "c-name"}, label, " ", tags, where),
+      el("span", {class: "c-state"}, badge(r.state)),
+      el("span", {class: "c-dur"}, fmtDur(r.duration_ms)),
+      el("span", {class: "c-bar"}, el("span", {class: "bar b-" + r.state, title: label + ": " + fmtDur(r.duration_ms),
+        style: {left: left + "%", width: Math.min(width, 100 - left) + "%"}}))));
+    if (r.error) out.push(el("div", {class: "terr", style: {paddingLeft: (r.depth * 1.2 + 6) + "em"}}, r.error));
+  }
+  box.replaceChildren(...out);
+}
+
+function renderApprovals(box, waits, after) {
+  if (waits.length === 0) { box.replaceChildren(); return; }
+  box.replaceChildren(el("h2", {}, "Waiting for approval"), ...waits.map(w => approvalCard({
+    execution: w.execution, position: w.position, since: w.since,
+    message: (parseDetail(w).message) || "", approvers: parseDetail(w).approvers || [],
+  }, after)));
+}
+
+function parseDetail(w) {
+  if (!w.detail) return {};
+  return typeof w.detail === "string" ? JSON.parse(w.detail) : w.detail;
+}
+
+function approvalCard(a, after) {
+  const comment = el("input", {class: "comment", placeholder: "comment (optional)"});
+  const status = el("span", {class: "muted"});
+  const decide = decision => async () => {
+    const as = who();
+    if (!as) { status.textContent = "Enter your name (top right) first."; document.getElementById("who").focus(); return; }
+    status.textContent = "…";
+    try {
+      const body = await api("/api/v1/executions/" + encodeURIComponent(a.execution) + "/approvals/" + a.position.split("/").map(encodeURIComponent).join("/"), {
+        method: "POST", headers: {"Content-Type": "application/json", "Accept": "application/json"},
+        body: JSON.stringify({decision, comment: comment.value, as})});
+      const st = body.approval || {};
+      status.textContent = st.resolved ? "Decided: " + ((st.result && st.result.decision) || decision) :
+        "Recorded: " + (st.approvals || []).length + " of " + st.required + " approvals";
+      if (after) after();
+    } catch (err) { status.textContent = String(err.message || err); }
+  };
+  return el("div", {class: "card approval", "data-execution": a.execution, "data-position": a.position},
+    el("div", {class: "msg"}, a.message || "(no message)"),
+    el("div", {class: "muted"},
+      el("a", {href: "#/executions/" + a.execution, class: "mono"}, a.execution), " · position " + a.position,
+      a.runbook ? " · " + a.runbook : "", " · waiting " + fmtDur(new Date() - new Date(a.since)),
+      a.approvers && a.approvers.length ? " · approvers " + a.approvers.join(", ") : "",
+      a.required > 1 ? " · " + (a.approvals || []).length + " of " + a.required : ""),
+    el("div", {class: "actions"}, comment,
+      el("button", {class: "approve", onclick: decide("approve")}, "Approve"),
+      el("button", {class: "reject", onclick: decide("reject")}, "Reject"), status));
+}
+
+function renderIO(box, e) {
+  const parts = [];
+  parts.push(el("h2", {}, "Input"), el("pre", {class: "json"}, pretty(e.input) || "(none)"));
+  if (e.result !== undefined && e.result !== null) parts.push(el("h2", {}, "Result"), el("pre", {class: "json", id: "result"}, pretty(e.result)));
+  if (e.error) parts.push(el("h2", {}, "Error"), el("pre", {class: "errtext", id: "exec-error"}, e.error));
+  box.replaceChildren(...parts);
+}
+
+// currentLine is where the execution is: the last frame of its error's
+// backtrace, else the call of its latest step or wait.
+function currentLine(e, rows) {
+  const parse = s => {
+    const m = /([\w./-]+\.star):(\d+)(?::\d+)?/.exec(s || "");
+    return m ? {file: m[1], line: Number(m[2])} : null;
+  };
+  if (e.error) {
+    const frames = (e.error.match(/[\w./-]+\.star:\d+(?::\d+)?/g) || []);
+    if (frames.length) return parse(frames[frames.length - 1]);
+  }
+  for (let i = rows.length - 1; i >= 0; i--) {
+    if (rows[i].where && rows[i].depth === 0) return parse(rows[i].where);
+  }
+  return null;
+}
+
+async function renderSource(box, e, current) {
+  const b = await api("/api/v1/runbooks/" + encodeURIComponent(e.runbook) + "/versions/" + encodeURIComponent(e.version));
+  const names = Object.keys(b.files).sort((x, y) => (x === b.main ? -1 : y === b.main ? 1 : x.localeCompare(y)));
+  box.replaceChildren(...names.map(name => {
+    const lines = b.files[name].split("\n");
+    const isCur = current && current.file === name;
+    const code = el("pre", {class: "source"}, lines.map((text, i) => el("span", {
+      class: "line" + (isCur && current.line === i + 1 ? " current" : ""), id: isCur && current.line === i + 1 ? "current-line" : null},
+      el("span", {class: "ln"}, String(i + 1)), text + "\n")));
+    return el("details", {open: name === b.main || isCur}, el("summary", {}, name, isCur ? " — line " + current.line : ""), code);
+  }));
+}
+
+// ---------- approvals ----------
+
+function approvalsPage(route) {
+  const list = el("div", {id: "approvals"});
+  setMain(el("h1", {}, "Pending approvals"), list);
+  poll(route, async () => {
+    const body = await api("/api/v1/approvals");
+    clearError();
+    const items = body.approvals || [];
+    // Keep a card someone is typing in.
+    if (list.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+    list.replaceChildren(...(items.length ? items.map(a => approvalCard(a, null)) : [el("p", {class: "muted"}, "Nothing waits for a decision.")]));
+  });
+}
+
+// ---------- runbooks ----------
+
+function runbooksPage(route) {
+  const tbody = el("tbody");
+  setMain(el("h1", {}, "Runbooks"), el("table", {class: "list", id: "runbooks"},
+    el("thead", {}, el("tr", {}, ["Runbook", "Version", "Applied", "Recent runs", "Success rate", "Last run"].map(h => el("th", {}, h)))), tbody));
+  poll(route, async () => {
+    const body = await api("/api/v1/runbooks");
+    clearError();
+    const rows = await Promise.all((body.runbooks || []).map(async rb => {
+      const runs = (await api("/api/v1/executions?limit=100&runbook=" + encodeURIComponent(rb.name))).executions || [];
+      const st = stats(runs);
+      return el("tr", {},
+        el("td", {}, el("a", {href: "#/runbooks/" + encodeURIComponent(rb.name)}, rb.name)),
+        el("td", {class: "mono"}, rb.version), el("td", {}, fmtTime(rb.created_at)),
+        el("td", {}, String(runs.length)), el("td", {}, st.rate),
+        el("td", {}, runs[0] ? el("a", {href: "#/executions/" + runs[0].id}, badge(runs[0].status)) : "-"));
+    }));
+    tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 6, class: "muted"}, "No runbooks applied."))]));
+  });
+}
+
+function stats(runs) {
+  const ended = runs.filter(r => isTerminal(r.status));
+  const ok = ended.filter(r => r.status === "completed").length;
+  return {rate: ended.length ? Math.round(100 * ok / ended.length) + "% of " + ended.length : "-"};
+}
+
+function runbookPage(route, name) {
+  const box = el("div");
+  setMain(el("p", {}, el("a", {href: "#/runbooks"}, "← Runbooks")), el("h1", {}, "Runbook ", name), box);
+  poll(route, async () => {
+    const [info, runsBody] = await Promise.all([
+      api("/api/v1/runbooks/" + encodeURIComponent(name)),
+      api("/api/v1/executions?limit=100&runbook=" + encodeURIComponent(name))]);
+    clearError();
+    const runs = runsBody.executions || [];
+    box.replaceChildren(
+      el("p", {}, "Success rate of recent runs: " + stats(runs).rate),
+      el("h2", {}, "Versions"),
+      el("table", {class: "list"}, el("thead", {}, el("tr", {}, ["Version", "Applied", "Files", "Triggers"].map(h => el("th", {}, h)))),
+        el("tbody", {}, info.versions.map(v => el("tr", {},
+          el("td", {class: "mono"}, v.version, v.current ? " (current)" : ""), el("td", {}, fmtTime(v.created_at)),
+          el("td", {}, (v.files || []).join(", ")), el("td", {}, el("code", {}, describeTriggers(v.triggers))))))),
+      el("h2", {}, "Recent runs"),
+      el("table", {class: "list"}, el("tbody", {}, runs.slice(0, 20).map(e => el("tr", {},
+        el("td", {}, el("a", {href: "#/executions/" + e.id, class: "mono"}, e.id)), el("td", {}, badge(e.status)),
+        el("td", {}, trigger(e.trigger)), el("td", {}, fmtTime(e.created_at)), el("td", {}, fmtDur(execDuration(e))))))));
+  });
+}
+
+function describeTriggers(t) {
+  if (!t) return "manual only";
+  const parts = [];
+  for (const a of t.alerts || []) parts.push("alert " + JSON.stringify(a.matchers || a.labels || a));
+  for (const w of t.webhooks || []) parts.push("webhook " + (w.name || JSON.stringify(w)));
+  for (const c of t.cron || t.schedules || []) parts.push("cron " + (c.spec || c.schedule || JSON.stringify(c)));
+  return parts.length ? parts.join("; ") : JSON.stringify(t);
+}
+
+// ---------- cluster ----------
+
+function clusterPage(route) {
+  const box = el("div", {id: "cluster"});
+  setMain(el("h1", {}, "Cluster"), box);
+  poll(route, async () => {
+    const st = await api("/api/v1/cluster");
+    clearError();
+    box.replaceChildren(el("p", {}, "Leader: ", el("strong", {}, st.leader || "(none)")),
+      el("table", {class: "list"}, el("thead", {}, el("tr", {}, ["Node", "Leader", "Started", "Workers", "Claims", "Lease left"].map(h => el("th", {}, h)))),
+        el("tbody", {}, (st.nodes || []).map(n => el("tr", {},
+          el("td", {class: "mono"}, n.id), el("td", {}, n.leader ? "★" : ""), el("td", {}, fmtTime(n.started)),
+          el("td", {}, String(n.workers)), el("td", {}, String(n.claims)),
+          el("td", {}, n.lease_remaining_seconds + "s / " + n.ttl_seconds + "s"))))));
+  });
+}
+
+// ---------- approvals badge and routing ----------
+
+async function countApprovals() {
+  try {
+    const body = await api("/api/v1/approvals");
+    const n = (body.approvals || []).length;
+    document.getElementById("approval-count").textContent = n ? String(n) : "";
+  } catch (_) { /* the page shows errors */ }
+  setTimeout(countApprovals, 5000);
+}
+
+function route() {
+  stopLive();
+  if (!location.hash) { location.hash = "#/executions"; return; }
+  const h = location.hash;
+  const parts = h.slice(2).split("/").map(decodeURIComponent);
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === parts[0]);
+  switch (parts[0]) {
+    case "executions": return parts[1] ? executionPage(h, parts[1]) : executionsPage(h);
+    case "approvals": return approvalsPage(h);
+    case "runbooks": return parts[1] ? runbookPage(h, parts[1]) : runbooksPage(h);
+    case "cluster": return clusterPage(h);
+    default: location.hash = "#/executions";
+  }
+}
+
+const whoInput = document.getElementById("who");
+whoInput.value = localStorage.getItem("starbook.who") || "";
+whoInput.addEventListener("change", () => localStorage.setItem("starbook.who", whoInput.value.trim()));
+window.addEventListener("hashchange", route);
+route();
+countApprovals();
