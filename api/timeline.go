@@ -149,13 +149,14 @@ func plural(n int, what string) string {
 	return s
 }
 
-// ErrorLine is the line of an error worth one table cell: a Starlark
-// backtrace's last line (the error itself), else the first line.
+// ErrorLine is the line of an error worth one table cell: the first line,
+// where a Starlark backtrace's "Traceback ..." gives way to its last line
+// (the error itself), keeping any context before it.
 func ErrorLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	line := lines[0]
-	if strings.HasPrefix(line, "Traceback (most recent call last):") {
-		line = lines[len(lines)-1]
+	if before, _, ok := strings.Cut(line, "Traceback (most recent call last):"); ok {
+		line = strings.TrimSpace(strings.TrimSpace(before) + " " + strings.TrimSpace(lines[len(lines)-1]))
 	}
 	return strings.TrimSpace(strings.ReplaceAll(line, "\t", " "))
 }

@@ -101,7 +101,7 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 	for _, r := range rows {
 		if r.Compensation && !compensation {
 			compensation = true
-			fmt.Fprintln(tw, "-- compensation (undos, last registered first)\t\t\t\t\t\t\t")
+			fmt.Fprintln(tw, "--\tcompensation\t\t\t\t\t\t")
 		}
 		if g := r.Parent + "/" + strconv.Itoa(r.Item); r.Parent != "" && g != group {
 			fmt.Fprintf(tw, "%s· item %d\t\t\t\t\t\t\t\n", strings.Repeat("  ", r.Depth), r.Item)
@@ -172,16 +172,10 @@ func humanDuration(d time.Duration) string {
 	}
 }
 
-// firstLine returns the first line of s, cut to width characters, as one
-// table cell. A Starlark backtrace starts with a line that says nothing, so
-// its last line, the error itself, is used instead.
+// firstLine returns the line of s worth one table cell (api.ErrorLine), cut
+// to width characters.
 func firstLine(s string, width int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	s = lines[0]
-	if strings.HasPrefix(s, "Traceback (most recent call last):") {
-		s = lines[len(lines)-1]
-	}
-	s = strings.TrimSpace(strings.ReplaceAll(s, "\t", " "))
+	s = api.ErrorLine(s)
 	if r := []rune(s); len(r) > width {
 		return string(r[:width-3]) + "..."
 	}
