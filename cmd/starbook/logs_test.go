@@ -41,7 +41,9 @@ func (s *logService) FollowLogs(ctx context.Context, id string, after int64, sen
 	return err
 }
 
-func (s *logService) ExecutionWaits(context.Context, string) ([]*sbruntime.Wait, error) { return s.waits, nil }
+func (s *logService) ExecutionWaits(context.Context, string) ([]*sbruntime.Wait, error) {
+	return s.waits, nil
+}
 
 func newLogService() *logService {
 	s := &logService{lines: []*sbruntime.LogLine{
