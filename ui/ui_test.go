@@ -133,6 +133,18 @@ def main(event):
 		chromedp.WaitVisible(css(`#current-line`)))
 	steps := text("#timeline")
 	source := text("#current-line")
+	// The other pages render what the API says.
+	do("open approvals", chromedp.Navigate(base+"/ui/#/approvals"),
+		chromedp.WaitVisible(css(`#approvals .card.approval[data-execution="`+e.ID+`"]`)))
+	do("open runbooks", chromedp.Navigate(base+"/ui/#/runbooks"),
+		chromedp.WaitVisible(css(`#runbooks a[href="#/runbooks/restart"]`)))
+	do("open a runbook", chromedp.Navigate(base+"/ui/#/runbooks/restart"),
+		chromedp.WaitVisible(css(`#main table.list td.mono`)))
+	do("open cluster", chromedp.Navigate(base+"/ui/#/cluster"), chromedp.WaitVisible(css(`#cluster td.mono`)))
+	if nodes := text("#cluster"); !strings.Contains(nodes, "ui-node") {
+		t.Errorf("cluster page lacks the node:\n%s", nodes)
+	}
+	do("back to the execution", chromedp.Navigate(page), chromedp.WaitVisible(css(`.card.approval button.approve`)))
 	// Approve it as alice; the run completes.
 	do("approve", chromedp.SendKeys(css(`#who`), "alice"),
 		chromedp.Click(css(`.card.approval button.approve`)),
