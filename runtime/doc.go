@@ -35,5 +35,17 @@
 // that position and makes the execution runnable again; the next replay finds
 // the event and returns it.
 //
-// The package imports neither etcd nor Slack: storage is the [Journal] interface.
+// # Logs and observation
+//
+// log() and print() take no position: they are not durable calls. They are
+// silent while a thread replays (its next position is recorded or waited on),
+// and a [Journal] that implements [LogWriter] keeps each line under its
+// identity (the position it follows and its number after it), so a line that
+// a replay after a crash logs again is stored once. An [Observer] on the
+// [Engine] sees each run and each executed step (never a replayed one), for
+// metrics and traces; every run of an execution shares the trace id
+// [Execution.TraceID], which its log lines carry.
+//
+// The package imports neither etcd nor Slack, nor Prometheus nor
+// OpenTelemetry: storage is the [Journal] interface, observation [Observer].
 package runtime
