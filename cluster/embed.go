@@ -9,7 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.uber.org/zap"
 )
 
 // EmbeddedConfig configures a single-member etcd inside the node.
@@ -74,7 +74,19 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd not ready after 60s")
 	}
-	return &Embedded{Etcd: e, Client: v3client.New(e.Server)}, nil
+	// A gRPC client over loopback, not v3client's in-process adapter: with
+	// many concurrent watches the adapter was seen to stop delivering events
+	// (etcd 3.7.3), which would leave executions unclaimed and waiters hung.
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{"http://" + e.Clients[0].Addr().String()},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd client: %w", err)
+	}
+	return &Embedded{Etcd: e, Client: cli}, nil
 }
 
 // ClientURL returns the URL outside clients can reach the member at.
