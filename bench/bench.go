@@ -230,7 +230,7 @@ def main(event):
 
 func (e *env) startNode(ctx context.Context, prefix string) error {
 	bi := builtins.New(builtins.Options{})
-	e.store = cluster.NewStore(e.cli, prefix)
+	e.store = cluster.NewStore(e.cli, prefix, cluster.WithMaxTxnOps(cluster.EmbeddedMaxTxnOps))
 	e.svc = cluster.NewService(e.store, bi)
 	node, err := cluster.NewNode(ctx, e.store, cluster.NodeConfig{ID: "bench", Workers: 256, Builtins: bi,
 		Logger: slog.New(slog.DiscardHandler), Limits: sbruntime.Limits{MaxHistory: 200_000}})

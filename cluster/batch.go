@@ -4,101 +4,144 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
-// Group commit: checkpoints of different executions that are ready at the same
-// moment share one etcd txn. Each append keeps its own fence (the owner's
-// create revision and an empty position), so one failed compare fails only
-// its own append: the else branch reads every fence, the failures are told
-// apart and the rest is committed again without them.
+// Group commit: fenced writes of different executions that are ready at the
+// same moment (checkpoints, claims, creations, outcomes) share one etcd txn.
+// Each request keeps its own compares, so one failed compare fails only its
+// own request: the else branch runs every request's diagnostic reads, the
+// failures are told apart and the rest is committed again without them.
 
-// appendReq is one fenced checkpoint waiting for a batch.
+// txnReq is one fenced write waiting for a batch.
+type txnReq struct {
+	cmps  []clientv3.Cmp
+	ops   []clientv3.Op // run when every compare of the batch holds
+	reads []clientv3.Op // run when some compare fails, to find out whose
+	// check looks at the results of reads and returns the request's error if
+	// one of its own compares failed, nil if they all held.
+	check func(reads []*etcdserverpb.ResponseOp) error
+	done  chan txnResult
+}
+
+// txnResult is a request's share of a committed batch.
+type txnResult struct {
+	resps []*etcdserverpb.ResponseOp // results of its ops
+	rev   int64                      // the txn's revision
+	err   error
+}
+
+// appendReq is one fenced checkpoint: put key if the position is empty and
+// owner still has the create revision ownerRev.
 type appendReq struct {
 	owner    string
 	ownerRev int64
 	key      string
 	value    string
-	done     chan error
 }
 
-// committer batches appends over a few concurrent txns.
+// committer batches fenced writes over a few concurrent txns.
 type committer struct {
-	cli        *clientv3.Client
-	reqs       chan *appendReq
-	maxAppends int // each append is 2 compares, 1 put, 2 else reads
-	maxBytes   int
-	once       sync.Once
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	cli      *clientv3.Client
+	reqs     chan *txnReq
+	maxOps   int // per list (compares, ops, reads): etcd's --max-txn-ops
+	maxBytes int
+	once     sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
-// errStoreClosed is the error of an append after Store.Close.
+// errStoreClosed is the error of a write after Store.Close.
 var errStoreClosed = errors.New("store closed")
 
 // Defaults fit etcd's default --max-txn-ops (128) and 1.5 MiB request limit.
 const (
-	defaultBatchAppends = 64
-	batchBytes          = 1 << 20
-	committers          = 8
+	defaultMaxTxnOps = 128
+	batchBytes       = 1 << 20
+	committers       = 8
 )
 
-func newCommitter(cli *clientv3.Client, maxAppends int) *committer {
-	if maxAppends <= 0 {
-		maxAppends = defaultBatchAppends
+func newCommitter(cli *clientv3.Client, maxOps int) *committer {
+	if maxOps <= 0 {
+		maxOps = defaultMaxTxnOps
 	}
-	return &committer{cli: cli, reqs: make(chan *appendReq, 1024), maxAppends: maxAppends, maxBytes: batchBytes,
+	return &committer{cli: cli, reqs: make(chan *txnReq, 1024), maxOps: maxOps, maxBytes: batchBytes,
 		stop: make(chan struct{})}
 }
 
-// append commits r in some batch and returns its own outcome: nil,
-// ErrNotOwner or ErrPositionTaken, or the txn's error.
-func (c *committer) append(ctx context.Context, r *appendReq) error {
+// append commits a checkpoint and returns nil, ErrNotOwner or
+// ErrPositionTaken, or the txn's error.
+func (c *committer) append(ctx context.Context, a *appendReq) error {
+	_, err := c.do(ctx, &txnReq{
+		cmps: []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(a.owner), "=", a.ownerRev),
+			clientv3.Compare(clientv3.CreateRevision(a.key), "=", 0)},
+		ops:   []clientv3.Op{clientv3.OpPut(a.key, a.value)},
+		reads: []clientv3.Op{clientv3.OpGet(a.owner, clientv3.WithKeysOnly()), clientv3.OpGet(a.key, clientv3.WithKeysOnly())},
+		check: func(r []*etcdserverpb.ResponseOp) error {
+			if owner := r[0].GetResponseRange().Kvs; len(owner) == 0 || owner[0].CreateRevision != a.ownerRev {
+				return fmt.Errorf("append %s: %w", a.key, sbruntime.ErrNotOwner)
+			}
+			if len(r[1].GetResponseRange().Kvs) > 0 {
+				return fmt.Errorf("append %s: %w", a.key, sbruntime.ErrPositionTaken)
+			}
+			return nil
+		},
+	})
+	return err
+}
+
+// do commits r in some batch and returns its share of the result.
+func (c *committer) do(ctx context.Context, r *txnReq) (txnResult, error) {
 	c.once.Do(func() {
 		c.wg.Add(committers)
 		for range committers {
 			go func() { defer c.wg.Done(); c.loop() }()
 		}
 	})
-	r.done = make(chan error, 1)
+	r.done = make(chan txnResult, 1)
 	select {
 	case c.reqs <- r:
 	case <-c.stop:
-		return errStoreClosed
+		return txnResult{}, errStoreClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return txnResult{}, ctx.Err()
 	}
 	select {
-	case err := <-r.done:
-		return err
+	case res := <-r.done:
+		return res, res.err
 	case <-c.stop:
-		return errStoreClosed
+		return txnResult{}, errStoreClosed
 	case <-ctx.Done():
-		// The batch may still commit it; a replay will find it recorded.
-		return ctx.Err()
+		// The batch may still commit it; whoever runs the execution next
+		// reads what was recorded.
+		return txnResult{}, ctx.Err()
 	}
 }
 
-// loop takes the first waiting append and everything else already waiting,
-// up to the batch limits, and commits them together. etcd refuses a txn that
-// puts one key twice, so a second append to a key waits for the next batch.
+// loop takes the first waiting request and everything else already waiting,
+// and commits them in batches within etcd's limits. etcd refuses a txn that
+// writes one key twice, so a request whose writes overlap the batch's waits
+// for the next one.
 func (c *committer) loop() {
 	for {
-		var first *appendReq
+		var first *txnReq
 		select {
 		case first = <-c.reqs:
 		case <-c.stop:
 			c.drainClosed()
 			return
 		}
-		pending := []*appendReq{first}
+		pending := []*txnReq{first}
 	fill:
-		for len(pending) < c.maxAppends {
+		for len(pending) < c.maxOps {
 			select {
 			case r := <-c.reqs:
 				pending = append(pending, r)
@@ -107,88 +150,157 @@ func (c *committer) loop() {
 			}
 		}
 		for len(pending) > 0 {
-			var batch, later []*appendReq
-			keys, size := map[string]bool{}, 0
+			var b batch
+			var later []*txnReq
 			for _, r := range pending {
-				if keys[r.key] || size+len(r.value) > c.maxBytes && len(batch) > 0 {
+				if !b.fits(r, c.maxOps, c.maxBytes) {
 					later = append(later, r)
 					continue
 				}
-				keys[r.key] = true
-				size += len(r.value)
-				batch = append(batch, r)
+				b.add(r)
 			}
-			c.commit(batch)
+			c.commit(b.reqs)
 			pending = later
 		}
 	}
 }
 
-func (c *committer) commit(batch []*appendReq) {
-	for len(batch) > 0 {
-		cmps := make([]clientv3.Cmp, 0, 2*len(batch))
-		puts := make([]clientv3.Op, 0, len(batch))
-		reads := make([]clientv3.Op, 0, 2*len(batch))
-		for _, r := range batch {
-			cmps = append(cmps,
-				clientv3.Compare(clientv3.CreateRevision(r.owner), "=", r.ownerRev),
-				clientv3.Compare(clientv3.CreateRevision(r.key), "=", 0))
-			puts = append(puts, clientv3.OpPut(r.key, r.value))
-			reads = append(reads, clientv3.OpGet(r.owner, clientv3.WithKeysOnly()), clientv3.OpGet(r.key, clientv3.WithKeysOnly()))
+// batch is a set of requests that fit one txn.
+type batch struct {
+	reqs             []*txnReq
+	cmps, ops, reads int
+	bytes            int
+	keys             map[string]bool
+	prefixes         []string
+}
+
+func writes(r *txnReq) (keys, prefixes []string, size int) {
+	for _, op := range r.ops {
+		switch {
+		case op.IsPut():
+			keys = append(keys, string(op.KeyBytes()))
+			size += len(op.KeyBytes()) + len(op.ValueBytes())
+		case op.IsDelete():
+			if end := op.RangeBytes(); len(end) > 0 {
+				prefixes = append(prefixes, string(op.KeyBytes()))
+			} else {
+				keys = append(keys, string(op.KeyBytes()))
+			}
+			size += len(op.KeyBytes())
+		}
+	}
+	return keys, prefixes, size
+}
+
+// fits reports whether r can join the batch: within the op and size limits,
+// and writing no key the batch writes. The first request always fits.
+func (b *batch) fits(r *txnReq, maxOps, maxBytes int) bool {
+	if len(b.reqs) == 0 {
+		return true
+	}
+	keys, prefixes, size := writes(r)
+	if b.cmps+len(r.cmps) > maxOps || b.ops+len(r.ops) > maxOps || b.reads+len(r.reads) > maxOps || b.bytes+size > maxBytes {
+		return false
+	}
+	for _, k := range keys {
+		if b.keys[k] {
+			return false
+		}
+		for _, p := range b.prefixes {
+			if strings.HasPrefix(k, p) {
+				return false
+			}
+		}
+	}
+	for _, p := range prefixes {
+		for k := range b.keys {
+			if strings.HasPrefix(k, p) {
+				return false
+			}
+		}
+		for _, q := range b.prefixes {
+			if strings.HasPrefix(p, q) || strings.HasPrefix(q, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (b *batch) add(r *txnReq) {
+	keys, prefixes, size := writes(r)
+	if b.keys == nil {
+		b.keys = map[string]bool{}
+	}
+	for _, k := range keys {
+		b.keys[k] = true
+	}
+	b.prefixes = append(b.prefixes, prefixes...)
+	b.reqs = append(b.reqs, r)
+	b.cmps, b.ops, b.reads, b.bytes = b.cmps+len(r.cmps), b.ops+len(r.ops), b.reads+len(r.reads), b.bytes+size
+}
+
+func (c *committer) commit(reqs []*txnReq) {
+	for len(reqs) > 0 {
+		var cmps []clientv3.Cmp
+		var ops, reads []clientv3.Op
+		for _, r := range reqs {
+			cmps = append(cmps, r.cmps...)
+			ops = append(ops, r.ops...)
+			reads = append(reads, r.reads...)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := c.cli.Txn(ctx).If(cmps...).Then(puts...).Else(reads...).Commit()
+		resp, err := c.cli.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
 		cancel()
 		if err != nil {
-			for _, r := range batch {
-				r.done <- err
+			for _, r := range reqs {
+				r.done <- txnResult{err: err}
 			}
 			return
 		}
 		if resp.Succeeded {
-			for _, r := range batch {
-				r.done <- nil
+			at := 0
+			for _, r := range reqs {
+				r.done <- txnResult{resps: resp.Responses[at : at+len(r.ops)], rev: resp.Header.Revision}
+				at += len(r.ops)
 			}
 			return
 		}
-		var retry []*appendReq
-		for i, r := range batch {
-			owner := resp.Responses[2*i].GetResponseRange().Kvs
-			taken := len(resp.Responses[2*i+1].GetResponseRange().Kvs) > 0
-			switch {
-			case len(owner) == 0 || owner[0].CreateRevision != r.ownerRev:
-				r.done <- fmt.Errorf("append %s: %w", r.key, sbruntime.ErrNotOwner)
-			case taken:
-				r.done <- fmt.Errorf("append %s: %w", r.key, sbruntime.ErrPositionTaken)
-			default:
+		var retry []*txnReq
+		at := 0
+		for _, r := range reqs {
+			if err := r.check(resp.Responses[at : at+len(r.reads)]); err != nil {
+				r.done <- txnResult{err: err}
+			} else {
 				retry = append(retry, r)
 			}
+			at += len(r.reads)
 		}
-		if len(retry) == len(batch) {
-			err := errors.New("batched append failed with every fence intact")
-			for _, r := range batch {
-				r.done <- err
+		if len(retry) == len(reqs) {
+			err := errors.New("batched txn failed with every fence intact")
+			for _, r := range reqs {
+				r.done <- txnResult{err: err}
 			}
 			return
 		}
-		batch = retry
+		reqs = retry
 	}
 }
 
-// close stops the committers once the appends they hold are committed; later
-// appends fail with errStoreClosed.
+// close stops the committers once the requests they hold are committed; later
+// requests fail with errStoreClosed.
 func (c *committer) close() {
 	c.once.Do(func() {}) // no committers start after close
 	close(c.stop)
 	c.wg.Wait()
 }
 
-// drainClosed fails appends that were queued when the store closed.
+// drainClosed fails requests that were queued when the store closed.
 func (c *committer) drainClosed() {
 	for {
 		select {
 		case r := <-c.reqs:
-			r.done <- errStoreClosed
+			r.done <- txnResult{err: errStoreClosed}
 		default:
 			return
 		}

@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -33,25 +35,32 @@ var _ sbruntime.Journal = (*Claim)(nil)
 // errNotClaimable if another node owns it or it is not runnable.
 func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.LeaseID) (*Claim, error) {
 	ok, rk := s.k.owner(id), s.k.runnable(id)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(ok), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(rk), ">", 0)).
-		Then(clientv3.OpPut(ok, node, clientv3.WithLease(lease)),
+	res, err := s.batch.do(ctx, &txnReq{
+		cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ok), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(rk), ">", 0)},
+		ops: []clientv3.Op{clientv3.OpPut(ok, node, clientv3.WithLease(lease)),
 			clientv3.OpGet(s.k.execution(id)),
 			clientv3.OpGet(rk),
 			clientv3.OpGet(s.k.history(id), clientv3.WithPrefix()),
 			clientv3.OpGet(s.k.waits(id), clientv3.WithPrefix()),
-			clientv3.OpGet(s.k.cancel(id), clientv3.WithKeysOnly())).
-		Commit()
+			clientv3.OpGet(s.k.cancel(id), clientv3.WithKeysOnly())},
+		reads: []clientv3.Op{clientv3.OpGet(ok, clientv3.WithKeysOnly()), clientv3.OpGet(rk, clientv3.WithKeysOnly())},
+		check: func(r []*etcdserverpb.ResponseOp) error {
+			if len(r[0].GetResponseRange().Kvs) > 0 || len(r[1].GetResponseRange().Kvs) == 0 {
+				return errNotClaimable
+			}
+			return nil
+		},
+	})
+	if errors.Is(err, errNotClaimable) {
+		return nil, errNotClaimable
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", id, err)
 	}
-	if !resp.Succeeded {
-		return nil, errNotClaimable
-	}
-	c := &Claim{s: s, rev: resp.Header.Revision, Execution: &sbruntime.Execution{ID: id},
+	c := &Claim{s: s, rev: res.rev, Execution: &sbruntime.Execution{ID: id},
 		History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{}}
-	r := resp.Responses
+	r := res.resps
 	execKvs := r[1].GetResponseRange().Kvs
 	if len(execKvs) == 0 {
 		// A runnable key without a record: drop both and move on.
@@ -187,14 +196,36 @@ func (c *Claim) SetStatus(ctx context.Context, st sbruntime.Status) error {
 }
 
 func (c *Claim) fenced(ctx context.Context, what string, ops ...clientv3.Op) error {
-	resp, err := c.s.cli.Txn(ctx).If(c.owned()).Then(ops...).Commit()
-	if err != nil {
+	if _, err := c.s.batch.do(ctx, c.fencedReq(ops, nil)); err != nil {
 		return fmt.Errorf("%s %s: %w", what, c.Execution.ID, err)
 	}
-	if !resp.Succeeded {
-		return fmt.Errorf("%s %s: %w", what, c.Execution.ID, sbruntime.ErrNotOwner)
-	}
 	return nil
+}
+
+// errWaitResolved reports a parking run whose execution was made runnable again.
+var errWaitResolved = errors.New("a wait was resolved while the run parked")
+
+// fencedReq is a batched write fenced on the claim, and on the runnable key's
+// mod revision when runnableRev is not nil.
+func (c *Claim) fencedReq(ops []clientv3.Op, runnableRev *int64) *txnReq {
+	id := c.Execution.ID
+	cmps := []clientv3.Cmp{c.owned()}
+	if runnableRev != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.s.k.runnable(id)), "=", *runnableRev))
+	}
+	return &txnReq{cmps: cmps, ops: ops,
+		reads: []clientv3.Op{clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly()), clientv3.OpGet(c.s.k.runnable(id), clientv3.WithKeysOnly())},
+		check: func(r []*etcdserverpb.ResponseOp) error {
+			if kvs := r[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
+				return sbruntime.ErrNotOwner
+			}
+			if runnableRev != nil {
+				if kvs := r[1].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].ModRevision != *runnableRev {
+					return errWaitResolved
+				}
+			}
+			return nil
+		}}
 }
 
 // Finish records a run's outcome and gives up the claim. A terminal outcome
@@ -226,7 +257,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		clientv3.OpDelete(c.s.k.runnable(id)),
 		clientv3.OpDelete(c.s.k.owner(id)),
 	}
-	cmps := []clientv3.Cmp{c.owned()}
+	var runnableRev *int64
 	if o.Status.Terminal() {
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
 			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
@@ -240,20 +271,18 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 			}
 		}
 	} else {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.s.k.runnable(id)), "=", c.runnableRev))
+		runnableRev = &c.runnableRev
 	}
-	resp, err := c.s.cli.Txn(ctx).If(cmps...).Then(ops...).
-		Else(clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly())).Commit()
-	if err != nil {
-		return nil, fmt.Errorf("finish %s: %w", id, err)
-	}
-	if !resp.Succeeded {
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
-			return c.Execution, fmt.Errorf("finish %s: %w", id, sbruntime.ErrNotOwner)
-		}
+	_, err = c.s.batch.do(ctx, c.fencedReq(ops, runnableRev))
+	switch {
+	case errors.Is(err, sbruntime.ErrNotOwner):
+		return c.Execution, fmt.Errorf("finish %s: %w", id, sbruntime.ErrNotOwner)
+	case errors.Is(err, errWaitResolved):
 		// A wait was resolved while the run parked: release, keeping the
 		// runnable key, so the execution is claimed and replayed at once.
 		return c.Execution, c.release(ctx)
+	case err != nil:
+		return nil, fmt.Errorf("finish %s: %w", id, err)
 	}
 	c.Execution = &e
 	return &e, nil
@@ -262,8 +291,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 // release gives up the claim, keeping the execution runnable.
 func (c *Claim) release(ctx context.Context, extra ...clientv3.Op) error {
 	ops := append([]clientv3.Op{clientv3.OpDelete(c.s.k.owner(c.Execution.ID))}, extra...)
-	_, err := c.s.cli.Txn(ctx).If(c.owned()).Then(ops...).Commit()
-	if err != nil {
+	if _, err := c.s.batch.do(ctx, c.fencedReq(ops, nil)); err != nil && !errors.Is(err, sbruntime.ErrNotOwner) {
 		return fmt.Errorf("release %s: %w", c.Execution.ID, err)
 	}
 	return nil

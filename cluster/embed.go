@@ -24,6 +24,10 @@ type EmbeddedConfig struct {
 	NoFsync bool
 }
 
+// EmbeddedMaxTxnOps is the --max-txn-ops of the embedded etcd: large batches
+// of checkpoints fit one txn.
+const EmbeddedMaxTxnOps = 1024
+
 // Embedded is a running embedded etcd member and an in-process client to it.
 type Embedded struct {
 	Etcd   *embed.Etcd
@@ -40,7 +44,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.Logger = "zap"
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "1h"
-	ec.MaxTxnOps = 1024
+	ec.MaxTxnOps = EmbeddedMaxTxnOps
 	ec.UnsafeNoFsync = cfg.NoFsync
 	if cfg.Fast {
 		ec.TickMs, ec.ElectionMs = 10, 100

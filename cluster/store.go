@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -23,12 +24,25 @@ type Store struct {
 	dir   Directory // resolves Slack approvers; see SetDirectory
 }
 
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithMaxTxnOps sets the most compares, ops or else-ops one batched txn may
+// carry: etcd's --max-txn-ops (128 by default; the embedded etcd allows 1024).
+func WithMaxTxnOps(n int) StoreOption {
+	return func(s *Store) { s.batch = newCommitter(s.cli, n) }
+}
+
 // NewStore returns a store under prefix (default "/starbook/").
-func NewStore(cli *clientv3.Client, prefix string) *Store {
+func NewStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *Store {
 	if prefix == "" {
 		prefix = "/starbook/"
 	}
-	return &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultBatchAppends)}
+	s := &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultMaxTxnOps)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Close stops the store's background committers, waiting for them.
@@ -139,15 +153,20 @@ func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) err
 	if len(data) > maxRecordBytes {
 		return sbruntime.Inputf("execution input is %d bytes, over the %d-byte limit", len(data), maxRecordBytes)
 	}
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(s.k.execution(e.ID)), "=", 0)).
-		Then(clientv3.OpPut(s.k.execution(e.ID), string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")).
-		Commit()
+	ek := s.k.execution(e.ID)
+	_, err = s.batch.do(ctx, &txnReq{
+		cmps:  []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)},
+		ops:   []clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")},
+		reads: []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly())},
+		check: func(r []*etcdserverpb.ResponseOp) error {
+			if len(r[0].GetResponseRange().Kvs) > 0 {
+				return errors.New("id already exists")
+			}
+			return nil
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("create execution %s: %w", e.ID, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("create execution %s: id already exists", e.ID)
 	}
 	return nil
 }

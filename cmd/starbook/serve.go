@@ -92,6 +92,7 @@ func serve(ctx context.Context, f serveFlags) error {
 
 	var cli *clientv3.Client
 	where := ""
+	maxTxnOps := 128 // etcd's default --max-txn-ops
 	if f.etcdEndpoints == "" {
 		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true})
 		if err != nil {
@@ -99,6 +100,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		}
 		defer emb.Close()
 		cli = emb.Client
+		maxTxnOps = cluster.EmbeddedMaxTxnOps
 		where = "embedded etcd in " + f.dataDir + " (" + emb.ClientURL() + ")"
 	} else {
 		var err error
@@ -130,7 +132,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	bi := builtins.New(builtins.Options{Slack: slackEffects(slack)})
-	store := cluster.NewStore(cli, f.prefix)
+	store := cluster.NewStore(cli, f.prefix, cluster.WithMaxTxnOps(maxTxnOps))
 	leaderTasks := wireSlack(slack, store, logger)
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}))
