@@ -21,6 +21,10 @@ type Options struct {
 	HTTP    HTTPOptions
 	// Slack carries slack.post and slack.update; nil when Slack is off.
 	Slack SlackAPI
+	// Scrubber, when set, also learns every secret value secret() reads, so
+	// that the node can scrub it from its own logs and from what its API
+	// receives (a runbook could send a secret back to it).
+	Scrubber *sbruntime.Scrubber
 }
 
 // New returns the predeclared names of a runbook.
@@ -41,7 +45,7 @@ func New(opts Options) starlark.StringDict {
 		"retry":             starlark.NewBuiltin("retry", retryBuiltin),
 		"idempotency_key":   starlark.NewBuiltin("idempotency_key", idempotencyKeyBuiltin),
 		"log":               starlark.NewBuiltin("log", logBuiltin),
-		"secret":            starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets)),
+		"secret":            starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets, opts.Scrubber)),
 		"http":              NewHTTPModule(opts.HTTP),
 		"slack":             NewSlackModule(opts.Slack),
 		"json":              json.Module,
@@ -82,18 +86,30 @@ func logBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	return starlark.None, nil
 }
 
+// ReservedSecretPrefix starts the names of the node's own configuration
+// (STARBOOK_TOKENS, STARBOOK_SLACK_BOT_TOKEN, ...): secret() refuses them, so
+// a runbook cannot read the credentials of the node that runs it.
+const ReservedSecretPrefix = "STARBOOK_"
+
 // secretBuiltin implements secret(name): a value that is sent by effects but
 // never stored, logged or shown.
-func secretBuiltin(lookup func(string) (string, bool)) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+func secretBuiltin(lookup func(string) (string, bool), node *sbruntime.Scrubber) func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 	return func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var name string
 		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &name); err != nil {
 			return nil, err
 		}
+		if strings.HasPrefix(strings.ToUpper(name), ReservedSecretPrefix) {
+			return nil, fmt.Errorf("secret %q: names starting with %s are the node's own configuration, not for runbooks", name, ReservedSecretPrefix)
+		}
 		value, ok := lookup(name)
 		if !ok {
 			return nil, fmt.Errorf("secret %q is not set in the node's environment", name)
 		}
-		return sbruntime.NewSecret(th, name, value), nil
+		s := sbruntime.NewSecret(th, name, value)
+		if node != nil {
+			node.Add(value, s.String())
+		}
+		return s, nil
 	}
 }

@@ -123,7 +123,7 @@ type run struct {
 	journal Journal
 	drain   <-chan struct{}
 	logger  *slog.Logger
-	secrets secretSet
+	secrets Scrubber
 	events  atomic.Int64 // history length, for MaxHistory
 	obs     *observed
 
@@ -225,6 +225,12 @@ func (rs *run) callMain(th *starlark.Thread, prog *Program) (starlark.Value, err
 		loading = append(loading, file)
 		mt := &starlark.Thread{Name: "load " + file}
 		mt.SetMaxExecutionSteps(rs.limits.MaxSteps)
+		// A secret read at top level is scrubbed like one read in main.
+		mt.SetLocal(scrubberKey, &rs.secrets)
+		sltime.SetNow(mt, func() (time.Time, error) {
+			return time.Time{}, errors.New("time.now() at top level would make replay nondeterministic: use now() in main")
+		})
+		mt.Print = func(_ *starlark.Thread, msg string) { rs.logger.Debug(rs.secrets.Scrub(msg), "top_level", file) }
 		mt.Load = func(t *starlark.Thread, module string) (starlark.StringDict, error) {
 			name, err := ResolveLoad(file, module, prog.Bundle.Files)
 			if err != nil {
@@ -272,7 +278,7 @@ func (rs *run) finish(th *starlark.Thread, main *frame, value starlark.Value, er
 			err = fmt.Errorf("main returned a value that cannot be stored: %w", encErr)
 			break
 		}
-		return Outcome{Status: StatusCompleted, Result: json.RawMessage(rs.secrets.scrub(string(data)))}
+		return Outcome{Status: StatusCompleted, Result: json.RawMessage(rs.secrets.Scrub(string(data)))}
 	case errors.Is(err, ErrSuspended):
 		return Outcome{Status: StatusWaiting}
 	case errors.As(err, &nd):
@@ -280,13 +286,13 @@ func (rs *run) finish(th *starlark.Thread, main *frame, value starlark.Value, er
 	case errors.Is(err, ErrNotOwner), errors.Is(err, ErrStore), errors.Is(err, ErrStopping):
 		return Outcome{Err: err}
 	}
-	msg := rs.secrets.scrub(describe(err, rs.limits))
+	msg := rs.secrets.Scrub(describe(err, rs.limits))
 	if undoErr := rs.compensate(main); undoErr != nil {
 		if o, aborted := rs.aborted(undoErr); aborted {
 			return o
 		}
 		return Outcome{Status: StatusFailed, Error: "compensation_failed: " +
-			rs.secrets.scrub(describe(undoErr, rs.limits)) + "\noriginal error: " + msg}
+			rs.secrets.Scrub(describe(undoErr, rs.limits)) + "\noriginal error: " + msg}
 	}
 	return Outcome{Status: StatusFailed, Error: msg}
 }

@@ -149,7 +149,7 @@ func (f *frame) storeLog(level slog.Level, msg, pos string, attrs []any) {
 		if l.Attrs == nil {
 			l.Attrs = map[string]string{}
 		}
-		l.Attrs[fmt.Sprint(attrs[i])] = f.run.secrets.scrub(fmt.Sprint(attrs[i+1]))
+		l.Attrs[f.run.secrets.Scrub(fmt.Sprint(attrs[i]))] = f.run.secrets.Scrub(fmt.Sprint(attrs[i+1]))
 	}
 	if err := lw.WriteLog(f.run.ctx, l); err != nil && f.run.ctx.Err() == nil {
 		f.run.logger.Warn("store log line", "position", pos, "err", err)

@@ -118,6 +118,9 @@ func (p *Program) Init(predeclared starlark.StringDict, prepare func(*starlark.T
 		if prepare != nil {
 			prepare(th)
 		}
+		if th.Print == nil { // not Starlark's default, which writes to stderr
+			th.Print = func(*starlark.Thread, string) {}
+		}
 		g, err := prog.Init(th, predeclared)
 		if err != nil {
 			return nil, err
@@ -269,3 +272,7 @@ func validRunbookName(s string) bool {
 	}
 	return true
 }
+
+// ValidRunbookName reports whether s can name a runbook: 1 to 100 lower-case
+// letters, digits, '-' or '_', starting with a letter or digit.
+func ValidRunbookName(s string) bool { return validRunbookName(s) }

@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,7 +28,9 @@ var _ starlark.HasBinary = (*Secret)(nil)
 func NewSecret(th *starlark.Thread, name, value string) *Secret {
 	s := &Secret{display: "<secret " + name + ">", value: value}
 	if f := frameOf(th); f != nil {
-		f.run.secrets.add(s.value, s.display)
+		f.run.secrets.Add(s.value, s.display)
+	} else if sc, ok := th.Local(scrubberKey).(*Scrubber); ok {
+		sc.Add(s.value, s.display)
 	}
 	return s
 }
@@ -75,46 +80,116 @@ func RevealString(v starlark.Value) (string, error) {
 	return "", fmt.Errorf("got %s, want string or secret", v.Type())
 }
 
-// secretSet holds the secret values an execution has read, to scrub them from
-// anything stored or shown.
-type secretSet struct {
+// Scrubber replaces secret values with their placeholders. Each run keeps
+// one for the secrets it read; a node may keep one more for every secret any
+// of its runs read (builtins.Options.Scrubber), to scrub its logs and what
+// its API receives. The zero value is ready; it is safe for concurrent use.
+//
+// A value is matched as it is, JSON-escaped (as it appears inside stored
+// JSON) and base64-encoded (as an echoing service may return it). Values
+// shorter than MinSecretLength are not scrubbed: replacing one or two
+// characters everywhere would mangle every text.
+type Scrubber struct {
 	mu     sync.RWMutex
-	values map[string]string // value -> placeholder
+	values map[string]string // form -> placeholder
+	forms  []string          // the keys of values, longest first
 }
 
-func (s *secretSet) add(value, display string) {
-	if len(value) < 3 { // scrubbing one or two characters would mangle everything
+// MinSecretLength is the shortest secret value that is scrubbed.
+const MinSecretLength = 3
+
+// NewScrubber returns an empty scrubber.
+func NewScrubber() *Scrubber { return &Scrubber{} }
+
+// Add makes s replace value, in each of its forms, with display.
+func (s *Scrubber) Add(value, display string) {
+	if len(value) < MinSecretLength {
 		return
+	}
+	forms := []string{value}
+	for _, escapeHTML := range []bool{true, false} {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(escapeHTML)
+		_ = enc.Encode(value)
+		b := bytes.TrimSpace(buf.Bytes())
+		forms = append(forms, string(b[1:len(b)-1]))
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		forms = append(forms, enc.EncodeToString([]byte(value)))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.values == nil {
 		s.values = map[string]string{}
 	}
-	s.values[value] = display
-	// The JSON-escaped form is what appears inside stored results.
-	if b, _ := json.Marshal(value); string(b[1:len(b)-1]) != value {
-		s.values[string(b[1:len(b)-1])] = display
+	changed := false
+	for _, f := range forms {
+		if _, ok := s.values[f]; !ok {
+			s.values[f] = display
+			s.forms = append(s.forms, f)
+			changed = true
+		}
+	}
+	if changed {
+		// Longest first: a secret that contains another is replaced whole.
+		slices.SortStableFunc(s.forms, func(a, b string) int { return len(b) - len(a) })
 	}
 }
 
-// scrub replaces every known secret value in text with its placeholder.
-func (s *secretSet) scrub(text string) string {
+// Empty reports whether s knows no secret.
+func (s *Scrubber) Empty() bool {
+	if s == nil {
+		return true
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for v, d := range s.values {
-		if strings.Contains(text, v) {
-			text = strings.ReplaceAll(text, v, d)
+	return len(s.forms) == 0
+}
+
+// Scrub returns text with every known secret replaced by its placeholder.
+func (s *Scrubber) Scrub(text string) string {
+	if s == nil {
+		return text
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, f := range s.forms {
+		if strings.Contains(text, f) {
+			text = strings.ReplaceAll(text, f, s.values[f])
 		}
 	}
 	return text
 }
 
+// Contains reports whether text holds a known secret in any form.
+func (s *Scrubber) Contains(text string) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, f := range s.forms {
+		if strings.Contains(text, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrubberKey holds the run's scrubber on threads that run a runbook's top
+// level: they have no frame (no durable calls there), but a secret read at
+// top level must still be scrubbed from what the run records.
+const scrubberKey = "starbook.scrubber"
+
 // Scrub replaces the values of the secrets th's execution has read with their
 // placeholders. Built-ins use it on anything they log or return.
 func Scrub(th *starlark.Thread, text string) string {
 	if f := frameOf(th); f != nil {
-		return f.run.secrets.scrub(text)
+		return f.run.secrets.Scrub(text)
+	}
+	if s, ok := th.Local(scrubberKey).(*Scrubber); ok {
+		return s.Scrub(text)
 	}
 	return text
 }

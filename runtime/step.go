@@ -47,6 +47,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, err
 	}
 	rs := f.run
+	spec.Name = rs.secrets.Scrub(spec.Name) // it is stored, logged and a metric label
 	hash := ArgsHash(spec.Kind, spec.Name, spec.Args, spec.Kwargs)
 	if ev, ok := rs.history[pos]; ok {
 		if err := match(th, pos, ev.Kind, ev.Name, ev.ArgsHash, spec, hash, CodeMismatch); err != nil {
@@ -92,11 +93,11 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 			runErr = &LimitError{Limit: "max_result_bytes", Msg: fmt.Sprintf(
 				"step result is %d bytes, over the %d-byte limit", len(data), rs.limits.MaxResultBytes)}
 		default:
-			ev.Result = json.RawMessage(rs.secrets.scrub(string(data)))
+			ev.Result = json.RawMessage(rs.secrets.Scrub(string(data)))
 		}
 	}
 	if runErr != nil {
-		ev.Error = truncate(rs.secrets.scrub(errorText(runErr)), maxErrorBytes)
+		ev.Error = truncate(rs.secrets.Scrub(errorText(runErr)), maxErrorBytes)
 	}
 	if err := rs.journal.Append(rs.ctx, ev); err != nil {
 		stepDone(nil, err)
@@ -129,6 +130,15 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 		return nil, err
 	}
 	rs := f.run
+	// Everything a wait stores is shown (UI, Slack): scrub it like a result.
+	spec.Name = rs.secrets.Scrub(spec.Name)
+	spec.TimeoutError = rs.secrets.Scrub(spec.TimeoutError)
+	if len(spec.Detail) > 0 {
+		spec.Detail = json.RawMessage(rs.secrets.Scrub(string(spec.Detail)))
+	}
+	if len(spec.OnTimeout) > 0 {
+		spec.OnTimeout = json.RawMessage(rs.secrets.Scrub(string(spec.OnTimeout)))
+	}
 	hash := ArgsHash(spec.Kind, spec.Name, spec.Args, spec.Kwargs)
 	if ev, ok := rs.history[pos]; ok {
 		if err := match(th, pos, ev.Kind, ev.Name, ev.ArgsHash, spec.StepSpec, hash, CodeMismatch); err != nil {
@@ -326,7 +336,12 @@ func Log(th *starlark.Thread, level slog.Level, msg string, attrs ...any) {
 	if f.step != nil {
 		pos = f.step.Position
 	}
-	msg = f.run.secrets.scrub(msg)
+	msg = f.run.secrets.Scrub(msg)
+	for i := range attrs {
+		if s, ok := attrs[i].(string); ok {
+			attrs[i] = f.run.secrets.Scrub(s) // keys too: log(**{k: v}) takes any string key
+		}
+	}
 	f.run.logger.Log(f.run.ctx, level, msg, append(attrs, "position", pos)...)
 	f.storeLog(level, msg, pos, attrs)
 }
