@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/starbook/starbook/auth"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -27,8 +29,9 @@ type SignalResponse struct {
 	Signal    string `json:"signal"`
 }
 
-// DecisionRequest is the body of the approval routes. Until requests are
-// authenticated (issue 8), As is trusted as it is.
+// DecisionRequest is the body of the approval routes. With authentication
+// on, the decider is the token's holder and As may name someone else only
+// for an admin; without it, As (or X-Starbook-User) is trusted as given.
 type DecisionRequest struct {
 	Decision string `json:"decision"` // approve or reject
 	Comment  string `json:"comment,omitempty"`
@@ -49,7 +52,7 @@ type approvalsResponse struct {
 
 func (h *handler) signal(w http.ResponseWriter, r *http.Request) error {
 	var req SignalRequest
-	if err := decodeBody(w, r, MaxBody, &req, true); err != nil {
+	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
 		return err
 	}
 	data := req.Data
@@ -60,7 +63,11 @@ func (h *handler) signal(w http.ResponseWriter, r *http.Request) error {
 	if by == "" {
 		by = "api"
 	}
+	if p, ok := principal(r); ok {
+		by = p.Name
+	}
 	id, name := r.PathValue("id"), r.PathValue("name")
+	note(r).detail = "signal " + name
 	if err := h.svc.Signal(r.Context(), id, name, data, by); err != nil {
 		return err
 	}
@@ -70,9 +77,10 @@ func (h *handler) signal(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) decide(w http.ResponseWriter, r *http.Request) error {
 	var req DecisionRequest
-	if err := decodeBody(w, r, MaxBody, &req, false); err != nil {
+	if err := h.decodeBody(w, r, h.limits.Body, &req, false); err != nil {
 		return err
 	}
+	note(r).detail = strings.TrimSpace(req.Decision + " " + r.PathValue("position"))
 	d := sbruntime.Decision{User: strings.TrimSpace(req.As), Comment: req.Comment, Via: sbruntime.ViaAPI}
 	switch req.Decision {
 	case sbruntime.DecisionApprove:
@@ -80,6 +88,17 @@ func (h *handler) decide(w http.ResponseWriter, r *http.Request) error {
 	case sbruntime.DecisionReject:
 	default:
 		return badRequest(`decision must be "approve" or "reject"`)
+	}
+	if p, ok := principal(r); ok {
+		// With authentication the token decides who approves: "as" names
+		// someone else, which only an admin may do.
+		switch {
+		case d.User == "" || strings.EqualFold(d.User, p.Name):
+			d.User = p.Name
+		case !p.Can(auth.DecideAs):
+			return &requestError{status: http.StatusForbidden, msg: fmt.Sprintf(
+				"forbidden: %s may decide only as themselves, not as %q (deciding for another user needs the admin role)", p.Name, d.User)}
+		}
 	}
 	if d.User == "" {
 		d.User = strings.TrimSpace(r.Header.Get(UserHeader))

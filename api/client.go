@@ -20,7 +20,8 @@ import (
 type Client struct {
 	BaseURL string       // e.g. http://127.0.0.1:7070
 	HTTP    *http.Client // nil means http.DefaultClient; its Timeout must exceed any Wait
-	User    string       // recorded as the source of the executions Start creates
+	User    string       // recorded as the source of the executions Start creates (without auth)
+	Token   string       // sent as Authorization: Bearer when set
 }
 
 // Error is a non-2xx response from the API.
@@ -131,6 +132,9 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, i
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -50,6 +50,9 @@ func (c *Client) FollowLogs(ctx context.Context, id string, after int64, fn func
 		return after, err
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	hc := http.Client{}
 	if c.HTTP != nil {
 		hc = *c.HTTP

@@ -103,16 +103,20 @@ type hookHandler struct {
 	auth  AlertmanagerAuth
 }
 
-// readBody reads at most limit bytes; more is a 413, a short body a 400.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody reads at most limit bytes (more is a 413 naming the limit, a short
+// body a 400) and scrubs the secrets the node knows from it.
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, name string) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &requestError{status: http.StatusRequestEntityTooLarge,
-				msg: fmt.Sprintf("request body too large: limit is %d bytes", limit)}
+				msg: fmt.Sprintf("request body too large: limit is %d bytes (%s)", limit, name)}
 		}
 		return nil, badRequest("read request body: " + err.Error())
+	}
+	if h.scrubber.Contains(string(body)) {
+		body = []byte(h.scrubber.Scrub(string(body)))
 	}
 	return body, nil
 }
@@ -124,7 +128,7 @@ func (h *hookHandler) alertmanager(w http.ResponseWriter, r *http.Request) error
 		w.Header().Set("WWW-Authenticate", `Bearer realm="starbook", Basic realm="starbook"`)
 		return err
 	}
-	body, err := readBody(w, r, triggers.MaxAlertmanagerBody)
+	body, err := h.readBody(w, r, h.limits.AlertmanagerBody, "serve --max-alertmanager-body-bytes")
 	if err != nil {
 		return err
 	}
@@ -144,7 +148,7 @@ func (h *hookHandler) alertmanager(w http.ResponseWriter, r *http.Request) error
 // Idempotency-Key had already started them all.
 func (h *hookHandler) webhook(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	body, err := readBody(w, r, triggers.MaxWebhookBody)
+	body, err := h.readBody(w, r, triggers.MaxWebhookBody, "the largest max_body_bytes of a webhook trigger")
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbook/starbook/auth"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -41,7 +42,7 @@ func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{svc: svc, logger: logger, mux: http.NewServeMux()}
+	h := &handler{svc: svc, logger: logger, mux: http.NewServeMux(), limits: Limits{}.withDefaults()}
 	h.route("GET /healthz", h.health)
 	h.route("GET /readyz", h.ready)
 	h.route("GET /api/v1/cluster", h.cluster)
@@ -57,6 +58,8 @@ func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
 	h.route("POST /api/v1/executions/{id}/approvals/{position...}", h.decide)
 	h.route("GET /api/v1/approvals", h.approvals)
 	h.route("GET /api/v1/waits", h.waits)
+	h.route("GET /api/v1/whoami", h.whoami)
+	h.route("GET /api/v1/audit", h.audit)
 	h.observeRoutes()
 	for _, opt := range opts {
 		opt(h)
@@ -65,24 +68,50 @@ func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
 }
 
 type handler struct {
-	svc    Service
-	logger *slog.Logger
-	mux    *http.ServeMux
+	svc      Service
+	logger   *slog.Logger
+	mux      *http.ServeMux
+	auth     *auth.Authenticator // nil: the API is open
+	limits   Limits
+	scrubber *sbruntime.Scrubber // scrubs request bodies; nil for none
 }
 
 // route registers fn; the error it returns becomes the response.
 func (h *handler) route(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
+		err := checkPath(r)
+		if err == nil {
+			err = fn(w, r)
+		}
+		if err != nil {
 			h.fail(w, r, err)
 		}
 	})
 }
 
-// ServeHTTP serves the API. The mux's own 404 and 405 responses are plain
-// text; they are rewritten here so that every error is JSON.
+// ServeHTTP serves the API. With authentication on, /api/ routes need a
+// token whose role may use them; mutating requests are audited. The mux's
+// own 404 and 405 responses are plain text; they are rewritten here so that
+// every error is JSON.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := h.mux.Handler(r); pattern != "" {
+	_, pattern := h.mux.Handler(r)
+	r, authErr := h.authorize(r, pattern)
+	if authErr != nil {
+		if authErr.(*requestError).status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="starbook"`)
+		}
+		if mutating(r) && pattern != "" {
+			h.audited(w, r, pattern, func(w http.ResponseWriter, r *http.Request) { h.fail(w, r, authErr) })
+			return
+		}
+		h.fail(w, r, authErr)
+		return
+	}
+	if pattern != "" {
+		if mutating(r) {
+			h.audited(w, r, pattern, h.mux.ServeHTTP)
+			return
+		}
 		h.mux.ServeHTTP(w, r)
 		return
 	}
@@ -95,6 +124,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", rec.header.Get("Allow"))
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)",
 			r.Method, r.URL.Path, rec.header.Get("Allow")))
+	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/hooks/") {
+			// A path with "..", "." or "//" segments: refuse it rather than
+			// send the client somewhere it did not ask to go.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("path %q is not canonical: no \"..\", \".\" or empty segments", r.URL.Path))
+			return
+		}
+		fallthrough
 	default: // a redirect to the cleaned path: pass it on as it is
 		for k, v := range rec.header {
 			w.Header()[k] = v
@@ -143,7 +180,7 @@ type applyRequest struct {
 
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 	var req applyRequest
-	if err := decodeBody(w, r, MaxRunbooksBody, &req, false); err != nil {
+	if err := h.decodeBody(w, r, h.limits.RunbooksBody, &req, false); err != nil {
 		return err
 	}
 	if len(req.Files) == 0 {
@@ -158,6 +195,11 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	names := make([]string, len(versions))
+	for i, v := range versions {
+		names[i] = v.Name + "@" + v.Version
+	}
+	note(r).runbook = strings.Join(names, ",")
 	writeJSON(w, http.StatusOK, runbooksResponse{Runbooks: nonNil(versions)})
 	return nil
 }
@@ -190,19 +232,26 @@ type executionResponse struct {
 
 func (h *handler) start(w http.ResponseWriter, r *http.Request) error {
 	var req startRequest
-	if err := decodeBody(w, r, MaxBody, &req, false); err != nil {
+	if err := h.decodeBody(w, r, h.limits.Body, &req, false); err != nil {
 		return err
 	}
 	if req.Runbook == "" {
 		return badRequest("runbook is required")
+	}
+	note(r).runbook = req.Runbook
+	if err := checkRunbookName(req.Runbook); err != nil {
+		return err
 	}
 	return h.startExecution(w, r, req.Runbook, req.Input)
 }
 
 func (h *handler) startNamed(w http.ResponseWriter, r *http.Request) error {
 	var req startNamedRequest
+	if err := checkRunbookName(r.PathValue("name")); err != nil {
+		return err
+	}
 	// The body only carries an optional input, so an empty one is accepted.
-	if err := decodeBody(w, r, MaxBody, &req, true); err != nil {
+	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
 		return err
 	}
 	return h.startExecution(w, r, r.PathValue("name"), req.Input)
@@ -217,10 +266,16 @@ func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook
 	if strings.EqualFold(r.Header.Get(TriggerHeader), "manual") {
 		trigger = sbruntime.Trigger{Type: "manual", Source: r.Header.Get(UserHeader)}
 	}
+	if p, ok := principal(r); ok {
+		// The token says who started it, whatever the headers claim: it is
+		// the requester the two-person rule of approvals excludes.
+		trigger.Source = p.Name
+	}
 	e, err := h.svc.Start(r.Context(), runbook, input, trigger)
 	if err != nil {
 		return err
 	}
+	note(r).execution = e.ID
 	writeJSON(w, http.StatusCreated, executionResponse{Execution: e})
 	return nil
 }
@@ -313,12 +368,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		re *requestError
 		ie *sbruntime.InputError
+		le *sbruntime.LimitError
 	)
+	note(r).err = err.Error()
 	switch {
 	case errors.As(err, &re):
 		writeError(w, re.status, re.msg)
 	case errors.As(err, &ie):
 		writeError(w, http.StatusBadRequest, ie.Error())
+	case errors.As(err, &le):
+		writeError(w, http.StatusTooManyRequests, le.Error())
 	case errors.Is(err, sbruntime.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, sbruntime.ErrConflict):
@@ -335,17 +394,19 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // decodeBody decodes the JSON object in r's body into v strictly: at most limit
-// bytes, no unknown fields, nothing after the object. An empty body is an error
-// unless allowEmpty.
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, allowEmpty bool) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+// bytes, UTF-8, no unknown fields, nothing after the object. An empty body is
+// an error unless allowEmpty. Known secrets are scrubbed from it first.
+func (h *handler) decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any, allowEmpty bool) error {
+	name := "serve --max-body-bytes"
+	if limit == h.limits.RunbooksBody && r.URL.Path == "/api/v1/runbooks" {
+		name = "serve --max-runbooks-body-bytes"
+	}
+	body, err := h.readBody(w, r, limit, name)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &requestError{status: http.StatusRequestEntityTooLarge,
-				msg: fmt.Sprintf("request body too large: limit is %d bytes", limit)}
-		}
-		return badRequest("read request body: " + err.Error())
+		return err
+	}
+	if err := checkUTF8("request body", body); err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		if allowEmpty {

@@ -638,10 +638,18 @@ func TestClient(t *testing.T) {
 		}
 	})
 	t.Run("not found", func(t *testing.T) {
+		_, _, err := c.Execution(ctx, "nope")
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Status != 404 || err.Error() != "execution nope: not found" {
+			t.Errorf("err = %#v, want a 404 *api.Error", err)
+		}
+	})
+	t.Run("escaped id", func(t *testing.T) {
+		// The id arrives whole (escaped), and cannot name a stored record.
 		_, _, err := c.Execution(ctx, "a/b")
 		var ae *api.Error
-		if !errors.As(err, &ae) || ae.Status != 404 || err.Error() != "execution a/b: not found" {
-			t.Errorf("err = %#v, want a 404 *api.Error", err)
+		if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(err.Error(), `invalid execution id "a/b"`) {
+			t.Errorf("err = %#v, want a 400 *api.Error", err)
 		}
 	})
 	t.Run("bad request", func(t *testing.T) {

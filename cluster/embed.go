@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 )
 
 // EmbeddedConfig configures a single-member etcd inside the node.
@@ -22,6 +22,10 @@ type EmbeddedConfig struct {
 	Fast bool
 	// NoFsync disables fsync: unit tests only, never benchmarks or crash tests.
 	NoFsync bool
+	// TLS, when set, makes the member serve clients over TLS only, requiring
+	// a client certificate signed by TLS.CAFile; the node's own client
+	// presents TLS.CertFile.
+	TLS *EtcdTLS
 }
 
 // EmbeddedMaxTxnOps is the --max-txn-ops of the embedded etcd: large batches
@@ -32,6 +36,7 @@ const EmbeddedMaxTxnOps = 1024
 type Embedded struct {
 	Etcd   *embed.Etcd
 	Client *clientv3.Client
+	scheme string // of the client URL: http or https
 }
 
 // StartEmbedded starts a single-member etcd in cfg.Dir and waits until it
@@ -50,8 +55,14 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		ec.TickMs, ec.ElectionMs = 10, 100
 	}
 	client := cfg.ClientURL
+	scheme := "http"
+	if cfg.TLS.Enabled() {
+		scheme = "https"
+		ec.ClientTLSInfo = transport.TLSInfo{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			TrustedCAFile: cfg.TLS.CAFile, ClientCertAuth: cfg.TLS.CAFile != ""}
+	}
 	if client == "" {
-		client = "http://127.0.0.1:0"
+		client = scheme + "://127.0.0.1:0"
 	}
 	cu, err := url.Parse(client)
 	if err != nil {
@@ -81,21 +92,17 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	// A gRPC client over loopback, not v3client's in-process adapter: with
 	// many concurrent watches the adapter was seen to stop delivering events
 	// (etcd 3.7.3), which would leave executions unclaimed and waiters hung.
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{"http://" + e.Clients[0].Addr().String()},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
+	cli, err := DialEtcd([]string{scheme + "://" + e.Clients[0].Addr().String()}, cfg.TLS)
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
-	return &Embedded{Etcd: e, Client: cli}, nil
+	return &Embedded{Etcd: e, Client: cli, scheme: scheme}, nil
 }
 
 // ClientURL returns the URL outside clients can reach the member at.
 func (e *Embedded) ClientURL() string {
-	return "http://" + e.Etcd.Clients[0].Addr().String()
+	return e.scheme + "://" + e.Etcd.Clients[0].Addr().String()
 }
 
 // Close stops the client and the member.

@@ -167,6 +167,7 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.prefix+"approvals/"+id+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(k.prefix+"notices/"+id+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(k.cancel(id)),
+		clientv3.OpDelete(k.active(e.Runbook, id)),
 	}
 	if e.Trigger.Type == "alert" && e.Trigger.Source != "" {
 		ops = append(ops, clientv3.OpDelete(k.prefix+"alerts/"+e.Trigger.Source+"/"+id))

@@ -22,6 +22,9 @@ type Store struct {
 	now   func() time.Time
 	batch *committer
 	dir   Directory // resolves Slack approvers; see SetDirectory
+	// maxActive bounds a runbook's active executions at CreateExecution; see
+	// SetActiveLimit.
+	maxActive int
 }
 
 // StoreOption configures a Store.
@@ -153,10 +156,14 @@ func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) err
 	if len(data) > maxRecordBytes {
 		return sbruntime.Inputf("execution input is %d bytes, over the %d-byte limit", len(data), maxRecordBytes)
 	}
+	if err := s.checkActive(ctx, e.Runbook); err != nil {
+		return err
+	}
 	ek := s.k.execution(e.ID)
 	_, err = s.batch.do(ctx, &txnReq{
-		cmps:  []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)},
-		ops:   []clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")},
+		cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)},
+		ops: []clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), ""),
+			clientv3.OpPut(s.k.active(e.Runbook, e.ID), "")},
 		reads: []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly())},
 		check: func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {

@@ -50,9 +50,11 @@ func (k keys) queuedOf(runbook string) string   { return k.prefix + "queued/" + 
 func (k keys) allQueued() string                { return k.prefix + "queued/" }
 
 // endOps are the writes that go with an execution's end: its concurrency
-// slot and queue entry, if it had any, are released.
+// slot and queue entry, if it had any, are released, and it stops counting
+// as active.
 func (k keys) endOps(e *sbruntime.Execution) []clientv3.Op {
-	return []clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID))}
+	return []clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
+		clientv3.OpDelete(k.active(e.Runbook, e.ID))}
 }
 
 // collectTriggers runs the top level of prog's files with a recording trigger
@@ -331,13 +333,13 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 	switch status {
 	case triggers.StatusStarted:
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusPending, "", nil
-		ops = append(ops, clientv3.OpPut(k.runnable(e.ID), ""))
+		ops = append(ops, clientv3.OpPut(k.runnable(e.ID), ""), clientv3.OpPut(k.active(e.Runbook, e.ID), ""))
 		if it.s.Policy.Limited() {
 			ops = append(ops, clientv3.OpPut(k.slot(e.Runbook, e.ID), ""))
 		}
 	case triggers.StatusQueued:
 		e.Status, e.Error = sbruntime.StatusPending, "queued: "+reason
-		ops = append(ops, clientv3.OpPut(k.queued(e.Runbook, e.ID), ""))
+		ops = append(ops, clientv3.OpPut(k.queued(e.Runbook, e.ID), ""), clientv3.OpPut(k.active(e.Runbook, e.ID), ""))
 	case triggers.StatusDropped:
 		end := e.CreatedAt
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusCancelled, "dropped: "+reason, &end

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -86,7 +87,8 @@ func RevealString(v starlark.Value) (string, error) {
 // its API receives. The zero value is ready; it is safe for concurrent use.
 //
 // A value is matched as it is, JSON-escaped (as it appears inside stored
-// JSON) and base64-encoded (as an echoing service may return it). Values
+// JSON), URL-escaped and base64-encoded (as an echoing service may return
+// it). Values
 // shorter than MinSecretLength are not scrubbed: replacing one or two
 // characters everywhere would mangle every text.
 type Scrubber struct {
@@ -118,6 +120,7 @@ func (s *Scrubber) Add(value, display string) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		forms = append(forms, enc.EncodeToString([]byte(value)))
 	}
+	forms = append(forms, url.QueryEscape(value), url.PathEscape(value))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.values == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -22,6 +23,8 @@ func TestScrubberForms(t *testing.T) {
 		`p<a>s\"s&w\\rd`,                // without HTML escaping
 		base64.StdEncoding.EncodeToString([]byte(value)),
 		base64.RawURLEncoding.EncodeToString([]byte(value)),
+		url.QueryEscape(value),
+		url.PathEscape(value),
 	}
 	for _, f := range forms {
 		got := s.Scrub("before " + f + " after")

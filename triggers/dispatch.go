@@ -23,8 +23,20 @@ type Dispatcher struct {
 	Starter  Starter
 	Resolver Resolver // nil: resolved alerts reach no run
 	// Env reads webhook secrets; os.LookupEnv when nil.
-	Env    func(string) (string, bool)
-	Logger *slog.Logger
+	Env func(string) (string, bool)
+	// DefaultPolicy bounds the alert and webhook runs of a runbook whose
+	// triggers declare no max_concurrent= or rate= (a node-wide default,
+	// e.g. a rate, so that no runbook starts without bound in a storm).
+	DefaultPolicy Policy
+	Logger        *slog.Logger
+}
+
+// policy is the policy a runbook's triggered starts follow.
+func (d *Dispatcher) policy(declared Policy) Policy {
+	if declared.Limited() || !d.DefaultPolicy.Limited() {
+		return declared
+	}
+	return d.DefaultPolicy
 }
 
 // Result is what one notification or request did.
@@ -77,7 +89,7 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 					"alertname": a.Labels["alertname"], "startsAt": a.StartsAt.UTC().Format(time.RFC3339Nano), "receiver": n.Receiver}},
 				Dedup: &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL,
 					Key: rb.Name + "/" + a.Fingerprint + "/" + strconv.FormatInt(a.StartsAt.Unix(), 10)},
-				Policy:      rb.Set.Policy,
+				Policy:      d.policy(rb.Set.Policy),
 				Fingerprint: a.Fingerprint,
 			})
 		}
@@ -186,7 +198,7 @@ func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, bo
 			continue
 		}
 		attrs := map[string]string{"auth": method}
-		s := Start{Runbook: tg.rb.Name, Version: tg.rb.Version, Policy: tg.rb.Set.Policy,
+		s := Start{Runbook: tg.rb.Name, Version: tg.rb.Version, Policy: d.policy(tg.rb.Set.Policy),
 			Trigger: sbruntime.Trigger{Type: TypeWebhook, Source: name, Attrs: attrs}}
 		if key != "" {
 			attrs["idempotency_key"] = key

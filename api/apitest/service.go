@@ -29,6 +29,29 @@ type Service struct {
 
 var _ api.Service = (*Service)(nil)
 
+// AuditService is a Service that also keeps an audit log (api.AuditLog).
+type AuditService struct {
+	*Service
+	RecordAuditFunc func(ctx context.Context, rec *api.AuditRecord) error
+	AuditFunc       func(ctx context.Context, after string, limit int) ([]*api.AuditRecord, error)
+}
+
+var _ api.AuditLog = (*AuditService)(nil)
+
+func (s *AuditService) RecordAudit(ctx context.Context, rec *api.AuditRecord) error {
+	if s.RecordAuditFunc == nil {
+		return ErrUnimplemented
+	}
+	return s.RecordAuditFunc(ctx, rec)
+}
+
+func (s *AuditService) Audit(ctx context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+	if s.AuditFunc == nil {
+		return nil, ErrUnimplemented
+	}
+	return s.AuditFunc(ctx, after, limit)
+}
+
 func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.RunbookVersion, error) {
 	if s.ApplyFunc == nil {
 		return nil, ErrUnimplemented

@@ -25,19 +25,27 @@ one of its approvers (by name, email, or through Slack user groups). With
 required=2 and more, approvals accumulate until enough distinct people
 approved; one reject decides at once. The first deciding answer wins.
 
-You are --as USER, else $STARBOOK_USER, else the OS user. Until the API
-authenticates requests, this name is trusted as given.`,
+With authentication on (--token or $STARBOOK_TOKEN), you are the token's
+holder; --as USER decides for someone else, which only an admin may do.
+Without it, you are --as USER, else $STARBOOK_USER, else the OS user, and
+that name is trusted as given.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
+			// "as" goes in the body only when given: with a token the server
+			// knows who you are, and naming yourself differently is refused.
 			user := strings.TrimSpace(as)
-			if user == "" {
-				user = c.User
+			shown := user
+			switch {
+			case shown == "" && c.Token != "":
+				shown = "you"
+			case shown == "":
+				shown = c.User
 			}
-			if user == "" {
+			if shown == "" {
 				return fmt.Errorf("who are you? pass --as USER or set STARBOOK_USER")
 			}
 			position := ""
@@ -52,14 +60,14 @@ authenticates requests, this name is trusted as given.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), describeState(st, user))
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), describeState(st, shown))
 			return err
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&reject, "reject", false, "reject instead of approving")
 	fl.StringVar(&comment, "comment", "", "a comment recorded with the decision")
-	fl.StringVar(&as, "as", "", "decide as this user (default $STARBOOK_USER or the OS user)")
+	fl.StringVar(&as, "as", "", "decide as this user (default: the token's holder, else $STARBOOK_USER or the OS user)")
 	return cmd
 }()
 

@@ -13,12 +13,13 @@ import (
 // /hooks/alertmanager, authenticated by STARBOOK_ALERTMANAGER_TOKEN or
 // STARBOOK_ALERTMANAGER_USER/PASSWORD when set, and POST /hooks/{name},
 // authenticated by each trigger's secret.
-func hooksOption(store *cluster.Store, logger *slog.Logger) api.Option {
+func hooksOption(store *cluster.Store, logger *slog.Logger, policy triggers.Policy) api.Option {
 	tr := cluster.NewTriggers(store, nil, logger)
 	auth := api.AlertmanagerAuthFromEnv(os.LookupEnv)
 	if !auth.Enabled() {
 		logger.Warn("POST /hooks/alertmanager accepts unauthenticated requests: set " +
 			api.EnvAlertmanagerToken + " or " + api.EnvAlertmanagerUser + "/" + api.EnvAlertmanagerPassword)
 	}
-	return api.WithHooks(&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr, Logger: logger}, auth)
+	return api.WithHooks(&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr, Logger: logger,
+		DefaultPolicy: policy}, auth)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/starbook/starbook/api"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/tlsconfig"
 )
 
 // defaultServer is used when neither --server nor STARBOOK_SERVER is set.
@@ -41,6 +43,8 @@ func init() {
 		server = defaultServer
 	}
 	rootCmd.PersistentFlags().String("server", server, "URL of a starbook node (env STARBOOK_SERVER)")
+	rootCmd.PersistentFlags().String("token", "", "API token (default $STARBOOK_TOKEN); sent as Authorization: Bearer")
+	rootCmd.PersistentFlags().String("ca-cert", "", "PEM file of the CA that signed the node's certificate, for https (default $STARBOOK_CA_CERT)")
 }
 
 func main() {
@@ -75,11 +79,40 @@ func newClient(cmd *cobra.Command) (*api.Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid --server %q: want a URL like %s", server, defaultServer)
 	}
+	token, _ := cmd.Flags().GetString("token")
+	if token == "" {
+		token = os.Getenv("STARBOOK_TOKEN")
+	}
+	caFile, _ := cmd.Flags().GetString("ca-cert")
+	if caFile == "" {
+		caFile = os.Getenv("STARBOOK_CA_CERT")
+	}
+	hc := &http.Client{Timeout: requestTimeout}
+	if caFile != "" {
+		tlsCfg, err := tlsconfig.Client(caFile, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		hc.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg}
+	}
+	if token != "" && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "starbook: warning: sending the token in clear text to %s; use https\n", u.Host)
+	}
 	return &api.Client{
 		BaseURL: strings.TrimRight(server, "/"),
-		HTTP:    &http.Client{Timeout: requestTimeout},
+		HTTP:    hc,
 		User:    currentUser(),
+		Token:   token,
 	}, nil
+}
+
+// isLoopbackHost reports whether host (a name or an address) is this machine.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func currentUser() string {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ type serveFlags struct {
 	logLevel      string
 	limits        sbruntime.Limits
 	retention     time.Duration
+	security      securityFlags
 }
 
 var serveCmd = func() *cobra.Command {
@@ -71,6 +73,7 @@ var serveCmd = func() *cobra.Command {
 	fl.IntVar(&f.limits.MaxHistory, "max-history", sbruntime.DefaultLimits.MaxHistory, "events per execution")
 	fl.IntVar(&f.limits.MaxFanOutItems, "max-fan-out-items", sbruntime.DefaultLimits.MaxFanOutItems, "items of one fan_out")
 	fl.IntVar(&f.limits.MaxFanOutConcurrency, "max-fan-out-concurrency", sbruntime.DefaultLimits.MaxFanOutConcurrency, "parallel items of one fan_out")
+	f.security.register(fl)
 	return cmd
 }()
 
@@ -84,7 +87,14 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err := f.limits.Validate(); err != nil {
 		return err
 	}
-	logger := slog.New(observe.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	sec, err := f.security.load(f.listen)
+	if err != nil {
+		return err
+	}
+	// Every secret a runbook reads is scrubbed from the node's own log too.
+	scrubber := sbruntime.NewScrubber()
+	logger := slog.New(observe.LogHandler(scrubber.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
+	sec.logStart(logger)
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -94,7 +104,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	where := ""
 	maxTxnOps := 128 // etcd's default --max-txn-ops
 	if f.etcdEndpoints == "" {
-		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true})
+		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true, TLS: sec.etcdTLS})
 		if err != nil {
 			return err
 		}
@@ -104,9 +114,9 @@ func serve(ctx context.Context, f serveFlags) error {
 		where = "embedded etcd in " + f.dataDir + " (" + emb.ClientURL() + ")"
 	} else {
 		var err error
-		cli, err = clientv3.New(clientv3.Config{Endpoints: strings.Split(f.etcdEndpoints, ","), DialTimeout: 5 * time.Second})
+		cli, err = cluster.DialEtcd(strings.Split(f.etcdEndpoints, ","), sec.etcdTLS)
 		if err != nil {
-			return fmt.Errorf("etcd %s: %w", f.etcdEndpoints, err)
+			return err
 		}
 		defer cli.Close()
 		where = "etcd " + f.etcdEndpoints
@@ -131,11 +141,13 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	bi := builtins.New(builtins.Options{Slack: slackEffects(slack)})
+	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber})
 	store := cluster.NewStore(cli, f.prefix, cluster.WithMaxTxnOps(maxTxnOps))
+	store.SetActiveLimit(f.security.maxActive)
 	leaderTasks := wireSlack(slack, store, logger)
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
-		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}))
+		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
+		store.AuditRetentionTask(f.retention, 0, logger))
 	defer store.Close()
 	svc := cluster.NewService(store, bi)
 	if f.runbooks != "" {
@@ -165,11 +177,17 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
+	scheme := "http"
+	if sec.serverTLS != nil {
+		ln, scheme = tls.NewListener(ln, sec.serverTLS), "https"
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
-	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, logger)), slack))
-	srv := &http.Server{Handler: tracing.Middleware(mux), ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, logger, f.security.defaultPolicy),
+		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)), slack))
+	srv := &http.Server{Handler: tracing.Middleware(mux), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 
@@ -179,9 +197,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); host == "127.0.0.1" || host == "::1" {
 		logger.Info("listening on loopback only; pass --listen to serve other hosts")
 	}
-	logger.Info("starbook ready", "url", "http://"+ln.Addr().String(), "node", nodeID, "store", where,
+	logger.Info("starbook ready", "url", scheme+"://"+ln.Addr().String(), "node", nodeID, "store", where,
 		"startup_ms", time.Since(started).Milliseconds())
-	fmt.Fprintf(os.Stderr, "starbook ready on http://%s (node %s, %s)\n", ln.Addr(), nodeID, where)
+	fmt.Fprintf(os.Stderr, "starbook ready on %s://%s (node %s, %s)\n", scheme, ln.Addr(), nodeID, where)
 
 	select {
 	case <-ctx.Done():

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 
+	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/slackapp"
 )
 
@@ -43,8 +46,44 @@ func wireSlack(app *slackapp.App, store *cluster.Store, logger *slog.Logger) []f
 		return nil
 	}
 	store.SetDirectory(app)
-	app.SetDecider(store)
+	app.SetDecider(auditedDecider{store: store, logger: logger})
 	return []func(context.Context){func(ctx context.Context) { store.RunNotifier(ctx, app, logger) }}
+}
+
+// auditedDecider records each Slack decision in the audit log, as the API
+// records its own.
+type auditedDecider struct {
+	store  *cluster.Store
+	logger *slog.Logger
+}
+
+func (a auditedDecider) Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error) {
+	st, err := a.store.Decide(ctx, id, position, d)
+	decision := sbruntime.DecisionReject
+	if d.Approve {
+		decision = sbruntime.DecisionApprove
+	}
+	rec := &api.AuditRecord{Actor: "slack:" + d.User, Action: "approval.decide", Execution: id,
+		Detail: decision + " " + position, Status: http.StatusOK, Outcome: api.AuditOK}
+	if err != nil {
+		rec.Error = err.Error()
+		switch {
+		case errors.Is(err, sbruntime.ErrForbidden):
+			rec.Status = http.StatusForbidden
+		case errors.Is(err, sbruntime.ErrConflict):
+			rec.Status = http.StatusConflict
+		case errors.Is(err, sbruntime.ErrNotFound):
+			rec.Status = http.StatusNotFound
+		default:
+			rec.Status = http.StatusInternalServerError
+		}
+		rec.Outcome = api.OutcomeOf(rec.Status)
+	}
+	a.logger.Info("audit", "actor", rec.Actor, "action", rec.Action, "execution", id, "detail", rec.Detail, "outcome", rec.Outcome)
+	if aerr := a.store.RecordAudit(context.WithoutCancel(ctx), rec); aerr != nil {
+		a.logger.Error("audit record not stored", "actor", rec.Actor, "execution", id, "err", aerr)
+	}
+	return st, err
 }
 
 // withSlack serves /slack/interactions beside the API.

@@ -1,0 +1,275 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// AuditRecord is one mutating action: who did what to which execution or
+// runbook, when, from where, and how it ended.
+type AuditRecord struct {
+	ID   string    `json:"id"` // time-sortable; set by the store
+	Time time.Time `json:"time"`
+	// Actor is the token's name with authentication on; without it the
+	// X-Starbook-User the client claimed (or "anonymous"). Hooks and Slack
+	// record "alertmanager", "webhook:<name>" and "slack:<user id>".
+	Actor     string `json:"actor"`
+	Role      string `json:"role,omitempty"`
+	Action    string `json:"action"` // runbook.apply, execution.start, approval.decide, ...
+	Runbook   string `json:"runbook,omitempty"`
+	Execution string `json:"execution,omitempty"`
+	Detail    string `json:"detail,omitempty"` // position, signal, decision, ...
+	Remote    string `json:"remote,omitempty"` // the peer address (proxies are not trusted)
+	Status    int    `json:"status,omitempty"` // the HTTP status answered
+	Outcome   string `json:"outcome"`          // ok, denied, refused or failed
+	Error     string `json:"error,omitempty"`
+}
+
+// Audit outcomes.
+const (
+	AuditOK      = "ok"
+	AuditDenied  = "denied"  // 401, 403
+	AuditRefused = "refused" // other 4xx
+	AuditFailed  = "failed"  // 5xx
+)
+
+// OutcomeOf maps an HTTP status to an audit outcome.
+func OutcomeOf(status int) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return AuditDenied
+	case status >= 500:
+		return AuditFailed
+	case status >= 400:
+		return AuditRefused
+	}
+	return AuditOK
+}
+
+// AuditLog is the optional part of a Service that keeps the audit log. With
+// it, every mutating request is recorded (except 401s, which are only
+// logged: an unauthenticated flood must not fill the store) and GET
+// /api/v1/audit serves the log.
+type AuditLog interface {
+	// RecordAudit stores rec, setting its ID; durable on return.
+	RecordAudit(ctx context.Context, rec *AuditRecord) error
+	// Audit returns up to limit records, oldest first: those after the id
+	// after, or without it the newest ones.
+	Audit(ctx context.Context, after string, limit int) ([]*AuditRecord, error)
+}
+
+// Audit limits of GET /api/v1/audit.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 1000
+)
+
+// auditActions names the mutating routes' actions.
+var auditActions = map[string]string{
+	"POST /api/v1/runbooks":                                "runbook.apply",
+	"POST /api/v1/executions":                              "execution.start",
+	"POST /api/v1/runbooks/{name}/executions":              "execution.start",
+	"POST /api/v1/executions/{id}/cancel":                  "execution.cancel",
+	"POST /api/v1/executions/{id}/signals/{name}":          "execution.signal",
+	"POST /api/v1/executions/{id}/approve":                 "approval.decide",
+	"POST /api/v1/executions/{id}/approvals/{position...}": "approval.decide",
+	"POST /hooks/alertmanager":                             "alertmanager.notify",
+	"POST /hooks/{name}":                                   "webhook.receive",
+}
+
+// mutating reports whether a request is an action to audit.
+func mutating(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// auditNote is what the handler of an audited request adds to its record.
+type auditNote struct {
+	runbook, execution, detail, err string
+}
+
+type auditNoteKey struct{}
+
+// note returns the audit note of r, or a throwaway one when r is not audited.
+func note(r *http.Request) *auditNote {
+	if n, ok := r.Context().Value(auditNoteKey{}).(*auditNote); ok {
+		return n
+	}
+	return &auditNote{}
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// audited serves a mutating request through next and records what it did.
+func (h *handler) audited(w http.ResponseWriter, r *http.Request, pattern string, next func(http.ResponseWriter, *http.Request)) {
+	n := &auditNote{}
+	vals := pathValues(pattern, r.URL.EscapedPath())
+	n.execution = vals["id"]
+	if strings.Contains(pattern, " /api/v1/runbooks/{name}") {
+		n.runbook = vals["name"]
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	next(sw, r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, n)))
+	h.recordAudit(r, pattern, sw.status, n)
+}
+
+// pathValues matches path against pattern's wildcards ({id}, {name},
+// {position...}); the mux sets them only once it dispatches, and a refused
+// request is never dispatched.
+func pathValues(pattern, path string) map[string]string {
+	_, pp, _ := strings.Cut(pattern, " ")
+	pSegs, segs := strings.Split(strings.Trim(pp, "/"), "/"), strings.Split(strings.Trim(path, "/"), "/")
+	out := map[string]string{}
+	for i, ps := range pSegs {
+		if i >= len(segs) {
+			break
+		}
+		if strings.HasPrefix(ps, "{") && strings.HasSuffix(ps, "}") {
+			name := strings.Trim(ps, "{}")
+			if rest, ok := strings.CutSuffix(name, "..."); ok {
+				out[rest] = strings.Join(segs[i:], "/")
+				break
+			}
+			if v, err := url.PathUnescape(segs[i]); err == nil {
+				out[name] = v
+			}
+		}
+	}
+	return out
+}
+
+// recordAudit logs one action and stores it in the audit log.
+func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *auditNote) {
+	action, ok := auditActions[pattern]
+	if !ok {
+		action = strings.ToLower(r.Method) + " " + r.URL.Path
+	}
+	rec := &AuditRecord{Time: time.Now().UTC(), Action: action, Runbook: n.runbook, Execution: n.execution,
+		Detail: n.detail, Remote: r.RemoteAddr, Status: status, Outcome: OutcomeOf(status), Error: n.err}
+	switch {
+	case pattern == "POST /hooks/alertmanager":
+		rec.Actor, rec.Runbook = "alertmanager", ""
+	case pattern == "POST /hooks/{name}":
+		rec.Actor, rec.Runbook, rec.Detail = "webhook:"+r.PathValue("name"), "", ""
+	default:
+		if p, ok := principal(r); ok {
+			rec.Actor, rec.Role = p.Name, string(p.Role)
+		} else if u := strings.TrimSpace(r.Header.Get(UserHeader)); u != "" && h.auth == nil {
+			rec.Actor = u
+		} else {
+			rec.Actor = "anonymous"
+		}
+	}
+	if len(rec.Error) > 1024 {
+		rec.Error = rec.Error[:1024] + "..."
+	}
+	level := slog.LevelInfo
+	if rec.Outcome != AuditOK {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"actor", rec.Actor, "role", rec.Role, "action", rec.Action, "runbook", rec.Runbook,
+		"execution", rec.Execution, "detail", rec.Detail, "remote", rec.Remote, "status", rec.Status,
+		"outcome", rec.Outcome}
+	if rec.Error != "" {
+		attrs = append(attrs, "error", rec.Error)
+	}
+	h.logger.Log(r.Context(), level, "audit", attrs...)
+	log, ok := h.svc.(AuditLog)
+	if !ok || status == http.StatusUnauthorized {
+		return
+	}
+	// The action happened (or was refused) whatever the caller does now:
+	// record it even if the caller has gone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := log.RecordAudit(ctx, rec); err != nil {
+		h.logger.Error("audit record not stored", append(attrs, "err", err)...)
+	}
+}
+
+// AuditResponse is GET /api/v1/audit: records oldest first, and the id to
+// pass as ?after= for the next ones.
+type AuditResponse struct {
+	Audit []*AuditRecord `json:"audit"`
+	Next  string         `json:"next,omitempty"`
+}
+
+func (h *handler) audit(w http.ResponseWriter, r *http.Request) error {
+	log, ok := h.svc.(AuditLog)
+	if !ok {
+		return &requestError{status: http.StatusNotFound, msg: "this node keeps no audit log"}
+	}
+	q := r.URL.Query()
+	limit := DefaultAuditLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxAuditLimit {
+			return badRequest(fmt.Sprintf("invalid limit %q: want an integer from 1 to %d", s, MaxAuditLimit))
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if after != "" && !validID(after) {
+		return badRequest(fmt.Sprintf("invalid after %q: want an audit record id", after))
+	}
+	recs, err := log.Audit(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	resp := AuditResponse{Audit: nonNil(recs), Next: after}
+	if len(recs) > 0 {
+		resp.Next = recs[len(recs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// Audit returns up to limit audit records (0: the server's default), oldest
+// first: those after the id after, or without it the newest ones.
+func (c *Client) Audit(ctx context.Context, after string, limit int) (*AuditResponse, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/api/v1/audit"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out AuditResponse
+	if err := c.do(ctx, http.MethodGet, path, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

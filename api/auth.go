@@ -1,0 +1,124 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/starbook/starbook/auth"
+)
+
+// routePermissions is what each API route needs when authentication is on
+// (auth's package documentation has the role table). A route missing here
+// needs auth.Read for GET and the admin role for anything else, so a route
+// added without a decision is safe by default.
+var routePermissions = map[string]auth.Permission{
+	"GET /api/v1/whoami":                                   auth.Read,
+	"GET /api/v1/cluster":                                  auth.Read,
+	"GET /api/v1/runbooks":                                 auth.Read,
+	"GET /api/v1/runbooks/{name}":                          auth.Read,
+	"GET /api/v1/runbooks/{name}/versions/{version}":       auth.Read,
+	"GET /api/v1/executions":                               auth.Read,
+	"GET /api/v1/executions/{id}":                          auth.Read,
+	"GET /api/v1/executions/{id}/logs":                     auth.Read,
+	"GET /api/v1/approvals":                                auth.Read,
+	"GET /api/v1/waits":                                    auth.Read,
+	"GET /api/v1/audit":                                    auth.Audit,
+	"POST /api/v1/runbooks":                                auth.Apply,
+	"POST /api/v1/executions":                              auth.Run,
+	"POST /api/v1/runbooks/{name}/executions":              auth.Run,
+	"POST /api/v1/executions/{id}/cancel":                  auth.Cancel,
+	"POST /api/v1/executions/{id}/signals/{name}":          auth.Signal,
+	"POST /api/v1/executions/{id}/approve":                 auth.Decide,
+	"POST /api/v1/executions/{id}/approvals/{position...}": auth.Decide,
+}
+
+// RoutePermission returns the permission a request matching pattern (a
+// ServeMux pattern, "METHOD /path") needs; "" for a route that is not under
+// /api/ (health, hooks with their own authentication).
+func RoutePermission(pattern string) auth.Permission {
+	method, path, _ := strings.Cut(pattern, " ")
+	if !strings.HasPrefix(path, "/api/") {
+		return ""
+	}
+	if p, ok := routePermissions[pattern]; ok {
+		return p
+	}
+	if method == http.MethodGet || method == http.MethodHead {
+		return auth.Read
+	}
+	return auth.Apply // admin only
+}
+
+// WithAuth makes every /api/ route require a bearer token of a, with the
+// role its permission needs: 401 without a valid token, 403 with a role that
+// may not. /healthz, /readyz and the hooks are not affected. A nil or empty
+// authenticator leaves the API open.
+func WithAuth(a *auth.Authenticator) Option {
+	return func(h *handler) {
+		if a.Enabled() {
+			h.auth = a
+		}
+	}
+}
+
+// authorize checks r against the route pattern it matched ("" for none): it
+// returns r carrying the caller's principal, or the error to answer.
+func (h *handler) authorize(r *http.Request, pattern string) (*http.Request, error) {
+	if h.auth == nil || !strings.HasPrefix(r.URL.Path, "/api/") {
+		return r, nil
+	}
+	p, err := h.auth.Request(r)
+	if err != nil {
+		return r, &requestError{status: http.StatusUnauthorized, msg: err.Error()}
+	}
+	r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+	if pattern == "" {
+		return r, nil // the mux answers 404 or 405
+	}
+	if perm := RoutePermission(pattern); perm != "" && !p.Can(perm) {
+		return r, &requestError{status: http.StatusForbidden,
+			msg: "forbidden: " + p.Name + " has role " + string(p.Role) + ", which may not " + string(perm) +
+				" (roles that may: " + strings.Join(rolesWith(perm), ", ") + ")"}
+	}
+	return r, nil
+}
+
+func rolesWith(p auth.Permission) []string {
+	var out []string
+	for _, r := range auth.Roles {
+		if auth.Allowed(r, p) {
+			out = append(out, string(r))
+		}
+	}
+	return out
+}
+
+// principal returns the authenticated caller of r, when auth is on.
+func principal(r *http.Request) (auth.Principal, bool) { return auth.PrincipalFrom(r.Context()) }
+
+// WhoAmI is GET /api/v1/whoami: the caller as the node sees it.
+type WhoAmI struct {
+	Auth        bool              `json:"auth"` // whether the node requires tokens
+	Name        string            `json:"name,omitempty"`
+	Role        auth.Role         `json:"role,omitempty"`
+	Permissions []auth.Permission `json:"permissions,omitempty"`
+}
+
+func (h *handler) whoami(w http.ResponseWriter, r *http.Request) error {
+	out := WhoAmI{Auth: h.auth != nil}
+	if p, ok := principal(r); ok {
+		out.Name, out.Role, out.Permissions = p.Name, p.Role, auth.Permissions(p.Role)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// WhoAmI asks the node who the client's token belongs to.
+func (c *Client) WhoAmI(ctx context.Context) (*WhoAmI, error) {
+	var out WhoAmI
+	if err := c.do(ctx, http.MethodGet, "/api/v1/whoami", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -1,0 +1,133 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook/api"
+)
+
+// Audit log keys:
+//
+//	audit/<ulid>   one mutating action (api.AuditRecord); ids sort by time
+func (k keys) audit() string                { return k.prefix + "audit/" }
+func (k keys) auditRecord(id string) string { return k.prefix + "audit/" + id }
+
+var _ api.AuditLog = (*Service)(nil)
+
+// RecordAudit stores rec under a new time-sortable id; durable on return.
+func (s *Store) RecordAudit(ctx context.Context, rec *api.AuditRecord) error {
+	if rec.Time.IsZero() {
+		rec.Time = s.now().UTC()
+	}
+	rec.ID = ulid.MustNew(ulid.Timestamp(rec.Time), ulid.DefaultEntropy()).String()
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cli.Put(ctx, s.k.auditRecord(rec.ID), string(data)); err != nil {
+		return fmt.Errorf("store audit record: %w", err)
+	}
+	return nil
+}
+
+// Audit returns up to limit records oldest first: those after the id after,
+// or without it the newest ones.
+func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+	if limit <= 0 {
+		limit = api.DefaultAuditLimit
+	}
+	end := clientv3.GetPrefixRangeEnd(s.k.audit())
+	var resp *clientv3.GetResponse
+	var err error
+	if after == "" {
+		resp, err = s.cli.Get(ctx, s.k.audit(), clientv3.WithRange(end), clientv3.WithLimit(int64(limit)),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	} else {
+		resp, err = s.cli.Get(ctx, s.k.auditRecord(after)+"\x00", clientv3.WithRange(end), clientv3.WithLimit(int64(limit)),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	out := make([]*api.AuditRecord, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var rec api.AuditRecord
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, &rec)
+	}
+	if after == "" {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// PruneAudit deletes the audit records older than cutoff and returns how
+// many it deleted.
+func (s *Store) PruneAudit(ctx context.Context, cutoff time.Time) (int64, error) {
+	var zero [10]byte
+	bound := ulid.MustNew(ulid.Timestamp(cutoff), bytesReader(zero[:])).String()
+	resp, err := s.cli.Delete(ctx, s.k.audit(), clientv3.WithRange(s.k.auditRecord(bound)))
+	if err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	return resp.Deleted, nil
+}
+
+// bytesReader is an entropy source of fixed bytes (the smallest id of a ms).
+type bytesReader []byte
+
+func (b bytesReader) Read(p []byte) (int, error) { return copy(p, b), nil }
+
+// AuditRetentionTask returns a leader task that deletes audit records older
+// than age every interval (defaults: DefaultRetention, 10 minutes).
+func (s *Store) AuditRetentionTask(age, interval time.Duration, logger *slog.Logger) func(ctx context.Context) {
+	if age <= 0 {
+		age = DefaultRetention
+	}
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			n, err := s.PruneAudit(ctx, s.now().Add(-age))
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				logger.Warn("audit retention", "err", err)
+			case n > 0:
+				logger.Info("audit retention: deleted old records", "deleted", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// RecordAudit stores an audit record (api.AuditLog).
+func (s *Service) RecordAudit(ctx context.Context, rec *api.AuditRecord) error {
+	return s.Store.RecordAudit(ctx, rec)
+}
+
+// Audit reads the audit log (api.AuditLog).
+func (s *Service) Audit(ctx context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+	return s.Store.Audit(ctx, after, limit)
+}

@@ -1,0 +1,52 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Active executions index:
+//
+//	active/<runbook>/<id>   an execution that has not ended (created with it,
+//	                        deleted with its end), to count a runbook's
+//	                        active executions without reading them all
+func (k keys) active(runbook, id string) string { return k.prefix + "active/" + runbook + "/" + id }
+func (k keys) activeOf(runbook string) string   { return k.prefix + "active/" + runbook + "/" }
+
+// SetActiveLimit makes CreateExecution (manual and API starts) refuse a run
+// of a runbook that has n active executions already (n <= 0: no limit). The
+// check reads the count before the create, so starts racing each other may
+// exceed it by how many are in flight at once. Call it before the store
+// serves starts.
+func (s *Store) SetActiveLimit(n int) { s.maxActive = n }
+
+// ActiveExecutions counts the executions of runbook that have not ended.
+// Executions created before the index existed are not counted.
+func (s *Store) ActiveExecutions(ctx context.Context, runbook string) (int, error) {
+	resp, err := s.cli.Get(ctx, s.k.activeOf(runbook), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("count active executions of %s: %w", runbook, err)
+	}
+	return int(resp.Count), nil
+}
+
+// checkActive refuses one more execution of runbook over the active limit.
+func (s *Store) checkActive(ctx context.Context, runbook string) error {
+	if s.maxActive <= 0 {
+		return nil
+	}
+	n, err := s.ActiveExecutions(ctx, runbook)
+	if err != nil {
+		return err
+	}
+	if n >= s.maxActive {
+		return &sbruntime.LimitError{Limit: "max_active_executions", Msg: fmt.Sprintf(
+			"runbook %s has %d active executions, the most it may have (serve --max-active-executions %d): wait for some to end, or cancel some",
+			runbook, n, s.maxActive)}
+	}
+	return nil
+}
