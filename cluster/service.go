@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/check"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -43,29 +45,32 @@ func (s *Service) NewID() string {
 	return ulid.MustNew(ulid.Timestamp(s.Now()), s.entropy).String()
 }
 
-// Apply compiles every runbook in files and stores the new versions, all or
-// nothing. A syntax or resolve error is an *InputError with file:line.
+// Apply checks every runbook in files as starbook check does (package
+// check) and stores the new versions, all or nothing. Any error found is
+// refused as one *InputError, a file:line finding per line; warnings (a
+// secret not set in this node's environment) are returned with the versions.
 func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.RunbookVersion, error) {
-	bundles, err := sbruntime.BundlesFromFiles(files)
-	if err != nil {
+	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
+	if err := res.Err(); err != nil {
 		return nil, err
 	}
-	for _, b := range bundles {
-		prog, err := sbruntime.Compile(b, s.Builtins)
-		if err != nil {
-			return nil, &sbruntime.InputError{Msg: err.Error()}
-		}
-		if b.Triggers, err = collectTriggers(prog, s.Builtins); err != nil {
-			return nil, err
-		}
-	}
+	bundles := res.Bundles
 	unchanged, created, err := s.Store.PutBundles(ctx, bundles)
 	if err != nil {
 		return nil, err
 	}
+	warnings := map[string][]string{}
+	for _, w := range res.Warnings() {
+		for _, b := range bundles {
+			if _, ok := b.Files[w.File]; ok {
+				warnings[b.Name] = append(warnings[b.Name], w.String())
+			}
+		}
+	}
 	out := make([]api.RunbookVersion, len(bundles))
 	for i, b := range bundles {
-		out[i] = api.RunbookVersion{Name: b.Name, Version: b.Version, Files: fileNames(b), CreatedAt: created, Unchanged: unchanged[i]}
+		out[i] = api.RunbookVersion{Name: b.Name, Version: b.Version, Files: fileNames(b), CreatedAt: created,
+			Unchanged: unchanged[i], Warnings: warnings[b.Name]}
 	}
 	return out, nil
 }
@@ -102,12 +107,12 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 	if len(input) > 0 && !json.Valid(input) {
 		return nil, sbruntime.Inputf("input is not valid JSON")
 	}
-	b, _, err := s.Store.Bundle(ctx, runbook, "")
+	version, err := s.Store.CurrentVersion(ctx, runbook)
 	if err != nil {
 		return nil, err
 	}
 	now := s.Now().UTC()
-	e := &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: b.Version, Status: sbruntime.StatusPending,
+	e := &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: version, Status: sbruntime.StatusPending,
 		Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now, TraceParent: TraceParent(ctx)}
 	if err := s.Store.CreateExecution(ctx, e); err != nil {
 		return nil, err

@@ -98,17 +98,26 @@ func (s *Store) PutBundles(ctx context.Context, bundles []*sbruntime.Bundle) (un
 	return unchanged, created, nil
 }
 
+// CurrentVersion returns the version new runs of runbook name use.
+func (s *Store) CurrentVersion(ctx context.Context, name string) (string, error) {
+	resp, err := s.cli.Get(ctx, s.k.runbookCurrent(name))
+	if err != nil {
+		return "", fmt.Errorf("read runbook %s: %w", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", fmt.Errorf("runbook %q: %w (apply it first)", name, sbruntime.ErrNotFound)
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
 // Bundle returns a stored runbook version; version "" means the current one.
 func (s *Store) Bundle(ctx context.Context, name, version string) (*sbruntime.Bundle, time.Time, error) {
 	if version == "" {
-		resp, err := s.cli.Get(ctx, s.k.runbookCurrent(name))
+		v, err := s.CurrentVersion(ctx, name)
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("read runbook %s: %w", name, err)
+			return nil, time.Time{}, err
 		}
-		if len(resp.Kvs) == 0 {
-			return nil, time.Time{}, fmt.Errorf("runbook %q: %w (apply it first)", name, sbruntime.ErrNotFound)
-		}
-		version = string(resp.Kvs[0].Value)
+		version = v
 	}
 	resp, err := s.cli.Get(ctx, s.k.runbookVersion(name, version))
 	if err != nil {
