@@ -65,6 +65,9 @@ type RunbookVersion struct {
 	Files     []string  `json:"files"`
 	CreatedAt time.Time `json:"created_at"`
 	Unchanged bool      `json:"unchanged,omitempty"` // apply found this version already current
+	// Warnings are what apply's check found that does not refuse it, e.g. a
+	// secret not set on the node ("file:line:col: warning: ...").
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Filter selects executions.

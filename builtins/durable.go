@@ -103,12 +103,8 @@ func runStep(fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple,
 				}
 				return nil, err
 			}
-			t := time.NewTimer(opts.retry.Delay(attempt, err))
-			select {
-			case <-sc.Ctx.Done():
-				t.Stop()
-				return nil, context.Cause(sc.Ctx)
-			case <-t.C:
+			if err := sc.Sleep(opts.retry.Delay(attempt, err)); err != nil {
+				return nil, err
 			}
 		}
 	}

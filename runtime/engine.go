@@ -86,6 +86,9 @@ type Engine struct {
 	Builtins starlark.StringDict // predeclared names, from package builtins
 	Limits   Limits
 	Now      func() time.Time // the clock; time.Now when nil
+	// Sleep waits d between a step's attempts (retry backoff), or until ctx
+	// is done; a real timer when nil. Offline runs advance a virtual clock.
+	Sleep    func(ctx context.Context, d time.Duration) error
 	Logger   *slog.Logger
 	Observer Observer // metrics and traces; nil for none
 }
@@ -110,6 +113,8 @@ type Outcome struct {
 	Result json.RawMessage
 	Error  string
 	Err    error
+	// Divergence is why a stuck run is stuck.
+	Divergence *NondeterminismError
 }
 
 // run is the state shared by every thread of one run.
@@ -282,7 +287,7 @@ func (rs *run) finish(th *starlark.Thread, main *frame, value starlark.Value, er
 	case errors.Is(err, ErrSuspended):
 		return Outcome{Status: StatusWaiting}
 	case errors.As(err, &nd):
-		return Outcome{Status: StatusStuck, Error: nd.Error()}
+		return Outcome{Status: StatusStuck, Error: nd.Report(), Divergence: nd}
 	case errors.Is(err, ErrNotOwner), errors.Is(err, ErrStore), errors.Is(err, ErrStopping):
 		return Outcome{Err: err}
 	}
@@ -306,7 +311,7 @@ func (rs *run) aborted(err error) (Outcome, bool) {
 	}
 	var nd *NondeterminismError
 	if errors.As(err, &nd) {
-		return Outcome{Status: StatusStuck, Error: nd.Error()}, true
+		return Outcome{Status: StatusStuck, Error: nd.Report(), Divergence: nd}, true
 	}
 	if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrStore) || errors.Is(err, ErrSuspended) || errors.Is(err, ErrStopping) {
 		return Outcome{Err: err}, true

@@ -39,11 +39,22 @@ type NondeterminismError struct {
 	Expected string // what the history holds
 	Actual   string // what the script called
 	Where    string // file:line of the call
+	// Backtrace is the Starlark call stack of the diverging call, one frame
+	// per line ("Traceback (most recent call last):" first).
+	Backtrace string
 }
 
 func (e *NondeterminismError) Error() string {
 	return fmt.Sprintf("[%s] position %s: history has %s, script called %s (%s)",
 		e.Code, e.Position, e.Expected, e.Actual, e.Where)
+}
+
+// Report is the error followed by its backtrace: what a stuck execution shows.
+func (e *NondeterminismError) Report() string {
+	if e.Backtrace == "" {
+		return e.Error()
+	}
+	return e.Error() + "\n" + e.Backtrace
 }
 
 // StepError is a step's recorded failure, raised again on every replay.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -195,12 +196,14 @@ func match(th *starlark.Thread, pos, kind, name, hash string, spec StepSpec, got
 	if kind == spec.Kind && name == spec.Name && hash == got {
 		return nil
 	}
-	where := "?"
+	where, trace := "?", ""
 	if cs := th.CallStack(); len(cs) > 1 {
 		where = cs.At(1).Pos.String() // At(0) is the durable built-in itself
+		trace = strings.TrimRight(cs[:len(cs)-1].String(), "\n")
 	}
 	return &NondeterminismError{Code: code, Position: pos,
-		Expected: describeCall(kind, name, hash), Actual: describeCall(spec.Kind, spec.Name, got), Where: where}
+		Expected: describeCall(kind, name, hash), Actual: describeCall(spec.Kind, spec.Name, got), Where: where,
+		Backtrace: trace}
 }
 
 func describeCall(kind, name, hash string) string {
@@ -255,6 +258,22 @@ func (sc *StepContext) Fork(ctx context.Context, i int) (th *starlark.Thread, st
 		&frame{run: sc.run, ctx: ctx, prefix: Position(sc.Position).Child(i)})
 	stopAfter := context.AfterFunc(ctx, func() { th.Cancel("fan_out item stopped: " + context.Cause(ctx).Error()) })
 	return th, func() { stopAfter() }
+}
+
+// Sleep waits d on the engine's clock (a retry's backoff), or until the
+// step's context is done, and then returns its cause.
+func (sc *StepContext) Sleep(d time.Duration) error {
+	if sleep := sc.run.engine.Sleep; sleep != nil {
+		return sleep(sc.Ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-sc.Ctx.Done():
+		return context.Cause(sc.Ctx)
+	case <-t.C:
+		return nil
+	}
 }
 
 // LimitsOf returns the limits of th's execution (the defaults outside one).

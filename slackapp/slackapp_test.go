@@ -527,9 +527,12 @@ def main(event):
 	if u.Form["channel"] != "CDEPLOYS" || u.Form["text"] != "done" {
 		t.Fatalf("update %+v", u.Form)
 	}
+	// apply refuses a direct slack.post outside a step (package check); one
+	// through a variable gets past that scan and meets the runtime guard.
 	id = tn.start(t, `
 def main(event):
-    slack.post("#deploys", text = "outside a step")
+    post = slack.post
+    post("#deploys", text = "outside a step")
 `)
 	if e := tn.end(t, id); e.Status != sbruntime.StatusFailed || !strings.Contains(e.Error, "slack.post is an effect") {
 		t.Fatalf("effect outside a step: %s %s", e.Status, e.Error)

@@ -1,0 +1,260 @@
+package check
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.starlark.net/resolve"
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Severity says whether a finding refuses an apply.
+type Severity int
+
+// Severities.
+const (
+	Error   Severity = iota // apply refuses the runbooks
+	Warning                 // printed; apply goes ahead
+)
+
+// Finding is one problem in a runbook file. Line and Col are 1-based; 0 when
+// the problem is about the whole file.
+type Finding struct {
+	File     string
+	Line     int
+	Col      int
+	Severity Severity
+	Message  string
+}
+
+// Pos is "file:line:col", "file:line" or "file".
+func (f Finding) Pos() string {
+	switch {
+	case f.Line == 0:
+		return f.File
+	case f.Col == 0:
+		return fmt.Sprintf("%s:%d", f.File, f.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", f.File, f.Line, f.Col)
+}
+
+// String is "file:line:col: message", with "warning: " before the message of
+// a warning.
+func (f Finding) String() string {
+	if f.Severity == Warning {
+		return f.Pos() + ": warning: " + f.Message
+	}
+	return f.Pos() + ": " + f.Message
+}
+
+// Options configure a check.
+type Options struct {
+	// Builtins are the predeclared names runbooks are compiled against
+	// (builtins.New).
+	Builtins starlark.StringDict
+	// LookupEnv says whether a secret is set; nil skips that check.
+	LookupEnv func(name string) (string, bool)
+}
+
+// Result is what Files found.
+type Result struct {
+	// Bundles are the runbooks found, their Triggers collected: what apply
+	// stores when Err is nil.
+	Bundles []*sbruntime.Bundle
+	// Findings in file, line and column order.
+	Findings []Finding
+}
+
+// Err returns the errors among the findings as one *runtime.InputError, one
+// finding a line, or nil if there are none.
+func (r *Result) Err() error {
+	var lines []string
+	for _, f := range r.Findings {
+		if f.Severity == Error {
+			lines = append(lines, f.String())
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return &sbruntime.InputError{Msg: strings.Join(lines, "\n")}
+}
+
+// Warnings returns the warnings among the findings.
+func (r *Result) Warnings() []Finding {
+	var out []Finding
+	for _, f := range r.Findings {
+		if f.Severity == Warning {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Files checks the runbook files (name -> source, as apply receives them;
+// *_test.star files are skipped) and returns the runbooks and what is wrong.
+func Files(files map[string]string, opts Options) *Result {
+	c := &checker{opts: opts, files: files, parsed: map[string]*syntax.File{}, seen: map[string]bool{}}
+	c.run()
+	slices.SortFunc(c.res.Findings, func(a, b Finding) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col),
+			cmp.Compare(a.Message, b.Message))
+	})
+	return &c.res
+}
+
+type checker struct {
+	opts   Options
+	files  map[string]string
+	parsed map[string]*syntax.File
+	seen   map[string]bool // findings reported, to say each once
+	res    Result
+}
+
+func (c *checker) add(f Finding) {
+	key := f.String()
+	if c.seen[key] {
+		return
+	}
+	c.seen[key] = true
+	c.res.Findings = append(c.res.Findings, f)
+}
+
+func (c *checker) at(pos syntax.Position, sev Severity, format string, args ...any) {
+	c.add(Finding{File: pos.Filename(), Line: int(pos.Line), Col: int(pos.Col), Severity: sev,
+		Message: fmt.Sprintf(format, args...)})
+}
+
+// addErr turns an error whose text starts with a position (as Starlark,
+// runtime and builtins write them) into a finding about file.
+func (c *checker) addErr(file string, err error) {
+	var el resolve.ErrorList
+	if errors.As(err, &el) {
+		for _, e := range el {
+			c.at(e.Pos, Error, "%s", e.Msg)
+		}
+		return
+	}
+	var se syntax.Error
+	if errors.As(err, &se) {
+		c.at(se.Pos, Error, "%s", se.Msg)
+		return
+	}
+	c.add(locate(file, err.Error()))
+}
+
+var (
+	leadingPos = regexp.MustCompile(`^([^\s:]+\.star)(?::(\d+))?(?::(\d+))?: `)
+	framePos   = regexp.MustCompile(`(?m)^\s+([^\s:]+\.star):(\d+):(\d+): in `)
+)
+
+// locate finds where msg is about: its leading "file:line:col: ", else the
+// innermost frame of a backtrace in it, else file.
+func locate(file, msg string) Finding {
+	f := Finding{File: file, Message: msg}
+	if m := leadingPos.FindStringSubmatch(msg); m != nil {
+		f.File, f.Message = m[1], msg[len(m[0]):]
+		f.Line, _ = strconv.Atoi(m[2])
+		f.Col, _ = strconv.Atoi(m[3])
+		return f
+	}
+	if all := framePos.FindAllStringSubmatch(msg, -1); len(all) > 0 {
+		m := all[len(all)-1]
+		f.File = m[1]
+		f.Line, _ = strconv.Atoi(m[2])
+		f.Col, _ = strconv.Atoi(m[3])
+	}
+	return f
+}
+
+func (c *checker) run() {
+	names := make([]string, 0, len(c.files))
+	for n := range c.files {
+		if !strings.HasSuffix(n, "_test.star") {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		f, err := sbruntime.FileOptions.Parse(n, c.files[n], 0)
+		if err != nil {
+			c.addErr(n, err)
+			continue
+		}
+		c.parsed[n] = f
+	}
+	if len(c.res.Findings) > 0 {
+		return // BundlesFromFiles would stop at the first of them
+	}
+	bundles, err := sbruntime.BundlesFromFiles(c.files)
+	if err != nil {
+		c.addErr("", err)
+		return
+	}
+	inBundle := map[string]bool{}
+	for _, b := range bundles {
+		for n := range b.Files {
+			inBundle[n] = true
+		}
+	}
+	for _, n := range names {
+		if !inBundle[n] {
+			c.add(Finding{File: n, Line: 1, Col: 1, Message: "no main(event) function, and no runbook loads this file: " +
+				"a runbook's entry point is def main(event)"})
+		}
+	}
+	for _, b := range bundles {
+		if c.bundle(b) {
+			c.res.Bundles = append(c.res.Bundles, b)
+		}
+	}
+}
+
+// bundle checks one runbook; it reports whether it compiled.
+func (c *checker) bundle(b *sbruntime.Bundle) bool {
+	names := make([]string, 0, len(b.Files))
+	for n := range b.Files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	ok := true
+	for _, n := range names {
+		// Resolve a fresh tree: resolving annotates (mutates) it.
+		if _, _, err := starlark.SourceProgramOptions(sbruntime.FileOptions, n, b.Files[n], c.opts.Builtins.Has); err != nil {
+			c.addErr(n, err)
+			ok = false
+		}
+	}
+	if !ok {
+		return false
+	}
+	prog, err := sbruntime.Compile(b, c.opts.Builtins)
+	if err != nil {
+		c.addErr(b.Main, err)
+		return false
+	}
+	c.scan(b)
+	if b.Triggers, err = Triggers(prog, c.opts.Builtins); err != nil {
+		c.addErr(b.Main, err)
+		return false
+	}
+	return true
+}
+
+// moduleOf returns the bundle file a load() in from names.
+func moduleOf(from, module string, files map[string]string) (string, bool) {
+	name, err := sbruntime.ResolveLoad(from, module, files)
+	if err != nil {
+		return "", false
+	}
+	return path.Clean(name), true
+}

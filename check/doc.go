@@ -1,0 +1,26 @@
+// Package check finds what is wrong with runbook files before they run: the
+// checks `starbook check` prints and `apply` refuses on, in one place.
+//
+// Files parses and resolves every file (unknown names and built-ins are
+// resolve errors), finds the runbooks and their loads as apply does, checks
+// main(event), runs the top level of runbooks that declare triggers to
+// validate the declarations, and scans the syntax trees for calls that fail
+// at run time:
+//
+//   - an effect (http.*, slack.*) or idempotency_key() called where no step
+//     runs: at top level, in main, in a fan_out item function, or in a
+//     function those call directly (not through call() or compensate());
+//   - a durable built-in (call, fan_out, sleep, wait_for_*, now, ...) inside
+//     a step function: steps do not nest;
+//   - an unknown member of a built-in module (http.gett);
+//   - secret("NAME") with a literal NAME that is not set in the environment
+//     (a warning: the nodes' environment is not the checker's), reserved
+//     (STARBOOK_*: an error), or called at top level (a warning: it is read
+//     at apply time too).
+//
+// The scan follows calls by name through nested functions and load()ed
+// files; a function reached through a variable is not followed, so the scan
+// reports no false alarms for code it cannot see, at the price of missing
+// some. Findings are errors unless marked warnings; an error makes apply
+// refuse the whole request.
+package check
