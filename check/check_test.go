@@ -56,7 +56,7 @@ def main(event):
     restart(event.pod)
 `}, []string{"a.star:3:12: http.delete called outside a step (in restart, called directly from main)"}},
 		{"effect in a loaded helper", map[string]string{
-			"a.star":     "load(\"lib/k8s.star\", \"restart\")\ndef main(event):\n    restart(event.pod)\n",
+			"a.star":       "load(\"lib/k8s.star\", \"restart\")\ndef main(event):\n    restart(event.pod)\n",
 			"lib/k8s.star": "def restart(pod):\n    return http.delete(\"https://k8s/pods/\" + pod)\n",
 		}, []string{"lib/k8s.star:2:12: http.delete called outside a step (in restart, called directly from main)"}},
 		{"effect in a fan_out item", map[string]string{"a.star": "def main(event):\n    fan_out(lambda h: http.get(h), event.hosts)\n"},

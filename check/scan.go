@@ -50,9 +50,9 @@ func (f *function) String() string {
 type unit struct {
 	name   string
 	file   *syntax.File
-	defs   map[string]*function          // top level defs
-	loads  map[string][2]string          // local name -> (file, name there)
-	bound  map[string]bool               // every name the file binds anywhere
+	defs   map[string]*function // top level defs
+	loads  map[string][2]string // local name -> (file, name there)
+	bound  map[string]bool      // every name the file binds anywhere
 	lambda map[*syntax.LambdaExpr]*function
 	nested map[*syntax.DefStmt]*function
 }
