@@ -362,22 +362,98 @@ func (e *env) sequentialSteps(ctx context.Context, n int) float64 {
 }
 
 // throughput returns steps per second of runs executions of steps no-op
-// steps each, all started at once (the node runs at most its workers).
+// steps each, inFlight at a time: each of inFlight clients starts one and
+// waits for its end, then starts the next. Ends are seen on one watch.
 func (e *env) throughput(ctx context.Context, runs, steps int) float64 {
-	start := time.Now()
-	ids := make([]string, runs)
+	ends := e.watchEnds(ctx)
+	defer ends.stop()
+	inFlight := e.sz.inFlight
+	if inFlight == 0 {
+		inFlight = 50
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i := range runs {
+	start := time.Now()
+	for range inFlight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i] = e.start(ctx, fmt.Sprintf(`{"kind": "steps", "n": %d}`, steps))
-			e.await(ctx, ids[i])
+			for next.Add(1) <= int64(runs) {
+				id := e.start(ctx, fmt.Sprintf(`{"kind": "steps", "n": %d}`, steps))
+				if id == "" || !ends.wait(ctx, id) {
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()
 	return float64(runs*steps) / time.Since(start).Seconds()
 }
+
+// endWatcher reports executions reaching a terminal status, from one watch.
+type endWatcher struct {
+	mu      sync.Mutex
+	ended   map[string]bool
+	waiting map[string]chan struct{}
+	cancel  context.CancelFunc
+}
+
+func (e *env) watchEnds(ctx context.Context) *endWatcher {
+	wctx, cancel := context.WithCancel(ctx)
+	w := &endWatcher{ended: map[string]bool{}, waiting: map[string]chan struct{}{}, cancel: cancel}
+	ready := make(chan struct{})
+	go func() {
+		ch := e.cli.Watch(clientv3.WithRequireLeader(wctx), "/bench/executions/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+		created := false
+		for wr := range ch {
+			if !created {
+				created = true
+				close(ready) // the watch is in place: no end can be missed now
+			}
+			for _, ev := range wr.Events {
+				var x struct {
+					ID     string           `json:"id"`
+					Status sbruntime.Status `json:"status"`
+				}
+				if json.Unmarshal(ev.Kv.Value, &x) != nil || !x.Status.Terminal() {
+					continue
+				}
+				w.mu.Lock()
+				w.ended[x.ID] = true
+				if c, ok := w.waiting[x.ID]; ok {
+					close(c)
+					delete(w.waiting, x.ID)
+				}
+				w.mu.Unlock()
+			}
+		}
+		if !created {
+			close(ready)
+		}
+	}()
+	<-ready
+	return w
+}
+
+// wait blocks until id has ended or ctx is done.
+func (w *endWatcher) wait(ctx context.Context, id string) bool {
+	w.mu.Lock()
+	if w.ended[id] {
+		w.mu.Unlock()
+		return true
+	}
+	c := make(chan struct{})
+	w.waiting[id] = c
+	w.mu.Unlock()
+	select {
+	case <-c:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *endWatcher) stop() { w.cancel() }
 
 // fanout returns the seconds from start to end of one fan_out of n no-op steps.
 func (e *env) fanout(ctx context.Context, n, conc int) float64 {
