@@ -77,7 +77,9 @@ func waitForApprovalBuiltin(th *starlark.Thread, b *starlark.Builtin, args starl
 	}
 	if e := sbruntime.ExecutionFrom(th); e != nil {
 		req.Runbook = e.Runbook
-		if e.Trigger.Type == "manual" {
+		// Who started the run by hand (or through the API with a token):
+		// the two-person rule does not count their approval.
+		if e.Trigger.Type == "manual" || e.Trigger.Type == "api" {
 			req.Requester = e.Trigger.Source
 		}
 	}

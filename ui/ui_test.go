@@ -39,7 +39,7 @@ func chromium(t *testing.T) string {
 
 // startNode starts a real node (embedded etcd, claims, leader) serving the
 // API and the UI on a loopback port.
-func startNode(t *testing.T) (*cluster.Service, string) {
+func startNode(t *testing.T, opts ...api.Option) (*cluster.Service, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
@@ -59,7 +59,7 @@ func startNode(t *testing.T) (*cluster.Service, string) {
 	go func() { done <- node.Run(ctx) }()
 	mux := http.NewServeMux()
 	ui.Mount(mux)
-	mux.Handle("/", api.NewHandler(svc, nil))
+	mux.Handle("/", api.NewHandler(svc, nil, opts...))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()

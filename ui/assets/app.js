@@ -25,8 +25,22 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// The API token (when the node requires one) lives in this browser's
+// localStorage and is sent as a bearer token with every API call.
+function token() {
+  return localStorage.getItem("starbook.token") || "";
+}
+
+function authHeaders(headers) {
+  const h = Object.assign({"Accept": "application/json"}, headers || {});
+  if (token()) h["Authorization"] = "Bearer " + token();
+  return h;
+}
+
 async function api(path, opts) {
-  const res = await fetch(path, Object.assign({headers: {"Accept": "application/json"}}, opts));
+  opts = Object.assign({}, opts);
+  opts.headers = authHeaders(opts.headers);
+  const res = await fetch(path, opts);
   let body = null;
   try { body = await res.json(); } catch (_) { body = null; }
   if (!res.ok) throw new Error((body && body.error) || (res.status + " " + res.statusText));
@@ -173,17 +187,43 @@ function executionPage(route, id) {
   let sourceShown = "";
   let lastSeq = 0;
 
+  function showLog(l) {
+    lastSeq = l.seq;
+    const attrs = Object.entries(l.attrs || {}).map(([k, v]) => " " + k + "=" + v).join("");
+    logs.append(el("span", {class: "log-" + (l.level || "INFO").toLowerCase()},
+      new Date(l.time).toLocaleTimeString() + " " + l.level + " [" + l.position + "] " + l.msg + attrs + "\n"));
+  }
+
   function followLogs() {
+    const url = "/api/v1/executions/" + encodeURIComponent(id) + "/logs?follow=1&after=" + lastSeq;
+    if (token()) { followWithToken(url); return; }
     if (!window.EventSource) return;
-    stream = new EventSource("/api/v1/executions/" + encodeURIComponent(id) + "/logs?follow=1&after=" + lastSeq);
-    stream.addEventListener("log", ev => {
-      const l = JSON.parse(ev.data);
-      lastSeq = l.seq;
-      const attrs = Object.entries(l.attrs || {}).map(([k, v]) => " " + k + "=" + v).join("");
-      logs.append(el("span", {class: "log-" + (l.level || "INFO").toLowerCase()},
-        new Date(l.time).toLocaleTimeString() + " " + l.level + " [" + l.position + "] " + l.msg + attrs + "\n"));
-    });
+    stream = new EventSource(url);
+    stream.addEventListener("log", ev => showLog(JSON.parse(ev.data)));
     stream.addEventListener("end", () => { stream.close(); stream = null; });
+  }
+
+  // EventSource cannot send a token: read the NDJSON stream with fetch.
+  function followWithToken(url) {
+    const ctl = new AbortController();
+    stream = {close: () => ctl.abort()};
+    fetch(url, {headers: authHeaders({"Accept": "application/x-ndjson"}), signal: ctl.signal}).then(async res => {
+      if (!res.ok || !res.body) return;
+      const reader = res.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, {stream: true});
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) showLog(JSON.parse(line));
+        }
+      }
+    }).catch(() => { /* stopped, or the page shows the error */ });
   }
   followLogs();
 
@@ -291,13 +331,16 @@ function approvalCard(a, after) {
   const comment = el("input", {class: "comment", placeholder: "comment (optional)"});
   const status = el("span", {class: "muted"});
   const decide = decision => async () => {
-    const as = who();
-    if (!as) { status.textContent = "Enter your name (top right) first."; document.getElementById("who").focus(); return; }
+    // With a token the node knows who decides; "as" is for nodes without auth.
+    const as = token() ? "" : who();
+    if (!as && !token()) { status.textContent = "Enter your name (top right) first."; document.getElementById("who").focus(); return; }
     status.textContent = "…";
     try {
+      const req = {decision, comment: comment.value};
+      if (as) req.as = as;
       const body = await api("/api/v1/executions/" + encodeURIComponent(a.execution) + "/approvals/" + a.position.split("/").map(encodeURIComponent).join("/"), {
-        method: "POST", headers: {"Content-Type": "application/json", "Accept": "application/json"},
-        body: JSON.stringify({decision, comment: comment.value, as})});
+        method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify(req)});
       const st = body.approval || {};
       status.textContent = st.resolved ? "Decided: " + ((st.result && st.result.decision) || decision) :
         "Recorded: " + (st.approvals || []).length + " of " + st.required + " approvals";
@@ -475,6 +518,30 @@ function route() {
 const whoInput = document.getElementById("who");
 whoInput.value = localStorage.getItem("starbook.who") || "";
 whoInput.addEventListener("change", () => localStorage.setItem("starbook.who", whoInput.value.trim()));
+
+// Sign-in: a token typed in the header is kept in localStorage; whoami says
+// whose it is (and whether the node wants one at all).
+const tokenInput = document.getElementById("token");
+async function signIn() {
+  const shown = document.getElementById("signed-in");
+  try {
+    const me = await api("/api/v1/whoami");
+    document.querySelector("label.token").hidden = !me.auth;
+    document.getElementById("who-label").hidden = !!me.auth;
+    shown.textContent = me.auth ? "signed in as " + me.name + " (" + me.role + ")" : "";
+  } catch (err) {
+    document.querySelector("label.token").hidden = false;
+    document.getElementById("who-label").hidden = true;
+    shown.textContent = token() ? "token refused" : "sign in with a token";
+  }
+}
+tokenInput.addEventListener("change", () => {
+  const v = tokenInput.value.trim();
+  if (v) localStorage.setItem("starbook.token", v); else localStorage.removeItem("starbook.token");
+  tokenInput.value = "";
+  signIn().then(route);
+});
+signIn();
 window.addEventListener("hashchange", route);
 route();
 countApprovals();
