@@ -50,6 +50,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "1h"
 	ec.MaxTxnOps = EmbeddedMaxTxnOps
+	// One member has no follower to catch up: keep the in-memory raft log
+	// short (about 20 MB less heap with 40k parked executions).
+	ec.SnapshotCount, ec.SnapshotCatchUpEntries = 2000, 500
 	ec.UnsafeNoFsync = cfg.NoFsync
 	if cfg.Fast {
 		ec.TickMs, ec.ElectionMs = 10, 100
