@@ -136,6 +136,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	res := repeat(cfg.Repeats, func() float64 { return e.resume(ctx, sz.resumeSteps) })
 	rep.JSON["resume_10k_ms"] = rep.add("resume_10k_ms", "ms", res, "", "<= 250 ms")
 
+	progress(fmt.Sprintf("Alertmanager ingest, %d payloads of 10 alerts", sz.alertsPayloads))
+	al := repeat(cfg.Repeats, func() float64 { return e.alerts(ctx, sz.alertsPayloads) })
+	rep.JSON["alerts_per_s"] = rep.add("alerts_per_s", "alerts/s", al, "", ">= 2000")
+
 	if cfg.Binary != "" {
 		progress("node ready after launch")
 		ready := repeat(cfg.Repeats, func() float64 { return readyAfterLaunch(ctx, cfg.Binary) })

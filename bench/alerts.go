@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/triggers"
+)
+
+const alertRunbook = `
+trigger.alert(alertname = "BenchAlert")
+
+def main(event):
+    return event.labels.instance
+`
+
+// alertPayload is an Alertmanager v4 webhook of n firing alerts with new
+// fingerprints.
+func alertPayload(seq int64, n int) []byte {
+	type alert struct {
+		Status       string            `json:"status"`
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+		StartsAt     string            `json:"startsAt"`
+		EndsAt       string            `json:"endsAt"`
+		GeneratorURL string            `json:"generatorURL"`
+		Fingerprint  string            `json:"fingerprint"`
+	}
+	alerts := make([]alert, n)
+	for i := range alerts {
+		alerts[i] = alert{Status: "firing",
+			Labels:      map[string]string{"alertname": "BenchAlert", "instance": fmt.Sprintf("i-%d-%d", seq, i)},
+			Annotations: map[string]string{}, StartsAt: "2026-11-25T10:00:00Z", EndsAt: "0001-01-01T00:00:00Z",
+			GeneratorURL: "http://prometheus/graph", Fingerprint: fmt.Sprintf("%08x%08x", seq, i)}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"version": "4", "groupKey": `{}:{alertname="BenchAlert"}`, "status": "firing", "receiver": "starbook",
+		"groupLabels": map[string]string{"alertname": "BenchAlert"}, "commonLabels": map[string]string{"alertname": "BenchAlert"},
+		"commonAnnotations": map[string]string{}, "externalURL": "http://alertmanager", "truncatedAlerts": 0, "alerts": alerts,
+	})
+	return b
+}
+
+// alerts returns alerts per second ingested through POST /hooks/alertmanager:
+// payloads of 10 alerts from 16 concurrent clients, each answered only once
+// its executions (and their dedup keys) are durable.
+func (e *env) alerts(ctx context.Context, payloads int) float64 {
+	if _, err := e.svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks, "alerts.star": alertRunbook}); err != nil {
+		e.fail(err)
+		return 0
+	}
+	tr := cluster.NewTriggers(e.store, nil, nil)
+	srv := httptest.NewServer(api.NewHandler(e.svc, nil, api.WithHooks(
+		&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr}, api.AlertmanagerAuth{})))
+	defer srv.Close()
+	const perPayload, clients = 10, 16
+	var next atomic.Int64
+	base := time.Now().UnixNano() & 0xffffff
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(payloads); i = next.Add(1) {
+				resp, err := http.Post(srv.URL+"/hooks/alertmanager", "application/json",
+					bytes.NewReader(alertPayload(base+i, perPayload)))
+				if err != nil {
+					e.fail(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					e.fail(fmt.Errorf("POST /hooks/alertmanager: %s", resp.Status))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(payloads*perPayload) / time.Since(start).Seconds()
+}
