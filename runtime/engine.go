@@ -131,6 +131,7 @@ type run struct {
 	secrets Scrubber
 	events  atomic.Int64 // history length, for MaxHistory
 	obs     *observed
+	mainAt  string // file:line:col of main, for errors about what it returned
 
 	mu    sync.Mutex
 	undos []undo
@@ -139,6 +140,7 @@ type run struct {
 type undo struct {
 	position string
 	run      func(th *starlark.Thread) error
+	where    string // file:line of the compensate() that registered it
 }
 
 // frame is a thread's place in the execution: the position prefix its durable
@@ -260,6 +262,10 @@ func (rs *run) callMain(th *starlark.Thread, prog *Program) (starlark.Value, err
 	if !ok {
 		return nil, fmt.Errorf("%s: no main(event) function", prog.Bundle.Main)
 	}
+	rs.mainAt = prog.Bundle.Main
+	if fn, ok := mainFn.(*starlark.Function); ok {
+		rs.mainAt = fn.Position().String()
+	}
 	input, err := Decode(rs.exec.Input)
 	if err != nil {
 		return nil, fmt.Errorf("execution input: %w", err)
@@ -280,7 +286,7 @@ func (rs *run) finish(th *starlark.Thread, main *frame, value starlark.Value, er
 	case err == nil:
 		data, encErr := Encode(value)
 		if encErr != nil {
-			err = fmt.Errorf("main returned a value that cannot be stored: %w", encErr)
+			err = fmt.Errorf("main (%s) returned a value that cannot be stored: %w", rs.mainAt, encErr)
 			break
 		}
 		return Outcome{Status: StatusCompleted, Result: json.RawMessage(rs.secrets.Scrub(string(data)))}
@@ -337,6 +343,9 @@ func (rs *run) compensate(main *frame) error {
 	defer stop()
 	for _, u := range undos {
 		if err := u.run(th); err != nil {
+			if u.where != "" {
+				return fmt.Errorf("compensate() at %s: %w", u.where, err)
+			}
 			return err
 		}
 	}

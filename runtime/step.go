@@ -238,6 +238,9 @@ func errorText(err error) string {
 	}
 	// A Go error wrapping a script's error: keep the wrapper's context (which
 	// fan_out item failed, after how many attempts) and the script's backtrace.
+	if prefix, ok := strings.CutSuffix(err.Error(), ee.Error()); ok {
+		return prefix + ee.Backtrace()
+	}
 	return err.Error() + "\n" + ee.Backtrace()
 }
 
@@ -308,7 +311,7 @@ func InStep(th *starlark.Thread) *StepContext {
 func AddUndo(th *starlark.Thread, position string, fn func(th *starlark.Thread) error) {
 	if f := frameOf(th); f != nil {
 		f.run.mu.Lock()
-		f.run.undos = append(f.run.undos, undo{position: position, run: fn})
+		f.run.undos = append(f.run.undos, undo{position: position, run: fn, where: callSite(th)})
 		f.run.mu.Unlock()
 	}
 }

@@ -21,6 +21,7 @@ var runCmd = func() *cobra.Command {
 		input     string
 		inputFile string
 		wait      bool
+		dry       dryRun
 	)
 	cmd := &cobra.Command{
 		Use:   "run NAME",
@@ -29,12 +30,20 @@ var runCmd = func() *cobra.Command {
 triggered manually by you, and prints its id.
 
 With --wait it then waits for the execution to end, prints "ID STATUS" and
-exits with status 1 unless the execution completed.`,
+exits with status 1 unless the execution completed.
+
+With --dry-run nothing is started: the runbook (the current version of NAME
+fetched from the server, or NAME itself when it is a .star file) runs here,
+offline, with every effect mocked (see dryrun.go), and the steps it took are
+printed; the exit status is 1 unless it completed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := readInput(cmd, input, inputFile)
 			if err != nil {
 				return err
+			}
+			if dry.on {
+				return dry.run(cmd, args[0], in)
 			}
 			c, err := newClient(cmd)
 			if err != nil {
@@ -70,7 +79,9 @@ exits with status 1 unless the execution completed.`,
 	fl.StringVar(&input, "input", "", "input of the execution, as JSON")
 	fl.StringVar(&inputFile, "input-file", "", "read the input JSON from a file ('-' for stdin)")
 	fl.BoolVar(&wait, "wait", false, "wait for the execution to end; exit 1 unless it completed")
+	dry.flags(fl)
 	cmd.MarkFlagsMutuallyExclusive("input", "input-file")
+	cmd.MarkFlagsMutuallyExclusive("dry-run", "wait")
 	return cmd
 }()
 
