@@ -20,7 +20,8 @@ type ReplayReport struct {
 	// Outcome is how the replay ended: Divergence for a script that calls
 	// something else at a recorded position.
 	Outcome sbruntime.Outcome
-	// Recorded is the history's event at the diverging position, if any.
+	// Recorded is the history's event (or pending wait) at the diverging
+	// position, if any.
 	Recorded *sbruntime.Event
 	// Beyond is the first call the script makes past the recorded history
 	// (its position, kind, name and file:line), if it gets there.
@@ -70,6 +71,9 @@ func Replay(ctx context.Context, b *sbruntime.Bundle, e *sbruntime.Execution, hi
 	switch {
 	case out.Divergence != nil:
 		r.Recorded = h[out.Divergence.Position]
+		if w := ws[out.Divergence.Position]; r.Recorded == nil && w != nil {
+			r.Recorded = &sbruntime.Event{Position: w.Position, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash, Where: w.Where}
+		}
 		r.Reason = fmt.Sprintf("position %s diverges", out.Divergence.Position)
 	case errors.Is(out.Err, errBeyondHistory):
 		r.Compatible = true

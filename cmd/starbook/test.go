@@ -37,6 +37,13 @@ the exit status is 1 when a test failed.
 				paths = append(paths, a)
 				continue
 			}
+			if f := cmd.Root().PersistentFlags().Lookup(name); f != nil {
+				// --server and the like mean nothing offline: skip them.
+				if !hasValue && f.Value.Type() != "bool" {
+					i++
+				}
+				continue
+			}
 			switch name {
 			case "h", "help":
 				return cmd.Help()

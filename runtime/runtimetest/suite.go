@@ -315,6 +315,7 @@ func testDeterminism(t *testing.T, newBackend func(t *testing.T) Backend) {
 				"history has call effect (args " + recorded.ArgsHash + ")",
 				tt.actual,
 				where,
+				"Traceback (most recent call last):\n  " + where, // the stack of the diverging call
 			} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error %q does not contain %q", msg, want)

@@ -1,0 +1,66 @@
+package runbooktest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/starbook/starbook/runbooktest"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+func TestDryRun(t *testing.T) {
+	tests := []struct {
+		golden string
+		file   string
+		mocks  string
+		input  string
+		want   sbruntime.Status
+	}{
+		// Without mocks the pod list is {} : the script fails on it, and says where.
+		{"restart_defaults.golden", "testdata/dryrun/restart.star", "", `{"namespace": "shop"}`, sbruntime.StatusFailed},
+		{"restart_mocked.golden", "testdata/dryrun/restart.star", "testdata/dryrun/pods_mocks.star", `{"namespace": "shop"}`, sbruntime.StatusCompleted},
+		{"hello.golden", "../runbooks/hello.star", "", `{"who": "dry"}`, sbruntime.StatusCompleted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			b, err := runbooktest.LoadFile(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := runbooktest.NewMocks()
+			if tt.mocks != "" {
+				if err := m.LoadMocks(tt.mocks); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := runbooktest.DryRun(context.Background(), b, json.RawMessage(tt.input), m, sbruntime.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Execution.Status != tt.want {
+				t.Errorf("status %s (%s), want %s", res.Execution.Status, res.Execution.Error, tt.want)
+			}
+			var out bytes.Buffer
+			if err := runbooktest.WritePlan(&out, b, res); err != nil {
+				t.Fatal(err)
+			}
+			// The plan names the version: normalize the shipped runbook's.
+			got := out.String()
+			if tt.file == "../runbooks/hello.star" {
+				got = string(bytes.Replace([]byte(got), []byte(b.Version), []byte("VERSION"), 1))
+			}
+			golden(t, "dryrun/"+tt.golden, got)
+		})
+	}
+}
+
+// TestMockAPI runs testdata/mockapi: Starlark tests of the mock module
+// itself, which all pass.
+func TestMockAPI(t *testing.T) {
+	out, sum := runTests(t, &runbooktest.Runner{Verbose: true}, "testdata/mockapi")
+	if sum.Failed > 0 || sum.Passed == 0 {
+		t.Fatalf("%s", out)
+	}
+}
