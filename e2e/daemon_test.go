@@ -46,7 +46,7 @@ type daemon struct {
 	log    *os.File
 }
 
-var readyLine = regexp.MustCompile(`starbook ready on (http://\S+)`)
+var readyLine = regexp.MustCompile(`starbook ready on (https?://\S+)`)
 
 // startDaemon runs `starbook serve` on dataDir with a free port and waits for
 // its ready line. Its logs go to dataDir/daemon.log.

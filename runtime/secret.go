@@ -86,8 +86,8 @@ func RevealString(v starlark.Value) (string, error) {
 // of its runs read (builtins.Options.Scrubber), to scrub its logs and what
 // its API receives. The zero value is ready; it is safe for concurrent use.
 //
-// A value is matched as it is, JSON-escaped (as it appears inside stored
-// JSON), URL-escaped and base64-encoded (as an echoing service may return
+// A value is matched as it is, JSON-escaped once to three times (as it
+// appears inside stored JSON, or a JSON body inside it), URL-escaped and base64-encoded (as an echoing service may return
 // it). Values
 // shorter than MinSecretLength are not scrubbed: replacing one or two
 // characters everywhere would mangle every text.
@@ -110,12 +110,13 @@ func (s *Scrubber) Add(value, display string) {
 	}
 	forms := []string{value}
 	for _, escapeHTML := range []bool{true, false} {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(escapeHTML)
-		_ = enc.Encode(value)
-		b := bytes.TrimSpace(buf.Bytes())
-		forms = append(forms, string(b[1:len(b)-1]))
+		// A JSON text quoting a JSON text quoting the value (an echoed
+		// response body, stored in a result) holds it escaped twice.
+		f := value
+		for range maxEscapeDepth {
+			f = jsonEscape(f, escapeHTML)
+			forms = append(forms, f)
+		}
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		forms = append(forms, enc.EncodeToString([]byte(value)))
@@ -138,6 +139,19 @@ func (s *Scrubber) Add(value, display string) {
 		// Longest first: a secret that contains another is replaced whole.
 		slices.SortStableFunc(s.forms, func(a, b string) int { return len(b) - len(a) })
 	}
+}
+
+// maxEscapeDepth is how many times over a JSON-escaped value is recognised.
+const maxEscapeDepth = 3
+
+// jsonEscape is s as it appears inside a JSON string.
+func jsonEscape(s string, escapeHTML bool) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(s)
+	b := bytes.TrimSpace(buf.Bytes())
+	return string(b[1 : len(b)-1])
 }
 
 // Empty reports whether s knows no secret.

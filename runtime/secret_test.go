@@ -21,6 +21,7 @@ func TestScrubberForms(t *testing.T) {
 		value,
 		`p\u003ca\u003es\"s\u0026w\\rd`, // json.Marshal
 		`p<a>s\"s&w\\rd`,                // without HTML escaping
+		`p\\u003ca\\u003es\\\"s\\u0026w\\\\rd`, // escaped twice: a JSON body inside a result
 		base64.StdEncoding.EncodeToString([]byte(value)),
 		base64.RawURLEncoding.EncodeToString([]byte(value)),
 		url.QueryEscape(value),
