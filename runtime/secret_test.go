@@ -19,8 +19,8 @@ func TestScrubberForms(t *testing.T) {
 	s.Add("ab", "<secret SHORT>") // too short to scrub
 	forms := []string{
 		value,
-		`p\u003ca\u003es\"s\u0026w\\rd`, // json.Marshal
-		`p<a>s\"s&w\\rd`,                // without HTML escaping
+		`p\u003ca\u003es\"s\u0026w\\rd`,        // json.Marshal
+		`p<a>s\"s&w\\rd`,                       // without HTML escaping
 		`p\\u003ca\\u003es\\\"s\\u0026w\\\\rd`, // escaped twice: a JSON body inside a result
 		base64.StdEncoding.EncodeToString([]byte(value)),
 		base64.RawURLEncoding.EncodeToString([]byte(value)),
