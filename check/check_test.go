@@ -1,6 +1,8 @@
 package check_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -158,5 +160,44 @@ func TestErrJoinsErrorsOnly(t *testing.T) {
 	}
 	if w := r.Warnings(); len(w) != 1 || !strings.Contains(w[0].String(), "NOPE") {
 		t.Fatalf("warnings %v", w)
+	}
+}
+
+// TestShippedRunbooks: runbooks/ applies cleanly, as `starbook serve
+// --runbooks runbooks` does at start, with no secret set.
+func TestShippedRunbooks(t *testing.T) {
+	entries, err := os.ReadDir("../runbooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".star") {
+			b, err := os.ReadFile(filepath.Join("../runbooks", e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[e.Name()] = string(b)
+		}
+	}
+	r := run(files, nil)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"crashloop": true, "disk_cleanup": true, "deploy_saga": true, "incident": true,
+		"signup": true, "nightly_report": true, "hello": true}
+	for _, b := range r.Bundles {
+		delete(want, b.Name)
+		if b.Name != "hello" && len(b.Triggers) == 0 {
+			t.Errorf("runbook %s declares no trigger", b.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("runbooks not found: %v", want)
+	}
+	for _, w := range r.Warnings() {
+		if !strings.Contains(w.Message, "is not set in the environment") {
+			t.Errorf("unexpected warning %s", w)
+		}
 	}
 }

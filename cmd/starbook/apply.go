@@ -20,7 +20,11 @@ the server stores them all or none.
 A directory contributes each *.star file in it and in its subdirectories (not
 hidden ones), keyed by its path relative to the directory. A file contributes
 itself and the other *.star files beside it, keyed by base name, so that its
-load() of a sibling resolves. *_test.star files are never sent.`,
+load() of a sibling resolves. *_test.star files are never sent.
+
+The server checks the runbooks as starbook check does and refuses them all
+when it finds an error (each printed as file:line:col: message); warnings,
+such as a secret not set on the node, are printed and do not refuse.`,
 	Args: cobra.MinimumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		files, err := collectFiles(args)
@@ -41,6 +45,9 @@ load() of a sibling resolves. *_test.star files are never sent.`,
 				state = "unchanged"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", state, v.Name, v.Version)
+			for _, w := range v.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "starbook: %s\n", w)
+			}
 		}
 		return nil
 	},

@@ -161,6 +161,9 @@ func serve(ctx context.Context, f serveFlags) error {
 		}
 		for _, rb := range applied {
 			logger.Info("runbook applied", "runbook", rb.Name, "version", rb.Version, "unchanged", rb.Unchanged)
+			for _, w := range rb.Warnings {
+				logger.Warn("runbook check", "runbook", rb.Name, "warning", w)
+			}
 		}
 	}
 	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{

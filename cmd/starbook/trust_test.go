@@ -246,3 +246,17 @@ func TestRunDryRun(t *testing.T) {
 		t.Fatalf("exit %d, %d requests\nstdout:\n%s\nstderr:\n%s", res.code, res.requests, res.stdout, res.stderr)
 	}
 }
+
+func TestApplyPrintsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"greet.star": greetRunbook})
+	svc := &apitest.Service{ApplyFunc: func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
+		return []api.RunbookVersion{{Name: "greet", Version: "v1",
+			Warnings: []string{`greet.star:3:80: warning: secret "TOKEN" is not set in the environment`}}}, nil
+	}}
+	res := cli(t, svc, "", "apply", dir)
+	if res.code != 0 || res.stdout != "applied greet v1\n" ||
+		res.stderr != "starbook: greet.star:3:80: warning: secret \"TOKEN\" is not set in the environment\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+}
