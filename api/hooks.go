@@ -132,6 +132,9 @@ func (h *hookHandler) alertmanager(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	if err := checkUTF8("the Alertmanager payload", body); err != nil {
+		return err
+	}
 	n, err := triggers.DecodeNotification(body)
 	if err != nil {
 		return err
@@ -150,6 +153,9 @@ func (h *hookHandler) webhook(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	body, err := h.readBody(w, r, triggers.MaxWebhookBody, "the largest max_body_bytes of a webhook trigger")
 	if err != nil {
+		return err
+	}
+	if err := checkUTF8("the webhook body", body); err != nil {
 		return err
 	}
 	res, err := h.hooks.Webhook(r.Context(), name, r.Header, body)

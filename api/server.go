@@ -74,10 +74,16 @@ type handler struct {
 	auth     *auth.Authenticator // nil: the API is open
 	limits   Limits
 	scrubber *sbruntime.Scrubber // scrubs request bodies; nil for none
+	patterns []string            // every route, in registration order
 }
+
+// Patterns lists the routes the handler serves ("METHOD /path/{wildcard}"),
+// for tests that must cover every one.
+func (h *handler) Patterns() []string { return append([]string(nil), h.patterns...) }
 
 // route registers fn; the error it returns becomes the response.
 func (h *handler) route(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
+	h.patterns = append(h.patterns, pattern)
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		err := checkPath(r)
 		if err == nil {
@@ -94,6 +100,12 @@ func (h *handler) route(pattern string, fn func(http.ResponseWriter, *http.Reque
 // own 404 and 405 responses are plain text; they are rewritten here so that
 // every error is JSON.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if (strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/hooks/")) && !canonical(r.URL.Path) {
+		// "..", "." or "//": refuse it rather than send the client to
+		// another route than the one it named.
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("path %q is not canonical: no \"..\", \".\" or empty segments", r.URL.Path))
+		return
+	}
 	_, pattern := h.mux.Handler(r)
 	r, authErr := h.authorize(r, pattern)
 	if authErr != nil {
@@ -124,14 +136,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", rec.header.Get("Allow"))
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)",
 			r.Method, r.URL.Path, rec.header.Get("Allow")))
-	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		if strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/hooks/") {
-			// A path with "..", "." or "//" segments: refuse it rather than
-			// send the client somewhere it did not ask to go.
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("path %q is not canonical: no \"..\", \".\" or empty segments", r.URL.Path))
-			return
-		}
-		fallthrough
 	default: // a redirect to the cleaned path: pass it on as it is
 		for k, v := range rec.header {
 			w.Header()[k] = v
@@ -345,6 +349,12 @@ func (h *handler) execution(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) cancel(w http.ResponseWriter, r *http.Request) error {
+	// No body is needed; one that is there must be an empty object, so a
+	// garbled request does not cancel anything.
+	var req struct{}
+	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
+		return err
+	}
 	e, err := h.svc.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err

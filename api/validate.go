@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"path"
+	"strings"
 	"unicode/utf8"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -92,12 +94,61 @@ func validVersion(s string) bool {
 	return true
 }
 
-// checkPath refuses path values that cannot name anything stored.
+// checkPath refuses path values that cannot name anything stored: an id
+// that is not one, a name that is "." or "..", holds a slash, a control
+// character or invalid UTF-8, a position that is not numbers and slashes.
 func checkPath(r *http.Request) error {
 	if id := r.PathValue("id"); id != "" && !validID(id) {
 		return badRequest(fmt.Sprintf("invalid execution id %q: want letters, digits, '-' or '_'", id))
 	}
+	for _, key := range []string{"name", "version"} {
+		if v := r.PathValue(key); v != "" && !validSegment(v) {
+			return badRequest(fmt.Sprintf("invalid %s %q in the path", key, v))
+		}
+	}
+	if pos := r.PathValue("position"); pos != "" && !validPosition(pos) {
+		return badRequest(fmt.Sprintf("invalid position %q: want numbers separated by '/', such as 4/0/2", pos))
+	}
 	return nil
+}
+
+func validSegment(s string) bool {
+	if s == "." || s == ".." || len(s) > 256 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func validPosition(s string) bool {
+	if len(s) > 256 {
+		return false
+	}
+	for _, seg := range strings.Split(s, "/") {
+		if seg == "" {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			if seg[i] < '0' || seg[i] > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// canonical reports whether a path has no ".", ".." or empty segments: the
+// mux would redirect such a path to another route.
+func canonical(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // checkRunbookName refuses a name that cannot be a runbook's.
