@@ -5,8 +5,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/triggers"
 )
 
 // TestActiveLimit: a runbook at its cap of active executions refuses manual
@@ -60,5 +63,98 @@ def main(event):
 	}
 	if n, _ := tn.svc.Store.ActiveExecutions(ctx, "park"); n != 1 {
 		t.Fatalf("active after a completion: %d", n)
+	}
+}
+
+// TestLimitErrorsNameTheirLimit runs a node with small limits and a runbook
+// that runs into each: every failure names the limit it hit.
+func TestLimitErrorsNameTheirLimit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi := builtins.New(builtins.Options{})
+	store := NewStore(emb.Client, "/limits/")
+	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second,
+		Limits: sbruntime.Limits{MaxSteps: 20_000, MaxResultBytes: 1000, MaxHistory: 5, MaxFanOutItems: 10, MaxFanOutConcurrency: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		store.Close()
+		emb.Close()
+	}()
+	tn := &testNode{svc: NewService(store, bi), node: node}
+	tn.apply(t, map[string]string{"limits.star": `
+def main(event):
+    if event.case == "steps":
+        for i in range(1000000):
+            pass
+    if event.case == "history":
+        for i in range(10):
+            call(lambda: i)
+    if event.case == "result":
+        call(lambda: "x" * 5000)
+    if event.case == "items":
+        fan_out(lambda x: x, list(range(11)))
+    if event.case == "concurrency":
+        fan_out(lambda x: x, [1, 2], max_concurrency = 5)
+`})
+	for _, tc := range []struct{ name, want string }{
+		{"steps", "(limit max_starlark_steps)"},
+		{"history", "history is full: 5 events (limit max_history)"},
+		{"result", "step result is 5002 bytes, over the 1000-byte limit (limit max_result_bytes)"},
+		{"items", "fan_out: more than 10 items; split the work or raise the limit (limit max_fan_out_items)"},
+		{"concurrency", "fan_out: max_concurrency 5 is over the cap of 4 (limit max_fan_out_concurrency)"},
+	} {
+		e, _ := tn.runToEnd(t, "limits", `{"case": "`+tc.name+`"}`)
+		if e.Status != sbruntime.StatusFailed || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("%s: %s %q, want an error with %q", tc.name, e.Status, e.Error, tc.want)
+		}
+	}
+}
+
+// TestDefaultTriggerRate: a runbook whose triggers declare no policy gets
+// the node's default rate: runs over it are queued, and the reason names
+// the rate; a runbook that declares its own keeps it.
+func TestDefaultTriggerRate(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	store := NewStore(emb.Client, "/rate/")
+	defer store.Close()
+	ctx := context.Background()
+	svc := NewService(store, builtins.New(builtins.Options{}))
+	if _, err := svc.Apply(ctx, map[string]string{
+		"plain.star": "trigger.alert(alertname = \"StormAlert\")\ndef main(event):\n    pass\n",
+		"own.star":   "trigger.alert(alertname = \"StormAlert\", rate = \"100/m\")\ndef main(event):\n    pass\n",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTriggers(store, nil, nil)
+	rate, err := triggers.ParseRate("2/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &triggers.Dispatcher{Index: tr.Index(), Starter: tr, DefaultPolicy: triggers.Policy{Rate: rate}}
+	res, err := d.Alertmanager(ctx, stormNotification(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, s := range res.Executions {
+		got[s.Runbook] = append(got[s.Runbook], s.Status+" "+s.Reason)
+	}
+	want := map[string][]string{
+		"plain": {"started ", "started ", "queued rate 2/m reached", "queued rate 2/m reached"},
+		"own":   {"started ", "started ", "started ", "started "},
+	}
+	for rb, w := range want {
+		if strings.Join(got[rb], "|") != strings.Join(w, "|") {
+			t.Errorf("%s: %q, want %q", rb, got[rb], w)
+		}
 	}
 }
