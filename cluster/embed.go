@@ -50,6 +50,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "1h"
 	ec.MaxTxnOps = EmbeddedMaxTxnOps
+	// No HTTP/JSON gateway: runbooks' http.* calls run on this host, and
+	// must not reach the store behind the node's back (gRPC needs a client
+	// the built-ins do not have).
+	ec.EnableGRPCGateway = false
 	// One member has no follower to catch up: keep the in-memory raft log
 	// short (about 20 MB less heap with 40k parked executions).
 	ec.SnapshotCount, ec.SnapshotCatchUpEntries = 2000, 500
