@@ -192,6 +192,11 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 	if len(rec.Error) > 1024 {
 		rec.Error = rec.Error[:1024] + "..."
 	}
+	if h.scrubber != nil { // a path or an echoed value may hold a secret the node knows
+		for _, f := range []*string{&rec.Runbook, &rec.Execution, &rec.Detail, &rec.Error} {
+			*f = h.scrubber.Scrub(*f)
+		}
+	}
 	level := slog.LevelInfo
 	if rec.Outcome != AuditOK {
 		level = slog.LevelWarn

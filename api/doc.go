@@ -17,6 +17,18 @@
 //	POST /api/v1/executions/{id}/approve       the same, for the only pending approval (409 if several)
 //	GET  /api/v1/approvals                     {"approvals":[pending approvals]}
 //	GET  /api/v1/waits                         {"waits":[pending approvals and signal waits]}
+//	GET  /api/v1/whoami                        {"auth":bool,"name","role","permissions"}
+//	GET  /api/v1/audit?after=&limit=           {"audit":[records oldest first],"next":id} (admin)
+//
+// # Authentication and audit
+//
+// With [WithAuth], every /api/ route needs Authorization: Bearer <token>
+// whose role has the route's permission ([RoutePermission]; the table is in
+// package auth): 401 without a valid token, 403 with a role that may not.
+// /healthz, /readyz and the hooks (their own authentication) stay open. The
+// token's holder is who starts (the trigger's source), signals and decides;
+// "as" may name someone else only for an admin. Every mutating request is
+// logged and, when the Service is an [AuditLog], stored (401s only logged).
 //
 // # Invariants
 //
@@ -25,10 +37,14 @@
 //     called: a refused request stores nothing.
 //   - Every error is a JSON object {"error":"message"} with a status derived
 //     from the error: [sbruntime.ErrNotFound] 404, [*sbruntime.InputError] and
-//     bad requests 400, [sbruntime.ErrForbidden] 403 (not an approver),
-//     [sbruntime.ErrConflict] 409 (already decided), oversized bodies 413,
-//     wrong methods 405, anything else
-//     500 (and logged).
+//     bad requests 400, 401 (no valid token), [sbruntime.ErrForbidden] and
+//     roles that may not 403, [sbruntime.ErrConflict] 409 (already decided),
+//     oversized bodies 413 (naming the flag that sets the cap),
+//     [*sbruntime.LimitError] 429, wrong methods 405, anything else 500 (and
+//     logged).
+//   - Bodies must be UTF-8; paths must be canonical (no ".", ".." or empty
+//     segments) and path values must be able to name something stored:
+//     anything else is a 400 before the Service is called.
 //   - The trigger of an execution started over HTTP is {"type":"api"}, unless
 //     the caller sends X-Starbook-Trigger: manual (the CLI does), which records
 //     {"type":"manual","source":X-Starbook-User}.
