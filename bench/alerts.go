@@ -54,12 +54,24 @@ func alertPayload(seq int64, n int) []byte {
 // payloads of 10 alerts from 16 concurrent clients, each answered only once
 // its executions (and their dedup keys) are durable.
 func (e *env) alerts(ctx context.Context, payloads int) float64 {
-	if _, err := e.svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks, "alerts.star": alertRunbook}); err != nil {
+	return e.postAlerts(ctx, e.store, e.svc, payloads)
+}
+
+// alertsIngestOnly is alerts on a prefix no node serves: the same endpoint,
+// with the created executions left pending instead of competing for the CPU.
+func (e *env) alertsIngestOnly(ctx context.Context, payloads int) float64 {
+	store := cluster.NewStore(e.cli, "/ingest/", cluster.WithMaxTxnOps(cluster.EmbeddedMaxTxnOps))
+	defer store.Close()
+	return e.postAlerts(ctx, store, cluster.NewService(store, e.svc.Builtins), payloads)
+}
+
+func (e *env) postAlerts(ctx context.Context, store *cluster.Store, svc *cluster.Service, payloads int) float64 {
+	if _, err := svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks, "alerts.star": alertRunbook}); err != nil {
 		e.fail(err)
 		return 0
 	}
-	tr := cluster.NewTriggers(e.store, nil, nil)
-	srv := httptest.NewServer(api.NewHandler(e.svc, nil, api.WithHooks(
+	tr := cluster.NewTriggers(store, nil, nil)
+	srv := httptest.NewServer(api.NewHandler(svc, nil, api.WithHooks(
 		&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr}, api.AlertmanagerAuth{})))
 	defer srv.Close()
 	const perPayload, clients = 10, 16
