@@ -11,9 +11,9 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// parseDuration accepts a Go duration string ("90s", "1h30m"), days ("2d"),
-// a number of seconds, or a time.duration value.
-func parseDuration(v starlark.Value) (time.Duration, error) {
+// ParseDuration reads a duration as runbooks write it: a Go duration string
+// ("90s", "1h30m"), days ("2d"), a number of seconds, or a time.duration.
+func ParseDuration(v starlark.Value) (time.Duration, error) {
 	switch x := v.(type) {
 	case starlark.String:
 		s := strings.TrimSpace(string(x))
@@ -53,7 +53,7 @@ func (a *durationArg) Unpack(v starlark.Value) error {
 	if v == starlark.None {
 		return nil
 	}
-	d, err := parseDuration(v)
+	d, err := ParseDuration(v)
 	if err != nil {
 		return err
 	}

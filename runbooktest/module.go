@@ -4,14 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	sltime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
+	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -353,7 +352,7 @@ func mockAdvance(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &v); err != nil {
 		return nil, err
 	}
-	d, err := duration(v)
+	d, err := builtins.ParseDuration(v)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -471,34 +470,6 @@ func stepValue(s *Step) starlark.Value {
 		"attempts": starlark.MakeInt(s.Attempts),
 		"where":    starlark.String(s.Where),
 	})
-}
-
-// duration reads "90s", "2h", "1d", seconds or a time.duration.
-func duration(v starlark.Value) (time.Duration, error) {
-	switch x := v.(type) {
-	case starlark.String:
-		s := strings.TrimSpace(string(x))
-		if days, ok := strings.CutSuffix(s, "d"); ok {
-			n, err := strconv.ParseFloat(days, 64)
-			if err != nil {
-				return 0, fmt.Errorf("invalid duration %q", s)
-			}
-			return time.Duration(n * 24 * float64(time.Hour)), nil
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q (want e.g. \"30s\", \"5m\", \"2h\", \"1d\")", s)
-		}
-		return d, nil
-	case starlark.Int:
-		n, _ := x.Int64()
-		return time.Duration(n) * time.Second, nil
-	case starlark.Float:
-		return time.Duration(float64(x) * float64(time.Second)), nil
-	case sltime.Duration:
-		return time.Duration(x), nil
-	}
-	return 0, fmt.Errorf("got %s for a duration", v.Type())
 }
 
 // plain turns records (JSON objects, readable as r.key) into dicts, deeply,
