@@ -24,7 +24,8 @@ def main(event):
 def main(event):
     return wait_for_signal("go")
 `})
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	var ids []string
 	for range 2 {
 		e, err := tn.svc.Start(ctx, "park", nil, sbruntime.Trigger{Type: "manual"})
