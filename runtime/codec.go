@@ -46,6 +46,9 @@ func encode(buf *bytes.Buffer, v starlark.Value, path string, lenient bool) erro
 			}
 			return fmt.Errorf("%s: %s cannot be stored as JSON", path, x.String())
 		}
+		if f == 0 {
+			f = 0 // -0 would decode as the int 0: store one zero
+		}
 		b, _ := json.Marshal(f)
 		buf.Write(b)
 	case starlark.String:
