@@ -244,23 +244,7 @@ def main(event):
 		t.Fatal(err)
 	}
 	<-first
-	owner := ""
-	waitUntil(t, 10*time.Second, "an owner", func() bool {
-		for id, n := range claimsByNode(t, cli) {
-			if n > 0 {
-				owner = id
-			}
-		}
-		return owner != ""
-	})
-	var paused, other *clusterNode
-	for _, n := range nodes {
-		if n.id == owner {
-			paused = n
-		} else {
-			other = n
-		}
-	}
+	paused, other := splitByOwner(t, cli, nodes)
 	if err := paused.d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -324,23 +308,7 @@ def main(event):
 		t.Fatal(err)
 	}
 	waitUntil(t, time.Minute, "some progress", func() bool { return kc.count() >= 20 })
-	owner := ""
-	waitUntil(t, 10*time.Second, "an owner", func() bool {
-		for id, n := range claimsByNode(t, cli) {
-			if n > 0 {
-				owner = id
-			}
-		}
-		return owner != ""
-	})
-	var stopping, other *clusterNode
-	for _, n := range nodes {
-		if n.id == owner {
-			stopping = n
-		} else {
-			other = n
-		}
-	}
+	stopping, other := splitByOwner(t, cli, nodes)
 	stopped := time.Now()
 	stopping.d.stop(t)
 	handover := time.Duration(0)
@@ -361,4 +329,26 @@ def main(event):
 		}
 	}
 	t.Logf("hand-over %s after SIGTERM", handover)
+}
+
+// splitByOwner waits until one of two nodes owns an execution and returns
+// that node and the other one.
+func splitByOwner(t testing.TB, cli *clientv3.Client, nodes []*clusterNode) (owner, other *clusterNode) {
+	id := ""
+	waitUntil(t, 10*time.Second, "an owner", func() bool {
+		for node, n := range claimsByNode(t, cli) {
+			if n > 0 {
+				id = node
+			}
+		}
+		return id != ""
+	})
+	for _, n := range nodes {
+		if n.id == id {
+			owner = n
+		} else {
+			other = n
+		}
+	}
+	return owner, other
 }
