@@ -24,6 +24,14 @@ type testNode struct {
 
 func startTestNode(t *testing.T, dir string) *testNode {
 	t.Helper()
+	return startNodeAt(t, dir, nil)
+}
+
+// startNodeAt starts a node on an embedded etcd in dir, stopped at cleanup.
+// A non-nil now is the clock of its store, service and engine; tasks build
+// leader tasks on the store.
+func startNodeAt(t *testing.T, dir string, now func() time.Time, tasks ...func(*Store) func(context.Context)) *testNode {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
 	if err != nil {
@@ -31,7 +39,15 @@ func startTestNode(t *testing.T, dir string) *testNode {
 	}
 	bi := builtins.New(builtins.Options{})
 	store := NewStore(emb.Client, "/t/")
-	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second})
+	if now != nil {
+		store.now = now
+	}
+	var leaderTasks []func(context.Context)
+	for _, task := range tasks {
+		leaderTasks = append(leaderTasks, task(store))
+	}
+	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
+		StopGrace: time.Second, Now: now, LeaderTasks: leaderTasks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +61,11 @@ func startTestNode(t *testing.T, dir string) *testNode {
 		store.Close()
 		emb.Close()
 	})
-	return &testNode{svc: NewService(store, bi), node: node}
+	svc := NewService(store, bi)
+	if now != nil {
+		svc.Now = now
+	}
+	return &testNode{svc: svc, node: node}
 }
 
 func (tn *testNode) apply(t *testing.T, files map[string]string) {

@@ -11,7 +11,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -36,36 +35,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // startClockedNode starts a node whose store, service and engine read now.
 func startClockedNode(t *testing.T, now func() time.Time, tasks ...func(*Store) func(context.Context)) *testNode {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bi := builtins.New(builtins.Options{})
-	store := NewStore(emb.Client, "/t/")
-	store.now = now
-	var leaderTasks []func(context.Context)
-	for _, task := range tasks {
-		leaderTasks = append(leaderTasks, task(store))
-	}
-	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
-		StopGrace: time.Second, Now: now, LeaderTasks: leaderTasks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node run: %v", err)
-		}
-		store.Close()
-		emb.Close()
-	})
-	svc := NewService(store, bi)
-	svc.Now = now
-	return &testNode{svc: svc, node: node}
+	return startNodeAt(t, t.TempDir(), now, tasks...)
 }
 
 func countKeys(t *testing.T, s *Store, prefix string) int64 {
