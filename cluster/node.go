@@ -56,6 +56,8 @@ type Node struct {
 	runnable  map[string]bool                    // runnable/<id> keys, from the watch
 	owned     map[string]bool                    // owners/<id> keys, from the watch
 	running   map[string]context.CancelCauseFunc // executions this node runs
+	reserved  map[string]context.Context         // run contexts of executions reserve took a slot for
+	live      *concurrency.Session               // while the node claims executions; nil when stopped or stopping
 	queue     []string                           // candidates in arrival order
 	queued    map[string]bool
 	kick      chan struct{}
@@ -92,7 +94,8 @@ func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
 			Logger: cfg.Logger.With("node", cfg.ID), Observer: cfg.Observer},
 		programs: map[string]*sbruntime.Program{},
 		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
-		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
+		reserved: map[string]context.Context{},
+		queued:   map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
 	}
 	if err := n.revokePrevious(ctx); err != nil {
 		return nil, err
@@ -204,12 +207,18 @@ func (n *Node) runSession(ctx context.Context) (lost bool) {
 	go func() { defer loops.Done(); n.watchLoop(loopCtx) }()
 	go func() { defer loops.Done(); n.dispatchLoop(loopCtx, s) }()
 	go func() { defer loops.Done(); n.leaderLoop(loopCtx) }()
+	n.mu.Lock()
+	n.live = s
+	n.mu.Unlock()
 
 	select {
 	case <-ctx.Done():
 	case <-s.Done():
 		lost = true
 	}
+	n.mu.Lock()
+	n.live = nil // no more runs start here (see reserve)
+	n.mu.Unlock()
 	stopLoops()
 	loops.Wait()
 	if lost {
@@ -380,7 +389,7 @@ func (n *Node) dispatchLoop(ctx context.Context, s *concurrency.Session) {
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
-				n.claimAndRun(ctx, s, id)
+				n.claimAndRun(s, id)
 				n.wake()
 			}()
 		}
@@ -410,18 +419,9 @@ func (n *Node) nextCandidate() (string, bool) {
 }
 
 // claimAndRun claims id, replays it and records the outcome.
-func (n *Node) claimAndRun(loopCtx context.Context, s *concurrency.Session, id string) {
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(loopCtx))
-	defer cancel(nil)
-	n.mu.Lock()
-	n.running[id] = cancel
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		delete(n.running, id)
-		n.mu.Unlock()
-	}()
-
+func (n *Node) claimAndRun(s *concurrency.Session, id string) {
+	runCtx, cancel := n.track(id)
+	defer n.untrack(id, cancel)
 	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, s.Lease())
 	if err != nil {
 		if !errors.Is(err, errNotClaimable) {
@@ -429,6 +429,73 @@ func (n *Node) claimAndRun(loopCtx context.Context, s *concurrency.Session, id s
 		}
 		return
 	}
+	n.run(runCtx, s, claim)
+}
+
+// track makes id's run cancellable by stopRuns and cancel requests.
+func (n *Node) track(id string) (context.Context, context.CancelCauseFunc) {
+	runCtx, cancel := context.WithCancelCause(context.Background())
+	n.mu.Lock()
+	n.running[id] = cancel
+	n.mu.Unlock()
+	return runCtx, cancel
+}
+
+func (n *Node) untrack(id string, cancel context.CancelCauseFunc) {
+	cancel(nil)
+	n.mu.Lock()
+	delete(n.running, id)
+	n.mu.Unlock()
+}
+
+// reserve takes a worker slot for a new execution this node is about to
+// create and claim (see Node.create): the node must be claiming, with a
+// slot free. The caller runs it (runReserved) or gives the slot back
+// (unreserve). It tracks the run from here, so a cancel request that
+// arrives between the create and the run is not lost.
+func (n *Node) reserve(id string) (*concurrency.Session, bool) {
+	if n == nil {
+		return nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.live == nil || len(n.running) >= n.cfg.Workers || n.running[id] != nil {
+		return nil, false
+	}
+	runCtx, cancel := context.WithCancelCause(context.Background())
+	n.running[id] = cancel
+	n.reserved[id] = runCtx
+	n.wg.Add(1)
+	return n.live, true
+}
+
+// unreserve gives back a slot reserve took.
+func (n *Node) unreserve(id string) {
+	n.mu.Lock()
+	cancel := n.running[id]
+	delete(n.running, id)
+	delete(n.reserved, id)
+	n.mu.Unlock()
+	cancel(nil)
+	n.wg.Done()
+}
+
+// runReserved runs a claimed execution in the slot reserve took for it.
+func (n *Node) runReserved(s *concurrency.Session, claim *Claim) {
+	defer n.wg.Done()
+	id := claim.Execution.ID
+	n.mu.Lock()
+	runCtx, cancel := n.reserved[id], n.running[id]
+	delete(n.reserved, id)
+	n.mu.Unlock()
+	defer n.untrack(id, cancel)
+	n.run(runCtx, s, claim)
+	n.wake()
+}
+
+// run replays a claimed execution and records the outcome.
+func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *Claim) {
+	id := claim.Execution.ID
 	n.mu.Lock()
 	n.owned[id] = true // before the watch says so, so the id is not dispatched again
 	n.mu.Unlock()

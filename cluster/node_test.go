@@ -62,6 +62,7 @@ func startNodeAt(t *testing.T, dir string, now func() time.Time, tasks ...func(*
 		emb.Close()
 	})
 	svc := NewService(store, bi)
+	svc.Node = node // starts are claimed in their create txn, as in serve
 	if now != nil {
 		svc.Now = now
 	}

@@ -107,17 +107,11 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 	if len(input) > 0 && !json.Valid(input) {
 		return nil, sbruntime.Inputf("input is not valid JSON")
 	}
-	version, err := s.Store.CurrentVersion(ctx, runbook)
-	if err != nil {
-		return nil, err
-	}
 	now := s.Now().UTC()
-	e := &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: version, Status: sbruntime.StatusPending,
-		Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now, TraceParent: TraceParent(ctx)}
-	if err := s.Store.CreateExecution(ctx, e); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return s.Store.startCurrent(ctx, runbook, s.Node, func(version string) *sbruntime.Execution {
+		return &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: version, Status: sbruntime.StatusPending,
+			Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now, TraceParent: TraceParent(ctx)}
+	})
 }
 
 // Executions lists executions newest first.

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -25,6 +24,7 @@ type Store struct {
 	// maxActive bounds a runbook's active executions at CreateExecution; see
 	// SetActiveLimit.
 	maxActive int
+	current   versionCache // runbooks' current versions, checked by every start
 }
 
 // StoreOption configures a Store.
@@ -156,35 +156,11 @@ func cutSuffix(s, suffix string) (string, bool) {
 	return "", false
 }
 
-// CreateExecution stores a new execution and makes it runnable; durable on return.
+// CreateExecution stores a new execution (of any version) and makes it
+// runnable; durable on return.
 func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) error {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	if len(data) > maxRecordBytes {
-		return sbruntime.Inputf("execution input is %d bytes, over the %d-byte limit", len(data), maxRecordBytes)
-	}
-	if err := s.checkActive(ctx, e.Runbook); err != nil {
-		return err
-	}
-	ek := s.k.execution(e.ID)
-	_, err = s.batch.do(ctx, &txnReq{
-		cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)},
-		ops: []clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), ""),
-			clientv3.OpPut(s.k.active(e.Runbook, e.ID), "")},
-		reads: []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly())},
-		check: func(r []*etcdserverpb.ResponseOp) error {
-			if len(r[0].GetResponseRange().Kvs) > 0 {
-				return errors.New("id already exists")
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("create execution %s: %w", e.ID, err)
-	}
-	return nil
+	_, err := s.create(ctx, e, false, "", 0)
+	return err
 }
 
 // maxRecordBytes keeps every value well under etcd's 1.5 MiB request limit.
