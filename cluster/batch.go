@@ -240,17 +240,28 @@ func (b *batch) add(r *txnReq) {
 	b.cmps, b.ops, b.reads, b.bytes = b.cmps+len(r.cmps), b.ops+len(r.ops), b.reads+len(r.reads), b.bytes+size
 }
 
+// commit commits reqs in one txn. The txn carries only their compares and
+// writes; when a compare fails, one read-only txn runs every request's
+// diagnostic reads, the requests whose own compares failed get their error
+// and the rest are committed again. The reads come after the failed txn, so a
+// request can look fine by then (a claim released meanwhile): committing it
+// again is safe, its compares are checked again, and the rounds are bounded.
 func (c *committer) commit(reqs []*txnReq) {
-	for len(reqs) > 0 {
-		var cmps []clientv3.Cmp
-		var ops, reads []clientv3.Op
+	for round := 0; len(reqs) > 0; round++ {
+		var nc, no int
+		for _, r := range reqs {
+			nc, no = nc+len(r.cmps), no+len(r.ops)
+		}
+		cmps, ops := make([]clientv3.Cmp, 0, nc), make([]clientv3.Op, 0, no)
 		for _, r := range reqs {
 			cmps = append(cmps, r.cmps...)
 			ops = append(ops, r.ops...)
-			reads = append(reads, r.reads...)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := c.cli.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
+		resp, err := c.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err == nil && !resp.Succeeded {
+			reqs, err = c.diagnose(ctx, reqs, round)
+		}
 		cancel()
 		if err != nil {
 			for _, r := range reqs {
@@ -266,25 +277,38 @@ func (c *committer) commit(reqs []*txnReq) {
 			}
 			return
 		}
-		var retry []*txnReq
-		at := 0
-		for _, r := range reqs {
-			if err := r.check(resp.Responses[at : at+len(r.reads)]); err != nil {
-				r.done <- txnResult{err: err}
-			} else {
-				retry = append(retry, r)
-			}
-			at += len(r.reads)
-		}
-		if len(retry) == len(reqs) {
-			err := errors.New("batched txn failed with every fence intact")
-			for _, r := range reqs {
-				r.done <- txnResult{err: err}
-			}
-			return
-		}
-		reqs = retry
 	}
+}
+
+// maxDiagnoseRounds bounds how often a batch is committed again after its
+// failed requests were told apart.
+const maxDiagnoseRounds = 8
+
+// diagnose runs the diagnostic reads of a batch whose txn failed, fails the
+// requests whose own compares failed, and returns the others to commit again.
+func (c *committer) diagnose(ctx context.Context, reqs []*txnReq, round int) ([]*txnReq, error) {
+	var reads []clientv3.Op
+	for _, r := range reqs {
+		reads = append(reads, r.reads...)
+	}
+	resp, err := c.cli.Txn(ctx).Then(reads...).Commit()
+	if err != nil {
+		return reqs, fmt.Errorf("read fences of a failed batch: %w", err)
+	}
+	var retry []*txnReq
+	at := 0
+	for _, r := range reqs {
+		if err := r.check(resp.Responses[at : at+len(r.reads)]); err != nil {
+			r.done <- txnResult{err: err}
+		} else {
+			retry = append(retry, r)
+		}
+		at += len(r.reads)
+	}
+	if len(retry) == len(reqs) && round >= maxDiagnoseRounds {
+		return retry, errors.New("batched txn kept failing with every fence intact")
+	}
+	return retry, nil
 }
 
 // close stops the committers once the requests they hold are committed; later
