@@ -79,7 +79,13 @@ func newCommitter(cli *clientv3.Client, maxOps int) *committer {
 // append commits a checkpoint and returns nil, ErrNotOwner or
 // ErrPositionTaken, or the txn's error.
 func (c *committer) append(ctx context.Context, a *appendReq) error {
-	_, err := c.do(ctx, &txnReq{
+	_, err := c.do(ctx, a.txn())
+	return err
+}
+
+// txn is the fenced write of a checkpoint.
+func (a *appendReq) txn() *txnReq {
+	return &txnReq{
 		cmps: []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(a.owner), "=", a.ownerRev),
 			clientv3.Compare(clientv3.CreateRevision(a.key), "=", 0)},
@@ -94,8 +100,7 @@ func (c *committer) append(ctx context.Context, a *appendReq) error {
 			}
 			return nil
 		},
-	})
-	return err
+	}
 }
 
 // do commits r in some batch and returns its share of the result.
