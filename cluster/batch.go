@@ -25,6 +25,9 @@ type txnReq struct {
 	cmps  []clientv3.Cmp
 	ops   []clientv3.Op // run when its compares hold
 	reads []clientv3.Op // run when one of them failed, to find out which
+	// contested requests (claims) fail often: their reads go in their own
+	// txn's else branch, so they are told apart without a second round trip.
+	contested bool
 	// check looks at the results of reads and returns the request's error if
 	// one of its own compares failed, nil if they all held.
 	check func(reads []*etcdserverpb.ResponseOp) error
@@ -269,7 +272,11 @@ func (c *committer) commit(reqs []*txnReq) {
 	for round := 0; len(reqs) > 0; round++ {
 		subs := make([]clientv3.Op, len(reqs))
 		for i, r := range reqs {
-			subs[i] = clientv3.OpTxn(r.cmps, r.ops, nil)
+			var orElse []clientv3.Op
+			if r.contested {
+				orElse = r.reads
+			}
+			subs[i] = clientv3.OpTxn(r.cmps, r.ops, orElse)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		resp, err := c.cli.Txn(ctx).Then(subs...).Commit()
@@ -277,9 +284,16 @@ func (c *committer) commit(reqs []*txnReq) {
 		if err == nil {
 			for i, r := range reqs {
 				sub := resp.Responses[i].GetResponseTxn()
-				if sub.GetSucceeded() {
+				switch {
+				case sub.GetSucceeded():
 					r.done <- txnResult{resps: sub.Responses, rev: resp.Header.Revision}
-				} else {
+				case r.contested:
+					if err := r.check(sub.Responses); err != nil {
+						r.done <- txnResult{err: err}
+					} else {
+						failed = append(failed, r) // read with the failed compares: cannot be
+					}
+				default:
 					failed = append(failed, r)
 				}
 			}

@@ -51,6 +51,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 			}
 			return nil
 		},
+		contested: true, // nodes race for every runnable execution
 	})
 	if errors.Is(err, errNotClaimable) {
 		return nil, errNotClaimable
