@@ -26,6 +26,9 @@ type Claim struct {
 	rev             int64 // create revision of owners/<id>
 	runnableRev     int64 // mod revision of runnable/<id> when claimed
 	execRev         int64 // mod revision of executions/<id> when last written by us
+	// waited is set once the execution may have had a wait: only then can
+	// it have wait, signal-wait and approval keys for its end to delete.
+	waited bool
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -81,6 +84,10 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
 		}
 		c.History[ev.Position] = &ev
+		switch ev.Kind {
+		case sbruntime.KindSleep, sbruntime.KindSignal, sbruntime.KindApproval:
+			c.waited = true
+		}
 	}
 	for _, kv := range r[4].GetResponseRange().Kvs {
 		var w sbruntime.Wait
@@ -89,6 +96,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
 		}
 		c.Waits[w.Position] = &w
+		c.waited = true
 	}
 	c.CancelRequested = len(r[5].GetResponseRange().Kvs) > 0
 	return c, nil
@@ -113,6 +121,7 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 
 // Wait registers a pending wait and its timer, fenced on the claim.
 func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, error) {
+	c.waited = true
 	data, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode wait %s: %w", w.Position, err)
@@ -261,10 +270,12 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	var runnableRev *int64
 	if o.Status.Terminal() {
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
-			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
-			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix()),
-			clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
-			clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
+			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix())) // kept signals: sent any time
+		if c.waited {
+			ops = append(ops, clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
+		}
 		ops = append(ops, c.s.k.endOps(&e)...)
 		for _, w := range c.Waits {
 			if w.Deadline != nil {
