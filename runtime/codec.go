@@ -149,6 +149,16 @@ func Decode(data json.RawMessage) (starlark.Value, error) {
 	if len(data) == 0 {
 		return starlark.None, nil
 	}
+	if v, ok := decodeFast(data); ok {
+		v.Freeze()
+		return v, nil
+	}
+	return decodeStd(data)
+}
+
+// decodeStd is Decode through encoding/json: the reference that decodeFast
+// must agree with, and the path for everything decodeFast declines.
+func decodeStd(data json.RawMessage) (starlark.Value, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var raw any
@@ -172,17 +182,7 @@ func fromGo(x any) (starlark.Value, error) {
 	case string:
 		return starlark.String(x), nil
 	case json.Number:
-		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return starlark.MakeInt64(i), nil
-		}
-		if b, ok := new(big.Int).SetString(string(x), 10); ok {
-			return starlark.MakeBigInt(b), nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("decode number %s: %w", x, err)
-		}
-		return starlark.Float(f), nil
+		return numberValue(string(x))
 	case []any:
 		elems := make([]starlark.Value, len(x))
 		for i, e := range x {
@@ -210,6 +210,22 @@ func fromGo(x any) (starlark.Value, error) {
 		return &Record{dict: d}, nil
 	}
 	return nil, fmt.Errorf("decode: unexpected %T", x)
+}
+
+// numberValue is the Starlark value of the JSON number s: an int when s is
+// one, else a float.
+func numberValue(s string) (starlark.Value, error) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return starlark.MakeInt64(i), nil
+	}
+	if b, ok := new(big.Int).SetString(s, 10); ok {
+		return starlark.MakeBigInt(b), nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, fmt.Errorf("decode number %s: %w", s, err)
+	}
+	return starlark.Float(f), nil
 }
 
 // ArgsHash is a short stable hash of a step's kind, name and arguments, used to
