@@ -84,7 +84,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, cause
 	}
 	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
-		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: callSite(th)}
+		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: rs.callSite(th)}
 	if runErr == nil {
 		data, encErr := Encode(value)
 		switch {

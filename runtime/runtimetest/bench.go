@@ -28,7 +28,10 @@ const benchBatch = 1000
 // latency), with obs as the engine's observer (nil for none). One op is one
 // step; the run's start and end are amortised over up to 1000 steps.
 func BenchSequentialCalls(b *testing.B, obs runtime.Observer) {
-	ctx := context.Background()
+	// A node's runs have a context that can be cancelled, and cancellable
+	// contexts cost each step thread a registration: measure with one.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	bi := builtins.New(builtins.Options{})
 	files := map[string]string{"noop.star": noopRunbook}
 	bundle := &runtime.Bundle{Name: "noop", Main: "noop.star", Files: files, Version: runtime.BundleVersion(files)}
