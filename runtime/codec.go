@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"sort"
 	"strconv"
+	"sync"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -20,11 +21,29 @@ import (
 // as their placeholder "<secret NAME>" and never as their value. Functions,
 // sets, bytes and non-finite floats are refused with an error naming the path.
 func Encode(v starlark.Value) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	if err := encode(&buf, v, "value", false); err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := encode(buf, v, "value", false); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// buffers are the scratch space of Encode and ArgsHash, which every step
+// calls.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer {
+	b := buffers.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+// putBuffer keeps b for reuse unless a large result grew it.
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		buffers.Put(b)
+	}
 }
 
 // encode writes v as JSON. lenient (used for argument hashing only) writes a
@@ -232,16 +251,19 @@ func numberValue(s string) (starlark.Value, error) {
 // detect a replay that calls something else at a recorded position. Secrets
 // hash by name, functions by name, so no secret value influences it.
 func ArgsHash(kind, name string, args starlark.Tuple, kwargs []starlark.Tuple) string {
-	var buf bytes.Buffer
+	buf := getBuffer()
+	defer putBuffer(buf)
 	buf.WriteString(kind)
 	buf.WriteByte(0)
 	buf.WriteString(name)
 	buf.WriteByte(0)
-	_ = encode(&buf, args, "args", true)
+	_ = encode(buf, args, "args", true)
 	for _, kv := range kwargs {
 		buf.WriteByte(0)
-		_ = encode(&buf, kv, "kwargs", true)
+		_ = encode(buf, kv, "kwargs", true)
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	return hex.EncodeToString(sum[:8])
+	var text [16]byte
+	hex.Encode(text[:], sum[:8])
+	return string(text[:])
 }

@@ -94,7 +94,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 			runErr = &LimitError{Limit: "max_result_bytes", Msg: fmt.Sprintf(
 				"step result is %d bytes, over the %d-byte limit", len(data), rs.limits.MaxResultBytes)}
 		default:
-			ev.Result = json.RawMessage(rs.secrets.Scrub(string(data)))
+			ev.Result = rs.secrets.scrubJSON(data)
 		}
 	}
 	if runErr != nil {
