@@ -97,18 +97,10 @@ func encode(buf *bytes.Buffer, v starlark.Value, path string, lenient bool) erro
 			}
 		}
 		buf.WriteByte('}')
-	case *starlark.List, starlark.Tuple:
-		seq := v.(starlark.Indexable)
-		buf.WriteByte('[')
-		for i := 0; i < seq.Len(); i++ {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			if err := encode(buf, seq.Index(i), fmt.Sprintf("%s[%d]", path, i), lenient); err != nil {
-				return err
-			}
-		}
-		buf.WriteByte(']')
+	case *starlark.List:
+		return encodeList(buf, x.Len(), x.Index, path, lenient)
+	case starlark.Tuple:
+		return encodeList(buf, len(x), x.Index, path, lenient)
 	case JSONValue:
 		buf.Write(x.JSON())
 	default:
@@ -125,6 +117,22 @@ func encode(buf *bytes.Buffer, v starlark.Value, path string, lenient bool) erro
 		}
 		return fmt.Errorf("%s: a %s cannot be stored as JSON (only None, bool, int, float, string, list, tuple, dict and struct can)", path, v.Type())
 	}
+	return nil
+}
+
+// encodeList writes a list or tuple. It takes the elements by index, so that
+// ArgsHash can pass a tuple without making it an interface value.
+func encodeList(buf *bytes.Buffer, n int, index func(int) starlark.Value, path string, lenient bool) error {
+	buf.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := encode(buf, index(i), fmt.Sprintf("%s[%d]", path, i), lenient); err != nil {
+			return err
+		}
+	}
+	buf.WriteByte(']')
 	return nil
 }
 
@@ -257,10 +265,10 @@ func ArgsHash(kind, name string, args starlark.Tuple, kwargs []starlark.Tuple) s
 	buf.WriteByte(0)
 	buf.WriteString(name)
 	buf.WriteByte(0)
-	_ = encode(buf, args, "args", true)
+	_ = encodeList(buf, len(args), args.Index, "args", true)
 	for _, kv := range kwargs {
 		buf.WriteByte(0)
-		_ = encode(buf, kv, "kwargs", true)
+		_ = encodeList(buf, len(kv), kv.Index, "kwargs", true)
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	var text [16]byte

@@ -247,8 +247,8 @@ func errorText(err error) string {
 // Thread returns a new thread for the step's own Starlark code: effects are
 // allowed in it and durable calls are not. It is cancelled when ctx is done;
 // call the returned stop when the thread is no longer used.
-func (sc *StepContext) Thread(ctx context.Context, name string) (th *starlark.Thread, stop func()) {
-	th = sc.run.newThread(name, &frame{run: sc.run, ctx: ctx, step: sc})
+func (sc *StepContext) Thread(ctx context.Context, name string) (*starlark.Thread, func()) {
+	th := sc.run.newThread(name, &frame{run: sc.run, ctx: ctx, step: sc})
 	stopAfter := context.AfterFunc(ctx, func() { th.Cancel("step stopped: " + context.Cause(ctx).Error()) })
 	return th, func() { stopAfter() }
 }
