@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	"go.starlark.net/starlark"
@@ -74,5 +76,33 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// FuzzWriteString checks that writeString quotes like json.Marshal.
+func FuzzWriteString(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\"b", `a\b`, "<&>", "\x00\x1f\x7f", "é", "\u2028", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var buf bytes.Buffer
+		writeString(&buf, s)
+		want, _ := json.Marshal(s)
+		if buf.String() != string(want) {
+			t.Fatalf("writeString(%q) = %s, json.Marshal %s", s, buf.Bytes(), want)
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	v, err := Decode([]byte(`{"status":"ok","items":[1,2,3],"host":{"name":"web-1","healthy":true,"load":0.25}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Encode(v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
