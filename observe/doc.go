@@ -14,7 +14,7 @@
 // leader's counters start where it took over.
 //
 // Traces: every run of an execution is a span ("run <runbook>") and every
-// step it executes a child span; runs that replay history carry
+// step it executes a child span, when the run's span is recorded; runs that replay history carry
 // starbook.replay=true and the number of replayed steps. All runs of one
 // execution share a trace id ([runtime.Execution.TraceID]): the one of the
 // request that started it, or one derived from its id. Outgoing http.* calls

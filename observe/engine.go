@@ -85,10 +85,13 @@ func (t *Tracing) startRun(ctx context.Context, e *sbruntime.Execution, recorded
 	return t.tracer.Start(ctx, "run "+e.Runbook, opts...)
 }
 
-// StartStep implements runtime.Observer.
+// StartStep implements runtime.Observer. A step gets a span when its run's
+// span is recorded; a span that no sampler would record is not worth its
+// cost on every step, and without it the step's context carries the run's
+// span (so its trace id still reaches log lines and outgoing traceparents).
 func (o *Observer) StartStep(ctx context.Context, s sbruntime.StepInfo) (context.Context, func(*sbruntime.Event, error)) {
 	var span trace.Span
-	if o.Tracing != nil {
+	if o.Tracing != nil && trace.SpanFromContext(ctx).IsRecording() {
 		name := s.Kind
 		if s.Name != "" {
 			name += " " + s.Name
@@ -101,20 +104,14 @@ func (o *Observer) StartStep(ctx context.Context, s sbruntime.StepInfo) (context
 			span.SetAttributes(attribute.Int("starbook.fan_out.items", s.Items))
 		}
 	}
-	rb := label(s.Execution.Runbook)
+	m := o.Metrics
+	if m == nil && span == nil {
+		return ctx, func(*sbruntime.Event, error) {}
+	}
+	runbook, kind, name, items := s.Execution.Runbook, s.Kind, s.Name, s.Items
 	return ctx, func(ev *sbruntime.Event, err error) {
-		if m := o.Metrics; m != nil && ev != nil {
-			result := "ok"
-			if ev.Failed() {
-				result = "failed"
-			}
-			m.steps.WithLabelValues(rb, s.Kind, label(s.Name), result).Observe(ev.EndedAt.Sub(ev.StartedAt).Seconds())
-			if ev.Attempts > 1 {
-				m.retries.WithLabelValues(rb, s.Kind, label(s.Name)).Add(float64(ev.Attempts - 1))
-			}
-			if s.Kind == sbruntime.KindFanOut {
-				m.fanOut.WithLabelValues(rb).Observe(float64(s.Items))
-			}
+		if m != nil && ev != nil {
+			m.stepDone(runbook, kind, name, items, ev)
 		}
 		if span == nil {
 			return

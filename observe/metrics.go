@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +37,15 @@ type Metrics struct {
 	leading       atomic.Bool
 	snapshot      func(ctx context.Context) (*cluster.Snapshot, error)
 	snapshotError prometheus.Counter
+
+	// stepSeries caches the step histogram's series: a label lookup in the
+	// vector hashes every label value, and it happens on every step.
+	stepSeriesMu sync.RWMutex
+	stepSeries   map[stepLabels]prometheus.Observer
 }
+
+// stepLabels are the labels of a step duration series, as given (not folded).
+type stepLabels struct{ runbook, kind, name, result string }
 
 // Label values outside a small set are folded so that a script cannot blow
 // up the number of series.
@@ -99,6 +108,39 @@ func NewMetrics() *Metrics {
 		f(c)
 	}
 	return m
+}
+
+// stepDone records an executed step ev of kind and name in runbook; items is
+// a fan_out's item count.
+func (m *Metrics) stepDone(runbook, kind, name string, items int, ev *sbruntime.Event) {
+	result := "ok"
+	if ev.Failed() {
+		result = "failed"
+	}
+	m.stepDuration(stepLabels{runbook, kind, name, result}).Observe(ev.EndedAt.Sub(ev.StartedAt).Seconds())
+	if ev.Attempts > 1 {
+		m.retries.WithLabelValues(label(runbook), kind, label(name)).Add(float64(ev.Attempts - 1))
+	}
+	if kind == sbruntime.KindFanOut {
+		m.fanOut.WithLabelValues(label(runbook)).Observe(float64(items))
+	}
+}
+
+func (m *Metrics) stepDuration(l stepLabels) prometheus.Observer {
+	m.stepSeriesMu.RLock()
+	o, ok := m.stepSeries[l]
+	m.stepSeriesMu.RUnlock()
+	if ok {
+		return o
+	}
+	o = m.steps.WithLabelValues(label(l.runbook), l.kind, label(l.name), l.result)
+	m.stepSeriesMu.Lock()
+	defer m.stepSeriesMu.Unlock()
+	if m.stepSeries == nil {
+		m.stepSeries = map[stepLabels]prometheus.Observer{}
+	}
+	m.stepSeries[l] = o
+	return o
 }
 
 // Handler serves the metrics of m and, after them, those registered in

@@ -14,6 +14,7 @@ import (
 
 	sltime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 )
 
 // Journal is the durable history of one claimed execution. Every write is
@@ -135,6 +136,9 @@ type run struct {
 
 	mu    sync.Mutex
 	undos []undo
+
+	sitesMu sync.Mutex
+	sites   map[syntax.Position]string // call sites, as callSite renders them
 }
 
 type undo struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 )
 
 // Observer watches an engine's runs and steps: metrics and traces hang off it
@@ -156,11 +157,31 @@ func (f *frame) storeLog(level slog.Level, msg, pos string, attrs []any) {
 	}
 }
 
-// callSite is the file:line of the Starlark call to the durable built-in
+// callSite is the file:line:col of the Starlark call to the durable built-in
 // running in th.
 func callSite(th *starlark.Thread) string {
-	if cs := th.CallStack(); len(cs) > 1 {
-		return cs.At(1).Pos.String() // At(0) is the durable built-in itself
+	if th.CallStackDepth() < 2 {
+		return ""
 	}
-	return ""
+	return th.CallFrame(1).Pos.String() // frame 0 is the durable built-in itself
+}
+
+// callSite is callSite(th), remembered per call site: every step records
+// where it was called, and a loop calls from one place many times.
+func (rs *run) callSite(th *starlark.Thread) string {
+	if th.CallStackDepth() < 2 {
+		return ""
+	}
+	pos := th.CallFrame(1).Pos
+	rs.sitesMu.Lock()
+	defer rs.sitesMu.Unlock()
+	s, ok := rs.sites[pos]
+	if !ok {
+		if rs.sites == nil {
+			rs.sites = map[syntax.Position]string{}
+		}
+		s = pos.String()
+		rs.sites[pos] = s
+	}
+	return s
 }

@@ -179,6 +179,15 @@ func (s *Scrubber) Scrub(text string) string {
 	return text
 }
 
+// scrubJSON is Scrub for a stored JSON text: data itself, not a copy, when
+// no secret is known.
+func (s *Scrubber) scrubJSON(data json.RawMessage) json.RawMessage {
+	if s.Empty() {
+		return data
+	}
+	return json.RawMessage(s.Scrub(string(data)))
+}
+
 // Contains reports whether text holds a known secret in any form.
 func (s *Scrubber) Contains(text string) bool {
 	if s == nil {

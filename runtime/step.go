@@ -84,7 +84,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, cause
 	}
 	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
-		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: callSite(th)}
+		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: rs.callSite(th)}
 	if runErr == nil {
 		data, encErr := Encode(value)
 		switch {
@@ -94,7 +94,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 			runErr = &LimitError{Limit: "max_result_bytes", Msg: fmt.Sprintf(
 				"step result is %d bytes, over the %d-byte limit", len(data), rs.limits.MaxResultBytes)}
 		default:
-			ev.Result = json.RawMessage(rs.secrets.Scrub(string(data)))
+			ev.Result = rs.secrets.scrubJSON(data)
 		}
 	}
 	if runErr != nil {
@@ -247,8 +247,8 @@ func errorText(err error) string {
 // Thread returns a new thread for the step's own Starlark code: effects are
 // allowed in it and durable calls are not. It is cancelled when ctx is done;
 // call the returned stop when the thread is no longer used.
-func (sc *StepContext) Thread(ctx context.Context, name string) (th *starlark.Thread, stop func()) {
-	th = sc.run.newThread(name, &frame{run: sc.run, ctx: ctx, step: sc})
+func (sc *StepContext) Thread(ctx context.Context, name string) (*starlark.Thread, func()) {
+	th := sc.run.newThread(name, &frame{run: sc.run, ctx: ctx, step: sc})
 	stopAfter := context.AfterFunc(ctx, func() { th.Cancel("step stopped: " + context.Cause(ctx).Error()) })
 	return th, func() { stopAfter() }
 }

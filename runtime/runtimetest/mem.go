@@ -51,7 +51,11 @@ var _ runtime.Journal = (*memClaim)(nil)
 
 // NewMemBackend returns an empty in-memory backend; it has the signature
 // RunSuite wants.
-func NewMemBackend(t *testing.T) Backend {
+func NewMemBackend(t *testing.T) Backend { return NewMem() }
+
+// NewMem returns an empty in-memory backend, for callers without a
+// *testing.T (benchmarks).
+func NewMem() *MemBackend {
 	return &MemBackend{now: time.Now, execs: map[string]*memExecution{}, bundles: map[string]*runtime.Bundle{}}
 }
 
