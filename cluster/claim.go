@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,7 +29,7 @@ type Claim struct {
 	execRev         int64 // mod revision of executions/<id> when last written by us
 	// waited is set once the execution may have had a wait: only then can
 	// it have wait, signal-wait and approval keys for its end to delete.
-	waited bool
+	waited atomic.Bool // set by fan_out items' waits too
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -86,7 +87,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		c.History[ev.Position] = &ev
 		switch ev.Kind {
 		case sbruntime.KindSleep, sbruntime.KindSignal, sbruntime.KindApproval:
-			c.waited = true
+			c.waited.Store(true)
 		}
 	}
 	for _, kv := range r[4].GetResponseRange().Kvs {
@@ -96,7 +97,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
 		}
 		c.Waits[w.Position] = &w
-		c.waited = true
+		c.waited.Store(true)
 	}
 	c.CancelRequested = len(r[5].GetResponseRange().Kvs) > 0
 	return c, nil
@@ -121,7 +122,7 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 
 // Wait registers a pending wait and its timer, fenced on the claim.
 func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, error) {
-	c.waited = true
+	c.waited.Store(true)
 	data, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode wait %s: %w", w.Position, err)
@@ -271,7 +272,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	if o.Status.Terminal() {
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
 			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix())) // kept signals: sent any time
-		if c.waited {
+		if c.waited.Load() {
 			ops = append(ops, clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
