@@ -57,6 +57,7 @@ type committer struct {
 	maxOps   int // per list (compares, ops, reads): etcd's --max-txn-ops
 	maxBytes int
 	once     sync.Once
+	busy     chan struct{} // holds a token while a batch commits
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -82,7 +83,7 @@ func newCommitter(cli *clientv3.Client, maxOps int) *committer {
 		maxOps = defaultMaxTxnOps
 	}
 	return &committer{cli: cli, reqs: make(chan *txnReq, 1024), maxOps: maxOps, maxBytes: batchBytes,
-		stop: make(chan struct{})}
+		busy: make(chan struct{}, committers), stop: make(chan struct{})}
 }
 
 // append commits a checkpoint and returns nil, ErrNotOwner or
@@ -121,6 +122,10 @@ func (c *committer) do(ctx context.Context, r *txnReq) (txnResult, error) {
 		}
 	})
 	r.done = make(chan txnResult, 1)
+	if c.inline(r) {
+		res := <-r.done
+		return res, res.err
+	}
 	select {
 	case c.reqs <- r:
 	case <-c.stop:
@@ -140,6 +145,28 @@ func (c *committer) do(ctx context.Context, r *txnReq) (txnResult, error) {
 	}
 }
 
+// inline commits r in the caller's goroutine when no batch is committing and
+// no request waits: a lone writer (a sequential run) saves the hand-offs to
+// and from a committer goroutine.
+func (c *committer) inline(r *txnReq) bool {
+	select {
+	case c.busy <- struct{}{}:
+	default:
+		return false
+	}
+	defer func() { <-c.busy }()
+	select {
+	case <-c.stop:
+		return false
+	default:
+	}
+	if len(c.reqs) > 0 {
+		return false // the loop takes the waiting ones and r in order
+	}
+	c.commit([]*txnReq{r})
+	return true
+}
+
 // loop takes the first waiting request and everything else already waiting,
 // and commits them in batches within etcd's limits. etcd refuses a txn that
 // writes one key twice, so a request whose writes overlap the batch's waits
@@ -150,6 +177,13 @@ func (c *committer) loop() {
 		select {
 		case first = <-c.reqs:
 		case <-c.stop:
+			c.drainClosed()
+			return
+		}
+		select {
+		case c.busy <- struct{}{}:
+		case <-c.stop:
+			first.done <- txnResult{err: errStoreClosed}
 			c.drainClosed()
 			return
 		}
@@ -176,6 +210,7 @@ func (c *committer) loop() {
 			c.commit(b.reqs)
 			pending = later
 		}
+		<-c.busy
 	}
 }
 
@@ -270,37 +305,11 @@ func width(r *txnReq) int { return max(len(r.cmps), len(r.ops), len(r.reads)) }
 // again, and the rounds are bounded.
 func (c *committer) commit(reqs []*txnReq) {
 	for round := 0; len(reqs) > 0; round++ {
-		subs := make([]clientv3.Op, len(reqs))
-		for i, r := range reqs {
-			var orElse []clientv3.Op
-			if r.contested {
-				orElse = r.reads
-			}
-			subs[i] = clientv3.OpTxn(r.cmps, r.ops, orElse)
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := c.cli.Txn(ctx).Then(subs...).Commit()
-		var failed []*txnReq
-		if err == nil {
-			for i, r := range reqs {
-				sub := resp.Responses[i].GetResponseTxn()
-				switch {
-				case sub.GetSucceeded():
-					r.done <- txnResult{resps: sub.Responses, rev: resp.Header.Revision}
-				case r.contested:
-					if err := r.check(sub.Responses); err != nil {
-						r.done <- txnResult{err: err}
-					} else {
-						failed = append(failed, r) // read with the failed compares: cannot be
-					}
-				default:
-					failed = append(failed, r)
-				}
-			}
-			reqs = failed
-			if len(failed) > 0 {
-				reqs, err = c.diagnose(ctx, failed, round)
-			}
+		failed, err := c.commitOnce(ctx, reqs)
+		reqs = failed
+		if err == nil && len(failed) > 0 {
+			reqs, err = c.diagnose(ctx, failed, round)
 		}
 		cancel()
 		if err != nil {
@@ -310,6 +319,57 @@ func (c *committer) commit(reqs []*txnReq) {
 			return
 		}
 	}
+}
+
+// commitOnce sends reqs in one txn, answers those that committed or that
+// failed with their fence reads at hand, and returns the other failed ones.
+// A lone request is sent as a txn of its own, not nested.
+func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq) (failed []*txnReq, err error) {
+	orElse := func(r *txnReq) []clientv3.Op {
+		if r.contested {
+			return r.reads
+		}
+		return nil
+	}
+	var subs []*etcdserverpb.TxnResponse
+	var rev int64 // the txn's revision
+	if len(reqs) == 1 {
+		r := reqs[0]
+		resp, err := c.cli.Txn(ctx).If(r.cmps...).Then(r.ops...).Else(orElse(r)...).Commit()
+		if err != nil {
+			return reqs, err
+		}
+		subs, rev = []*etcdserverpb.TxnResponse{(*etcdserverpb.TxnResponse)(resp)}, resp.Header.Revision
+	} else {
+		ops := make([]clientv3.Op, len(reqs))
+		for i, r := range reqs {
+			ops[i] = clientv3.OpTxn(r.cmps, r.ops, orElse(r))
+		}
+		resp, err := c.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return reqs, err
+		}
+		subs, rev = make([]*etcdserverpb.TxnResponse, len(reqs)), resp.Header.Revision
+		for i := range reqs {
+			subs[i] = resp.Responses[i].GetResponseTxn()
+		}
+	}
+	for i, r := range reqs {
+		sub := subs[i]
+		switch {
+		case sub.GetSucceeded():
+			r.done <- txnResult{resps: sub.Responses, rev: rev}
+		case r.contested:
+			if err := r.check(sub.Responses); err != nil {
+				r.done <- txnResult{err: err}
+			} else {
+				failed = append(failed, r) // read with the failed compares: cannot be
+			}
+		default:
+			failed = append(failed, r)
+		}
+	}
+	return failed, nil
 }
 
 // maxDiagnoseRounds bounds how often a batch is committed again after its
