@@ -71,6 +71,7 @@ func (e *env) postAlerts(ctx context.Context, store *cluster.Store, svc *cluster
 		return 0
 	}
 	tr := cluster.NewTriggers(store, nil, nil)
+	tr.RunOn(svc.Node) // as serve does: nil for the ingest-only store
 	srv := httptest.NewServer(api.NewHandler(svc, nil, api.WithHooks(
 		&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr}, api.AlertmanagerAuth{})))
 	defer srv.Close()

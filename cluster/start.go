@@ -128,8 +128,7 @@ func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool
 	if lease == 0 {
 		return nil, nil
 	}
-	return &Claim{s: s, Execution: e, History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{},
-		rev: res.rev, runnableRev: res.rev, execRev: res.rev}, nil
+	return s.newClaim(e, res.rev), nil
 }
 
 // startCurrent creates an execution of runbook's current version, built by
@@ -163,11 +162,7 @@ func (s *Store) startCurrent(ctx context.Context, runbook string, n *Node, newEx
 // create stores e; when n (which may be nil) runs and has a free worker, it
 // claims e in the same txn and runs it at once.
 func (n *Node) create(ctx context.Context, s *Store, e *sbruntime.Execution) error {
-	var sess *concurrency.Session
-	ok := false
-	if n != nil && n.store == s {
-		sess, ok = n.reserve(e.ID)
-	}
+	sess, ok := n.reserveFor(s, e.ID)
 	if !ok {
 		_, err := s.create(ctx, e, true, "", 0)
 		return err
@@ -183,4 +178,19 @@ func (n *Node) create(ctx context.Context, s *Store, e *sbruntime.Execution) err
 	}
 	go n.runReserved(sess, claim)
 	return nil
+}
+
+// reserveFor reserves a worker slot for a new execution stored through s
+// (see reserve): only when n (which may be nil) runs on the same store.
+func (n *Node) reserveFor(s *Store, id string) (*concurrency.Session, bool) {
+	if n == nil || n.store != s {
+		return nil, false
+	}
+	return n.reserve(id)
+}
+
+// newClaim is the claim of a new execution claimed in its create txn at rev.
+func (s *Store) newClaim(e *sbruntime.Execution, rev int64) *Claim {
+	return &Claim{s: s, Execution: e, History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{},
+		rev: rev, runnableRev: rev, execRev: rev}
 }

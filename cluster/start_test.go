@@ -13,6 +13,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/triggers"
 )
 
 // gate is an HTTP server whose requests block until it is opened.
@@ -180,5 +181,52 @@ func TestStartWithEveryWorkerBusyLeavesTheExecutionForTheWatch(t *testing.T) {
 		if err != nil || end.Status != sbruntime.StatusCompleted {
 			t.Fatalf("%s: got %+v, %v", id, end, err)
 		}
+	}
+}
+
+func TestTriggeredStartsAreClaimedInTheirCreateTxnAndDuplicatesFreeTheirSlot(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, map[string]string{"gated.star": gatedRunbook})
+	g, url := newGate(t)
+	ctx := context.Background()
+	version, err := tn.svc.Store.CurrentVersion(ctx, "gated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTriggers(tn.svc.Store, nil, nil)
+	tr.RunOn(tn.node)
+	start := func(key string) triggers.Started {
+		t.Helper()
+		out, err := tr.Start(ctx, []triggers.Start{{Runbook: "gated", Version: version,
+			Input:   json.RawMessage(fmt.Sprintf(`{"url": %q}`, url)),
+			Trigger: sbruntime.Trigger{Type: "webhook", Source: "test"},
+			Dedup:   &triggers.Dedup{Scope: "webhook", Key: key, TTL: time.Minute}}})
+		if err != nil || len(out) != 1 {
+			t.Fatalf("start: %v, %v", out, err)
+		}
+		return out[0]
+	}
+	first := start("k1")
+	if first.Status != triggers.StatusStarted {
+		t.Fatalf("first start: %+v", first)
+	}
+	g.waitArrival(t)
+	if record, owner := createRevisions(t, tn.svc.Store, first.ID); record == 0 || owner != record {
+		t.Errorf("record created at revision %d, owner key at %d: want one txn", record, owner)
+	}
+	if dup := start("k1"); dup.Status != triggers.StatusDuplicate || dup.ID != first.ID {
+		t.Errorf("second start with the same key: %+v, want a duplicate of %s", dup, first.ID)
+	}
+	tn.node.mu.Lock()
+	running := len(tn.node.running)
+	tn.node.mu.Unlock()
+	if running != 1 {
+		t.Errorf("%d runs tracked after a duplicate start, want 1 (its reserved slot given back)", running)
+	}
+	g.release()
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if end, err := tn.svc.AwaitEnd(wctx, first.ID); err != nil || end.Status != sbruntime.StatusCompleted {
+		t.Fatalf("got %+v, %v", end, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"golang.org/x/sync/errgroup"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -66,6 +67,7 @@ type Triggers struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
+	node    *Node // claims unbounded starts in their create txn; see RunOn
 }
 
 var (
@@ -89,6 +91,11 @@ func NewTriggers(s *Store, now func() time.Time, logger *slog.Logger) *Triggers 
 	t.leases.m = map[time.Duration]leaseEntry{}
 	return t
 }
+
+// RunOn makes node claim the executions t starts for unbounded runbooks in
+// their create txn, while it has free workers, and run them at once. Call it
+// before t serves starts.
+func (t *Triggers) RunOn(node *Node) { t.node = node }
 
 // Index returns the declarations of every runbook's current version.
 func (t *Triggers) Index() triggers.Index { return t.index }
@@ -145,6 +152,7 @@ type item struct {
 	extra    []clientv3.Op // written with the execution (a cron tick's last key)
 	e        *sbruntime.Execution
 	out      triggers.Started
+	sess     *concurrency.Session // the local node's, when it claims e in the create txn
 }
 
 // txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
@@ -312,6 +320,16 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 // dedup keys; a key another request took meanwhile makes its start a
 // duplicate and the rest are committed again.
 func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
+	for _, it := range batch {
+		it.sess, _ = t.node.reserveFor(t.s, it.e.ID)
+	}
+	defer func() { // the ones not run: duplicates, or the txn failed
+		for _, it := range batch {
+			if it.sess != nil {
+				t.node.unreserve(it.e.ID)
+			}
+		}
+	}()
 	for len(batch) > 0 {
 		var cmps []clientv3.Cmp
 		var ops, reads []clientv3.Op
@@ -319,6 +337,9 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			c, o, err := t.writes(ctx, it, triggers.StatusStarted, "")
 			if err != nil {
 				return err
+			}
+			if it.sess != nil {
+				o = append(o, clientv3.OpPut(t.s.k.owner(it.e.ID), t.node.cfg.ID, clientv3.WithLease(it.sess.Lease())))
 			}
 			cmps, ops = append(cmps, c...), append(ops, o...)
 			if it.dedupKey != "" {
@@ -331,6 +352,12 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			return fmt.Errorf("create triggered executions: %w", err)
 		}
 		if resp.Succeeded {
+			for _, it := range batch {
+				if it.sess != nil {
+					go t.node.runReserved(it.sess, t.s.newClaim(it.e, resp.Header.Revision))
+					it.sess = nil
+				}
+			}
 			return nil
 		}
 		var retry []*item
@@ -342,6 +369,10 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			}
 			if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
 				it.out = triggers.Started{Runbook: it.s.Runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
+				if it.sess != nil {
+					t.node.unreserve(it.e.ID)
+					it.sess = nil
+				}
 			} else {
 				retry = append(retry, it)
 			}

@@ -12,9 +12,11 @@ import (
 // hooksOption serves the Alertmanager and webhook endpoints: POST
 // /hooks/alertmanager, authenticated by STARBOOK_ALERTMANAGER_TOKEN or
 // STARBOOK_ALERTMANAGER_USER/PASSWORD when set, and POST /hooks/{name},
-// authenticated by each trigger's secret.
-func hooksOption(store *cluster.Store, logger *slog.Logger, policy triggers.Policy) api.Option {
+// authenticated by each trigger's secret. node runs the executions they start
+// when it has free workers.
+func hooksOption(store *cluster.Store, node *cluster.Node, logger *slog.Logger, policy triggers.Policy) api.Option {
 	tr := cluster.NewTriggers(store, nil, logger)
+	tr.RunOn(node)
 	auth := api.AlertmanagerAuthFromEnv(os.LookupEnv)
 	if !auth.Enabled() {
 		logger.Warn("POST /hooks/alertmanager accepts unauthenticated requests: set " +

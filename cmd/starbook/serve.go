@@ -187,7 +187,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
-	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, logger, f.security.defaultPolicy),
+	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, node, logger, f.security.defaultPolicy),
 		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)), slack))
 	srv := &http.Server{Handler: tracing.Middleware(mux), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
