@@ -122,7 +122,7 @@ func (c *committer) do(ctx context.Context, r *txnReq) (txnResult, error) {
 		}
 	})
 	r.done = make(chan txnResult, 1)
-	if c.inline(r) {
+	if c.inline(ctx, r) {
 		res := <-r.done
 		return res, res.err
 	}
@@ -148,7 +148,7 @@ func (c *committer) do(ctx context.Context, r *txnReq) (txnResult, error) {
 // inline commits r in the caller's goroutine when no batch is committing and
 // no request waits: a lone writer (a sequential run) saves the hand-offs to
 // and from a committer goroutine.
-func (c *committer) inline(r *txnReq) bool {
+func (c *committer) inline(ctx context.Context, r *txnReq) bool {
 	select {
 	case c.busy <- struct{}{}:
 	default:
@@ -160,10 +160,10 @@ func (c *committer) inline(r *txnReq) bool {
 		return false
 	default:
 	}
-	if len(c.reqs) > 0 {
+	if len(c.reqs) > 0 || ctx.Err() != nil {
 		return false // the loop takes the waiting ones and r in order
 	}
-	c.commit([]*txnReq{r})
+	c.commit(ctx, []*txnReq{r}) // the caller's ctx: it stops waiting as it would for a batch
 	return true
 }
 
@@ -207,7 +207,7 @@ func (c *committer) loop() {
 				}
 				b.add(r)
 			}
-			c.commit(b.reqs)
+			c.commit(context.Background(), b.reqs)
 			pending = later
 		}
 		<-c.busy
@@ -303,9 +303,9 @@ func width(r *txnReq) int { return max(len(r.cmps), len(r.ops), len(r.reads)) }
 // reads come after the failed attempt, so a request can look fine by then (a
 // claim released meanwhile): it is committed again, its compares checked
 // again, and the rounds are bounded.
-func (c *committer) commit(reqs []*txnReq) {
+func (c *committer) commit(parent context.Context, reqs []*txnReq) {
 	for round := 0; len(reqs) > 0; round++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 		failed, err := c.commitOnce(ctx, reqs)
 		reqs = failed
 		if err == nil && len(failed) > 0 {

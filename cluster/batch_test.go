@@ -48,7 +48,7 @@ func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 		reqs[i] = tt.req.txn()
 		reqs[i].done = make(chan txnResult, 1)
 	}
-	c.commit(reqs) // one batch
+	c.commit(context.Background(), reqs) // one batch
 	for i, tt := range tests {
 		res := <-reqs[i].done
 		if !errors.Is(res.err, tt.want) || (tt.want == nil) != (res.err == nil) {
