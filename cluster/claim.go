@@ -30,6 +30,10 @@ type Claim struct {
 	// waited is set once the execution may have had a wait: only then can
 	// it have wait, signal-wait and approval keys for its end to delete.
 	waited atomic.Bool // set by fan_out items' waits too
+	// fresh is set on a claim taken in the execution's create txn: it has no
+	// concurrency slot or queue entry to release (those are a bounded
+	// trigger's, and bounded starts are not claimed at creation).
+	fresh bool
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -277,7 +281,11 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 				clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
 		}
-		ops = append(ops, c.s.k.endOps(&e)...)
+		if c.fresh {
+			ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
+		} else {
+			ops = append(ops, c.s.k.endOps(&e)...)
+		}
 		for _, w := range c.Waits {
 			if w.Deadline != nil {
 				ops = append(ops, clientv3.OpDelete(c.s.k.timer(*w.Deadline, id, w.Position)))

@@ -192,5 +192,5 @@ func (n *Node) reserveFor(s *Store, id string) (*concurrency.Session, bool) {
 // newClaim is the claim of a new execution claimed in its create txn at rev.
 func (s *Store) newClaim(e *sbruntime.Execution, rev int64) *Claim {
 	return &Claim{s: s, Execution: e, History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{},
-		rev: rev, runnableRev: rev, execRev: rev}
+		rev: rev, runnableRev: rev, execRev: rev, fresh: true}
 }
