@@ -128,11 +128,13 @@ func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, 
 
 // waitSignal registers a signal wait unless the signal was sent before the
 // script reached it: then it consumes the oldest kept signal into the history
-// at the wait's position, in one fenced txn, and returns that event.
+// at the wait's position, in one fenced txn, and returns that event. Store.Signal
+// finds the wait by reading the execution's waits, and keeps a signal only if
+// none of them changed since its read: a signal is either kept before the
+// wait is registered (and consumed here) or finds the wait.
 func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv3.Op) (*sbruntime.Event, error) {
 	id := c.Execution.ID
 	sk := c.s.k.signal(id, w.Name)
-	ops = append(ops, clientv3.OpPut(c.s.k.signalWait(id, w.Name), w.Position))
 	for {
 		resp, err := c.s.cli.Txn(ctx).
 			If(c.owned(), clientv3.Compare(clientv3.CreateRevision(sk), "=", 0)).
@@ -262,7 +264,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
 			clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix()),
-			clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(c.s.k.legacySignalWaits(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
 		ops = append(ops, c.s.k.endOps(&e)...)
 		for _, w := range c.Waits {
