@@ -171,8 +171,8 @@ func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) err
 	ek := s.k.execution(e.ID)
 	_, err = s.batch.do(ctx, &txnReq{
 		cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)},
-		ops: []clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), ""),
-			clientv3.OpPut(s.k.active(e.Runbook, e.ID), "")},
+		ops: append([]clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")},
+			s.activeOps(e)...),
 		reads: []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly())},
 		check: func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {
