@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer emb.Close()
-	e := &env{cli: emb.Client, sz: sz}
+	e := &env{cli: emb.Client, emb: emb, sz: sz}
 	if err := e.startNode(ctx, "/bench/"); err != nil {
 		return nil, err
 	}
@@ -204,6 +204,7 @@ func num(v float64) string {
 // env is the node under test and its etcd.
 type env struct {
 	cli    *clientv3.Client
+	emb    *cluster.Embedded // nil on an outside etcd
 	sz     sizes
 	store  *cluster.Store
 	svc    *cluster.Service
@@ -538,9 +539,16 @@ func (e *env) parked(ctx context.Context, n int) float64 {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Steady state, as a node runs it: etcd compacted (the embedded etcd
-	// compacts hourly by itself) and garbage returned to the OS.
+	// compacts hourly by itself), its file defragmented if the compaction
+	// left it mostly free (the embedded member's own periodic maintenance),
+	// and garbage returned to the OS.
 	if resp, err := e.cli.Get(ctx, "/bench/", clientv3.WithCountOnly()); err == nil {
 		if _, err := e.cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+			e.fail(err)
+		}
+	}
+	if e.emb != nil {
+		if _, err := e.emb.Maintain(ctx); err != nil {
 			e.fail(err)
 		}
 	}

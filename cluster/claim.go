@@ -33,7 +33,8 @@ type Claim struct {
 	// fresh is set on a claim taken in the execution's create txn: it has no
 	// concurrency slot or queue entry to release (those are a bounded
 	// trigger's, and bounded starts are not claimed at creation).
-	fresh bool
+	fresh     bool
+	activeKey bool // a fresh claim wrote its execution's active/ key
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -143,11 +144,13 @@ func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, 
 
 // waitSignal registers a signal wait unless the signal was sent before the
 // script reached it: then it consumes the oldest kept signal into the history
-// at the wait's position, in one fenced txn, and returns that event.
+// at the wait's position, in one fenced txn, and returns that event. Store.Signal
+// finds the wait by reading the execution's waits, and keeps a signal only if
+// none of them changed since its read: a signal is either kept before the
+// wait is registered (and consumed here) or finds the wait.
 func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv3.Op) (*sbruntime.Event, error) {
 	id := c.Execution.ID
 	sk := c.s.k.signal(id, w.Name)
-	ops = append(ops, clientv3.OpPut(c.s.k.signalWait(id, w.Name), w.Position))
 	for {
 		resp, err := c.s.cli.Txn(ctx).
 			If(c.owned(), clientv3.Compare(clientv3.CreateRevision(sk), "=", 0)).
@@ -278,13 +281,13 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix())) // kept signals: sent any time
 		if c.waited.Load() {
 			ops = append(ops, clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(c.s.k.signalWaits(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(c.s.k.legacySignalWaits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
 		}
-		if c.fresh {
-			ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
-		} else {
+		if !c.fresh {
 			ops = append(ops, c.s.k.endOps(&e)...)
+		} else if c.activeKey {
+			ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
 		}
 		for _, w := range c.Waits {
 			if w.Deadline != nil {

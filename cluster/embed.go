@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -26,6 +27,8 @@ type EmbeddedConfig struct {
 	// a client certificate signed by TLS.CAFile; the node's own client
 	// presents TLS.CertFile.
 	TLS *EtcdTLS
+	// Defrag configures the member's periodic defragmentation.
+	Defrag Defrag
 }
 
 // EmbeddedMaxTxnOps is the --max-txn-ops of the embedded etcd: large batches
@@ -37,6 +40,10 @@ type Embedded struct {
 	Etcd   *embed.Etcd
 	Client *clientv3.Client
 	scheme string // of the client URL: http or https
+	defrag Defrag
+
+	stop        context.CancelFunc // stops maintainLoop
+	maintenance sync.WaitGroup
 }
 
 // StartEmbedded starts a single-member etcd in cfg.Dir and waits until it
@@ -104,7 +111,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
-	return &Embedded{Etcd: e, Client: cli, scheme: scheme}, nil
+	emb := &Embedded{Etcd: e, Client: cli, scheme: scheme, defrag: cfg.Defrag.withDefaults()}
+	mctx, stop := context.WithCancel(context.Background())
+	emb.stop = stop
+	if emb.defrag.Interval > 0 {
+		emb.maintenance.Go(func() { emb.maintainLoop(mctx) })
+	}
+	return emb, nil
 }
 
 // ClientURL returns the URL outside clients can reach the member at.
@@ -112,8 +125,11 @@ func (e *Embedded) ClientURL() string {
 	return e.scheme + "://" + e.Etcd.Clients[0].Addr().String()
 }
 
-// Close stops the client and the member.
+// Close stops the periodic maintenance, waiting for it, then the client and
+// the member.
 func (e *Embedded) Close() {
+	e.stop()
+	e.maintenance.Wait()
 	e.Client.Close()
 	e.Etcd.Close()
 }

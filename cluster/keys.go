@@ -13,28 +13,32 @@ func (k keys) runbookCurrent(name string) string { return k.prefix + "runbooks/"
 func (k keys) runbookVersion(name, version string) string {
 	return k.prefix + "runbooks/" + name + "/versions/" + version
 }
-func (k keys) runbooks() string                  { return k.prefix + "runbooks/" }
-func (k keys) execution(id string) string        { return k.prefix + "executions/" + id }
-func (k keys) executions() string                { return k.prefix + "executions/" }
-func (k keys) history(id string) string          { return k.prefix + "history/" + id + "/" }
-func (k keys) event(id, pos string) string       { return k.prefix + "history/" + id + "/" + pos }
-func (k keys) runnable(id string) string         { return k.prefix + "runnable/" + id }
-func (k keys) runnables() string                 { return k.prefix + "runnable/" }
-func (k keys) owner(id string) string            { return k.prefix + "owners/" + id }
-func (k keys) owners() string                    { return k.prefix + "owners/" }
-func (k keys) waits(id string) string            { return k.prefix + "waits/" + id + "/" }
-func (k keys) allWaits() string                  { return k.prefix + "waits/" }
-func (k keys) wait(id, pos string) string        { return k.prefix + "waits/" + id + "/" + pos }
-func (k keys) signals(id string) string          { return k.prefix + "signals/" + id + "/" }
-func (k keys) signal(id, name string) string     { return k.prefix + "signals/" + id + "/" + name }
-func (k keys) signalWaits(id string) string      { return k.prefix + "signalwaits/" + id + "/" }
-func (k keys) signalWait(id, name string) string { return k.prefix + "signalwaits/" + id + "/" + name }
-func (k keys) cancel(id string) string           { return k.prefix + "cancel/" + id }
-func (k keys) cancels() string                   { return k.prefix + "cancel/" }
-func (k keys) timers() string                    { return k.prefix + "timers/" }
-func (k keys) node(id string) string             { return k.prefix + "nodes/" + id }
-func (k keys) nodes() string                     { return k.prefix + "nodes/" }
-func (k keys) election() string                  { return k.prefix + "election/" }
+func (k keys) runbooks() string              { return k.prefix + "runbooks/" }
+func (k keys) execution(id string) string    { return k.prefix + "executions/" + id }
+func (k keys) executions() string            { return k.prefix + "executions/" }
+func (k keys) history(id string) string      { return k.prefix + "history/" + id + "/" }
+func (k keys) event(id, pos string) string   { return k.prefix + "history/" + id + "/" + pos }
+func (k keys) runnable(id string) string     { return k.prefix + "runnable/" + id }
+func (k keys) runnables() string             { return k.prefix + "runnable/" }
+func (k keys) owner(id string) string        { return k.prefix + "owners/" + id }
+func (k keys) owners() string                { return k.prefix + "owners/" }
+func (k keys) waits(id string) string        { return k.prefix + "waits/" + id + "/" }
+func (k keys) allWaits() string              { return k.prefix + "waits/" }
+func (k keys) wait(id, pos string) string    { return k.prefix + "waits/" + id + "/" + pos }
+func (k keys) signals(id string) string      { return k.prefix + "signals/" + id + "/" }
+func (k keys) signal(id, name string) string { return k.prefix + "signals/" + id + "/" + name }
+func (k keys) cancel(id string) string       { return k.prefix + "cancel/" + id }
+func (k keys) cancels() string               { return k.prefix + "cancel/" }
+func (k keys) timers() string                { return k.prefix + "timers/" }
+func (k keys) node(id string) string         { return k.prefix + "nodes/" + id }
+func (k keys) nodes() string                 { return k.prefix + "nodes/" }
+func (k keys) election() string              { return k.prefix + "election/" }
+
+// legacySignalWaits is the signal-wait index earlier versions wrote next to
+// each signal wait. Nothing writes or reads it now; an execution's end and
+// retention still delete what an upgraded cluster left under it.
+func (k keys) legacySignalWaits(id string) string { return k.prefix + "signalwaits/" + id + "/" }
+
 func (k keys) idFrom(key, collection string) string {
 	return strings.TrimPrefix(key, k.prefix+collection)
 }

@@ -11,9 +11,10 @@ import (
 
 // Active executions index:
 //
-//	active/<runbook>/<id>   an execution that has not ended (created with it,
-//	                        deleted with its end), to count a runbook's
-//	                        active executions without reading them all
+//	active/<runbook>/<id>   an execution that has not ended (created with it
+//	                        while an active limit is set, deleted with its
+//	                        end), to count a runbook's active executions
+//	                        without reading them all
 func (k keys) active(runbook, id string) string { return k.prefix + "active/" + runbook + "/" + id }
 func (k keys) activeOf(runbook string) string   { return k.prefix + "active/" + runbook + "/" }
 
@@ -22,10 +23,24 @@ func (k keys) activeOf(runbook string) string   { return k.prefix + "active/" + 
 // check reads the count before the create, so starts racing each other may
 // exceed it by how many are in flight at once. Call it before the store
 // serves starts.
+//
+// The index the limit counts is written only while a limit is set (a key per
+// execution costs etcd memory for as long as it runs): executions created
+// while no limit was set, by this node or another, are not counted.
 func (s *Store) SetActiveLimit(n int) { s.maxActive = n }
 
+// activeOps are the writes that index a new execution as active: none when
+// no active limit is set.
+func (s *Store) activeOps(e *sbruntime.Execution) []clientv3.Op {
+	if s.maxActive <= 0 {
+		return nil
+	}
+	return []clientv3.Op{clientv3.OpPut(s.k.active(e.Runbook, e.ID), "")}
+}
+
 // ActiveExecutions counts the executions of runbook that have not ended.
-// Executions created before the index existed are not counted.
+// Executions created while no active limit was set (see SetActiveLimit) are
+// not counted.
 func (s *Store) ActiveExecutions(ctx context.Context, runbook string) (int, error) {
 	resp, err := s.cli.Get(ctx, s.k.activeOf(runbook), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {

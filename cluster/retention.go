@@ -163,7 +163,7 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.logs(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.waits(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.signals(id), clientv3.WithPrefix()),
-		clientv3.OpDelete(k.signalWaits(id), clientv3.WithPrefix()),
+		clientv3.OpDelete(k.legacySignalWaits(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.prefix+"approvals/"+id+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(k.prefix+"notices/"+id+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(k.cancel(id)),

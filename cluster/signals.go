@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -28,10 +29,10 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 		return sbruntime.Inputf("signal %s: data is %d bytes, over the 262144-byte limit", name, len(data))
 	}
 	result := sbruntime.SignalResult(name, data, by, s.now())
-	sk, wk := s.k.signal(id, name), s.k.signalWait(id, name)
+	sk, waits := s.k.signal(id, name), s.k.waits(id)
 	for {
 		resp, err := s.cli.Txn(ctx).Then(
-			clientv3.OpGet(s.k.execution(id)), clientv3.OpGet(wk), clientv3.OpGet(sk)).Commit()
+			clientv3.OpGet(s.k.execution(id)), clientv3.OpGet(waits, clientv3.WithPrefix()), clientv3.OpGet(sk)).Commit()
 		if err != nil {
 			return fmt.Errorf("signal %s to %s: %w", name, id, err)
 		}
@@ -47,8 +48,12 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 		if e.Status.Terminal() {
 			return sbruntime.Inputf("execution %s has ended (%s): signal %s not delivered", id, e.Status, name)
 		}
-		if w := r[1].GetResponseRange().Kvs; len(w) > 0 {
-			ok, err := s.ResolveWait(ctx, id, string(w[0].Value), result, "")
+		pos, err := s.signalWaitPosition(id, name, r[1].GetResponseRange().Kvs)
+		if err != nil {
+			return err
+		}
+		if pos != "" {
+			ok, err := s.ResolveWait(ctx, id, pos, result, "")
 			if err != nil || ok {
 				return err
 			}
@@ -67,8 +72,13 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 			return sbruntime.Inputf("execution %s already holds %d unconsumed %s signals", id, len(queue), name)
 		}
 		b, _ := json.Marshal(append(queue, result))
+		// Keep the signal only if no wait of the execution was written since
+		// the read: one registered meanwhile may be the wait for it (the
+		// claim side refuses to register it over a kept signal). etcd holds a
+		// range compare against every key in the range; an empty range
+		// compares as revision 0 and passes.
 		tx, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(wk), "=", 0),
+			If(clientv3.Compare(clientv3.ModRevision(waits), "<", resp.Header.Revision+1).WithPrefix(),
 				clientv3.Compare(clientv3.ModRevision(sk), "=", rev),
 				clientv3.Compare(clientv3.ModRevision(s.k.execution(id)), "=", execKvs[0].ModRevision)).
 			Then(clientv3.OpPut(sk, string(b))).
@@ -80,6 +90,27 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 			return nil
 		}
 	}
+}
+
+// signalWaitPosition returns the position of the pending wait for signal name
+// among an execution's waits, the first in position order if branches of a
+// fan_out wait for the same name, or "" if none waits for it.
+func (s *Store) signalWaitPosition(id, name string, waits []*mvccpb.KeyValue) (string, error) {
+	pos := ""
+	for _, kv := range waits {
+		var w struct {
+			Kind string `json:"kind"`
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(kv.Value, &w); err != nil {
+			return "", fmt.Errorf("decode wait %s: %w", kv.Key, err)
+		}
+		p := s.k.idFrom(string(kv.Key), "waits/"+id+"/")
+		if w.Kind == sbruntime.KindSignal && w.Name == name && (pos == "" || sbruntime.ComparePositions(p, pos) < 0) {
+			pos = p
+		}
+	}
+	return pos, nil
 }
 
 func validSignalName(s string) bool {

@@ -73,8 +73,8 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, nod
 	if current {
 		cmps = append(cmps, clientv3.Compare(clientv3.Value(ck), "=", e.Version))
 	}
-	ops := []clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), ""),
-		clientv3.OpPut(s.k.active(e.Runbook, e.ID), "")}
+	ops := append([]clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")},
+		s.activeOps(e)...)
 	if lease != 0 {
 		ops = append(ops, clientv3.OpPut(s.k.owner(e.ID), node, clientv3.WithLease(lease)))
 	}
@@ -192,5 +192,5 @@ func (n *Node) reserveFor(s *Store, id string) (*concurrency.Session, bool) {
 // newClaim is the claim of a new execution claimed in its create txn at rev.
 func (s *Store) newClaim(e *sbruntime.Execution, rev int64) *Claim {
 	return &Claim{s: s, Execution: e, History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{},
-		rev: rev, runnableRev: rev, execRev: rev, fresh: true}
+		rev: rev, runnableRev: rev, execRev: rev, fresh: true, activeKey: s.maxActive > 0}
 }

@@ -314,9 +314,6 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	if w.Deadline != nil {
 		ops = append(ops, clientv3.OpDelete(s.k.timer(*w.Deadline, id, pos)))
 	}
-	if w.Kind == sbruntime.KindSignal {
-		ops = append(ops, clientv3.OpDelete(s.k.signalWait(id, w.Name)))
-	}
 	tx, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(wk), "=", resp.Kvs[0].ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(s.k.event(id, pos)), "=", 0)).
@@ -355,7 +352,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 				clientv3.OpDelete(s.k.runnable(id)),
 				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.k.signalWaits(id), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.k.legacySignalWaits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.k.executionApprovals(id), clientv3.WithPrefix())}, s.k.endOps(e)...)...).
 			Else(clientv3.OpGet(s.k.owner(id))).
 			Commit()

@@ -276,13 +276,15 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 	switch status {
 	case triggers.StatusStarted:
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusPending, "", nil
-		ops = append(ops, clientv3.OpPut(k.runnable(e.ID), ""), clientv3.OpPut(k.active(e.Runbook, e.ID), ""))
+		ops = append(ops, clientv3.OpPut(k.runnable(e.ID), ""))
+		ops = append(ops, t.s.activeOps(e)...)
 		if it.s.Policy.Limited() {
 			ops = append(ops, clientv3.OpPut(k.slot(e.Runbook, e.ID), ""))
 		}
 	case triggers.StatusQueued:
 		e.Status, e.Error = sbruntime.StatusPending, "queued: "+reason
-		ops = append(ops, clientv3.OpPut(k.queued(e.Runbook, e.ID), ""), clientv3.OpPut(k.active(e.Runbook, e.ID), ""))
+		ops = append(ops, clientv3.OpPut(k.queued(e.Runbook, e.ID), ""))
+		ops = append(ops, t.s.activeOps(e)...)
 	case triggers.StatusDropped:
 		end := e.CreatedAt
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusCancelled, "dropped: "+reason, &end

@@ -104,7 +104,8 @@ func serve(ctx context.Context, f serveFlags) error {
 	where := ""
 	maxTxnOps := 128 // etcd's default --max-txn-ops
 	if f.etcdEndpoints == "" {
-		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true, TLS: sec.etcdTLS})
+		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true, TLS: sec.etcdTLS,
+			Defrag: cluster.Defrag{Logger: logger}})
 		if err != nil {
 			return err
 		}

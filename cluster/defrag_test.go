@@ -1,0 +1,115 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// grow writes n values of size bytes under prefix, deletes the first del of
+// them and compacts etcd's history, so that their pages are free.
+func grow(t *testing.T, cli *clientv3.Client, prefix string, n, size, del int) {
+	t.Helper()
+	ctx := context.Background()
+	value := strings.Repeat("x", size)
+	for i := range n {
+		if _, err := cli.Put(ctx, fmt.Sprintf("%s%04d", prefix, i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range del {
+		if _, err := cli.Delete(ctx, fmt.Sprintf("%s%04d", prefix, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := cli.Get(ctx, prefix, clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEmbeddedMaintainDefragments: a db file of at least MinSize that is
+// mostly free pages after a compaction is defragmented and shrinks; a small
+// one, or one mostly in use, is left alone. What was kept survives.
+func TestEmbeddedMaintainDefragments(t *testing.T) {
+	const minSize = 4 << 20
+	tests := []struct {
+		name       string
+		n, deleted int // 64 KiB values written, and deleted before the compaction
+		defrag     bool
+	}{
+		{name: "mostly free", n: 128, deleted: 120, defrag: true},
+		{name: "mostly in use", n: 128, deleted: 16},
+		{name: "under the minimum size", n: 32, deleted: 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true,
+				Defrag: Defrag{Interval: -1, MinSize: minSize}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer emb.Close()
+			grow(t, emb.Client, "/grow/", tt.n, 64<<10, tt.deleted)
+			r, err := emb.Maintain(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.After > 0; got != tt.defrag {
+				t.Fatalf("defragmented %v (size %d, in use %d), want %v", got, r.Size, r.InUse, tt.defrag)
+			}
+			if tt.defrag && r.After > r.Size/2 {
+				t.Errorf("db %d bytes after defragmenting, was %d with %d in use: want under half", r.After, r.Size, r.InUse)
+			}
+			resp, err := emb.Client.Get(ctx, "/grow/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil || resp.Count != int64(tt.n-tt.deleted) {
+				t.Fatalf("%d keys after maintenance, %v; want %d", resp.Count, err, tt.n-tt.deleted)
+			}
+		})
+	}
+}
+
+// TestEmbeddedDefragmentsPeriodically: the member runs the same check by
+// itself every Interval, and Close stops it.
+func TestEmbeddedDefragmentsPeriodically(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	checks := make(chan DefragResult, 100)
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true,
+		Defrag: Defrag{Interval: 10 * time.Millisecond, MinSize: 4 << 20, OnCheck: func(r DefragResult, err error) {
+			if err != nil {
+				t.Errorf("check: %v", err)
+			}
+			select {
+			case checks <- r:
+			default:
+			}
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	grow(t, emb.Client, "/grow/", 128, 64<<10, 120)
+	for {
+		select {
+		case r := <-checks:
+			if r.After > 0 {
+				if r.After > r.Size/2 {
+					t.Errorf("db %d bytes after defragmenting, was %d", r.After, r.Size)
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no periodic check defragmented the db")
+		}
+	}
+}

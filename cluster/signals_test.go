@@ -1,0 +1,272 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// signalWait is the wait wait_for_signal(name) registers at pos.
+func signalWait(id, pos, name string) *sbruntime.Wait {
+	return &sbruntime.Wait{Execution: id, Position: pos, Kind: sbruntime.KindSignal, Name: name,
+		Since: time.Now().UTC()}
+}
+
+// signalData returns the data of a recorded signal result.
+func signalData(t *testing.T, result json.RawMessage) string {
+	t.Helper()
+	var r struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(result, &r); err != nil {
+		t.Fatalf("decode signal result %s: %v", result, err)
+	}
+	return string(r.Data)
+}
+
+// delivered returns the data of the signals recorded in the history by
+// position, and of those kept for name, in order.
+func (f *fencingFixture) delivered(t *testing.T, name string) (recorded map[string]string, kept []string) {
+	t.Helper()
+	recorded = map[string]string{}
+	_, events, err := f.s.Execution(f.ctx, f.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		recorded[ev.Position] = signalData(t, ev.Result)
+	}
+	if kvs := f.get(t, f.s.k.signal(f.id, name)).Kvs; len(kvs) > 0 {
+		var queue []json.RawMessage
+		if err := json.Unmarshal(kvs[0].Value, &queue); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range queue {
+			kept = append(kept, signalData(t, r))
+		}
+	}
+	return recorded, kept
+}
+
+// TestSignalDelivery: a signal is kept until a wait for it is registered,
+// and resolves a wait registered before it; branches waiting for one name
+// take its signals in position order.
+func TestSignalDelivery(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	type step struct {
+		wait   string // register a wait for "go" at this position, or
+		signal string // send "go" with this data
+	}
+	tests := []struct {
+		name     string
+		steps    []step
+		recorded map[string]string
+		kept     []string
+		waiting  []string // positions still waiting
+	}{
+		{name: "sent before the wait is consumed by it",
+			steps:    []step{{signal: "1"}, {signal: "2"}, {wait: "1"}},
+			recorded: map[string]string{"1": "1"}, kept: []string{"2"}},
+		{name: "sent to a registered wait resolves it",
+			steps:    []step{{wait: "1"}, {signal: "1"}, {signal: "2"}},
+			recorded: map[string]string{"1": "1"}, kept: []string{"2"}},
+		{name: "branches waiting for one name take it in position order",
+			steps:    []step{{wait: "2/1/1"}, {wait: "2/0/1"}, {signal: "1"}},
+			recorded: map[string]string{"2/0/1": "1"}, waiting: []string{"2/1/1"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFencingFixture(t, emb, fmt.Sprintf("/signals/%d/", i))
+			c := f.claim(t, f.s, "a", f.grant(t))
+			for _, st := range tt.steps {
+				if st.wait != "" {
+					if _, err := c.Wait(f.ctx, signalWait(f.id, st.wait, "go")); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err := f.s.Signal(f.ctx, f.id, "go", json.RawMessage(st.signal), "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			recorded, kept := f.delivered(t, "go")
+			if fmt.Sprint(recorded) != fmt.Sprint(tt.recorded) || !slices.Equal(kept, tt.kept) {
+				t.Errorf("recorded %v, kept %v; want recorded %v, kept %v", recorded, kept, tt.recorded, tt.kept)
+			}
+			var waiting []string
+			h, err := newEtcdBackend(f.s).History(f.ctx, f.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range h.Waits {
+				waiting = append(waiting, w.Position)
+			}
+			if !slices.Equal(waiting, tt.waiting) {
+				t.Errorf("waits at %v, want %v", waiting, tt.waiting)
+			}
+		})
+	}
+}
+
+// TestSignalRacesWaitRegistration: signals sent while the execution
+// registers its wait are each either recorded at the wait or kept, none lost
+// and none recorded twice, whichever of the two commits first.
+func TestSignalRacesWaitRegistration(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	const rounds, senders = 20, 8
+	for round := range rounds {
+		f := newFencingFixture(t, emb, fmt.Sprintf("/signalrace/%d/", round))
+		c := f.claim(t, f.s, "a", f.grant(t))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, senders+1)
+		for i := range senders {
+			wg.Go(func() {
+				<-start
+				errs <- f.s.Signal(f.ctx, f.id, "go", json.RawMessage(strconv.Itoa(i)), "test")
+			})
+		}
+		var consumed *sbruntime.Event
+		wg.Go(func() {
+			<-start
+			ev, err := c.Wait(f.ctx, signalWait(f.id, "1", "go"))
+			consumed = ev
+			errs <- err
+		})
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		recorded, kept := f.delivered(t, "go")
+		if len(recorded) != 1 {
+			t.Fatalf("round %d: recorded %v, want one signal at position 1", round, recorded)
+		}
+		if consumed != nil && signalData(t, consumed.Result) != recorded["1"] {
+			t.Errorf("round %d: the wait consumed %s, the history holds %s", round, consumed.Result, recorded["1"])
+		}
+		all := append([]string{recorded["1"]}, kept...)
+		slices.Sort(all)
+		var want []string
+		for i := range senders {
+			want = append(want, strconv.Itoa(i))
+		}
+		if !slices.Equal(all, want) {
+			t.Errorf("round %d: recorded %v and kept %v, want each of %v once", round, recorded, kept, want)
+		}
+		if n := len(f.get(t, f.s.k.wait(f.id, "1")).Kvs); n != 0 {
+			t.Errorf("round %d: the wait is still pending after its signal was recorded", round)
+		}
+	}
+}
+
+// beforeCommitKV is a clientv3.KV that calls before, once, ahead of the
+// commit of the first txn writing a key under prefix: it makes one
+// interleaving of two writers happen every time.
+type beforeCommitKV struct {
+	clientv3.KV
+	prefix string
+	once   sync.Once
+	before func()
+}
+
+func (kv *beforeCommitKV) Txn(ctx context.Context) clientv3.Txn {
+	return &beforeCommitTxn{Txn: kv.KV.Txn(ctx), kv: kv}
+}
+
+type beforeCommitTxn struct {
+	clientv3.Txn
+	kv     *beforeCommitKV
+	writes bool
+}
+
+func (t *beforeCommitTxn) If(cs ...clientv3.Cmp) clientv3.Txn { t.Txn = t.Txn.If(cs...); return t }
+func (t *beforeCommitTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	t.Txn = t.Txn.Else(ops...)
+	return t
+}
+func (t *beforeCommitTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	for _, op := range ops {
+		t.writes = t.writes || op.IsPut() && strings.HasPrefix(string(op.KeyBytes()), t.kv.prefix)
+	}
+	t.Txn = t.Txn.Then(ops...)
+	return t
+}
+func (t *beforeCommitTxn) Commit() (*clientv3.TxnResponse, error) {
+	if t.writes {
+		t.kv.once.Do(t.kv.before)
+	}
+	return t.Txn.Commit()
+}
+
+// TestSignalInterleavings makes each writer of a signal and its wait commit
+// between the other's read and its write: the signal is recorded at the wait
+// either way, never kept next to a pending wait for it.
+func TestSignalInterleavings(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	tests := []struct {
+		name string
+		// hooked says whose txns are delayed: "signal" (the wait is
+		// registered between the signal's read and its keep) or "wait" (the
+		// signal is sent between the wait's check and its registration).
+		hooked string
+	}{
+		{name: "wait registered while the signal is being kept", hooked: "signal"},
+		{name: "signal kept while the wait is being registered", hooked: "wait"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFencingFixture(t, emb, fmt.Sprintf("/interleave/%d/", i))
+			cli, err := DialEtcd(emb.Client.Endpoints(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			hooked := NewStore(cli, f.prefix)
+			defer hooked.Close()
+			kv := &beforeCommitKV{KV: cli.KV, prefix: f.s.k.signals(f.id)}
+			if tt.hooked == "wait" {
+				kv.prefix = f.s.k.waits(f.id)
+			}
+			cli.KV = kv
+			var err2 error
+			var consumed *sbruntime.Event
+			switch tt.hooked {
+			case "signal":
+				c := f.claim(t, f.s, "a", f.grant(t))
+				kv.before = func() { consumed, err2 = c.Wait(f.ctx, signalWait(f.id, "1", "go")) }
+				err = hooked.Signal(f.ctx, f.id, "go", json.RawMessage("1"), "test")
+			case "wait":
+				c := f.claim(t, hooked, "a", f.grant(t))
+				kv.before = func() { err2 = f.s.Signal(f.ctx, f.id, "go", json.RawMessage("1"), "test") }
+				consumed, err = c.Wait(f.ctx, signalWait(f.id, "1", "go"))
+			}
+			if err != nil || err2 != nil {
+				t.Fatal(err, err2)
+			}
+			recorded, kept := f.delivered(t, "go")
+			if len(recorded) != 1 || recorded["1"] != "1" || len(kept) > 0 {
+				t.Errorf("recorded %v, kept %v; want the signal recorded at 1 and none kept", recorded, kept)
+			}
+			if n := len(f.get(t, f.s.k.wait(f.id, "1")).Kvs); n != 0 {
+				t.Error("the wait is still pending after its signal was recorded")
+			}
+			if tt.hooked == "wait" && consumed == nil {
+				t.Error("registering the wait did not consume the kept signal")
+			}
+		})
+	}
+}
