@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
@@ -44,4 +46,25 @@ func readyAfterLaunch(ctx context.Context, binary string) float64 {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return math.NaN()
+}
+
+// parkedInProcess runs `starbook bench --parked-only` (with --quick when
+// cfg.Quick) and returns the RSS its last JSON line reports.
+func parkedInProcess(ctx context.Context, cfg Config) float64 {
+	args := []string{"bench", "--parked-only"}
+	if cfg.Quick {
+		args = append(args, "--quick")
+	}
+	out, err := exec.CommandContext(ctx, cfg.Binary, args...).Output()
+	if err != nil {
+		return math.NaN()
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var last struct {
+		RSS float64 `json:"parked_100k_rss_mb"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.RSS == 0 {
+		return math.NaN()
+	}
+	return last.RSS
 }
