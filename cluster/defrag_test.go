@@ -35,6 +35,31 @@ func grow(t *testing.T, cli *clientv3.Client, prefix string, n, size, del int) {
 	}
 }
 
+// waitUntilFree writes a little, as a live node does, until at least free
+// bytes of etcd's db file are free: the pages a compaction frees count once
+// two more backend commits (every 100 ms, and only with writes) have passed
+// the reads that could still see them.
+func waitUntilFree(t *testing.T, cli *clientv3.Client, free int64) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err := cli.Put(ctx, "/nudge", time.Now().String()); err != nil {
+			t.Fatal(err)
+		}
+		st, err := cli.Status(ctx, cli.Endpoints()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DbSize-st.DbSizeInUse >= free {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("db %d bytes with %d in use after 20s, want %d free", st.DbSize, st.DbSizeInUse, free)
+		}
+		time.Sleep(60 * time.Millisecond) // polling the condition above
+	}
+}
+
 // TestEmbeddedMaintainDefragments: a db file of at least MinSize that is
 // mostly free pages after a compaction is defragmented and shrinks; a small
 // one, or one mostly in use, is left alone. What was kept survives.
@@ -60,6 +85,12 @@ func TestEmbeddedMaintainDefragments(t *testing.T) {
 			}
 			defer emb.Close()
 			grow(t, emb.Client, "/grow/", tt.n, 64<<10, tt.deleted)
+			if tt.defrag {
+				// Freed pages count once etcd's backend has committed and
+				// no read holds them: wait for that, as the member's
+				// periodic check would.
+				waitUntilFree(t, emb.Client, minSize)
+			}
 			r, err := emb.Maintain(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -99,8 +130,14 @@ func TestEmbeddedDefragmentsPeriodically(t *testing.T) {
 	}
 	defer emb.Close()
 	grow(t, emb.Client, "/grow/", 128, 64<<10, 120)
+	nudge := time.NewTicker(50 * time.Millisecond) // a live node's writes (see waitUntilFree)
+	defer nudge.Stop()
 	for {
 		select {
+		case <-nudge.C:
+			if _, err := emb.Client.Put(ctx, "/nudge", time.Now().String()); err != nil {
+				t.Fatal(err)
+			}
 		case r := <-checks:
 			if r.After > 0 {
 				if r.After > r.Size/2 {
