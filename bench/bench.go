@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.JSON["fanout_1000_s"] = rep.add("fanout_1000_s", "s", fo, "", "<= 0.15 s")
 
 	progress(fmt.Sprintf("flat: %d-step execution", sz.flatSteps))
-	flat := repeat(1, func() float64 { return e.flat(ctx, sz.flatSteps) })
+	flat := repeat(cfg.Repeats, func() float64 { return e.flat(ctx, sz.flatSteps) })
 	rep.JSON["flat_ratio"] = rep.add("flat_ratio", "x", flat, "", "<= 1.1")
 
 	progress(fmt.Sprintf("resume of %d recorded steps", sz.resumeSteps))
