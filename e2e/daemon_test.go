@@ -90,8 +90,31 @@ func startDaemon(t testing.TB, dataDir string, extra ...string) *daemon {
 		t.Fatalf("starbook serve not ready after 60s; see %s.log", dataDir)
 	}
 	d.Client = &api.Client{BaseURL: d.URL}
-	t.Cleanup(func() { d.kill(t) })
+	t.Cleanup(func() {
+		d.kill(t)
+		if t.Failed() {
+			showLog(t, dataDir+".log")
+		}
+	})
 	return d
+}
+
+// showLog prints the last of a failed test's node log: the node's own lines
+// (slog), not the embedded etcd's (zap, with a "caller"), since the log goes
+// with the test's temp dir.
+func showLog(t testing.TB, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var lines []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"msg"`) && !strings.Contains(line, `"caller"`) {
+			lines = append(lines, line)
+		}
+	}
+	lines = lines[max(0, len(lines)-60):]
+	t.Logf("last %d lines of %s:\n%s", len(lines), path, strings.Join(lines, "\n"))
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
