@@ -56,7 +56,6 @@ type Node struct {
 	runnable  map[string]bool                    // runnable/<id> keys, from the watch
 	owned     map[string]bool                    // owners/<id> keys, from the watch
 	running   map[string]context.CancelCauseFunc // executions this node runs
-	reserved  map[string]context.Context         // run contexts of executions reserve took a slot for
 	live      *concurrency.Session               // while the node claims executions; nil when stopped or stopping
 	queue     []string                           // candidates in arrival order
 	queued    map[string]bool
@@ -94,8 +93,7 @@ func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
 			Logger: cfg.Logger.With("node", cfg.ID), Observer: cfg.Observer},
 		programs: map[string]*sbruntime.Program{},
 		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
-		reserved: map[string]context.Context{},
-		queued:   map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
+		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
 	}
 	if err := n.revokePrevious(ctx); err != nil {
 		return nil, err
@@ -448,49 +446,55 @@ func (n *Node) untrack(id string, cancel context.CancelCauseFunc) {
 	n.mu.Unlock()
 }
 
-// reserve takes a worker slot for a new execution this node is about to
-// create and claim (see Node.create): the node must be claiming, with a
-// slot free. The caller runs it (runReserved) or gives the slot back
-// (unreserve). It tracks the run from here, so a cancel request that
-// arrives between the create and the run is not lost.
-func (n *Node) reserve(id string) (*concurrency.Session, bool) {
-	if n == nil {
-		return nil, false
+// slot is a worker slot taken for a new execution this node is about to
+// create and claim in one txn (see Node.create): the session it is claimed
+// under and its run's context. The run is tracked from the moment the slot is
+// taken, so a cancel request that arrives between the create and the run is
+// not lost.
+type slot struct {
+	n      *Node
+	id     string
+	sess   *concurrency.Session
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// reserve takes a worker slot for a new execution id stored through s, if
+// n (which may be nil) runs on that store, is claiming and has a slot free;
+// nil otherwise. The caller runs the execution in it (slot.run) or gives it
+// back (slot.release).
+func (n *Node) reserve(s *Store, id string) *slot {
+	if n == nil || n.store != s {
+		return nil
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.live == nil || len(n.running) >= n.cfg.Workers || n.running[id] != nil {
-		return nil, false
+		return nil
 	}
-	runCtx, cancel := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	n.running[id] = cancel
-	n.reserved[id] = runCtx
 	n.wg.Add(1)
-	return n.live, true
+	return &slot{n: n, id: id, sess: n.live, ctx: ctx, cancel: cancel}
 }
 
-// unreserve gives back a slot reserve took.
-func (n *Node) unreserve(id string) {
-	n.mu.Lock()
-	cancel := n.running[id]
-	delete(n.running, id)
-	delete(n.reserved, id)
-	n.mu.Unlock()
-	cancel(nil)
-	n.wg.Done()
+// claimOp is the write that claims the execution in its create txn.
+func (sl *slot) claimOp(k keys) clientv3.Op {
+	return clientv3.OpPut(k.owner(sl.id), sl.n.cfg.ID, clientv3.WithLease(sl.sess.Lease()))
 }
 
-// runReserved runs a claimed execution in the slot reserve took for it.
-func (n *Node) runReserved(s *concurrency.Session, claim *Claim) {
-	defer n.wg.Done()
-	id := claim.Execution.ID
-	n.mu.Lock()
-	runCtx, cancel := n.reserved[id], n.running[id]
-	delete(n.reserved, id)
-	n.mu.Unlock()
-	defer n.untrack(id, cancel)
-	n.run(runCtx, s, claim)
-	n.wake()
+// release gives the slot back unused.
+func (sl *slot) release() {
+	sl.n.untrack(sl.id, sl.cancel)
+	sl.n.wg.Done()
+}
+
+// run runs the execution claimed in the slot's create txn.
+func (sl *slot) run(claim *Claim) {
+	defer sl.n.wg.Done()
+	defer sl.n.untrack(sl.id, sl.cancel)
+	sl.n.run(sl.ctx, sl.sess, claim)
+	sl.n.wake()
 }
 
 // run replays a claimed execution and records the outcome.

@@ -10,7 +10,6 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -66,8 +65,8 @@ func (s *Store) cachedVersion(ctx context.Context, name string, fresh bool) (str
 
 // createReq is the txn that stores e (encoded as data) and makes it runnable.
 // When current is set, it also checks that e.Version is still its runbook's
-// current version; when lease is not zero, node claims e in the same txn.
-func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, node string, lease clientv3.LeaseID) *txnReq {
+// current version; with a slot (not nil), its node claims e in the same txn.
+func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl *slot) *txnReq {
 	ek, ck := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook)
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)}
 	if current {
@@ -75,8 +74,8 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, nod
 	}
 	ops := append([]clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")},
 		s.activeOps(e)...)
-	if lease != 0 {
-		ops = append(ops, clientv3.OpPut(s.k.owner(e.ID), node, clientv3.WithLease(lease)))
+	if sl != nil {
+		ops = append(ops, sl.claimOp(s.k))
 	}
 	return &txnReq{cmps: cmps, ops: ops,
 		reads: []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck)},
@@ -114,18 +113,18 @@ func (s *Store) encodeNew(ctx context.Context, e *sbruntime.Execution) ([]byte, 
 	return data, nil
 }
 
-// create stores e as createReq does and, when claimed by node, returns the
+// create stores e as createReq does and, when claimed in sl, returns the
 // claim: the execution has no history and no waits yet.
-func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool, node string, lease clientv3.LeaseID) (*Claim, error) {
+func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool, sl *slot) (*Claim, error) {
 	data, err := s.encodeNew(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.batch.do(ctx, s.createReq(e, data, current, node, lease))
+	res, err := s.batch.do(ctx, s.createReq(e, data, current, sl))
 	if err != nil {
 		return nil, fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
-	if lease == 0 {
+	if sl == nil {
 		return nil, nil
 	}
 	return s.newClaim(e, res.rev), nil
@@ -162,31 +161,21 @@ func (s *Store) startCurrent(ctx context.Context, runbook string, n *Node, newEx
 // create stores e; when n (which may be nil) runs and has a free worker, it
 // claims e in the same txn and runs it at once.
 func (n *Node) create(ctx context.Context, s *Store, e *sbruntime.Execution) error {
-	sess, ok := n.reserveFor(s, e.ID)
-	if !ok {
-		_, err := s.create(ctx, e, true, "", 0)
+	sl := n.reserve(s, e.ID)
+	claim, err := s.create(ctx, e, true, sl)
+	if sl == nil {
 		return err
 	}
-	claim, err := s.create(ctx, e, true, n.cfg.ID, sess.Lease())
 	if err != nil {
-		n.unreserve(e.ID)
+		sl.release()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			// The session expired under us: store it for whoever runs next.
-			_, err = s.create(ctx, e, true, "", 0)
+			_, err = s.create(ctx, e, true, nil)
 		}
 		return err
 	}
-	go n.runReserved(sess, claim)
+	go sl.run(claim)
 	return nil
-}
-
-// reserveFor reserves a worker slot for a new execution stored through s
-// (see reserve): only when n (which may be nil) runs on the same store.
-func (n *Node) reserveFor(s *Store, id string) (*concurrency.Session, bool) {
-	if n == nil || n.store != s {
-		return nil, false
-	}
-	return n.reserve(id)
 }
 
 // newClaim is the claim of a new execution claimed in its create txn at rev.

@@ -159,7 +159,7 @@ func cutSuffix(s, suffix string) (string, bool) {
 // CreateExecution stores a new execution (of any version) and makes it
 // runnable; durable on return.
 func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) error {
-	_, err := s.create(ctx, e, false, "", 0)
+	_, err := s.create(ctx, e, false, nil)
 	return err
 }
 

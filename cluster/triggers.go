@@ -15,7 +15,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"golang.org/x/sync/errgroup"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -152,7 +151,7 @@ type item struct {
 	extra    []clientv3.Op // written with the execution (a cron tick's last key)
 	e        *sbruntime.Execution
 	out      triggers.Started
-	sess     *concurrency.Session // the local node's, when it claims e in the create txn
+	slot     *slot // the local node's, when it claims e in the create txn
 }
 
 // txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
@@ -323,12 +322,12 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 // duplicate and the rest are committed again.
 func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 	for _, it := range batch {
-		it.sess, _ = t.node.reserveFor(t.s, it.e.ID)
+		it.slot = t.node.reserve(t.s, it.e.ID)
 	}
-	defer func() { // the ones not run: duplicates, or the txn failed
+	defer func() { // the ones not run: the txn failed
 		for _, it := range batch {
-			if it.sess != nil {
-				t.node.unreserve(it.e.ID)
+			if it.slot != nil {
+				it.slot.release()
 			}
 		}
 	}()
@@ -340,8 +339,8 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			if err != nil {
 				return err
 			}
-			if it.sess != nil {
-				o = append(o, clientv3.OpPut(t.s.k.owner(it.e.ID), t.node.cfg.ID, clientv3.WithLease(it.sess.Lease())))
+			if it.slot != nil {
+				o = append(o, it.slot.claimOp(t.s.k))
 			}
 			cmps, ops = append(cmps, c...), append(ops, o...)
 			if it.dedupKey != "" {
@@ -355,9 +354,9 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 		}
 		if resp.Succeeded {
 			for _, it := range batch {
-				if it.sess != nil {
-					go t.node.runReserved(it.sess, t.s.newClaim(it.e, resp.Header.Revision))
-					it.sess = nil
+				if it.slot != nil {
+					go it.slot.run(t.s.newClaim(it.e, resp.Header.Revision))
+					it.slot = nil
 				}
 			}
 			return nil
@@ -371,9 +370,9 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			}
 			if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
 				it.out = triggers.Started{Runbook: it.s.Runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
-				if it.sess != nil {
-					t.node.unreserve(it.e.ID)
-					it.sess = nil
+				if it.slot != nil {
+					it.slot.release()
+					it.slot = nil
 				}
 			} else {
 				retry = append(retry, it)
