@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var rss float64
 	where := "fresh node process"
 	if cfg.Binary != "" {
-		rss = parkedInProcess(ctx, cfg)
+		rss = parkedInFreshProcess(ctx, cfg)
 	} else {
 		rss, where = e.parked(ctx, sz.parked), "this process"
 	}

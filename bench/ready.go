@@ -48,9 +48,9 @@ func readyAfterLaunch(ctx context.Context, binary string) float64 {
 	return math.NaN()
 }
 
-// parkedInProcess runs `starbook bench --parked-only` (with --quick when
+// parkedInFreshProcess runs `starbook bench --parked-only` (with --quick when
 // cfg.Quick) and returns the RSS its last JSON line reports.
-func parkedInProcess(ctx context.Context, cfg Config) float64 {
+func parkedInFreshProcess(ctx context.Context, cfg Config) float64 {
 	args := []string{"bench", "--parked-only"}
 	if cfg.Quick {
 		args = append(args, "--quick")

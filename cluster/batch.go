@@ -211,20 +211,14 @@ func (c *committer) loop() {
 				pending = append(pending, r)
 			case <-c.freed:
 			case <-c.stop:
-				for _, r := range pending {
-					r.done <- txnResult{err: errStoreClosed}
-				}
-				c.drainClosed()
+				c.drainClosed(pending...)
 				return
 			}
 		}
 		select {
 		case c.busy <- struct{}{}:
 		case <-c.stop:
-			for _, r := range pending {
-				r.done <- txnResult{err: errStoreClosed}
-			}
-			c.drainClosed()
+			c.drainClosed(pending...)
 			return
 		}
 		c.inflight.Add(1)
@@ -453,8 +447,12 @@ func (c *committer) close() {
 	c.wg.Wait()
 }
 
-// drainClosed fails requests that were queued when the store closed.
-func (c *committer) drainClosed() {
+// drainClosed fails held, and the requests that were queued when the store
+// closed.
+func (c *committer) drainClosed(held ...*txnReq) {
+	for _, r := range held {
+		r.done <- txnResult{err: errStoreClosed}
+	}
 	for {
 		select {
 		case r := <-c.reqs:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/runtime/runtimetest"
 )
 
 // The benchmarks share one embedded etcd with fsync on, so every figure is
@@ -111,22 +112,13 @@ func BenchmarkFloorTxn50(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
 }
 
-const noopRunbook = `
-def noop():
-    return None
-
-def main(event):
-    for i in range(event.steps):
-        call(noop)
-`
-
 func benchSetup(b *testing.B) (*Store, *sbruntime.Engine, *Service, *sbruntime.Program) {
 	emb := benchEtcd(b)
 	bi := builtins.New(builtins.Options{})
 	store := NewStore(emb.Client, fmt.Sprintf("/bench-%d/", time.Now().UnixNano()))
 	svc := NewService(store, bi)
 	ctx := context.Background()
-	if _, err := svc.Apply(ctx, map[string]string{"noop.star": noopRunbook}); err != nil {
+	if _, err := svc.Apply(ctx, map[string]string{"noop.star": runtimetest.NoopRunbook}); err != nil {
 		b.Fatal(err)
 	}
 	bundle, _, err := store.Bundle(ctx, "noop", "")

@@ -10,7 +10,9 @@ import (
 	"github.com/starbook/starbook/runtime"
 )
 
-const noopRunbook = `
+// NoopRunbook runs event.steps no-op call() steps: the workload of the
+// step benchmarks here and in package cluster.
+const NoopRunbook = `
 def noop():
     return None
 
@@ -33,7 +35,7 @@ func BenchSequentialCalls(b *testing.B, obs runtime.Observer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	bi := builtins.New(builtins.Options{})
-	files := map[string]string{"noop.star": noopRunbook}
+	files := map[string]string{"noop.star": NoopRunbook}
 	bundle := &runtime.Bundle{Name: "noop", Main: "noop.star", Files: files, Version: runtime.BundleVersion(files)}
 	prog, err := runtime.Compile(bundle, bi)
 	if err != nil {
