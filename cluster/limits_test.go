@@ -70,27 +70,9 @@ def main(event):
 // TestLimitErrorsNameTheirLimit runs a node with small limits and a runbook
 // that runs into each: every failure names the limit it hit.
 func TestLimitErrorsNameTheirLimit(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bi := builtins.New(builtins.Options{})
-	store := NewStore(emb.Client, "/limits/")
-	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second,
-		Limits: sbruntime.Limits{MaxSteps: 20_000, MaxResultBytes: 1000, MaxHistory: 5, MaxFanOutItems: 10, MaxFanOutConcurrency: 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		store.Close()
-		emb.Close()
-	}()
-	tn := &testNode{svc: NewService(store, bi), node: node}
+	tn := startNodeWith(t, t.TempDir(), "/limits/", nil, func(_ *Store, cfg *NodeConfig) {
+		cfg.Limits = sbruntime.Limits{MaxSteps: 20_000, MaxResultBytes: 1000, MaxHistory: 5, MaxFanOutItems: 10, MaxFanOutConcurrency: 4}
+	})
 	tn.apply(t, map[string]string{"limits.star": `
 def main(event):
     if event.case == "steps":

@@ -32,22 +32,32 @@ func startTestNode(t *testing.T, dir string) *testNode {
 // leader tasks on the store.
 func startNodeAt(t *testing.T, dir string, now func() time.Time, tasks ...func(*Store) func(context.Context)) *testNode {
 	t.Helper()
+	return startNodeWith(t, dir, "/t/", now, func(s *Store, cfg *NodeConfig) {
+		for _, task := range tasks {
+			cfg.LeaderTasks = append(cfg.LeaderTasks, task(s))
+		}
+	})
+}
+
+// startNodeWith is startNodeAt with the store under prefix and the node's
+// configuration changed by configure (nil for none).
+func startNodeWith(t *testing.T, dir, prefix string, now func() time.Time, configure func(*Store, *NodeConfig)) *testNode {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bi := builtins.New(builtins.Options{})
-	store := NewStore(emb.Client, "/t/")
+	store := NewStore(emb.Client, prefix)
 	if now != nil {
 		store.now = now
 	}
-	var leaderTasks []func(context.Context)
-	for _, task := range tasks {
-		leaderTasks = append(leaderTasks, task(store))
+	cfg := NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Now: now}
+	if configure != nil {
+		configure(store, &cfg)
 	}
-	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
-		StopGrace: time.Second, Now: now, LeaderTasks: leaderTasks})
+	node, err := NewNode(ctx, store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,27 +135,8 @@ func TestCancelRightAfterStartStopsTheRun(t *testing.T) {
 }
 
 func TestStartWithEveryWorkerBusyLeavesTheExecutionForTheWatch(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bi := builtins.New(builtins.Options{})
-	store := NewStore(emb.Client, "/t/")
-	node, err := NewNode(ctx, store, NodeConfig{ID: "n1", Workers: 1, Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		store.Close()
-		emb.Close()
-	}()
-	svc := NewService(store, bi)
-	svc.Node = node
+	tn := startNodeWith(t, t.TempDir(), "/t/", nil, func(_ *Store, cfg *NodeConfig) { cfg.Workers = 1 })
+	svc, store, ctx := tn.svc, tn.svc.Store, context.Background()
 	if _, err := svc.Apply(ctx, map[string]string{"gated.star": gatedRunbook}); err != nil {
 		t.Fatal(err)
 	}
