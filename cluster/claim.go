@@ -33,8 +33,7 @@ type Claim struct {
 	// fresh is set on a claim taken in the execution's create txn: it has no
 	// concurrency slot or queue entry to release (those are a bounded
 	// trigger's, and bounded starts are not claimed at creation).
-	fresh     bool
-	activeKey bool // a fresh claim wrote its execution's active/ key
+	fresh bool
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -286,7 +285,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		}
 		if !c.fresh {
 			ops = append(ops, c.s.k.endOps(&e)...)
-		} else if c.activeKey {
+		} else if c.s.maxActive > 0 { // its create wrote active/ (see activeOps)
 			ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
 		}
 		for _, w := range c.Waits {

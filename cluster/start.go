@@ -181,5 +181,5 @@ func (n *Node) create(ctx context.Context, s *Store, e *sbruntime.Execution) err
 // newClaim is the claim of a new execution claimed in its create txn at rev.
 func (s *Store) newClaim(e *sbruntime.Execution, rev int64) *Claim {
 	return &Claim{s: s, Execution: e, History: map[string]*sbruntime.Event{}, Waits: map[string]*sbruntime.Wait{},
-		rev: rev, runnableRev: rev, execRev: rev, fresh: true, activeKey: s.maxActive > 0}
+		rev: rev, runnableRev: rev, execRev: rev, fresh: true}
 }
