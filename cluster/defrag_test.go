@@ -71,7 +71,7 @@ func TestEmbeddedMaintainDefragments(t *testing.T) {
 		defrag     bool
 	}{
 		{name: "mostly free", n: 128, deleted: 120, defrag: true},
-		{name: "mostly in use", n: 128, deleted: 16},
+		{name: "mostly in use", n: 128, deleted: 4},
 		{name: "under the minimum size", n: 32, deleted: 30},
 	}
 	for _, tt := range tests {

@@ -29,6 +29,8 @@ type EmbeddedConfig struct {
 	TLS *EtcdTLS
 	// Defrag configures the member's periodic defragmentation.
 	Defrag Defrag
+	// Compaction configures the member's compaction of old revisions.
+	Compaction Compaction
 }
 
 // EmbeddedMaxTxnOps is the --max-txn-ops of the embedded etcd: large batches
@@ -37,12 +39,13 @@ const EmbeddedMaxTxnOps = 1024
 
 // Embedded is a running embedded etcd member and an in-process client to it.
 type Embedded struct {
-	Etcd   *embed.Etcd
-	Client *clientv3.Client
-	scheme string // of the client URL: http or https
-	defrag Defrag
+	Etcd       *embed.Etcd
+	Client     *clientv3.Client
+	scheme     string // of the client URL: http or https
+	defrag     Defrag
+	compaction Compaction
 
-	stop        context.CancelFunc // stops maintainLoop
+	stop        context.CancelFunc // stops maintainLoop and compactLoop
 	maintenance sync.WaitGroup
 }
 
@@ -54,8 +57,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.Dir = filepath.Join(cfg.Dir, "etcd")
 	ec.LogLevel = "error"
 	ec.Logger = "zap"
-	ec.AutoCompactionMode = embed.CompactorModePeriodic
-	ec.AutoCompactionRetention = "1h"
+	compaction := cfg.Compaction.withDefaults()
+	if compaction.Interval < 0 {
+		ec.AutoCompactionMode = embed.CompactorModePeriodic
+		ec.AutoCompactionRetention = "1h"
+	}
 	ec.MaxTxnOps = EmbeddedMaxTxnOps
 	// No HTTP/JSON gateway: runbooks' http.* calls run on this host, and
 	// must not reach the store behind the node's back (gRPC needs a client
@@ -111,11 +117,14 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
-	emb := &Embedded{Etcd: e, Client: cli, scheme: scheme, defrag: cfg.Defrag.withDefaults()}
+	emb := &Embedded{Etcd: e, Client: cli, scheme: scheme, defrag: cfg.Defrag.withDefaults(), compaction: compaction}
 	mctx, stop := context.WithCancel(context.Background())
 	emb.stop = stop
 	if emb.defrag.Interval > 0 {
 		emb.maintenance.Go(func() { emb.maintainLoop(mctx) })
+	}
+	if compaction.Interval > 0 {
+		emb.maintenance.Go(func() { emb.compactLoop(mctx) })
 	}
 	return emb, nil
 }
