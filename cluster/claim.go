@@ -73,19 +73,19 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 	execKvs := r[1].GetResponseRange().Kvs
 	if len(execKvs) == 0 {
 		// A runnable key without a record: drop both and move on.
-		_ = c.release(ctx, clientv3.OpDelete(rk))
+		_ = c.release(ctx, nil, clientv3.OpDelete(rk))
 		return nil, errNotClaimable
 	}
 	c.execRev = execKvs[0].ModRevision
 	if c.Execution, err = decodeExecution(execKvs[0].Value); err != nil {
-		_ = c.release(ctx)
+		_ = c.release(ctx, nil)
 		return nil, err
 	}
 	c.runnableRev = r[2].GetResponseRange().Kvs[0].ModRevision
 	for _, kv := range r[3].GetResponseRange().Kvs {
 		var ev sbruntime.Event
 		if err := json.Unmarshal(kv.Value, &ev); err != nil {
-			_ = c.release(ctx)
+			_ = c.release(ctx, nil)
 			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
 		}
 		c.History[ev.Position] = &ev
@@ -97,7 +97,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 	for _, kv := range r[4].GetResponseRange().Kvs {
 		var w sbruntime.Wait
 		if err := json.Unmarshal(kv.Value, &w); err != nil {
-			_ = c.release(ctx)
+			_ = c.release(ctx, nil)
 			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
 		}
 		c.Waits[w.Position] = &w
@@ -250,9 +250,28 @@ func (c *Claim) fencedReq(ops []clientv3.Op, runnableRev *int64) *txnReq {
 // it ran (the runnable key changed): then the claim is released so the
 // execution runs again at once. It returns the execution as stored.
 func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Execution, error) {
+	e, err := c.finish(ctx, o)
+	if errors.Is(err, sbruntime.ErrPositionTaken) {
+		// Only this claim writes its positions: an earlier write of the
+		// checkpoint landed though its caller saw it fail. It is recorded.
+		o.Checkpoint = nil
+		e, err = c.finish(ctx, o)
+	}
+	return e, err
+}
+
+func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Execution, error) {
 	id := c.Execution.ID
+	var checkpoint *checkpointWrite
+	if o.Checkpoint != nil {
+		data, err := json.Marshal(o.Checkpoint)
+		if err != nil {
+			return nil, fmt.Errorf("encode event %s: %w", o.Checkpoint.Position, err)
+		}
+		checkpoint = &checkpointWrite{key: c.s.k.event(id, o.Checkpoint.Position), value: string(data)}
+	}
 	if o.Status == "" {
-		return c.Execution, c.release(ctx)
+		return c.Execution, c.release(ctx, checkpoint)
 	}
 	e := *c.Execution
 	now := c.s.now().UTC()
@@ -296,14 +315,16 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	} else {
 		runnableRev = &c.runnableRev
 	}
-	_, err = c.s.batch.do(ctx, c.fencedReq(ops, runnableRev))
+	_, err = c.s.batch.do(ctx, checkpoint.fence(c.fencedReq(ops, runnableRev)))
 	switch {
 	case errors.Is(err, sbruntime.ErrNotOwner):
 		return c.Execution, fmt.Errorf("finish %s: %w", id, sbruntime.ErrNotOwner)
+	case errors.Is(err, sbruntime.ErrPositionTaken):
+		return c.Execution, fmt.Errorf("finish %s: %w", id, err)
 	case errors.Is(err, errWaitResolved):
 		// A wait was resolved while the run parked: release, keeping the
 		// runnable key, so the execution is claimed and replayed at once.
-		return c.Execution, c.release(ctx)
+		return c.Execution, c.release(ctx, checkpoint)
 	case err != nil:
 		return nil, fmt.Errorf("finish %s: %w", id, err)
 	}
@@ -311,11 +332,40 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	return &e, nil
 }
 
-// release gives up the claim, keeping the execution runnable.
-func (c *Claim) release(ctx context.Context, extra ...clientv3.Op) error {
+// release gives up the claim, keeping the execution runnable, and records
+// checkpoint if it is not nil.
+func (c *Claim) release(ctx context.Context, checkpoint *checkpointWrite, extra ...clientv3.Op) error {
 	ops := append([]clientv3.Op{clientv3.OpDelete(c.s.k.owner(c.Execution.ID))}, extra...)
-	if _, err := c.s.batch.do(ctx, c.fencedReq(ops, nil)); err != nil && !errors.Is(err, sbruntime.ErrNotOwner) {
+	if _, err := c.s.batch.do(ctx, checkpoint.fence(c.fencedReq(ops, nil))); err != nil && !errors.Is(err, sbruntime.ErrNotOwner) {
 		return fmt.Errorf("release %s: %w", c.Execution.ID, err)
 	}
 	return nil
+}
+
+// checkpointWrite is a step's event recorded with a run's outcome
+// (Outcome.Checkpoint).
+type checkpointWrite struct{ key, value string }
+
+// fence adds the event's write to r, if its position is empty: a request
+// whose event position is taken fails with ErrPositionTaken. A nil
+// checkpoint leaves r as it is.
+func (w *checkpointWrite) fence(r *txnReq) *txnReq {
+	if w == nil {
+		return r
+	}
+	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(w.key), "=", 0))
+	r.ops = append(r.ops, clientv3.OpPut(w.key, w.value))
+	n := len(r.reads)
+	r.reads = append(r.reads, clientv3.OpGet(w.key, clientv3.WithKeysOnly()))
+	check := r.check
+	r.check = func(reads []*etcdserverpb.ResponseOp) error {
+		if err := check(reads[:n]); err != nil {
+			return err
+		}
+		if len(reads[n].GetResponseRange().Kvs) > 0 {
+			return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken)
+		}
+		return nil
+	}
+	return r
 }

@@ -518,7 +518,8 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *Claim)
 			}
 		} else {
 			outcome = n.engine.Execute(runCtx, prog, &sbruntime.Run{
-				Execution: e, History: claim.History, Waits: claim.Waits, Journal: claim, Drain: n.drain})
+				Execution: e, History: claim.History, Waits: claim.Waits, Journal: claim, Drain: n.drain,
+				DeferCheckpoint: true}) // Finish records the last step's event with the outcome
 		}
 	}
 	if !n.finish(claim, s, outcome, log) {

@@ -85,7 +85,8 @@ func (b *etcdBackend) Claim(ctx context.Context, id string) (*sbruntime.Run, err
 	b.mu.Lock()
 	b.leases[c], b.current[id] = lease.ID, c
 	b.mu.Unlock()
-	return &sbruntime.Run{Execution: c.Execution, History: c.History, Waits: c.Waits, Journal: c}, nil
+	// As a node runs it: the last step's event may come back in the outcome.
+	return &sbruntime.Run{Execution: c.Execution, History: c.History, Waits: c.Waits, Journal: c, DeferCheckpoint: true}, nil
 }
 
 func (b *etcdBackend) Finish(ctx context.Context, r *sbruntime.Run, o sbruntime.Outcome) (*sbruntime.Execution, error) {

@@ -104,6 +104,13 @@ type Run struct {
 	// Drain, when closed, stops the run before its next step starts (steps in
 	// flight finish and are recorded); the outcome is then an abort.
 	Drain <-chan struct{}
+	// DeferCheckpoint lets the engine hold a main-thread step's event while
+	// the script computes, for at most a few milliseconds, so that it goes
+	// with the run's next write: it is appended before the next step starts
+	// or a wait registers, or returned in Outcome.Checkpoint when the run
+	// ends first, and the caller records it with the outcome. A run whose
+	// last step is followed only by computing then ends in one write, not two.
+	DeferCheckpoint bool
 }
 
 // Outcome is how a run ended. Status is empty when the run was aborted (claim
@@ -116,6 +123,9 @@ type Outcome struct {
 	Err    error
 	// Divergence is why a stuck run is stuck.
 	Divergence *NondeterminismError
+	// Checkpoint is a step's event not yet in the journal (Run.DeferCheckpoint):
+	// the caller records it with the outcome, aborted or not.
+	Checkpoint *Event
 }
 
 // run is the state shared by every thread of one run.
@@ -136,6 +146,11 @@ type run struct {
 
 	mu    sync.Mutex
 	undos []undo
+
+	deferCheckpoint bool        // Run.DeferCheckpoint
+	heldMu          sync.Mutex  // held and heldTimer; held while recording
+	held            *Event      // a step's event not yet recorded (see hold)
+	heldTimer       *time.Timer // flushes held after checkpointHold
 
 	sitesMu sync.Mutex
 	sites   map[syntax.Position]string // call sites, as callSite renders them
@@ -174,7 +189,8 @@ func (e *Engine) now() time.Time {
 
 // Execute runs r's execution of prog from the top against its history until it
 // completes, fails, parks on a wait, gets stuck or is aborted. Every step it
-// performs is durable when Execute returns. Cancel ctx with cause ErrCancelled
+// performs is durable when Execute returns, but the one it may leave in
+// Outcome.Checkpoint (Run.DeferCheckpoint). Cancel ctx with cause ErrCancelled
 // to cancel the execution; any other cancellation aborts the run.
 func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	logger := e.Logger
@@ -184,7 +200,7 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	ctx, obs, runDone := e.startRun(ctx, r)
 	rs := &run{
 		ctx: ctx, engine: e, limits: e.Limits.withDefaults(), exec: r.Execution,
-		history: r.History, waits: r.Waits, journal: r.Journal, drain: r.Drain, obs: obs,
+		history: r.History, waits: r.Waits, journal: r.Journal, drain: r.Drain, obs: obs, deferCheckpoint: r.DeferCheckpoint,
 		logger: logger.With("execution", r.Execution.ID, "runbook", r.Execution.Runbook, "trace_id", r.Execution.TraceID()),
 	}
 	if rs.history == nil {
@@ -201,6 +217,7 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 
 	value, err := rs.callMain(th, prog)
 	out := rs.finish(th, main, value, err)
+	out.Checkpoint = rs.takeHeld()
 	runDone(out)
 	return out
 }
@@ -339,6 +356,9 @@ func (rs *run) compensate(main *frame) error {
 		return nil
 	}
 	sort.SliceStable(undos, func(i, j int) bool { return ComparePositions(undos[i].position, undos[j].position) > 0 })
+	if err := rs.flushHeld(); err != nil {
+		return err
+	}
 	if err := rs.journal.SetStatus(rs.ctx, StatusCompensating); err != nil {
 		return wrapStore(err)
 	}

@@ -41,7 +41,9 @@ type StepFunc func(sc *StepContext) (starlark.Value, error)
 // next position; if history holds an event there it checks that the event was
 // made by the same call and returns its result (or raises its error) with no
 // side effect. Otherwise it runs fn, appends the outcome to the journal and
-// returns it. A failed step is recorded and raised as a *StepError.
+// returns it. A failed step is recorded and raised as a *StepError. With
+// Run.DeferCheckpoint, a main-thread step's event is held until the run's
+// next write (see hold) rather than appended at once.
 func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, error) {
 	f, pos, err := nextPosition(th, spec.Kind)
 	if err != nil {
@@ -64,6 +66,9 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, &LimitError{Limit: "max_history", Msg: fmt.Sprintf("history is full: %d events", rs.limits.MaxHistory)}
 	}
 
+	if err := rs.flushHeld(); err != nil {
+		return nil, err // the previous step's event: record it before this step starts
+	}
 	if rs.draining() {
 		return nil, ErrStopping
 	}
@@ -100,12 +105,11 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 	if runErr != nil {
 		ev.Error = truncate(rs.secrets.Scrub(errorText(runErr)), maxErrorBytes)
 	}
-	if err := rs.journal.Append(rs.ctx, ev); err != nil {
+	if rs.deferCheckpoint && f.prefix == "" {
+		rs.hold(ev) // recorded with the run's next write
+	} else if err := rs.record(ev); err != nil {
 		stepDone(nil, err)
-		if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrPositionTaken) {
-			return nil, fmt.Errorf("record %s: %w", pos, ErrNotOwner)
-		}
-		return nil, wrapStore(fmt.Errorf("record %s: %w", pos, err))
+		return nil, err
 	}
 	rs.events.Add(1)
 	stepDone(ev, nil)
@@ -153,6 +157,9 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 			return nil, err
 		}
 		return nil, ErrSuspended
+	}
+	if err := rs.flushHeld(); err != nil {
+		return nil, err
 	}
 	if rs.draining() {
 		return nil, ErrStopping

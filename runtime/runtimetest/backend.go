@@ -17,8 +17,9 @@ type Backend interface {
 	// Claim takes a runnable, unclaimed execution for one run. The run's Journal
 	// is fenced on this claim; History and Waits are as stored at claim time.
 	Claim(ctx context.Context, id string) (*runtime.Run, error)
-	// Finish records o for r (as returned by Claim) and ends the claim. An
-	// outcome without a status (an aborted run) leaves the execution runnable.
+	// Finish records o for r (as returned by Claim), with o.Checkpoint if
+	// there is one, and ends the claim. An outcome without a status (an
+	// aborted run) leaves the execution runnable.
 	// It returns the execution as stored afterwards.
 	Finish(ctx context.Context, r *runtime.Run, o runtime.Outcome) (*runtime.Execution, error)
 	// Expire ends the current claim on id the way a lost lease would: its

@@ -71,7 +71,7 @@ type Faults struct {
 type RunResult struct {
 	Outcome   runtime.Outcome
 	Execution *runtime.Execution // as stored after Finish
-	Appends   int                // events the run appended
+	Appends   int                // events the run recorded, with its outcome included
 	Statuses  []runtime.Status   // SetStatus calls the run made
 }
 
@@ -131,6 +131,11 @@ func (f *Fixture) onEffect(Invocation) {
 	if rs.effects == rs.faults.KillAtEffect {
 		rs.cancel(rs.faults.cause())
 	}
+}
+
+// dueAt reports whether a fault strikes after the nth append.
+func (k Faults) dueAt(n int) bool {
+	return n == k.ExpireAfterAppend || n == k.KillAfterAppend || n == k.DrainAfterAppend
 }
 
 func (k Faults) cause() error {
@@ -202,6 +207,17 @@ func (f *Fixture) Run(id string, p *runtime.Program, faults Faults) RunResult {
 	f.mu.Unlock()
 
 	o := f.Engine.Execute(ctx, p, &run)
+	if o.Checkpoint != nil && faults.dueAt(j.count()+1) {
+		// A fault is due right after this event: record it alone, as the
+		// engine does when the script computes past its hold, so that the
+		// fault strikes between the event and the outcome.
+		if err := j.Append(ctx, o.Checkpoint); err == nil {
+			o.Checkpoint = nil
+		}
+		if cause := context.Cause(ctx); cause != nil {
+			o = runtime.Outcome{Err: cause, Checkpoint: o.Checkpoint}
+		}
+	}
 
 	f.mu.Lock()
 	f.current = nil
@@ -212,6 +228,9 @@ func (f *Fixture) Run(id string, p *runtime.Program, faults Faults) RunResult {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if err == nil && o.Checkpoint != nil {
+		j.appends++ // recorded with the outcome
+	}
 	return RunResult{Outcome: o, Execution: e, Appends: j.appends, Statuses: j.statuses}
 }
 
@@ -250,6 +269,13 @@ type journal struct {
 	mu       sync.Mutex
 	appends  int
 	statuses []runtime.Status
+}
+
+// count returns how many events the run appended so far.
+func (j *journal) count() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.appends
 }
 
 func (j *journal) Append(ctx context.Context, ev *runtime.Event) error {

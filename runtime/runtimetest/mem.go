@@ -219,6 +219,14 @@ func (b *MemBackend) Finish(_ context.Context, r *runtime.Run, o runtime.Outcome
 		rec := e.record
 		return &rec, fmt.Errorf("finish %s: %w", c.id, runtime.ErrNotOwner)
 	}
+	if ev := o.Checkpoint; ev != nil {
+		if _, taken := e.history[ev.Position]; !taken {
+			stored := *ev
+			stored.Result = clone(ev.Result)
+			e.history[ev.Position] = &stored
+			e.writes[ev.Position]++
+		}
+	}
 	e.owned = false
 	if o.Status == "" || (o.Status == runtime.StatusWaiting && e.resolved != c.resolved) {
 		rec := e.record
