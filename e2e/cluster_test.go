@@ -159,6 +159,11 @@ func TestClusterFailover(t *testing.T) {
 		if e.Status != sbruntime.StatusCompleted {
 			t.Fatalf("execution %s ended %s: %s", id, e.Status, e.Error)
 		}
+		_, history, err := survivor.d.Client.Execution(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkNotRedone(t, kc, id, history)
 	}
 	resp, err := cli.Get(ctx, "/starbook/history/", clientv3.WithPrefix())
 	if err != nil {
@@ -172,14 +177,18 @@ func TestClusterFailover(t *testing.T) {
 			t.Errorf("history key %s written %d times", kv.Key, kv.Version)
 		}
 	}
+	// A step that never finished may run again once per disruption that
+	// cut it off: the two kills, the outage, and the leader changes of the
+	// member stop and restart (a checkpoint can fail on one). checkNotRedone
+	// above holds every step to the guarantee itself: none ran again once
+	// finished.
+	const disruptions = 5
 	repeated := 0
 	for key, n := range kc.seen {
-		if n > 2 {
+		if n > 1+disruptions {
 			t.Errorf("idempotency key %s seen %d times", key, n)
 		}
-		if n == 2 {
-			repeated++
-		}
+		repeated += n - 1
 	}
 	for _, id := range ids {
 		for pos := 1; pos <= 2*steps; pos += 2 {
@@ -191,9 +200,9 @@ func TestClusterFailover(t *testing.T) {
 	// Steps in flight at the two kills may repeat, and so may steps cut off by
 	// the full etcd outage (their checkpoint failed): at most one per execution.
 	if repeated > inFlightBound+executions {
-		t.Errorf("%d steps ran twice; at most %d were in flight at the kills and the outage", repeated, inFlightBound+executions)
+		t.Errorf("%d repeated runs of steps; at most %d were in flight at the kills and the outage", repeated, inFlightBound+executions)
 	}
-	t.Logf("%d requests for %d steps; %d steps repeated", kc.count(), total, repeated)
+	t.Logf("%d requests for %d steps; %d repeated runs", kc.count(), total, repeated)
 }
 
 // TestPausedNodeCannotWrite stops a node with SIGSTOP while one of its steps
