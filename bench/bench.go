@@ -336,9 +336,13 @@ func (e *env) floorSequential(ctx context.Context, n int) float64 {
 func (e *env) floorParallel(ctx context.Context, n, inFlight int) float64 {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	owners, revs := make([]string, inFlight), make([]int64, inFlight)
+	for i := range owners {
+		owners[i], revs[i] = e.owner(ctx) // set up before the clock starts
+	}
 	start := time.Now()
-	for range inFlight {
-		owner, rev := e.owner(ctx)
+	for i := range inFlight {
+		owner, rev := owners[i], revs[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
