@@ -95,12 +95,12 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		}
 	}
 	for _, kv := range r[4].GetResponseRange().Kvs {
-		var w sbruntime.Wait
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
+		w, err := s.k.decodeWait(kv)
+		if err != nil {
 			_ = c.release(ctx)
-			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
+			return nil, fmt.Errorf("claim %s: %w", id, err)
 		}
-		c.Waits[w.Position] = &w
+		c.Waits[w.Position] = w
 		c.waited.Store(true)
 	}
 	c.CancelRequested = len(r[5].GetResponseRange().Kvs) > 0

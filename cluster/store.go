@@ -295,9 +295,9 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	if len(resp.Kvs) == 0 {
 		return false, nil
 	}
-	var w sbruntime.Wait
-	if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
-		return false, fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+	w, err := s.k.decodeWait(resp.Kvs[0])
+	if err != nil {
+		return false, err
 	}
 	now := s.now().UTC()
 	ev := sbruntime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
