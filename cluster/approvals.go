@@ -437,7 +437,10 @@ func (s *Store) fireApproval(ctx context.Context, timerKey, id, pos string) erro
 			} else {
 				w.OnTimeout = sbruntime.ApprovalTimeout(esc.Then, deadline)
 			}
-			data, _ := json.Marshal(w)
+			data, err := encodeWait(w)
+			if err != nil {
+				return err
+			}
 			tx, err := s.cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.ModRevision(wk), "=", rev)).
 				Then(clientv3.OpPut(wk, string(data)), clientv3.OpDelete(timerKey),

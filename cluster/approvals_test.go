@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -257,6 +258,10 @@ func currentWait(t *testing.T, s *Store, w *sbruntime.Wait) (*sbruntime.Wait, *s
 	resp, err := s.cli.Get(context.Background(), s.k.wait(w.Execution, w.Position))
 	if err != nil || len(resp.Kvs) == 0 {
 		t.Fatalf("wait gone: %v", err)
+	}
+	// What escalation rewrote leaves out what the key holds, too.
+	if v := resp.Kvs[0].Value; bytes.Contains(v, []byte(`"execution"`)) || bytes.Contains(v, []byte(`"position"`)) {
+		t.Errorf("stored wait %s repeats its key", v)
 	}
 	x, err := s.k.decodeWait(resp.Kvs[0])
 	if err != nil {

@@ -127,9 +127,9 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 // Wait registers a pending wait and its timer, fenced on the claim.
 func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, error) {
 	c.waited.Store(true)
-	data, err := json.Marshal(w)
+	data, err := encodeWait(w)
 	if err != nil {
-		return nil, fmt.Errorf("encode wait %s: %w", w.Position, err)
+		return nil, err
 	}
 	ops := []clientv3.Op{clientv3.OpPut(c.s.k.wait(w.Execution, w.Position), string(data))}
 	if w.Deadline != nil {

@@ -260,7 +260,10 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 		req.Notified = ref
 		x := *w
 		x.Detail, _ = json.Marshal(req)
-		data, _ := json.Marshal(&x)
+		data, err := encodeWait(&x)
+		if err != nil {
+			return err
+		}
 		tx, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(wk), "=", wrev)).
 			Then(clientv3.OpPut(wk, string(data)), clientv3.OpPut(nk, string(refData))).

@@ -10,10 +10,25 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
+// encodeWait is the value stored for w at k.wait(w.Execution, w.Position):
+// w without its execution and position, which the key holds. At 100,000
+// parked executions every stored byte counts (etcd's file is mapped into
+// the process).
+func encodeWait(w *sbruntime.Wait) ([]byte, error) {
+	x := *w
+	x.Execution, x.Position = "", ""
+	data, err := json.Marshal(&x)
+	if err != nil {
+		return nil, fmt.Errorf("encode wait %s/%s: %w", w.Execution, w.Position, err)
+	}
+	return data, nil
+}
+
 // decodeWait decodes the wait stored at kv, a key under waits/. Its
 // execution and position are taken from the key, which names them
-// (waits/<execution>/<position>), whatever the value says: every read of
-// a wait goes through here, so that the value need not repeat them.
+// (waits/<execution>/<position>), whatever the value says: encodeWait
+// leaves them out, and records from earlier versions that hold them decode
+// the same. Every read of a wait goes through here.
 func (k keys) decodeWait(kv *mvccpb.KeyValue) (*sbruntime.Wait, error) {
 	rest, ok := strings.CutPrefix(string(kv.Key), k.allWaits())
 	id, pos, cut := strings.Cut(rest, "/") // execution ids hold no '/'
