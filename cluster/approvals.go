@@ -544,5 +544,5 @@ func (s *Store) executionRecord(ctx context.Context, id string) (*sbruntime.Exec
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 	}
-	return decodeExecution(resp.Kvs[0].Value)
+	return s.k.decodeExecution(resp.Kvs[0])
 }

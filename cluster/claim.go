@@ -77,7 +77,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		return nil, errNotClaimable
 	}
 	c.execRev = execKvs[0].ModRevision
-	if c.Execution, err = decodeExecution(execKvs[0].Value); err != nil {
+	if c.Execution, err = s.k.decodeExecution(execKvs[0]); err != nil {
 		_ = c.release(ctx)
 		return nil, err
 	}

@@ -117,13 +117,13 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 				if ev.Type != clientv3.EventTypePut {
 					continue
 				}
-				cur, err := decodeExecution(ev.Kv.Value)
+				cur, err := s.k.decodeExecution(ev.Kv)
 				if err != nil {
 					continue
 				}
 				var prev *sbruntime.Execution
 				if ev.PrevKv != nil {
-					if prev, err = decodeExecution(ev.PrevKv.Value); err != nil {
+					if prev, err = s.k.decodeExecution(ev.PrevKv); err != nil {
 						continue
 					}
 				}

@@ -41,7 +41,7 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 		if len(execKvs) == 0 {
 			return fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 		}
-		e, err := decodeExecution(execKvs[0].Value)
+		e, err := s.k.decodeExecution(execKvs[0])
 		if err != nil {
 			return err
 		}
