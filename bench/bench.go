@@ -450,17 +450,18 @@ func (e *env) watchEnds(ctx context.Context) *endWatcher {
 			}
 			for _, ev := range wr.Events {
 				var x struct {
-					ID     string           `json:"id"`
 					Status sbruntime.Status `json:"status"`
 				}
 				if json.Unmarshal(ev.Kv.Value, &x) != nil || !x.Status.Terminal() {
 					continue
 				}
+				// The key names the execution; its record need not.
+				id := strings.TrimPrefix(string(ev.Kv.Key), "/bench/executions/")
 				w.mu.Lock()
-				w.ended[x.ID] = true
-				if c, ok := w.waiting[x.ID]; ok {
+				w.ended[id] = true
+				if c, ok := w.waiting[id]; ok {
 					close(c)
-					delete(w.waiting, x.ID)
+					delete(w.waiting, id)
 				}
 				w.mu.Unlock()
 			}

@@ -77,6 +77,38 @@ func TestWaitForApprovalRegistersItsRequest(t *testing.T) {
 	}
 }
 
+// TestWaitKeepsTimeoutOutcomeOnlyWithDeadline: only a wait with a deadline
+// stores what its deadline records; nothing reads it on one without.
+func TestWaitKeepsTimeoutOutcomeOnlyWithDeadline(t *testing.T) {
+	tests := []struct {
+		call                     string
+		deadline, result, errMsg bool
+	}{
+		{`wait_for_signal("go")`, false, false, false},
+		{`wait_for_signal("go", timeout = "1h")`, true, true, false},
+		{`wait_for_approval("ok?")`, false, false, false},
+		{`wait_for_approval("ok?", timeout = "1h")`, true, true, false},
+		{`wait_for_approval("ok?", timeout = "1h", on_timeout = "fail")`, true, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.call, func(t *testing.T) {
+			out, w := runApproval(t, tt.call)
+			if out.Status != sbruntime.StatusWaiting || w == nil {
+				t.Fatalf("outcome %+v, wait %+v", out, w)
+			}
+			if got := w.Deadline != nil; got != tt.deadline {
+				t.Errorf("deadline %v, want set %v", w.Deadline, tt.deadline)
+			}
+			if got := len(w.OnTimeout) > 0; got != tt.result {
+				t.Errorf("on_timeout %s, want set %v", w.OnTimeout, tt.result)
+			}
+			if got := w.TimeoutError != ""; got != tt.errMsg {
+				t.Errorf("timeout_error %q, want set %v", w.TimeoutError, tt.errMsg)
+			}
+		})
+	}
+}
+
 func TestApprovalValue(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, approved := range []bool{true, false} {

@@ -89,9 +89,9 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 		if len(wkvs) == 0 {
 			return nil, decidedError(id, pos, r[2].GetResponseRange().Kvs)
 		}
-		var w sbruntime.Wait
-		if err := json.Unmarshal(wkvs[0].Value, &w); err != nil {
-			return nil, fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+		w, err := s.k.decodeWait(wkvs[0])
+		if err != nil {
+			return nil, err
 		}
 		if w.Kind != sbruntime.KindApproval {
 			what := w.Kind
@@ -100,7 +100,7 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 			}
 			return nil, sbruntime.Inputf("execution %s position %s waits for %s, not an approval", id, pos, what)
 		}
-		req, err := sbruntime.ParseApprovalRequest(&w)
+		req, err := sbruntime.ParseApprovalRequest(w)
 		if err != nil {
 			return nil, fmt.Errorf("decode approval %s/%s: %w", id, pos, err)
 		}
@@ -127,7 +127,7 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 		if !d.Approve {
 			res := &sbruntime.ApprovalResult{Approved: false, Decision: sbruntime.DecisionReject, By: []string{d.User},
 				At: now, Comment: d.Comment, Via: d.Via, Decisions: append(slices.Clone(received), mine)}
-			won, err := s.resolveApproval(ctx, &w, rev, res.JSON(), "", now)
+			won, err := s.resolveApproval(ctx, w, rev, res.JSON(), "", now)
 			if err != nil {
 				return nil, err
 			}
@@ -156,7 +156,7 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 			}
 			res := &sbruntime.ApprovalResult{Approved: true, Decision: sbruntime.DecisionApprove, By: by,
 				At: now, Comment: d.Comment, Via: d.Via, Decisions: all}
-			won, err := s.resolveApproval(ctx, &w, rev, res.JSON(), "", now)
+			won, err := s.resolveApproval(ctx, w, rev, res.JSON(), "", now)
 			if err != nil {
 				return nil, err
 			}
@@ -231,8 +231,7 @@ func (s *Store) onlyPendingApproval(ctx context.Context, id string) (string, err
 	}
 	var found []string
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		var w sbruntime.Wait
-		if json.Unmarshal(kv.Value, &w) == nil && w.Kind == sbruntime.KindApproval {
+		if w, err := s.k.decodeWait(kv); err == nil && w.Kind == sbruntime.KindApproval {
 			found = append(found, w.Position)
 		}
 	}
@@ -400,10 +399,10 @@ func (s *Store) fireApproval(ctx context.Context, timerKey, id, pos string) erro
 			return fmt.Errorf("read approval %s/%s: %w", id, pos, err)
 		}
 		wkvs := resp.Responses[0].GetResponseRange().Kvs
-		var w sbruntime.Wait
+		w := &sbruntime.Wait{}
 		if len(wkvs) > 0 {
-			if err := json.Unmarshal(wkvs[0].Value, &w); err != nil {
-				return fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+			if w, err = s.k.decodeWait(wkvs[0]); err != nil {
+				return err
 			}
 		}
 		if len(wkvs) == 0 || w.Deadline == nil || s.k.timer(*w.Deadline, id, pos) != timerKey {
@@ -413,7 +412,7 @@ func (s *Store) fireApproval(ctx context.Context, timerKey, id, pos string) erro
 			return nil
 		}
 		rev := wkvs[0].ModRevision
-		req, err := sbruntime.ParseApprovalRequest(&w)
+		req, err := sbruntime.ParseApprovalRequest(w)
 		if err != nil {
 			return fmt.Errorf("decode approval %s/%s: %w", id, pos, err)
 		}
@@ -438,7 +437,10 @@ func (s *Store) fireApproval(ctx context.Context, timerKey, id, pos string) erro
 			} else {
 				w.OnTimeout = sbruntime.ApprovalTimeout(esc.Then, deadline)
 			}
-			data, _ := json.Marshal(&w)
+			data, err := encodeWait(w)
+			if err != nil {
+				return err
+			}
 			tx, err := s.cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.ModRevision(wk), "=", rev)).
 				Then(clientv3.OpPut(wk, string(data)), clientv3.OpDelete(timerKey),
@@ -465,7 +467,7 @@ func (s *Store) fireApproval(ctx context.Context, timerKey, id, pos string) erro
 			res = sbruntime.ApprovalResult{Decision: sbruntime.DecisionTimeout, At: now, Via: sbruntime.ViaTimeout, Decisions: received}
 			result = res.JSON()
 		}
-		won, err := s.resolveApproval(ctx, &w, rev, result, w.TimeoutError, now, clientv3.OpDelete(timerKey))
+		won, err := s.resolveApproval(ctx, w, rev, result, w.TimeoutError, now, clientv3.OpDelete(timerKey))
 		if err != nil || won {
 			return err
 		}
@@ -494,16 +496,16 @@ func (s *Store) PendingWaits(ctx context.Context) ([]*PendingWait, error) {
 	var out []*PendingWait
 	byKey := map[string]*PendingWait{}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		var w sbruntime.Wait
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		w, err := s.k.decodeWait(kv)
+		if err != nil {
+			return nil, err
 		}
 		if w.Kind != sbruntime.KindApproval && w.Kind != sbruntime.KindSignal {
 			continue
 		}
-		p := &PendingWait{Wait: &w}
+		p := &PendingWait{Wait: w}
 		if w.Kind == sbruntime.KindApproval {
-			if p.Request, err = sbruntime.ParseApprovalRequest(&w); err != nil {
+			if p.Request, err = sbruntime.ParseApprovalRequest(w); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 			}
 			p.Runbook = p.Request.Runbook
@@ -542,5 +544,5 @@ func (s *Store) executionRecord(ctx context.Context, id string) (*sbruntime.Exec
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 	}
-	return decodeExecution(resp.Kvs[0].Value)
+	return s.k.decodeExecution(resp.Kvs[0])
 }

@@ -67,7 +67,7 @@ func TestFinishRecordsTheCheckpoint(t *testing.T) {
 				t.Errorf("event 2 written %d times, want %d", writes["2"], tt.writes)
 			}
 			rec := f.get(t, f.s.k.execution(f.id)).Kvs[0]
-			x, err := decodeExecution(rec.Value)
+			x, err := f.s.k.decodeExecution(rec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -77,7 +77,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		return nil, errNotClaimable
 	}
 	c.execRev = execKvs[0].ModRevision
-	if c.Execution, err = decodeExecution(execKvs[0].Value); err != nil {
+	if c.Execution, err = s.k.decodeExecution(execKvs[0]); err != nil {
 		_ = c.release(ctx, nil)
 		return nil, err
 	}
@@ -95,12 +95,12 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		}
 	}
 	for _, kv := range r[4].GetResponseRange().Kvs {
-		var w sbruntime.Wait
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
+		w, err := s.k.decodeWait(kv)
+		if err != nil {
 			_ = c.release(ctx, nil)
-			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
+			return nil, fmt.Errorf("claim %s: %w", id, err)
 		}
-		c.Waits[w.Position] = &w
+		c.Waits[w.Position] = w
 		c.waited.Store(true)
 	}
 	c.CancelRequested = len(r[5].GetResponseRange().Kvs) > 0
@@ -127,9 +127,9 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 // Wait registers a pending wait and its timer, fenced on the claim.
 func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, error) {
 	c.waited.Store(true)
-	data, err := json.Marshal(w)
+	data, err := encodeWait(w)
 	if err != nil {
-		return nil, fmt.Errorf("encode wait %s: %w", w.Position, err)
+		return nil, err
 	}
 	ops := []clientv3.Op{clientv3.OpPut(c.s.k.wait(w.Execution, w.Position), string(data))}
 	if w.Deadline != nil {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -199,13 +198,9 @@ func (s *Store) FireTimer(ctx context.Context, key string) error {
 		return fmt.Errorf("read wait %s/%s: %w", id, pos, err)
 	}
 	if len(resp.Kvs) > 0 {
-		var w struct {
-			Kind         string          `json:"kind"`
-			OnTimeout    json.RawMessage `json:"on_timeout"`
-			TimeoutError string          `json:"timeout_error"`
-		}
-		if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
-			return fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+		w, err := s.k.decodeWait(resp.Kvs[0])
+		if err != nil {
+			return err
 		}
 		if w.Kind == sbruntime.KindApproval {
 			return s.fireApproval(ctx, key, id, pos) // escalation, partial approvals

@@ -66,7 +66,7 @@ func (s *Store) readLogs(ctx context.Context, id string, after int64, limit int)
 	if len(recs) == 0 {
 		return nil, nil, 0, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 	}
-	e, err := decodeExecution(recs[0].Value)
+	e, err := s.k.decodeExecution(recs[0])
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -153,7 +153,7 @@ func (s *Store) watchLogs(ctx context.Context, id string, after *int64, rev int6
 				if ev.Type != clientv3.EventTypePut {
 					return true, nil // deleted by retention: nothing more will come
 				}
-				e, err := decodeExecution(ev.Kv.Value)
+				e, err := s.k.decodeExecution(ev.Kv)
 				if err != nil || !e.Status.Terminal() {
 					continue
 				}

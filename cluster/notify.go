@@ -161,15 +161,15 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 		wrev int64
 	)
 	if kvs := r[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		var x sbruntime.Wait
-		if err := json.Unmarshal(kvs[0].Value, &x); err != nil {
-			return fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+		x, err := s.k.decodeWait(kvs[0])
+		if err != nil {
+			return err
 		}
 		if x.Kind != sbruntime.KindApproval && len(r[1].GetResponseRange().Kvs) == 0 {
 			return nil
 		}
 		if x.Kind == sbruntime.KindApproval {
-			w, wrev = &x, kvs[0].ModRevision
+			w, wrev = x, kvs[0].ModRevision
 			if req, err = sbruntime.ParseApprovalRequest(w); err != nil {
 				return fmt.Errorf("decode approval %s/%s: %w", id, pos, err)
 			}
@@ -260,7 +260,10 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 		req.Notified = ref
 		x := *w
 		x.Detail, _ = json.Marshal(req)
-		data, _ := json.Marshal(&x)
+		data, err := encodeWait(&x)
+		if err != nil {
+			return err
+		}
 		tx, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(wk), "=", wrev)).
 			Then(clientv3.OpPut(wk, string(data)), clientv3.OpPut(nk, string(refData))).
@@ -273,15 +276,18 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 			return nil
 		}
 		kvs := tx.Responses[0].GetResponseRange().Kvs
-		var now sbruntime.Wait
-		if len(kvs) == 0 || json.Unmarshal(kvs[0].Value, &now) != nil {
+		var now *sbruntime.Wait
+		if len(kvs) > 0 {
+			now, _ = s.k.decodeWait(kvs[0])
+		}
+		if now == nil {
 			// Decided while we posted: keep the post so that it gets updated.
 			if _, err := s.cli.Put(ctx, nk, string(refData)); err != nil {
 				return fmt.Errorf("record approval post %s/%s: %w", id, pos, err)
 			}
 			return s.reconcileNotice(ctx, nf, log, seen, id, pos)
 		}
-		nreq, err := sbruntime.ParseApprovalRequest(&now)
+		nreq, err := sbruntime.ParseApprovalRequest(now)
 		if err != nil {
 			return err
 		}
@@ -291,6 +297,6 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 			}
 			return s.reconcileNotice(ctx, nf, log, seen, id, pos)
 		}
-		w, req, wrev = &now, nreq, kvs[0].ModRevision
+		w, req, wrev = now, nreq, kvs[0].ModRevision
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
 
@@ -49,11 +50,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
-		var w struct {
-			Kind  string    `json:"kind"`
-			Since time.Time `json:"since"`
-		}
-		if json.Unmarshal(kv.Value, &w) != nil {
+		w, err := k.decodeWait(kv)
+		if err != nil {
 			continue
 		}
 		snap.Waits[w.Kind]++
@@ -119,13 +117,13 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 				if ev.Type != clientv3.EventTypePut {
 					continue
 				}
-				cur, err := decodeExecution(ev.Kv.Value)
+				cur, err := s.k.decodeExecution(ev.Kv)
 				if err != nil {
 					continue
 				}
 				var prev *sbruntime.Execution
 				if ev.PrevKv != nil {
-					if prev, err = decodeExecution(ev.PrevKv.Value); err != nil {
+					if prev, err = s.k.decodeExecution(ev.PrevKv); err != nil {
 						continue
 					}
 				}
@@ -137,7 +135,7 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil {
-					s.approvalResolved(ctx, ev.PrevKv.Value, w)
+					s.approvalResolved(ctx, ev.PrevKv, w)
 				}
 			}
 		}
@@ -146,9 +144,9 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 
 // approvalResolved reports a deleted approval wait that was resolved (not one
 // removed because its execution ended).
-func (s *Store) approvalResolved(ctx context.Context, waitData []byte, w ChangeWatcher) {
-	var wt sbruntime.Wait
-	if json.Unmarshal(waitData, &wt) != nil || wt.Kind != sbruntime.KindApproval {
+func (s *Store) approvalResolved(ctx context.Context, prev *mvccpb.KeyValue, w ChangeWatcher) {
+	wt, err := s.k.decodeWait(prev)
+	if err != nil || wt.Kind != sbruntime.KindApproval {
 		return
 	}
 	resp, err := s.cli.Get(ctx, s.k.event(wt.Execution, wt.Position))
@@ -165,7 +163,7 @@ func (s *Store) approvalResolved(ctx context.Context, waitData []byte, w ChangeW
 		decision = res.Decision
 	}
 	runbook := ""
-	if req, err := sbruntime.ParseApprovalRequest(&wt); err == nil {
+	if req, err := sbruntime.ParseApprovalRequest(wt); err == nil {
 		runbook = req.Runbook
 	}
 	w.ApprovalResolved(runbook, decision, ev.EndedAt.Sub(wt.Since))
@@ -220,11 +218,11 @@ func (s *Store) ExecutionWaits(ctx context.Context, id string) ([]*sbruntime.Wai
 	}
 	var out []*sbruntime.Wait
 	for _, kv := range resp.Kvs {
-		var w sbruntime.Wait
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		w, err := s.k.decodeWait(kv)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, &w)
+		out = append(out, w)
 	}
 	sort.Slice(out, func(i, j int) bool { return sbruntime.ComparePositions(out[i].Position, out[j].Position) < 0 })
 	return out, nil

@@ -247,13 +247,13 @@ func awaitStored(t *testing.T, s *Store, id string, status sbruntime.Status) {
 		t.Fatal(err)
 	}
 	if len(resp.Kvs) > 0 {
-		if e, err := decodeExecution(resp.Kvs[0].Value); err == nil && e.Status == status {
+		if e, err := s.k.decodeExecution(resp.Kvs[0]); err == nil && e.Status == status {
 			return
 		}
 	}
 	for wr := range s.cli.Watch(ctx, s.k.execution(id), clientv3.WithRev(resp.Header.Revision+1)) {
 		for _, ev := range wr.Events {
-			if e, err := decodeExecution(ev.Kv.Value); err == nil && e.Status == status {
+			if e, err := s.k.decodeExecution(ev.Kv); err == nil && e.Status == status {
 				return
 			}
 		}

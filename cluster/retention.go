@@ -131,7 +131,7 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time, batch int) (int, er
 			return deleted, fmt.Errorf("list executions: %w", err)
 		}
 		for _, kv := range resp.Kvs {
-			e, err := decodeExecution(kv.Value)
+			e, err := s.k.decodeExecution(kv)
 			if err != nil {
 				continue // not ours to judge; leave it
 			}

@@ -163,7 +163,7 @@ func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, 
 			return e, nil
 		}
 		if len(resp.Kvs) > 0 {
-			if x, err := decodeExecution(resp.Kvs[0].Value); err == nil && x.Status.Terminal() {
+			if x, err := s.k.decodeExecution(resp.Kvs[0]); err == nil && x.Status.Terminal() {
 				return x, nil
 			}
 		}
@@ -179,7 +179,7 @@ func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, 
 				if ev.Type != clientv3.EventTypePut {
 					continue
 				}
-				if x, err := decodeExecution(ev.Kv.Value); err == nil && x.Status.Terminal() {
+				if x, err := s.k.decodeExecution(ev.Kv); err == nil && x.Status.Terminal() {
 					end = x
 					break watch
 				}

@@ -41,14 +41,14 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 		if len(execKvs) == 0 {
 			return fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 		}
-		e, err := decodeExecution(execKvs[0].Value)
+		e, err := s.k.decodeExecution(execKvs[0])
 		if err != nil {
 			return err
 		}
 		if e.Status.Terminal() {
 			return sbruntime.Inputf("execution %s has ended (%s): signal %s not delivered", id, e.Status, name)
 		}
-		pos, err := s.signalWaitPosition(id, name, r[1].GetResponseRange().Kvs)
+		pos, err := s.signalWaitPosition(name, r[1].GetResponseRange().Kvs)
 		if err != nil {
 			return err
 		}
@@ -95,19 +95,15 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 // signalWaitPosition returns the position of the pending wait for signal name
 // among an execution's waits, the first in position order if branches of a
 // fan_out wait for the same name, or "" if none waits for it.
-func (s *Store) signalWaitPosition(id, name string, waits []*mvccpb.KeyValue) (string, error) {
+func (s *Store) signalWaitPosition(name string, waits []*mvccpb.KeyValue) (string, error) {
 	pos := ""
 	for _, kv := range waits {
-		var w struct {
-			Kind string `json:"kind"`
-			Name string `json:"name"`
+		w, err := s.k.decodeWait(kv)
+		if err != nil {
+			return "", err
 		}
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
-			return "", fmt.Errorf("decode wait %s: %w", kv.Key, err)
-		}
-		p := s.k.idFrom(string(kv.Key), "waits/"+id+"/")
-		if w.Kind == sbruntime.KindSignal && w.Name == name && (pos == "" || sbruntime.ComparePositions(p, pos) < 0) {
-			pos = p
+		if w.Kind == sbruntime.KindSignal && w.Name == name && (pos == "" || sbruntime.ComparePositions(w.Position, pos) < 0) {
+			pos = w.Position
 		}
 	}
 	return pos, nil

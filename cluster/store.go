@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -182,7 +184,7 @@ func (s *Store) Execution(ctx context.Context, id string) (*sbruntime.Execution,
 	if len(r[0].GetResponseRange().Kvs) == 0 {
 		return nil, nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 	}
-	e, err := decodeExecution(r[0].GetResponseRange().Kvs[0].Value)
+	e, err := s.k.decodeExecution(r[0].GetResponseRange().Kvs[0])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,11 +222,19 @@ func deriveStatus(e *sbruntime.Execution, owner string, runnable bool) {
 	}
 }
 
-func decodeExecution(data []byte) (*sbruntime.Execution, error) {
-	var e sbruntime.Execution
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("decode execution: %w", err)
+// decodeExecution decodes the execution record stored at kv, a key under
+// executions/. Its id is taken from the key, which names it, whatever the
+// value says: every read of an execution record goes through here.
+func (k keys) decodeExecution(kv *mvccpb.KeyValue) (*sbruntime.Execution, error) {
+	id, ok := strings.CutPrefix(string(kv.Key), k.executions())
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return nil, fmt.Errorf("decode execution: %q is not an execution key", kv.Key)
 	}
+	var e sbruntime.Execution
+	if err := json.Unmarshal(kv.Value, &e); err != nil {
+		return nil, fmt.Errorf("decode execution %s: %w", id, err)
+	}
+	e.ID = id
 	return &e, nil
 }
 
@@ -264,7 +274,7 @@ func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Exec
 			return nil, fmt.Errorf("list executions: %w", err)
 		}
 		for _, kv := range resp.Kvs {
-			e, err := decodeExecution(kv.Value)
+			e, err := s.k.decodeExecution(kv)
 			if err != nil {
 				return nil, err
 			}
@@ -295,9 +305,9 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	if len(resp.Kvs) == 0 {
 		return false, nil
 	}
-	var w sbruntime.Wait
-	if err := json.Unmarshal(resp.Kvs[0].Value, &w); err != nil {
-		return false, fmt.Errorf("decode wait %s/%s: %w", id, pos, err)
+	w, err := s.k.decodeWait(resp.Kvs[0])
+	if err != nil {
+		return false, err
 	}
 	now := s.now().UTC()
 	ev := sbruntime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
@@ -335,7 +345,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 		if len(resp.Kvs) == 0 {
 			return nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 		}
-		e, err := decodeExecution(resp.Kvs[0].Value)
+		e, err := s.k.decodeExecution(resp.Kvs[0])
 		if err != nil {
 			return nil, err
 		}

@@ -134,9 +134,9 @@ func (b *etcdBackend) FireWaits(ctx context.Context, id string) (int, error) {
 	}
 	fired := 0
 	for _, kv := range resp.Kvs {
-		var w sbruntime.Wait
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
-			return fired, fmt.Errorf("decode %s: %w", kv.Key, err)
+		w, err := b.s.k.decodeWait(kv)
+		if err != nil {
+			return fired, err
 		}
 		if w.Deadline != nil {
 			// The leader's path: the timer key resolves the wait.
@@ -175,11 +175,11 @@ func (b *etcdBackend) History(ctx context.Context, id string) (*runtimetest.Hist
 		h.Writes[b.s.k.idFrom(string(kv.Key), "history/"+id+"/")] = int(kv.Version)
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		var w sbruntime.Wait
-		if err := json.Unmarshal(kv.Value, &w); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		w, err := b.s.k.decodeWait(kv)
+		if err != nil {
+			return nil, err
 		}
-		h.Waits = append(h.Waits, &w)
+		h.Waits = append(h.Waits, w)
 	}
 	slices.SortFunc(h.Waits, func(x, y *sbruntime.Wait) int { return sbruntime.ComparePositions(x.Position, y.Position) })
 	return h, nil

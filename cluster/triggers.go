@@ -621,7 +621,7 @@ func (t *Triggers) Promote(ctx context.Context, runbook string) (time.Time, erro
 				ops = append(ops, clientv3.OpDelete(qk)) // a queue entry without a record
 				continue
 			}
-			e, err := decodeExecution(kvs[0].Value)
+			e, err := k.decodeExecution(kvs[0])
 			if err != nil {
 				return time.Time{}, err
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/starbook/starbook/runbooktest"
@@ -62,5 +64,41 @@ func TestMockAPI(t *testing.T) {
 	out, sum := runTests(t, &runbooktest.Runner{Verbose: true}, "testdata/mockapi")
 	if sum.Failed > 0 || sum.Passed == 0 {
 		t.Fatalf("%s", out)
+	}
+}
+
+// TestDryRunSignalTimesOut: in a dry run a signal nobody sends times out at
+// once with wait_for_signal's timeout value, with or without a timeout=
+// (a wait without a deadline stores no timeout outcome).
+func TestDryRunSignalTimesOut(t *testing.T) {
+	tests := []struct {
+		name string
+		call string
+	}{
+		{"no timeout", `wait_for_signal("go")`},
+		{"timeout", `wait_for_signal("go", timeout = "1h")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "sig.star")
+			src := "def main(event):\n    s = " + tt.call + "\n    return {\"name\": s[\"name\"], \"timed_out\": s[\"timed_out\"]}\n"
+			if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			b, err := runbooktest.LoadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := runbooktest.DryRun(context.Background(), b, nil, nil, sbruntime.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Execution.Status != sbruntime.StatusCompleted {
+				t.Fatalf("status %s (%s), want completed", res.Execution.Status, res.Execution.Error)
+			}
+			if got, want := string(res.Execution.Result), `{"name":"go","timed_out":true}`; got != want {
+				t.Errorf("result %s, want %s", got, want)
+			}
+		})
 	}
 }

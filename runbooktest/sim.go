@@ -193,7 +193,15 @@ func (m *Mocks) resolve(j *journal) (bool, string) {
 					"call mock.signal(%q, data) before run()", w.Name, w.Where, w.Name))
 				continue
 			}
-			timers = append(timers, timed{w, at, func(at time.Time) *sbruntime.Event { return timeoutEvent(w, at) }})
+			timers = append(timers, timed{w, at, func(at time.Time) *sbruntime.Event {
+				ev := timeoutEvent(w, at)
+				if w.Deadline == nil {
+					// A wait without a deadline stores no timeout outcome;
+					// the dry run times it out as if it had one.
+					ev.Result = sbruntime.SignalTimeout(w.Name)
+				}
+				return ev
+			}})
 		default: // sleep
 			at := m.Clock.Now()
 			if w.Deadline != nil {

@@ -119,8 +119,11 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 // WaitSpec describes a durable wait.
 type WaitSpec struct {
 	StepSpec
-	Timeout   time.Duration   // 0: no timer
-	OnTimeout json.RawMessage // the result the timer records
+	Timeout time.Duration // 0: no timer
+	// OnTimeout is the result the timer records. Like TimeoutError it is
+	// kept on the wait only when Timeout > 0: without a deadline nothing
+	// reads it.
+	OnTimeout json.RawMessage
 	// TimeoutError, when set, is recorded as the wait's error at the deadline.
 	TimeoutError string
 	Detail       json.RawMessage
@@ -166,11 +169,13 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 	}
 	now := rs.engine.now()
 	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,
-		ArgsHash: hash, Since: now, OnTimeout: spec.OnTimeout, TimeoutError: spec.TimeoutError, Detail: spec.Detail,
-		Where: callSite(th)}
+		ArgsHash: hash, Since: now, Detail: spec.Detail, Where: callSite(th)}
+	// The timeout outcome is only read when the deadline passes: a wait
+	// without one does not store it (every parked wait's bytes count).
 	if spec.Timeout > 0 {
 		d := now.Add(spec.Timeout)
 		w.Deadline = &d
+		w.OnTimeout, w.TimeoutError = spec.OnTimeout, spec.TimeoutError
 	}
 	ev, err := rs.journal.Wait(rs.ctx, w)
 	if err != nil {

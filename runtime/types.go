@@ -111,8 +111,11 @@ func (e *Event) Failed() bool { return e.Error != "" }
 // Wait is a pending wait registered at a position: a durable timer, a signal or
 // an approval. It is removed when an event is written at its position.
 type Wait struct {
-	Execution string          `json:"execution"`
-	Position  string          `json:"position"`
+	// Execution and Position are set on every wait a Journal is given or a
+	// store returns. A store may leave them out of what it writes when its
+	// key holds them (hence omitempty), and fills them back in on reading.
+	Execution string          `json:"execution,omitempty"`
+	Position  string          `json:"position,omitempty"`
 	Kind      string          `json:"kind"`
 	Name      string          `json:"name,omitempty"`
 	ArgsHash  string          `json:"args_hash,omitempty"`
