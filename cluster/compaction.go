@@ -17,7 +17,9 @@ import (
 // all at once, leaving the heap fragmented and the file full of holes: 100k
 // parked executions started in a burst held 119 MB of heap for 48 MB of live
 // objects. Compacting as the history grows lets new revisions reuse what old
-// ones freed (80 MB of heap for the same 48 MB). Zero fields take the defaults.
+// ones freed (80 MB of heap for the same 48 MB); compacting what is older
+// than Window frees the rest once the burst is over. Zero fields take the
+// defaults.
 type Compaction struct {
 	// Margin is how many revisions are kept behind the current one (default
 	// 10,000, as much as the leader's retention keeps). A watch further
@@ -25,9 +27,13 @@ type Compaction struct {
 	// then lists again. The member compacts down to Margin whenever the
 	// history behind the current revision passes twice Margin.
 	Margin int64
+	// Window is how long a revision is kept however few came after it
+	// (default 5m, as Kubernetes compacts its etcd): an idle member does not
+	// hold a burst's last Margin revisions forever.
+	Window time.Duration
 	// Interval between looks at the current revision (default 2s; a look is
 	// a read of the member's memory, not a request). Negative: no compaction
-	// by revision, only etcd's hourly periodic one.
+	// by the member, only etcd's hourly periodic one.
 	Interval time.Duration
 }
 
@@ -38,27 +44,57 @@ func (c Compaction) withDefaults() Compaction {
 	if c.Margin <= 0 {
 		c.Margin = DefaultCompactionMargin
 	}
+	if c.Window <= 0 {
+		c.Window = 5 * time.Minute
+	}
 	if c.Interval == 0 {
 		c.Interval = 2 * time.Second
 	}
 	return c
 }
 
-// compactLoop compacts the member's history every time it has grown by
-// Margin revisions beyond Margin, until ctx is done. A failed compaction is
-// logged and tried again at the next look.
+// revisionAt is the member's revision at a moment.
+type revisionAt struct {
+	at  time.Time
+	rev int64
+}
+
+// compactionTarget returns the revision to compact to, or 0 for none: the
+// history beyond Margin once it passes twice Margin, and every revision that
+// is Window old. seen holds the revisions looked at, oldest first; it
+// returns those still younger than Window.
+func (c Compaction) compactionTarget(now time.Time, rev, compacted int64, seen []revisionAt) (int64, []revisionAt) {
+	var target int64
+	if t := rev - c.Margin; t-compacted >= c.Margin {
+		target = t
+	}
+	for len(seen) > 0 && !seen[0].at.After(now.Add(-c.Window)) {
+		target = max(target, seen[0].rev)
+		seen = seen[1:]
+	}
+	if target <= compacted {
+		target = 0
+	}
+	return target, append(seen, revisionAt{now, rev})
+}
+
+// compactLoop compacts the member's history as compactionTarget says, until
+// ctx is done. A failed compaction is logged and tried again at the next look.
 func (e *Embedded) compactLoop(ctx context.Context) {
 	t := time.NewTicker(e.compaction.Interval)
 	defer t.Stop()
 	var compacted int64
+	var seen []revisionAt
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
-		target := e.Etcd.Server.KV().Rev() - e.compaction.Margin
-		if target-compacted < e.compaction.Margin {
+		var target int64
+		target, seen = e.compaction.compactionTarget(now, e.Etcd.Server.KV().Rev(), compacted, seen)
+		if target == 0 {
 			continue
 		}
 		if err := e.compactTo(ctx, target); err != nil {

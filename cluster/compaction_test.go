@@ -58,3 +58,42 @@ func TestEmbeddedCompactsAsHistoryGrows(t *testing.T) {
 		t.Errorf("watch from %d revisions behind: %v, %d events", margin-1, wr.Err(), len(wr.Events))
 	}
 }
+
+// TestCompactionTarget: the history is compacted down to Margin once it
+// passes twice Margin, and whatever is Window old is compacted however little
+// came after it.
+func TestCompactionTarget(t *testing.T) {
+	c := Compaction{Margin: 100, Window: time.Minute}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		now       time.Time
+		rev       int64
+		compacted int64
+		seen      []revisionAt
+		want      int64
+		wantSeen  int // samples kept, the new one included
+	}{
+		{name: "young and short", now: t0, rev: 150, want: 0, wantSeen: 1},
+		{name: "past twice the margin", now: t0, rev: 200, want: 100, wantSeen: 1},
+		{name: "grown by less than the margin since", now: t0, rev: 280, compacted: 200, want: 0, wantSeen: 1},
+		{name: "grown by the margin since", now: t0, rev: 400, compacted: 200, want: 300, wantSeen: 1},
+		{name: "idle past the window", now: t0.Add(time.Minute), rev: 150,
+			seen: []revisionAt{{t0, 150}, {t0.Add(30 * time.Second), 150}}, want: 150, wantSeen: 2},
+		{name: "window older than the margin's target", now: t0.Add(time.Minute), rev: 1000, compacted: 0,
+			seen: []revisionAt{{t0, 950}, {t0.Add(30 * time.Second), 990}}, want: 950, wantSeen: 2},
+		{name: "already compacted past the window", now: t0.Add(2 * time.Minute), rev: 160, compacted: 150,
+			seen: []revisionAt{{t0, 150}}, want: 0, wantSeen: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, seen := c.compactionTarget(tt.now, tt.rev, tt.compacted, tt.seen)
+			if got != tt.want {
+				t.Errorf("target %d, want %d", got, tt.want)
+			}
+			if len(seen) != tt.wantSeen || seen[len(seen)-1].rev != tt.rev {
+				t.Errorf("kept %v, want %d samples ending with revision %d", seen, tt.wantSeen, tt.rev)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 )
 
@@ -107,6 +108,11 @@ func (e *Embedded) Maintain(ctx context.Context) (DefragResult, error) {
 		return r, fmt.Errorf("embedded etcd status after defragmenting: %w", err)
 	}
 	r.After = st.DbSize
+	// The old file's mapping is gone and the compaction that made the file
+	// worth shrinking freed etcd's index entries of the old revisions: give
+	// that memory back to the OS now. Go's scavenger would keep about a
+	// tenth of the heap goal of it (23 MB of 209 with 100k parked).
+	debug.FreeOSMemory()
 	d.Logger.Info("embedded etcd defragmented", "size_before", r.Size, "in_use_before", r.InUse,
 		"size_after", r.After, "took", r.Took)
 	return r, nil
