@@ -315,8 +315,18 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	} else {
 		runnableRev = &c.runnableRev
 	}
-	_, err = c.s.batch.do(ctx, checkpoint.fence(c.fencedReq(ops, runnableRev)))
+	req := c.fencedReq(ops, runnableRev)
+	if !o.Status.Terminal() {
+		req = c.uncancelled(req)
+	}
+	_, err = c.s.batch.do(ctx, checkpoint.fence(req))
 	switch {
+	case errors.Is(err, errCancelRequested):
+		// A user cancelled the execution while it ran and the run parked
+		// without hearing it (the request came after the script stopped):
+		// nobody runs a parked execution to find the request, so it ends
+		// cancelled here.
+		return c.finish(ctx, sbruntime.Outcome{Status: sbruntime.StatusCancelled, Error: "cancelled", Checkpoint: o.Checkpoint})
 	case errors.Is(err, sbruntime.ErrNotOwner):
 		return c.Execution, fmt.Errorf("finish %s: %w", id, sbruntime.ErrNotOwner)
 	case errors.Is(err, sbruntime.ErrPositionTaken):
@@ -330,6 +340,31 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	}
 	c.Execution = &e
 	return &e, nil
+}
+
+// errCancelRequested reports a parking run whose execution has a cancel
+// request.
+var errCancelRequested = errors.New("a cancel was requested while the run parked")
+
+// uncancelled fences r on the execution having no cancel request. A request
+// is put only while the execution is owned (Store.requestCancel), so a park
+// either finds it here or comes before it.
+func (c *Claim) uncancelled(r *txnReq) *txnReq {
+	ck := c.s.k.cancel(c.Execution.ID)
+	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(ck), "=", 0))
+	n := len(r.reads)
+	r.reads = append(r.reads, clientv3.OpGet(ck, clientv3.WithKeysOnly()))
+	check := r.check
+	r.check = func(reads []*etcdserverpb.ResponseOp) error {
+		if err := check(reads[:n]); err != nil {
+			return err
+		}
+		if len(reads[n].GetResponseRange().Kvs) > 0 {
+			return errCancelRequested
+		}
+		return nil
+	}
+	return r
 }
 
 // release gives up the claim, keeping the execution runnable, and records
