@@ -350,17 +350,22 @@ var errCancelRequested = errors.New("a cancel was requested while the run parked
 // is put only while the execution is owned (Store.requestCancel), so a park
 // either finds it here or comes before it.
 func (c *Claim) uncancelled(r *txnReq) *txnReq {
-	ck := c.s.k.cancel(c.Execution.ID)
-	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(ck), "=", 0))
+	return r.absent(c.s.k.cancel(c.Execution.ID), func() error { return errCancelRequested })
+}
+
+// absent adds to r the compare that key does not exist: a request that
+// fails only on it (its other checks passed) fails with failed().
+func (r *txnReq) absent(key string, failed func() error) *txnReq {
+	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 	n := len(r.reads)
-	r.reads = append(r.reads, clientv3.OpGet(ck, clientv3.WithKeysOnly()))
+	r.reads = append(r.reads, clientv3.OpGet(key, clientv3.WithKeysOnly()))
 	check := r.check
 	r.check = func(reads []*etcdserverpb.ResponseOp) error {
 		if err := check(reads[:n]); err != nil {
 			return err
 		}
 		if len(reads[n].GetResponseRange().Kvs) > 0 {
-			return errCancelRequested
+			return failed()
 		}
 		return nil
 	}
@@ -388,19 +393,6 @@ func (w *checkpointWrite) fence(r *txnReq) *txnReq {
 	if w == nil {
 		return r
 	}
-	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(w.key), "=", 0))
 	r.ops = append(r.ops, clientv3.OpPut(w.key, w.value))
-	n := len(r.reads)
-	r.reads = append(r.reads, clientv3.OpGet(w.key, clientv3.WithKeysOnly()))
-	check := r.check
-	r.check = func(reads []*etcdserverpb.ResponseOp) error {
-		if err := check(reads[:n]); err != nil {
-			return err
-		}
-		if len(reads[n].GetResponseRange().Kvs) > 0 {
-			return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken)
-		}
-		return nil
-	}
-	return r
+	return r.absent(w.key, func() error { return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken) })
 }
