@@ -315,8 +315,18 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	} else {
 		runnableRev = &c.runnableRev
 	}
-	_, err = c.s.batch.do(ctx, checkpoint.fence(c.fencedReq(ops, runnableRev)))
+	req := c.fencedReq(ops, runnableRev)
+	if !o.Status.Terminal() {
+		req = c.uncancelled(req)
+	}
+	_, err = c.s.batch.do(ctx, checkpoint.fence(req))
 	switch {
+	case errors.Is(err, errCancelRequested):
+		// A user cancelled the execution while it ran and the run parked
+		// without hearing it (the request came after the script stopped):
+		// nobody runs a parked execution to find the request, so it ends
+		// cancelled here.
+		return c.finish(ctx, sbruntime.Outcome{Status: sbruntime.StatusCancelled, Error: "cancelled", Checkpoint: o.Checkpoint})
 	case errors.Is(err, sbruntime.ErrNotOwner):
 		return c.Execution, fmt.Errorf("finish %s: %w", id, sbruntime.ErrNotOwner)
 	case errors.Is(err, sbruntime.ErrPositionTaken):
@@ -330,6 +340,36 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	}
 	c.Execution = &e
 	return &e, nil
+}
+
+// errCancelRequested reports a parking run whose execution has a cancel
+// request.
+var errCancelRequested = errors.New("a cancel was requested while the run parked")
+
+// uncancelled fences r on the execution having no cancel request. A request
+// is put only while the execution is owned (Store.requestCancel), so a park
+// either finds it here or comes before it.
+func (c *Claim) uncancelled(r *txnReq) *txnReq {
+	return r.absent(c.s.k.cancel(c.Execution.ID), func() error { return errCancelRequested })
+}
+
+// absent adds to r the compare that key does not exist: a request that
+// fails only on it (its other checks passed) fails with failed().
+func (r *txnReq) absent(key string, failed func() error) *txnReq {
+	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	n := len(r.reads)
+	r.reads = append(r.reads, clientv3.OpGet(key, clientv3.WithKeysOnly()))
+	check := r.check
+	r.check = func(reads []*etcdserverpb.ResponseOp) error {
+		if err := check(reads[:n]); err != nil {
+			return err
+		}
+		if len(reads[n].GetResponseRange().Kvs) > 0 {
+			return failed()
+		}
+		return nil
+	}
+	return r
 }
 
 // release gives up the claim, keeping the execution runnable, and records
@@ -353,19 +393,6 @@ func (w *checkpointWrite) fence(r *txnReq) *txnReq {
 	if w == nil {
 		return r
 	}
-	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(w.key), "=", 0))
 	r.ops = append(r.ops, clientv3.OpPut(w.key, w.value))
-	n := len(r.reads)
-	r.reads = append(r.reads, clientv3.OpGet(w.key, clientv3.WithKeysOnly()))
-	check := r.check
-	r.check = func(reads []*etcdserverpb.ResponseOp) error {
-		if err := check(reads[:n]); err != nil {
-			return err
-		}
-		if len(reads[n].GetResponseRange().Kvs) > 0 {
-			return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken)
-		}
-		return nil
-	}
-	return r
+	return r.absent(w.key, func() error { return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken) })
 }

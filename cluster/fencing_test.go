@@ -304,3 +304,72 @@ func TestConcurrentAppendsOnePosition(t *testing.T) {
 		t.Errorf("position 1 holds writer %q (written %d times), want %d once", writer["1"], versions["1"], winner)
 	}
 }
+
+// TestCancelRacingAPark: a cancel that meets a run about to park is never
+// lost, in either order. Asked while the run still owns the execution (the
+// script already stopped, so the run never hears it), the park ends the
+// execution cancelled instead. Asked after the run let go, no request is left
+// for an owner that will never come; Cancel cancels the parked execution
+// itself. (Seen lost in TestActiveLimit: a parked execution with a cancel
+// request nobody would read, and AwaitEnd waiting out its deadline.)
+func TestCancelRacingAPark(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	park := func(t *testing.T, f *fencingFixture, a *Claim) *sbruntime.Execution {
+		t.Helper()
+		if _, err := a.Wait(f.ctx, &sbruntime.Wait{Execution: f.id, Position: "1", Kind: sbruntime.KindSignal, Name: "go"}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := a.Finish(f.ctx, sbruntime.Outcome{Status: sbruntime.StatusWaiting})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	tests := []struct {
+		name string
+		race func(t *testing.T, f *fencingFixture, a *Claim)
+	}{
+		{"asked before the park", func(t *testing.T, f *fencingFixture, a *Claim) {
+			e, err := f.s.Cancel(f.ctx, f.id)
+			if err != nil || e.Status.Terminal() {
+				t.Fatalf("cancel of an owned execution: %+v, %v; want it asked to stop", e, err)
+			}
+			if len(f.get(t, f.s.k.cancel(f.id)).Kvs) == 0 {
+				t.Fatal("no cancel request for the owner")
+			}
+			if e := park(t, f, a); e.Status != sbruntime.StatusCancelled {
+				t.Errorf("the park stored %s, want cancelled", e.Status)
+			}
+		}},
+		{"asked after the park", func(t *testing.T, f *fencingFixture, a *Claim) {
+			park(t, f, a)
+			// Cancel saw a's claim before the park, and asks only now.
+			asked, err := f.s.requestCancel(f.ctx, f.id, a.rev, time.Now())
+			if err != nil || asked {
+				t.Fatalf("request to an owner that let go: %v, %v; want none", asked, err)
+			}
+			if len(f.get(t, f.s.k.cancel(f.id)).Kvs) != 0 {
+				t.Fatal("a cancel request is left for an owner that let go")
+			}
+			if e, err := f.s.Cancel(f.ctx, f.id); err != nil || e.Status != sbruntime.StatusCancelled {
+				t.Fatalf("cancel of a parked execution: %+v, %v", e, err)
+			}
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFencingFixture(t, emb, fmt.Sprintf("/cancelpark/%d/", i))
+			a := f.claim(t, f.s, "a", f.grant(t))
+			tt.race(t, f, a)
+			e, _, err := f.s.Execution(f.ctx, f.id)
+			if err != nil || e.Status != sbruntime.StatusCancelled || e.EndedAt == nil {
+				t.Fatalf("stored %+v, %v; want cancelled", e, err)
+			}
+			for _, key := range []string{f.s.k.cancel(f.id), f.s.k.owner(f.id), f.s.k.runnable(f.id), f.s.k.wait(f.id, "1")} {
+				if len(f.get(t, key).Kvs) != 0 {
+					t.Errorf("%s left behind", key)
+				}
+			}
+		})
+	}
+}

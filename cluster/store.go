@@ -372,16 +372,39 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 		if tx.Succeeded {
 			return e, nil
 		}
-		if len(tx.Responses[0].GetResponseRange().Kvs) == 0 {
+		owner := tx.Responses[0].GetResponseRange().Kvs
+		if len(owner) == 0 {
 			continue // the record changed under us; look again
 		}
 		// Owned: ask the owner to stop; it records the cancellation.
-		if _, err := s.cli.Put(ctx, s.k.cancel(id), now.Format(time.RFC3339Nano)); err != nil {
-			return nil, fmt.Errorf("cancel %s: %w", id, err)
+		asked, err := s.requestCancel(ctx, id, owner[0].CreateRevision, now)
+		if err != nil {
+			return nil, err
+		}
+		if !asked {
+			continue // the owner let go meanwhile; look again
 		}
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusRunning, "", nil
 		return e, nil
 	}
+}
+
+// requestCancel asks the owner whose claim has create revision ownerRev to
+// stop the execution, if that claim still holds; it reports whether it
+// asked. An owner that let go (a parked run) would never hear the request,
+// and nobody runs a parked execution to find it. The owner that hears it
+// ends the run cancelled; one that parks without hearing it finds it in its
+// park's txn (Claim.finish); one that lets go otherwise leaves the execution
+// runnable, and its next claim finds it (Claim.CancelRequested).
+func (s *Store) requestCancel(ctx context.Context, id string, ownerRev int64, at time.Time) (bool, error) {
+	tx, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(s.k.owner(id)), "=", ownerRev)).
+		Then(clientv3.OpPut(s.k.cancel(id), at.Format(time.RFC3339Nano))).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("cancel %s: %w", id, err)
+	}
+	return tx.Succeeded, nil
 }
 
 // errNotClaimable reports an execution another node owns or nobody needs to run.
