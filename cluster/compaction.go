@@ -31,7 +31,7 @@ type Compaction struct {
 	// (default 5m, as Kubernetes compacts its etcd): an idle member does not
 	// hold a burst's last Margin revisions forever.
 	Window time.Duration
-	// Interval between looks at the current revision (default 2s; a look is
+	// Interval between looks at the current revision (default 5s; a look is
 	// a read of the member's memory, not a request). Negative: no compaction
 	// by the member, only etcd's hourly periodic one.
 	Interval time.Duration
@@ -48,7 +48,7 @@ func (c Compaction) withDefaults() Compaction {
 		c.Window = 5 * time.Minute
 	}
 	if c.Interval == 0 {
-		c.Interval = 2 * time.Second
+		c.Interval = 5 * time.Second
 	}
 	return c
 }
