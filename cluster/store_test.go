@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"strings"
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -25,14 +24,8 @@ func TestDecodeExecution(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, err := k.decodeExecution(&mvccpb.KeyValue{Key: []byte(tt.key), Value: []byte(tt.value)})
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one containing %q", err, tt.err)
-				}
+			if wantedError(t, err, tt.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if e.ID != tt.id || e.Runbook != "r" || e.Status != "waiting" {
 				t.Errorf("decoded %+v, want id %q and the value's runbook and status", e, tt.id)
