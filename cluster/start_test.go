@@ -82,10 +82,7 @@ func TestStartClaimsTheExecutionInItsCreateTxn(t *testing.T) {
 	tn.apply(t, map[string]string{"gated.star": gatedRunbook})
 	g, url := newGate(t)
 	ctx := context.Background()
-	e, err := tn.svc.Start(ctx, "gated", json.RawMessage(fmt.Sprintf(`{"url": %q}`, url)), sbruntime.Trigger{Type: "manual"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := startGated(t, tn, url)
 	g.waitArrival(t)
 	if record, owner := createRevisions(t, tn.svc.Store, e.ID); record == 0 || owner != record {
 		t.Errorf("record created at revision %d, owner key at %d: want one txn", record, owner)
@@ -119,10 +116,7 @@ func TestCancelRightAfterStartStopsTheRun(t *testing.T) {
 	tn.apply(t, map[string]string{"gated.star": gatedRunbook})
 	_, url := newGate(t)
 	ctx := context.Background()
-	e, err := tn.svc.Start(ctx, "gated", json.RawMessage(fmt.Sprintf(`{"url": %q}`, url)), sbruntime.Trigger{Type: "manual"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := startGated(t, tn, url)
 	if _, err := tn.svc.Cancel(ctx, e.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -210,4 +204,14 @@ func TestTriggeredStartsAreClaimedInTheirCreateTxnAndDuplicatesFreeTheirSlot(t *
 	if end, err := tn.svc.AwaitEnd(wctx, first.ID); err != nil || end.Status != sbruntime.StatusCompleted {
 		t.Fatalf("got %+v, %v", end, err)
 	}
+}
+
+// startGated starts the gated runbook, calling url, on tn.
+func startGated(t *testing.T, tn *testNode, url string) *sbruntime.Execution {
+	t.Helper()
+	e, err := tn.svc.Start(context.Background(), "gated", json.RawMessage(fmt.Sprintf(`{"url": %q}`, url)), sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

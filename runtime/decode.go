@@ -183,20 +183,32 @@ func (d *fastDecoder) array() (starlark.Value, bool) {
 			return nil, false
 		}
 		elems = append(elems, v)
-		d.space()
-		if d.i >= len(d.data) {
+		end, ok := d.separator(']')
+		if !ok {
 			return nil, false
 		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		if end {
 			return starlark.NewList(elems), true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// separator consumes what follows a member of an array or object: a comma
+// (end false) or the closing byte (end true); anything else is malformed.
+func (d *fastDecoder) separator(closing byte) (end, ok bool) {
+	d.space()
+	if d.i >= len(d.data) {
+		return false, false
+	}
+	switch d.data[d.i] {
+	case ',':
+		d.i++
+		return false, true
+	case closing:
+		d.i++
+		return true, true
+	}
+	return false, false
 }
 
 // object decodes an object to a Record whose keys are in sorted order, like
@@ -236,20 +248,13 @@ func (d *fastDecoder) object() (starlark.Value, bool) {
 			return nil, false
 		}
 		members = append(members, member{k, v})
-		d.space()
-		if d.i >= len(d.data) {
+		end, ok := d.separator('}')
+		if !ok {
 			return nil, false
 		}
-		switch d.data[d.i] {
-		case ',':
-			d.i++
-			continue
-		case '}':
-			d.i++
-		default:
-			return nil, false
+		if end {
+			break
 		}
-		break
 	}
 	// Stable: of equal keys the later one is set last and wins.
 	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
