@@ -71,15 +71,18 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 	}
 	res := &Result{Executions: []Started{}}
 	var starts []Start
+	keys := map[string]bool{} // a notification may repeat an alert: start it once
 	for _, a := range n.Alerts {
 		if a.Status != AlertFiring {
 			continue
 		}
 		var input json.RawMessage
 		for _, rb := range runbooks {
-			if !matchesAny(rb.Set.Alerts, a.Labels) {
+			key := rb.Name + "/" + a.Fingerprint + "/" + strconv.FormatInt(a.StartsAt.Unix(), 10)
+			if keys[key] || !matchesAny(rb.Set.Alerts, a.Labels) {
 				continue
 			}
+			keys[key] = true
 			if input == nil {
 				input = n.Event(a)
 			}
@@ -87,8 +90,7 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 				Runbook: rb.Name, Version: rb.Version, Input: input,
 				Trigger: sbruntime.Trigger{Type: TypeAlert, Source: a.Fingerprint, Attrs: map[string]string{
 					"alertname": a.Labels["alertname"], "startsAt": a.StartsAt.UTC().Format(time.RFC3339Nano), "receiver": n.Receiver}},
-				Dedup: &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL,
-					Key: rb.Name + "/" + a.Fingerprint + "/" + strconv.FormatInt(a.StartsAt.Unix(), 10)},
+				Dedup:       &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL, Key: key},
 				Policy:      d.policy(rb.Set.Policy),
 				Fingerprint: a.Fingerprint,
 			})

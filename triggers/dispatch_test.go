@@ -95,6 +95,30 @@ func TestDispatchAlertmanager(t *testing.T) {
 	}
 }
 
+// A notification that lists one alert twice (Alertmanager does not, a proxy
+// or a hand-written payload may) starts it once per runbook.
+func TestDispatchAlertmanagerRepeatedAlert(t *testing.T) {
+	starter := &recordingStarter{}
+	d := &Dispatcher{Starter: starter, Index: indexOf{
+		{Name: "crashloop", Version: "v1", Set: alertSet(t, nil, `pod=~"api-.*"`)},
+		{Name: "all-critical", Version: "v2", Set: alertSet(t, nil, `severity="critical"`)},
+	}}
+	n, err := DecodeNotification(readPayload(t, "repeated_alert.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Alertmanager(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, s := range starter.starts {
+		keys = append(keys, s.Dedup.Key)
+	}
+	if want := "crashloop/c6a1f1e2b3d4a5f6/1772359200 all-critical/c6a1f1e2b3d4a5f6/1772359200"; strings.Join(keys, " ") != want {
+		t.Fatalf("dedup keys %v, want %s", keys, want)
+	}
+}
+
 func TestDispatchWebhook(t *testing.T) {
 	hook := func(name, secret, token string, max int64) *Set {
 		w, err := NewWebhook(name, secret, token, max)
