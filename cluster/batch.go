@@ -34,6 +34,13 @@ type txnReq struct {
 	// one of its own compares failed, nil if they all held.
 	check func(reads []*etcdserverpb.ResponseOp) error
 	done  chan txnResult
+	w     *writeSet // what ops write, once asked (see writes)
+}
+
+// writeSet is what a request's ops write: keys, prefixes and bytes.
+type writeSet struct {
+	keys, prefixes []string
+	size           int
 }
 
 // txnResult is a request's share of a committed batch.
@@ -261,22 +268,29 @@ type batch struct {
 	prefixes         []string
 }
 
-func writes(r *txnReq) (keys, prefixes []string, size int) {
+// writes returns what r's ops write, worked out on first use: a request is
+// weighed for a batch, then added to it.
+func writes(r *txnReq) *writeSet {
+	if r.w != nil {
+		return r.w
+	}
+	w := &writeSet{}
 	for _, op := range r.ops {
 		switch {
 		case op.IsPut():
-			keys = append(keys, string(op.KeyBytes()))
-			size += len(op.KeyBytes()) + len(op.ValueBytes())
+			w.keys = append(w.keys, string(op.KeyBytes()))
+			w.size += len(op.KeyBytes()) + len(op.ValueBytes())
 		case op.IsDelete():
 			if end := op.RangeBytes(); len(end) > 0 {
-				prefixes = append(prefixes, string(op.KeyBytes()))
+				w.prefixes = append(w.prefixes, string(op.KeyBytes()))
 			} else {
-				keys = append(keys, string(op.KeyBytes()))
+				w.keys = append(w.keys, string(op.KeyBytes()))
 			}
-			size += len(op.KeyBytes())
+			w.size += len(op.KeyBytes())
 		}
 	}
-	return keys, prefixes, size
+	r.w = w
+	return w
 }
 
 // fits reports whether r can join the batch: within the op and size limits,
@@ -285,8 +299,8 @@ func (b *batch) fits(r *txnReq, maxOps, maxBytes int) bool {
 	if len(b.reqs) == 0 {
 		return true
 	}
-	keys, prefixes, size := writes(r)
-	if b.cmps+len(r.cmps) > maxOps || b.ops+len(r.ops) > maxOps || b.reads+len(r.reads) > maxOps || b.bytes+size > maxBytes {
+	w := writes(r)
+	if b.cmps+len(r.cmps) > maxOps || b.ops+len(r.ops) > maxOps || b.reads+len(r.reads) > maxOps || b.bytes+w.size > maxBytes {
 		return false
 	}
 	// etcd allows a nested txn the ops its parent leaves: the batch's own
@@ -294,7 +308,7 @@ func (b *batch) fits(r *txnReq, maxOps, maxBytes int) bool {
 	if len(b.reqs)+1+max(b.widest, width(r)) > maxOps {
 		return false
 	}
-	for _, k := range keys {
+	for _, k := range w.keys {
 		if b.keys[k] {
 			return false
 		}
@@ -304,7 +318,7 @@ func (b *batch) fits(r *txnReq, maxOps, maxBytes int) bool {
 			}
 		}
 	}
-	for _, p := range prefixes {
+	for _, p := range w.prefixes {
 		for k := range b.keys {
 			if strings.HasPrefix(k, p) {
 				return false
@@ -320,16 +334,16 @@ func (b *batch) fits(r *txnReq, maxOps, maxBytes int) bool {
 }
 
 func (b *batch) add(r *txnReq) {
-	keys, prefixes, size := writes(r)
+	w := writes(r)
 	if b.keys == nil {
 		b.keys = map[string]bool{}
 	}
-	for _, k := range keys {
+	for _, k := range w.keys {
 		b.keys[k] = true
 	}
-	b.prefixes = append(b.prefixes, prefixes...)
+	b.prefixes = append(b.prefixes, w.prefixes...)
 	b.reqs = append(b.reqs, r)
-	b.cmps, b.ops, b.reads, b.bytes = b.cmps+len(r.cmps), b.ops+len(r.ops), b.reads+len(r.reads), b.bytes+size
+	b.cmps, b.ops, b.reads, b.bytes = b.cmps+len(r.cmps), b.ops+len(r.ops), b.reads+len(r.reads), b.bytes+w.size
 	b.widest = max(b.widest, width(r))
 }
 
