@@ -266,6 +266,9 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	resp, err := n.store.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(k.owners(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		// Cancels requested while no watch was in place (between two
+		// watches, or while one failed) reach the runs here.
+		clientv3.OpGet(k.cancels(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
 		return err
@@ -280,6 +283,11 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	}
 	for id := range n.runnable {
 		n.enqueueLocked(id)
+	}
+	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		if cancel, ok := n.running[k.idFrom(string(kv.Key), "cancel/")]; ok {
+			cancel(sbruntime.ErrCancelled)
+		}
 	}
 	n.mu.Unlock()
 	n.wake()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -304,5 +305,47 @@ func TestClusterStatusShowsNodeLeaderAndClaims(t *testing.T) {
 	}
 	if err := tn.svc.Ready(ctx); err != nil {
 		t.Fatalf("ready: %v", err)
+	}
+}
+
+// A cancel requested while the node had no watch in place (between two
+// watches, or while one failed) reaches its run when the node lists again.
+func TestNodeListingDeliversMissedCancel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	store := NewStore(emb.Client, "/t/")
+	// The request is in place before the node lists: no watch can see it.
+	if _, err := emb.Client.Put(ctx, store.k.cancel("e-cancelled"), "user"); err != nil {
+		t.Fatal(err)
+	}
+	causes := make(chan error, 2)
+	n := &Node{store: store, log: slog.New(slog.DiscardHandler),
+		runnable: map[string]bool{}, owned: map[string]bool{}, queued: map[string]bool{}, kick: make(chan struct{}, 1),
+		running: map[string]context.CancelCauseFunc{
+			"e-cancelled": func(err error) { causes <- err },
+			"e-running":   func(err error) { causes <- fmt.Errorf("e-running cancelled: %w", err) },
+		}}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.watchOnce(wctx) }()
+	select {
+	case err := <-causes:
+		if !errors.Is(err, sbruntime.ErrCancelled) || strings.Contains(err.Error(), "e-running") {
+			t.Fatalf("cancel cause %v, want the cancelled execution's ErrCancelled", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the listed cancel request did not reach the run")
+	}
+	stop()
+	<-done // stopped: its watches close, as they do when the node stops
+	select {
+	case err := <-causes:
+		t.Fatalf("a second cancel: %v", err)
+	default:
 	}
 }
