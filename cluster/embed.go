@@ -6,11 +6,15 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/logutil"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // EmbeddedConfig configures a single-member etcd inside the node.
@@ -47,6 +51,7 @@ type Embedded struct {
 
 	stop        context.CancelFunc // stops maintainLoop and compactLoop
 	maintenance sync.WaitGroup
+	closing     *atomic.Bool // set by Close: see quietOnClose
 }
 
 // StartEmbedded starts a single-member etcd in cfg.Dir and waits until it
@@ -57,6 +62,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.Dir = filepath.Join(cfg.Dir, "etcd")
 	ec.LogLevel = "error"
 	ec.Logger = "zap"
+	closing := &atomic.Bool{}
+	lg, err := quietOnClose(closing)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd logger: %w", err)
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	compaction := cfg.Compaction.withDefaults()
 	if compaction.Interval < 0 {
 		ec.AutoCompactionMode = embed.CompactorModePeriodic
@@ -117,7 +128,8 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
-	emb := &Embedded{Etcd: e, Client: cli, scheme: scheme, defrag: cfg.Defrag.withDefaults(), compaction: compaction}
+	emb := &Embedded{Etcd: e, Client: cli, scheme: scheme, defrag: cfg.Defrag.withDefaults(), compaction: compaction,
+		closing: closing}
 	mctx, stop := context.WithCancel(context.Background())
 	emb.stop = stop
 	if emb.defrag.Interval > 0 {
@@ -140,5 +152,36 @@ func (e *Embedded) Close() {
 	e.stop()
 	e.maintenance.Wait()
 	e.Client.Close()
+	e.closing.Store(true)
 	e.Etcd.Close()
+}
+
+// servingFailed is what etcd logs, with a stack trace, for each listener
+// that stops serving, including every one that its own Close stops
+// (etcd-io/etcd#17424): four error entries at each clean shutdown.
+const servingFailed = "setting up serving from embedded etcd failed."
+
+// quietOnClose returns etcd's default logger (errors, as JSON, to stderr)
+// without the servingFailed entries logged once closing is set.
+func quietOnClose(closing *atomic.Bool) (*zap.Logger, error) {
+	cfg := logutil.DefaultZapLoggerConfig
+	cfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	return cfg.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return closingCore{Core: c, closing: closing} }))
+}
+
+// closingCore drops servingFailed once closing is set.
+type closingCore struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (c closingCore) With(fields []zapcore.Field) zapcore.Core {
+	return closingCore{Core: c.Core.With(fields), closing: c.closing}
+}
+
+func (c closingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message == servingFailed && c.closing.Load() {
+		return ce
+	}
+	return c.Core.Check(e, ce)
 }
