@@ -3,7 +3,13 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -62,5 +68,65 @@ func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 		if written != (tt.want == nil) {
 			t.Errorf("%s: written %v, want %v", tt.name, written, tt.want == nil)
 		}
+	}
+}
+
+// heldKV holds every txn until release is closed, and reports each one sent.
+type heldKV struct {
+	etcdserverpb.KVClient
+	sent    chan struct{}
+	release chan struct{}
+}
+
+func (h *heldKV) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
+	h.sent <- struct{}{}
+	<-h.release
+	return h.KVClient.Txn(ctx, in, opts...)
+}
+
+// With few writers, a second batch does not wait for the one committing: it
+// starts once it holds its share of the writers waiting (with a fixed
+// threshold of 16 it waited, and 20 executions in flight ran one batch at a
+// time).
+func TestCommitterPipelinesWithFewWriters(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newCommitter(emb.Client, 0)
+	defer c.close()
+	held := &heldKV{KVClient: c.remote, sent: make(chan struct{}, 16), release: make(chan struct{})}
+	c.remote = held
+	resp, err := emb.Client.Put(ctx, "/pipe/owner", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 6)
+	appendAt := func(i int) {
+		errs <- c.append(ctx, &appendReq{owner: "/pipe/owner", ownerRev: resp.Header.Revision,
+			key: fmt.Sprintf("/pipe/history/%d", i), value: "v"})
+	}
+	go appendAt(0)
+	<-held.sent // the first commits alone, and is held
+	for i := 1; i < 6; i++ {
+		go appendAt(i)
+	}
+	select {
+	case <-held.sent:
+		close(held.release)
+	case <-ctx.Done():
+		close(held.release) // let the held batch go, so that close returns
+		t.Fatal("no second batch was sent while the first committed")
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := emb.Client.Get(ctx, "/pipe/history/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Count != 6 {
+		t.Fatalf("%d checkpoints recorded, want 6", got.Count)
 	}
 }
