@@ -454,9 +454,7 @@ type comparesAttached struct {
 func (a *comparesAttached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
 	in.Compare = compares(a.cmps)
 	for i, cmps := range a.nested {
-		if len(cmps) > 0 {
-			in.Success[i].GetRequestTxn().Compare = compares(cmps)
-		}
+		in.Success[i].GetRequestTxn().Compare = compares(cmps)
 	}
 	return a.KVClient.Txn(ctx, in, opts...)
 }

@@ -285,9 +285,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 		n.enqueueLocked(id)
 	}
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
-		if cancel, ok := n.running[k.idFrom(string(kv.Key), "cancel/")]; ok {
-			cancel(sbruntime.ErrCancelled)
-		}
+		n.cancelRunningLocked(k.idFrom(string(kv.Key), "cancel/"))
 	}
 	n.mu.Unlock()
 	n.wake()
@@ -349,14 +347,19 @@ func (n *Node) watchOnce(ctx context.Context) error {
 				if ev.Type != clientv3.EventTypePut {
 					continue
 				}
-				id := k.idFrom(string(ev.Kv.Key), "cancel/")
 				n.mu.Lock()
-				if cancel, ok := n.running[id]; ok {
-					cancel(sbruntime.ErrCancelled)
-				}
+				n.cancelRunningLocked(k.idFrom(string(ev.Kv.Key), "cancel/"))
 				n.mu.Unlock()
 			}
 		}
+	}
+}
+
+// cancelRunningLocked stops the run of id, if it runs here, as cancelled:
+// its user asked (a cancel/ key).
+func (n *Node) cancelRunningLocked(id string) {
+	if cancel, ok := n.running[id]; ok {
+		cancel(sbruntime.ErrCancelled)
 	}
 }
 

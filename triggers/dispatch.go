@@ -78,8 +78,11 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 		}
 		var input json.RawMessage
 		for _, rb := range runbooks {
+			if !matchesAny(rb.Set.Alerts, a.Labels) {
+				continue
+			}
 			key := rb.Name + "/" + a.Fingerprint + "/" + strconv.FormatInt(a.StartsAt.Unix(), 10)
-			if keys[key] || !matchesAny(rb.Set.Alerts, a.Labels) {
+			if keys[key] {
 				continue
 			}
 			keys[key] = true
