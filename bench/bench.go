@@ -404,7 +404,9 @@ func (e *env) sequentialSteps(ctx context.Context, n int) float64 {
 
 // throughput returns steps per second of runs executions of steps no-op
 // steps each, inFlight at a time: each of inFlight clients starts one and
-// waits for its end, then starts the next. Ends are seen on one watch.
+// waits for its end, then starts the next. A client hears of an end as an
+// in-process caller of the node does (Store.OnEnd, as AwaitEnd does), or
+// from one watch of the records, whichever comes first.
 func (e *env) throughput(ctx context.Context, runs, steps int) float64 {
 	ends := e.watchEnds(ctx)
 	defer ends.stop()
@@ -431,17 +433,19 @@ func (e *env) throughput(ctx context.Context, runs, steps int) float64 {
 	return float64(runs*steps) / time.Since(start).Seconds()
 }
 
-// endWatcher reports executions reaching a terminal status, from one watch.
+// endWatcher reports executions reaching a terminal status: those that end
+// on the bench's node as they are committed, and any other from one watch.
 type endWatcher struct {
 	mu      sync.Mutex
 	ended   map[string]bool
 	waiting map[string]chan struct{}
-	cancel  context.CancelFunc
+	stops   []func()
 }
 
 func (e *env) watchEnds(ctx context.Context) *endWatcher {
 	wctx, cancel := context.WithCancel(ctx)
-	w := &endWatcher{ended: map[string]bool{}, waiting: map[string]chan struct{}{}, cancel: cancel}
+	w := &endWatcher{ended: map[string]bool{}, waiting: map[string]chan struct{}{}}
+	w.stops = append(w.stops, cancel, e.store.OnEnd(func(x *sbruntime.Execution) { w.end(x.ID) }))
 	ready := make(chan struct{})
 	go func() {
 		ch := e.cli.Watch(clientv3.WithRequireLeader(wctx), "/bench/executions/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
@@ -452,21 +456,17 @@ func (e *env) watchEnds(ctx context.Context) *endWatcher {
 				close(ready) // the watch is in place: no end can be missed now
 			}
 			for _, ev := range wr.Events {
+				// The key names the execution; its record need not.
+				id := strings.TrimPrefix(string(ev.Kv.Key), "/bench/executions/")
+				if w.seen(id) {
+					continue
+				}
 				var x struct {
 					Status sbruntime.Status `json:"status"`
 				}
-				if json.Unmarshal(ev.Kv.Value, &x) != nil || !x.Status.Terminal() {
-					continue
+				if json.Unmarshal(ev.Kv.Value, &x) == nil && x.Status.Terminal() {
+					w.end(id)
 				}
-				// The key names the execution; its record need not.
-				id := strings.TrimPrefix(string(ev.Kv.Key), "/bench/executions/")
-				w.mu.Lock()
-				w.ended[id] = true
-				if c, ok := w.waiting[id]; ok {
-					close(c)
-					delete(w.waiting, id)
-				}
-				w.mu.Unlock()
 			}
 		}
 		if !created {
@@ -475,6 +475,23 @@ func (e *env) watchEnds(ctx context.Context) *endWatcher {
 	}()
 	<-ready
 	return w
+}
+
+// end records that id has ended and wakes its waiter.
+func (w *endWatcher) end(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended[id] = true
+	if c, ok := w.waiting[id]; ok {
+		close(c)
+		delete(w.waiting, id)
+	}
+}
+
+func (w *endWatcher) seen(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ended[id]
 }
 
 // wait blocks until id has ended or ctx is done.
@@ -495,7 +512,11 @@ func (w *endWatcher) wait(ctx context.Context, id string) bool {
 	}
 }
 
-func (w *endWatcher) stop() { w.cancel() }
+func (w *endWatcher) stop() {
+	for _, stop := range w.stops {
+		stop()
+	}
+}
 
 // fanout returns the seconds from start to end of one fan_out of n no-op steps.
 func (e *env) fanout(ctx context.Context, n, conc int) float64 {

@@ -339,6 +339,9 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		return nil, fmt.Errorf("finish %s: %w", id, err)
 	}
 	c.Execution = &e
+	if e.Status.Terminal() {
+		c.s.ends.ended(&e)
+	}
 	return &e, nil
 }
 

@@ -145,8 +145,12 @@ func (s *Service) Health(ctx context.Context) error {
 }
 
 // AwaitEnd blocks until execution id is terminal or ctx is done, and returns
-// it as it is then. A done ctx is not an error.
+// it as it is then. A done ctx is not an error. An end committed through this
+// store (the execution ran here) is seen at once; one committed elsewhere
+// through a watch of the record.
 func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	local, stop := s.ends.await(id) // before the reads: no end after them is missed
+	defer stop()
 	for {
 		e, _, err := s.Execution(ctx, id)
 		if err != nil {
@@ -167,30 +171,39 @@ func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, 
 				return x, nil
 			}
 		}
-		wctx, cancel := context.WithCancel(ctx)
-		ch := s.cli.Watch(wctx, s.k.execution(id), clientv3.WithRev(resp.Header.Revision+1))
-		var end *sbruntime.Execution
-	watch:
-		for wr := range ch {
-			if wr.Err() != nil {
-				break
+		if end := s.watchEnd(ctx, id, resp.Header.Revision+1, local); end != nil {
+			return end, nil
+		}
+		if ctx.Err() != nil {
+			return s.lastKnown(id)
+		}
+	}
+}
+
+// watchEnd returns id's terminal record once local delivers it or a watch of
+// the record from rev sees it; nil if ctx is done or the watch fails first.
+func (s *Store) watchEnd(ctx context.Context, id string, rev int64, local <-chan *sbruntime.Execution) *sbruntime.Execution {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := s.cli.Watch(wctx, s.k.execution(id), clientv3.WithRev(rev))
+	for {
+		select {
+		case e := <-local:
+			return e
+		case <-ctx.Done():
+			return nil
+		case wr, ok := <-ch:
+			if !ok || wr.Err() != nil {
+				return nil
 			}
 			for _, ev := range wr.Events {
 				if ev.Type != clientv3.EventTypePut {
 					continue
 				}
 				if x, err := s.k.decodeExecution(ev.Kv); err == nil && x.Status.Terminal() {
-					end = x
-					break watch
+					return x
 				}
 			}
-		}
-		cancel()
-		if end != nil {
-			return end, nil
-		}
-		if ctx.Err() != nil {
-			return s.lastKnown(id)
 		}
 	}
 }

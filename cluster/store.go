@@ -27,6 +27,7 @@ type Store struct {
 	// SetActiveLimit.
 	maxActive int
 	current   versionCache // runbooks' current versions, checked by every start
+	ends      endFeed      // executions that end through this store; see OnEnd
 }
 
 // StoreOption configures a Store.
@@ -370,6 +371,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 			return nil, fmt.Errorf("cancel %s: %w", id, err)
 		}
 		if tx.Succeeded {
+			s.ends.ended(e)
 			return e, nil
 		}
 		owner := tx.Responses[0].GetResponseRange().Kvs

@@ -543,6 +543,9 @@ func (t *Triggers) admit(ctx context.Context, runbook string, items []*item) err
 		}
 		if resp.Succeeded {
 			for _, it := range batch {
+				if it.out.Status == triggers.StatusDropped {
+					t.s.ends.ended(it.e)
+				}
 				if it.out.Status != triggers.StatusStarted {
 					t.log.Info("triggered run "+it.out.Status, "runbook", runbook, "execution", it.out.ID, "reason", it.out.Reason)
 				}
