@@ -405,10 +405,10 @@ func (e *env) sequentialSteps(ctx context.Context, n int) float64 {
 // throughput returns steps per second of runs executions of steps no-op
 // steps each, inFlight at a time: each of inFlight clients starts one and
 // waits for its end, then starts the next. A client hears of an end as an
-// in-process caller of the node does (Store.OnEnd, as AwaitEnd does), or
-// from one watch of the records, whichever comes first.
+// in-process caller of the node does (Store.OnEnd, as AwaitEnd does): once
+// the end is committed.
 func (e *env) throughput(ctx context.Context, runs, steps int) float64 {
-	ends := e.watchEnds(ctx)
+	ends := e.watchEnds()
 	defer ends.stop()
 	inFlight := e.sz.inFlight
 	if inFlight == 0 {
@@ -433,47 +433,23 @@ func (e *env) throughput(ctx context.Context, runs, steps int) float64 {
 	return float64(runs*steps) / time.Since(start).Seconds()
 }
 
-// endWatcher reports executions reaching a terminal status: those that end
-// on the bench's node as they are committed, and any other from one watch.
+// endWatcher reports the executions that end on the bench's node, and fails
+// the bench for one that did not complete.
 type endWatcher struct {
 	mu      sync.Mutex
 	ended   map[string]bool
 	waiting map[string]chan struct{}
-	stops   []func()
+	stop    func()
 }
 
-func (e *env) watchEnds(ctx context.Context) *endWatcher {
-	wctx, cancel := context.WithCancel(ctx)
+func (e *env) watchEnds() *endWatcher {
 	w := &endWatcher{ended: map[string]bool{}, waiting: map[string]chan struct{}{}}
-	w.stops = append(w.stops, cancel, e.store.OnEnd(func(x *sbruntime.Execution) { w.end(x.ID) }))
-	ready := make(chan struct{})
-	go func() {
-		ch := e.cli.Watch(clientv3.WithRequireLeader(wctx), "/bench/executions/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
-		created := false
-		for wr := range ch {
-			if !created {
-				created = true
-				close(ready) // the watch is in place: no end can be missed now
-			}
-			for _, ev := range wr.Events {
-				// The key names the execution; its record need not.
-				id := strings.TrimPrefix(string(ev.Kv.Key), "/bench/executions/")
-				if w.seen(id) {
-					continue
-				}
-				var x struct {
-					Status sbruntime.Status `json:"status"`
-				}
-				if json.Unmarshal(ev.Kv.Value, &x) == nil && x.Status.Terminal() {
-					w.end(id)
-				}
-			}
+	w.stop = e.store.OnEnd(func(x *sbruntime.Execution) {
+		if x.Status != sbruntime.StatusCompleted {
+			e.fail(fmt.Errorf("execution %s ended %s: %s", x.ID, x.Status, x.Error))
 		}
-		if !created {
-			close(ready)
-		}
-	}()
-	<-ready
+		w.end(x.ID)
+	})
 	return w
 }
 
@@ -486,12 +462,6 @@ func (w *endWatcher) end(id string) {
 		close(c)
 		delete(w.waiting, id)
 	}
-}
-
-func (w *endWatcher) seen(id string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ended[id]
 }
 
 // wait blocks until id has ended or ctx is done.
@@ -509,12 +479,6 @@ func (w *endWatcher) wait(ctx context.Context, id string) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	}
-}
-
-func (w *endWatcher) stop() {
-	for _, stop := range w.stops {
-		stop()
 	}
 }
 
