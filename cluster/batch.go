@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -24,9 +27,19 @@ import (
 
 // txnReq is one fenced write waiting for a batch.
 type txnReq struct {
-	cmps  []clientv3.Cmp
-	ops   []clientv3.Op // run when its compares hold
-	reads []clientv3.Op // run when one of them failed, to find out which
+	cmps []clientv3.Cmp
+	ops  []clientv3.Op // run when its compares hold
+	// nested, when set, is the whole request as the nested txn its batch
+	// sends, built directly instead of by clientv3 from cmps and ops (then
+	// empty): a checkpoint, one per step, skips clientv3's copies and
+	// conversions. Never contested.
+	nested *etcdserverpb.TxnRequest
+	reads  []clientv3.Op // run when one of its compares failed, to find out which
+	// diagnostics, when set, builds reads and check on first need (nreads
+	// of them): nearly every request's compares hold, and it never needs
+	// them.
+	diagnostics func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error)
+	nreads      int
 	// contested requests (claims) fail often: their reads go in their own
 	// txn's else branch, so they are told apart without a second round trip.
 	contested bool
@@ -56,7 +69,7 @@ type appendReq struct {
 	owner    string
 	ownerRev int64
 	key      string
-	value    string
+	value    []byte
 }
 
 // committer batches fenced writes over a few concurrent txns.
@@ -120,24 +133,63 @@ func (c *committer) append(ctx context.Context, a *appendReq) error {
 	return err
 }
 
-// txn is the fenced write of a checkpoint.
+// txn is the fenced write of a checkpoint, built as the nested txn it is
+// sent as: owner's create revision is ownerRev, key's is 0 (empty), then put.
 func (a *appendReq) txn() *txnReq {
+	key := []byte(a.key) // shared by the compare and the put: proto only reads it
 	return &txnReq{
-		cmps: []clientv3.Cmp{
-			clientv3.Compare(clientv3.CreateRevision(a.owner), "=", a.ownerRev),
-			clientv3.Compare(clientv3.CreateRevision(a.key), "=", 0)},
-		ops:   []clientv3.Op{clientv3.OpPut(a.key, a.value)},
-		reads: []clientv3.Op{clientv3.OpGet(a.owner, clientv3.WithKeysOnly()), clientv3.OpGet(a.key, clientv3.WithKeysOnly())},
-		check: func(r []*etcdserverpb.ResponseOp) error {
-			if owner := r[0].GetResponseRange().Kvs; len(owner) == 0 || owner[0].CreateRevision != a.ownerRev {
-				return fmt.Errorf("append %s: %w", a.key, sbruntime.ErrNotOwner)
-			}
-			if len(r[1].GetResponseRange().Kvs) > 0 {
-				return fmt.Errorf("append %s: %w", a.key, sbruntime.ErrPositionTaken)
-			}
-			return nil
+		nested: &etcdserverpb.TxnRequest{
+			Compare: []*etcdserverpb.Compare{
+				createRevision([]byte(a.owner), a.ownerRev),
+				createRevision(key, 0)},
+			Success: []*etcdserverpb.RequestOp{{Request: &etcdserverpb.RequestOp_RequestPut{
+				RequestPut: &etcdserverpb.PutRequest{Key: key, Value: a.value}}}},
 		},
+		w:           &writeSet{keys: []string{a.key}, size: len(a.key) + len(a.value)},
+		diagnostics: a.diagnostics,
+		nreads:      2,
 	}
+}
+
+// createRevision is the compare that key's create revision is rev.
+func createRevision(key []byte, rev int64) *etcdserverpb.Compare {
+	return &etcdserverpb.Compare{Result: etcdserverpb.Compare_EQUAL, Target: etcdserverpb.Compare_CREATE, Key: key,
+		TargetUnion: &etcdserverpb.Compare_CreateRevision{CreateRevision: rev}}
+}
+
+// diagnostics tells a failed checkpoint's two fences apart.
+func (a *appendReq) diagnostics() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+	reads := []clientv3.Op{clientv3.OpGet(a.owner, clientv3.WithKeysOnly()), clientv3.OpGet(a.key, clientv3.WithKeysOnly())}
+	return reads, func(r []*etcdserverpb.ResponseOp) error {
+		if owner := r[0].GetResponseRange().Kvs; len(owner) == 0 || owner[0].CreateRevision != a.ownerRev {
+			return fmt.Errorf("append %s: %w", a.key, sbruntime.ErrNotOwner)
+		}
+		if len(r[1].GetResponseRange().Kvs) > 0 {
+			return fmt.Errorf("append %s: %w", a.key, sbruntime.ErrPositionTaken)
+		}
+		return nil
+	}
+}
+
+// counts returns how many compares, ops and diagnostic reads r carries.
+func (r *txnReq) counts() (cmps, ops, reads int) {
+	cmps, ops, reads = len(r.cmps), len(r.ops), len(r.reads)
+	if r.nested != nil {
+		cmps, ops = len(r.nested.Compare), len(r.nested.Success)
+	}
+	if r.diagnostics != nil {
+		reads = r.nreads
+	}
+	return cmps, ops, reads
+}
+
+// diagnosis returns r's diagnostic reads and their check, built on first use.
+func (r *txnReq) diagnosis() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+	if r.diagnostics != nil {
+		r.reads, r.check = r.diagnostics()
+		r.diagnostics = nil
+	}
+	return r.reads, r.check
 }
 
 // do commits r in some batch and returns its share of the result.
@@ -285,6 +337,14 @@ func writes(r *txnReq) *writeSet {
 		return r.w
 	}
 	w := &writeSet{}
+	if r.nested != nil {
+		for _, op := range r.nested.Success {
+			if put := op.GetRequestPut(); put != nil {
+				w.keys = append(w.keys, string(put.Key))
+				w.size += len(put.Key) + len(put.Value)
+			}
+		}
+	}
 	for _, op := range r.ops {
 		switch {
 		case op.IsPut():
@@ -310,7 +370,8 @@ func (b *batch) fits(r *txnReq, maxOps, maxBytes int) bool {
 		return true
 	}
 	w := writes(r)
-	if b.cmps+len(r.cmps) > maxOps || b.ops+len(r.ops) > maxOps || b.reads+len(r.reads) > maxOps || b.bytes+w.size > maxBytes {
+	cmps, ops, reads := r.counts()
+	if b.cmps+cmps > maxOps || b.ops+ops > maxOps || b.reads+reads > maxOps || b.bytes+w.size > maxBytes {
 		return false
 	}
 	// etcd allows a nested txn the ops its parent leaves: the batch's own
@@ -353,11 +414,12 @@ func (b *batch) add(r *txnReq) {
 	}
 	b.prefixes = append(b.prefixes, w.prefixes...)
 	b.reqs = append(b.reqs, r)
-	b.cmps, b.ops, b.reads, b.bytes = b.cmps+len(r.cmps), b.ops+len(r.ops), b.reads+len(r.reads), b.bytes+w.size
+	cmps, ops, reads := r.counts()
+	b.cmps, b.ops, b.reads, b.bytes = b.cmps+cmps, b.ops+ops, b.reads+reads, b.bytes+w.size
 	b.widest = max(b.widest, width(r))
 }
 
-func width(r *txnReq) int { return max(len(r.cmps), len(r.ops), len(r.reads)) }
+func width(r *txnReq) int { return max(r.counts()) }
 
 // commit commits reqs in one txn, each as a nested txn of its own. The
 // requests whose compares failed are diagnosed with one read-only txn; the
@@ -396,18 +458,29 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq) (failed []*t
 	var rev int64 // the txn's revision
 	if len(reqs) == 1 {
 		r := reqs[0]
-		resp, err := c.kv(r.cmps).Txn(ctx).Then(r.ops...).Else(orElse(r)...).Commit()
+		var resp *etcdserverpb.TxnResponse
+		if r.nested != nil {
+			resp, err = c.remote.Txn(ctx, r.nested)
+			err = kvErr(ctx, err)
+		} else {
+			var cr *clientv3.TxnResponse
+			cr, err = c.kv(r.cmps).Txn(ctx).Then(r.ops...).Else(orElse(r)...).Commit()
+			resp = (*etcdserverpb.TxnResponse)(cr)
+		}
 		if err != nil {
 			return reqs, err
 		}
-		subs, rev = []*etcdserverpb.TxnResponse{(*etcdserverpb.TxnResponse)(resp)}, resp.Header.Revision
+		subs, rev = []*etcdserverpb.TxnResponse{resp}, resp.Header.Revision
 	} else {
 		ops := make([]clientv3.Op, len(reqs))
-		cmps := make([][]clientv3.Cmp, len(reqs))
 		for i, r := range reqs {
-			ops[i], cmps[i] = clientv3.OpTxn(nil, r.ops, orElse(r)), r.cmps
+			if r.nested == nil {
+				ops[i] = clientv3.OpTxn(nil, r.ops, orElse(r))
+			} else {
+				ops[i] = placeholder // sent as r.nested (see attached)
+			}
 		}
-		resp, err := c.kv(nil, cmps...).Txn(ctx).Then(ops...).Commit()
+		resp, err := c.kv(nil, reqs...).Txn(ctx).Then(ops...).Commit()
 		if err != nil {
 			return reqs, err
 		}
@@ -434,27 +507,52 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq) (failed []*t
 	return failed, nil
 }
 
+// placeholder stands in clientv3's txn for a request sent as built (nested).
+var placeholder = clientv3.OpTxn(nil, nil, nil)
+
+// kvErr is err as clientv3's KV returns it: etcd's errors as rpctypes
+// errors, and a cancelled call as its context's error.
+func kvErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = rpctypes.Error(err)
+	if _, ok := err.(rpctypes.EtcdError); ok {
+		return err
+	}
+	if st, ok := status.FromError(err); ok && (st.Code() == codes.Canceled || st.Code() == codes.DeadlineExceeded) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
 // kv returns a KV whose txns get their compares as they are sent: cmps for
-// the txn itself, and nested[i] for the nested txn of its i-th op. clientv3
+// the txn itself, and those of nested[i] for the nested txn of its i-th op
+// (or nested[i].nested whole, for a request built as it is sent). clientv3
 // copies every compare with proto.Clone, twice for a nested txn (OpTxn, then
 // Then): 4% of all CPU with 50 executions in flight. A request's compares
 // are built once and never changed, so the sent txn may share them.
-func (c *committer) kv(cmps []clientv3.Cmp, nested ...[]clientv3.Cmp) clientv3.KV {
-	return clientv3.NewKVFromKVClient(&comparesAttached{KVClient: c.remote, cmps: cmps, nested: nested}, c.cli)
+func (c *committer) kv(cmps []clientv3.Cmp, nested ...*txnReq) clientv3.KV {
+	return clientv3.NewKVFromKVClient(&attached{KVClient: c.remote, cmps: cmps, nested: nested}, c.cli)
 }
 
-// comparesAttached is a KV client that sets the compares of a txn and of
-// its nested txns before sending it.
-type comparesAttached struct {
+// attached is a KV client that sets the compares of a txn and of its nested
+// txns, or the nested txns whole, before sending it.
+type attached struct {
 	etcdserverpb.KVClient
 	cmps   []clientv3.Cmp
-	nested [][]clientv3.Cmp
+	nested []*txnReq
 }
 
-func (a *comparesAttached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
+func (a *attached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
 	in.Compare = compares(a.cmps)
-	for i, cmps := range a.nested {
-		in.Success[i].GetRequestTxn().Compare = compares(cmps)
+	for i, r := range a.nested {
+		op := in.Success[i].Request.(*etcdserverpb.RequestOp_RequestTxn)
+		if r.nested != nil {
+			op.RequestTxn = r.nested
+		} else {
+			op.RequestTxn.Compare = compares(r.cmps)
+		}
 	}
 	return a.KVClient.Txn(ctx, in, opts...)
 }
@@ -480,7 +578,8 @@ const maxDiagnoseRounds = 8
 func (c *committer) diagnose(ctx context.Context, reqs []*txnReq, round int) ([]*txnReq, error) {
 	var reads []clientv3.Op
 	for _, r := range reqs {
-		reads = append(reads, r.reads...)
+		rr, _ := r.diagnosis()
+		reads = append(reads, rr...)
 	}
 	resp, err := c.cli.Txn(ctx).Then(reads...).Commit()
 	if err != nil {
@@ -489,12 +588,13 @@ func (c *committer) diagnose(ctx context.Context, reqs []*txnReq, round int) ([]
 	var retry []*txnReq
 	at := 0
 	for _, r := range reqs {
-		if err := r.check(resp.Responses[at : at+len(r.reads)]); err != nil {
+		rr, check := r.diagnosis()
+		if err := check(resp.Responses[at : at+len(rr)]); err != nil {
 			r.done <- txnResult{err: err}
 		} else {
 			retry = append(retry, r)
 		}
-		at += len(r.reads)
+		at += len(rr)
 	}
 	if len(retry) == len(reqs) && round >= maxDiagnoseRounds {
 		return retry, errors.New("batched write kept failing with every fence intact")

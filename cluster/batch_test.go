@@ -14,9 +14,27 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
+// putIfAbsent is a request built from clientv3 compares and ops, as claims,
+// creations and outcomes are: put key if it does not exist.
+func putIfAbsent(key, value string) *txnReq {
+	return &txnReq{
+		cmps:  []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		ops:   []clientv3.Op{clientv3.OpPut(key, value)},
+		reads: []clientv3.Op{clientv3.OpGet(key, clientv3.WithKeysOnly())},
+		check: func(r []*etcdserverpb.ResponseOp) error {
+			if len(r[0].GetResponseRange().Kvs) > 0 {
+				return sbruntime.ErrPositionTaken
+			}
+			return nil
+		},
+	}
+}
+
 // TestBatchFailsOnlyTheRequestWhoseFenceFailed puts the checkpoints of a
-// current owner and of one that lost its claim into one batch: the stale one
-// fails with ErrNotOwner and writes nothing, the other is committed.
+// current owner and of one that lost its claim into one batch, with requests
+// built from clientv3 ops beside them: the stale one fails with ErrNotOwner
+// and writes nothing, each one whose position is taken fails alone, and the
+// others are committed.
 func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 	emb := startSuiteEtcd(t)
 	ctx := context.Background()
@@ -38,20 +56,31 @@ func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 
 	taken := "/batch/history/taken/1"
 	put(taken)
+	checkpoint := func(owner string, rev int64, key, value string) *txnReq {
+		return (&appendReq{owner: owner, ownerRev: rev, key: key, value: []byte(value)}).txn()
+	}
+	const (
+		live1, live2, stale1 = "/batch/history/live/1", "/batch/history/live/2", "/batch/history/stale/1"
+		free, taken2         = "/batch/general/free", "/batch/general/taken"
+	)
+	put(taken2)
 	tests := []struct {
-		name string
-		req  *appendReq
-		want error
+		name       string
+		req        *txnReq
+		key, value string
+		want       error
 	}{
-		{"live", &appendReq{owner: "/batch/owners/live", ownerRev: liveRev, key: "/batch/history/live/1", value: "live"}, nil},
-		{"stale", &appendReq{owner: "/batch/owners/stale", ownerRev: staleRev, key: "/batch/history/stale/1", value: "stale"}, sbruntime.ErrNotOwner},
-		{"taken", &appendReq{owner: "/batch/owners/live", ownerRev: liveRev, key: taken, value: "again"}, sbruntime.ErrPositionTaken},
-		{"live again", &appendReq{owner: "/batch/owners/live", ownerRev: liveRev, key: "/batch/history/live/2", value: "live"}, nil},
+		{"live", checkpoint("/batch/owners/live", liveRev, live1, "live"), live1, "live", nil},
+		{"stale", checkpoint("/batch/owners/stale", staleRev, stale1, "stale"), stale1, "stale", sbruntime.ErrNotOwner},
+		{"general, free", putIfAbsent(free, "general"), free, "general", nil},
+		{"taken", checkpoint("/batch/owners/live", liveRev, taken, "again"), taken, "again", sbruntime.ErrPositionTaken},
+		{"general, taken", putIfAbsent(taken2, "again"), taken2, "again", sbruntime.ErrPositionTaken},
+		{"live again", checkpoint("/batch/owners/live", liveRev, live2, "live"), live2, "live", nil},
 	}
 	c := newCommitter(cli, 0)
 	reqs := make([]*txnReq, len(tests))
 	for i, tt := range tests {
-		reqs[i] = tt.req.txn()
+		reqs[i] = tt.req
 		reqs[i].done = make(chan txnResult, 1)
 	}
 	c.commit(context.Background(), reqs) // one batch
@@ -60,11 +89,11 @@ func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 		if !errors.Is(res.err, tt.want) || (tt.want == nil) != (res.err == nil) {
 			t.Errorf("%s: got %v, want %v", tt.name, res.err, tt.want)
 		}
-		resp, err := cli.Get(ctx, tt.req.key)
+		resp, err := cli.Get(ctx, tt.key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		written := len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == tt.req.value
+		written := len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == tt.value
 		if written != (tt.want == nil) {
 			t.Errorf("%s: written %v, want %v", tt.name, written, tt.want == nil)
 		}
@@ -103,7 +132,7 @@ func TestCommitterPipelinesWithFewWriters(t *testing.T) {
 	errs := make(chan error, 6)
 	appendAt := func(i int) {
 		errs <- c.append(ctx, &appendReq{owner: "/pipe/owner", ownerRev: resp.Header.Revision,
-			key: fmt.Sprintf("/pipe/history/%d", i), value: "v"})
+			key: fmt.Sprintf("/pipe/history/%d", i), value: []byte("v")})
 	}
 	go appendAt(0)
 	<-held.sent // the first commits alone, and is held

@@ -121,7 +121,7 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 	}
 	return c.s.batch.append(ctx, &appendReq{
 		owner: c.s.k.owner(c.Execution.ID), ownerRev: c.rev,
-		key: c.s.k.event(c.Execution.ID, ev.Position), value: string(data)})
+		key: c.s.k.event(c.Execution.ID, ev.Position), value: data})
 }
 
 // Wait registers a pending wait and its timer, fenced on the claim.

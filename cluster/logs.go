@@ -36,7 +36,7 @@ func (c *Claim) WriteLog(ctx context.Context, l *sbruntime.LogLine) error {
 	}
 	err = c.s.batch.append(ctx, &appendReq{
 		owner: c.s.k.owner(c.Execution.ID), ownerRev: c.rev,
-		key: c.s.k.logLine(c.Execution.ID, l.Key()), value: string(data)})
+		key: c.s.k.logLine(c.Execution.ID, l.Key()), value: data})
 	if errors.Is(err, sbruntime.ErrPositionTaken) {
 		return nil // logged by an earlier run of the same step
 	}
