@@ -21,9 +21,13 @@ import (
 
 // Group commit: fenced writes of different executions that are ready at the
 // same moment (checkpoints, claims, creations, outcomes) share one etcd txn.
-// Each request is a nested txn of its own, with its own compares, so a failed
-// compare fails only its own request and its neighbours commit in the same
-// round trip. The failed ones are told apart by their diagnostic reads.
+// A batch is first sent flat, all of its requests' compares and ops side by
+// side: fences nearly always hold, and etcd checks and applies a flat txn
+// for less than one nested txn per request. If a compare fails, the failed
+// requests are told apart by their diagnostic reads and fail alone; their
+// neighbours go again, each a nested txn with its own compares, so that a
+// failed compare fails only its own request. Claims, which nodes race for,
+// always go nested, their reads in their else branch.
 
 // txnReq is one fenced write waiting for a batch.
 type txnReq struct {
@@ -84,8 +88,12 @@ type committer struct {
 	inflight atomic.Int32  // batches committing
 	writers  atomic.Int32  // callers waiting for their request to commit
 	freed    chan struct{} // a batch finished committing
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// nestedFor is how many more batches go nested after a flat one failed:
+	// while fences fail (a node lost its claims), a flat batch would cost
+	// its neighbours two more round trips each time.
+	nestedFor atomic.Int32
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // errStoreClosed is the error of a write after Store.Close.
@@ -429,7 +437,7 @@ func width(r *txnReq) int { return max(r.counts()) }
 func (c *committer) commit(parent context.Context, reqs []*txnReq) {
 	for round := 0; len(reqs) > 0; round++ {
 		ctx, cancel := context.WithTimeout(parent, 30*time.Second)
-		failed, err := c.commitOnce(ctx, reqs)
+		failed, err := c.commitOnce(ctx, reqs, round == 0)
 		reqs = failed
 		if err == nil && len(failed) > 0 {
 			reqs, err = c.diagnose(ctx, failed, round)
@@ -446,8 +454,26 @@ func (c *committer) commit(parent context.Context, reqs []*txnReq) {
 
 // commitOnce sends reqs in one txn, answers those that committed or that
 // failed with their fence reads at hand, and returns the other failed ones.
-// A lone request is sent as a txn of its own, not nested.
-func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq) (failed []*txnReq, err error) {
+// A lone request is sent as a txn of its own, not nested. With flat set and
+// no contested request, the txn is all of their compares and ops side by
+// side: etcd checks and applies a nested txn at a cost of its own (an
+// interval tree, a response), and fences nearly always hold. If one fails,
+// they all fail; the failed ones are told apart and the others go again,
+// nested.
+func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (failed []*txnReq, err error) {
+	for _, r := range reqs {
+		flat = flat && !r.contested
+	}
+	if flat && len(reqs) > 1 && c.nestedFor.Load() <= 0 {
+		failed, err := c.commitFlat(ctx, reqs)
+		if err == nil && len(failed) > 0 {
+			c.nestedFor.Store(nestedAfterFailure)
+		}
+		return failed, err
+	}
+	if len(reqs) > 1 {
+		c.nestedFor.Add(-1)
+	}
 	orElse := func(r *txnReq) []clientv3.Op {
 		if r.contested {
 			return r.reads
@@ -507,6 +533,32 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq) (failed []*t
 	return failed, nil
 }
 
+// commitFlat sends reqs as one txn of all their compares and ops, and
+// answers them all if it committed; else it returns them all as failed.
+func (c *committer) commitFlat(ctx context.Context, reqs []*txnReq) (failed []*txnReq, err error) {
+	var ops []clientv3.Op // clientv3 converts these; attached adds the built ones
+	for _, r := range reqs {
+		ops = append(ops, r.ops...)
+	}
+	resp, err := clientv3.NewKVFromKVClient(&attached{KVClient: c.remote, flat: reqs}, c.cli).Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return reqs, err
+	}
+	if !resp.Succeeded {
+		return reqs, nil
+	}
+	at := 0
+	for _, r := range reqs {
+		_, n, _ := r.counts()
+		r.done <- txnResult{resps: resp.Responses[at : at+n], rev: resp.Header.Revision}
+		at += n
+	}
+	return nil, nil
+}
+
+// nestedAfterFailure is how many batches go nested after a flat one failed.
+const nestedAfterFailure = 16
+
 // placeholder stands in clientv3's txn for a request sent as built (nested).
 var placeholder = clientv3.OpTxn(nil, nil, nil)
 
@@ -537,14 +589,38 @@ func (c *committer) kv(cmps []clientv3.Cmp, nested ...*txnReq) clientv3.KV {
 }
 
 // attached is a KV client that sets the compares of a txn and of its nested
-// txns, or the nested txns whole, before sending it.
+// txns, or the nested txns whole, before sending it; or, for a flat batch,
+// makes the txn of all of its requests' compares and ops.
 type attached struct {
 	etcdserverpb.KVClient
 	cmps   []clientv3.Cmp
 	nested []*txnReq
+	flat   []*txnReq
 }
 
 func (a *attached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
+	if a.flat != nil {
+		converted := in.Success // the ops of the requests not built, in order
+		var ncmps, nops int
+		for _, r := range a.flat {
+			cmps, ops, _ := r.counts()
+			ncmps, nops = ncmps+cmps, nops+ops
+		}
+		in.Compare, in.Success = make([]*etcdserverpb.Compare, 0, ncmps), make([]*etcdserverpb.RequestOp, 0, nops)
+		for _, r := range a.flat {
+			if r.nested != nil {
+				in.Compare = append(in.Compare, r.nested.Compare...)
+				in.Success = append(in.Success, r.nested.Success...)
+				continue
+			}
+			for _, cmp := range r.cmps {
+				in.Compare = append(in.Compare, cmp.GetCompare())
+			}
+			in.Success = append(in.Success, converted[:len(r.ops)]...)
+			converted = converted[len(r.ops):]
+		}
+		return a.KVClient.Txn(ctx, in, opts...)
+	}
 	in.Compare = compares(a.cmps)
 	for i, r := range a.nested {
 		op := in.Success[i].Request.(*etcdserverpb.RequestOp_RequestTxn)

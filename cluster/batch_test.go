@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,6 +80,8 @@ func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 		{"live again", checkpoint("/batch/owners/live", liveRev, live2, "live"), live2, "live", nil},
 	}
 	c := newCommitter(cli, 0)
+	sent := &recordingKV{KVClient: c.remote}
+	c.remote = sent
 	reqs := make([]*txnReq, len(tests))
 	for i, tt := range tests {
 		reqs[i] = tt.req
@@ -97,6 +101,82 @@ func TestBatchFailsOnlyTheRequestWhoseFenceFailed(t *testing.T) {
 		if written != (tt.want == nil) {
 			t.Errorf("%s: written %v, want %v", tt.name, written, tt.want == nil)
 		}
+	}
+	// Sent flat first; after its failure (and the fences read), nested.
+	if got := sent.shapes(); len(got) != 2 || got[0] != "flat" || got[1] != "nested" {
+		t.Errorf("txns sent: %v, want flat, then nested", got)
+	}
+}
+
+// recordingKV records the shape of each txn sent: flat (ops side by side),
+// nested (one nested txn per request) or read (no writes).
+type recordingKV struct {
+	etcdserverpb.KVClient
+	mu   sync.Mutex
+	sent []string
+}
+
+func (r *recordingKV) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
+	shape := "read"
+	for _, op := range in.Success {
+		switch {
+		case op.GetRequestTxn() != nil:
+			shape = "nested"
+		case op.GetRequestRange() == nil && shape == "read":
+			shape = "flat"
+		}
+	}
+	r.mu.Lock()
+	r.sent = append(r.sent, shape)
+	r.mu.Unlock()
+	return r.KVClient.Txn(ctx, in, opts...)
+}
+
+func (r *recordingKV) shapes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.sent)
+}
+
+// A flat batch answers each request with the results of its own ops.
+func TestFlatBatchAnswersEachRequestWithItsOwnResults(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	c := newCommitter(emb.Client, 0)
+	sent := &recordingKV{KVClient: c.remote}
+	c.remote = sent
+	owner, err := emb.Client.Put(ctx, "/flat/owner", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []*txnReq
+	for i := range 4 {
+		key := fmt.Sprintf("/flat/general/%d", i)
+		r := putIfAbsent(key, fmt.Sprint(i))
+		r.ops = append(r.ops, clientv3.OpGet(key))
+		reqs = append(reqs, r, (&appendReq{owner: "/flat/owner", ownerRev: owner.Header.Revision,
+			key: fmt.Sprintf("/flat/history/%d", i), value: []byte("v")}).txn())
+	}
+	for _, r := range reqs {
+		r.done = make(chan txnResult, 1)
+	}
+	c.commit(ctx, reqs)
+	for i, r := range reqs {
+		res := <-r.done
+		_, ops, _ := r.counts()
+		if res.err != nil || len(res.resps) != ops {
+			t.Fatalf("request %d: %d results, %v; want %d", i, len(res.resps), res.err, ops)
+		}
+		if i%2 == 1 {
+			continue // a checkpoint: one put
+		}
+		kvs := res.resps[1].GetResponseRange().Kvs
+		if want := fmt.Sprint(i / 2); len(kvs) != 1 || string(kvs[0].Value) != want {
+			t.Errorf("request %d read %v, want its own key's %q", i, kvs, want)
+		}
+	}
+	if got := sent.shapes(); len(got) != 1 || got[0] != "flat" {
+		t.Errorf("txns sent: %v, want one flat", got)
 	}
 }
 
