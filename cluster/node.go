@@ -63,6 +63,7 @@ type Node struct {
 	drain     chan struct{}
 	drainOnce sync.Once
 	wg        sync.WaitGroup
+	runs      *runPool // the goroutines that run executions
 }
 
 // NewNode joins the cluster: it revokes the lease a previous run of the same
@@ -93,7 +94,7 @@ func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
 			Logger: cfg.Logger.With("node", cfg.ID), Observer: cfg.Observer},
 		programs: map[string]*sbruntime.Program{},
 		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
-		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}),
+		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}), runs: newRunPool(),
 	}
 	if err := n.revokePrevious(ctx); err != nil {
 		return nil, err
@@ -396,11 +397,11 @@ func (n *Node) dispatchLoop(ctx context.Context, s *concurrency.Session) {
 				break
 			}
 			n.wg.Add(1)
-			go func() {
+			n.runs.run(func() {
 				defer n.wg.Done()
 				n.claimAndRun(s, id)
 				n.wake()
-			}()
+			})
 		}
 		select {
 		case <-ctx.Done():

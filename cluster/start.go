@@ -174,7 +174,7 @@ func (n *Node) create(ctx context.Context, s *Store, e *sbruntime.Execution) err
 		}
 		return err
 	}
-	go sl.run(claim)
+	n.runs.run(func() { sl.run(claim) })
 	return nil
 }
 
