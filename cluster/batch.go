@@ -536,7 +536,11 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (
 // commitFlat sends reqs as one txn of all their compares and ops, and
 // answers them all if it committed; else it returns them all as failed.
 func (c *committer) commitFlat(ctx context.Context, reqs []*txnReq) (failed []*txnReq, err error) {
-	var ops []clientv3.Op // clientv3 converts these; attached adds the built ones
+	n := 0
+	for _, r := range reqs {
+		n += len(r.ops)
+	}
+	ops := make([]clientv3.Op, 0, n) // clientv3 converts these; attached adds the built ones
 	for _, r := range reqs {
 		ops = append(ops, r.ops...)
 	}

@@ -288,11 +288,10 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		e.Error = fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", len(data), maxRecordBytes)
 		data, _ = json.Marshal(&e)
 	}
-	ops := []clientv3.Op{
+	ops := append(make([]clientv3.Op, 0, 8), // room for the usual end and its checkpoint
 		clientv3.OpPut(c.s.k.execution(id), string(data)),
 		clientv3.OpDelete(c.s.k.runnable(id)),
-		clientv3.OpDelete(c.s.k.owner(id)),
-	}
+		clientv3.OpDelete(c.s.k.owner(id)))
 	var runnableRev *int64
 	if o.Status.Terminal() {
 		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),

@@ -72,8 +72,8 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl 
 	if current {
 		cmps = append(cmps, clientv3.Compare(clientv3.Value(ck), "=", e.Version))
 	}
-	ops := append([]clientv3.Op{clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), "")},
-		s.activeOps(e)...)
+	ops := append(make([]clientv3.Op, 0, 4), clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), ""))
+	ops = append(ops, s.activeOps(e)...)
 	if sl != nil {
 		ops = append(ops, sl.claimOp(s.k))
 	}
