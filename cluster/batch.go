@@ -476,7 +476,8 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (
 	}
 	orElse := func(r *txnReq) []clientv3.Op {
 		if r.contested {
-			return r.reads
+			reads, _ := r.diagnosis()
+			return reads
 		}
 		return nil
 	}
@@ -521,7 +522,8 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (
 		case sub.GetSucceeded():
 			r.done <- txnResult{resps: sub.Responses, rev: rev}
 		case r.contested:
-			if err := r.check(sub.Responses); err != nil {
+			_, check := r.diagnosis()
+			if err := check(sub.Responses); err != nil {
 				r.done <- txnResult{err: err}
 			} else {
 				failed = append(failed, r) // read with the failed compares: cannot be

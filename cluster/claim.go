@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -230,18 +231,20 @@ func (c *Claim) fencedReq(ops []clientv3.Op, runnableRev *int64) *txnReq {
 	if runnableRev != nil {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.s.k.runnable(id)), "=", *runnableRev))
 	}
-	return &txnReq{cmps: cmps, ops: ops,
-		reads: []clientv3.Op{clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly()), clientv3.OpGet(c.s.k.runnable(id), clientv3.WithKeysOnly())},
-		check: func(r []*etcdserverpb.ResponseOp) error {
-			if kvs := r[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
-				return sbruntime.ErrNotOwner
-			}
-			if runnableRev != nil {
-				if kvs := r[1].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].ModRevision != *runnableRev {
-					return errWaitResolved
+	return &txnReq{cmps: cmps, ops: ops, nreads: 2,
+		diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+			reads := []clientv3.Op{clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly()), clientv3.OpGet(c.s.k.runnable(id), clientv3.WithKeysOnly())}
+			return reads, func(r []*etcdserverpb.ResponseOp) error {
+				if kvs := r[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
+					return sbruntime.ErrNotOwner
 				}
+				if runnableRev != nil {
+					if kvs := r[1].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].ModRevision != *runnableRev {
+						return errWaitResolved
+					}
+				}
+				return nil
 			}
-			return nil
 		}}
 }
 
@@ -356,20 +359,29 @@ func (c *Claim) uncancelled(r *txnReq) *txnReq {
 }
 
 // absent adds to r the compare that key does not exist: a request that
-// fails only on it (its other checks passed) fails with failed().
+// fails only on it (its other checks passed) fails with failed(). Its
+// diagnostic read is built with r's others, if ever.
 func (r *txnReq) absent(key string, failed func() error) *txnReq {
 	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-	n := len(r.reads)
-	r.reads = append(r.reads, clientv3.OpGet(key, clientv3.WithKeysOnly()))
-	check := r.check
-	r.check = func(reads []*etcdserverpb.ResponseOp) error {
-		if err := check(reads[:n]); err != nil {
-			return err
+	_, _, n := r.counts()
+	build := r.diagnostics
+	if build == nil {
+		reads, check := r.reads, r.check
+		build = func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) { return reads, check }
+	}
+	r.reads, r.check, r.nreads = nil, nil, n+1
+	r.diagnostics = func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+		reads, check := build()
+		reads = append(slices.Clip(reads), clientv3.OpGet(key, clientv3.WithKeysOnly()))
+		return reads, func(rs []*etcdserverpb.ResponseOp) error {
+			if err := check(rs[:n]); err != nil {
+				return err
+			}
+			if len(rs[n].GetResponseRange().Kvs) > 0 {
+				return failed()
+			}
+			return nil
 		}
-		if len(reads[n].GetResponseRange().Kvs) > 0 {
-			return failed()
-		}
-		return nil
 	}
 	return r
 }

@@ -77,9 +77,8 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl 
 	if sl != nil {
 		ops = append(ops, sl.claimOp(s.k))
 	}
-	return &txnReq{cmps: cmps, ops: ops,
-		reads: []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck)},
-		check: func(r []*etcdserverpb.ResponseOp) error {
+	return &txnReq{cmps: cmps, ops: ops, nreads: 2, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck)}, func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {
 				return errors.New("id already exists")
 			}
@@ -94,7 +93,8 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl 
 				return &versionChanged{current: v}
 			}
 			return nil
-		}}
+		}
+	}}
 }
 
 // encodeNew encodes a new execution, refusing one over the record limit or
