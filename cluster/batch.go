@@ -31,13 +31,14 @@ import (
 
 // txnReq is one fenced write waiting for a batch.
 type txnReq struct {
-	cmps []clientv3.Cmp
-	ops  []clientv3.Op // run when its compares hold
-	// nested, when set, is the whole request as the nested txn its batch
-	// sends, built directly instead of by clientv3 from cmps and ops (then
-	// empty): a checkpoint, one per step, skips clientv3's copies and
-	// conversions. Never contested.
-	nested *etcdserverpb.TxnRequest
+	// pbCmps and pbOps are compares and ops built as protobuf (see
+	// pbops.go), cmps and ops those built by clientv3, which copies and
+	// converts each: the hot path's (checkpoints, creations, outcomes) are
+	// built. The built come first.
+	pbCmps []*etcdserverpb.Compare
+	cmps   []clientv3.Cmp
+	pbOps  []*etcdserverpb.RequestOp // run when its compares hold
+	ops    []clientv3.Op
 	reads  []clientv3.Op // run when one of its compares failed, to find out which
 	// diagnostics, when set, builds reads and check on first need (nreads
 	// of them): nearly every request's compares hold, and it never needs
@@ -141,28 +142,17 @@ func (c *committer) append(ctx context.Context, a *appendReq) error {
 	return err
 }
 
-// txn is the fenced write of a checkpoint, built as the nested txn it is
-// sent as: owner's create revision is ownerRev, key's is 0 (empty), then put.
+// txn is the fenced write of a checkpoint: owner's create revision is
+// ownerRev, key's is 0 (empty), then put.
 func (a *appendReq) txn() *txnReq {
 	key := []byte(a.key) // shared by the compare and the put: proto only reads it
 	return &txnReq{
-		nested: &etcdserverpb.TxnRequest{
-			Compare: []*etcdserverpb.Compare{
-				createRevision([]byte(a.owner), a.ownerRev),
-				createRevision(key, 0)},
-			Success: []*etcdserverpb.RequestOp{{Request: &etcdserverpb.RequestOp_RequestPut{
-				RequestPut: &etcdserverpb.PutRequest{Key: key, Value: a.value}}}},
-		},
+		pbCmps:      []*etcdserverpb.Compare{createRevision([]byte(a.owner), a.ownerRev), createRevision(key, 0)},
+		pbOps:       []*etcdserverpb.RequestOp{putOp(key, a.value)},
 		w:           &writeSet{keys: []string{a.key}, size: len(a.key) + len(a.value)},
 		diagnostics: a.diagnostics,
 		nreads:      2,
 	}
-}
-
-// createRevision is the compare that key's create revision is rev.
-func createRevision(key []byte, rev int64) *etcdserverpb.Compare {
-	return &etcdserverpb.Compare{Result: etcdserverpb.Compare_EQUAL, Target: etcdserverpb.Compare_CREATE, Key: key,
-		TargetUnion: &etcdserverpb.Compare_CreateRevision{CreateRevision: rev}}
 }
 
 // diagnostics tells a failed checkpoint's two fences apart.
@@ -181,14 +171,35 @@ func (a *appendReq) diagnostics() ([]clientv3.Op, func([]*etcdserverpb.ResponseO
 
 // counts returns how many compares, ops and diagnostic reads r carries.
 func (r *txnReq) counts() (cmps, ops, reads int) {
-	cmps, ops, reads = len(r.cmps), len(r.ops), len(r.reads)
-	if r.nested != nil {
-		cmps, ops = len(r.nested.Compare), len(r.nested.Success)
-	}
+	cmps, ops, reads = len(r.pbCmps)+len(r.cmps), len(r.pbOps)+len(r.ops), len(r.reads)
 	if r.diagnostics != nil {
 		reads = r.nreads
 	}
 	return cmps, ops, reads
+}
+
+// compares returns all of r's compares as sent.
+func (r *txnReq) compares() []*etcdserverpb.Compare {
+	if len(r.cmps) == 0 {
+		return r.pbCmps // shared: sending only reads it
+	}
+	out := append(make([]*etcdserverpb.Compare, 0, len(r.pbCmps)+len(r.cmps)), r.pbCmps...)
+	for i := range r.cmps {
+		out = append(out, r.cmps[i].GetCompare())
+	}
+	return out
+}
+
+// requestOps returns all of r's ops as sent, given its clientv3 ops as
+// clientv3 converted them.
+func (r *txnReq) requestOps(converted []*etcdserverpb.RequestOp) []*etcdserverpb.RequestOp {
+	switch {
+	case len(converted) == 0:
+		return r.pbOps // shared: sending only reads it
+	case len(r.pbOps) == 0:
+		return converted
+	}
+	return append(append(make([]*etcdserverpb.RequestOp, 0, len(r.pbOps)+len(converted)), r.pbOps...), converted...)
 }
 
 // diagnosis returns r's diagnostic reads and their check, built on first use.
@@ -345,12 +356,17 @@ func writes(r *txnReq) *writeSet {
 		return r.w
 	}
 	w := &writeSet{}
-	if r.nested != nil {
-		for _, op := range r.nested.Success {
-			if put := op.GetRequestPut(); put != nil {
-				w.keys = append(w.keys, string(put.Key))
-				w.size += len(put.Key) + len(put.Value)
+	for _, op := range r.pbOps {
+		if put := op.GetRequestPut(); put != nil {
+			w.keys = append(w.keys, string(put.Key))
+			w.size += len(put.Key) + len(put.Value)
+		} else if del := op.GetRequestDeleteRange(); del != nil {
+			if len(del.RangeEnd) > 0 {
+				w.prefixes = append(w.prefixes, string(del.Key))
+			} else {
+				w.keys = append(w.keys, string(del.Key))
 			}
+			w.size += len(del.Key)
 		}
 	}
 	for _, op := range r.ops {
@@ -486,12 +502,12 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (
 	if len(reqs) == 1 {
 		r := reqs[0]
 		var resp *etcdserverpb.TxnResponse
-		if r.nested != nil {
-			resp, err = c.remote.Txn(ctx, r.nested)
+		if len(r.ops) == 0 && !r.contested {
+			resp, err = c.remote.Txn(ctx, &etcdserverpb.TxnRequest{Compare: r.compares(), Success: r.pbOps})
 			err = kvErr(ctx, err)
 		} else {
 			var cr *clientv3.TxnResponse
-			cr, err = c.kv(r.cmps).Txn(ctx).Then(r.ops...).Else(orElse(r)...).Commit()
+			cr, err = c.kv(r).Txn(ctx).Then(r.ops...).Else(orElse(r)...).Commit()
 			resp = (*etcdserverpb.TxnResponse)(cr)
 		}
 		if err != nil {
@@ -501,11 +517,7 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (
 	} else {
 		ops := make([]clientv3.Op, len(reqs))
 		for i, r := range reqs {
-			if r.nested == nil {
-				ops[i] = clientv3.OpTxn(nil, r.ops, orElse(r))
-			} else {
-				ops[i] = placeholder // sent as r.nested (see attached)
-			}
+			ops[i] = clientv3.OpTxn(nil, r.ops, orElse(r))
 		}
 		resp, err := c.kv(nil, reqs...).Txn(ctx).Then(ops...).Commit()
 		if err != nil {
@@ -565,9 +577,6 @@ func (c *committer) commitFlat(ctx context.Context, reqs []*txnReq) (failed []*t
 // nestedAfterFailure is how many batches go nested after a flat one failed.
 const nestedAfterFailure = 16
 
-// placeholder stands in clientv3's txn for a request sent as built (nested).
-var placeholder = clientv3.OpTxn(nil, nil, nil)
-
 // kvErr is err as clientv3's KV returns it: etcd's errors as rpctypes
 // errors, and a cancelled call as its context's error.
 func kvErr(ctx context.Context, err error) error {
@@ -584,29 +593,30 @@ func kvErr(ctx context.Context, err error) error {
 	return err
 }
 
-// kv returns a KV whose txns get their compares as they are sent: cmps for
-// the txn itself, and those of nested[i] for the nested txn of its i-th op
-// (or nested[i].nested whole, for a request built as it is sent). clientv3
-// copies every compare with proto.Clone, twice for a nested txn (OpTxn, then
-// Then): 4% of all CPU with 50 executions in flight. A request's compares
-// are built once and never changed, so the sent txn may share them.
-func (c *committer) kv(cmps []clientv3.Cmp, nested ...*txnReq) clientv3.KV {
-	return clientv3.NewKVFromKVClient(&attached{KVClient: c.remote, cmps: cmps, nested: nested}, c.cli)
+// kv returns a KV whose txns get their built compares and ops, and
+// clientv3's compares, as they are sent: top's for the txn itself, and
+// those of nested[i] for the nested txn of its i-th op. clientv3 copies
+// every compare with proto.Clone, twice for a nested txn (OpTxn, then Then):
+// 4% of all CPU with 50 executions in flight. A request's compares are built
+// once and never changed, so the sent txn may share them.
+func (c *committer) kv(top *txnReq, nested ...*txnReq) clientv3.KV {
+	return clientv3.NewKVFromKVClient(&attached{KVClient: c.remote, top: top, nested: nested}, c.cli)
 }
 
-// attached is a KV client that sets the compares of a txn and of its nested
-// txns, or the nested txns whole, before sending it; or, for a flat batch,
-// makes the txn of all of its requests' compares and ops.
+// attached is a KV client that completes a txn clientv3 converted from
+// requests' clientv3 ops: it adds their compares and their built ops. For
+// a flat batch, the txn is all of its requests' compares and ops.
 type attached struct {
 	etcdserverpb.KVClient
-	cmps   []clientv3.Cmp
+	top    *txnReq
 	nested []*txnReq
 	flat   []*txnReq
 }
 
 func (a *attached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ...grpc.CallOption) (*etcdserverpb.TxnResponse, error) {
-	if a.flat != nil {
-		converted := in.Success // the ops of the requests not built, in order
+	switch {
+	case a.flat != nil:
+		converted := in.Success // the clientv3 ops of the requests, in order
 		var ncmps, nops int
 		for _, r := range a.flat {
 			cmps, ops, _ := r.counts()
@@ -614,40 +624,22 @@ func (a *attached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ..
 		}
 		in.Compare, in.Success = make([]*etcdserverpb.Compare, 0, ncmps), make([]*etcdserverpb.RequestOp, 0, nops)
 		for _, r := range a.flat {
-			if r.nested != nil {
-				in.Compare = append(in.Compare, r.nested.Compare...)
-				in.Success = append(in.Success, r.nested.Success...)
-				continue
+			in.Compare = append(in.Compare, r.pbCmps...)
+			for i := range r.cmps {
+				in.Compare = append(in.Compare, r.cmps[i].GetCompare())
 			}
-			for _, cmp := range r.cmps {
-				in.Compare = append(in.Compare, cmp.GetCompare())
-			}
-			in.Success = append(in.Success, converted[:len(r.ops)]...)
+			in.Success = append(append(in.Success, r.pbOps...), converted[:len(r.ops)]...)
 			converted = converted[len(r.ops):]
 		}
-		return a.KVClient.Txn(ctx, in, opts...)
-	}
-	in.Compare = compares(a.cmps)
-	for i, r := range a.nested {
-		op := in.Success[i].Request.(*etcdserverpb.RequestOp_RequestTxn)
-		if r.nested != nil {
-			op.RequestTxn = r.nested
-		} else {
-			op.RequestTxn.Compare = compares(r.cmps)
+	case a.top != nil:
+		in.Compare, in.Success = a.top.compares(), a.top.requestOps(in.Success)
+	default:
+		for i, r := range a.nested {
+			txn := in.Success[i].GetRequestTxn()
+			txn.Compare, txn.Success = r.compares(), r.requestOps(txn.Success)
 		}
 	}
 	return a.KVClient.Txn(ctx, in, opts...)
-}
-
-func compares(cmps []clientv3.Cmp) []*etcdserverpb.Compare {
-	if len(cmps) == 0 {
-		return nil
-	}
-	out := make([]*etcdserverpb.Compare, len(cmps))
-	for i := range cmps {
-		out[i] = cmps[i].GetCompare()
-	}
-	return out
 }
 
 // maxDiagnoseRounds bounds how often a batch is committed again after its

@@ -112,6 +112,11 @@ func (c *Claim) owned() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(c.s.k.owner(c.Execution.ID)), "=", c.rev)
 }
 
+// ownedPB is owned built as protobuf (see pbops.go).
+func (c *Claim) ownedPB() *etcdserverpb.Compare {
+	return createRevision([]byte(c.s.k.owner(c.Execution.ID)), c.rev)
+}
+
 // Append records ev at its position if the position is empty and the claim
 // still holds: one round trip, no read before the write. Appends of executions
 // ready at the same moment share a txn (group commit), each with its own fence.
@@ -214,7 +219,7 @@ func (c *Claim) SetStatus(ctx context.Context, st sbruntime.Status) error {
 }
 
 func (c *Claim) fenced(ctx context.Context, what string, ops ...clientv3.Op) error {
-	if _, err := c.s.batch.do(ctx, c.fencedReq(ops, nil)); err != nil {
+	if _, err := c.s.batch.do(ctx, c.fencedReq(nil, ops, nil)); err != nil {
 		return fmt.Errorf("%s %s: %w", what, c.Execution.ID, err)
 	}
 	return nil
@@ -223,15 +228,15 @@ func (c *Claim) fenced(ctx context.Context, what string, ops ...clientv3.Op) err
 // errWaitResolved reports a parking run whose execution was made runnable again.
 var errWaitResolved = errors.New("a wait was resolved while the run parked")
 
-// fencedReq is a batched write fenced on the claim, and on the runnable key's
-// mod revision when runnableRev is not nil.
-func (c *Claim) fencedReq(ops []clientv3.Op, runnableRev *int64) *txnReq {
+// fencedReq is a batched write (pbOps, then ops) fenced on the claim, and on
+// the runnable key's mod revision when runnableRev is not nil.
+func (c *Claim) fencedReq(pbOps []*etcdserverpb.RequestOp, ops []clientv3.Op, runnableRev *int64) *txnReq {
 	id := c.Execution.ID
-	cmps := []clientv3.Cmp{c.owned()}
+	cmps := append(make([]*etcdserverpb.Compare, 0, 3), c.ownedPB()) // room for uncancelled or a checkpoint's
 	if runnableRev != nil {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.s.k.runnable(id)), "=", *runnableRev))
+		cmps = append(cmps, modRevision([]byte(c.s.k.runnable(id)), *runnableRev))
 	}
-	return &txnReq{cmps: cmps, ops: ops, nreads: 2,
+	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 2,
 		diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
 			reads := []clientv3.Op{clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly()), clientv3.OpGet(c.s.k.runnable(id), clientv3.WithKeysOnly())}
 			return reads, func(r []*etcdserverpb.ResponseOp) error {
@@ -271,7 +276,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", o.Checkpoint.Position, err)
 		}
-		checkpoint = &checkpointWrite{key: c.s.k.event(id, o.Checkpoint.Position), value: string(data)}
+		checkpoint = &checkpointWrite{key: c.s.k.event(id, o.Checkpoint.Position), value: data}
 	}
 	if o.Status == "" {
 		return c.Execution, c.release(ctx, checkpoint)
@@ -291,14 +296,15 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		e.Error = fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", len(data), maxRecordBytes)
 		data, _ = json.Marshal(&e)
 	}
-	ops := append(make([]clientv3.Op, 0, 8), // room for the usual end and its checkpoint
-		clientv3.OpPut(c.s.k.execution(id), string(data)),
-		clientv3.OpDelete(c.s.k.runnable(id)),
-		clientv3.OpDelete(c.s.k.owner(id)))
+	pbOps := append(make([]*etcdserverpb.RequestOp, 0, 6), // room for the usual end and its checkpoint
+		putOp([]byte(c.s.k.execution(id)), data),
+		deleteOp([]byte(c.s.k.runnable(id))),
+		deleteOp([]byte(c.s.k.owner(id))))
+	var ops []clientv3.Op // the rarer ones
 	var runnableRev *int64
 	if o.Status.Terminal() {
-		ops = append(ops, clientv3.OpDelete(c.s.k.cancel(id)),
-			clientv3.OpDelete(c.s.k.signals(id), clientv3.WithPrefix())) // kept signals: sent any time
+		pbOps = append(pbOps, deleteOp([]byte(c.s.k.cancel(id))),
+			deletePrefixOp(c.s.k.signals(id))) // kept signals: sent any time
 		if c.waited.Load() {
 			ops = append(ops, clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.legacySignalWaits(id), clientv3.WithPrefix()),
@@ -317,7 +323,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	} else {
 		runnableRev = &c.runnableRev
 	}
-	req := c.fencedReq(ops, runnableRev)
+	req := c.fencedReq(pbOps, ops, runnableRev)
 	if !o.Status.Terminal() {
 		req = c.uncancelled(req)
 	}
@@ -362,7 +368,7 @@ func (c *Claim) uncancelled(r *txnReq) *txnReq {
 // fails only on it (its other checks passed) fails with failed(). Its
 // diagnostic read is built with r's others, if ever.
 func (r *txnReq) absent(key string, failed func() error) *txnReq {
-	r.cmps = append(r.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+	r.pbCmps = append(r.pbCmps, createRevision([]byte(key), 0))
 	_, _, n := r.counts()
 	build := r.diagnostics
 	if build == nil {
@@ -389,8 +395,8 @@ func (r *txnReq) absent(key string, failed func() error) *txnReq {
 // release gives up the claim, keeping the execution runnable, and records
 // checkpoint if it is not nil.
 func (c *Claim) release(ctx context.Context, checkpoint *checkpointWrite, extra ...clientv3.Op) error {
-	ops := append([]clientv3.Op{clientv3.OpDelete(c.s.k.owner(c.Execution.ID))}, extra...)
-	if _, err := c.s.batch.do(ctx, checkpoint.fence(c.fencedReq(ops, nil))); err != nil && !errors.Is(err, sbruntime.ErrNotOwner) {
+	pbOps := append(make([]*etcdserverpb.RequestOp, 0, 2), deleteOp([]byte(c.s.k.owner(c.Execution.ID))))
+	if _, err := c.s.batch.do(ctx, checkpoint.fence(c.fencedReq(pbOps, extra, nil))); err != nil && !errors.Is(err, sbruntime.ErrNotOwner) {
 		return fmt.Errorf("release %s: %w", c.Execution.ID, err)
 	}
 	return nil
@@ -398,7 +404,10 @@ func (c *Claim) release(ctx context.Context, checkpoint *checkpointWrite, extra 
 
 // checkpointWrite is a step's event recorded with a run's outcome
 // (Outcome.Checkpoint).
-type checkpointWrite struct{ key, value string }
+type checkpointWrite struct {
+	key   string
+	value []byte
+}
 
 // fence adds the event's write to r, if its position is empty: a request
 // whose event position is taken fails with ErrPositionTaken. A nil
@@ -407,6 +416,6 @@ func (w *checkpointWrite) fence(r *txnReq) *txnReq {
 	if w == nil {
 		return r
 	}
-	r.ops = append(r.ops, clientv3.OpPut(w.key, w.value))
+	r.pbOps = append(r.pbOps, putOp([]byte(w.key), w.value))
 	return r.absent(w.key, func() error { return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken) })
 }

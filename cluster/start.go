@@ -68,16 +68,16 @@ func (s *Store) cachedVersion(ctx context.Context, name string, fresh bool) (str
 // current version; with a slot (not nil), its node claims e in the same txn.
 func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl *slot) *txnReq {
 	ek, ck := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook)
-	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)}
+	cmps := append(make([]*etcdserverpb.Compare, 0, 2), createRevision([]byte(ek), 0))
 	if current {
-		cmps = append(cmps, clientv3.Compare(clientv3.Value(ck), "=", e.Version))
+		cmps = append(cmps, valueIs([]byte(ck), e.Version))
 	}
-	ops := append(make([]clientv3.Op, 0, 4), clientv3.OpPut(ek, string(data)), clientv3.OpPut(s.k.runnable(e.ID), ""))
-	ops = append(ops, s.activeOps(e)...)
+	pbOps := []*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}
+	ops := s.activeOps(e)
 	if sl != nil {
 		ops = append(ops, sl.claimOp(s.k))
 	}
-	return &txnReq{cmps: cmps, ops: ops, nreads: 2, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 2, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
 		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck)}, func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {
 				return errors.New("id already exists")
