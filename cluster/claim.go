@@ -121,7 +121,7 @@ func (c *Claim) ownedPB() *etcdserverpb.Compare {
 // still holds: one round trip, no read before the write. Appends of executions
 // ready at the same moment share a txn (group commit), each with its own fence.
 func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
-	data, err := ev.MarshalJSON() // not json.Marshal: it would check and compact it again
+	data, err := ev.EncodeJSON()
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.Position, err)
 	}
@@ -272,7 +272,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	id := c.Execution.ID
 	var checkpoint *checkpointWrite
 	if o.Checkpoint != nil {
-		data, err := o.Checkpoint.MarshalJSON()
+		data, err := o.Checkpoint.EncodeJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", o.Checkpoint.Position, err)
 		}
