@@ -67,15 +67,19 @@ func (f *endFeed) listen(fn func(*sbruntime.Execution)) func() {
 // and to the listeners.
 func (f *endFeed) ended(e *sbruntime.Execution) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, ch := range f.waiters[e.ID] {
 		select {
 		case ch <- e:
 		default: // told already
 		}
 	}
+	var listeners []func(*sbruntime.Execution)
 	for fn := range f.listeners {
-		(*fn)(e)
+		listeners = append(listeners, *fn)
+	}
+	f.mu.Unlock()
+	for _, fn := range listeners { // unlocked: a listener may stop itself
+		fn(e)
 	}
 }
 
