@@ -287,7 +287,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	if o.Status.Terminal() {
 		e.EndedAt = &now
 	}
-	data, err := json.Marshal(&e)
+	data, err := e.EncodeJSON()
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -104,8 +105,14 @@ func (s *Service) Runbooks(ctx context.Context) ([]api.RunbookVersion, error) {
 
 // Start creates an execution of the runbook's current version.
 func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error) {
-	if len(input) > 0 && !json.Valid(input) {
-		return nil, sbruntime.Inputf("input is not valid JSON")
+	if len(input) > 0 {
+		// Compact, as it is stored: the record then encodes without
+		// reflection (Execution.EncodeJSON).
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, input); err != nil {
+			return nil, sbruntime.Inputf("input is not valid JSON")
+		}
+		input = compact.Bytes()
 	}
 	now := s.Now().UTC()
 	return s.Store.startCurrent(ctx, runbook, s.Node, func(version string) *sbruntime.Execution {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -100,7 +99,7 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl 
 // encodeNew encodes a new execution, refusing one over the record limit or
 // over its runbook's active limit.
 func (s *Store) encodeNew(ctx context.Context, e *sbruntime.Execution) ([]byte, error) {
-	data, err := json.Marshal(e)
+	data, err := e.EncodeJSON()
 	if err != nil {
 		return nil, err
 	}

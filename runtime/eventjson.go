@@ -54,6 +54,76 @@ func (e *Event) EncodeJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// EncodeJSON encodes x as json.Marshal does, byte for byte, without its
+// reflection for the usual record (see Event.EncodeJSON): every execution
+// writes its record at its start and its end.
+func (x *Execution) EncodeJSON() ([]byte, error) {
+	if !x.plain() {
+		return json.Marshal(x)
+	}
+	b := make([]byte, 0, 256+len(x.Input)+len(x.Result)+len(x.Error)+len(x.Trigger.Source))
+	b = append(b, `{"id":`...)
+	b = appendPlainString(b, x.ID)
+	b = append(b, `,"runbook":`...)
+	b = appendPlainString(b, x.Runbook)
+	b = append(b, `,"version":`...)
+	b = appendPlainString(b, x.Version)
+	b = append(b, `,"status":`...)
+	b = appendPlainString(b, string(x.Status))
+	b = append(b, `,"trigger":{"type":`...)
+	b = appendPlainString(b, x.Trigger.Type)
+	if x.Trigger.Source != "" {
+		b = append(b, `,"source":`...)
+		b = appendPlainString(b, x.Trigger.Source)
+	}
+	b = append(b, '}')
+	if len(x.Input) > 0 {
+		b = append(b, `,"input":`...)
+		b = append(b, x.Input...)
+	}
+	if len(x.Result) > 0 {
+		b = append(b, `,"result":`...)
+		b = append(b, x.Result...)
+	}
+	if x.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendPlainString(b, x.Error)
+	}
+	if x.Node != "" {
+		b = append(b, `,"node":`...)
+		b = appendPlainString(b, x.Node)
+	}
+	b = appendTime(append(b, `,"created_at":`...), x.CreatedAt)
+	b = appendTime(append(b, `,"updated_at":`...), x.UpdatedAt)
+	if x.EndedAt != nil {
+		b = appendTime(append(b, `,"ended_at":`...), *x.EndedAt)
+	}
+	if x.TraceParent != "" {
+		b = append(b, `,"traceparent":`...)
+		b = appendPlainString(b, x.TraceParent)
+	}
+	return append(b, '}'), nil
+}
+
+// plain reports whether json.Marshal would encode x's strings and raw values
+// as they are and accept its times; trigger attributes (a map, its keys
+// sorted) are left to it.
+func (x *Execution) plain() bool {
+	for _, s := range [...]string{x.ID, x.Runbook, x.Version, string(x.Status), x.Trigger.Type, x.Trigger.Source, x.Error, x.Node, x.TraceParent} {
+		if !plainString(s) {
+			return false
+		}
+	}
+	return len(x.Trigger.Attrs) == 0 && plainRaw(x.Input) && plainRaw(x.Result) &&
+		plainTime(x.CreatedAt) && plainTime(x.UpdatedAt) && (x.EndedAt == nil || plainTime(*x.EndedAt))
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
 // plain reports whether encoding/json would encode e's strings and result
 // as they are and accept its times.
 func (e *Event) plain() bool {

@@ -17,6 +17,39 @@ func checkEventJSON(t *testing.T, e *Event) {
 	}
 }
 
+func checkExecutionJSON(t *testing.T, x *Execution) {
+	t.Helper()
+	want, wantErr := json.Marshal(x)
+	got, err := x.EncodeJSON()
+	if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+		t.Fatalf("EncodeJSON of %#v:\n got %s, %v\nwant %s, %v", x, got, err, want, wantErr)
+	}
+}
+
+func TestExecutionJSONIsEncodingJSONs(t *testing.T) {
+	at := time.Date(2026, 11, 25, 21, 59, 40, 511851601, time.UTC)
+	end := at.Add(3 * time.Millisecond)
+	far := time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		x    Execution
+	}{
+		{"started", Execution{ID: "01M8ABHEQ0DQHTPR5K2MP9ZH58", Runbook: "bench", Version: "87ad07bba195", Status: StatusRunning,
+			Trigger: Trigger{Type: "bench"}, Input: json.RawMessage(`{"kind":"steps","n":2}`), CreatedAt: at, UpdatedAt: at, Node: "n1"}},
+		{"ended", Execution{ID: "x", Runbook: "r", Version: "v", Status: StatusCompleted, Trigger: Trigger{Type: "alert", Source: "fp123"},
+			Result: json.RawMessage(`null`), CreatedAt: at, UpdatedAt: end, EndedAt: &end, TraceParent: "00-abc-def-01"}},
+		{"empty", Execution{}},
+		{"failed with a message", Execution{ID: "x", Status: StatusFailed, Error: "boom\n  at r.star:3: <nil> & \"x\"", CreatedAt: at, UpdatedAt: at, EndedAt: &end}},
+		{"trigger attributes", Execution{ID: "x", Trigger: Trigger{Type: "webhook", Attrs: map[string]string{"b": "2", "a": "1"}}, CreatedAt: at, UpdatedAt: at}},
+		{"input with spaces", Execution{ID: "x", Input: json.RawMessage(`{"kind": "steps", "n": 5}`), CreatedAt: at, UpdatedAt: at}},
+		{"input not JSON", Execution{ID: "x", Input: json.RawMessage(`{"kind"`), CreatedAt: at, UpdatedAt: at}},
+		{"end in year 12000", Execution{ID: "x", CreatedAt: at, UpdatedAt: at, EndedAt: &far}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkExecutionJSON(t, &tt.x) })
+	}
+}
+
 func TestEventJSONIsEncodingJSONs(t *testing.T) {
 	at := time.Date(2026, 11, 25, 21, 59, 40, 514550088, time.UTC)
 	paris := time.FixedZone("CET", 3600)
@@ -73,10 +106,21 @@ func TestEventJSONMatchesEncodingJSONOnRandomEvents(t *testing.T) {
 			e.StartedAt = e.StartedAt.Local()
 		}
 		checkEventJSON(t, &e)
+		x := Execution{ID: str(), Runbook: str(), Version: str(), Status: Status(str()), Trigger: Trigger{Type: str(), Source: str()},
+			Input: e.Result, Result: json.RawMessage(results[r.IntN(len(results))]), Error: str(), Node: str(), TraceParent: str(),
+			CreatedAt: e.StartedAt, UpdatedAt: e.EndedAt}
+		if i%3 == 0 {
+			x.EndedAt = &e.EndedAt
+		}
+		if i%11 == 0 {
+			x.Trigger.Attrs = map[string]string{str(): str()}
+		}
+		checkExecutionJSON(t, &x)
 	}
 }
 
-// FuzzEventJSON: any event encodes as encoding/json encodes it.
+// FuzzEventJSON: any event and any execution record encode as encoding/json
+// encodes them.
 func FuzzEventJSON(f *testing.F) {
 	f.Add("1", "call", "noop", "boom", []byte(`null`), 1, int64(1764107980514550088))
 	f.Add("3/0/1", "approval", "<a&b>", "é\n", []byte(`{ "a": "\u2028" }`), -1, int64(-62135596800000000000/1e3))
@@ -85,5 +129,8 @@ func FuzzEventJSON(f *testing.F) {
 		e := Event{Position: position, Kind: kind, Name: name, Error: errMsg, Where: name + ":1:2",
 			Result: result, Attempts: attempts, StartedAt: at, EndedAt: at.Add(time.Millisecond)}
 		checkEventJSON(t, &e)
+		x := Execution{ID: position, Runbook: kind, Version: name, Status: Status(kind), Trigger: Trigger{Type: kind, Source: errMsg},
+			Input: result, Result: result, Error: errMsg, CreatedAt: at, UpdatedAt: at, EndedAt: &at}
+		checkExecutionJSON(t, &x)
 	})
 }
