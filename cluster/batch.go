@@ -183,11 +183,16 @@ func (r *txnReq) compares() []*etcdserverpb.Compare {
 	if len(r.cmps) == 0 {
 		return r.pbCmps // shared: sending only reads it
 	}
-	out := append(make([]*etcdserverpb.Compare, 0, len(r.pbCmps)+len(r.cmps)), r.pbCmps...)
+	return r.appendCompares(make([]*etcdserverpb.Compare, 0, len(r.pbCmps)+len(r.cmps)))
+}
+
+// appendCompares appends all of r's compares, as sent, to dst.
+func (r *txnReq) appendCompares(dst []*etcdserverpb.Compare) []*etcdserverpb.Compare {
+	dst = append(dst, r.pbCmps...)
 	for i := range r.cmps {
-		out = append(out, r.cmps[i].GetCompare())
+		dst = append(dst, r.cmps[i].GetCompare())
 	}
-	return out
+	return dst
 }
 
 // requestOps returns all of r's ops as sent, given its clientv3 ops as
@@ -487,8 +492,8 @@ func (c *committer) commitOnce(ctx context.Context, reqs []*txnReq, flat bool) (
 		}
 		return failed, err
 	}
-	if len(reqs) > 1 {
-		c.nestedFor.Add(-1)
+	if len(reqs) > 1 && c.nestedFor.Load() > 0 {
+		c.nestedFor.Add(-1) // only down to 0: it must not wrap
 	}
 	orElse := func(r *txnReq) []clientv3.Op {
 		if r.contested {
@@ -624,10 +629,7 @@ func (a *attached) Txn(ctx context.Context, in *etcdserverpb.TxnRequest, opts ..
 		}
 		in.Compare, in.Success = make([]*etcdserverpb.Compare, 0, ncmps), make([]*etcdserverpb.RequestOp, 0, nops)
 		for _, r := range a.flat {
-			in.Compare = append(in.Compare, r.pbCmps...)
-			for i := range r.cmps {
-				in.Compare = append(in.Compare, r.cmps[i].GetCompare())
-			}
+			in.Compare = r.appendCompares(in.Compare)
 			in.Success = append(append(in.Success, r.pbOps...), converted[:len(r.ops)]...)
 			converted = converted[len(r.ops):]
 		}

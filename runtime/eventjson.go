@@ -42,11 +42,8 @@ func (e *Event) EncodeJSON() ([]byte, error) {
 		b = append(b, `,"attempts":`...)
 		b = strconv.AppendInt(b, int64(e.Attempts), 10)
 	}
-	b = append(b, `,"started_at":"`...)
-	b = e.StartedAt.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","ended_at":"`...)
-	b = e.EndedAt.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"')
+	b = appendTime(append(b, `,"started_at":`...), e.StartedAt)
+	b = appendTime(append(b, `,"ended_at":`...), e.EndedAt)
 	if e.Where != "" {
 		b = append(b, `,"where":`...)
 		b = appendPlainString(b, e.Where)
