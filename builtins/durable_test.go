@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	sbruntime "github.com/starbook/starbook/runtime"
-	"github.com/starbook/starbook/runtime/runtimetest"
+	"github.com/starbook/starbook/enginetest"
 )
 
 // runScript runs src as a runbook on the in-memory backend to its end.
-func runScript(t *testing.T, src, input string, want sbruntime.Status) (*runtimetest.Fixture, string, runtimetest.RunResult) {
+func runScript(t *testing.T, src, input string, want sbruntime.Status) (*enginetest.Fixture, string, enginetest.RunResult) {
 	t.Helper()
-	f := runtimetest.NewFixture(t, runtimetest.NewMemBackend(t), runtimetest.Options{})
+	f := enginetest.NewFixture(t, enginetest.NewMemBackend(t), enginetest.Options{})
 	p := f.Source("script", src)
 	id := f.Start(p, input)
 	return f, id, f.RunToEnd(id, p, want)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
-	"github.com/starbook/starbook/runtime/runtimetest"
+	"github.com/starbook/starbook/enginetest"
 )
 
 // echo answers with the request body as it is, JSON-escaped and in base64.
@@ -29,7 +29,7 @@ func TestSecretReadAtTopLevelIsScrubbed(t *testing.T) {
 	const value = "top-level-secret-value-42"
 	srv := httptest.NewServer(http.HandlerFunc(echo))
 	defer srv.Close()
-	f := runtimetest.NewFixture(t, runtimetest.NewMemBackend(t), runtimetest.Options{Secrets: map[string]string{"TOKEN": value}})
+	f := enginetest.NewFixture(t, enginetest.NewMemBackend(t), enginetest.Options{Secrets: map[string]string{"TOKEN": value}})
 	p := f.Source("leak", `
 TOKEN = secret("TOKEN")
 
@@ -61,7 +61,7 @@ def main(event):
 }
 
 func TestSecretRefusesNodeConfiguration(t *testing.T) {
-	f := runtimetest.NewFixture(t, runtimetest.NewMemBackend(t), runtimetest.Options{Secrets: map[string]string{"STARBOOK_TOKENS": "a:admin:xxxxxxxxxxxxxxxxxxxx"}})
+	f := enginetest.NewFixture(t, enginetest.NewMemBackend(t), enginetest.Options{Secrets: map[string]string{"STARBOOK_TOKENS": "a:admin:xxxxxxxxxxxxxxxxxxxx"}})
 	p := f.Source("s", `
 def main(event):
     return str(secret("starbook_tokens"))
@@ -81,7 +81,7 @@ def main(event):
 func TestNodeScrubberLearnsSecrets(t *testing.T) {
 	node := sbruntime.NewScrubber()
 	bi := builtins.New(builtins.Options{Secrets: func(string) (string, bool) { return "node-wide-value", true }, Scrubber: node})
-	f := runtimetest.NewFixture(t, runtimetest.NewMemBackend(t), runtimetest.Options{})
+	f := enginetest.NewFixture(t, enginetest.NewMemBackend(t), enginetest.Options{})
 	f.Engine.Builtins = bi
 	p, err := sbruntime.Compile(&sbruntime.Bundle{Name: "s", Main: "s.star", Files: map[string]string{"s.star": `
 def main(event):

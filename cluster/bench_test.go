@@ -14,7 +14,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	sbruntime "github.com/starbook/starbook/runtime"
-	"github.com/starbook/starbook/runtime/runtimetest"
+	"github.com/starbook/starbook/enginetest"
 )
 
 // The benchmarks share one embedded etcd with fsync on, so every figure is
@@ -118,7 +118,7 @@ func benchSetup(b *testing.B) (*Store, *sbruntime.Engine, *Service, *sbruntime.P
 	store := NewStore(emb.Client, fmt.Sprintf("/bench-%d/", time.Now().UnixNano()))
 	svc := NewService(store, bi)
 	ctx := context.Background()
-	if _, err := svc.Apply(ctx, map[string]string{"noop.star": runtimetest.NoopRunbook}); err != nil {
+	if _, err := svc.Apply(ctx, map[string]string{"noop.star": enginetest.NoopRunbook}); err != nil {
 		b.Fatal(err)
 	}
 	bundle, _, err := store.Bundle(ctx, "noop", "")

@@ -14,7 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sbruntime "github.com/starbook/starbook/runtime"
-	"github.com/starbook/starbook/runtime/runtimetest"
+	"github.com/starbook/starbook/enginetest"
 )
 
 // TestSuiteEtcd runs the runtime scenario suite on the etcd store: one
@@ -22,7 +22,7 @@ import (
 func TestSuiteEtcd(t *testing.T) {
 	emb := startSuiteEtcd(t)
 	var n atomic.Int64
-	runtimetest.RunSuite(t, func(t *testing.T) runtimetest.Backend {
+	enginetest.RunSuite(t, func(t *testing.T) enginetest.Backend {
 		return newEtcdBackend(NewStore(emb.Client, fmt.Sprintf("/suite/%d/", n.Add(1))))
 	})
 }
@@ -41,7 +41,7 @@ func startSuiteEtcd(t *testing.T) *Embedded {
 	return emb
 }
 
-// etcdBackend is runtimetest.Backend over Store: each claim gets its own
+// etcdBackend is enginetest.Backend over Store: each claim gets its own
 // lease, so expiring a claim is revoking its lease.
 type etcdBackend struct {
 	s   *Store
@@ -52,7 +52,7 @@ type etcdBackend struct {
 	current map[string]*Claim           // execution -> its latest claim
 }
 
-var _ runtimetest.Backend = (*etcdBackend)(nil)
+var _ enginetest.Backend = (*etcdBackend)(nil)
 
 func newEtcdBackend(s *Store) *etcdBackend {
 	return &etcdBackend{s: s, leases: map[*Claim]clientv3.LeaseID{}, current: map[string]*Claim{}}
@@ -157,12 +157,12 @@ func (b *etcdBackend) FireWaits(ctx context.Context, id string) (int, error) {
 	return fired, nil
 }
 
-func (b *etcdBackend) History(ctx context.Context, id string) (*runtimetest.History, error) {
+func (b *etcdBackend) History(ctx context.Context, id string) (*enginetest.History, error) {
 	e, events, err := b.s.Execution(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	h := &runtimetest.History{Execution: e, Events: events, Writes: map[string]int{}}
+	h := &enginetest.History{Execution: e, Events: events, Writes: map[string]int{}}
 	resp, err := b.s.cli.Txn(ctx).Then(
 		clientv3.OpGet(b.s.k.history(id), clientv3.WithPrefix()),
 		clientv3.OpGet(b.s.k.waits(id), clientv3.WithPrefix()),

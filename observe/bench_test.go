@@ -3,7 +3,7 @@ package observe
 import (
 	"testing"
 
-	"github.com/starbook/starbook/runtime/runtimetest"
+	"github.com/starbook/starbook/enginetest"
 )
 
 // BenchmarkSequentialCallObserved is BenchmarkSequentialCallMem (package
@@ -12,10 +12,10 @@ import (
 //
 //	go test ./observe -run '^$' -bench SequentialCall -benchmem
 func BenchmarkSequentialCallObserved(b *testing.B) {
-	runtimetest.BenchSequentialCalls(b, &Observer{Metrics: NewMetrics(), Tracing: NewTracing("bench", nil), Node: "bench"})
+	enginetest.BenchSequentialCalls(b, &Observer{Metrics: NewMetrics(), Tracing: NewTracing("bench", nil), Node: "bench"})
 }
 
 // BenchmarkSequentialCallMetrics is the same with metrics only.
 func BenchmarkSequentialCallMetrics(b *testing.B) {
-	runtimetest.BenchSequentialCalls(b, &Observer{Metrics: NewMetrics(), Node: "bench"})
+	enginetest.BenchSequentialCalls(b, &Observer{Metrics: NewMetrics(), Node: "bench"})
 }

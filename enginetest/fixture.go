@@ -1,4 +1,4 @@
-package runtimetest
+package enginetest
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 var scripts embed.FS
 
 // ErrKilled is the cause Faults cancel a run with: a simulated crash.
-var ErrKilled = errors.New("runtimetest: run killed")
+var ErrKilled = errors.New("enginetest: run killed")
 
 // Options configure a Fixture.
 type Options struct {

@@ -1,4 +1,4 @@
-package runtime_test
+package enginetest_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/starbook/starbook/runtime"
-	"github.com/starbook/starbook/runtime/runtimetest"
+	"github.com/starbook/starbook/enginetest"
 )
 
 // recorder is a journal that reports each append on appended.
@@ -38,7 +38,7 @@ func (r *recorder) Append(ctx context.Context, ev *runtime.Event) error {
 // runDeferred runs src once on a fresh execution with DeferCheckpoint and
 // returns the outcome, the positions appended during the run, and the
 // history after Finish.
-func runDeferred(t *testing.T, f *runtimetest.Fixture, mem *runtimetest.MemBackend, src string, rec *recorder) (runtime.Outcome, *runtimetest.History) {
+func runDeferred(t *testing.T, f *enginetest.Fixture, mem *enginetest.MemBackend, src string, rec *recorder) (runtime.Outcome, *enginetest.History) {
 	t.Helper()
 	p := f.Source("deferred", src)
 	id := f.Start(p, "")
@@ -60,8 +60,8 @@ func runDeferred(t *testing.T, f *runtimetest.Fixture, mem *runtimetest.MemBacke
 // event is appended before the next step starts, and the last one, followed
 // only by computing, comes back in the outcome and is recorded with it.
 func TestDeferredCheckpointGoesWithTheOutcome(t *testing.T) {
-	mem := runtimetest.NewMem()
-	f := runtimetest.NewFixture(t, mem, runtimetest.Options{})
+	mem := enginetest.NewMem()
+	f := enginetest.NewFixture(t, mem, enginetest.Options{})
 	rec := &recorder{notify: make(chan string, 1)}
 	o, h := runDeferred(t, f, mem, `
 def main(event):
@@ -90,8 +90,8 @@ def main(event):
 // computes is appended within checkpointHold, not at the end of the run: the
 // script blocks in flushed() until the journal has it.
 func TestDeferredCheckpointIsBounded(t *testing.T) {
-	mem := runtimetest.NewMem()
-	f := runtimetest.NewFixture(t, mem, runtimetest.Options{})
+	mem := enginetest.NewMem()
+	f := enginetest.NewFixture(t, mem, enginetest.Options{})
 	rec := &recorder{notify: make(chan string, 1)}
 	f.Predeclared["flushed"] = starlark.NewBuiltin("flushed", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 		select {

@@ -1,4 +1,4 @@
-// Package runtimetest is one scenario suite for the durable model, run against
+// Package enginetest is one scenario suite for the durable model, run against
 // any storage backend: the in-memory [MemBackend] here and etcd in package
 // cluster. A backend that passes [RunSuite] records every position at most
 // once, fences writes on the claim, parks and resumes waits, and lets the
@@ -11,4 +11,4 @@
 // cancelling the run's context from inside an effect (killed before its
 // checkpoint) or from a Journal wrapper after N appends (killed after one),
 // then claiming and running the execution again.
-package runtimetest
+package enginetest

@@ -1,4 +1,4 @@
-package runtimetest
+package enginetest
 
 import (
 	"context"
@@ -66,4 +66,4 @@ func (h *History) Positions() []string {
 
 // ErrNotClaimable is returned by MemBackend.Claim for an execution that is
 // owned or not runnable.
-var ErrNotClaimable = errors.New("runtimetest: execution not claimable")
+var ErrNotClaimable = errors.New("enginetest: execution not claimable")
