@@ -9,8 +9,8 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/enginetest"
+	"github.com/starbook/starbook/runtime"
 )
 
 // recorder is a journal that reports each append on appended.
