@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/auth"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -43,11 +44,11 @@ type decisionResponse struct {
 }
 
 type waitsResponse struct {
-	Waits []*PendingWait `json:"waits"`
+	Waits []*starbook.PendingWait `json:"waits"`
 }
 
 type approvalsResponse struct {
-	Approvals []*PendingWait `json:"approvals"`
+	Approvals []*starbook.PendingWait `json:"approvals"`
 }
 
 func (h *handler) signal(w http.ResponseWriter, r *http.Request) error {
@@ -122,7 +123,7 @@ func (h *handler) approvals(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := []*PendingWait{}
+	out := []*starbook.PendingWait{}
 	for _, p := range waits {
 		if p.Kind == sbruntime.KindApproval {
 			out = append(out, p)
@@ -167,14 +168,14 @@ func (c *Client) Decide(ctx context.Context, id, position string, req DecisionRe
 }
 
 // Waits lists pending approvals and signal waits, oldest first.
-func (c *Client) Waits(ctx context.Context) ([]*PendingWait, error) {
+func (c *Client) Waits(ctx context.Context) ([]*starbook.PendingWait, error) {
 	var resp waitsResponse
 	err := c.do(ctx, http.MethodGet, "/api/v1/waits", nil, nil, &resp)
 	return resp.Waits, err
 }
 
 // Approvals lists pending approvals, oldest first.
-func (c *Client) Approvals(ctx context.Context) ([]*PendingWait, error) {
+func (c *Client) Approvals(ctx context.Context) ([]*starbook.PendingWait, error) {
 	var resp approvalsResponse
 	err := c.do(ctx, http.MethodGet, "/api/v1/approvals", nil, nil, &resp)
 	return resp.Approvals, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -33,8 +34,8 @@ func TestSignalAndDecisionRoutes(t *testing.T) {
 			return &sbruntime.ApprovalState{Execution: id, Position: pos, Resolved: true,
 				Result: &sbruntime.ApprovalResult{Approved: d.Approve, By: []string{d.User}}}, nil
 		},
-		WaitsFunc: func(context.Context) ([]*api.PendingWait, error) {
-			return []*api.PendingWait{{Execution: "a", Kind: "approval"}, {Execution: "b", Kind: "signal", Name: "go"}}, nil
+		WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) {
+			return []*starbook.PendingWait{{Execution: "a", Kind: "approval"}, {Execution: "b", Kind: "signal", Name: "go"}}, nil
 		},
 	}
 	srv := httptest.NewServer(api.NewHandler(svc, nil))

@@ -9,66 +9,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// AuditRecord is one mutating action: who did what to which execution or
-// runbook, when, from where, and how it ended.
-type AuditRecord struct {
-	ID   string    `json:"id"` // time-sortable; set by the store
-	Time time.Time `json:"time"`
-	// Actor is the token's name with authentication on; without it the
-	// X-Starbook-User the client claimed (or "anonymous"). Hooks and Slack
-	// record "alertmanager", "webhook:<name>" and "slack:<user id>".
-	Actor     string `json:"actor"`
-	Role      string `json:"role,omitempty"`
-	Action    string `json:"action"` // runbook.apply, execution.start, approval.decide, ...
-	Runbook   string `json:"runbook,omitempty"`
-	Execution string `json:"execution,omitempty"`
-	Detail    string `json:"detail,omitempty"` // position, signal, decision, ...
-	Remote    string `json:"remote,omitempty"` // the peer address (proxies are not trusted)
-	Status    int    `json:"status,omitempty"` // the HTTP status answered
-	Outcome   string `json:"outcome"`          // ok, denied, refused or failed
-	Error     string `json:"error,omitempty"`
-}
-
-// Audit outcomes.
-const (
-	AuditOK      = "ok"
-	AuditDenied  = "denied"  // 401, 403
-	AuditRefused = "refused" // other 4xx
-	AuditFailed  = "failed"  // 5xx
+	"github.com/starbook/starbook"
 )
 
 // OutcomeOf maps an HTTP status to an audit outcome.
 func OutcomeOf(status int) string {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return AuditDenied
+		return starbook.AuditDenied
 	case status >= 500:
-		return AuditFailed
+		return starbook.AuditFailed
 	case status >= 400:
-		return AuditRefused
+		return starbook.AuditRefused
 	}
-	return AuditOK
+	return starbook.AuditOK
 }
-
-// AuditLog is the optional part of a Service that keeps the audit log. With
-// it, every mutating request is recorded (except 401s, which are only
-// logged: an unauthenticated flood must not fill the store) and GET
-// /api/v1/audit serves the log.
-type AuditLog interface {
-	// RecordAudit stores rec, setting its ID; durable on return.
-	RecordAudit(ctx context.Context, rec *AuditRecord) error
-	// Audit returns up to limit records, oldest first: those after the id
-	// after, or without it the newest ones.
-	Audit(ctx context.Context, after string, limit int) ([]*AuditRecord, error)
-}
-
-// Audit limits of GET /api/v1/audit.
-const (
-	DefaultAuditLimit = 100
-	MaxAuditLimit     = 1000
-)
 
 // auditActions names the mutating routes' actions.
 var auditActions = map[string]string{
@@ -173,7 +129,7 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 	if !ok {
 		action = strings.ToLower(r.Method) + " " + r.URL.Path
 	}
-	rec := &AuditRecord{Time: time.Now().UTC(), Action: action, Runbook: n.runbook, Execution: n.execution,
+	rec := &starbook.AuditRecord{Time: time.Now().UTC(), Action: action, Runbook: n.runbook, Execution: n.execution,
 		Detail: n.detail, Remote: r.RemoteAddr, Status: status, Outcome: OutcomeOf(status), Error: n.err}
 	switch {
 	case pattern == "POST /hooks/alertmanager":
@@ -198,7 +154,7 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 		}
 	}
 	level := slog.LevelInfo
-	if rec.Outcome != AuditOK {
+	if rec.Outcome != starbook.AuditOK {
 		level = slog.LevelWarn
 	}
 	attrs := []any{"actor", rec.Actor, "role", rec.Role, "action", rec.Action, "runbook", rec.Runbook,
@@ -208,7 +164,7 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 		attrs = append(attrs, "error", rec.Error)
 	}
 	h.logger.Log(r.Context(), level, "audit", attrs...)
-	log, ok := h.svc.(AuditLog)
+	log, ok := h.svc.(starbook.AuditLog)
 	if !ok || status == http.StatusUnauthorized {
 		return
 	}
@@ -224,21 +180,21 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 // AuditResponse is GET /api/v1/audit: records oldest first, and the id to
 // pass as ?after= for the next ones.
 type AuditResponse struct {
-	Audit []*AuditRecord `json:"audit"`
-	Next  string         `json:"next,omitempty"`
+	Audit []*starbook.AuditRecord `json:"audit"`
+	Next  string                  `json:"next,omitempty"`
 }
 
 func (h *handler) audit(w http.ResponseWriter, r *http.Request) error {
-	log, ok := h.svc.(AuditLog)
+	log, ok := h.svc.(starbook.AuditLog)
 	if !ok {
 		return &requestError{status: http.StatusNotFound, msg: "this node keeps no audit log"}
 	}
 	q := r.URL.Query()
-	limit := DefaultAuditLimit
+	limit := starbook.DefaultAuditLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxAuditLimit {
-			return badRequest(fmt.Sprintf("invalid limit %q: want an integer from 1 to %d", s, MaxAuditLimit))
+		if err != nil || n < 1 || n > starbook.MaxAuditLimit {
+			return badRequest(fmt.Sprintf("invalid limit %q: want an integer from 1 to %d", s, starbook.MaxAuditLimit))
 		}
 		limit = n
 	}

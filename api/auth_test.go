@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	"github.com/starbook/starbook/auth"
@@ -43,9 +44,9 @@ func testAuth(t *testing.T) *auth.Authenticator {
 func reachable() *apitest.AuditService {
 	nf := fmt.Errorf("fake: %w", sbruntime.ErrNotFound)
 	svc := &apitest.Service{
-		ApplyFunc:      func(context.Context, map[string]string) ([]api.RunbookVersion, error) { return nil, nf },
-		RunbooksFunc:   func(context.Context) ([]api.RunbookVersion, error) { return nil, nf },
-		ExecutionsFunc: func(context.Context, api.Filter) ([]*sbruntime.Execution, error) { return nil, nf },
+		ApplyFunc:      func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) { return nil, nf },
+		RunbooksFunc:   func(context.Context) ([]starbook.RunbookVersion, error) { return nil, nf },
+		ExecutionsFunc: func(context.Context, starbook.Filter) ([]*sbruntime.Execution, error) { return nil, nf },
 		StartFunc: func(context.Context, string, json.RawMessage, sbruntime.Trigger) (*sbruntime.Execution, error) {
 			return nil, nf
 		},
@@ -56,11 +57,11 @@ func reachable() *apitest.AuditService {
 		DecideFunc: func(context.Context, string, string, sbruntime.Decision) (*sbruntime.ApprovalState, error) {
 			return nil, nf
 		},
-		WaitsFunc: func(context.Context) ([]*api.PendingWait, error) { return nil, nf },
+		WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) { return nil, nf },
 	}
 	return &apitest.AuditService{Service: svc,
-		RecordAuditFunc: func(context.Context, *api.AuditRecord) error { return nil },
-		AuditFunc:       func(context.Context, string, int) ([]*api.AuditRecord, error) { return nil, nf },
+		RecordAuditFunc: func(context.Context, *starbook.AuditRecord) error { return nil },
+		AuditFunc:       func(context.Context, string, int) ([]*starbook.AuditRecord, error) { return nil, nf },
 	}
 }
 
@@ -253,19 +254,19 @@ func TestAuthIdentity(t *testing.T) {
 // target and the outcome; reads and 401s are not stored.
 func TestAuditRecords(t *testing.T) {
 	svc := reachable()
-	var recs []*api.AuditRecord
-	svc.RecordAuditFunc = func(_ context.Context, rec *api.AuditRecord) error {
+	var recs []*starbook.AuditRecord
+	svc.RecordAuditFunc = func(_ context.Context, rec *starbook.AuditRecord) error {
 		recs = append(recs, rec)
 		return nil
 	}
 	svc.StartFunc = func(_ context.Context, rb string, _ json.RawMessage, tr sbruntime.Trigger) (*sbruntime.Execution, error) {
 		return &sbruntime.Execution{ID: "E42", Runbook: rb, Trigger: tr}, nil
 	}
-	svc.AuditFunc = func(_ context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+	svc.AuditFunc = func(_ context.Context, after string, limit int) ([]*starbook.AuditRecord, error) {
 		if after != "A1" || limit != 2 {
 			t.Errorf("Audit(%q, %d)", after, limit)
 		}
-		return []*api.AuditRecord{{ID: "A2"}, {ID: "A3"}}, nil
+		return []*starbook.AuditRecord{{ID: "A2"}, {ID: "A3"}}, nil
 	}
 	h := api.NewHandler(svc, nil, api.WithAuth(testAuth(t)))
 	do(t, h, "GET", "/api/v1/executions", "", roleTokens[auth.Viewer])
@@ -274,7 +275,7 @@ func TestAuditRecords(t *testing.T) {
 	do(t, h, "POST", "/api/v1/executions/E7/cancel", ``, roleTokens[auth.Viewer])
 	do(t, h, "POST", "/api/v1/executions/E7/approvals/4/1", `{"decision": "maybe"}`, roleTokens[auth.Approver])
 	do(t, h, "POST", "/api/v1/executions/E7/signals/go", ``, roleTokens[auth.Admin])
-	want := []api.AuditRecord{
+	want := []starbook.AuditRecord{
 		{Actor: "operator-user", Role: "operator", Action: "execution.start", Runbook: "deploy", Execution: "E42", Status: 201, Outcome: "ok"},
 		{Actor: "viewer-user", Role: "viewer", Action: "execution.cancel", Execution: "E7", Status: 403, Outcome: "denied"},
 		{Actor: "approver-user", Role: "approver", Action: "approval.decide", Execution: "E7", Detail: "maybe 4/1", Status: 400, Outcome: "refused"},
@@ -310,8 +311,8 @@ func TestAuditRecords(t *testing.T) {
 // TestAuditWithoutAuth: the claimed user is recorded, with no role.
 func TestAuditWithoutAuth(t *testing.T) {
 	svc := reachable()
-	var recs []*api.AuditRecord
-	svc.RecordAuditFunc = func(_ context.Context, rec *api.AuditRecord) error {
+	var recs []*starbook.AuditRecord
+	svc.RecordAuditFunc = func(_ context.Context, rec *starbook.AuditRecord) error {
 		recs = append(recs, rec)
 		return nil
 	}

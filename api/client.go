@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -42,14 +43,14 @@ func (c *Client) Health(ctx context.Context) error {
 
 // Apply stores the runbooks in files (name relative to the runbook directory,
 // '/'-separated -> source) and returns one version per runbook.
-func (c *Client) Apply(ctx context.Context, files map[string]string) ([]RunbookVersion, error) {
+func (c *Client) Apply(ctx context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
 	var resp runbooksResponse
 	err := c.do(ctx, http.MethodPost, "/api/v1/runbooks", nil, applyRequest{Files: files}, &resp)
 	return resp.Runbooks, err
 }
 
 // Runbooks lists the runbooks with their current version.
-func (c *Client) Runbooks(ctx context.Context) ([]RunbookVersion, error) {
+func (c *Client) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, error) {
 	var resp runbooksResponse
 	err := c.do(ctx, http.MethodGet, "/api/v1/runbooks", nil, nil, &resp)
 	return resp.Runbooks, err
@@ -66,7 +67,7 @@ func (c *Client) Start(ctx context.Context, runbook string, input json.RawMessag
 
 // Executions lists executions matching f, newest first. A zero Limit means the
 // server's default.
-func (c *Client) Executions(ctx context.Context, f Filter) ([]*sbruntime.Execution, error) {
+func (c *Client) Executions(ctx context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
 	q := url.Values{}
 	if f.Status != "" {
 		q.Set("status", string(f.Status))

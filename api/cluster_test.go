@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 )
@@ -15,15 +16,17 @@ import (
 // clusterService is a fake that also reports the cluster.
 type clusterService struct {
 	apitest.Service
-	status   *api.ClusterStatus
+	status   *starbook.ClusterStatus
 	notReady error
 }
 
-func (c *clusterService) Cluster(context.Context) (*api.ClusterStatus, error) { return c.status, nil }
-func (c *clusterService) Ready(context.Context) error                         { return c.notReady }
+func (c *clusterService) Cluster(context.Context) (*starbook.ClusterStatus, error) {
+	return c.status, nil
+}
+func (c *clusterService) Ready(context.Context) error { return c.notReady }
 
 func TestClusterAndReadyz(t *testing.T) {
-	svc := &clusterService{status: &api.ClusterStatus{Leader: "n1", Nodes: []api.NodeStatus{{ID: "n1", Leader: true, Claims: 2}}}}
+	svc := &clusterService{status: &starbook.ClusterStatus{Leader: "n1", Nodes: []starbook.NodeStatus{{ID: "n1", Leader: true, Claims: 2}}}}
 	srv := httptest.NewServer(api.NewHandler(svc, nil))
 	defer srv.Close()
 	st, err := (&api.Client{BaseURL: srv.URL}).Cluster(context.Background())

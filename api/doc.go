@@ -1,6 +1,6 @@
 // Package api is starbook's HTTP API: the handler a node serves ([NewHandler])
 // and the client the CLI uses ([Client]). It owns the wire format only; what a
-// request does is up to the [Service] behind it.
+// request does is up to the [starbook.Service] behind it.
 //
 // # Routes
 //
@@ -28,7 +28,7 @@
 // /healthz, /readyz and the hooks (their own authentication) stay open. The
 // token's holder is who starts (the trigger's source), signals and decides;
 // "as" may name someone else only for an admin. Every mutating request is
-// logged and, when the Service is an [AuditLog], stored (401s only logged).
+// logged and, when the Service is an [starbook.AuditLog], stored (401s only logged).
 //
 // # Invariants
 //

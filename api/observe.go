@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,47 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
-
-// LogService is what the logs routes need; a Service that implements it
-// serves GET /api/v1/executions/{id}/logs.
-type LogService interface {
-	// Logs returns up to limit (<= 0: all) lines with Seq > after, oldest first.
-	Logs(ctx context.Context, id string, after int64, limit int) ([]*sbruntime.LogLine, error)
-	// FollowLogs sends the lines with Seq > after and then new ones as they are
-	// stored, until the execution has ended (nil), ctx is done or send fails.
-	FollowLogs(ctx context.Context, id string, after int64, send func(*sbruntime.LogLine) error) error
-}
-
-// RunbookService is what the runbook detail routes need.
-type RunbookService interface {
-	// Runbook describes a runbook and its stored versions.
-	Runbook(ctx context.Context, name string) (*RunbookInfo, error)
-	// RunbookVersion returns a stored version ("" or "current": the current one).
-	RunbookVersion(ctx context.Context, name, version string) (*sbruntime.Bundle, time.Time, error)
-}
-
-// WaitService lists one execution's pending waits (its timeline shows them).
-type WaitService interface {
-	ExecutionWaits(ctx context.Context, id string) ([]*sbruntime.Wait, error)
-}
-
-// RunbookInfo is a runbook and its stored versions, newest first.
-type RunbookInfo struct {
-	Name     string               `json:"name"`
-	Current  string               `json:"current"`
-	Versions []RunbookVersionInfo `json:"versions"`
-}
-
-// RunbookVersionInfo describes one stored version.
-type RunbookVersionInfo struct {
-	Version   string          `json:"version"`
-	CreatedAt time.Time       `json:"created_at"`
-	Files     []string        `json:"files"`
-	Current   bool            `json:"current,omitempty"`
-	Triggers  json.RawMessage `json:"triggers,omitempty"`
-}
 
 // BundleResponse is GET /api/v1/runbooks/{name}/versions/{version}.
 type BundleResponse struct {
@@ -72,17 +33,17 @@ const MaxLogLines = 10000
 
 // observeRoutes registers the routes of the optional services svc implements.
 func (h *handler) observeRoutes() {
-	if _, ok := h.svc.(LogService); ok {
+	if _, ok := h.svc.(starbook.LogService); ok {
 		h.route("GET /api/v1/executions/{id}/logs", h.logs)
 	}
-	if _, ok := h.svc.(RunbookService); ok {
+	if _, ok := h.svc.(starbook.RunbookService); ok {
 		h.route("GET /api/v1/runbooks/{name}", h.runbook)
 		h.route("GET /api/v1/runbooks/{name}/versions/{version}", h.runbookVersion)
 	}
 }
 
 func (h *handler) logs(w http.ResponseWriter, r *http.Request) error {
-	ls := h.svc.(LogService)
+	ls := h.svc.(starbook.LogService)
 	id, q := r.PathValue("id"), r.URL.Query()
 	var after int64
 	if s := q.Get("after"); s != "" {
@@ -157,7 +118,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) runbook(w http.ResponseWriter, r *http.Request) error {
-	info, err := h.svc.(RunbookService).Runbook(r.Context(), r.PathValue("name"))
+	info, err := h.svc.(starbook.RunbookService).Runbook(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -166,7 +127,7 @@ func (h *handler) runbook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) runbookVersion(w http.ResponseWriter, r *http.Request) error {
-	b, created, err := h.svc.(RunbookService).RunbookVersion(r.Context(), r.PathValue("name"), r.PathValue("version"))
+	b, created, err := h.svc.(starbook.RunbookService).RunbookVersion(r.Context(), r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		return err
 	}
@@ -177,7 +138,7 @@ func (h *handler) runbookVersion(w http.ResponseWriter, r *http.Request) error {
 // executionDetail adds an execution's pending waits and its timeline to the
 // response of GET /api/v1/executions/{id}.
 func (h *handler) executionDetail(r *http.Request, e *sbruntime.Execution, history []*sbruntime.Event) (waits []*sbruntime.Wait, timeline []TimelineRow) {
-	if ws, ok := h.svc.(WaitService); ok && !e.Status.Terminal() {
+	if ws, ok := h.svc.(starbook.WaitService); ok && !e.Status.Terminal() {
 		var err error
 		if waits, err = ws.ExecutionWaits(r.Context(), e.ID); err != nil {
 			h.logger.Warn("read waits", "execution", e.ID, "err", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -48,8 +49,8 @@ func (o *observed) FollowLogs(ctx context.Context, id string, after int64, send 
 	return nil
 }
 
-func (o *observed) Runbook(_ context.Context, name string) (*api.RunbookInfo, error) {
-	return &api.RunbookInfo{Name: name, Current: "v2", Versions: []api.RunbookVersionInfo{{Version: "v2", Current: true}, {Version: "v1"}}}, nil
+func (o *observed) Runbook(_ context.Context, name string) (*starbook.RunbookInfo, error) {
+	return &starbook.RunbookInfo{Name: name, Current: "v2", Versions: []starbook.RunbookVersionInfo{{Version: "v2", Current: true}, {Version: "v1"}}}, nil
 }
 
 func (o *observed) RunbookVersion(_ context.Context, name, version string) (*sbruntime.Bundle, time.Time, error) {

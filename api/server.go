@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/auth"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -38,7 +39,7 @@ const (
 // NewHandler returns the HTTP API over svc. Errors that are not the caller's
 // fault are logged to logger (nil discards them). Options add optional
 // endpoints (WithHooks).
-func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
+func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -68,7 +69,7 @@ func NewHandler(svc Service, logger *slog.Logger, opts ...Option) http.Handler {
 }
 
 type handler struct {
-	svc      Service
+	svc      starbook.Service
 	logger   *slog.Logger
 	mux      *http.ServeMux
 	auth     *auth.Authenticator // nil: the API is open
@@ -209,7 +210,7 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 }
 
 type runbooksResponse struct {
-	Runbooks []RunbookVersion `json:"runbooks"`
+	Runbooks []starbook.RunbookVersion `json:"runbooks"`
 }
 
 func (h *handler) runbooks(w http.ResponseWriter, r *http.Request) error {
@@ -290,7 +291,7 @@ type executionsResponse struct {
 
 func (h *handler) executions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := Filter{Runbook: q.Get("runbook"), Limit: DefaultLimit}
+	f := starbook.Filter{Runbook: q.Get("runbook"), Limit: DefaultLimit}
 	if s := q.Get("status"); s != "" {
 		st, err := sbruntime.ParseStatus(s)
 		if err != nil {

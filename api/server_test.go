@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -44,14 +45,14 @@ func strict(t *testing.T) *apitest.Service {
 		return errors.New("unexpected call")
 	}
 	return &apitest.Service{
-		ApplyFunc: func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
+		ApplyFunc: func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) {
 			return nil, unexpected("Apply")
 		},
-		RunbooksFunc: func(context.Context) ([]api.RunbookVersion, error) { return nil, unexpected("Runbooks") },
+		RunbooksFunc: func(context.Context) ([]starbook.RunbookVersion, error) { return nil, unexpected("Runbooks") },
 		StartFunc: func(context.Context, string, json.RawMessage, sbruntime.Trigger) (*sbruntime.Execution, error) {
 			return nil, unexpected("Start")
 		},
-		ExecutionsFunc: func(context.Context, api.Filter) ([]*sbruntime.Execution, error) {
+		ExecutionsFunc: func(context.Context, starbook.Filter) ([]*sbruntime.Execution, error) {
 			return nil, unexpected("Executions")
 		},
 		ExecutionFunc: func(context.Context, string) (*sbruntime.Execution, []*sbruntime.Event, error) {
@@ -111,12 +112,12 @@ func TestHandler(t *testing.T) {
 		{name: "apply", method: "POST", path: "/api/v1/runbooks",
 			body: `{"files":{"crashloop.star":"def main(input): pass","lib/util.star":"x = 1"}}`,
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ApplyFunc = func(_ context.Context, files map[string]string) ([]api.RunbookVersion, error) {
+				s.ApplyFunc = func(_ context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
 					want := map[string]string{"crashloop.star": "def main(input): pass", "lib/util.star": "x = 1"}
 					if !reflect.DeepEqual(files, want) {
 						t.Errorf("Apply files = %v, want %v", files, want)
 					}
-					return []api.RunbookVersion{{Name: "crashloop", Version: "v2", Files: []string{"crashloop.star", "lib/util.star"}, CreatedAt: t0}}, nil
+					return []starbook.RunbookVersion{{Name: "crashloop", Version: "v2", Files: []string{"crashloop.star", "lib/util.star"}, CreatedAt: t0}}, nil
 				}
 			},
 			status: 200, want: `{"runbooks":[{"name":"crashloop","version":"v2","files":["crashloop.star","lib/util.star"],"created_at":"2026-03-01T12:00:00Z"}]}`},
@@ -140,26 +141,26 @@ func TestHandler(t *testing.T) {
 			status: 413, wantErr: "too large"},
 		{name: "apply over 1MiB is fine", method: "POST", path: "/api/v1/runbooks", body: nearlyBigRunbooks,
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ApplyFunc = func(context.Context, map[string]string) ([]api.RunbookVersion, error) { return nil, nil }
+				s.ApplyFunc = func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) { return nil, nil }
 			},
 			status: 200, want: `{"runbooks":[]}`},
 		{name: "apply input error", method: "POST", path: "/api/v1/runbooks", body: `{"files":{"a.star":"def"}}`,
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ApplyFunc = func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
+				s.ApplyFunc = func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) {
 					return nil, sbruntime.Inputf("a.star:1:4: got end of file, want identifier")
 				}
 			},
 			status: 400, want: `{"error":"a.star:1:4: got end of file, want identifier"}`},
 		{name: "apply wrapped input error", method: "POST", path: "/api/v1/runbooks", body: `{"files":{"a.star":"def"}}`,
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ApplyFunc = func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
+				s.ApplyFunc = func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) {
 					return nil, fmt.Errorf("apply: %w", sbruntime.Inputf("bad"))
 				}
 			},
 			status: 400, wantErr: "bad"},
 		{name: "apply internal error", method: "POST", path: "/api/v1/runbooks", body: `{"files":{"a.star":"x"}}`,
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ApplyFunc = func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
+				s.ApplyFunc = func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) {
 					return nil, errors.New("store: etcd timeout")
 				}
 			},
@@ -168,14 +169,14 @@ func TestHandler(t *testing.T) {
 		// runbooks
 		{name: "runbooks", method: "GET", path: "/api/v1/runbooks",
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.RunbooksFunc = func(context.Context) ([]api.RunbookVersion, error) {
-					return []api.RunbookVersion{{Name: "a", Version: "v1", Files: []string{"a.star"}, CreatedAt: t0}}, nil
+				s.RunbooksFunc = func(context.Context) ([]starbook.RunbookVersion, error) {
+					return []starbook.RunbookVersion{{Name: "a", Version: "v1", Files: []string{"a.star"}, CreatedAt: t0}}, nil
 				}
 			},
 			status: 200, want: `{"runbooks":[{"name":"a","version":"v1","files":["a.star"],"created_at":"2026-03-01T12:00:00Z"}]}`},
 		{name: "runbooks empty", method: "GET", path: "/api/v1/runbooks",
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.RunbooksFunc = func(context.Context) ([]api.RunbookVersion, error) { return nil, nil }
+				s.RunbooksFunc = func(context.Context) ([]starbook.RunbookVersion, error) { return nil, nil }
 			},
 			status: 200, want: `{"runbooks":[]}`},
 
@@ -281,8 +282,8 @@ func TestHandler(t *testing.T) {
 		// list
 		{name: "executions default", method: "GET", path: "/api/v1/executions",
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ExecutionsFunc = func(_ context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
-					if want := (api.Filter{Limit: 100}); f != want {
+				s.ExecutionsFunc = func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
+					if want := (starbook.Filter{Limit: 100}); f != want {
 						t.Errorf("filter = %+v, want %+v", f, want)
 					}
 					return nil, nil
@@ -291,8 +292,8 @@ func TestHandler(t *testing.T) {
 			status: 200, want: `{"executions":[]}`},
 		{name: "executions filtered", method: "GET", path: "/api/v1/executions?status=waiting&runbook=crashloop&limit=1000",
 			setup: func(t *testing.T, s *apitest.Service) {
-				s.ExecutionsFunc = func(_ context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
-					if want := (api.Filter{Status: sbruntime.StatusWaiting, Runbook: "crashloop", Limit: 1000}); f != want {
+				s.ExecutionsFunc = func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
+					if want := (starbook.Filter{Status: sbruntime.StatusWaiting, Runbook: "crashloop", Limit: 1000}); f != want {
 						t.Errorf("filter = %+v, want %+v", f, want)
 					}
 					return []*sbruntime.Execution{exec1}, nil
@@ -532,17 +533,17 @@ func TestClient(t *testing.T) {
 	var starts atomic.Int32
 	svc := &apitest.Service{
 		HealthFunc: func(context.Context) error { return nil },
-		ApplyFunc: func(_ context.Context, files map[string]string) ([]api.RunbookVersion, error) {
+		ApplyFunc: func(_ context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
 			if len(files) != 2 {
 				t.Errorf("Apply files = %v", files)
 			}
-			return []api.RunbookVersion{
+			return []starbook.RunbookVersion{
 				{Name: "a", Version: "v2", Files: []string{"a.star", "lib.star"}, CreatedAt: t0},
 				{Name: "b", Version: "v1", Files: []string{"b.star"}, CreatedAt: t0, Unchanged: true},
 			}, nil
 		},
-		RunbooksFunc: func(context.Context) ([]api.RunbookVersion, error) {
-			return []api.RunbookVersion{{Name: "a", Version: "v2", CreatedAt: t0}}, nil
+		RunbooksFunc: func(context.Context) ([]starbook.RunbookVersion, error) {
+			return []starbook.RunbookVersion{{Name: "a", Version: "v2", CreatedAt: t0}}, nil
 		},
 		StartFunc: func(_ context.Context, runbook string, input json.RawMessage, tr sbruntime.Trigger) (*sbruntime.Execution, error) {
 			starts.Add(1)
@@ -554,8 +555,8 @@ func TestClient(t *testing.T) {
 			}
 			return &sbruntime.Execution{ID: "new", Runbook: runbook, Status: sbruntime.StatusPending, Trigger: tr, Input: input}, nil
 		},
-		ExecutionsFunc: func(_ context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
-			if want := (api.Filter{Status: sbruntime.StatusFailed, Runbook: "crash loop", Limit: 5}); f != want {
+		ExecutionsFunc: func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
+			if want := (starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crash loop", Limit: 5}); f != want {
 				t.Errorf("filter = %+v, want %+v", f, want)
 			}
 			return []*sbruntime.Execution{exec1}, nil
@@ -611,7 +612,7 @@ func TestClient(t *testing.T) {
 		}
 	})
 	t.Run("executions", func(t *testing.T) {
-		got, err := c.Executions(ctx, api.Filter{Status: sbruntime.StatusFailed, Runbook: "crash loop", Limit: 5})
+		got, err := c.Executions(ctx, starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crash loop", Limit: 5})
 		if err != nil || len(got) != 1 || got[0].ID != "e1" {
 			t.Errorf("Executions = %+v, %v", got, err)
 		}
@@ -653,7 +654,7 @@ func TestClient(t *testing.T) {
 		}
 	})
 	t.Run("bad request", func(t *testing.T) {
-		_, err := c.Executions(ctx, api.Filter{Status: "done"})
+		_, err := c.Executions(ctx, starbook.Filter{Status: "done"})
 		var ae *api.Error
 		if !errors.As(err, &ae) || ae.Status != 400 || !strings.HasPrefix(ae.Message, `unknown status "done"`) {
 			t.Errorf("err = %#v, want a 400 *api.Error", err)

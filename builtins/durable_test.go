@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/enginetest"
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // runScript runs src as a runbook on the in-memory backend to its end.

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/starbook/starbook/builtins"
-	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/enginetest"
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // echo answers with the request body as it is, JSON-escaped and in base64.

@@ -11,19 +11,19 @@ import (
 	"github.com/oklog/ulid/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 )
 
 // Audit log keys:
 //
-//	audit/<ulid>   one mutating action (api.AuditRecord); ids sort by time
+//	audit/<ulid>   one mutating action (starbook.AuditRecord); ids sort by time
 func (k keys) audit() string                { return k.prefix + "audit/" }
 func (k keys) auditRecord(id string) string { return k.prefix + "audit/" + id }
 
-var _ api.AuditLog = (*Service)(nil)
+var _ starbook.AuditLog = (*Service)(nil)
 
 // RecordAudit stores rec under a new time-sortable id; durable on return.
-func (s *Store) RecordAudit(ctx context.Context, rec *api.AuditRecord) error {
+func (s *Store) RecordAudit(ctx context.Context, rec *starbook.AuditRecord) error {
 	if rec.Time.IsZero() {
 		rec.Time = s.now().UTC()
 	}
@@ -40,9 +40,9 @@ func (s *Store) RecordAudit(ctx context.Context, rec *api.AuditRecord) error {
 
 // Audit returns up to limit records oldest first: those after the id after,
 // or without it the newest ones.
-func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*starbook.AuditRecord, error) {
 	if limit <= 0 {
-		limit = api.DefaultAuditLimit
+		limit = starbook.DefaultAuditLimit
 	}
 	end := clientv3.GetPrefixRangeEnd(s.k.audit())
 	var resp *clientv3.GetResponse
@@ -57,9 +57,9 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*api.Audi
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	out := make([]*api.AuditRecord, 0, len(resp.Kvs))
+	out := make([]*starbook.AuditRecord, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		var rec api.AuditRecord
+		var rec starbook.AuditRecord
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
@@ -122,12 +122,12 @@ func (s *Store) AuditRetentionTask(age, interval time.Duration, logger *slog.Log
 	}
 }
 
-// RecordAudit stores an audit record (api.AuditLog).
-func (s *Service) RecordAudit(ctx context.Context, rec *api.AuditRecord) error {
+// RecordAudit stores an audit record (starbook.AuditLog).
+func (s *Service) RecordAudit(ctx context.Context, rec *starbook.AuditRecord) error {
 	return s.Store.RecordAudit(ctx, rec)
 }
 
-// Audit reads the audit log (api.AuditLog).
-func (s *Service) Audit(ctx context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+// Audit reads the audit log (starbook.AuditLog).
+func (s *Service) Audit(ctx context.Context, after string, limit int) ([]*starbook.AuditRecord, error) {
 	return s.Store.Audit(ctx, after, limit)
 }

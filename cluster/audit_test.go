@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 )
 
 func TestAuditLogStore(t *testing.T) {
@@ -17,7 +17,7 @@ func TestAuditLogStore(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var ids []string
 	for i := range 5 {
-		rec := &api.AuditRecord{Time: t0.Add(time.Duration(i) * time.Hour), Actor: fmt.Sprint("u", i), Action: "execution.start", Outcome: api.AuditOK}
+		rec := &starbook.AuditRecord{Time: t0.Add(time.Duration(i) * time.Hour), Actor: fmt.Sprint("u", i), Action: "execution.start", Outcome: starbook.AuditOK}
 		if err := s.RecordAudit(ctx, rec); err != nil {
 			t.Fatal(err)
 		}

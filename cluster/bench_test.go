@@ -13,8 +13,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook/builtins"
-	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/enginetest"
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // The benchmarks share one embedded etcd with fsync on, so every figure is

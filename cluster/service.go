@@ -16,12 +16,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.starlark.net/starlark"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/check"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
-// Service is the node's api.Service: what the HTTP API and the CLI drive.
+// Service is the node's starbook.Service: what the HTTP API and the CLI drive.
 type Service struct {
 	Store    *Store
 	Node     *Node // the local node, for readiness; may be nil
@@ -32,7 +32,7 @@ type Service struct {
 	entropy *ulid.MonotonicEntropy
 }
 
-var _ api.Service = (*Service)(nil)
+var _ starbook.Service = (*Service)(nil)
 
 // NewService returns the service over store, compiling runbooks against builtins.
 func NewService(store *Store, builtins starlark.StringDict) *Service {
@@ -50,7 +50,7 @@ func (s *Service) NewID() string {
 // check) and stores the new versions, all or nothing. Any error found is
 // refused as one *InputError, a file:line finding per line; warnings (a
 // secret not set in this node's environment) are returned with the versions.
-func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.RunbookVersion, error) {
+func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
 	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
 	if err := res.Err(); err != nil {
 		return nil, err
@@ -68,9 +68,9 @@ func (s *Service) Apply(ctx context.Context, files map[string]string) ([]api.Run
 			}
 		}
 	}
-	out := make([]api.RunbookVersion, len(bundles))
+	out := make([]starbook.RunbookVersion, len(bundles))
 	for i, b := range bundles {
-		out[i] = api.RunbookVersion{Name: b.Name, Version: b.Version, Files: fileNames(b), CreatedAt: created,
+		out[i] = starbook.RunbookVersion{Name: b.Name, Version: b.Version, Files: fileNames(b), CreatedAt: created,
 			Unchanged: unchanged[i], Warnings: warnings[b.Name]}
 	}
 	return out, nil
@@ -86,18 +86,18 @@ func fileNames(b *sbruntime.Bundle) []string {
 }
 
 // Runbooks lists every runbook's current version.
-func (s *Service) Runbooks(ctx context.Context) ([]api.RunbookVersion, error) {
+func (s *Service) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, error) {
 	current, err := s.Store.CurrentVersions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.RunbookVersion, 0, len(current))
+	out := make([]starbook.RunbookVersion, 0, len(current))
 	for name, version := range current {
 		b, created, err := s.Store.Bundle(ctx, name, version)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, api.RunbookVersion{Name: name, Version: version, Files: fileNames(b), CreatedAt: created})
+		out = append(out, starbook.RunbookVersion{Name: name, Version: version, Files: fileNames(b), CreatedAt: created})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -122,7 +122,7 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 }
 
 // Executions lists executions newest first.
-func (s *Service) Executions(ctx context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
+func (s *Service) Executions(ctx context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
 	return s.Store.Executions(ctx, ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit})
 }
 

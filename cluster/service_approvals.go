@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -19,15 +19,15 @@ func (s *Service) Decide(ctx context.Context, id, position string, d sbruntime.D
 }
 
 // Waits lists pending approvals and signal waits, oldest first.
-func (s *Service) Waits(ctx context.Context) ([]*api.PendingWait, error) {
+func (s *Service) Waits(ctx context.Context) ([]*starbook.PendingWait, error) {
 	pending, err := s.Store.PendingWaits(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*api.PendingWait, 0, len(pending))
+	out := make([]*starbook.PendingWait, 0, len(pending))
 	for _, p := range pending {
 		w := p.Wait
-		pw := &api.PendingWait{Execution: w.Execution, Runbook: p.Runbook, Position: w.Position, Kind: w.Kind,
+		pw := &starbook.PendingWait{Execution: w.Execution, Runbook: p.Runbook, Position: w.Position, Kind: w.Kind,
 			Since: w.Since, Deadline: w.Deadline, Approvals: p.Approvals}
 		if w.Kind == sbruntime.KindSignal {
 			pw.Name = w.Name

@@ -4,14 +4,14 @@ import (
 	"context"
 	"time"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 var (
-	_ api.LogService     = (*Service)(nil)
-	_ api.RunbookService = (*Service)(nil)
-	_ api.WaitService    = (*Service)(nil)
+	_ starbook.LogService     = (*Service)(nil)
+	_ starbook.RunbookService = (*Service)(nil)
+	_ starbook.WaitService    = (*Service)(nil)
 )
 
 // Logs returns an execution's log lines after seq after.
@@ -25,17 +25,17 @@ func (s *Service) FollowLogs(ctx context.Context, id string, after int64, send f
 }
 
 // Runbook describes a runbook and its stored versions.
-func (s *Service) Runbook(ctx context.Context, name string) (*api.RunbookInfo, error) {
+func (s *Service) Runbook(ctx context.Context, name string) (*starbook.RunbookInfo, error) {
 	versions, err := s.Store.Versions(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	info := &api.RunbookInfo{Name: name}
+	info := &starbook.RunbookInfo{Name: name}
 	for _, v := range versions {
 		if v.Current {
 			info.Current = v.Version
 		}
-		info.Versions = append(info.Versions, api.RunbookVersionInfo{Version: v.Version, CreatedAt: v.CreatedAt,
+		info.Versions = append(info.Versions, starbook.RunbookVersionInfo{Version: v.Version, CreatedAt: v.CreatedAt,
 			Files: v.Files, Current: v.Current, Triggers: v.Triggers})
 	}
 	return info, nil

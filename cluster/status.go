@@ -9,11 +9,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 )
 
 // Cluster reports the registered nodes, the leader and every node's claims.
-func (s *Service) Cluster(ctx context.Context) (*api.ClusterStatus, error) {
+func (s *Service) Cluster(ctx context.Context) (*starbook.ClusterStatus, error) {
 	k := s.Store.k
 	resp, err := s.Store.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.nodes(), clientv3.WithPrefix()),
@@ -23,7 +23,7 @@ func (s *Service) Cluster(ctx context.Context) (*api.ClusterStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cluster: %w", err)
 	}
-	st := &api.ClusterStatus{}
+	st := &starbook.ClusterStatus{}
 	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) > 0 {
 		st.Leader = string(kvs[0].Value)
 	}
@@ -37,7 +37,7 @@ func (s *Service) Cluster(ctx context.Context) (*api.ClusterStatus, error) {
 		if err := json.Unmarshal(kv.Value, &info); err != nil {
 			continue
 		}
-		ns := api.NodeStatus{ID: info.ID, Started: info.Started, Workers: info.Workers, TTLSeconds: info.TTL,
+		ns := starbook.NodeStatus{ID: info.ID, Started: info.Started, Workers: info.Workers, TTLSeconds: info.TTL,
 			Leader: info.ID == st.Leader, Claims: len(claims[info.ID])}
 		if ttl, err := s.Store.cli.TimeToLive(ctx, clientv3.LeaseID(info.Lease)); err == nil {
 			ns.LeaseRemaining = float64(ttl.TTL)

@@ -13,8 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/enginetest"
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // TestSuiteEtcd runs the runtime scenario suite on the etcd store: one

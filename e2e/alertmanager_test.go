@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
@@ -195,7 +196,7 @@ func e2eAlert(pod string, startsAt time.Time, endsAt *time.Time) map[string]any 
 
 func runsOf(t *testing.T, ctx context.Context, c *api.Client, runbook string) []*sbruntime.Execution {
 	t.Helper()
-	list, err := c.Executions(ctx, api.Filter{Runbook: runbook, Limit: 1000})
+	list, err := c.Executions(ctx, starbook.Filter{Runbook: runbook, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -115,8 +116,8 @@ func TestApproveHTTPStatuses(t *testing.T) {
 
 func TestLsWaiting(t *testing.T) {
 	deadline := t0.Add(30 * time.Minute)
-	svc := &apitest.Service{WaitsFunc: func(context.Context) ([]*api.PendingWait, error) {
-		return []*api.PendingWait{
+	svc := &apitest.Service{WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) {
+		return []*starbook.PendingWait{
 			{Execution: "01JA", Runbook: "crashloop", Position: "3", Kind: "approval", Message: "Restart web-1?\nlogs...",
 				Approvers: []string{"@sre", "bob"}, Required: 2, Approvals: []sbruntime.ApprovalDecision{{User: "bob"}},
 				Since: t0, Deadline: &deadline},
@@ -133,7 +134,7 @@ func TestLsWaiting(t *testing.T) {
 		}
 	}
 	res = cli(t, svc, "", "ls", "--waiting", "--json")
-	var out struct{ Waits []api.PendingWait }
+	var out struct{ Waits []starbook.PendingWait }
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || len(out.Waits) != 2 {
 		t.Fatalf("--json: %v %s", err, res.stdout)
 	}
@@ -171,7 +172,7 @@ func TestShowDecisions(t *testing.T) {
 	}
 }
 
-func apiClient(t *testing.T, svc api.Service) (*api.Client, func()) {
+func apiClient(t *testing.T, svc starbook.Service) (*api.Client, func()) {
 	t.Helper()
 	srv := httptest.NewServer(api.NewHandler(svc, nil))
 	return &api.Client{BaseURL: srv.URL, User: "tester"}, srv.Close

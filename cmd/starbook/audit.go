@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 )
 
 var auditCmd = func() *cobra.Command {
@@ -30,8 +30,8 @@ needs the admin role when authentication is on.`,
 			if err != nil {
 				return err
 			}
-			if limit < 1 || limit > api.MaxAuditLimit {
-				return fmt.Errorf("--limit %d: want 1 to %d", limit, api.MaxAuditLimit)
+			if limit < 1 || limit > starbook.MaxAuditLimit {
+				return fmt.Errorf("--limit %d: want 1 to %d", limit, starbook.MaxAuditLimit)
 			}
 			resp, err := c.Audit(cmd.Context(), after, limit)
 			if err != nil {
@@ -63,7 +63,7 @@ needs the admin role when authentication is on.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&limit, "limit", api.DefaultAuditLimit, "records to list")
+	fl.IntVar(&limit, "limit", starbook.DefaultAuditLimit, "records to list")
 	fl.StringVar(&after, "after", "", "list the records after this id")
 	fl.BoolVar(&asJSON, "json", false, `print {"audit": [...], "next": ID} as JSON`)
 	return cmd

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -34,7 +35,7 @@ type result struct {
 // cli runs the starbook command line args against an API server backed by
 // svc. The root command is shared, so flags are reset first and tests using
 // cli must not run in parallel.
-func cli(t *testing.T, svc api.Service, stdin string, args ...string) result {
+func cli(t *testing.T, svc starbook.Service, stdin string, args ...string) result {
 	t.Helper()
 	var requests atomic.Int32
 	h := api.NewHandler(svc, nil)
@@ -120,9 +121,9 @@ func TestApply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got map[string]string
-			svc := &apitest.Service{ApplyFunc: func(_ context.Context, files map[string]string) ([]api.RunbookVersion, error) {
+			svc := &apitest.Service{ApplyFunc: func(_ context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
 				got = files
-				return []api.RunbookVersion{
+				return []starbook.RunbookVersion{
 					{Name: "crashloop", Version: "v2", CreatedAt: t0},
 					{Name: "lib", Version: "v1", CreatedAt: t0, Unchanged: true},
 				}, nil
@@ -153,7 +154,7 @@ func TestApply(t *testing.T) {
 func TestApplyRejected(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"a.star": "def"})
-	svc := &apitest.Service{ApplyFunc: func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
+	svc := &apitest.Service{ApplyFunc: func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) {
 		return nil, sbruntime.Inputf("a.star:1:4: got end of file, want identifier")
 	}}
 	res := cli(t, svc, "", "apply", dir)
@@ -361,8 +362,8 @@ func TestShowNotFound(t *testing.T) {
 }
 
 func TestLs(t *testing.T) {
-	var filter api.Filter
-	svc := &apitest.Service{ExecutionsFunc: func(_ context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
+	var filter starbook.Filter
+	svc := &apitest.Service{ExecutionsFunc: func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
 		filter = f
 		return []*sbruntime.Execution{
 			{ID: "01JLONGEREXECUTIONID", Runbook: "crashloop", Status: sbruntime.StatusFailed,
@@ -376,7 +377,7 @@ func TestLs(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	if want := (api.Filter{Status: sbruntime.StatusFailed, Runbook: "crashloop", Limit: 5}); filter != want {
+	if want := (starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crashloop", Limit: 5}); filter != want {
 		t.Errorf("filter = %+v, want %+v", filter, want)
 	}
 	lines := strings.Split(strings.TrimSuffix(res.stdout, "\n"), "\n")
@@ -409,7 +410,7 @@ func TestLs(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || len(got.Executions) != 2 {
 		t.Errorf("ls --json = %s (%v)", res.stdout, err)
 	}
-	if filter != (api.Filter{Limit: api.DefaultLimit}) {
+	if filter != (starbook.Filter{Limit: api.DefaultLimit}) {
 		t.Errorf("filter = %+v, want the server defaults", filter)
 	}
 }

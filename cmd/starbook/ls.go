@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -38,13 +39,13 @@ var lsCmd = func() *cobra.Command {
 				}
 				if asJSON {
 					return printJSON(cmd.OutOrStdout(), struct {
-						Waits []*api.PendingWait `json:"waits"`
+						Waits []*starbook.PendingWait `json:"waits"`
 					}{nonNil(waits)})
 				}
 				return printWaits(cmd.OutOrStdout(), waits)
 			}
 			// The server checks status and limit and says what it accepts.
-			list, err := c.Executions(cmd.Context(), api.Filter{
+			list, err := c.Executions(cmd.Context(), starbook.Filter{
 				Status: sbruntime.Status(status), Runbook: runbook, Limit: limit})
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/api/apitest"
 	"github.com/starbook/starbook/auth"
@@ -58,7 +59,7 @@ func TestClientSendsToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := &apitest.Service{
-		ExecutionsFunc: func(context.Context, api.Filter) ([]*sbruntime.Execution, error) { return nil, nil },
+		ExecutionsFunc: func(context.Context, starbook.Filter) ([]*sbruntime.Execution, error) { return nil, nil },
 		CancelFunc: func(_ context.Context, id string) (*sbruntime.Execution, error) {
 			return &sbruntime.Execution{ID: id, Status: sbruntime.StatusCancelled}, nil
 		},
@@ -88,11 +89,11 @@ func TestClientSendsToken(t *testing.T) {
 func TestAuditCommand(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	svc := &apitest.AuditService{Service: &apitest.Service{},
-		AuditFunc: func(_ context.Context, after string, limit int) ([]*api.AuditRecord, error) {
+		AuditFunc: func(_ context.Context, after string, limit int) ([]*starbook.AuditRecord, error) {
 			if after != "A0" || limit != 2 {
 				t.Errorf("Audit(%q, %d)", after, limit)
 			}
-			return []*api.AuditRecord{
+			return []*starbook.AuditRecord{
 				{ID: "A1", Time: t0, Actor: "alice", Role: "operator", Action: "execution.start", Runbook: "deploy",
 					Execution: "E1", Remote: "10.0.0.1:5555", Status: 201, Outcome: "ok"},
 				{ID: "A2", Time: t0, Actor: "bob", Role: "viewer", Action: "execution.cancel", Execution: "E1",

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
@@ -63,8 +64,8 @@ func (a auditedDecider) Decide(ctx context.Context, id, position string, d sbrun
 	if d.Approve {
 		decision = sbruntime.DecisionApprove
 	}
-	rec := &api.AuditRecord{Actor: "slack:" + d.User, Action: "approval.decide", Execution: id,
-		Detail: decision + " " + position, Status: http.StatusOK, Outcome: api.AuditOK}
+	rec := &starbook.AuditRecord{Actor: "slack:" + d.User, Action: "approval.decide", Execution: id,
+		Detail: decision + " " + position, Status: http.StatusOK, Outcome: starbook.AuditOK}
 	if err != nil {
 		rec.Error = err.Error()
 		switch {

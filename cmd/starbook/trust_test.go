@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api/apitest"
 	"github.com/starbook/starbook/runbooktest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -139,7 +139,7 @@ type replayService struct {
 	}
 }
 
-func (s *replayService) Runbook(context.Context, string) (*api.RunbookInfo, error) {
+func (s *replayService) Runbook(context.Context, string) (*starbook.RunbookInfo, error) {
 	return nil, sbruntime.ErrNotFound
 }
 
@@ -250,8 +250,8 @@ func TestRunDryRun(t *testing.T) {
 func TestApplyPrintsWarnings(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"greet.star": greetRunbook})
-	svc := &apitest.Service{ApplyFunc: func(context.Context, map[string]string) ([]api.RunbookVersion, error) {
-		return []api.RunbookVersion{{Name: "greet", Version: "v1",
+	svc := &apitest.Service{ApplyFunc: func(context.Context, map[string]string) ([]starbook.RunbookVersion, error) {
+		return []starbook.RunbookVersion{{Name: "greet", Version: "v1",
 			Warnings: []string{`greet.star:3:80: warning: secret "TOKEN" is not set in the environment`}}}, nil
 	}}
 	res := cli(t, svc, "", "apply", dir)

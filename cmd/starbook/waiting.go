@@ -7,12 +7,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // printWaits lists pending approvals and signal waits, oldest first.
-func printWaits(w io.Writer, waits []*api.PendingWait) error {
+func printWaits(w io.Writer, waits []*starbook.PendingWait) error {
 	if len(waits) == 0 {
 		_, err := fmt.Fprintln(w, "Nothing is waiting for an approval or a signal.")
 		return err

@@ -1,4 +1,4 @@
-package api
+package starbook
 
 import (
 	"context"
@@ -39,6 +39,13 @@ type Service interface {
 	Waits(ctx context.Context) ([]*PendingWait, error)
 }
 
+// Filter selects executions.
+type Filter struct {
+	Status  sbruntime.Status
+	Runbook string
+	Limit   int
+}
+
 // PendingWait is a pending approval or signal wait.
 type PendingWait struct {
 	Execution string `json:"execution"`
@@ -58,21 +65,35 @@ type PendingWait struct {
 	Deadline  *time.Time                   `json:"deadline,omitempty"`
 }
 
-// RunbookVersion describes one stored runbook version.
-type RunbookVersion struct {
-	Name      string    `json:"name"`
-	Version   string    `json:"version"`
-	Files     []string  `json:"files"`
-	CreatedAt time.Time `json:"created_at"`
-	Unchanged bool      `json:"unchanged,omitempty"` // apply found this version already current
-	// Warnings are what apply's check found that does not refuse it, e.g. a
-	// secret not set on the node ("file:line:col: warning: ...").
-	Warnings []string `json:"warnings,omitempty"`
+// LogService is the optional part of a Service that serves an execution's
+// log lines.
+type LogService interface {
+	// Logs returns up to limit (<= 0: all) lines with Seq > after, oldest first.
+	Logs(ctx context.Context, id string, after int64, limit int) ([]*sbruntime.LogLine, error)
+	// FollowLogs sends the lines with Seq > after and then new ones as they are
+	// stored, until the execution has ended (nil), ctx is done or send fails.
+	FollowLogs(ctx context.Context, id string, after int64, send func(*sbruntime.LogLine) error) error
 }
 
-// Filter selects executions.
-type Filter struct {
-	Status  sbruntime.Status
-	Runbook string
-	Limit   int
+// RunbookService is the optional part of a Service that describes runbooks
+// and their stored versions.
+type RunbookService interface {
+	// Runbook describes a runbook and its stored versions.
+	Runbook(ctx context.Context, name string) (*RunbookInfo, error)
+	// RunbookVersion returns a stored version ("" or "current": the current one).
+	RunbookVersion(ctx context.Context, name, version string) (*sbruntime.Bundle, time.Time, error)
+}
+
+// WaitService lists one execution's pending waits (its timeline shows them).
+type WaitService interface {
+	ExecutionWaits(ctx context.Context, id string) ([]*sbruntime.Wait, error)
+}
+
+// ClusterReader is the optional part of a Service that reports the cluster
+// and the node's readiness.
+type ClusterReader interface {
+	Cluster(ctx context.Context) (*ClusterStatus, error)
+	// Ready returns nil when this node can take work: its store answers and
+	// it holds a session.
+	Ready(ctx context.Context) error
 }

@@ -1,0 +1,34 @@
+package starbook
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// RunbookVersion describes one stored runbook version, as apply answers it.
+type RunbookVersion struct {
+	Name      string    `json:"name"`
+	Version   string    `json:"version"`
+	Files     []string  `json:"files"`
+	CreatedAt time.Time `json:"created_at"`
+	Unchanged bool      `json:"unchanged,omitempty"` // apply found this version already current
+	// Warnings are what apply's check found that does not refuse it, e.g. a
+	// secret not set on the node ("file:line:col: warning: ...").
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// RunbookInfo is a runbook and its stored versions, newest first.
+type RunbookInfo struct {
+	Name     string               `json:"name"`
+	Current  string               `json:"current"`
+	Versions []RunbookVersionInfo `json:"versions"`
+}
+
+// RunbookVersionInfo describes one stored version.
+type RunbookVersionInfo struct {
+	Version   string          `json:"version"`
+	CreatedAt time.Time       `json:"created_at"`
+	Files     []string        `json:"files"`
+	Current   bool            `json:"current,omitempty"`
+	Triggers  json.RawMessage `json:"triggers,omitempty"`
+}
