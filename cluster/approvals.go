@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -14,14 +13,6 @@ import (
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
-
-// Approvals keys: one per distinct approving user of a pending approval,
-// created by txn, deleted when the approval is resolved.
-func (k keys) approvals(id, pos string) string     { return k.prefix + "approvals/" + id + "/" + pos + "/" }
-func (k keys) executionApprovals(id string) string { return k.prefix + "approvals/" + id + "/" }
-func (k keys) approval(id, pos, user string) string {
-	return k.approvals(id, pos) + url.PathEscape(strings.ToLower(user))
-}
 
 // Person is what a directory knows about a user.
 type Person struct {
@@ -488,7 +479,7 @@ type PendingWait struct {
 func (s *Store) PendingWaits(ctx context.Context) ([]*PendingWait, error) {
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.k.allWaits(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.k.prefix+"approvals/", clientv3.WithPrefix()),
+		clientv3.OpGet(s.k.allApprovals(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("list waits: %w", err)

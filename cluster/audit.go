@@ -14,12 +14,6 @@ import (
 	"github.com/starbook/starbook"
 )
 
-// Audit log keys:
-//
-//	audit/<ulid>   one mutating action (starbook.AuditRecord); ids sort by time
-func (k keys) audit() string                { return k.prefix + "audit/" }
-func (k keys) auditRecord(id string) string { return k.prefix + "audit/" + id }
-
 var _ starbook.AuditLog = (*Service)(nil)
 
 // RecordAudit stores rec under a new time-sortable id; durable on return.

@@ -44,7 +44,7 @@ func (n *Node) runCron(ctx context.Context, tr *Triggers) {
 	defer cancel()
 	changed := make(chan struct{}, 1)
 	wg.Go(func() {
-		n.watchKeys(ctx, []string{n.store.k.runbooks()}, func([]*clientv3.Event) {
+		n.watchKeys(ctx, []string{n.store.k.Runbooks()}, func([]*clientv3.Event) {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -78,7 +78,7 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 		}
 	}
 	wg.Go(func() {
-		n.watchKeys(ctx, []string{k.slots(), k.allQueued()}, func(evs []*clientv3.Event) {
+		n.watchKeys(ctx, []string{k.Slots(), k.AllQueued()}, func(evs []*clientv3.Event) {
 			mu.Lock()
 			if evs == nil {
 				sweep = true // (re)started: events may have been missed
@@ -86,10 +86,10 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 			for _, ev := range evs {
 				key := string(ev.Kv.Key)
 				switch {
-				case ev.Type == clientv3.EventTypeDelete && strings.HasPrefix(key, k.slots()):
-					todo[runbookOfKey(key, k.slots())] = true
-				case ev.Type == clientv3.EventTypePut && strings.HasPrefix(key, k.allQueued()):
-					todo[runbookOfKey(key, k.allQueued())] = true
+				case ev.Type == clientv3.EventTypeDelete && strings.HasPrefix(key, k.Slots()):
+					todo[RunbookOf(key, k.Slots())] = true
+				case ev.Type == clientv3.EventTypePut && strings.HasPrefix(key, k.AllQueued()):
+					todo[RunbookOf(key, k.AllQueued())] = true
 				}
 			}
 			mu.Unlock()
@@ -105,7 +105,7 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 		if sweep || now.Sub(lastSweep) >= queueSweep {
 			sweep = false
 			mu.Unlock()
-			resp, err := n.store.cli.Get(ctx, k.allQueued(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+			resp, err := n.store.cli.Get(ctx, k.AllQueued(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 			mu.Lock()
 			if err != nil {
 				if ctx.Err() == nil {
@@ -114,7 +114,7 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 			} else {
 				lastSweep = now
 				for _, kv := range resp.Kvs {
-					todo[runbookOfKey(string(kv.Key), k.allQueued())] = true
+					todo[RunbookOf(string(kv.Key), k.AllQueued())] = true
 				}
 			}
 		}
@@ -152,12 +152,6 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 		}
 		t.Stop()
 	}
-}
-
-// runbookOfKey returns the runbook segment of prefix<runbook>/<id>.
-func runbookOfKey(key, prefix string) string {
-	rb, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
-	return rb
 }
 
 // watchKeys calls fn with the events under the prefixes until ctx is done,

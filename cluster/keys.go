@@ -2,55 +2,105 @@ package cluster
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// keys builds the etcd keys of the layout in DESIGN.md under one prefix.
-type keys struct{ prefix string }
+// Keys builds every etcd key of the layout under one prefix; no other file
+// builds a key. The layout (DESIGN.md has the same table):
+//
+//	runbooks/<name>/versions/<version>  a runbook version's source bundle, immutable
+//	runbooks/<name>/current             the version new runs use
+//	executions/<id>                     an execution record
+//	history/<id>/<position>             one event, appended by a fenced txn
+//	runnable/<id>                       an execution ready to run
+//	owners/<id>                         its claim, bound to the owning node's session lease
+//	waits/<id>/<position>               a pending approval, signal wait or sleep
+//	timers/<unix-ms>/<id>/<position>    a durable timer (sorted by due time)
+//	signals/<id>/<name>                 signals sent before their wait, kept in order
+//	approvals/<id>/<pos>/<user>         one approving user's decision, until the approval resolves
+//	notices/<id>/<pos>/<round>          where an approval request was posted, until the post
+//	                                    is updated with the outcome (survives a leader crash)
+//	logs/<id>/<position>#<index>        one log() line, create-if-absent (a replay never doubles
+//	                                    one); its create revision is its Seq
+//	cancel/<id>                         a cancel request
+//	active/<runbook>/<id>               an execution that has not ended, while an active limit is
+//	                                    set: counts a runbook's active runs without reading them
+//	audit/<ulid>                        one mutating action (starbook.AuditRecord), time-sorted
+//	dedup/<scope>/<key>                 a trigger start seen, value = execution id, lease TTL
+//	alerts/<fingerprint>/<id>           executions an alert started (for "resolved"), lease TTL
+//	cron/<runbook>/<tick unix>          a fired cron tick, lease TTL
+//	cron/<runbook>/last                 the latest tick fired or skipped
+//	gates/<runbook>                     a bounded runbook's policy and recent starts (admission CAS)
+//	slots/<runbook>/<id>                a bounded runbook's triggered runs that have not ended
+//	queued/<runbook>/<id>               runs waiting for a slot, oldest first (ids sort by time)
+//	election/                           leader election (etcd's concurrency.Election)
+//	nodes/<node-id>                     a node's registration, bound to its session lease
+//	signalwaits/<id>/                   legacy: deleted with its execution, never written
+//
+// Probe keys (health, watch, compact) are never written: a count-only read of
+// one costs etcd nothing and returns the store's current revision.
+type Keys struct{ prefix string }
 
-func (k keys) runbookCurrent(name string) string { return k.prefix + "runbooks/" + name + "/current" }
-func (k keys) runbookVersion(name, version string) string {
+// Prefix is the prefix every key starts with.
+func (k Keys) Prefix() string { return k.prefix }
+
+// Runbooks.
+
+func (k Keys) runbookCurrent(name string) string { return k.prefix + "runbooks/" + name + "/current" }
+func (k Keys) runbookVersion(name, version string) string {
 	return k.prefix + "runbooks/" + name + "/versions/" + version
 }
-func (k keys) runbooks() string              { return k.prefix + "runbooks/" }
-func (k keys) execution(id string) string    { return k.prefix + "executions/" + id }
-func (k keys) executions() string            { return k.prefix + "executions/" }
-func (k keys) history(id string) string      { return k.prefix + "history/" + id + "/" }
-func (k keys) event(id, pos string) string   { return k.prefix + "history/" + id + "/" + pos }
-func (k keys) runnable(id string) string     { return k.prefix + "runnable/" + id }
-func (k keys) runnables() string             { return k.prefix + "runnable/" }
-func (k keys) owner(id string) string        { return k.prefix + "owners/" + id }
-func (k keys) owners() string                { return k.prefix + "owners/" }
-func (k keys) waits(id string) string        { return k.prefix + "waits/" + id + "/" }
-func (k keys) allWaits() string              { return k.prefix + "waits/" }
-func (k keys) wait(id, pos string) string    { return k.prefix + "waits/" + id + "/" + pos }
-func (k keys) signals(id string) string      { return k.prefix + "signals/" + id + "/" }
-func (k keys) signal(id, name string) string { return k.prefix + "signals/" + id + "/" + name }
-func (k keys) cancel(id string) string       { return k.prefix + "cancel/" + id }
-func (k keys) cancels() string               { return k.prefix + "cancel/" }
-func (k keys) timers() string                { return k.prefix + "timers/" }
-func (k keys) node(id string) string         { return k.prefix + "nodes/" + id }
-func (k keys) nodes() string                 { return k.prefix + "nodes/" }
-func (k keys) election() string              { return k.prefix + "election/" }
 
-// legacySignalWaits is the signal-wait index earlier versions wrote next to
-// each signal wait. Nothing writes or reads it now; an execution's end and
-// retention still delete what an upgraded cluster left under it.
-func (k keys) legacySignalWaits(id string) string { return k.prefix + "signalwaits/" + id + "/" }
+// Runbooks is the prefix of every runbook's versions and current pointer.
+func (k Keys) Runbooks() string { return k.prefix + "runbooks/" }
 
-func (k keys) idFrom(key, collection string) string {
+// Executions, their history and their claims.
+
+func (k Keys) execution(id string) string  { return k.prefix + "executions/" + id }
+func (k Keys) executions() string          { return k.prefix + "executions/" }
+func (k Keys) history(id string) string    { return k.prefix + "history/" + id + "/" }
+func (k Keys) event(id, pos string) string { return k.prefix + "history/" + id + "/" + pos }
+func (k Keys) runnable(id string) string   { return k.prefix + "runnable/" + id }
+func (k Keys) owner(id string) string      { return k.prefix + "owners/" + id }
+func (k Keys) cancel(id string) string     { return k.prefix + "cancel/" + id }
+
+// Runnables is the prefix of the runnable executions' keys.
+func (k Keys) Runnables() string { return k.prefix + "runnable/" }
+
+// Owners is the prefix of the claims' keys; a claim's value is its node's id.
+func (k Keys) Owners() string { return k.prefix + "owners/" }
+
+// Cancels is the prefix of the cancel requests' keys.
+func (k Keys) Cancels() string { return k.prefix + "cancel/" }
+
+// IDFrom returns the execution id of a key under the collection prefix
+// ("runnable/", "owners/", "cancel/").
+func (k Keys) IDFrom(key, collection string) string {
 	return strings.TrimPrefix(key, k.prefix+collection)
 }
 
+// Waits, timers, signals, approvals and their notices.
+
+func (k Keys) waits(id string) string        { return k.prefix + "waits/" + id + "/" }
+func (k Keys) allWaits() string              { return k.prefix + "waits/" }
+func (k Keys) wait(id, pos string) string    { return k.prefix + "waits/" + id + "/" + pos }
+func (k Keys) signals(id string) string      { return k.prefix + "signals/" + id + "/" }
+func (k Keys) signal(id, name string) string { return k.prefix + "signals/" + id + "/" + name }
+
+// Timers is the prefix of the durable timers' keys.
+func (k Keys) Timers() string { return k.prefix + "timers/" }
+
 // timer is the key of a durable timer: sorted by due time, then execution.
-func (k keys) timer(due time.Time, id, pos string) string {
+func (k Keys) timer(due time.Time, id, pos string) string {
 	return fmt.Sprintf("%stimers/%013d/%s/%s", k.prefix, due.UnixMilli(), id, pos)
 }
 
-// parseTimer splits a timer key into its due time, execution and position.
-func (k keys) parseTimer(key string) (due time.Time, id, pos string, err error) {
-	rest := strings.TrimPrefix(key, k.timers())
+// ParseTimer splits a timer key into its due time, execution and position.
+func (k Keys) ParseTimer(key string) (due time.Time, id, pos string, err error) {
+	rest := strings.TrimPrefix(key, k.Timers())
 	ms, rest, ok := strings.Cut(rest, "/")
 	if !ok {
 		return due, "", "", fmt.Errorf("bad timer key %q", key)
@@ -65,3 +115,71 @@ func (k keys) parseTimer(key string) (due time.Time, id, pos string, err error) 
 	}
 	return time.UnixMilli(n), id, pos, nil
 }
+
+func (k Keys) allApprovals() string                { return k.prefix + "approvals/" }
+func (k Keys) executionApprovals(id string) string { return k.prefix + "approvals/" + id + "/" }
+func (k Keys) approvals(id, pos string) string     { return k.prefix + "approvals/" + id + "/" + pos + "/" }
+func (k Keys) approval(id, pos, user string) string {
+	return k.approvals(id, pos) + url.PathEscape(strings.ToLower(user))
+}
+
+func (k Keys) allNotices() string                { return k.prefix + "notices/" }
+func (k Keys) executionNotices(id string) string { return k.prefix + "notices/" + id + "/" }
+func (k Keys) notices(id, pos string) string     { return k.prefix + "notices/" + id + "/" + pos + "/" }
+func (k Keys) notice(id, pos string, round int) string {
+	return k.notices(id, pos) + strconv.Itoa(round)
+}
+
+// legacySignalWaits is the signal-wait index earlier versions wrote next to
+// each signal wait. Nothing writes or reads it now; an execution's end and
+// retention still delete what an upgraded cluster left under it.
+func (k Keys) legacySignalWaits(id string) string { return k.prefix + "signalwaits/" + id + "/" }
+
+// Logs, limits and the audit log.
+
+func (k Keys) logs(id string) string            { return k.prefix + "logs/" + id + "/" }
+func (k Keys) logLine(id, key string) string    { return k.prefix + "logs/" + id + "/" + key }
+func (k Keys) active(runbook, id string) string { return k.prefix + "active/" + runbook + "/" + id }
+func (k Keys) activeOf(runbook string) string   { return k.prefix + "active/" + runbook + "/" }
+func (k Keys) audit() string                    { return k.prefix + "audit/" }
+func (k Keys) auditRecord(id string) string     { return k.prefix + "audit/" + id }
+
+// Trigger admission.
+
+func (k Keys) allDedup() string                 { return k.prefix + "dedup/" }
+func (k Keys) dedup(scope, key string) string   { return k.prefix + "dedup/" + scope + "/" + key }
+func (k Keys) alertRun(fp, id string) string    { return k.prefix + "alerts/" + fp + "/" + id }
+func (k Keys) alertRuns(fp string) string       { return k.prefix + "alerts/" + fp + "/" }
+func (k Keys) cronLast(runbook string) string   { return k.prefix + "cron/" + runbook + "/last" }
+func (k Keys) gate(runbook string) string       { return k.prefix + "gates/" + runbook }
+func (k Keys) slot(runbook, id string) string   { return k.prefix + "slots/" + runbook + "/" + id }
+func (k Keys) slotsOf(runbook string) string    { return k.prefix + "slots/" + runbook + "/" }
+func (k Keys) queued(runbook, id string) string { return k.prefix + "queued/" + runbook + "/" + id }
+func (k Keys) queuedOf(runbook string) string   { return k.prefix + "queued/" + runbook + "/" }
+func (k Keys) cronTick(runbook string, at time.Time) string {
+	return k.prefix + "cron/" + runbook + "/" + strconv.FormatInt(at.Unix(), 10)
+}
+
+// Slots is the prefix of the bounded runbooks' slot keys (slots/<runbook>/<id>).
+func (k Keys) Slots() string { return k.prefix + "slots/" }
+
+// AllQueued is the prefix of the queued runs' keys (queued/<runbook>/<id>).
+func (k Keys) AllQueued() string { return k.prefix + "queued/" }
+
+// RunbookOf returns the runbook segment of a key prefix<runbook>/<id>, where
+// prefix is Slots() or AllQueued().
+func RunbookOf(key, prefix string) string {
+	rb, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
+	return rb
+}
+
+// The cluster: nodes and the leader.
+
+func (k Keys) node(id string) string { return k.prefix + "nodes/" + id }
+func (k Keys) nodes() string         { return k.prefix + "nodes/" }
+
+// Election is the prefix of the leader election.
+func (k Keys) Election() string { return k.prefix + "election/" }
+
+// probe is a key that is never written (see Keys).
+func (k Keys) probe(what string) string { return k.prefix + what }

@@ -18,7 +18,7 @@ import (
 // one node may do. Leadership starts in lead and ends when lead returns.
 func (n *Node) leaderLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		election := concurrency.NewElection(n.sess(), n.store.k.election())
+		election := concurrency.NewElection(n.sess(), n.store.k.Election())
 		if err := election.Campaign(ctx, n.cfg.ID); err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("campaign for leader", "err", err)
@@ -40,7 +40,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 
 // IsLeader reports whether this node currently leads.
 func (n *Node) IsLeader(ctx context.Context) bool {
-	resp, err := n.store.cli.Get(ctx, n.store.k.election(), clientv3.WithFirstCreate()...)
+	resp, err := n.store.cli.Get(ctx, n.store.k.Election(), clientv3.WithFirstCreate()...)
 	return err == nil && len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == n.cfg.ID
 }
 
@@ -100,14 +100,14 @@ func (h *timerHeap) Pop() any {
 // when due. A timer's key holds no data: firing resolves the wait it points at.
 func (n *Node) fireTimers(ctx context.Context) error {
 	k := n.store.k
-	resp, err := n.store.cli.Get(ctx, k.timers(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := n.store.cli.Get(ctx, k.Timers(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return fmt.Errorf("list timers: %w", err)
 	}
 	live := map[string]bool{}
 	h := &timerHeap{}
 	add := func(key string) {
-		due, _, _, err := k.parseTimer(key)
+		due, _, _, err := k.ParseTimer(key)
 		if err != nil {
 			n.log.Warn("skip timer", "err", err)
 			return
@@ -122,7 +122,7 @@ func (n *Node) fireTimers(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	watch := n.store.cli.Watch(wctx, k.timers(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	watch := n.store.cli.Watch(wctx, k.Timers(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -188,7 +188,7 @@ func (n *Node) fire(ctx context.Context, keys []string) {
 // FireTimer resolves the wait a timer key points at with the wait's timeout
 // outcome, and deletes the timer. A timer whose wait is gone is just deleted.
 func (s *Store) FireTimer(ctx context.Context, key string) error {
-	_, id, pos, err := s.k.parseTimer(key)
+	_, id, pos, err := s.k.ParseTimer(key)
 	if err != nil {
 		_, _ = s.cli.Delete(ctx, key)
 		return err

@@ -9,15 +9,6 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
-// Active executions index:
-//
-//	active/<runbook>/<id>   an execution that has not ended (created with it
-//	                        while an active limit is set, deleted with its
-//	                        end), to count a runbook's active executions
-//	                        without reading them all
-func (k keys) active(runbook, id string) string { return k.prefix + "active/" + runbook + "/" + id }
-func (k keys) activeOf(runbook string) string   { return k.prefix + "active/" + runbook + "/" }
-
 // SetActiveLimit makes CreateExecution (manual and API starts) refuse a run
 // of a runbook that has n active executions already (n <= 0: no limit). The
 // check reads the count before the create, so starts racing each other may

@@ -11,14 +11,6 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
-// Execution logs: logs/<id>/<position>#<index> holds one line an execution
-// logged (log(), print()), written once by a txn fenced on the claim that
-// also requires the key to be absent, so a line that a replay after a crash
-// logs again is not stored twice. A line's Seq is its key's create revision:
-// lines sort by it, and ?after=SEQ reads only newer ones.
-func (k keys) logs(id string) string         { return k.prefix + "logs/" + id + "/" }
-func (k keys) logLine(id, key string) string { return k.prefix + "logs/" + id + "/" + key }
-
 // maxLogMsg bounds one stored log message; logs are for people.
 const maxLogMsg = 16 << 10
 

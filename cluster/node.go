@@ -265,11 +265,11 @@ func (n *Node) watchLoop(ctx context.Context) {
 func (n *Node) watchOnce(ctx context.Context) error {
 	k := n.store.k
 	resp, err := n.store.cli.Txn(ctx).Then(
-		clientv3.OpGet(k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(k.owners(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(k.Owners(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		// Cancels requested while no watch was in place (between two
 		// watches, or while one failed) reach the runs here.
-		clientv3.OpGet(k.cancels(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(k.Cancels(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
 		return err
@@ -277,16 +277,16 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	n.mu.Lock()
 	n.runnable, n.owned = map[string]bool{}, map[string]bool{}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		n.runnable[k.idFrom(string(kv.Key), "runnable/")] = true
+		n.runnable[k.IDFrom(string(kv.Key), "runnable/")] = true
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		n.owned[k.idFrom(string(kv.Key), "owners/")] = true
+		n.owned[k.IDFrom(string(kv.Key), "owners/")] = true
 	}
 	for id := range n.runnable {
 		n.enqueueLocked(id)
 	}
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
-		n.cancelRunningLocked(k.idFrom(string(kv.Key), "cancel/"))
+		n.cancelRunningLocked(k.IDFrom(string(kv.Key), "cancel/"))
 	}
 	n.mu.Unlock()
 	n.wake()
@@ -294,9 +294,9 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	rev := resp.Header.Revision + 1
-	runnableCh := n.store.cli.Watch(wctx, k.runnables(), clientv3.WithPrefix(), clientv3.WithRev(rev))
-	ownersCh := n.store.cli.Watch(wctx, k.owners(), clientv3.WithPrefix(), clientv3.WithRev(rev))
-	cancelCh := n.store.cli.Watch(wctx, k.cancels(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	runnableCh := n.store.cli.Watch(wctx, k.Runnables(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	ownersCh := n.store.cli.Watch(wctx, k.Owners(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	cancelCh := n.store.cli.Watch(wctx, k.Cancels(), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	// A periodic sweep lists everything again, in case a watch missed an event.
 	sweep := time.NewTimer(sweepInterval)
 	defer sweep.Stop()
@@ -312,7 +312,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			}
 			n.mu.Lock()
 			for _, ev := range wr.Events {
-				id := k.idFrom(string(ev.Kv.Key), "runnable/")
+				id := k.IDFrom(string(ev.Kv.Key), "runnable/")
 				if ev.Type == clientv3.EventTypePut {
 					n.runnable[id] = true
 					n.enqueueLocked(id)
@@ -328,7 +328,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			}
 			n.mu.Lock()
 			for _, ev := range wr.Events {
-				id := k.idFrom(string(ev.Kv.Key), "owners/")
+				id := k.IDFrom(string(ev.Kv.Key), "owners/")
 				if ev.Type == clientv3.EventTypePut {
 					n.owned[id] = true
 				} else {
@@ -349,7 +349,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 					continue
 				}
 				n.mu.Lock()
-				n.cancelRunningLocked(k.idFrom(string(ev.Kv.Key), "cancel/"))
+				n.cancelRunningLocked(k.IDFrom(string(ev.Kv.Key), "cancel/"))
 				n.mu.Unlock()
 			}
 		}
@@ -491,7 +491,7 @@ func (n *Node) reserve(s *Store, id string) *slot {
 }
 
 // claimOp is the write that claims the execution in its create txn.
-func (sl *slot) claimOp(k keys) clientv3.Op {
+func (sl *slot) claimOp(k Keys) clientv3.Op {
 	return clientv3.OpPut(k.owner(sl.id), sl.n.cfg.ID, clientv3.WithLease(sl.sess.Lease()))
 }
 

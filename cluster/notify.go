@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,15 +13,6 @@ import (
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
-
-// notices/<id>/<pos>/<round> keeps where an approval request was posted
-// until the post is updated with the outcome, so the update survives a crash
-// of the leader between the decision and the update.
-func (k keys) notices(id, pos string) string { return k.prefix + "notices/" + id + "/" + pos + "/" }
-func (k keys) notice(id, pos string, round int) string {
-	return k.notices(id, pos) + strconv.Itoa(round)
-}
-func (k keys) allNotices() string { return k.prefix + "notices/" }
 
 // noticeRecord is the value of a notices key: where the request was posted
 // and what it asked, to render the outcome once the wait is gone.
@@ -100,10 +90,10 @@ func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, s
 		}
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		add(splitIDPos(s.k.idFrom(string(kv.Key), "waits/")))
+		add(splitIDPos(s.k.IDFrom(string(kv.Key), "waits/")))
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		rest := s.k.idFrom(string(kv.Key), "notices/")
+		rest := s.k.IDFrom(string(kv.Key), "notices/")
 		add(splitIDPos(rest[:max(strings.LastIndex(rest, "/"), 0)]))
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -127,7 +117,7 @@ func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, s
 				return watchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
-				id, pos := splitIDPos(s.k.idFrom(string(ev.Kv.Key), "waits/"))
+				id, pos := splitIDPos(s.k.IDFrom(string(ev.Kv.Key), "waits/"))
 				if err := s.reconcileNotice(ctx, nf, log, seen, id, pos); err != nil {
 					return err
 				}

@@ -31,8 +31,8 @@ type Snapshot struct {
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	k := s.k
 	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(k.owners(), clientv3.WithPrefix()),
+		clientv3.OpGet(k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(k.Owners(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.allWaits(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
@@ -41,11 +41,11 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Claims: map[string]int{}, Waits: map[string]int{}, OldestWait: map[string]time.Time{}}
 	owned := map[string]bool{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		owned[k.idFrom(string(kv.Key), "owners/")] = true
+		owned[k.IDFrom(string(kv.Key), "owners/")] = true
 		snap.Claims[string(kv.Value)]++
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		if !owned[k.idFrom(string(kv.Key), "runnable/")] {
+		if !owned[k.IDFrom(string(kv.Key), "runnable/")] {
 			snap.QueueDepth++
 		}
 	}
@@ -95,7 +95,7 @@ func (s *Store) WatchChanges(ctx context.Context, w ChangeWatcher, ready func())
 }
 
 func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready func()) error {
-	resp, err := s.cli.Get(ctx, s.k.prefix+"watch", clientv3.WithCountOnly())
+	resp, err := s.cli.Get(ctx, s.k.probe("watch"), clientv3.WithCountOnly())
 	if err != nil {
 		return err
 	}

@@ -164,13 +164,13 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.waits(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.signals(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.legacySignalWaits(id), clientv3.WithPrefix()),
-		clientv3.OpDelete(k.prefix+"approvals/"+id+"/", clientv3.WithPrefix()),
-		clientv3.OpDelete(k.prefix+"notices/"+id+"/", clientv3.WithPrefix()),
+		clientv3.OpDelete(k.executionApprovals(id), clientv3.WithPrefix()),
+		clientv3.OpDelete(k.executionNotices(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.cancel(id)),
 		clientv3.OpDelete(k.active(e.Runbook, id)),
 	}
 	if e.Trigger.Type == "alert" && e.Trigger.Source != "" {
-		ops = append(ops, clientv3.OpDelete(k.prefix+"alerts/"+e.Trigger.Source+"/"+id))
+		ops = append(ops, clientv3.OpDelete(k.alertRun(e.Trigger.Source, id)))
 	}
 	for _, key := range dedup {
 		ops = append(ops, clientv3.OpDelete(key))
@@ -181,7 +181,7 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 // dedupPointers maps execution ids to the trigger dedup keys that name them.
 // (Those keys expire with their lease too; retention does not wait for it.)
 func (s *Store) dedupPointers(ctx context.Context) (map[string][]string, error) {
-	resp, err := s.cli.Get(ctx, s.k.prefix+"dedup/", clientv3.WithPrefix())
+	resp, err := s.cli.Get(ctx, s.k.allDedup(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list dedup keys: %w", err)
 	}
@@ -197,7 +197,7 @@ func (s *Store) dedupPointers(ctx context.Context) (map[string][]string, error) 
 // one, so that deleted keys free their space. It returns the revision
 // compacted to (0 if there was nothing to do).
 func (s *Store) Compact(ctx context.Context, margin int64) (int64, error) {
-	resp, err := s.cli.Get(ctx, s.k.prefix+"compact", clientv3.WithCountOnly())
+	resp, err := s.cli.Get(ctx, s.k.probe("compact"), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("compact: %w", err)
 	}

@@ -145,7 +145,7 @@ func (s *Service) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution
 func (s *Service) Health(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := s.Store.cli.Get(ctx, s.Store.k.prefix+"health", clientv3.WithCountOnly()); err != nil {
+	if _, err := s.Store.cli.Get(ctx, s.Store.k.probe("health"), clientv3.WithCountOnly()); err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
 	return nil

@@ -17,8 +17,8 @@ func (s *Service) Cluster(ctx context.Context) (*starbook.ClusterStatus, error) 
 	k := s.Store.k
 	resp, err := s.Store.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.nodes(), clientv3.WithPrefix()),
-		clientv3.OpGet(k.owners(), clientv3.WithPrefix()),
-		clientv3.OpGet(k.election(), clientv3.WithFirstCreate()...),
+		clientv3.OpGet(k.Owners(), clientv3.WithPrefix()),
+		clientv3.OpGet(k.Election(), clientv3.WithFirstCreate()...),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read cluster: %w", err)
@@ -30,7 +30,7 @@ func (s *Service) Cluster(ctx context.Context) (*starbook.ClusterStatus, error) 
 	claims := map[string][]string{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		node := string(kv.Value)
-		claims[node] = append(claims[node], k.idFrom(string(kv.Key), "owners/"))
+		claims[node] = append(claims[node], k.IDFrom(string(kv.Key), "owners/"))
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		var info nodeInfo

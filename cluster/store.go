@@ -19,7 +19,7 @@ import (
 // owner makes goes through a Claim and is fenced on its ownership key.
 type Store struct {
 	cli   *clientv3.Client
-	k     keys
+	k     Keys
 	now   func() time.Time
 	batch *committer
 	dir   Directory // resolves Slack approvers; see SetDirectory
@@ -44,7 +44,7 @@ func NewStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *Store {
 	if prefix == "" {
 		prefix = "/starbook/"
 	}
-	s := &Store{cli: cli, k: keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultMaxTxnOps)}
+	s := &Store{cli: cli, k: Keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultMaxTxnOps)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -138,13 +138,13 @@ func (s *Store) Bundle(ctx context.Context, name, version string) (*sbruntime.Bu
 
 // CurrentVersions returns every runbook's current version.
 func (s *Store) CurrentVersions(ctx context.Context) (map[string]string, error) {
-	resp, err := s.cli.Get(ctx, s.k.runbooks(), clientv3.WithPrefix())
+	resp, err := s.cli.Get(ctx, s.k.Runbooks(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list runbooks: %w", err)
 	}
 	out := map[string]string{}
 	for _, kv := range resp.Kvs {
-		rest := s.k.idFrom(string(kv.Key), "runbooks/")
+		rest := s.k.IDFrom(string(kv.Key), "runbooks/")
 		if name, ok := cutSuffix(rest, "/current"); ok {
 			out[name] = string(kv.Value)
 		}
@@ -226,7 +226,7 @@ func deriveStatus(e *sbruntime.Execution, owner string, runnable bool) {
 // decodeExecution decodes the execution record stored at kv, a key under
 // executions/. Its id is taken from the key, which names it, whatever the
 // value says: every read of an execution record goes through here.
-func (k keys) decodeExecution(kv *mvccpb.KeyValue) (*sbruntime.Execution, error) {
+func (k Keys) decodeExecution(kv *mvccpb.KeyValue) (*sbruntime.Execution, error) {
 	id, ok := strings.CutPrefix(string(kv.Key), k.executions())
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return nil, fmt.Errorf("decode execution: %q is not an execution key", kv.Key)
@@ -252,18 +252,18 @@ func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Exec
 		f.Limit = 100
 	}
 	live, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(s.k.owners(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.k.runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(s.k.Owners(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
 	owners, runnable := map[string]string{}, map[string]bool{}
 	for _, kv := range live.Responses[0].GetResponseRange().Kvs {
-		owners[s.k.idFrom(string(kv.Key), "owners/")] = string(kv.Value)
+		owners[s.k.IDFrom(string(kv.Key), "owners/")] = string(kv.Value)
 	}
 	for _, kv := range live.Responses[1].GetResponseRange().Kvs {
-		runnable[s.k.idFrom(string(kv.Key), "runnable/")] = true
+		runnable[s.k.IDFrom(string(kv.Key), "runnable/")] = true
 	}
 	var out []*sbruntime.Execution
 	end := clientv3.GetPrefixRangeEnd(s.k.executions())

@@ -7,7 +7,7 @@ import (
 )
 
 func TestDecodeExecution(t *testing.T) {
-	k := keys{prefix: "/sb/"}
+	k := Keys{prefix: "/sb/"}
 	tests := []struct {
 		name, key, value string
 		id, err          string // err: a substring of the error, "" for none
@@ -39,7 +39,7 @@ func TestDecodeExecution(t *testing.T) {
 func FuzzDecodeExecution(f *testing.F) {
 	f.Add("/sb/executions/E1", `{"id":"E9","status":"waiting"}`)
 	f.Add("/sb/executions/", `{}`)
-	k := keys{prefix: "/sb/"}
+	k := Keys{prefix: "/sb/"}
 	f.Fuzz(func(t *testing.T, key, value string) {
 		e, err := k.decodeExecution(&mvccpb.KeyValue{Key: []byte(key), Value: []byte(value)})
 		if err != nil {

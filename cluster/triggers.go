@@ -21,34 +21,10 @@ import (
 	"github.com/starbook/starbook/triggers"
 )
 
-// Trigger keys (see DESIGN.md's layout):
-//
-//	dedup/<scope>/<key>             a trigger start seen, value = execution id, lease TTL
-//	alerts/<fingerprint>/<id>       executions an alert started, lease TTL (for "resolved")
-//	cron/<runbook>/<tick unix>      a fired cron tick, lease TTL
-//	cron/<runbook>/last             the latest tick fired or skipped, kept
-//	gates/<runbook>                 a bounded runbook's policy and recent starts (admission CAS)
-//	slots/<runbook>/<id>            a bounded runbook's triggered runs that have not ended
-//	queued/<runbook>/<id>           runs waiting for a slot, oldest first (ids sort by time)
-func (k keys) dedup(scope, key string) string { return k.prefix + "dedup/" + scope + "/" + key }
-func (k keys) alertRun(fp, id string) string  { return k.prefix + "alerts/" + fp + "/" + id }
-func (k keys) alertRuns(fp string) string     { return k.prefix + "alerts/" + fp + "/" }
-func (k keys) cronTick(runbook string, at time.Time) string {
-	return k.prefix + "cron/" + runbook + "/" + strconv.FormatInt(at.Unix(), 10)
-}
-func (k keys) cronLast(runbook string) string   { return k.prefix + "cron/" + runbook + "/last" }
-func (k keys) gate(runbook string) string       { return k.prefix + "gates/" + runbook }
-func (k keys) slot(runbook, id string) string   { return k.prefix + "slots/" + runbook + "/" + id }
-func (k keys) slotsOf(runbook string) string    { return k.prefix + "slots/" + runbook + "/" }
-func (k keys) slots() string                    { return k.prefix + "slots/" }
-func (k keys) queued(runbook, id string) string { return k.prefix + "queued/" + runbook + "/" + id }
-func (k keys) queuedOf(runbook string) string   { return k.prefix + "queued/" + runbook + "/" }
-func (k keys) allQueued() string                { return k.prefix + "queued/" }
-
 // endOps are the writes that go with an execution's end: its concurrency
 // slot and queue entry, if it had any, are released, and it stops counting
 // as active.
-func (k keys) endOps(e *sbruntime.Execution) []clientv3.Op {
+func (k Keys) endOps(e *sbruntime.Execution) []clientv3.Op {
 	return []clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
 		clientv3.OpDelete(k.active(e.Runbook, e.ID))}
 }
@@ -753,13 +729,13 @@ func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error)
 	if x.rev > 0 {
 		opts = append(opts, clientv3.WithMinModRev(x.rev+1))
 	}
-	resp, err := x.s.cli.Get(ctx, k.runbooks(), opts...)
+	resp, err := x.s.cli.Get(ctx, k.Runbooks(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("list runbooks: %w", err)
 	}
 	changed := false
 	for _, kv := range resp.Kvs {
-		name, ok := cutSuffix(k.idFrom(string(kv.Key), "runbooks/"), "/current")
+		name, ok := cutSuffix(k.IDFrom(string(kv.Key), "runbooks/"), "/current")
 		if !ok {
 			continue
 		}

@@ -29,7 +29,7 @@ func encodeWait(w *sbruntime.Wait) ([]byte, error) {
 // (waits/<execution>/<position>), whatever the value says: encodeWait
 // leaves them out, and records from earlier versions that hold them decode
 // the same. Every read of a wait goes through here.
-func (k keys) decodeWait(kv *mvccpb.KeyValue) (*sbruntime.Wait, error) {
+func (k Keys) decodeWait(kv *mvccpb.KeyValue) (*sbruntime.Wait, error) {
 	rest, ok := strings.CutPrefix(string(kv.Key), k.allWaits())
 	id, pos, cut := strings.Cut(rest, "/") // execution ids hold no '/'
 	if !ok || !cut || id == "" || pos == "" {

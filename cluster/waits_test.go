@@ -13,7 +13,7 @@ import (
 )
 
 func TestDecodeWait(t *testing.T) {
-	k := keys{prefix: "/sb/"}
+	k := Keys{prefix: "/sb/"}
 	tests := []struct {
 		name, key, value string
 		id, pos, err     string // err: a substring of the error, "" for none
@@ -45,7 +45,7 @@ func TestDecodeWait(t *testing.T) {
 func FuzzDecodeWait(f *testing.F) {
 	f.Add("/sb/waits/E1/4/0/2", `{"execution":"E9","kind":"sleep"}`)
 	f.Add("/sb/waits//", `{}`)
-	k := keys{prefix: "/sb/"}
+	k := Keys{prefix: "/sb/"}
 	f.Fuzz(func(t *testing.T, key, value string) {
 		w, err := k.decodeWait(&mvccpb.KeyValue{Key: []byte(key), Value: []byte(value)})
 		if err != nil {
