@@ -17,6 +17,7 @@ import (
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -58,7 +59,7 @@ func TestBadInputMatrix(t *testing.T) {
 	bi := builtins.New(builtins.Options{})
 	store := cluster.NewStore(emb.Client, matrixPrefix)
 	defer store.Close()
-	svc := cluster.NewService(store, bi)
+	svc := service.New(store, bi)
 	if _, err := svc.Apply(ctx, map[string]string{"hello.star": `
 trigger.webhook("deploy", token_env = "MATRIX_HOOK_TOKEN")
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -62,10 +63,10 @@ func (e *env) alerts(ctx context.Context, payloads int) float64 {
 func (e *env) alertsIngestOnly(ctx context.Context, payloads int) float64 {
 	store := cluster.NewStore(e.cli, "/ingest/", cluster.WithMaxTxnOps(cluster.EmbeddedMaxTxnOps))
 	defer store.Close()
-	return e.postAlerts(ctx, store, cluster.NewService(store, e.svc.Builtins), payloads)
+	return e.postAlerts(ctx, store, service.New(store, e.svc.Builtins), payloads)
 }
 
-func (e *env) postAlerts(ctx context.Context, store *cluster.Store, svc *cluster.Service, payloads int) float64 {
+func (e *env) postAlerts(ctx context.Context, store *cluster.Store, svc *service.Service, payloads int) float64 {
 	if _, err := svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks, "alerts.star": alertRunbook}); err != nil {
 		e.fail(err)
 		return 0

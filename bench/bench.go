@@ -19,7 +19,9 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 )
 
 // Config sizes a bench run.
@@ -237,8 +239,8 @@ type env struct {
 	emb    *cluster.Embedded // nil on an outside etcd
 	sz     sizes
 	store  *cluster.Store
-	svc    *cluster.Service
-	node   *cluster.Node
+	svc    *service.Service
+	node   *node.Node
 	cancel context.CancelFunc
 	done   chan error
 	seq    atomic.Int64
@@ -269,20 +271,20 @@ def main(event):
 func (e *env) startNode(ctx context.Context, prefix string) error {
 	bi := builtins.New(builtins.Options{})
 	e.store = cluster.NewStore(e.cli, prefix, cluster.WithMaxTxnOps(cluster.EmbeddedMaxTxnOps))
-	e.svc = cluster.NewService(e.store, bi)
-	node, err := cluster.NewNode(ctx, e.store, cluster.NodeConfig{ID: "bench", Workers: 256, Builtins: bi,
+	e.svc = service.New(e.store, bi)
+	worker, err := node.New(ctx, e.store, node.Config{ID: "bench", Workers: 256, Builtins: bi,
 		Logger: slog.New(slog.DiscardHandler), Limits: sbruntime.Limits{MaxHistory: 200_000}})
 	if err != nil {
 		return err
 	}
-	e.node = node
-	e.svc.Node = node
+	e.node = worker
+	e.svc.Node = worker
 	if _, err := e.svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks}); err != nil {
 		return err
 	}
 	nctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- node.Run(nctx) }()
+	go func() { e.done <- worker.Run(nctx) }()
 	return nil
 }
 

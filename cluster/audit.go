@@ -14,8 +14,6 @@ import (
 	"github.com/starbook/starbook"
 )
 
-var _ starbook.AuditLog = (*Service)(nil)
-
 // RecordAudit stores rec under a new time-sortable id; durable on return.
 func (s *Store) RecordAudit(ctx context.Context, rec *starbook.AuditRecord) error {
 	if rec.Time.IsZero() {
@@ -114,14 +112,4 @@ func (s *Store) AuditRetentionTask(age, interval time.Duration, logger *slog.Log
 			}
 		}
 	}
-}
-
-// RecordAudit stores an audit record (starbook.AuditLog).
-func (s *Service) RecordAudit(ctx context.Context, rec *starbook.AuditRecord) error {
-	return s.Store.RecordAudit(ctx, rec)
-}
-
-// Audit reads the audit log (starbook.AuditLog).
-func (s *Service) Audit(ctx context.Context, after string, limit int) ([]*starbook.AuditRecord, error) {
-	return s.Store.Audit(ctx, after, limit)
 }

@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/enginetest"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -112,24 +113,33 @@ func BenchmarkFloorTxn50(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
 }
 
-func benchSetup(b *testing.B) (*Store, *sbruntime.Engine, *Service, *sbruntime.Program) {
+func benchSetup(b *testing.B) (*Store, *sbruntime.Engine, *benchStarter, *sbruntime.Program) {
 	emb := benchEtcd(b)
 	bi := builtins.New(builtins.Options{})
 	store := NewStore(emb.Client, fmt.Sprintf("/bench-%d/", time.Now().UnixNano()))
-	svc := NewService(store, bi)
 	ctx := context.Background()
-	if _, err := svc.Apply(ctx, map[string]string{"noop.star": enginetest.NoopRunbook}); err != nil {
-		b.Fatal(err)
-	}
-	bundle, _, err := store.Bundle(ctx, "noop", "")
-	if err != nil {
+	files := map[string]string{"noop.star": enginetest.NoopRunbook}
+	bundle := &sbruntime.Bundle{Name: "noop", Version: sbruntime.BundleVersion(files), Main: "noop.star", Files: files}
+	if _, _, err := store.PutBundles(ctx, []*sbruntime.Bundle{bundle}); err != nil {
 		b.Fatal(err)
 	}
 	prog, err := sbruntime.Compile(bundle, bi)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return store, &sbruntime.Engine{Builtins: bi}, svc, prog
+	return store, &sbruntime.Engine{Builtins: bi}, &benchStarter{store: store}, prog
+}
+
+// benchStarter starts executions of the current version as a manual start
+// through the service does (one create txn), with no node to claim them.
+type benchStarter struct{ store *Store }
+
+func (s *benchStarter) Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error) {
+	now := time.Now().UTC()
+	return s.store.StartCurrent(ctx, runbook, nil, func(version string) *sbruntime.Execution {
+		return &sbruntime.Execution{ID: ulid.Make().String(), Runbook: runbook, Version: version,
+			Status: sbruntime.StatusPending, Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now}
+	})
 }
 
 // runOne claims and runs an execution to its end on the engine.

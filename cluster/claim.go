@@ -41,7 +41,7 @@ var _ sbruntime.Journal = (*Claim)(nil)
 
 // Claim takes ownership of a runnable, unowned execution for node under lease
 // and loads its record, history and waits in the same transaction. It returns
-// errNotClaimable if another node owns it or it is not runnable.
+// ErrNotClaimable if another node owns it or it is not runnable.
 func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.LeaseID) (*Claim, error) {
 	ok, rk := s.k.owner(id), s.k.runnable(id)
 	res, err := s.batch.do(ctx, &txnReq{
@@ -56,14 +56,14 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		reads: []clientv3.Op{clientv3.OpGet(ok, clientv3.WithKeysOnly()), clientv3.OpGet(rk, clientv3.WithKeysOnly())},
 		check: func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 || len(r[1].GetResponseRange().Kvs) == 0 {
-				return errNotClaimable
+				return ErrNotClaimable
 			}
 			return nil
 		},
 		contested: true, // nodes race for every runnable execution
 	})
-	if errors.Is(err, errNotClaimable) {
-		return nil, errNotClaimable
+	if errors.Is(err, ErrNotClaimable) {
+		return nil, ErrNotClaimable
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", id, err)
@@ -75,7 +75,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 	if len(execKvs) == 0 {
 		// A runnable key without a record: drop both and move on.
 		_ = c.release(ctx, nil, clientv3.OpDelete(rk))
-		return nil, errNotClaimable
+		return nil, ErrNotClaimable
 	}
 	c.execRev = execKvs[0].ModRevision
 	if c.Execution, err = s.k.decodeExecution(execKvs[0]); err != nil {

@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"sync"
+	"time"
 
 	sbruntime "github.com/starbook/starbook/runtime"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // endFeed tells this process of the executions that end through its store,
@@ -89,3 +93,74 @@ func (f *endFeed) ended(e *sbruntime.Execution) {
 // and must not block. Ends committed by other nodes are not reported; watch
 // the records for those. The returned func stops the calls.
 func (s *Store) OnEnd(fn func(*sbruntime.Execution)) (stop func()) { return s.ends.listen(fn) }
+
+// AwaitEnd blocks until execution id is terminal or ctx is done, and returns
+// it as it is then. A done ctx is not an error. An end committed through this
+// store (the execution ran here) is seen at once; one committed elsewhere
+// through a watch of the record.
+func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error) {
+	local, stop := s.ends.await(id) // before the reads: no end after them is missed
+	defer stop()
+	for {
+		e, _, err := s.Execution(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil && !errors.Is(err, sbruntime.ErrNotFound) {
+				return s.lastKnown(id)
+			}
+			return nil, err
+		}
+		if e.Status.Terminal() {
+			return e, nil
+		}
+		resp, err := s.cli.Get(ctx, s.k.execution(id))
+		if err != nil {
+			return e, nil
+		}
+		if len(resp.Kvs) > 0 {
+			if x, err := s.k.decodeExecution(resp.Kvs[0]); err == nil && x.Status.Terminal() {
+				return x, nil
+			}
+		}
+		if end := s.watchEnd(ctx, id, resp.Header.Revision+1, local); end != nil {
+			return end, nil
+		}
+		if ctx.Err() != nil {
+			return s.lastKnown(id)
+		}
+	}
+}
+
+// watchEnd returns id's terminal record once local delivers it or a watch of
+// the record from rev sees it; nil if ctx is done or the watch fails first.
+func (s *Store) watchEnd(ctx context.Context, id string, rev int64, local <-chan *sbruntime.Execution) *sbruntime.Execution {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := s.cli.Watch(wctx, s.k.execution(id), clientv3.WithRev(rev))
+	for {
+		select {
+		case e := <-local:
+			return e
+		case <-ctx.Done():
+			return nil
+		case wr, ok := <-ch:
+			if !ok || wr.Err() != nil {
+				return nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				if x, err := s.k.decodeExecution(ev.Kv); err == nil && x.Status.Terminal() {
+					return x
+				}
+			}
+		}
+	}
+}
+
+func (s *Store) lastKnown(id string) (*sbruntime.Execution, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, _, err := s.Execution(ctx, id)
+	return e, err
+}

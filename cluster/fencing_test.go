@@ -119,8 +119,8 @@ func TestFencingStaleRunner(t *testing.T) {
 			other := NewStore(emb.Client, f.prefix) // node b's
 			leaseA := f.grant(t)
 			a := f.claim(t, f.s, "a", leaseA)
-			if _, err := other.Claim(f.ctx, f.id, "b", f.grant(t)); !errors.Is(err, errNotClaimable) {
-				t.Fatalf("B claims an owned execution: %v, want errNotClaimable", err)
+			if _, err := other.Claim(f.ctx, f.id, "b", f.grant(t)); !errors.Is(err, ErrNotClaimable) {
+				t.Fatalf("B claims an owned execution: %v, want ErrNotClaimable", err)
 			}
 			if err := a.Append(f.ctx, event("1", "a")); err != nil {
 				t.Fatalf("A appends 1: %v", err)

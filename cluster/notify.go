@@ -114,7 +114,7 @@ func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, s
 			return nil
 		case wr, ok := <-watch:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return WatchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
 				id, pos := splitIDPos(s.k.IDFrom(string(ev.Kv.Key), "waits/"))

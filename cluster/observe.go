@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -111,7 +112,7 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 			return nil
 		case wr, ok := <-execCh:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return WatchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
 				if ev.Type != clientv3.EventTypePut {
@@ -131,7 +132,7 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 			}
 		case wr, ok := <-waitCh:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return WatchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete && ev.PrevKv != nil {
@@ -200,7 +201,7 @@ func (s *Store) Versions(ctx context.Context, name string) ([]VersionInfo, error
 		if err := json.Unmarshal(kv.Value, &sb); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
-		out = append(out, VersionInfo{Version: sb.Version, CreatedAt: sb.CreatedAt, Files: fileNames(&sb.Bundle),
+		out = append(out, VersionInfo{Version: sb.Version, CreatedAt: sb.CreatedAt, Files: sb.Bundle.FileNames(),
 			Current: sb.Version == current, Triggers: sb.Triggers})
 	}
 	if len(out) == 0 {
@@ -237,4 +238,13 @@ func TraceParent(ctx context.Context) string {
 		return ""
 	}
 	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+}
+
+// WatchErr is the error that ended a watch: its response's, or "watch
+// closed" when the channel closed (ok false).
+func WatchErr(wr clientv3.WatchResponse, ok bool) error {
+	if !ok {
+		return errors.New("watch closed")
+	}
+	return wr.Err()
 }

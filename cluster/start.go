@@ -62,10 +62,32 @@ func (s *Store) cachedVersion(ctx context.Context, name string, fresh bool) (str
 	return v, nil
 }
 
+// Runner is the worker pool of the node in this process, as storage sees
+// it: a new execution is claimed in its create txn, and run at once, when
+// the runner has a worker free for it. Package node implements it.
+type Runner interface {
+	// Reserve takes a worker for the new execution id, to be created
+	// through s; nil when the runner does not run s's executions, is not
+	// claiming or has no worker free.
+	Reserve(s *Store, id string) Reservation
+}
+
+// Reservation is a worker reserved for one new execution.
+type Reservation interface {
+	// Owner is whom the create txn claims the execution for: the node's id
+	// and its session's lease.
+	Owner() (node string, lease clientv3.LeaseID)
+	// Start runs the execution claimed in its create txn; it returns at once.
+	Start(claim *Claim)
+	// Release gives the worker back unused.
+	Release()
+}
+
 // createReq is the txn that stores e (encoded as data) and makes it runnable.
 // When current is set, it also checks that e.Version is still its runbook's
-// current version; with a slot (not nil), its node claims e in the same txn.
-func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl *slot) *txnReq {
+// current version; with a reservation (not nil), its node claims e in the
+// same txn.
+func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, r Reservation) *txnReq {
 	ek, ck := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook)
 	cmps := append(make([]*etcdserverpb.Compare, 0, 2), createRevision([]byte(ek), 0))
 	if current {
@@ -73,8 +95,8 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, sl 
 	}
 	pbOps := []*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}
 	ops := s.activeOps(e)
-	if sl != nil {
-		ops = append(ops, sl.claimOp(s.k))
+	if r != nil {
+		ops = append(ops, s.claimOp(e.ID, r))
 	}
 	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 2, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
 		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck)}, func(r []*etcdserverpb.ResponseOp) error {
@@ -112,27 +134,34 @@ func (s *Store) encodeNew(ctx context.Context, e *sbruntime.Execution) ([]byte, 
 	return data, nil
 }
 
-// create stores e as createReq does and, when claimed in sl, returns the
+// claimOp is the write that claims execution id for r's node in its create txn.
+func (s *Store) claimOp(id string, r Reservation) clientv3.Op {
+	node, lease := r.Owner()
+	return clientv3.OpPut(s.k.owner(id), node, clientv3.WithLease(lease))
+}
+
+// create stores e as createReq does and, when claimed for r, returns the
 // claim: the execution has no history and no waits yet.
-func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool, sl *slot) (*Claim, error) {
+func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool, r Reservation) (*Claim, error) {
 	data, err := s.encodeNew(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.batch.do(ctx, s.createReq(e, data, current, sl))
+	res, err := s.batch.do(ctx, s.createReq(e, data, current, r))
 	if err != nil {
 		return nil, fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
-	if sl == nil {
+	if r == nil {
 		return nil, nil
 	}
 	return s.newClaim(e, res.rev), nil
 }
 
-// startCurrent creates an execution of runbook's current version, built by
-// newExecution, and claims it for n when n has a free worker. It starts
-// again on the new version if the runbook was applied meanwhile.
-func (s *Store) startCurrent(ctx context.Context, runbook string, n *Node, newExecution func(version string) *sbruntime.Execution) (*sbruntime.Execution, error) {
+// StartCurrent creates an execution of runbook's current version, built by
+// newExecution, and claims it for runner (nil for none) when it has a free
+// worker. It starts again on the new version if the runbook was applied
+// meanwhile. The execution is durable on return.
+func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner, newExecution func(version string) *sbruntime.Execution) (*sbruntime.Execution, error) {
 	fresh := false
 	for attempt := 0; ; attempt++ {
 		version, err := s.cachedVersion(ctx, runbook, fresh)
@@ -140,7 +169,7 @@ func (s *Store) startCurrent(ctx context.Context, runbook string, n *Node, newEx
 			return nil, err
 		}
 		e := newExecution(version)
-		err = n.create(ctx, s, e)
+		err = s.createOn(ctx, runner, e)
 		var changed *versionChanged
 		if errors.As(err, &changed) && attempt < 5 {
 			s.current.set(runbook, changed.current)
@@ -157,23 +186,26 @@ func (s *Store) startCurrent(ctx context.Context, runbook string, n *Node, newEx
 	}
 }
 
-// create stores e; when n (which may be nil) runs and has a free worker, it
+// createOn stores e; when runner (which may be nil) has a free worker, it
 // claims e in the same txn and runs it at once.
-func (n *Node) create(ctx context.Context, s *Store, e *sbruntime.Execution) error {
-	sl := n.reserve(s, e.ID)
-	claim, err := s.create(ctx, e, true, sl)
-	if sl == nil {
+func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execution) error {
+	var r Reservation
+	if runner != nil {
+		r = runner.Reserve(s, e.ID)
+	}
+	claim, err := s.create(ctx, e, true, r)
+	if r == nil {
 		return err
 	}
 	if err != nil {
-		sl.release()
+		r.Release()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			// The session expired under us: store it for whoever runs next.
 			_, err = s.create(ctx, e, true, nil)
 		}
 		return err
 	}
-	n.runs.run(func() { sl.run(claim) })
+	r.Start(claim)
 	return nil
 }
 

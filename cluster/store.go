@@ -57,6 +57,13 @@ func (s *Store) Close() { s.batch.close() }
 // Client returns the etcd client.
 func (s *Store) Client() *clientv3.Client { return s.cli }
 
+// SetClock makes now the store's clock (time.Now by default): the time that
+// records, audit entries and retention see. Call it before the store serves.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Keys returns the builder of the store's keys.
+func (s *Store) Keys() Keys { return s.k }
+
 type storedBundle struct {
 	sbruntime.Bundle
 	CreatedAt time.Time `json:"created_at"`
@@ -409,5 +416,5 @@ func (s *Store) requestCancel(ctx context.Context, id string, ownerRev int64, at
 	return tx.Succeeded, nil
 }
 
-// errNotClaimable reports an execution another node owns or nobody needs to run.
-var errNotClaimable = errors.New("not claimable")
+// ErrNotClaimable reports an execution another node owns or nobody needs to run.
+var ErrNotClaimable = errors.New("not claimable")

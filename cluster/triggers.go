@@ -42,7 +42,7 @@ type Triggers struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
-	node    *Node // claims unbounded starts in their create txn; see RunOn
+	runner  Runner // claims unbounded starts in their create txn; see RunOn
 }
 
 var (
@@ -67,10 +67,10 @@ func NewTriggers(s *Store, now func() time.Time, logger *slog.Logger) *Triggers 
 	return t
 }
 
-// RunOn makes node claim the executions t starts for unbounded runbooks in
-// their create txn, while it has free workers, and run them at once. Call it
-// before t serves starts.
-func (t *Triggers) RunOn(node *Node) { t.node = node }
+// RunOn makes runner (the node of this process) claim the executions t
+// starts for unbounded runbooks in their create txn, while it has free
+// workers, and run them at once. Call it before t serves starts.
+func (t *Triggers) RunOn(runner Runner) { t.runner = runner }
 
 // Index returns the declarations of every runbook's current version.
 func (t *Triggers) Index() triggers.Index { return t.index }
@@ -127,7 +127,7 @@ type item struct {
 	extra    []clientv3.Op // written with the execution (a cron tick's last key)
 	e        *sbruntime.Execution
 	out      triggers.Started
-	slot     *slot // the local node's, when it claims e in the create txn
+	reserved Reservation // the local node's worker, when it claims e in the create txn
 }
 
 // txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
@@ -297,13 +297,15 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 // dedup keys; a key another request took meanwhile makes its start a
 // duplicate and the rest are committed again.
 func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
-	for _, it := range batch {
-		it.slot = t.node.reserve(t.s, it.e.ID)
+	if t.runner != nil {
+		for _, it := range batch {
+			it.reserved = t.runner.Reserve(t.s, it.e.ID)
+		}
 	}
 	defer func() { // the ones not run: the txn failed
 		for _, it := range batch {
-			if it.slot != nil {
-				it.slot.release()
+			if it.reserved != nil {
+				it.reserved.Release()
 			}
 		}
 	}()
@@ -315,8 +317,8 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			if err != nil {
 				return err
 			}
-			if it.slot != nil {
-				o = append(o, it.slot.claimOp(t.s.k))
+			if it.reserved != nil {
+				o = append(o, t.s.claimOp(it.e.ID, it.reserved))
 			}
 			cmps, ops = append(cmps, c...), append(ops, o...)
 			if it.dedupKey != "" {
@@ -330,9 +332,9 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 		}
 		if resp.Succeeded {
 			for _, it := range batch {
-				if it.slot != nil {
-					go it.slot.run(t.s.newClaim(it.e, resp.Header.Revision))
-					it.slot = nil
+				if it.reserved != nil {
+					it.reserved.Start(t.s.newClaim(it.e, resp.Header.Revision))
+					it.reserved = nil
 				}
 			}
 			return nil
@@ -346,9 +348,9 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			}
 			if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
 				it.out = triggers.Started{Runbook: it.s.Runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
-				if it.slot != nil {
-					it.slot.release()
-					it.slot = nil
+				if it.reserved != nil {
+					it.reserved.Release()
+					it.reserved = nil
 				}
 			} else {
 				retry = append(retry, it)

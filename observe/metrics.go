@@ -166,7 +166,7 @@ func (defaultOnly) Gather() ([]*dto.MetricFamily, error) {
 	return out, err
 }
 
-// LeaderTask returns a leader task (cluster.NodeConfig.LeaderTasks) that
+// LeaderTask returns a leader task (node.Config.LeaderTasks) that
 // marks this node as leader, counts cluster-wide changes from store's watch
 // and reports the cluster's state, until leadership ends.
 func (m *Metrics) LeaderTask(store *cluster.Store) func(ctx context.Context) {

@@ -20,7 +20,9 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 )
 
 // callee records the traceparent of each request and fails /flaky once.
@@ -79,17 +81,17 @@ func TestObservedExecution(t *testing.T) {
 	<-watching
 	m.snapshot, _ = store.Snapshot, m.leading.Swap(true)
 
-	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
+	worker, err := node.New(ctx, store, node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
 		StopGrace: time.Second, Logger: logger, Observer: &Observer{Metrics: m, Tracing: tracing, Node: "n1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	nodeDone := make(chan error, 1)
-	go func() { nodeDone <- node.Run(nodeCtx) }()
+	go func() { nodeDone <- worker.Run(nodeCtx) }()
 	defer func() { stopNode(); <-nodeDone }()
 
-	svc := cluster.NewService(store, bi)
+	svc := service.New(store, bi)
 	srv := httptest.NewServer(tracing.Middleware(api.NewHandler(svc, logger)))
 	defer srv.Close()
 	cal := &callee{}

@@ -25,6 +25,16 @@ type Bundle struct {
 	Triggers json.RawMessage `json:"triggers,omitempty"`
 }
 
+// FileNames returns the names of the bundle's files, sorted.
+func (b *Bundle) FileNames() []string {
+	names := make([]string, 0, len(b.Files))
+	for n := range b.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // BundleVersion is the content hash of a bundle's files.
 func BundleVersion(files map[string]string) string {
 	names := make([]string, 0, len(files))

@@ -18,7 +18,9 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/slackapp/slackfake"
 )
 
@@ -209,7 +211,7 @@ func mustJSON(t *testing.T, v any) string {
 // fake Slack, and whose runbooks have slack.post.
 type testNode struct {
 	store *cluster.Store
-	svc   *cluster.Service
+	svc   *service.Service
 	app   *App
 	fake  *slackfake.Server
 	srv   *httptest.Server // serves /slack/interactions
@@ -238,13 +240,13 @@ func startNode(t *testing.T) *testNode {
 	}
 	store.SetDirectory(app)
 	bi := builtins.New(builtins.Options{Slack: app})
-	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
+	worker, err := node.New(ctx, store, node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
 		StopGrace: time.Second, LeaderTasks: []func(context.Context){func(ctx context.Context) { store.RunNotifier(ctx, app, nil) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
+	go func() { done <- worker.Run(ctx) }()
 	srv := httptest.NewServer(app)
 	t.Cleanup(func() {
 		srv.Close()
@@ -255,7 +257,7 @@ func startNode(t *testing.T) *testNode {
 		store.Close()
 		emb.Close()
 	})
-	return &testNode{store: store, svc: cluster.NewService(store, bi), app: app, fake: fake, srv: srv}
+	return &testNode{store: store, svc: service.New(store, bi), app: app, fake: fake, srv: srv}
 }
 
 // awaitCall waits for the n-th call (1-based) of method on the fake.

@@ -18,7 +18,9 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/ui"
 )
 
@@ -39,7 +41,7 @@ func chromium(t *testing.T) string {
 
 // startNode starts a real node (embedded etcd, claims, leader) serving the
 // API and the UI on a loopback port.
-func startNode(t *testing.T, opts ...api.Option) (*cluster.Service, string) {
+func startNode(t *testing.T, opts ...api.Option) (*service.Service, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
@@ -48,15 +50,15 @@ func startNode(t *testing.T, opts ...api.Option) (*cluster.Service, string) {
 	}
 	bi := builtins.New(builtins.Options{})
 	store := cluster.NewStore(emb.Client, "/ui/")
-	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{ID: "ui-node", Builtins: bi,
+	worker, err := node.New(ctx, store, node.Config{ID: "ui-node", Builtins: bi,
 		SessionTTL: 2 * time.Second, StopGrace: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := cluster.NewService(store, bi)
-	svc.Node = node
+	svc := service.New(store, bi)
+	svc.Node = worker
 	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
+	go func() { done <- worker.Run(ctx) }()
 	mux := http.NewServeMux()
 	ui.Mount(mux)
 	mux.Handle("/", api.NewHandler(svc, nil, opts...))

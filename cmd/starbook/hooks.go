@@ -6,6 +6,7 @@ import (
 
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -14,9 +15,9 @@ import (
 // STARBOOK_ALERTMANAGER_USER/PASSWORD when set, and POST /hooks/{name},
 // authenticated by each trigger's secret. node runs the executions they start
 // when it has free workers.
-func hooksOption(store *cluster.Store, node *cluster.Node, logger *slog.Logger, policy triggers.Policy) api.Option {
+func hooksOption(store *cluster.Store, worker *node.Node, logger *slog.Logger, policy triggers.Policy) api.Option {
 	tr := cluster.NewTriggers(store, nil, logger)
-	tr.RunOn(node)
+	tr.RunOn(worker)
 	auth := api.AlertmanagerAuthFromEnv(os.LookupEnv)
 	if !auth.Enabled() {
 		logger.Warn("POST /hooks/alertmanager accepts unauthenticated requests: set " +

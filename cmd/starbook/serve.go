@@ -23,8 +23,10 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	"github.com/starbook/starbook/observe"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/ui"
 )
 
@@ -150,7 +152,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
 		store.AuditRetentionTask(f.retention, 0, logger))
 	defer store.Close()
-	svc := cluster.NewService(store, bi)
+	svc := service.New(store, bi)
 	if f.runbooks != "" {
 		files, err := collectFiles([]string{f.runbooks})
 		if err != nil {
@@ -167,7 +169,7 @@ func serve(ctx context.Context, f serveFlags) error {
 			}
 		}
 	}
-	node, err := cluster.NewNode(ctx, store, cluster.NodeConfig{
+	worker, err := node.New(ctx, store, node.Config{
 		ID: nodeID, Workers: f.workers, SessionTTL: f.sessionTTL, StopGrace: f.stopGrace,
 		Limits: f.limits, Builtins: bi, Logger: logger, LeaderTasks: leaderTasks,
 		Observer: &observe.Observer{Metrics: metrics, Tracing: tracing, Node: nodeID},
@@ -175,7 +177,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	svc.Node = node
+	svc.Node = worker
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -188,7 +190,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
-	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, node, logger, f.security.defaultPolicy),
+	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, worker, logger, f.security.defaultPolicy),
 		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)), slack))
 	srv := &http.Server{Handler: tracing.Middleware(mux), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -196,7 +198,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	go func() { httpErr <- srv.Serve(ln) }()
 
 	nodeDone := make(chan error, 1)
-	go func() { nodeDone <- node.Run(ctx) }()
+	go func() { nodeDone <- worker.Run(ctx) }()
 	defer startSocketMode(ctx, slack, logger)()
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); host == "127.0.0.1" || host == "::1" {
 		logger.Info("listening on loopback only; pass --listen to serve other hosts")

@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -16,7 +17,7 @@ import (
 // starts queued runs as their runbook's policy admits them, until ctx is done
 // (leadership ended).
 func (n *Node) runTriggers(ctx context.Context) {
-	tr := NewTriggers(n.store, n.clock().Now, n.log)
+	tr := cluster.NewTriggers(n.store, n.clock().Now, n.log)
 	var wg sync.WaitGroup
 	wg.Go(func() { n.runCron(ctx, tr) })
 	wg.Go(func() { n.runQueues(ctx, tr) })
@@ -37,14 +38,14 @@ func (c nowClock) Now() time.Time                          { return c.now() }
 func (c nowClock) NewTimer(d time.Duration) triggers.Timer { return triggers.RealClock{}.NewTimer(d) }
 
 // runCron runs the cron scheduler, reloading runbooks when any is applied.
-func (n *Node) runCron(ctx context.Context, tr *Triggers) {
+func (n *Node) runCron(ctx context.Context, tr *cluster.Triggers) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 	changed := make(chan struct{}, 1)
 	wg.Go(func() {
-		n.watchKeys(ctx, []string{n.store.k.Runbooks()}, func([]*clientv3.Event) {
+		n.watchKeys(ctx, []string{n.store.Keys().Runbooks()}, func([]*clientv3.Event) {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -61,12 +62,12 @@ const queueSweep = 30 * time.Second
 
 // runQueues promotes queued runs: when a slot is released, when a run is
 // queued, when a rate window opens, and on a periodic sweep.
-func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
+func (n *Node) runQueues(ctx context.Context, tr *cluster.Triggers) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	k := n.store.k
+	k := n.store.Keys()
 	var mu sync.Mutex
 	todo := map[string]bool{} // runbooks to look at
 	sweep := true
@@ -87,9 +88,9 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 				key := string(ev.Kv.Key)
 				switch {
 				case ev.Type == clientv3.EventTypeDelete && strings.HasPrefix(key, k.Slots()):
-					todo[RunbookOf(key, k.Slots())] = true
+					todo[cluster.RunbookOf(key, k.Slots())] = true
 				case ev.Type == clientv3.EventTypePut && strings.HasPrefix(key, k.AllQueued()):
-					todo[RunbookOf(key, k.AllQueued())] = true
+					todo[cluster.RunbookOf(key, k.AllQueued())] = true
 				}
 			}
 			mu.Unlock()
@@ -105,7 +106,7 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 		if sweep || now.Sub(lastSweep) >= queueSweep {
 			sweep = false
 			mu.Unlock()
-			resp, err := n.store.cli.Get(ctx, k.AllQueued(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+			resp, err := n.store.Client().Get(ctx, k.AllQueued(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 			mu.Lock()
 			if err != nil {
 				if ctx.Err() == nil {
@@ -114,7 +115,7 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 			} else {
 				lastSweep = now
 				for _, kv := range resp.Kvs {
-					todo[RunbookOf(string(kv.Key), k.AllQueued())] = true
+					todo[cluster.RunbookOf(string(kv.Key), k.AllQueued())] = true
 				}
 			}
 		}
@@ -159,13 +160,13 @@ func (n *Node) runQueues(ctx context.Context, tr *Triggers) {
 // meaning "anything may have changed".
 func (n *Node) watchKeys(ctx context.Context, prefixes []string, fn func([]*clientv3.Event)) {
 	for ctx.Err() == nil {
-		resp, err := n.store.cli.Get(ctx, prefixes[0], clientv3.WithCountOnly())
+		resp, err := n.store.Client().Get(ctx, prefixes[0], clientv3.WithCountOnly())
 		if err == nil {
 			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 			events := make(chan clientv3.WatchResponse)
 			var wg sync.WaitGroup
 			for _, p := range prefixes {
-				ch := n.store.cli.Watch(wctx, p, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+				ch := n.store.Client().Watch(wctx, p, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 				wg.Go(func() {
 					for wr := range ch {
 						select {

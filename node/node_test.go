@@ -1,11 +1,10 @@
-package cluster
+package node_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,13 +13,16 @@ import (
 	"time"
 
 	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 )
 
 // testNode is a node, its service and its embedded etcd, stopped at cleanup.
 type testNode struct {
-	svc  *Service
-	node *Node
+	svc  *service.Service
+	node *node.Node
 }
 
 func startTestNode(t *testing.T, dir string) *testNode {
@@ -31,9 +33,9 @@ func startTestNode(t *testing.T, dir string) *testNode {
 // startNodeAt starts a node on an embedded etcd in dir, stopped at cleanup.
 // A non-nil now is the clock of its store, service and engine; tasks build
 // leader tasks on the store.
-func startNodeAt(t *testing.T, dir string, now func() time.Time, tasks ...func(*Store) func(context.Context)) *testNode {
+func startNodeAt(t *testing.T, dir string, now func() time.Time, tasks ...func(*cluster.Store) func(context.Context)) *testNode {
 	t.Helper()
-	return startNodeWith(t, dir, "/t/", now, func(s *Store, cfg *NodeConfig) {
+	return startNodeWith(t, dir, "/t/", now, func(s *cluster.Store, cfg *node.Config) {
 		for _, task := range tasks {
 			cfg.LeaderTasks = append(cfg.LeaderTasks, task(s))
 		}
@@ -42,23 +44,23 @@ func startNodeAt(t *testing.T, dir string, now func() time.Time, tasks ...func(*
 
 // startNodeWith is startNodeAt with the store under prefix and the node's
 // configuration changed by configure (nil for none).
-func startNodeWith(t *testing.T, dir, prefix string, now func() time.Time, configure func(*Store, *NodeConfig)) *testNode {
+func startNodeWith(t *testing.T, dir, prefix string, now func() time.Time, configure func(*cluster.Store, *node.Config)) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bi := builtins.New(builtins.Options{})
-	store := NewStore(emb.Client, prefix)
+	store := cluster.NewStore(emb.Client, prefix)
 	if now != nil {
-		store.now = now
+		store.SetClock(now)
 	}
-	cfg := NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Now: now}
+	cfg := node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Now: now}
 	if configure != nil {
 		configure(store, &cfg)
 	}
-	node, err := NewNode(ctx, store, cfg)
+	node, err := node.New(ctx, store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func startNodeWith(t *testing.T, dir, prefix string, now func() time.Time, confi
 		store.Close()
 		emb.Close()
 	})
-	svc := NewService(store, bi)
+	svc := service.New(store, bi)
 	svc.Node = node // starts are claimed in their create txn, as in serve
 	if now != nil {
 		svc.Now = now
@@ -308,44 +310,27 @@ func TestClusterStatusShowsNodeLeaderAndClaims(t *testing.T) {
 	}
 }
 
-// A cancel requested while the node had no watch in place (between two
-// watches, or while one failed) reaches its run when the node lists again.
-func TestNodeListingDeliversMissedCancel(t *testing.T) {
+// key spells a key of the layout (cluster/keys.go) under s's prefix, for
+// tests that look at etcd directly.
+func key(s *cluster.Store, parts ...string) string {
+	return s.Keys().Prefix() + strings.Join(parts, "/")
+}
+
+// timerKey spells the key of a durable timer (timers/<unix-ms>/<id>/<pos>).
+func timerKey(s *cluster.Store, due time.Time, id, pos string) string {
+	return fmt.Sprintf("%stimers/%013d/%s/%s", s.Keys().Prefix(), due.UnixMilli(), id, pos)
+}
+
+// startEtcd starts an embedded etcd in a temporary directory, stopped at
+// cleanup.
+func startEtcd(t *testing.T) *cluster.Embedded {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer emb.Close()
-	store := NewStore(emb.Client, "/t/")
-	// The request is in place before the node lists: no watch can see it.
-	if _, err := emb.Client.Put(ctx, store.k.cancel("e-cancelled"), "user"); err != nil {
-		t.Fatal(err)
-	}
-	causes := make(chan error, 2)
-	n := &Node{store: store, log: slog.New(slog.DiscardHandler),
-		runnable: map[string]bool{}, owned: map[string]bool{}, queued: map[string]bool{}, kick: make(chan struct{}, 1),
-		running: map[string]context.CancelCauseFunc{
-			"e-cancelled": func(err error) { causes <- err },
-			"e-running":   func(err error) { causes <- fmt.Errorf("e-running cancelled: %w", err) },
-		}}
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- n.watchOnce(wctx) }()
-	select {
-	case err := <-causes:
-		if !errors.Is(err, sbruntime.ErrCancelled) || strings.Contains(err.Error(), "e-running") {
-			t.Fatalf("cancel cause %v, want the cancelled execution's ErrCancelled", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the listed cancel request did not reach the run")
-	}
-	stop()
-	<-done // stopped: its watches close, as they do when the node stops
-	select {
-	case err := <-causes:
-		t.Fatalf("a second cancel: %v", err)
-	default:
-	}
+	t.Cleanup(emb.Close)
+	return emb
 }

@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"container/heap"
@@ -7,18 +7,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/starbook/starbook/cluster"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"golang.org/x/sync/errgroup"
-
-	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // leaderLoop campaigns for leadership and, while leader, does the work only
 // one node may do. Leadership starts in lead and ends when lead returns.
 func (n *Node) leaderLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		election := concurrency.NewElection(n.sess(), n.store.k.Election())
+		election := concurrency.NewElection(n.sess(), n.store.Keys().Election())
 		if err := election.Campaign(ctx, n.cfg.ID); err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("campaign for leader", "err", err)
@@ -40,8 +39,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 
 // IsLeader reports whether this node currently leads.
 func (n *Node) IsLeader(ctx context.Context) bool {
-	resp, err := n.store.cli.Get(ctx, n.store.k.Election(), clientv3.WithFirstCreate()...)
-	return err == nil && len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == n.cfg.ID
+	return n.store.IsLeader(ctx, n.cfg.ID)
 }
 
 // lead runs the leader's duties until ctx is done or the session ends.
@@ -99,8 +97,8 @@ func (h *timerHeap) Pop() any {
 // fireTimers loads the durable timers, watches for new ones and fires each
 // when due. A timer's key holds no data: firing resolves the wait it points at.
 func (n *Node) fireTimers(ctx context.Context) error {
-	k := n.store.k
-	resp, err := n.store.cli.Get(ctx, k.Timers(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	k := n.store.Keys()
+	resp, err := n.store.Client().Get(ctx, k.Timers(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return fmt.Errorf("list timers: %w", err)
 	}
@@ -122,7 +120,7 @@ func (n *Node) fireTimers(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	watch := n.store.cli.Watch(wctx, k.Timers(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	watch := n.store.Client().Watch(wctx, k.Timers(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -152,7 +150,7 @@ func (n *Node) fireTimers(ctx context.Context) error {
 			return nil
 		case wr, ok := <-watch:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return cluster.WatchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
 				key := string(ev.Kv.Key)
@@ -183,34 +181,4 @@ func (n *Node) fire(ctx context.Context, keys []string) {
 		})
 	}
 	_ = g.Wait()
-}
-
-// FireTimer resolves the wait a timer key points at with the wait's timeout
-// outcome, and deletes the timer. A timer whose wait is gone is just deleted.
-func (s *Store) FireTimer(ctx context.Context, key string) error {
-	_, id, pos, err := s.k.ParseTimer(key)
-	if err != nil {
-		_, _ = s.cli.Delete(ctx, key)
-		return err
-	}
-	resp, err := s.cli.Get(ctx, s.k.wait(id, pos))
-	if err != nil {
-		return fmt.Errorf("read wait %s/%s: %w", id, pos, err)
-	}
-	if len(resp.Kvs) > 0 {
-		w, err := s.k.decodeWait(resp.Kvs[0])
-		if err != nil {
-			return err
-		}
-		if w.Kind == sbruntime.KindApproval {
-			return s.fireApproval(ctx, key, id, pos) // escalation, partial approvals
-		}
-		if _, err := s.ResolveWait(ctx, id, pos, w.OnTimeout, w.TimeoutError); err != nil {
-			return err
-		}
-	}
-	if _, err := s.cli.Delete(ctx, key); err != nil {
-		return fmt.Errorf("delete timer %s: %w", key, err)
-	}
-	return nil
 }

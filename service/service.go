@@ -1,30 +1,32 @@
-package cluster
+package service
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.starlark.net/starlark"
 
 	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/check"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // Service is the node's starbook.Service: what the HTTP API and the CLI drive.
 type Service struct {
-	Store    *Store
-	Node     *Node // the local node, for readiness; may be nil
+	Store *cluster.Store
+	// Node is the local node, which claims and runs the executions this
+	// service starts in their create txn while it has a worker free, and
+	// whose session is the node's readiness; nil for none.
+	Node     *node.Node
 	Builtins starlark.StringDict
 	Now      func() time.Time
 
@@ -34,8 +36,8 @@ type Service struct {
 
 var _ starbook.Service = (*Service)(nil)
 
-// NewService returns the service over store, compiling runbooks against builtins.
-func NewService(store *Store, builtins starlark.StringDict) *Service {
+// New returns the service over store, compiling runbooks against builtins.
+func New(store *cluster.Store, builtins starlark.StringDict) *Service {
 	return &Service{Store: store, Builtins: builtins, Now: time.Now, entropy: ulid.Monotonic(rand.Reader, 0)}
 }
 
@@ -70,19 +72,10 @@ func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starboo
 	}
 	out := make([]starbook.RunbookVersion, len(bundles))
 	for i, b := range bundles {
-		out[i] = starbook.RunbookVersion{Name: b.Name, Version: b.Version, Files: fileNames(b), CreatedAt: created,
+		out[i] = starbook.RunbookVersion{Name: b.Name, Version: b.Version, Files: b.FileNames(), CreatedAt: created,
 			Unchanged: unchanged[i], Warnings: warnings[b.Name]}
 	}
 	return out, nil
-}
-
-func fileNames(b *sbruntime.Bundle) []string {
-	names := make([]string, 0, len(b.Files))
-	for n := range b.Files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // Runbooks lists every runbook's current version.
@@ -97,7 +90,7 @@ func (s *Service) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, erro
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, starbook.RunbookVersion{Name: name, Version: version, Files: fileNames(b), CreatedAt: created})
+		out = append(out, starbook.RunbookVersion{Name: name, Version: version, Files: b.FileNames(), CreatedAt: created})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -115,15 +108,23 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 		input = compact.Bytes()
 	}
 	now := s.Now().UTC()
-	return s.Store.startCurrent(ctx, runbook, s.Node, func(version string) *sbruntime.Execution {
+	return s.Store.StartCurrent(ctx, runbook, s.runner(), func(version string) *sbruntime.Execution {
 		return &sbruntime.Execution{ID: s.NewID(), Runbook: runbook, Version: version, Status: sbruntime.StatusPending,
-			Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now, TraceParent: TraceParent(ctx)}
+			Trigger: trigger, Input: input, CreatedAt: now, UpdatedAt: now, TraceParent: cluster.TraceParent(ctx)}
 	})
+}
+
+// runner is the node that may claim new executions in their create txn.
+func (s *Service) runner() cluster.Runner {
+	if s.Node == nil {
+		return nil // not a typed nil in the interface
+	}
+	return s.Node
 }
 
 // Executions lists executions newest first.
 func (s *Service) Executions(ctx context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
-	return s.Store.Executions(ctx, ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit})
+	return s.Store.Executions(ctx, cluster.ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit})
 }
 
 // Execution returns an execution and its history.
@@ -143,81 +144,5 @@ func (s *Service) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution
 
 // Health checks that etcd answers.
 func (s *Service) Health(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := s.Store.cli.Get(ctx, s.Store.k.probe("health"), clientv3.WithCountOnly()); err != nil {
-		return fmt.Errorf("etcd: %w", err)
-	}
-	return nil
-}
-
-// AwaitEnd blocks until execution id is terminal or ctx is done, and returns
-// it as it is then. A done ctx is not an error. An end committed through this
-// store (the execution ran here) is seen at once; one committed elsewhere
-// through a watch of the record.
-func (s *Store) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution, error) {
-	local, stop := s.ends.await(id) // before the reads: no end after them is missed
-	defer stop()
-	for {
-		e, _, err := s.Execution(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil && !errors.Is(err, sbruntime.ErrNotFound) {
-				return s.lastKnown(id)
-			}
-			return nil, err
-		}
-		if e.Status.Terminal() {
-			return e, nil
-		}
-		resp, err := s.cli.Get(ctx, s.k.execution(id))
-		if err != nil {
-			return e, nil
-		}
-		if len(resp.Kvs) > 0 {
-			if x, err := s.k.decodeExecution(resp.Kvs[0]); err == nil && x.Status.Terminal() {
-				return x, nil
-			}
-		}
-		if end := s.watchEnd(ctx, id, resp.Header.Revision+1, local); end != nil {
-			return end, nil
-		}
-		if ctx.Err() != nil {
-			return s.lastKnown(id)
-		}
-	}
-}
-
-// watchEnd returns id's terminal record once local delivers it or a watch of
-// the record from rev sees it; nil if ctx is done or the watch fails first.
-func (s *Store) watchEnd(ctx context.Context, id string, rev int64, local <-chan *sbruntime.Execution) *sbruntime.Execution {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := s.cli.Watch(wctx, s.k.execution(id), clientv3.WithRev(rev))
-	for {
-		select {
-		case e := <-local:
-			return e
-		case <-ctx.Done():
-			return nil
-		case wr, ok := <-ch:
-			if !ok || wr.Err() != nil {
-				return nil
-			}
-			for _, ev := range wr.Events {
-				if ev.Type != clientv3.EventTypePut {
-					continue
-				}
-				if x, err := s.k.decodeExecution(ev.Kv); err == nil && x.Status.Terminal() {
-					return x
-				}
-			}
-		}
-	}
-}
-
-func (s *Store) lastKnown(id string) (*sbruntime.Execution, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	e, _, err := s.Execution(ctx, id)
-	return e, err
+	return s.Store.Health(ctx)
 }

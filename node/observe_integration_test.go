@@ -1,7 +1,8 @@
-package cluster
+package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -33,14 +35,14 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // startClockedNode starts a node whose store, service and engine read now.
-func startClockedNode(t *testing.T, now func() time.Time, tasks ...func(*Store) func(context.Context)) *testNode {
+func startClockedNode(t *testing.T, now func() time.Time, tasks ...func(*cluster.Store) func(context.Context)) *testNode {
 	t.Helper()
 	return startNodeAt(t, t.TempDir(), now, tasks...)
 }
 
-func countKeys(t *testing.T, s *Store, prefix string) int64 {
+func countKeys(t *testing.T, s *cluster.Store, prefix string) int64 {
 	t.Helper()
-	resp, err := s.cli.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.Client().Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +136,8 @@ func TestRetentionDeletesOnlyOldEndedExecutions(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clk := &fakeClock{t: start}
 	passes := make(chan int, 10)
-	tn := startClockedNode(t, clk.Now, func(s *Store) func(context.Context) {
-		return s.RetentionTask(Retention{Now: func() time.Time { return start }, Interval: time.Hour, OnPass: func(n int, err error) {
+	tn := startClockedNode(t, clk.Now, func(s *cluster.Store) func(context.Context) {
+		return s.RetentionTask(cluster.Retention{Now: func() time.Time { return start }, Interval: time.Hour, OnPass: func(n int, err error) {
 			if err != nil {
 				t.Errorf("retention pass: %v", err)
 			}
@@ -160,7 +162,7 @@ func TestRetentionDeletesOnlyOldEndedExecutions(t *testing.T) {
 		}
 		old = append(old, e.ID)
 	}
-	if _, err := store.cli.Put(ctx, store.k.prefix+"dedup/webhook/k1", old[0]); err != nil {
+	if _, err := store.Client().Put(ctx, key(store, "dedup", "webhook", "k1"), old[0]); err != nil {
 		t.Fatal(err)
 	}
 	waiting, err := tn.svc.Start(ctx, "waiting", nil, sbruntime.Trigger{Type: "manual"})
@@ -176,9 +178,9 @@ func TestRetentionDeletesOnlyOldEndedExecutions(t *testing.T) {
 		t.Fatal("no retention pass while leading")
 	}
 
-	clk.Add(DefaultRetention + 24*time.Hour)
+	clk.Add(cluster.DefaultRetention + 24*time.Hour)
 	recent, _ := tn.runToEnd(t, "done", "") // ended now: kept
-	n, err := store.Prune(ctx, clk.Now().Add(-DefaultRetention), 1)
+	n, err := store.Prune(ctx, clk.Now().Add(-cluster.DefaultRetention), 1)
 	if err != nil || n != 2 {
 		t.Fatalf("Prune = %d, %v; want 2", n, err)
 	}
@@ -186,13 +188,13 @@ func TestRetentionDeletesOnlyOldEndedExecutions(t *testing.T) {
 		if _, _, err := store.Execution(ctx, id); !errors.Is(err, sbruntime.ErrNotFound) {
 			t.Errorf("%s: %v, want not found", id, err)
 		}
-		for _, p := range []string{store.k.history(id), store.k.logs(id), store.k.execution(id)} {
+		for _, p := range []string{key(store, "history", id) + "/", key(store, "logs", id) + "/", key(store, "executions", id)} {
 			if c := countKeys(t, store, p); c != 0 {
 				t.Errorf("%d keys left under %s", c, p)
 			}
 		}
 	}
-	if c := countKeys(t, store, store.k.prefix+"dedup/"); c != 0 {
+	if c := countKeys(t, store, key(store, "dedup")+"/"); c != 0 {
 		t.Errorf("dedup pointer left")
 	}
 	for _, id := range []string{waiting.ID, recent.ID} {
@@ -209,7 +211,7 @@ func TestRetentionDeletesOnlyOldEndedExecutions(t *testing.T) {
 	if err != nil || rev == 0 {
 		t.Fatalf("Compact = %d, %v", rev, err)
 	}
-	if _, err := store.cli.Get(ctx, "x", clientv3.WithRev(rev-1)); err == nil {
+	if _, err := store.Client().Get(ctx, "x", clientv3.WithRev(rev-1)); err == nil {
 		t.Errorf("revision %d still readable after compaction to %d", rev-1, rev)
 	}
 }
@@ -247,25 +249,31 @@ func TestSnapshotAndVersions(t *testing.T) {
 }
 
 // awaitStored watches execution id's record until it is stored with status.
-func awaitStored(t *testing.T, s *Store, id string, status sbruntime.Status) {
+func awaitStored(t *testing.T, s *cluster.Store, id string, status sbruntime.Status) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, s.k.execution(id))
+	resp, err := s.Client().Get(ctx, key(s, "executions", id))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(resp.Kvs) > 0 {
-		if e, err := s.k.decodeExecution(resp.Kvs[0]); err == nil && e.Status == status {
+		if e, err := decodeRecord(resp.Kvs[0].Value); err == nil && e.Status == status {
 			return
 		}
 	}
-	for wr := range s.cli.Watch(ctx, s.k.execution(id), clientv3.WithRev(resp.Header.Revision+1)) {
+	for wr := range s.Client().Watch(ctx, key(s, "executions", id), clientv3.WithRev(resp.Header.Revision+1)) {
 		for _, ev := range wr.Events {
-			if e, err := s.k.decodeExecution(ev.Kv); err == nil && e.Status == status {
+			if e, err := decodeRecord(ev.Kv.Value); err == nil && e.Status == status {
 				return
 			}
 		}
 	}
 	t.Fatalf("execution %s never stored as %s", id, status)
+}
+
+// decodeRecord decodes a stored execution record.
+func decodeRecord(data []byte) (*sbruntime.Execution, error) {
+	var e sbruntime.Execution
+	return &e, json.Unmarshal(data, &e)
 }

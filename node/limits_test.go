@@ -1,4 +1,4 @@
-package cluster
+package node_test
 
 import (
 	"context"
@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -70,7 +73,7 @@ def main(event):
 // TestLimitErrorsNameTheirLimit runs a node with small limits and a runbook
 // that runs into each: every failure names the limit it hit.
 func TestLimitErrorsNameTheirLimit(t *testing.T) {
-	tn := startNodeWith(t, t.TempDir(), "/limits/", nil, func(_ *Store, cfg *NodeConfig) {
+	tn := startNodeWith(t, t.TempDir(), "/limits/", nil, func(_ *cluster.Store, cfg *node.Config) {
 		cfg.Limits = sbruntime.Limits{MaxSteps: 20_000, MaxResultBytes: 1000, MaxHistory: 5, MaxFanOutItems: 10, MaxFanOutConcurrency: 4}
 	})
 	tn.apply(t, map[string]string{"limits.star": `
@@ -106,18 +109,18 @@ def main(event):
 // the node's default rate: runs over it are queued, and the reason names
 // the rate; a runbook that declares its own keeps it.
 func TestDefaultTriggerRate(t *testing.T) {
-	emb := startSuiteEtcd(t)
-	store := NewStore(emb.Client, "/rate/")
+	emb := startEtcd(t)
+	store := cluster.NewStore(emb.Client, "/rate/")
 	defer store.Close()
 	ctx := context.Background()
-	svc := NewService(store, builtins.New(builtins.Options{}))
+	svc := service.New(store, builtins.New(builtins.Options{}))
 	if _, err := svc.Apply(ctx, map[string]string{
 		"plain.star": "trigger.alert(alertname = \"StormAlert\")\ndef main(event):\n    pass\n",
 		"own.star":   "trigger.alert(alertname = \"StormAlert\", rate = \"100/m\")\ndef main(event):\n    pass\n",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	tr := NewTriggers(store, nil, nil)
+	tr := cluster.NewTriggers(store, nil, nil)
 	rate, err := triggers.ParseRate("2/m")
 	if err != nil {
 		t.Fatal(err)
@@ -145,39 +148,3 @@ func TestDefaultTriggerRate(t *testing.T) {
 // TestActiveIndexOnlyWithALimit: the active index is written only while an
 // active limit is set, so executions created without one are not counted
 // once a limit is set.
-func TestActiveIndexOnlyWithALimit(t *testing.T) {
-	emb := startSuiteEtcd(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s := NewStore(emb.Client, "/activeindex/")
-	defer s.Close()
-	create := func(id string) error {
-		now := time.Now().UTC()
-		return s.CreateExecution(ctx, &sbruntime.Execution{ID: id, Runbook: "r", Version: "v1",
-			Status: sbruntime.StatusPending, Trigger: sbruntime.Trigger{Type: "manual"}, CreatedAt: now, UpdatedAt: now})
-	}
-	steps := []struct {
-		limit  int
-		id     string
-		active int // counted after the create
-		refuse bool
-	}{
-		{limit: 0, id: "a", active: 0},
-		{limit: 0, id: "b", active: 0},
-		{limit: 2, id: "c", active: 1}, // a and b are not counted
-		{limit: 2, id: "d", active: 2},
-		{limit: 2, id: "e", active: 2, refuse: true},
-		{limit: 0, id: "f", active: 2},
-	}
-	for _, st := range steps {
-		s.SetActiveLimit(st.limit)
-		err := create(st.id)
-		var le *sbruntime.LimitError
-		if st.refuse != errors.As(err, &le) || !st.refuse && err != nil {
-			t.Fatalf("create %s with limit %d: %v, want refused %v", st.id, st.limit, err, st.refuse)
-		}
-		if n, err := s.ActiveExecutions(ctx, "r"); err != nil || n != st.active {
-			t.Fatalf("after creating %s with limit %d: %d active, %v; want %d", st.id, st.limit, n, err, st.active)
-		}
-	}
-}

@@ -1,8 +1,7 @@
-package cluster
+package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,12 +12,13 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.starlark.net/starlark"
 
+	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
 
-// NodeConfig configures a node.
-type NodeConfig struct {
+// Config configures a node.
+type Config struct {
 	ID         string        // unique per node; a restarted node reuses its id
 	Workers    int           // executions run at once (default 256)
 	SessionTTL time.Duration // lease TTL of claims and membership (default 10s)
@@ -41,8 +41,8 @@ type NodeConfig struct {
 // Node claims runnable executions and runs them; the elected leader also fires
 // durable timers. Every node of a cluster runs the same code against one etcd.
 type Node struct {
-	store  *Store
-	cfg    NodeConfig
+	store  *cluster.Store
+	cfg    Config
 	engine *sbruntime.Engine
 	log    *slog.Logger
 
@@ -66,10 +66,10 @@ type Node struct {
 	runs      *runPool // the goroutines that run executions
 }
 
-// NewNode joins the cluster: it revokes the lease a previous run of the same
+// New joins the cluster: it revokes the lease a previous run of the same
 // node id left behind (so its claims are released at once, not after the TTL),
 // opens a session and registers the node.
-func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
+func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("node: an id is required")
 	}
@@ -109,14 +109,14 @@ func NewNode(ctx context.Context, store *Store, cfg NodeConfig) (*Node, error) {
 // to) and registers the node under it.
 func (n *Node) openSession(ctx context.Context) error {
 	ttl := max(int(n.cfg.SessionTTL/time.Second), 1)
-	s, err := concurrency.NewSession(n.store.cli, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	s, err := concurrency.NewSession(n.store.Client(), concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return fmt.Errorf("node %s: open session: %w", n.cfg.ID, err)
 	}
-	info, _ := json.Marshal(nodeInfo{ID: n.cfg.ID, Lease: int64(s.Lease()), Started: n.cfg.Now().UTC(), Workers: n.cfg.Workers, TTL: ttl})
-	if _, err := n.store.cli.Put(ctx, n.store.k.node(n.cfg.ID), string(info), clientv3.WithLease(s.Lease())); err != nil {
+	rec := cluster.NodeRecord{ID: n.cfg.ID, Lease: int64(s.Lease()), Started: n.cfg.Now().UTC(), Workers: n.cfg.Workers, TTL: ttl}
+	if err := n.store.RegisterNode(ctx, rec); err != nil {
 		s.Close()
-		return fmt.Errorf("node %s: register: %w", n.cfg.ID, err)
+		return err
 	}
 	n.sessionMu.Lock()
 	n.session = s
@@ -131,31 +131,36 @@ func (n *Node) sess() *concurrency.Session {
 	return n.session
 }
 
-type nodeInfo struct {
-	ID      string    `json:"id"`
-	Lease   int64     `json:"lease"`
-	Started time.Time `json:"started"`
-	Workers int       `json:"workers"`
-	TTL     int       `json:"ttl_seconds"`
-}
-
 func (n *Node) revokePrevious(ctx context.Context) error {
-	resp, err := n.store.cli.Get(ctx, n.store.k.node(n.cfg.ID))
+	prev, err := n.store.Node(ctx, n.cfg.ID)
 	if err != nil {
-		return fmt.Errorf("node %s: read registration: %w", n.cfg.ID, err)
+		return err
 	}
-	if len(resp.Kvs) == 0 {
-		return nil
-	}
-	var prev nodeInfo
-	if json.Unmarshal(resp.Kvs[0].Value, &prev) == nil && prev.Lease != 0 {
-		if _, err := n.store.cli.Revoke(ctx, clientv3.LeaseID(prev.Lease)); err != nil {
+	if prev != nil && prev.Lease != 0 {
+		if _, err := n.store.Client().Revoke(ctx, clientv3.LeaseID(prev.Lease)); err != nil {
 			n.log.Debug("revoke previous lease", "lease", prev.Lease, "err", err)
 		} else {
 			n.log.Info("released the claims of this node's previous run", "lease", prev.Lease)
 		}
 	}
 	return nil
+}
+
+// Ready returns nil while the node holds a live session (it can claim).
+func (n *Node) Ready() error {
+	select {
+	case <-n.sess().Done():
+		return errors.New("session expired; rejoining")
+	default:
+		return nil
+	}
+}
+
+// Running returns how many executions run on this node now.
+func (n *Node) Running() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.running)
 }
 
 // Engine returns the node's replay engine.
@@ -192,7 +197,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _ = n.store.cli.Delete(closeCtx, n.store.k.node(n.cfg.ID))
+	_ = n.store.DeregisterNode(closeCtx, n.cfg.ID)
 	return n.sess().Close()
 }
 
@@ -263,8 +268,8 @@ func (n *Node) watchLoop(ctx context.Context) {
 }
 
 func (n *Node) watchOnce(ctx context.Context) error {
-	k := n.store.k
-	resp, err := n.store.cli.Txn(ctx).Then(
+	k := n.store.Keys()
+	resp, err := n.store.Client().Txn(ctx).Then(
 		clientv3.OpGet(k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(k.Owners(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		// Cancels requested while no watch was in place (between two
@@ -294,9 +299,9 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	rev := resp.Header.Revision + 1
-	runnableCh := n.store.cli.Watch(wctx, k.Runnables(), clientv3.WithPrefix(), clientv3.WithRev(rev))
-	ownersCh := n.store.cli.Watch(wctx, k.Owners(), clientv3.WithPrefix(), clientv3.WithRev(rev))
-	cancelCh := n.store.cli.Watch(wctx, k.Cancels(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	runnableCh := n.store.Client().Watch(wctx, k.Runnables(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	ownersCh := n.store.Client().Watch(wctx, k.Owners(), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	cancelCh := n.store.Client().Watch(wctx, k.Cancels(), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	// A periodic sweep lists everything again, in case a watch missed an event.
 	sweep := time.NewTimer(sweepInterval)
 	defer sweep.Stop()
@@ -308,7 +313,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			return nil
 		case wr, ok := <-runnableCh:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return cluster.WatchErr(wr, ok)
 			}
 			n.mu.Lock()
 			for _, ev := range wr.Events {
@@ -324,7 +329,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			n.wake()
 		case wr, ok := <-ownersCh:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return cluster.WatchErr(wr, ok)
 			}
 			n.mu.Lock()
 			for _, ev := range wr.Events {
@@ -342,7 +347,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			n.wake()
 		case wr, ok := <-cancelCh:
 			if !ok || wr.Err() != nil {
-				return watchErr(wr, ok)
+				return cluster.WatchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
 				if ev.Type != clientv3.EventTypePut {
@@ -366,13 +371,6 @@ func (n *Node) cancelRunningLocked(id string) {
 
 // sweepInterval is how often a node lists the runnable executions again.
 const sweepInterval = 30 * time.Second
-
-func watchErr(wr clientv3.WatchResponse, ok bool) error {
-	if !ok {
-		return errors.New("watch closed")
-	}
-	return wr.Err()
-}
 
 func (n *Node) enqueueLocked(id string) {
 	if !n.queued[id] {
@@ -434,7 +432,7 @@ func (n *Node) claimAndRun(s *concurrency.Session, id string) {
 	defer n.untrack(id, cancel)
 	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, s.Lease())
 	if err != nil {
-		if !errors.Is(err, errNotClaimable) {
+		if !errors.Is(err, cluster.ErrNotClaimable) {
 			n.log.Warn("claim", "execution", id, "err", err)
 		}
 		return
@@ -458,11 +456,11 @@ func (n *Node) untrack(id string, cancel context.CancelCauseFunc) {
 	n.mu.Unlock()
 }
 
-// slot is a worker slot taken for a new execution this node is about to
-// create and claim in one txn (see Node.create): the session it is claimed
-// under and its run's context. The run is tracked from the moment the slot is
-// taken, so a cancel request that arrives between the create and the run is
-// not lost.
+// slot is a worker reserved for a new execution this node is about to
+// create and claim in one txn (cluster.Reservation): the session it is
+// claimed under and its run's context. The run is tracked from the moment
+// the slot is taken, so a cancel request that arrives between the create and
+// the run is not lost.
 type slot struct {
 	n      *Node
 	id     string
@@ -471,11 +469,13 @@ type slot struct {
 	cancel context.CancelCauseFunc
 }
 
-// reserve takes a worker slot for a new execution id stored through s, if
-// n (which may be nil) runs on that store, is claiming and has a slot free;
-// nil otherwise. The caller runs the execution in it (slot.run) or gives it
-// back (slot.release).
-func (n *Node) reserve(s *Store, id string) *slot {
+var _ cluster.Runner = (*Node)(nil)
+
+// Reserve takes a worker for a new execution id stored through s, if n
+// (which may be nil) runs on that store, is claiming and has a worker free;
+// nil otherwise. The store runs the execution in it (Start) or gives it back
+// (Release).
+func (n *Node) Reserve(s *cluster.Store, id string) cluster.Reservation {
 	if n == nil || n.store != s {
 		return nil
 	}
@@ -490,27 +490,28 @@ func (n *Node) reserve(s *Store, id string) *slot {
 	return &slot{n: n, id: id, sess: n.live, ctx: ctx, cancel: cancel}
 }
 
-// claimOp is the write that claims the execution in its create txn.
-func (sl *slot) claimOp(k Keys) clientv3.Op {
-	return clientv3.OpPut(k.owner(sl.id), sl.n.cfg.ID, clientv3.WithLease(sl.sess.Lease()))
-}
+// Owner is the node and lease the create txn claims the execution for.
+func (sl *slot) Owner() (string, clientv3.LeaseID) { return sl.n.cfg.ID, sl.sess.Lease() }
 
-// release gives the slot back unused.
-func (sl *slot) release() {
+// Release gives the slot back unused.
+func (sl *slot) Release() {
 	sl.n.untrack(sl.id, sl.cancel)
 	sl.n.wg.Done()
 }
 
-// run runs the execution claimed in the slot's create txn.
-func (sl *slot) run(claim *Claim) {
-	defer sl.n.wg.Done()
-	defer sl.n.untrack(sl.id, sl.cancel)
-	sl.n.run(sl.ctx, sl.sess, claim)
-	sl.n.wake()
+// Start runs the execution claimed in the slot's create txn on the node's
+// run goroutines.
+func (sl *slot) Start(claim *cluster.Claim) {
+	sl.n.runs.run(func() {
+		defer sl.n.wg.Done()
+		defer sl.n.untrack(sl.id, sl.cancel)
+		sl.n.run(sl.ctx, sl.sess, claim)
+		sl.n.wake()
+	})
 }
 
 // run replays a claimed execution and records the outcome.
-func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *Claim) {
+func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluster.Claim) {
 	id := claim.Execution.ID
 	n.mu.Lock()
 	n.owned[id] = true // before the watch says so, so the id is not dispatched again
@@ -550,7 +551,7 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *Claim)
 // finish records the outcome, retrying while etcd is unreachable: a claim
 // that is neither finished nor released would hold its execution for as long
 // as this node's session lives. It reports whether the outcome was recorded.
-func (n *Node) finish(claim *Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
+func (n *Node) finish(claim *cluster.Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := claim.Finish(ctx, o)

@@ -1,4 +1,4 @@
-package cluster
+package node_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -40,7 +41,7 @@ func startApproval(t *testing.T, tn *testNode, kwargs, requester string) *sbrunt
 	return awaitPendingWait(t, tn.svc.Store, e.ID)
 }
 
-func awaitPendingWait(t *testing.T, s *Store, id string) *sbruntime.Wait {
+func awaitPendingWait(t *testing.T, s *cluster.Store, id string) *sbruntime.Wait {
 	t.Helper()
 	var found *sbruntime.Wait
 	waitFor(t, func() bool {
@@ -95,7 +96,7 @@ func approvalEvents(history []*sbruntime.Event) []*sbruntime.Event {
 	return out
 }
 
-func decide(s *Store, w *sbruntime.Wait, user string, approve bool) (*sbruntime.ApprovalState, error) {
+func decide(s *cluster.Store, w *sbruntime.Wait, user string, approve bool) (*sbruntime.ApprovalState, error) {
 	return s.Decide(context.Background(), w.Execution, w.Position,
 		sbruntime.Decision{User: user, Approve: approve, Comment: "by " + user, Via: sbruntime.ViaCLI})
 }
@@ -200,7 +201,7 @@ func TestDecideTwoPersonRule(t *testing.T) {
 		t.Fatalf("approval events %d", len(evs))
 	}
 	// The approvals of a resolved wait are cleaned up with it.
-	resp, err := s.cli.Get(context.Background(), s.k.prefix+"approvals/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.Client().Get(context.Background(), key(s, "approvals/"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 0 {
 		t.Fatalf("approval keys left: %v, %v", resp.Count, err)
 	}
@@ -241,21 +242,21 @@ func TestDecideRejectAndErrors(t *testing.T) {
 }
 
 // fireDue fires the timer of wait w as the leader does when it is due.
-func fireDue(t *testing.T, s *Store, w *sbruntime.Wait) string {
+func fireDue(t *testing.T, s *cluster.Store, w *sbruntime.Wait) string {
 	t.Helper()
 	if w.Deadline == nil {
 		t.Fatal("wait has no deadline")
 	}
-	key := s.k.timer(*w.Deadline, w.Execution, w.Position)
+	key := timerKey(s, *w.Deadline, w.Execution, w.Position)
 	if err := s.FireTimer(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}
 	return key
 }
 
-func currentWait(t *testing.T, s *Store, w *sbruntime.Wait) (*sbruntime.Wait, *sbruntime.ApprovalRequest) {
+func currentWait(t *testing.T, s *cluster.Store, w *sbruntime.Wait) (*sbruntime.Wait, *sbruntime.ApprovalRequest) {
 	t.Helper()
-	resp, err := s.cli.Get(context.Background(), s.k.wait(w.Execution, w.Position))
+	resp, err := s.Client().Get(context.Background(), key(s, "waits", w.Execution, w.Position))
 	if err != nil || len(resp.Kvs) == 0 {
 		t.Fatalf("wait gone: %v", err)
 	}
@@ -263,9 +264,18 @@ func currentWait(t *testing.T, s *Store, w *sbruntime.Wait) (*sbruntime.Wait, *s
 	if v := resp.Kvs[0].Value; bytes.Contains(v, []byte(`"execution"`)) || bytes.Contains(v, []byte(`"position"`)) {
 		t.Errorf("stored wait %s repeats its key", v)
 	}
-	x, err := s.k.decodeWait(resp.Kvs[0])
+	waits, err := s.ExecutionWaits(context.Background(), w.Execution)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var x *sbruntime.Wait
+	for _, cur := range waits {
+		if cur.Position == w.Position {
+			x = cur
+		}
+	}
+	if x == nil {
+		t.Fatalf("wait %s/%s not listed", w.Execution, w.Position)
 	}
 	req, err := sbruntime.ParseApprovalRequest(x)
 	if err != nil {
@@ -299,8 +309,8 @@ func TestApprovalEscalation(t *testing.T) {
 		t.Fatalf("escalated wait %+v request %+v", esc, req)
 	}
 	ctx := context.Background()
-	for _, key := range []string{first, s.k.timer(*esc.Deadline, w.Execution, w.Position)} {
-		resp, err := s.cli.Get(ctx, key, clientv3.WithCountOnly())
+	for _, key := range []string{first, timerKey(s, *esc.Deadline, w.Execution, w.Position)} {
+		resp, err := s.Client().Get(ctx, key, clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +385,7 @@ func TestApprovalTimeoutOutcomes(t *testing.T) {
 // fakeDirectory is a Directory from maps.
 type fakeDirectory struct {
 	groups map[string][]string
-	people map[string]Person
+	people map[string]cluster.Person
 }
 
 func (d *fakeDirectory) GroupMembers(_ context.Context, group string) ([]string, error) {
@@ -386,10 +396,10 @@ func (d *fakeDirectory) GroupMembers(_ context.Context, group string) ([]string,
 	return m, nil
 }
 
-func (d *fakeDirectory) User(_ context.Context, id string) (Person, error) {
+func (d *fakeDirectory) User(_ context.Context, id string) (cluster.Person, error) {
 	p, ok := d.people[id]
 	if !ok {
-		return Person{}, fmt.Errorf("no user %s", id)
+		return cluster.Person{}, fmt.Errorf("no user %s", id)
 	}
 	return p, nil
 }
@@ -399,7 +409,7 @@ func TestDecideResolvesSlackApprovers(t *testing.T) {
 	s := tn.svc.Store
 	s.SetDirectory(&fakeDirectory{
 		groups: map[string][]string{"@sre": {"U0SRE1", "U0SRE2"}},
-		people: map[string]Person{
+		people: map[string]cluster.Person{
 			"U0SRE1": {ID: "U0SRE1", Name: "sam", Email: "sam@example.com"},
 			"U0SRE2": {ID: "U0SRE2", Name: "kim", Email: "kim@example.com"},
 			"U0BOSS": {ID: "U0BOSS", Name: "boss", Email: "boss@example.com"},
@@ -448,7 +458,7 @@ func TestCancelDropsPartialApprovals(t *testing.T) {
 	if e, _ := endOf(t, tn, w.Execution); e.Status != sbruntime.StatusCancelled {
 		t.Fatalf("status %s", e.Status)
 	}
-	resp, err := s.cli.Get(context.Background(), s.k.executionApprovals(w.Execution), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := s.Client().Get(context.Background(), key(s, "approvals", w.Execution)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 0 {
 		t.Fatalf("approvals left after cancel: %d, %v", resp.Count, err)
 	}

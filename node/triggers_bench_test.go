@@ -1,4 +1,4 @@
-package cluster
+package node_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -21,14 +23,14 @@ var ingestSeq atomic.Int64
 func BenchmarkAlertIngest(b *testing.B) {
 	emb := benchEtcd(b)
 	prefix := fmt.Sprintf("/ingest-%d/", time.Now().UnixNano())
-	store := NewStore(emb.Client, prefix)
+	store := cluster.NewStore(emb.Client, prefix)
 	defer store.Close()
-	svc := NewService(store, builtins.New(builtins.Options{}))
+	svc := service.New(store, builtins.New(builtins.Options{}))
 	if _, err := svc.Apply(context.Background(), map[string]string{
 		"storm.star": "trigger.alert(alertname = \"StormAlert\")\ndef main(event):\n    pass\n"}); err != nil {
 		b.Fatal(err)
 	}
-	tr := NewTriggers(store, nil, nil)
+	tr := cluster.NewTriggers(store, nil, nil)
 	d := &triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr}
 	const perNotification = 100
 	notification := func() *triggers.Notification {
@@ -70,4 +72,16 @@ func BenchmarkAlertIngest(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/notification")
 		})
 	}
+}
+
+// benchEtcd starts an embedded etcd with fsync on, as a node runs it,
+// stopped when b ends.
+func benchEtcd(b *testing.B) *cluster.Embedded {
+	b.Helper()
+	emb, err := cluster.StartEmbedded(context.Background(), cluster.EmbeddedConfig{Dir: b.TempDir(), Fast: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(emb.Close)
+	return emb
 }

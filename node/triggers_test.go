@@ -1,4 +1,4 @@
-package cluster
+package node_test
 
 import (
 	"context"
@@ -15,7 +15,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/triggers"
 	"github.com/starbook/starbook/triggers/triggerstest"
 )
@@ -23,34 +26,34 @@ import (
 // triggerEnv is an embedded etcd with a store, a service, the trigger store
 // and a dispatcher; with run, also a node (the leader: one node).
 type triggerEnv struct {
-	emb   *Embedded
-	store *Store
-	svc   *Service
-	tr    *Triggers
+	emb   *cluster.Embedded
+	store *cluster.Store
+	svc   *service.Service
+	tr    *cluster.Triggers
 	d     *triggers.Dispatcher
-	node  *Node
+	node  *node.Node
 	stop  func()
 }
 
 func startTriggerEnv(t *testing.T, dir string, withNode bool, clock triggers.Clock) *triggerEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bi := builtins.New(builtins.Options{})
-	store := NewStore(emb.Client, "/t/")
-	env := &triggerEnv{emb: emb, store: store, svc: NewService(store, bi)}
-	env.tr = NewTriggers(store, nil, nil)
+	store := cluster.NewStore(emb.Client, "/t/")
+	env := &triggerEnv{emb: emb, store: store, svc: service.New(store, bi)}
+	env.tr = cluster.NewTriggers(store, nil, nil)
 	env.d = &triggers.Dispatcher{Index: env.tr.Index(), Starter: env.tr, Resolver: env.tr}
 	done := make(chan error, 1)
 	if withNode {
-		cfg := NodeConfig{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Clock: clock}
+		cfg := node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Clock: clock}
 		if clock != nil {
 			cfg.Now = clock.Now
 		}
-		env.node, err = NewNode(ctx, store, cfg)
+		env.node, err = node.New(ctx, store, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,9 +195,9 @@ def main(event):
     return {"pod": event.labels["pod"], "resolved": not sig["timed_out"], "endsAt": sig["data"]["endsAt"] if sig["data"] else None}
 `
 
-func countExecutions(t *testing.T, s *Store, runbook string) []*sbruntime.Execution {
+func countExecutions(t *testing.T, s *cluster.Store, runbook string) []*sbruntime.Execution {
 	t.Helper()
-	list, err := s.Executions(context.Background(), ListFilter{Runbook: runbook, Limit: 1000})
+	list, err := s.Executions(context.Background(), cluster.ListFilter{Runbook: runbook, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,11 +308,11 @@ func stormNotification(alerts int) *triggers.Notification {
 }
 
 // awaitStore polls cond on every change under the store's prefix until it holds.
-func awaitStore(t *testing.T, s *Store, what string, cond func() bool) {
+func awaitStore(t *testing.T, s *cluster.Store, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w := s.cli.Watch(ctx, s.k.prefix, clientv3.WithPrefix())
+	w := s.Client().Watch(ctx, s.Keys().Prefix(), clientv3.WithPrefix())
 	for !cond() {
 		select {
 		case <-w:
@@ -414,9 +417,9 @@ func TestPolicyQueueAndDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitStore(t, env.store, "the slot and queue to empty", func() bool {
-		resp, _ := env.store.cli.Txn(ctx).Then(
-			clientv3.OpGet(env.store.k.slotsOf("serial"), clientv3.WithPrefix(), clientv3.WithCountOnly()),
-			clientv3.OpGet(env.store.k.queuedOf("serial"), clientv3.WithPrefix(), clientv3.WithCountOnly())).Commit()
+		resp, _ := env.store.Client().Txn(ctx).Then(
+			clientv3.OpGet(key(env.store, "slots", "serial")+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
+			clientv3.OpGet(key(env.store, "queued", "serial")+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())).Commit()
 		return resp.Responses[0].GetResponseRange().Count == 0 && resp.Responses[1].GetResponseRange().Count == 0
 	})
 }
@@ -426,7 +429,7 @@ func TestPolicyQueueAndDrop(t *testing.T) {
 func TestPolicyRate(t *testing.T) {
 	clock := triggerstest.NewClock(time.Now())
 	env := startTriggerEnv(t, t.TempDir(), true, clock)
-	env.tr = NewTriggers(env.store, clock.Now, nil)
+	env.tr = cluster.NewTriggers(env.store, clock.Now, nil)
 	env.d.Starter = env.tr
 	env.apply(t, map[string]string{"limited.star": "trigger.alert(alertname = \"StormAlert\", rate = \"2/m\")\n" +
 		"def main(event):\n    return 1\n"})
@@ -464,7 +467,7 @@ func TestCronFiresOnLeader(t *testing.T) {
 	start := time.Date(2026, 1, 15, 9, 59, 30, 0, time.UTC)
 	clock := triggerstest.NewClock(start)
 	env := startTriggerEnv(t, t.TempDir(), true, clock)
-	env.store.now = clock.Now // the version's creation time is the cron baseline
+	env.store.SetClock(clock.Now) // the version's creation time is the cron baseline
 	env.apply(t, map[string]string{"report.star": "trigger.cron(\"*/5 * * * *\")\ndef main(event):\n    return event.tick\n"})
 	ctx := context.Background()
 	for i, at := range []string{"10:00", "10:05"} {
@@ -492,12 +495,12 @@ func TestCronFiresOnLeader(t *testing.T) {
 func TestCronTwoSchedulersRace(t *testing.T) {
 	env := startTriggerEnv(t, t.TempDir(), false, nil)
 	clock := triggerstest.NewClock(time.Date(2026, 1, 15, 9, 59, 0, 0, time.UTC))
-	env.store.now = clock.Now
+	env.store.SetClock(clock.Now)
 	env.apply(t, map[string]string{"job.star": "trigger.cron(\"* * * * *\")\ndef main(event):\n    pass\n"})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range 2 {
-		tr := NewTriggers(env.store, clock.Now, nil)
+		tr := cluster.NewTriggers(env.store, clock.Now, nil)
 		wg.Go(func() { _ = (&triggers.Scheduler{Clock: clock, Store: tr, Index: tr.Index()}).Run(ctx) })
 	}
 	defer func() { cancel(); wg.Wait() }()

@@ -1,4 +1,4 @@
-package cluster
+package node_test
 
 import (
 	"context"
@@ -12,7 +12,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -62,9 +65,9 @@ def main(event):
 
 // createRevisions returns the create revisions of an execution's record and
 // of its owner key (0 when unowned).
-func createRevisions(t *testing.T, s *Store, id string) (record, owner int64) {
+func createRevisions(t *testing.T, s *cluster.Store, id string) (record, owner int64) {
 	t.Helper()
-	resp, err := s.cli.Txn(context.Background()).Then(clientv3.OpGet(s.k.execution(id)), clientv3.OpGet(s.k.owner(id))).Commit()
+	resp, err := s.Client().Txn(context.Background()).Then(clientv3.OpGet(key(s, "executions", id)), clientv3.OpGet(key(s, "owners", id))).Commit()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +103,7 @@ func TestStartRightAfterApplyElsewhereUsesTheNewVersion(t *testing.T) {
 	first, _ := tn.runToEnd(t, "ver", "")
 	// Another node applies v2 through its own store: this node's cached
 	// version is stale, and its next start must notice.
-	other := NewService(NewStore(tn.svc.Store.cli, tn.svc.Store.k.prefix), builtins.New(builtins.Options{}))
+	other := service.New(cluster.NewStore(tn.svc.Store.Client(), tn.svc.Store.Keys().Prefix()), builtins.New(builtins.Options{}))
 	defer other.Store.Close()
 	if _, err := other.Apply(context.Background(), map[string]string{"ver.star": "def main(event):\n    return \"v2\"\n"}); err != nil {
 		t.Fatal(err)
@@ -129,7 +132,7 @@ func TestCancelRightAfterStartStopsTheRun(t *testing.T) {
 }
 
 func TestStartWithEveryWorkerBusyLeavesTheExecutionForTheWatch(t *testing.T) {
-	tn := startNodeWith(t, t.TempDir(), "/t/", nil, func(_ *Store, cfg *NodeConfig) { cfg.Workers = 1 })
+	tn := startNodeWith(t, t.TempDir(), "/t/", nil, func(_ *cluster.Store, cfg *node.Config) { cfg.Workers = 1 })
 	svc, store, ctx := tn.svc, tn.svc.Store, context.Background()
 	if _, err := svc.Apply(ctx, map[string]string{"gated.star": gatedRunbook}); err != nil {
 		t.Fatal(err)
@@ -168,7 +171,7 @@ func TestTriggeredStartsAreClaimedInTheirCreateTxnAndDuplicatesFreeTheirSlot(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := NewTriggers(tn.svc.Store, nil, nil)
+	tr := cluster.NewTriggers(tn.svc.Store, nil, nil)
 	tr.RunOn(tn.node)
 	start := func(key string) triggers.Started {
 		t.Helper()
@@ -192,9 +195,7 @@ func TestTriggeredStartsAreClaimedInTheirCreateTxnAndDuplicatesFreeTheirSlot(t *
 	if dup := start("k1"); dup.Status != triggers.StatusDuplicate || dup.ID != first.ID {
 		t.Errorf("second start with the same key: %+v, want a duplicate of %s", dup, first.ID)
 	}
-	tn.node.mu.Lock()
-	running := len(tn.node.running)
-	tn.node.mu.Unlock()
+	running := tn.node.Running()
 	if running != 1 {
 		t.Errorf("%d runs tracked after a duplicate start, want 1 (its reserved slot given back)", running)
 	}

@@ -1,0 +1,42 @@
+// Package cluster is starbook's etcd storage: runbook versions, execution
+// records, histories, claims, waits, timers, signals, approvals, logs, the
+// audit log and trigger admission, each written by a fenced transaction;
+// and the embedded etcd member a single node runs by default (compaction,
+// defragmentation, TLS).
+//
+// It knows no HTTP and no Starlark: it stores what package runtime defines
+// (a [Claim] is the runtime's Journal over etcd) and the root package's
+// domain types. The worker that claims and runs executions is package node;
+// the use cases behind the HTTP API are package service.
+//
+// # Files
+//
+//   - keys.go builds every key ([Keys]); the layout is written down there.
+//   - store.go, start.go: runbook versions, creating and reading executions.
+//     A start costs one txn: the create checks the cached current version
+//     and, through a [Runner], claims the execution for a free local worker.
+//   - claim.go, batch.go, pbops.go: a claim's fenced writes and the group
+//     commit that batches many executions' writes into one txn.
+//   - waits.go, timers.go, signals.go, approvals.go, notify.go: waits and
+//     what resolves them.
+//   - triggers.go: trigger admission ([Triggers]): dedup, bounded runbooks'
+//     gates, slots and queues, cron ticks, resolved alerts.
+//   - logs.go, audit.go, limits.go, ends.go, observe.go, nodes.go: log lines,
+//     the audit log, active limits, end notification, watches for metrics,
+//     node registrations and the cluster's status.
+//   - retention.go, compaction.go, defrag.go, embed.go, tls.go: keeping etcd
+//     small and running it.
+//
+// # Invariants
+//
+//   - An event is recorded at most once per position: its append requires
+//     the position's key to be absent and the claim's owner key to be the one
+//     the claim created (fencing), in the same txn.
+//   - "running" is never stored: it is derived from owners/<id>, a key bound
+//     to the owning node's session lease, so a dead node's claims vanish with
+//     its lease.
+//   - A batch's requests succeed or fail one by one: a failed fence fails only
+//     its own request; its neighbours are committed again without it.
+//   - Only this package builds keys (keys.go); other packages use the Store's
+//     methods, or [Keys]' exported prefixes to watch.
+package cluster
