@@ -65,7 +65,7 @@ func post(t *testing.T, url string, body []byte, header http.Header) (int, strin
 
 func payload(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../triggers/testdata/alertmanager/" + name)
+	b, err := os.ReadFile("../testdata/alertmanager/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

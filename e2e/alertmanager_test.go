@@ -226,8 +226,12 @@ func TestAlertmanager(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Without the token, starbook refuses a notification.
-	resp, err := http.Post(d.URL+"/hooks/alertmanager", "application/json", strings.NewReader(`{"version":"4"}`))
+	// Without the token, starbook refuses a notification, a valid one too.
+	valid, err := os.ReadFile(filepath.Join("..", "testdata", "alertmanager", "valid_firing.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(d.URL+"/hooks/alertmanager", "application/json", bytes.NewReader(valid))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,4 +11,8 @@
 // cancelling the run's context from inside an effect (killed before its
 // checkpoint) or from a Journal wrapper after N appends (killed after one),
 // then claiming and running the execution again.
+//
+// Its tests also hold runtime's tests that need the real built-ins
+// (checkpointing, the replay and runbook-loading fuzz tests), so that nothing
+// under runtime/ imports a package above it, tests included.
 package enginetest

@@ -85,7 +85,7 @@ func (env *triggerEnv) apply(t *testing.T, files map[string]string) {
 
 func readTestPayload(t *testing.T, name string) *triggers.Notification {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "triggers", "testdata", "alertmanager", name))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "alertmanager", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,17 +20,22 @@ type fixture struct {
 	Waits     []*sbruntime.Wait    `json:"waits,omitempty"`
 }
 
+// histories holds the recorded executions and the versions of deploy.star
+// replayed against them, shared with cmd/starbook's tests; the mocks they
+// were recorded with and the replay reports stay in testdata/replay.
+var histories = filepath.Join("..", "testdata", "replay")
+
 // recordings are the golden histories: made offline from a runbook and
 // mocks with -update, replayed on every test run.
 var recordings = []struct {
-	file        string // testdata/replay/<file>.json
+	file        string // <histories>/<file>.json
 	root, name  string // the runbook recorded
 	mocks       []string
 	input       string
 	wantWaiting bool
 }{
-	{"deploy_completed", "testdata/replay/v1", "deploy.star", []string{"deploy_mocks.star"}, `{"service": "api"}`, false},
-	{"deploy_waiting", "testdata/replay/v1", "deploy.star", []string{"deploy_waiting_mocks.star"}, `{"service": "api"}`, true},
+	{"deploy_completed", filepath.Join(histories, "v1"), "deploy.star", []string{"deploy_mocks.star"}, `{"service": "api"}`, false},
+	{"deploy_waiting", filepath.Join(histories, "v1"), "deploy.star", []string{"deploy_waiting_mocks.star"}, `{"service": "api"}`, true},
 	{"crashloop_completed", "../runbooks", "crashloop.star", []string{"crashloop_mocks.star", "approve_mocks.star"},
 		`{"labels": {"namespace": "shop", "pod": "api-1"}, "annotations": {"k8s_api": "https://k8s.example.com"}}`, false},
 	{"crashloop_waiting", "../runbooks", "crashloop.star", []string{"crashloop_mocks.star"},
@@ -40,7 +45,7 @@ var recordings = []struct {
 
 func loadFixture(t *testing.T, name string) *fixture {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "replay", name+".json"))
+	b, err := os.ReadFile(filepath.Join(histories, name+".json"))
 	if err != nil {
 		t.Fatalf("%v (go test -update records it)", err)
 	}
@@ -86,7 +91,7 @@ func TestRecord(t *testing.T) {
 			f.History = append(f.History, s.Event)
 		}
 		out, _ := json.MarshalIndent(f, "", "  ")
-		if err := os.WriteFile(filepath.Join("testdata", "replay", rec.file+".json"), append(out, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(histories, rec.file+".json"), append(out, '\n'), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,7 +128,7 @@ func TestReplay(t *testing.T) {
 	tests := []struct {
 		golden     string
 		fixture    string
-		script     string // testdata/replay/<script>/deploy.star
+		script     string // <histories>/<script>/deploy.star
 		compatible bool
 	}{
 		{"same_completed", "deploy_completed", "v1", true},
@@ -139,7 +144,7 @@ func TestReplay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
 			f := loadFixture(t, tt.fixture)
-			b, err := runbooktest.LoadBundle(filepath.Join("testdata", "replay", tt.script), "deploy.star")
+			b, err := runbooktest.LoadBundle(filepath.Join(histories, tt.script), "deploy.star")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,9 +12,12 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
+// payloads holds the Alertmanager payloads shared with other packages' tests.
+var payloads = filepath.Join("..", "testdata", "alertmanager")
+
 func readPayload(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "alertmanager", name))
+	b, err := os.ReadFile(filepath.Join(payloads, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,10 @@ func TestDecodeNotificationInvalid(t *testing.T) {
 // FuzzAlertmanagerPayload checks that no input panics the decoder and that
 // whatever it accepts satisfies what the dispatcher relies on.
 func FuzzAlertmanagerPayload(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "alertmanager", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(payloads, "*.json"))
+	if len(files) == 0 {
+		f.Fatalf("no seeds in %s", payloads)
+	}
 	for _, file := range files {
 		b, _ := os.ReadFile(file)
 		f.Add(b)

@@ -17,7 +17,10 @@ import (
 // input panics, every start is deduplicated on (runbook, fingerprint,
 // startsAt), and each start's alert matches its runbook.
 func FuzzAlertmanagerDispatch(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "alertmanager", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(payloads, "*.json"))
+	if len(files) == 0 {
+		f.Fatalf("no seeds in %s", payloads)
+	}
 	for _, file := range files {
 		b, _ := os.ReadFile(file)
 		f.Add(b, `pod=~"api-.*"`)

@@ -156,7 +156,7 @@ func (s *replayService) ExecutionWaits(context.Context, string) ([]*sbruntime.Wa
 
 func newReplayService(t *testing.T) *replayService {
 	t.Helper()
-	testdata := filepath.Join("..", "..", "runbooktest", "testdata", "replay")
+	testdata := filepath.Join("..", "..", "testdata", "replay")
 	b, err := runbooktest.LoadBundle(filepath.Join(testdata, "v1"), "deploy.star")
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func newReplayService(t *testing.T) *replayService {
 
 func TestReplayCommand(t *testing.T) {
 	svc := newReplayService(t)
-	testdata := filepath.Join("..", "..", "runbooktest", "testdata", "replay")
+	testdata := filepath.Join("..", "..", "testdata", "replay")
 	tests := []struct {
 		name     string
 		args     []string
