@@ -49,6 +49,10 @@ var rules = []archtest.Rule{
 		Why: "the worker and leader loops sit below the application service and the HTTP API, which drive them",
 	},
 	{
+		Pkg: "service/...", Forbid: []string{"api/...", "ui/...", "slackapp/...", "cmd/..."},
+		Why: "the use cases know no transport: the HTTP API, the UI and Slack drive the service, not the reverse",
+	},
+	{
 		Pkg: ".", Forbid: []string{"..."}, Except: []string{"runtime/..."},
 		Why: "the root package holds domain types and service interfaces: of our packages it builds on runtime only, so any package can import it",
 	},
@@ -61,13 +65,7 @@ var rules = []archtest.Rule{
 // temporaryAllowlist holds forbidden imports that exist today and are being
 // removed. Each entry goes when its edge does: the test fails on an entry that
 // allows nothing, so none outlives its edge.
-var temporaryAllowlist = []archtest.Allowed{
-	// removed when cluster stops importing api (issue 17)
-	{From: "cluster", To: "api", Why: "removed when cluster stops importing api (issue 17)"},
-	// removed when the application service (cluster/service.go, which runs
-	// check.Files and so reaches the built-ins) moves out of cluster (issue 17)
-	{From: "cluster", To: "builtins", Why: "removed when the application service moves out of cluster (issue 17)"},
-}
+var temporaryAllowlist = []archtest.Allowed{}
 
 func TestImports(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
