@@ -1,0 +1,67 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/starbook/starbook/api/apitest"
+)
+
+// TestCheckPaths: a file is checked with what it loads, transitively, and
+// none of the other files beside it; a directory is checked whole.
+func TestCheckPaths(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"ops/restart.star": "load(\"common.star\", \"notify\")\n\ndef main(event):\n    call(notify, event[\"pod\"])\n",
+		"ops/common.star":  "load(\"words.star\", \"label\")\n\ndef notify(pod):\n    return slack.post(\"#ops\", text = label(pod))\n",
+		"ops/words.star":   "def label(pod):\n    return \"restarted %s at %s\" % (pod, now())\n",
+		"ops/broken.star":  "def main(event):\n    return undefined_thing\n",
+		"ops/notes.star":   "x = 1\n",
+		"ops/hello.star":   "def main(event):\n    return \"hello\"\n",
+	})
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string // stdout lines, root-relative, as prefixes
+	}{
+		{"file and its loads", []string{"ops/restart.star"}, 1, []string{
+			"ops/words.star:2:41: now() called inside a step",
+		}},
+		{"runbook file alone", []string{"ops/broken.star"}, 1, []string{
+			"ops/broken.star:2:12: undefined: undefined_thing",
+		}},
+		{"clean file beside broken ones", []string{"ops/hello.star"}, 0, []string{
+			"ok: 1 runbook",
+		}},
+		{"two files", []string{"ops/hello.star", "ops/restart.star"}, 1, []string{
+			"ops/words.star:2:41: now() called inside a step",
+		}},
+		{"directory", []string{"ops"}, 1, []string{
+			"ops/broken.star:2:12: undefined: undefined_thing",
+			"ops/notes.star:1:1: no main(event) function, and no runbook loads this file",
+			"ops/words.star:2:41: now() called inside a step",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"check"}
+			for _, a := range tt.args {
+				args = append(args, filepath.Join(root, filepath.FromSlash(a)))
+			}
+			res := cli(t, &apitest.Service{}, "", args...)
+			out := strings.ReplaceAll(res.stdout, root+string(filepath.Separator), "")
+			lines := strings.Split(strings.TrimSpace(filepath.ToSlash(out)), "\n")
+			if res.code != tt.code || len(lines) != len(tt.want) {
+				t.Fatalf("exit %d (want %d), stdout:\n%s\nwant %d lines:\n%s\nstderr %q",
+					res.code, tt.code, out, len(tt.want), strings.Join(tt.want, "\n"), res.stderr)
+			}
+			for i := range lines {
+				if !strings.HasPrefix(lines[i], tt.want[i]) {
+					t.Errorf("line %d: %s\nwant it to start with %s", i, lines[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
