@@ -64,13 +64,13 @@ error (with --strict, also a warning) was found.`,
 				}
 			}
 			if errs > 0 || (strict && warnings > 0) {
-				return fmt.Errorf("%d errors, %d warnings", errs, warnings)
+				return fmt.Errorf("%s, %s", count(errs, "error"), count(warnings, "warning"))
 			}
 			names := make([]string, len(res.Bundles))
 			for i, b := range res.Bundles {
 				names[i] = b.Name
 			}
-			fmt.Fprintf(out, "ok: %d runbooks (%s), %d warnings\n", len(names), strings.Join(names, ", "), warnings)
+			fmt.Fprintf(out, "ok: %s (%s), %s\n", count(len(names), "runbook"), strings.Join(names, ", "), count(warnings, "warning"))
 			return nil
 		},
 	}
@@ -79,6 +79,14 @@ error (with --strict, also a warning) was found.`,
 }()
 
 func init() { rootCmd.AddCommand(checkCmd) }
+
+// count is "1 error", "0 errors", "2 errors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 // addLoaded adds the file at path and what it load()s, transitively, under
 // the names apply gives them (see addFile). Apply sends a file's siblings

@@ -21,28 +21,29 @@ func TestCheckPaths(t *testing.T) {
 		"ops/hello.star":   "def main(event):\n    return \"hello\"\n",
 	})
 	tests := []struct {
-		name string
-		args []string
-		code int
-		want []string // stdout lines, root-relative, as prefixes
+		name   string
+		args   []string
+		code   int
+		want   []string // stdout lines, root-relative, as prefixes
+		stderr string
 	}{
 		{"file and its loads", []string{"ops/restart.star"}, 1, []string{
 			"ops/words.star:2:41: now() called inside a step",
-		}},
+		}, "starbook: 1 error, 0 warnings\n"},
 		{"runbook file alone", []string{"ops/broken.star"}, 1, []string{
 			"ops/broken.star:2:12: undefined: undefined_thing",
-		}},
+		}, "starbook: 1 error, 0 warnings\n"},
 		{"clean file beside broken ones", []string{"ops/hello.star"}, 0, []string{
-			"ok: 1 runbook",
-		}},
+			"ok: 1 runbook (hello), 0 warnings",
+		}, ""},
 		{"two files", []string{"ops/hello.star", "ops/restart.star"}, 1, []string{
 			"ops/words.star:2:41: now() called inside a step",
-		}},
+		}, "starbook: 1 error, 0 warnings\n"},
 		{"directory", []string{"ops"}, 1, []string{
 			"ops/broken.star:2:12: undefined: undefined_thing",
 			"ops/notes.star:1:1: no main(event) function, and no runbook loads this file",
 			"ops/words.star:2:41: now() called inside a step",
-		}},
+		}, "starbook: 3 errors, 0 warnings\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,14 +54,36 @@ func TestCheckPaths(t *testing.T) {
 			res := cli(t, &apitest.Service{}, "", args...)
 			out := strings.ReplaceAll(res.stdout, root+string(filepath.Separator), "")
 			lines := strings.Split(strings.TrimSpace(filepath.ToSlash(out)), "\n")
-			if res.code != tt.code || len(lines) != len(tt.want) {
-				t.Fatalf("exit %d (want %d), stdout:\n%s\nwant %d lines:\n%s\nstderr %q",
-					res.code, tt.code, out, len(tt.want), strings.Join(tt.want, "\n"), res.stderr)
+			if res.code != tt.code || len(lines) != len(tt.want) || res.stderr != tt.stderr {
+				t.Fatalf("exit %d (want %d), stdout:\n%s\nwant %d lines:\n%s\nstderr %q, want %q",
+					res.code, tt.code, out, len(tt.want), strings.Join(tt.want, "\n"), res.stderr, tt.stderr)
 			}
 			for i := range lines {
 				if !strings.HasPrefix(lines[i], tt.want[i]) {
 					t.Errorf("line %d: %s\nwant it to start with %s", i, lines[i], tt.want[i])
 				}
+			}
+		})
+	}
+}
+
+func TestCount(t *testing.T) {
+	tests := []struct {
+		n    int
+		noun string
+		want string
+	}{
+		{0, "error", "0 errors"},
+		{1, "error", "1 error"},
+		{2, "error", "2 errors"},
+		{1, "warning", "1 warning"},
+		{12, "warning", "12 warnings"},
+		{1, "runbook", "1 runbook"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := count(tt.n, tt.noun); got != tt.want {
+				t.Fatalf("count(%d, %q) = %q", tt.n, tt.noun, got)
 			}
 		})
 	}
