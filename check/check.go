@@ -219,7 +219,9 @@ func (c *checker) run() {
 	}
 }
 
-// bundle checks one runbook; it reports whether it compiled.
+// bundle checks one runbook; it reports whether it compiled. A runbook that
+// does not compile is still scanned, and its literal trigger declarations
+// checked, so that one pass reports everything that needs no run.
 func (c *checker) bundle(b *sbruntime.Bundle) bool {
 	names := make([]string, 0, len(b.Files))
 	for n := range b.Files {
@@ -234,15 +236,19 @@ func (c *checker) bundle(b *sbruntime.Bundle) bool {
 			ok = false
 		}
 	}
+	s := c.scan(b)
+	var prog *sbruntime.Program
+	var err error
+	if ok {
+		if prog, err = sbruntime.Compile(b, c.opts.Builtins); err != nil {
+			c.addErr(b.Main, err)
+			ok = false
+		}
+	}
 	if !ok {
+		s.literalTriggers()
 		return false
 	}
-	prog, err := sbruntime.Compile(b, c.opts.Builtins)
-	if err != nil {
-		c.addErr(b.Main, err)
-		return false
-	}
-	c.scan(b)
 	if b.Triggers, err = Triggers(prog, c.opts.Builtins); err != nil {
 		c.addErr(b.Main, err)
 		return false

@@ -86,6 +86,43 @@ def main(event):
 			[]string{`a.star:1:13: trigger.cron: cron "*/5 * * *": expected exactly 5 fields`}},
 		{"top level fails at apply", map[string]string{"a.star": "trigger.cron(\"@hourly\")\nfail(\"boom\")\ndef main(event):\n    pass\n"},
 			[]string{"a.star:2:5: runbook a: its top level failed while its triggers were collected"}},
+		{"everything in one pass", map[string]string{"a.star": `trigger.cron("*/5 * * *")
+X = http.get("https://x")
+
+def main(event):
+    http.post("https://y")
+    return undefined_thing()
+`}, []string{
+			`a.star:1:13: trigger.cron: cron "*/5 * * *": expected exactly 5 fields`,
+			"a.star:2:5: http.get called outside a step (at top level)",
+			"a.star:5:5: http.post called outside a step (in main)",
+			"a.star:6:12: undefined: undefined_thing",
+		}},
+		{"everything in one pass, across loads", map[string]string{
+			"a.star":   "load(\"lib.star\", \"f\")\ntrigger.webhook(\"x\", token_env = \"T\")\ndef main(event):\n    f(undefined_thing)\n",
+			"lib.star": "trigger.webhook(\"x\", token_env = \"T\")\ndef f(x):\n    http.get(x)\n",
+		}, []string{
+			`a.star:2:16: trigger.webhook: webhook "x" is already declared at lib.star:1:16`,
+			"a.star:4:7: undefined: undefined_thing",
+			"lib.star:3:5: http.get called outside a step (in f, called directly from main)",
+		}},
+		{"everything in one pass, main without event", map[string]string{"a.star": "trigger.cron(\"often\")\ndef main():\n    http.get(\"x\")\n"},
+			[]string{
+				`a.star:1:13: trigger.cron: cron "often"`,
+				"a.star:2:1: main must take one parameter, the event: def main(event)",
+				"a.star:3:5: http.get called outside a step (in main)",
+			}},
+		{"computed trigger arguments wait for a compiling runbook", map[string]string{"a.star": `
+def spec():
+    return "often"
+
+trigger.cron(spec())
+trigger.cron("often" + "")
+trigger.cron(*["often"])
+trigger.cron("often", **{"tz": "Mars/Olympus"})
+def main(event):
+    return undefined_thing
+`}, []string{"a.star:10:12: undefined: undefined_thing"}},
 		{"secret not set", map[string]string{"a.star": "def main(event):\n    call(http.get, \"https://x\", headers = {\"Authorization\": secret(\"API_TOKEN\")})\n"},
 			[]string{`a.star:2:61: warning: secret "API_TOKEN" is not set in the environment`}},
 		{"reserved secret", map[string]string{"a.star": "def main(event):\n    return secret(\"STARBOOK_TOKENS\")\n"},

@@ -71,8 +71,9 @@ type task struct {
 	why string // how the function is reached, for messages
 }
 
-// scan reports calls that would fail at run time because of where they run.
-func (c *checker) scan(b *sbruntime.Bundle) {
+// scan reports calls that would fail at run time because of where they run,
+// and returns the scanner for further checks of b's syntax trees.
+func (c *checker) scan(b *sbruntime.Bundle) *scanner {
 	s := &scanner{c: c, b: b, units: map[string]*unit{}, visited: map[*function]map[context]bool{}}
 	names := make([]string, 0, len(b.Files))
 	for n := range b.Files {
@@ -98,6 +99,7 @@ func (c *checker) scan(b *sbruntime.Bundle) {
 		s.work = s.work[1:]
 		s.body(s.units[t.fn.file], t.fn, t.fn.body, t.fn.expr, t.ctx, t.why)
 	}
+	return s
 }
 
 func (s *scanner) push(fn *function, ctx context, why string) {

@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,4 +76,90 @@ func mentionsTrigger(b *sbruntime.Bundle) bool {
 		}
 	}
 	return false
+}
+
+// literalTriggers checks the trigger declarations of a runbook that does not
+// compile, whose top level Triggers cannot run: each trigger.* call made as a
+// top level statement with constant arguments is made as apply would make
+// it, the files in load order. A declaration with a computed argument waits
+// until the runbook compiles; the runbook's top level failing before a
+// declaration is not foreseen.
+func (s *scanner) literalTriggers() {
+	th := &starlark.Thread{Name: "check triggers"}
+	th.SetMaxExecutionSteps(collectSteps)
+	builtins.CollectTriggers(th, &triggers.Set{})
+	env := starlark.StringDict{"trigger": s.c.opts.Builtins["trigger"]}
+	done := map[string]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		u := s.units[name]
+		if u == nil || done[name] {
+			return
+		}
+		done[name] = true
+		for _, st := range u.file.Stmts {
+			if l, ok := st.(*syntax.LoadStmt); ok {
+				if target, ok := moduleOf(name, l.ModuleName(), s.b.Files); ok {
+					visit(target)
+				}
+			}
+		}
+		if !s.builtin(u, nil, "trigger") {
+			return
+		}
+		for _, st := range u.file.Stmts {
+			es, ok := st.(*syntax.ExprStmt)
+			if !ok {
+				continue
+			}
+			ce, ok := es.X.(*syntax.CallExpr)
+			if !ok || !isTriggerCall(ce) || slices.ContainsFunc(ce.Args, computed) {
+				continue
+			}
+			_, err := starlark.EvalExprOptions(sbruntime.FileOptions, th, ce, env)
+			var de *builtins.DeclarationError
+			if errors.As(err, &de) {
+				s.c.add(locate(name, de.Error()))
+			}
+		}
+	}
+	visit(s.b.Main)
+}
+
+func isTriggerCall(ce *syntax.CallExpr) bool {
+	d, ok := ce.Fn.(*syntax.DotExpr)
+	if !ok {
+		return false
+	}
+	x, ok := d.X.(*syntax.Ident)
+	return ok && x.Name == "trigger"
+}
+
+// computed reports whether the call argument e is anything but a constant
+// or name=constant: evaluating a constant runs no code of the runbook.
+func computed(e syntax.Expr) bool {
+	switch e := e.(type) {
+	case *syntax.Literal:
+		return false
+	case *syntax.ParenExpr:
+		return computed(e.X)
+	case *syntax.BinaryExpr: // name=value
+		_, named := e.X.(*syntax.Ident)
+		return e.Op != syntax.EQ || !named || computed(e.Y)
+	case *syntax.UnaryExpr: // -1; *args and **kwargs are computed
+		return (e.Op != syntax.MINUS && e.Op != syntax.PLUS) || computed(e.X)
+	case *syntax.ListExpr:
+		return slices.ContainsFunc(e.List, computed)
+	case *syntax.TupleExpr:
+		return slices.ContainsFunc(e.List, computed)
+	case *syntax.DictExpr:
+		for _, x := range e.List {
+			kv, ok := x.(*syntax.DictEntry)
+			if !ok || computed(kv.Key) || computed(kv.Value) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,8 @@ type EmbeddedConfig struct {
 	Defrag Defrag
 	// Compaction configures the member's compaction of old revisions.
 	Compaction Compaction
+
+	logTo zapcore.Core // where etcd's log goes instead of stderr: tests read it
 }
 
 // EmbeddedMaxTxnOps is the --max-txn-ops of the embedded etcd: large batches
@@ -63,7 +66,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.LogLevel = "error"
 	ec.Logger = "zap"
 	closing := &atomic.Bool{}
-	lg, err := quietOnClose(closing)
+	lg, err := quietOnClose(closing, cfg.logTo)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd logger: %w", err)
 	}
@@ -161,15 +164,31 @@ func (e *Embedded) Close() {
 // (etcd-io/etcd#17424): four error entries at each clean shutdown.
 const servingFailed = "setting up serving from embedded etcd failed."
 
-// quietOnClose returns etcd's default logger (errors, as JSON, to stderr)
-// without the servingFailed entries logged once closing is set.
-func quietOnClose(closing *atomic.Bool) (*zap.Logger, error) {
+// storageVersionFailed is what etcd's storage version monitor logs, with a
+// stack trace, when it runs before a fresh member's backend holds a raft
+// term ("missing term information"). It is harmless: the monitor's next
+// run, seconds later, stores the version.
+const (
+	storageVersionFailed = "failed to update storage version"
+	missingTerm          = "missing term information"
+)
+
+// quietOnClose returns etcd's default logger (errors, as JSON, to stderr,
+// or to logTo if set) without the servingFailed entries logged once closing
+// is set, nor the storageVersionFailed ones for a missing term.
+func quietOnClose(closing *atomic.Bool, logTo zapcore.Core) (*zap.Logger, error) {
 	cfg := logutil.DefaultZapLoggerConfig
 	cfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
-	return cfg.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return closingCore{Core: c, closing: closing} }))
+	return cfg.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		if logTo != nil {
+			c = logTo
+		}
+		return closingCore{Core: c, closing: closing}
+	}))
 }
 
-// closingCore drops servingFailed once closing is set.
+// closingCore drops servingFailed once closing is set, and
+// storageVersionFailed for a missing term.
 type closingCore struct {
 	zapcore.Core
 	closing *atomic.Bool
@@ -183,5 +202,20 @@ func (c closingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.C
 	if e.Message == servingFailed && c.closing.Load() {
 		return ce
 	}
+	if e.Message == storageVersionFailed && c.Enabled(e.Level) {
+		return ce.AddCore(e, c) // the error is a field: Write sees it
+	}
 	return c.Core.Check(e, ce)
+}
+
+// Write is reached only for storageVersionFailed entries (see Check).
+func (c closingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if e.Message == storageVersionFailed {
+		for _, f := range fields {
+			if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType && strings.Contains(err.Error(), missingTerm) {
+				return nil
+			}
+		}
+	}
+	return c.Core.Write(e, fields)
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.starlark.net/syntax"
 
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/check"
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 var checkCmd = func() *cobra.Command {
@@ -20,7 +23,8 @@ var checkCmd = func() *cobra.Command {
 checks the server runs before it stores them: syntax and names, load()s,
 main(event), trigger declarations, effects (http.*, slack.*) called outside
 a step, durable calls inside one, unknown module members, reserved secret
-names. It needs no server.
+names. It needs no server. A directory is checked whole; a file with the
+files it load()s, not the other files beside it.
 
 Each finding is printed as "file:line:col: message". A secret("NAME") whose
 NAME is not set in this environment is a warning: the nodes' environment is
@@ -39,7 +43,7 @@ error (with --strict, also a warning) was found.`,
 				if info.IsDir() {
 					err = c.addDir(p)
 				} else {
-					err = c.addFile(p)
+					err = c.addLoaded(p)
 				}
 				if err != nil {
 					return err
@@ -60,13 +64,13 @@ error (with --strict, also a warning) was found.`,
 				}
 			}
 			if errs > 0 || (strict && warnings > 0) {
-				return fmt.Errorf("%d errors, %d warnings", errs, warnings)
+				return fmt.Errorf("%s, %s", count(errs, "error"), count(warnings, "warning"))
 			}
 			names := make([]string, len(res.Bundles))
 			for i, b := range res.Bundles {
 				names[i] = b.Name
 			}
-			fmt.Fprintf(out, "ok: %d runbooks (%s), %d warnings\n", len(names), strings.Join(names, ", "), warnings)
+			fmt.Fprintf(out, "ok: %s (%s), %s\n", count(len(names), "runbook"), strings.Join(names, ", "), count(warnings, "warning"))
 			return nil
 		},
 	}
@@ -75,3 +79,48 @@ error (with --strict, also a warning) was found.`,
 }()
 
 func init() { rootCmd.AddCommand(checkCmd) }
+
+// count is "1 error", "0 errors", "2 errors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// addLoaded adds the file at path and what it load()s, transitively, under
+// the names apply gives them (see addFile). Apply sends a file's siblings
+// too, but only so that its loads resolve: checking a file reports on what
+// would run for it, not on the runbooks beside it.
+func (c *collector) addLoaded(path string) error {
+	dir := &collector{files: map[string]string{}, from: map[string]string{}}
+	if err := dir.addFile(path); err != nil {
+		return err
+	}
+	todo := []string{filepath.Base(path)}
+	done := map[string]bool{}
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		if done[name] {
+			continue
+		}
+		done[name] = true
+		if err := c.add(name, dir.from[name]); err != nil {
+			return err
+		}
+		f, err := sbruntime.FileOptions.Parse(name, dir.files[name], 0)
+		if err != nil {
+			continue // check reports it
+		}
+		for _, st := range f.Stmts {
+			if load, ok := st.(*syntax.LoadStmt); ok {
+				// A load apply could not resolve is left for check to report.
+				if target, err := sbruntime.ResolveLoad(name, load.ModuleName(), dir.files); err == nil {
+					todo = append(todo, target)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -83,7 +83,7 @@ def main(event):
 		"bad/notes.star": "x = 1\n",
 	})
 	res := cli(t, &apitest.Service{}, "", "check", filepath.Join(root, "good"))
-	if res.code != 0 || res.stdout != "ok: 1 runbooks (greet), 0 warnings\n" {
+	if res.code != 0 || res.stdout != "ok: 1 runbook (greet), 0 warnings\n" {
 		t.Fatalf("good: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 	bad := filepath.Join(root, "bad")
@@ -123,7 +123,7 @@ def main(event):
 		t.Fatalf("warning: exit %d, stdout %q", res.code, res.stdout)
 	}
 	res = cli(t, &apitest.Service{}, "", "check", "--strict", filepath.Join(root, "warn"))
-	if res.code != 1 || !strings.Contains(res.stderr, "0 errors, 1 warnings") {
+	if res.code != 1 || !strings.Contains(res.stderr, "starbook: 0 errors, 1 warning\n") {
 		t.Fatalf("strict: exit %d, stderr %q", res.code, res.stderr)
 	}
 }
