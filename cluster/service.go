@@ -121,9 +121,9 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 	})
 }
 
-// Executions lists executions newest first.
+// Executions lists executions newest first, those older than f.After when set.
 func (s *Service) Executions(ctx context.Context, f api.Filter) ([]*sbruntime.Execution, error) {
-	return s.Store.Executions(ctx, ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit})
+	return s.Store.Executions(ctx, ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit, After: f.After})
 }
 
 // Execution returns an execution and its history.
