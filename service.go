@@ -18,7 +18,8 @@ type Service interface {
 	Runbooks(ctx context.Context) ([]RunbookVersion, error)
 	// Start creates an execution of the runbook's current version; durable on return.
 	Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error)
-	// Executions lists executions, newest first.
+	// Executions lists up to f.Limit executions, newest first; with f.After,
+	// only those older than that id.
 	Executions(ctx context.Context, f Filter) ([]*sbruntime.Execution, error)
 	// Execution returns one execution and its history in position order.
 	Execution(ctx context.Context, id string) (*sbruntime.Execution, []*sbruntime.Event, error)
@@ -44,6 +45,9 @@ type Filter struct {
 	Status  sbruntime.Status
 	Runbook string
 	Limit   int
+	// After is a cursor: only executions older than this id (ids sort by
+	// time), for the next page of a listing; "" for the newest.
+	After string
 }
 
 // PendingWait is a pending approval or signal wait.

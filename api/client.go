@@ -68,6 +68,14 @@ func (c *Client) Start(ctx context.Context, runbook string, input json.RawMessag
 // Executions lists executions matching f, newest first. A zero Limit means the
 // server's default.
 func (c *Client) Executions(ctx context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
+	list, _, err := c.ExecutionsPage(ctx, f)
+	return list, err
+}
+
+// ExecutionsPage lists one page of executions matching f, newest first (those
+// older than f.After when set), and returns the id to pass as f.After for the
+// next page: "" when this page is the last.
+func (c *Client) ExecutionsPage(ctx context.Context, f starbook.Filter) (list []*sbruntime.Execution, next string, err error) {
 	q := url.Values{}
 	if f.Status != "" {
 		q.Set("status", string(f.Status))
@@ -78,13 +86,16 @@ func (c *Client) Executions(ctx context.Context, f starbook.Filter) ([]*sbruntim
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	if f.After != "" {
+		q.Set("after", f.After)
+	}
 	path := "/api/v1/executions"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
 	var resp executionsResponse
-	err := c.do(ctx, http.MethodGet, path, nil, nil, &resp)
-	return resp.Executions, err
+	err = c.do(ctx, http.MethodGet, path, nil, nil, &resp)
+	return resp.Executions, resp.Next, err
 }
 
 // Execution returns an execution and its history in position order.

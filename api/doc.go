@@ -9,7 +9,7 @@
 //	GET  /api/v1/runbooks                      {"runbooks":[...]}
 //	POST /api/v1/executions                    {"runbook":name,"input":any} -> 201 {"execution":{...}}
 //	POST /api/v1/runbooks/{name}/executions    {"input":any} -> 201 {"execution":{...}}
-//	GET  /api/v1/executions?status=&runbook=&limit=  {"executions":[...]}
+//	GET  /api/v1/executions?status=&runbook=&limit=&after=  {"executions":[newest first],"next":id}
 //	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...]}
 //	POST /api/v1/executions/{id}/cancel        {"execution":{...}}
 //	POST /api/v1/executions/{id}/signals/{name}  {"data":any} (optional) -> {"delivered":true,...}

@@ -174,6 +174,7 @@ def main(event):
 		{"/api/v1/executions?limit=-1", "negative limit"},
 		{"/api/v1/executions?limit=99999999999999999999", "limit overflow"},
 		{"/api/v1/executions?status=%ff", "status invalid UTF-8"},
+		{"/api/v1/executions?after=%2e%2e%2fowners%2f", "executions after traversal"},
 		{"/api/v1/executions/" + e.ID + "?wait=forever", "wait not a duration"},
 		{"/api/v1/executions/" + e.ID + "?wait=-1s", "negative wait"},
 		{"/api/v1/executions/" + e.ID + "/logs?after=x", "after not a number"},

@@ -287,6 +287,8 @@ func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook
 
 type executionsResponse struct {
 	Executions []*sbruntime.Execution `json:"executions"`
+	// Next is the id to pass as ?after= for the next page; empty on the last.
+	Next string `json:"next,omitempty"`
 }
 
 func (h *handler) executions(w http.ResponseWriter, r *http.Request) error {
@@ -306,11 +308,26 @@ func (h *handler) executions(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Limit = n
 	}
+	if s := q.Get("after"); s != "" {
+		if !validID(s) {
+			return badRequest(fmt.Sprintf("invalid after %q: want an execution id", s))
+		}
+		f.After = s
+	}
+	// Ask for one more than a page: if it comes, there is a next page, and a
+	// page that happens to end the list says so.
+	limit := f.Limit
+	f.Limit++
 	list, err := h.svc.Executions(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, executionsResponse{Executions: nonNil(list)})
+	resp := executionsResponse{Executions: nonNil(list)}
+	if len(list) > limit {
+		resp.Executions = list[:limit]
+		resp.Next = list[limit-1].ID
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

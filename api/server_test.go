@@ -279,11 +279,12 @@ func TestHandler(t *testing.T) {
 		{name: "start named invalid input", method: "POST", path: "/api/v1/runbooks/a/executions", body: `{"input":tru}`,
 			status: 400, wantErr: "invalid request body"},
 
-		// list
+		// list; the handler asks for one more than the limit, to know whether
+		// there is a next page
 		{name: "executions default", method: "GET", path: "/api/v1/executions",
 			setup: func(t *testing.T, s *apitest.Service) {
 				s.ExecutionsFunc = func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
-					if want := (starbook.Filter{Limit: 100}); f != want {
+					if want := (starbook.Filter{Limit: 101}); f != want {
 						t.Errorf("filter = %+v, want %+v", f, want)
 					}
 					return nil, nil
@@ -293,7 +294,7 @@ func TestHandler(t *testing.T) {
 		{name: "executions filtered", method: "GET", path: "/api/v1/executions?status=waiting&runbook=crashloop&limit=1000",
 			setup: func(t *testing.T, s *apitest.Service) {
 				s.ExecutionsFunc = func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
-					if want := (starbook.Filter{Status: sbruntime.StatusWaiting, Runbook: "crashloop", Limit: 1000}); f != want {
+					if want := (starbook.Filter{Status: sbruntime.StatusWaiting, Runbook: "crashloop", Limit: 1001}); f != want {
 						t.Errorf("filter = %+v, want %+v", f, want)
 					}
 					return []*sbruntime.Execution{exec1}, nil
@@ -307,6 +308,44 @@ func TestHandler(t *testing.T) {
 					t.Errorf("executions = %+v", resp.Executions)
 				}
 			}},
+		{name: "executions after", method: "GET", path: "/api/v1/executions?limit=2&after=e9",
+			setup: func(t *testing.T, s *apitest.Service) {
+				s.ExecutionsFunc = func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
+					if want := (starbook.Filter{Limit: 3, After: "e9"}); f != want {
+						t.Errorf("filter = %+v, want %+v", f, want)
+					}
+					return []*sbruntime.Execution{{ID: "e8"}, {ID: "e7"}, {ID: "e6"}}, nil
+				}
+			},
+			status: 200,
+			check: func(t *testing.T, rec *httptest.ResponseRecorder) {
+				var resp struct {
+					Executions []*sbruntime.Execution
+					Next       *string
+				}
+				decode(t, rec, &resp)
+				if len(resp.Executions) != 2 || resp.Executions[1].ID != "e7" || resp.Next == nil || *resp.Next != "e7" {
+					t.Errorf("response = %s, want e8, e7 and next e7", rec.Body)
+				}
+			}},
+		{name: "executions last page", method: "GET", path: "/api/v1/executions?limit=2&after=e9",
+			setup: func(t *testing.T, s *apitest.Service) {
+				s.ExecutionsFunc = func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
+					return []*sbruntime.Execution{{ID: "e8"}, {ID: "e7"}}, nil
+				}
+			},
+			status: 200,
+			check: func(t *testing.T, rec *httptest.ResponseRecorder) {
+				var resp map[string]json.RawMessage
+				decode(t, rec, &resp)
+				if _, ok := resp["next"]; ok || !strings.Contains(string(resp["executions"]), `"e7"`) {
+					t.Errorf("response = %s, want e8, e7 and no next", rec.Body)
+				}
+			}},
+		{name: "executions after not an id", method: "GET", path: "/api/v1/executions?after=..%2Fowners%2Fx",
+			status: 400, wantErr: `invalid after "../owners/x": want an execution id`},
+		{name: "executions after too long", method: "GET", path: "/api/v1/executions?after=" + strings.Repeat("A", 65),
+			status: 400, wantErr: "invalid after"},
 		{name: "executions unknown status", method: "GET", path: "/api/v1/executions?status=done",
 			status: 400, wantErr: `unknown status "done" (want one of pending, running, waiting, completed, failed, compensating, cancelled, stuck)`},
 		{name: "executions limit zero", method: "GET", path: "/api/v1/executions?limit=0",
@@ -556,7 +595,7 @@ func TestClient(t *testing.T) {
 			return &sbruntime.Execution{ID: "new", Runbook: runbook, Status: sbruntime.StatusPending, Trigger: tr, Input: input}, nil
 		},
 		ExecutionsFunc: func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
-			if want := (starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crash loop", Limit: 5}); f != want {
+			if want := (starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crash loop", Limit: 6}); f != want {
 				t.Errorf("filter = %+v, want %+v", f, want)
 			}
 			return []*sbruntime.Execution{exec1}, nil

@@ -251,9 +251,18 @@ type ListFilter struct {
 	Status  sbruntime.Status
 	Runbook string
 	Limit   int
+	// After, when set, lists only the executions older than this id (ids
+	// sort by creation time): it is a cursor, the last id of the previous
+	// page. It need not name a stored execution, so paging survives
+	// retention deleting the one it names.
+	After string
 }
 
-// Executions lists executions newest first.
+// listChunk is the most execution records one read of a listing fetches.
+const listChunk = 500
+
+// Executions lists executions newest first: up to f.Limit of those matching
+// the filter, starting after f.After.
 func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Execution, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
@@ -273,11 +282,20 @@ func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Exec
 		runnable[s.k.IDFrom(string(kv.Key), "runnable/")] = true
 	}
 	var out []*sbruntime.Execution
+	// The range end is exclusive: a cursor starts at the key just before
+	// executions/<after>.
 	end := clientv3.GetPrefixRangeEnd(s.k.executions())
-	const page = 500
+	if f.After != "" {
+		end = s.k.execution(f.After)
+	}
+	// Read what the page still needs; a filter may match few records, so
+	// each further read of a filtered listing is twice as large, up to
+	// listChunk.
+	size := 0
 	for {
+		size = min(max(f.Limit-len(out), 2*size), listChunk)
 		resp, err := s.cli.Get(ctx, s.k.executions(), clientv3.WithRange(end),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(page))
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(size)))
 		if err != nil {
 			return nil, fmt.Errorf("list executions: %w", err)
 		}

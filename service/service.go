@@ -124,7 +124,7 @@ func (s *Service) runner() cluster.Runner {
 
 // Executions lists executions newest first.
 func (s *Service) Executions(ctx context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
-	return s.Store.Executions(ctx, cluster.ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit})
+	return s.Store.Executions(ctx, cluster.ListFilter{Status: f.Status, Runbook: f.Runbook, Limit: f.Limit, After: f.After})
 }
 
 // Execution returns an execution and its history.

@@ -377,7 +377,9 @@ func TestLs(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	if want := (starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crashloop", Limit: 5}); filter != want {
+	// The server asks its service for one more than the limit, to know
+	// whether there is a next page.
+	if want := (starbook.Filter{Status: sbruntime.StatusFailed, Runbook: "crashloop", Limit: 6}); filter != want {
 		t.Errorf("filter = %+v, want %+v", filter, want)
 	}
 	lines := strings.Split(strings.TrimSuffix(res.stdout, "\n"), "\n")
@@ -410,7 +412,7 @@ func TestLs(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || len(got.Executions) != 2 {
 		t.Errorf("ls --json = %s (%v)", res.stdout, err)
 	}
-	if filter != (starbook.Filter{Limit: api.DefaultLimit}) {
+	if filter != (starbook.Filter{Limit: api.DefaultLimit + 1}) {
 		t.Errorf("filter = %+v, want the server defaults", filter)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ var lsCmd = func() *cobra.Command {
 		limit   int
 		asJSON  bool
 		waiting bool
+		all     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ls",
@@ -45,8 +47,16 @@ var lsCmd = func() *cobra.Command {
 				return printWaits(cmd.OutOrStdout(), waits)
 			}
 			// The server checks status and limit and says what it accepts.
-			list, err := c.Executions(cmd.Context(), starbook.Filter{
-				Status: sbruntime.Status(status), Runbook: runbook, Limit: limit})
+			f := starbook.Filter{Status: sbruntime.Status(status), Runbook: runbook, Limit: limit}
+			var list []*sbruntime.Execution
+			if all {
+				if f.Limit == 0 {
+					f.Limit = api.MaxLimit // fewest round trips
+				}
+				list, err = allExecutions(cmd.Context(), c, f)
+			} else {
+				list, err = c.Executions(cmd.Context(), f)
+			}
 			if err != nil {
 				return err
 			}
@@ -64,10 +74,34 @@ var lsCmd = func() *cobra.Command {
 	fl.IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (server default %d, max %d)", api.DefaultLimit, api.MaxLimit))
 	fl.BoolVar(&asJSON, "json", false, `print {"executions": [...]} as JSON`)
 	fl.BoolVar(&waiting, "waiting", false, "list pending approvals and signal waits instead")
+	fl.BoolVar(&all, "all", false, fmt.Sprintf("every matching execution, a page of --limit at a time (default %d)", api.MaxLimit))
+	cmd.MarkFlagsMutuallyExclusive("all", "waiting")
 	return cmd
 }()
 
 func init() { rootCmd.AddCommand(lsCmd) }
+
+// allExecutions follows the API's cursor from the newest execution matching
+// f to the oldest, a page of f.Limit at a time.
+func allExecutions(ctx context.Context, c *api.Client, f starbook.Filter) ([]*sbruntime.Execution, error) {
+	var out []*sbruntime.Execution
+	for {
+		page, next, err := c.ExecutionsPage(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		if f.After != "" && next >= f.After {
+			// The list is newest first, so each cursor sorts before the last:
+			// a server that does not move on would keep us here forever.
+			return nil, fmt.Errorf("list executions: cursor %s does not follow %s", next, f.After)
+		}
+		f.After = next
+	}
+}
 
 func printExecutions(w io.Writer, list []*sbruntime.Execution) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -127,14 +127,23 @@ function setMain(...children) {
 
 // ---------- executions list ----------
 
-const listState = {status: "", runbook: "", page: 0};
+// Pages follow the API's cursor: page i lists PAGE executions older than
+// cursors[i] ("" for the newest), and each answer's next is the cursor of the
+// page after it. A page other than the first so keeps its rows while newer
+// executions arrive. seq drops answers that a later refresh superseded.
+const listState = {status: "", runbook: "", page: 0, cursors: [""], seq: 0};
+
+function resetPages() {
+  listState.page = 0;
+  listState.cursors = [""];
+}
 
 function executionsPage(route) {
-  const status = el("select", {id: "f-status", onchange: e => { listState.status = e.target.value; listState.page = 0; refresh(); }},
+  const status = el("select", {id: "f-status", onchange: e => { listState.status = e.target.value; resetPages(); refresh(); }},
     ["", "pending", "running", "waiting", "completed", "failed", "compensating", "cancelled", "stuck"].map(s =>
       el("option", {value: s, selected: s === listState.status}, s || "any status")));
   const runbook = el("input", {id: "f-runbook", placeholder: "runbook", value: listState.runbook,
-    onchange: e => { listState.runbook = e.target.value.trim(); listState.page = 0; refresh(); }});
+    onchange: e => { listState.runbook = e.target.value.trim(); resetPages(); refresh(); }});
   const tbody = el("tbody");
   const pager = el("div", {class: "pager"});
   const table = el("table", {class: "list", id: "executions"},
@@ -147,11 +156,15 @@ function executionsPage(route) {
     const q = new URLSearchParams();
     if (listState.status) q.set("status", listState.status);
     if (listState.runbook) q.set("runbook", listState.runbook);
-    q.set("limit", String(Math.min(1000, (listState.page + 1) * PAGE + 1)));
+    q.set("limit", String(PAGE));
+    const page = listState.page, seq = ++listState.seq;
+    if (listState.cursors[page]) q.set("after", listState.cursors[page]);
     const body = await api("/api/v1/executions?" + q);
+    if (seq !== listState.seq) return;
     clearError();
-    const all = body.executions || [];
-    const rows = all.slice(listState.page * PAGE, (listState.page + 1) * PAGE);
+    const rows = body.executions || [];
+    listState.cursors.length = page + 1;
+    if (body.next) listState.cursors.push(body.next);
     tbody.replaceChildren(...rows.map(e => el("tr", {class: "s-" + e.status},
       el("td", {}, el("a", {href: "#/executions/" + e.id, class: "mono"}, e.id)),
       el("td", {}, badge(e.status)),
@@ -160,7 +173,7 @@ function executionsPage(route) {
       el("td", {}, fmtTime(e.created_at)),
       el("td", {}, fmtDur(execDuration(e))))));
     if (rows.length === 0) tbody.append(el("tr", {}, el("td", {colspan: 6, class: "muted"}, "No executions.")));
-    const more = all.length > (listState.page + 1) * PAGE;
+    const more = Boolean(body.next);
     pager.replaceChildren(
       el("button", {disabled: listState.page === 0, onclick: () => { listState.page--; refresh(); }}, "← Newer"),
       el("span", {class: "muted"}, " page " + (listState.page + 1) + " "),
