@@ -221,7 +221,7 @@ func (n *Node) runSession(ctx context.Context) (lost bool) {
 		lost = true
 	}
 	n.mu.Lock()
-	n.live = nil // no more runs start here (see reserve)
+	n.live = nil // no more runs start here (see Reserve)
 	n.mu.Unlock()
 	stopLoops()
 	loops.Wait()

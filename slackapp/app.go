@@ -88,7 +88,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Decider records approval decisions (cluster.Store and cluster.Service).
+// Decider records approval decisions (cluster.Store and service.Service).
 type Decider interface {
 	Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error)
 }
