@@ -135,6 +135,7 @@ func TestEmbeddedDefragmentsPeriodically(t *testing.T) {
 	grow(t, emb.Client, "/grow/", 128, 64<<10, 120)
 	nudge := time.NewTicker(50 * time.Millisecond) // a live node's writes (see waitUntilFree)
 	defer nudge.Stop()
+	var last DefragResult
 	for {
 		select {
 		case <-nudge.C:
@@ -142,14 +143,17 @@ func TestEmbeddedDefragmentsPeriodically(t *testing.T) {
 				t.Fatal(err)
 			}
 		case r := <-checks:
+			// A check that ran while grow was still writing may defragment a
+			// file bbolt had grown ahead of its data (in use well below its
+			// size, nothing to give back): only the compacted db must shrink.
 			if r.After > 0 {
-				if r.After > r.Size/2 {
-					t.Errorf("db %d bytes after defragmenting, was %d", r.After, r.Size)
+				last = r
+				if r.After <= r.Size/2 {
+					return
 				}
-				return
 			}
 		case <-ctx.Done():
-			t.Fatal("no periodic check defragmented the db")
+			t.Fatalf("no periodic check defragmented the db to half its size (last: %d bytes after, was %d)", last.After, last.Size)
 		}
 	}
 }
