@@ -76,10 +76,10 @@ func (k Keys) Owners() string { return k.prefix + "owners/" }
 // Cancels is the prefix of the cancel requests' keys.
 func (k Keys) Cancels() string { return k.prefix + "cancel/" }
 
-// IDFrom returns the execution id of a key under the collection prefix
-// ("runnable/", "owners/", "cancel/").
-func (k Keys) IDFrom(key, collection string) string {
-	return strings.TrimPrefix(key, k.prefix+collection)
+// IDFrom returns what follows prefix (one of the collections' prefixes,
+// such as Owners()) in key: the execution id of owners/<id>.
+func (k Keys) IDFrom(key, prefix string) string {
+	return strings.TrimPrefix(key, prefix)
 }
 
 // Waits, timers, signals, approvals and their notices.

@@ -42,11 +42,11 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Claims: map[string]int{}, Waits: map[string]int{}, OldestWait: map[string]time.Time{}}
 	owned := map[string]bool{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		owned[k.IDFrom(string(kv.Key), "owners/")] = true
+		owned[k.IDFrom(string(kv.Key), k.Owners())] = true
 		snap.Claims[string(kv.Value)]++
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		if !owned[k.IDFrom(string(kv.Key), "runnable/")] {
+		if !owned[k.IDFrom(string(kv.Key), k.Runnables())] {
 			snap.QueueDepth++
 		}
 	}
