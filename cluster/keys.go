@@ -194,11 +194,11 @@ func (k Keys) probe(what string) string { return k.prefix + what }
 // execution's is written in the txn of its end, so listing them reads no
 // execution record.
 
-func (k Keys) deadLetters() string             { return k.prefix + "deadletters/" }
-func (k Keys) deadExecutions() string          { return k.prefix + "deadletters/executions/" }
-func (k Keys) deadExecution(id string) string  { return k.prefix + "deadletters/executions/" + id }
-func (k Keys) deadEvents() string              { return k.prefix + "deadletters/events/" }
-func (k Keys) deadEvent(id string) string      { return k.prefix + "deadletters/events/" + id }
+func (k Keys) deadLetters() string              { return k.prefix + "deadletters/" }
+func (k Keys) deadExecutions() string           { return k.prefix + "deadletters/executions/" }
+func (k Keys) deadExecution(id string) string   { return k.prefix + "deadletters/executions/" + id }
+func (k Keys) deadEvents() string               { return k.prefix + "deadletters/events/" }
+func (k Keys) deadEvent(id string) string       { return k.prefix + "deadletters/events/" + id }
 func (k Keys) deadEventDedup(key string) string { return k.dedup("deadletter", key) }
 
 // eventAt is the key of the event at pos recorded by an execution's
