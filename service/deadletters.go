@@ -60,6 +60,10 @@ func (s *Service) Redrive(ctx context.Context, id string, r starbook.RedriveRequ
 			status = sbruntime.StatusRunning
 		}
 		return nil, nil, sbruntime.Conflictf("execution %s is %s: only an ended execution can be redriven", id, status)
+	case len(e.RedrivenAs) > 0:
+		// Its redrive carries it on: redriving it again would run it twice.
+		return nil, nil, sbruntime.Conflictf("execution %s was redriven from the start as %s already: redrive that one",
+			id, e.RedrivenAs[len(e.RedrivenAs)-1])
 	case e.Status == sbruntime.StatusCompleted:
 		return nil, nil, sbruntime.Conflictf("execution %s completed: there is nothing to redrive", id)
 	case r.From == starbook.RedriveFromFailed && sbruntime.Compensated(st.History):
