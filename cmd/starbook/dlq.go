@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -79,7 +80,7 @@ func printDeadLetters(w io.Writer, list []*starbook.DeadLetter) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tREASON\tRUNBOOK\tAT\tWHY")
 	for _, dl := range list {
-		why := dl.Error
+		why := lastLine(dl.Error) // after a Starlark backtrace, the error itself
 		if dl.Kind == starbook.DeadEvent {
 			why = dl.Source
 			if dl.Detail != "" {
@@ -93,4 +94,10 @@ func printDeadLetters(w io.Writer, list []*starbook.DeadLetter) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", dl.ID, dl.Kind, dl.Reason, rb, formatTime(dl.At), firstLine(why, 80))
 	}
 	return tw.Flush()
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
