@@ -35,6 +35,8 @@ var auditActions = map[string]string{
 	"POST /api/v1/executions/{id}/signals/{name}":          "execution.signal",
 	"POST /api/v1/executions/{id}/approve":                 "approval.decide",
 	"POST /api/v1/executions/{id}/approvals/{position...}": "approval.decide",
+	"POST /api/v1/executions/{id}/redrive":                 "execution.redrive",
+	"POST /api/v1/dead-letters/{id}/ack":                   "deadletter.ack",
 	"POST /hooks/alertmanager":                             "alertmanager.notify",
 	"POST /hooks/{name}":                                   "webhook.receive",
 }

@@ -31,6 +31,9 @@ var routePermissions = map[string]auth.Permission{
 	"POST /api/v1/executions/{id}/signals/{name}":          auth.Signal,
 	"POST /api/v1/executions/{id}/approve":                 auth.Decide,
 	"POST /api/v1/executions/{id}/approvals/{position...}": auth.Decide,
+	"GET /api/v1/dead-letters":                             auth.Read,
+	"POST /api/v1/executions/{id}/redrive":                 auth.Run,
+	"POST /api/v1/dead-letters/{id}/ack":                   auth.Cancel,
 }
 
 // RoutePermission returns the permission a request matching pattern (a

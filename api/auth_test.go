@@ -85,6 +85,9 @@ var routes = []struct {
 	{"POST", "/api/v1/executions/e1/signals/go", ``, auth.Signal},
 	{"POST", "/api/v1/executions/e1/approve", `{"decision": "approve"}`, auth.Decide},
 	{"POST", "/api/v1/executions/e1/approvals/3", `{"decision": "reject"}`, auth.Decide},
+	{"GET", "/api/v1/dead-letters", "", auth.Read},
+	{"POST", "/api/v1/dead-letters/e1/ack", `{"comment": "seen"}`, auth.Cancel},
+	{"POST", "/api/v1/executions/e1/redrive", `{"from": "start"}`, auth.Run},
 }
 
 func do(t *testing.T, h http.Handler, method, path, body, token string, hdr ...string) *httptest.ResponseRecorder {
@@ -157,6 +160,8 @@ func patternOf(path string) string {
 		{"/api/v1/executions/e1/signals/", "/api/v1/executions/{id}/signals/{name}"},
 		{"/api/v1/executions/e1/cancel", "/api/v1/executions/{id}/cancel"},
 		{"/api/v1/executions/e1/approve", "/api/v1/executions/{id}/approve"},
+		{"/api/v1/executions/e1/redrive", "/api/v1/executions/{id}/redrive"},
+		{"/api/v1/dead-letters/e1/ack", "/api/v1/dead-letters/{id}/ack"},
 		{"/api/v1/executions/e1", "/api/v1/executions/{id}"},
 		{"/api/v1/runbooks/a/executions", "/api/v1/runbooks/{name}/executions"},
 	} {

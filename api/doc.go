@@ -19,6 +19,9 @@
 //	GET  /api/v1/waits                         {"waits":[pending approvals and signal waits]}
 //	GET  /api/v1/whoami                        {"auth":bool,"name","role","permissions"}
 //	GET  /api/v1/audit?after=&limit=           {"audit":[records oldest first],"next":id} (admin)
+//	GET  /api/v1/dead-letters?runbook=&reason= {"dead_letters":[newest first]}
+//	POST /api/v1/dead-letters/{id}/ack         {"comment"} (optional) -> {"dead_letter":{...}}; 404 unknown
+//	POST /api/v1/executions/{id}/redrive       {"from":"failed"|"start","version":"pinned"|"current","dry_run"} -> {"redrive":{...},"execution":{...}}; 409 running, compensated, incompatible or redriven meanwhile
 //
 // # Authentication and audit
 //

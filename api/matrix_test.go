@@ -92,6 +92,8 @@ def main(event):
 		"POST /api/v1/executions/{id}/approvals/{position...}": `{"decision": "approve"}`,
 		"POST /hooks/alertmanager":                             `{"version": "4", "status": "firing", "alerts": []}`,
 		"POST /hooks/{name}":                                   `{"a": 1}`,
+		"POST /api/v1/dead-letters/{id}/ack":                   `{"comment": "seen"}`,
+		"POST /api/v1/executions/{id}/redrive":                 `{"from": "start", "version": "current"}`,
 	}
 	// A wrong-typed body per route: the right JSON shape, the wrong types.
 	wrongTypes := map[string]string{
@@ -104,6 +106,8 @@ def main(event):
 		"POST /api/v1/executions/{id}/approvals/{position...}": `{"decision": "approve", "comment": 12}`,
 		"POST /hooks/alertmanager":                             `{"version": 4, "status": "firing", "alerts": {}}`,
 		"POST /hooks/{name}":                                   `{"a": 1}`, // no token: 401 before the type matters
+		"POST /api/v1/dead-letters/{id}/ack":                   `{"comment": ["seen"]}`,
+		"POST /api/v1/executions/{id}/redrive":                 `{"from": "start", "dry_run": "yes"}`,
 	}
 	bigBody := func(pattern string) []byte {
 		n := matrixLimits.Body
@@ -181,6 +185,8 @@ def main(event):
 		{"/api/v1/executions/" + e.ID + "/logs?limit=0", "zero limit"},
 		{"/api/v1/audit?after=%2e%2e%2f", "audit after traversal"},
 		{"/api/v1/audit?limit=1001", "audit limit too large"},
+		{"/api/v1/dead-letters?reason=bored", "unknown dead-letter reason"},
+		{"/api/v1/dead-letters?runbook=..%2Fx", "dead-letter runbook traversal"},
 		{"/api/v1/executions/01JUNKNOWN00000000000000000", "unknown execution"},
 		{"/api/v1/executions/01JUNKNOWN00000000000000000/logs", "unknown execution's logs"},
 		{"/api/v1/runbooks/nope", "unknown runbook"},

@@ -279,13 +279,14 @@ func decodeApprovals(kvs []*mvccpb.KeyValue) ([]sbruntime.ApprovalDecision, erro
 func (s *Store) resolveApproval(ctx context.Context, w *sbruntime.Wait, rev int64, result json.RawMessage, errMsg string, now time.Time, extra ...clientv3.Op) (bool, error) {
 	id, pos := w.Execution, w.Position
 	ev := sbruntime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
-		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now}
+		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now, Attempt: w.Attempt}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return false, err
 	}
+	ek := s.k.eventAt(id, pos, w.Attempt)
 	ops := append([]clientv3.Op{
-		clientv3.OpPut(s.k.event(id, pos), string(data)),
+		clientv3.OpPut(ek, string(data)),
 		clientv3.OpDelete(s.k.wait(id, pos)),
 		clientv3.OpPut(s.k.runnable(id), ""),
 		clientv3.OpDelete(s.k.approvals(id, pos), clientv3.WithPrefix()),
@@ -295,7 +296,7 @@ func (s *Store) resolveApproval(ctx context.Context, w *sbruntime.Wait, rev int6
 	}
 	tx, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.k.wait(id, pos)), "=", rev),
-			clientv3.Compare(clientv3.CreateRevision(s.k.event(id, pos)), "=", 0)).
+			clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
 		Then(ops...).Commit()
 	if err != nil {
 		return false, fmt.Errorf("resolve approval %s/%s: %w", id, pos, err)

@@ -83,17 +83,26 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		return nil, err
 	}
 	c.runnableRev = r[2].GetResponseRange().Kvs[0].ModRevision
+	redriven := len(c.Execution.Redrives) > 0
+	var events []*sbruntime.Event // all attempts', when redriven
 	for _, kv := range r[3].GetResponseRange().Kvs {
 		var ev sbruntime.Event
 		if err := json.Unmarshal(kv.Value, &ev); err != nil {
 			_ = c.release(ctx, nil)
 			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
 		}
-		c.History[ev.Position] = &ev
+		if redriven {
+			events = append(events, &ev)
+		} else {
+			c.History[ev.Position] = &ev
+		}
 		switch ev.Kind {
 		case sbruntime.KindSleep, sbruntime.KindSignal, sbruntime.KindApproval:
 			c.waited.Store(true)
 		}
+	}
+	if redriven {
+		c.History = sbruntime.Effective(events, c.Execution.Attempt())
 	}
 	for _, kv := range r[4].GetResponseRange().Kvs {
 		w, err := s.k.decodeWait(kv)
@@ -127,7 +136,7 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 	}
 	return c.s.batch.append(ctx, &appendReq{
 		owner: c.s.k.owner(c.Execution.ID), ownerRev: c.rev,
-		key: c.s.k.event(c.Execution.ID, ev.Position), value: data})
+		key: c.s.k.eventAt(c.Execution.ID, ev.Position, ev.Attempt), value: data})
 }
 
 // Wait registers a pending wait and its timer, fenced on the claim.
@@ -181,14 +190,14 @@ func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv
 		}
 		now := c.s.now().UTC()
 		ev := &sbruntime.Event{Position: w.Position, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
-			Result: queue[0], StartedAt: now, EndedAt: now}
+			Result: queue[0], StartedAt: now, EndedAt: now, Attempt: w.Attempt}
 		evData, _ := json.Marshal(ev)
 		rest := clientv3.OpDelete(sk)
 		if len(queue) > 1 {
 			b, _ := json.Marshal(queue[1:])
 			rest = clientv3.OpPut(sk, string(b))
 		}
-		ek := c.s.k.event(id, w.Position)
+		ek := c.s.k.eventAt(id, w.Position, w.Attempt)
 		tx, err := c.s.cli.Txn(ctx).
 			If(c.owned(), clientv3.Compare(clientv3.ModRevision(sk), "=", kept[0].ModRevision),
 				clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
@@ -276,7 +285,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", o.Checkpoint.Position, err)
 		}
-		checkpoint = &checkpointWrite{key: c.s.k.event(id, o.Checkpoint.Position), value: data}
+		checkpoint = &checkpointWrite{key: c.s.k.eventAt(id, o.Checkpoint.Position, o.Checkpoint.Attempt), value: data}
 	}
 	if o.Status == "" {
 		return c.Execution, c.release(ctx, checkpoint)
@@ -310,6 +319,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 				clientv3.OpDelete(c.s.k.legacySignalWaits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.executionApprovals(id), clientv3.WithPrefix()))
 		}
+		ops = append(ops, c.s.k.deadLetterOps(&e)...) // none for a completed run
 		if !c.fresh {
 			ops = append(ops, c.s.k.endOps(&e)...)
 		} else if c.s.maxActive > 0 { // its create wrote active/ (see activeOps)

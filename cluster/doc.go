@@ -1,6 +1,7 @@
 // Package cluster is starbook's etcd storage: runbook versions, execution
 // records, histories, claims, waits, timers, signals, approvals, logs, the
-// audit log and trigger admission, each written by a fenced transaction;
+// audit log, dead letters and trigger admission, each written by a fenced
+// transaction;
 // and the embedded etcd member a single node runs by default (compaction,
 // defragmentation, TLS).
 //

@@ -15,6 +15,7 @@ import (
 //	runbooks/<name>/current             the version new runs use
 //	executions/<id>                     an execution record
 //	history/<id>/<position>             one event, appended by a fenced txn
+//	history/<id>/<position>@<attempt>   one event of a redriven execution's later attempt
 //	runnable/<id>                       an execution ready to run
 //	owners/<id>                         its claim, bound to the owning node's session lease
 //	waits/<id>/<position>               a pending approval, signal wait or sleep
@@ -39,6 +40,10 @@ import (
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
+//	deadletters/executions/<id>         an execution that ended failed, stuck, dropped, ...
+//	                                    (starbook.DeadLetter), written with its end, until acked
+//	deadletters/events/<ulid>           a trigger event that started nothing, with its payload
+//	dedup/deadletter/<fingerprint>/<startsAt>  an unmatched alert kept once, lease TTL
 //
 // Probe keys (health, watch, compact) are never written: a count-only read of
 // one costs etcd nothing and returns the store's current revision.
@@ -183,3 +188,25 @@ func (k Keys) Election() string { return k.prefix + "election/" }
 
 // probe is a key that is never written (see Keys).
 func (k Keys) probe(what string) string { return k.prefix + what }
+
+// Dead letters: executions that ended without completing and trigger events
+// that started nothing, until acknowledged (see deadletters.go). An
+// execution's is written in the txn of its end, so listing them reads no
+// execution record.
+
+func (k Keys) deadLetters() string              { return k.prefix + "deadletters/" }
+func (k Keys) deadExecutions() string           { return k.prefix + "deadletters/executions/" }
+func (k Keys) deadExecution(id string) string   { return k.prefix + "deadletters/executions/" + id }
+func (k Keys) deadEvents() string               { return k.prefix + "deadletters/events/" }
+func (k Keys) deadEvent(id string) string       { return k.prefix + "deadletters/events/" + id }
+func (k Keys) deadEventDedup(key string) string { return k.dedup("deadletter", key) }
+
+// eventAt is the key of the event at pos recorded by an execution's
+// attempt: the first attempt's at event(id, pos), a later one's beside it,
+// so history stays append-only (runtime.Effective picks the one to replay).
+func (k Keys) eventAt(id, pos string, attempt int) string {
+	if attempt <= 1 {
+		return k.event(id, pos)
+	}
+	return k.event(id, pos) + "@" + strconv.Itoa(attempt)
+}

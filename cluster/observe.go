@@ -150,7 +150,7 @@ func (s *Store) approvalResolved(ctx context.Context, prev *mvccpb.KeyValue, w C
 	if err != nil || wt.Kind != sbruntime.KindApproval {
 		return
 	}
-	resp, err := s.cli.Get(ctx, s.k.event(wt.Execution, wt.Position))
+	resp, err := s.cli.Get(ctx, s.k.eventAt(wt.Execution, wt.Position, wt.Attempt))
 	if err != nil || len(resp.Kvs) == 0 {
 		return
 	}

@@ -68,6 +68,9 @@ func (s *Store) RetentionTask(r Retention) func(ctx context.Context) {
 		defer t.Stop()
 		for {
 			n, err := s.Prune(ctx, r.Now().Add(-r.Age), r.Batch)
+			if err == nil {
+				_, err = s.PruneDeadEvents(ctx, r.Now().Add(-r.Age))
+			}
 			if err == nil && n > 0 && r.CompactMargin > 0 {
 				_, err = s.Compact(ctx, r.CompactMargin)
 			}
@@ -168,6 +171,7 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.executionNotices(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.cancel(id)),
 		clientv3.OpDelete(k.active(e.Runbook, id)),
+		clientv3.OpDelete(k.deadExecution(id)),
 	}
 	if e.Trigger.Type == "alert" && e.Trigger.Source != "" {
 		ops = append(ops, clientv3.OpDelete(k.alertRun(e.Trigger.Source, id)))

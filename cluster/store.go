@@ -337,13 +337,14 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	}
 	now := s.now().UTC()
 	ev := sbruntime.Event{Position: pos, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
-		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now, Where: w.Where}
+		Result: result, Error: errMsg, StartedAt: w.Since, EndedAt: now, Where: w.Where, Attempt: w.Attempt}
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return false, err
 	}
+	ek := s.k.eventAt(id, pos, w.Attempt)
 	ops := []clientv3.Op{
-		clientv3.OpPut(s.k.event(id, pos), string(data)),
+		clientv3.OpPut(ek, string(data)),
 		clientv3.OpDelete(wk),
 		clientv3.OpPut(s.k.runnable(id), ""),
 	}
@@ -352,7 +353,7 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	}
 	tx, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(wk), "=", resp.Kvs[0].ModRevision),
-			clientv3.Compare(clientv3.CreateRevision(s.k.event(id, pos)), "=", 0)).
+			clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
 		Then(ops...).Commit()
 	if err != nil {
 		return false, fmt.Errorf("resolve wait %s/%s: %w", id, pos, err)

@@ -43,6 +43,8 @@ type Triggers struct {
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
 	runner  Runner // claims unbounded starts in their create txn; see RunOn
+
+	deadBucket eventBucket // bounds the events kept as dead letters; see DeadLetter
 }
 
 var (
@@ -263,6 +265,7 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 	case triggers.StatusDropped:
 		end := e.CreatedAt
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusCancelled, "dropped: "+reason, &end
+		ops = append(ops, k.deadLetterOps(e)...)
 	}
 	data, err := json.Marshal(e)
 	if err != nil {

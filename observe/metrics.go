@@ -37,6 +37,7 @@ type Metrics struct {
 	leading       atomic.Bool
 	snapshot      func(ctx context.Context) (*cluster.Snapshot, error)
 	snapshotError prometheus.Counter
+	deadLetters   *deadLetterCollector
 
 	// stepSeries caches the step histogram's series: a label lookup in the
 	// vector hashes every label value, and it happens on every step.
@@ -65,6 +66,7 @@ func label(s string) string {
 // process collectors in a new registry.
 func NewMetrics() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.deadLetters = &deadLetterCollector{m: m}
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	latency := []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900}
 	m.started = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_executions_started_total",
@@ -104,7 +106,7 @@ func NewMetrics() *Metrics {
 	for _, c := range []prometheus.Collector{m.started, m.ended, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m}} {
+		&stateCollector{m}, m.deadLetters} {
 		f(c)
 	}
 	return m
@@ -171,6 +173,7 @@ func (defaultOnly) Gather() ([]*dto.MetricFamily, error) {
 // and reports the cluster's state, until leadership ends.
 func (m *Metrics) LeaderTask(store *cluster.Store) func(ctx context.Context) {
 	m.snapshot = store.Snapshot
+	m.deadLetters.setDeadLetters(store.DeadLetterCounts)
 	return func(ctx context.Context) {
 		m.leading.Store(true)
 		m.leader.Set(1)

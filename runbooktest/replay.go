@@ -50,6 +50,9 @@ func Replay(ctx context.Context, b *sbruntime.Bundle, e *sbruntime.Execution, hi
 	}
 	j := newJournal(m.Clock.Now, nil)
 	j.frozen = true
+	// A redriven execution replays its attempt's history: earlier attempts'
+	// failed events are void (runtime.Effective).
+	history = sbruntime.EffectiveList(history, e.Attempt())
 	h := make(map[string]*sbruntime.Event, len(history))
 	for _, ev := range history {
 		c := *ev

@@ -35,6 +35,24 @@
 // that position and makes the execution runnable again; the next replay finds
 // the event and returns it.
 //
+// # Attempts (redrive)
+//
+// History is append-only, so an execution that failed runs again from its
+// failed step as a new attempt of the same execution: redrive appends an
+// attempt boundary ([Redrive]) to the execution's record, which then runs
+// attempt len(Redrives)+1 ([Execution.Attempt]). Events and waits of an
+// attempt after the first carry its number ([Event.Attempt], stored beside,
+// never over, the earlier attempts' events). The history an attempt
+// replays is [Effective]: at each position the latest attempt's event, but
+// an event that an earlier attempt recorded as failed is void, so its
+// position (a failed call, the fan_out around a failed item, a wait that
+// timed out with an error) executes again; every successful step of an
+// earlier attempt is replayed, never repeated. Idempotency keys stay
+// <execution>/<position>: a step run again after a failure that may have
+// had its effect (a timeout) is still deduplicated downstream. Undos are
+// not voided: an execution whose compensations ran can only be redriven
+// from the start, as a new execution.
+//
 // # Logs and observation
 //
 // log() and print() take no position: they are not durable calls. They are

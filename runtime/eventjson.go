@@ -111,7 +111,8 @@ func (x *Execution) plain() bool {
 			return false
 		}
 	}
-	return len(x.Trigger.Attrs) == 0 && plainRaw(x.Input) && plainRaw(x.Result) &&
+	// A redriven execution's record is left to json.Marshal: it is rare.
+	return len(x.Trigger.Attrs) == 0 && len(x.Redrives) == 0 && x.RedriveOf == "" && len(x.RedrivenAs) == 0 && plainRaw(x.Input) && plainRaw(x.Result) &&
 		plainTime(x.CreatedAt) && plainTime(x.UpdatedAt) && (x.EndedAt == nil || plainTime(*x.EndedAt))
 }
 
@@ -129,7 +130,7 @@ func (e *Event) plain() bool {
 			return false
 		}
 	}
-	return plainRaw(e.Result) && plainTime(e.StartedAt) && plainTime(e.EndedAt)
+	return e.Attempt == 0 && plainRaw(e.Result) && plainTime(e.StartedAt) && plainTime(e.EndedAt)
 }
 
 // plainString reports whether s is printable ASCII that encoding/json

@@ -89,7 +89,8 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, cause
 	}
 	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
-		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: rs.callSite(th)}
+		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: rs.callSite(th),
+		Attempt: stamp(rs.exec.Attempt())}
 	if runErr == nil {
 		data, encErr := Encode(value)
 		switch {
@@ -169,7 +170,7 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 	}
 	now := rs.engine.now()
 	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,
-		ArgsHash: hash, Since: now, Detail: spec.Detail, Where: callSite(th)}
+		ArgsHash: hash, Since: now, Detail: spec.Detail, Where: callSite(th), Attempt: stamp(rs.exec.Attempt())}
 	// The timeout outcome is only read when the deadline passes: a wait
 	// without one does not store it (every parked wait's bytes count).
 	if spec.Timeout > 0 {

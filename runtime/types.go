@@ -75,7 +75,34 @@ type Execution struct {
 	// TraceParent is the W3C traceparent of the request that started the
 	// execution, if it carried one: the traces of its runs continue it.
 	TraceParent string `json:"traceparent,omitempty"`
+
+	// Redrives are the attempt boundaries: one per redrive --from failed,
+	// oldest first (see Attempt). The execution runs attempt
+	// len(Redrives)+1.
+	Redrives []Redrive `json:"redrives,omitempty"`
+	// RedriveOf is the execution this one redrives from the start.
+	RedriveOf string `json:"redrive_of,omitempty"`
+	// RedrivenAs are the executions that redrove this one from the start.
+	RedrivenAs []string `json:"redriven_as,omitempty"`
 }
+
+// Redrive is an attempt boundary: how the previous attempt ended and who
+// started the next one. It is appended to the record, never rewritten.
+type Redrive struct {
+	Attempt int       `json:"attempt"` // the attempt it starts (2 for the first redrive)
+	At      time.Time `json:"at"`
+	By      string    `json:"by,omitempty"`
+	// Status and Error are how the previous attempt ended.
+	Status Status `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Version is the version the previous attempt ran, when the redrive
+	// re-pinned the execution to another one.
+	Version string `json:"version,omitempty"`
+}
+
+// Attempt returns the attempt the execution runs: 1, plus one per redrive
+// from the failed step.
+func (e *Execution) Attempt() int { return len(e.Redrives) + 1 }
 
 // Event kinds recorded in history.
 const (
@@ -103,6 +130,9 @@ type Event struct {
 	EndedAt   time.Time       `json:"ended_at"`
 	// Where is the file:line of the call that made the event, for people.
 	Where string `json:"where,omitempty"`
+	// Attempt is the execution's attempt that recorded the event, when it
+	// is not the first (see Effective).
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Failed reports whether the event records an error.
@@ -126,6 +156,9 @@ type Wait struct {
 	TimeoutError string          `json:"timeout_error,omitempty"`
 	Detail       json.RawMessage `json:"detail,omitempty"` // kind-specific request (approval text, ...)
 	Where        string          `json:"where,omitempty"`  // file:line of the waiting call
+	// Attempt is the execution's attempt that registered the wait, when it
+	// is not the first: its event is recorded as that attempt's.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Position is a hierarchical step position: "4", "4/0/2".

@@ -29,6 +29,9 @@ type Dispatcher struct {
 	// e.g. a rate, so that no runbook starts without bound in a storm).
 	DefaultPolicy Policy
 	Logger        *slog.Logger
+	// DeadLetters keeps the events that started nothing (firing alerts no
+	// runbook matches); nil keeps none.
+	DeadLetters DeadLetterer
 }
 
 // policy is the policy a runbook's triggered starts follow.
@@ -105,6 +108,15 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 			return nil, err
 		}
 		res.Executions = started
+	}
+	if d.DeadLetters != nil {
+		if lost := unmatched(n, runbooks); len(lost) > 0 {
+			// Best effort and bounded: a store error loses the dead letters,
+			// not the notification (whose runs are stored).
+			if err := d.DeadLetters.DeadLetter(ctx, lost); err != nil {
+				d.logger().Warn("unmatched alerts not kept as dead letters", "alerts", len(lost), "err", err)
+			}
+		}
 	}
 	if d.Resolver == nil {
 		return res, nil

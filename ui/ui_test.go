@@ -97,6 +97,7 @@ def main(event):
 	if err != nil {
 		t.Fatal(err)
 	}
+	failed := startFailed(ctx, t, svc)
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -146,6 +147,7 @@ def main(event):
 	if nodes := text("#cluster"); !strings.Contains(nodes, "ui-node") {
 		t.Errorf("cluster page lacks the node:\n%s", nodes)
 	}
+	checkDeadLetters(t, svc, base, failed, do, text)
 	do("back to the execution", chromedp.Navigate(page), chromedp.WaitVisible(css(`.card.approval button.approve`)))
 	// Approve it as alice; the run completes.
 	do("approve", chromedp.SendKeys(css(`#who`), "alice"),

@@ -24,5 +24,5 @@ func hooksOption(store *cluster.Store, worker *node.Node, logger *slog.Logger, p
 			api.EnvAlertmanagerToken + " or " + api.EnvAlertmanagerUser + "/" + api.EnvAlertmanagerPassword)
 	}
 	return api.WithHooks(&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr, Logger: logger,
-		DefaultPolicy: policy}, auth)
+		DefaultPolicy: policy, DeadLetters: tr}, auth)
 }

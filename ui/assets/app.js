@@ -502,6 +502,70 @@ function clusterPage(route) {
   });
 }
 
+// ---------- dead letters ----------
+
+// lastLine is the last non-empty line of an error: after a Starlark
+// backtrace, the error itself.
+function lastLine(s) {
+  const lines = (s || "").split("\n").map(l => l.trim()).filter(l => l);
+  return lines.length ? lines[lines.length - 1] : "";
+}
+
+// deadLettersPage lists the dead letters (executions that did not complete,
+// trigger events that started nothing) with an ack and, for executions,
+// redrive buttons.
+function deadLettersPage(route) {
+  const reason = el("select", {id: "dl-reason", onchange: () => refresh()},
+    el("option", {value: ""}, "any reason"),
+    ...["failed", "stuck", "compensation_failed", "dropped", "budget", "no_runbook", "refused"].map(r => el("option", {value: r}, r)));
+  const list = el("div", {id: "dead-letters"});
+  setMain(el("h1", {}, "Dead letters"), el("div", {class: "filters"}, reason), list);
+  async function refresh() {
+    const q = reason.value ? "?reason=" + encodeURIComponent(reason.value) : "";
+    const body = await api("/api/v1/dead-letters" + q);
+    clearError();
+    // Keep a row someone is typing in.
+    if (list.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+    const items = body.dead_letters || [];
+    if (!items.length) { list.replaceChildren(el("p", {class: "muted"}, "No dead letters.")); return; }
+    list.replaceChildren(el("table", {class: "list"},
+      el("thead", {}, el("tr", {}, ["ID", "Kind", "Reason", "Runbook", "At", "Why", ""].map(h => el("th", {}, h)))),
+      el("tbody", {}, items.map(deadLetterRow))));
+  }
+  function deadLetterRow(d) {
+    const comment = el("input", {class: "comment", placeholder: "comment (optional)"});
+    const status = el("span", {class: "muted dl-status"});
+    const headers = () => {
+      const h = {"Content-Type": "application/json"};
+      if (!token() && who()) h["X-Starbook-User"] = who();
+      return h;
+    };
+    const act = (path, req, done) => async () => {
+      status.textContent = "…";
+      try {
+        const body = await api(path, {method: "POST", headers: headers(), body: JSON.stringify(req)});
+        status.textContent = done(body);
+        status.dataset.done = "ok";
+        setTimeout(refresh, 500);
+      } catch (err) { status.textContent = String(err.message || err); status.dataset.done = "error"; }
+    };
+    const redrive = from => act("/api/v1/executions/" + encodeURIComponent(d.id) + "/redrive", {from},
+      b => b.redrive.new_execution ? "redriven as " + b.redrive.new_execution : "redriven: attempt " + b.redrive.attempt);
+    const why = d.kind === "event" ? (d.source || "") + (d.detail ? ": " + d.detail : "") : lastLine(d.error);
+    return el("tr", {"data-id": d.id, "data-reason": d.reason},
+      el("td", {class: "mono"}, d.kind === "execution" ? el("a", {href: "#/executions/" + d.id}, d.id) : d.id),
+      el("td", {}, d.kind), el("td", {}, badge(d.reason)), el("td", {}, d.runbook || "-"), el("td", {}, fmtTime(d.at)),
+      el("td", {class: "why"}, why, d.payload ? el("details", {}, el("summary", {}, "payload"), el("pre", {}, pretty(d.payload))) : null),
+      el("td", {class: "actions"}, comment,
+        el("button", {class: "ack", onclick: () => act("/api/v1/dead-letters/" + encodeURIComponent(d.id) + "/ack",
+          {comment: comment.value}, () => "acknowledged")()}, "Ack"),
+        d.kind === "execution" && d.reason !== "compensation_failed" ? el("button", {class: "redrive", onclick: redrive("failed")}, "Redrive") : null,
+        d.kind === "execution" ? el("button", {class: "redrive-start", onclick: redrive("start")}, "From start") : null,
+        status));
+  }
+  poll(route, refresh);
+}
+
 // ---------- approvals badge and routing ----------
 
 async function countApprovals() {
@@ -524,6 +588,7 @@ function route() {
     case "approvals": return approvalsPage(h);
     case "runbooks": return parts[1] ? runbookPage(h, parts[1]) : runbooksPage(h);
     case "cluster": return clusterPage(h);
+    case "dead-letters": return deadLettersPage(h);
     default: location.hash = "#/executions";
   }
 }
