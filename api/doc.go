@@ -19,6 +19,7 @@
 //	GET  /api/v1/waits                         {"waits":[pending approvals and signal waits]}
 //	GET  /api/v1/whoami                        {"auth":bool,"name","role","permissions"}
 //	GET  /api/v1/audit?after=&limit=           {"audit":[records oldest first],"next":id} (admin)
+//	GET  /api/v1/slo?runbook=                  {"at","slos":[{"runbook","objective","success_rate","error_budget","latency","burn_rates",...}]}
 //
 // # Authentication and audit
 //
