@@ -41,7 +41,9 @@ func outcome(s sbruntime.Status) int {
 func Compute(runbook, version string, o *triggers.SLO, runs []Run, at time.Time) *starbook.SLOStatus {
 	st := &starbook.SLOStatus{Runbook: runbook, Version: version, Objective: Objective(o), From: at.Add(-o.Window),
 		Latency: []starbook.LatencyStatus{}, BurnRates: []starbook.BurnRate{}}
-	in := func(r Run, d time.Duration) bool { return !r.Ended.IsZero() && r.Ended.After(at.Add(-d)) && !r.Ended.After(at) }
+	in := func(r Run, d time.Duration) bool {
+		return !r.Ended.IsZero() && r.Ended.After(at.Add(-d)) && !r.Ended.After(at)
+	}
 	var durations []time.Duration
 	for _, r := range runs {
 		if !in(r, o.Window) {
