@@ -26,15 +26,19 @@ type Snapshot struct {
 	Waits map[string]int
 	// OldestWait is the Since of the oldest pending wait of each kind.
 	OldestWait map[string]time.Time
+	// Nodes counts the nodes registered (each under its session lease).
+	Nodes int
 }
 
-// Snapshot reads the runnable, owners and waits indexes in one txn.
+// Snapshot reads the runnable, owners and waits indexes and counts the
+// registered nodes in one txn.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	k := s.k
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(k.Owners(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.allWaits(), clientv3.WithPrefix()),
+		clientv3.OpGet(k.nodes(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read cluster state: %w", err)
@@ -60,6 +64,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			snap.OldestWait[w.Kind] = w.Since
 		}
 	}
+	snap.Nodes = int(resp.Responses[3].GetResponseRange().Count)
 	return snap, nil
 }
 
