@@ -39,7 +39,7 @@ func outcome(s sbruntime.Status) int {
 // run counts in a window when it ended in it (after the window's start, at
 // or before at). Runs that have not ended are ignored.
 func Compute(runbook, version string, o *triggers.SLO, runs []Run, at time.Time) *starbook.SLOStatus {
-	st := &starbook.SLOStatus{Runbook: runbook, Version: version, Objective: Objective(o), From: at.Add(-o.Window),
+	st := &starbook.SLOStatus{Runbook: runbook, Version: version, Objective: Declared(o), From: at.Add(-o.Window),
 		Latency: []starbook.LatencyStatus{}, BurnRates: []starbook.BurnRate{}}
 	in := func(r Run, d time.Duration) bool {
 		return !r.Ended.IsZero() && r.Ended.After(at.Add(-d)) && !r.Ended.After(at)
@@ -114,8 +114,8 @@ func Percentile(sorted []time.Duration, q float64) (time.Duration, bool) {
 	return sorted[min(max(rank, 1), len(sorted))-1], true
 }
 
-// Objective returns o as declared.
-func Objective(o *triggers.SLO) starbook.SLOObjective {
+// Declared returns o as declared.
+func Declared(o *triggers.SLO) starbook.SLOObjective {
 	obj := starbook.SLOObjective{Success: o.Success, Window: triggers.FormatDuration(o.Window), Where: o.Where}
 	if len(o.Latency) > 0 {
 		obj.Latency = map[string]string{}

@@ -26,7 +26,7 @@ func (s *sloFake) SLOs(_ context.Context, runbook string) (*starbook.SLOReport, 
 	at := time.Date(2031, 3, 10, 12, 0, 0, 0, time.UTC)
 	rate, p50, p90 := 0.5, 120.0, 2400.0
 	return &starbook.SLOReport{At: at, SLOs: []*starbook.SLOStatus{
-		{Runbook: "deploy", Objective: starbook.SLOObjective{Success: 0.9, Window: "7d"},
+		{Runbook: "deploy", Objective: starbook.SLOObjective{Success: 0.9, Window: "7d", Latency: map[string]string{"p50": "10m", "p90": "30m"}},
 			Runs: 6, Successes: 3, Failures: 3, Cancelled: 1, SuccessRate: &rate,
 			ErrorBudget: starbook.ErrorBudget{Allowed: 0.6, Failures: 3, Remaining: -4},
 			Latency: []starbook.LatencyStatus{{Percentile: "p50", Objective: "10m", Seconds: &p50, Met: true},
