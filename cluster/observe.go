@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,10 +29,13 @@ type Snapshot struct {
 	OldestWait map[string]time.Time
 	// Nodes counts the nodes registered (each under its session lease).
 	Nodes int
+	// Queued counts the triggered runs waiting for their runbook's policy
+	// to admit them (queued/<runbook>/<id>), by runbook.
+	Queued map[string]int
 }
 
-// Snapshot reads the runnable, owners and waits indexes and counts the
-// registered nodes in one txn.
+// Snapshot reads the runnable, owners, waits and queued indexes and counts
+// the registered nodes in one txn.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	k := s.k
 	resp, err := s.cli.Txn(ctx).Then(
@@ -39,6 +43,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		clientv3.OpGet(k.Owners(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.allWaits(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.nodes(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(k.AllQueued(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read cluster state: %w", err)
@@ -65,6 +70,12 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	snap.Nodes = int(resp.Responses[3].GetResponseRange().Count)
+	snap.Queued = map[string]int{}
+	for _, kv := range resp.Responses[4].GetResponseRange().Kvs {
+		if rb, _, ok := strings.Cut(k.IDFrom(string(kv.Key), "queued/"), "/"); ok {
+			snap.Queued[rb]++
+		}
+	}
 	return snap, nil
 }
 

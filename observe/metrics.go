@@ -225,6 +225,8 @@ var (
 		"Executions each node has claimed (leader only).", []string{"node"}, nil)
 	waitsDesc = prometheus.NewDesc("starbook_waits_pending",
 		"Pending waits by kind: approval, signal, sleep (leader only).", []string{"kind"}, nil)
+	queuedDesc = prometheus.NewDesc("starbook_trigger_queued",
+		"Triggered runs waiting for their runbook's max_concurrent or rate to admit them, by runbook (leader only).", []string{"runbook"}, nil)
 	nodesDesc = prometheus.NewDesc("starbook_nodes",
 		"Nodes registered in the cluster, each under its session lease (leader only).", nil, nil)
 	waitAgeDesc = prometheus.NewDesc("starbook_waits_oldest_age_seconds",
@@ -237,6 +239,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- waitsDesc
 	ch <- waitAgeDesc
 	ch <- nodesDesc
+	ch <- queuedDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -252,6 +255,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(snap.QueueDepth))
 	ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(snap.Nodes))
+	queued := map[string]int{} // by label: two long names may fold into one
+	for rb, n := range snap.Queued {
+		queued[label(rb)] += n
+	}
+	for rb, n := range queued {
+		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(n), rb)
+	}
 	for node, n := range snap.Claims {
 		ch <- prometheus.MustNewConstMetric(claimsDesc, prometheus.GaugeValue, float64(n), node)
 	}
