@@ -44,6 +44,10 @@ var ratioWindows = []string{"5m", "30m", "1h", "6h", "3d"}
 // failed or stuck (cancelled ones are left out, as in starbook slo).
 func RatioRecord(window string) string { return "starbook:execution_error_ratio:rate" + window }
 
+// TargetRecord is the recorded success target of each runbook's objective
+// (label runbook).
+const TargetRecord = "starbook:slo_success_target"
+
 // maxLabel is the longest label value the node's metrics keep (observe
 // truncates longer runbook names).
 const maxLabel = 64
@@ -120,6 +124,9 @@ sum by (runbook) (rate(starbook_executions_ended_total{status=~"completed|failed
 		budget := ratio(1 - o.SLO.Success)
 		window := triggers.FormatDuration(o.SLO.Window)
 		w.group("starbook-slo-" + rb)
+		// The objective as a series, for dashboards: burn rate = error
+		// ratio / on (runbook) (1 - target).
+		w.rule("record", TargetRecord, "vector("+ratio(o.SLO.Success)+")", "", [][2]string{{"runbook", rb}}, nil)
 		for _, b := range Burns {
 			threshold := fmt.Sprintf("(%s * %s)", strconv.FormatFloat(b.Factor, 'f', -1, 64), budget)
 			w.rule("alert", b.Alert, fmt.Sprintf(`
