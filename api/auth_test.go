@@ -78,6 +78,7 @@ var routes = []struct {
 	{"GET", "/api/v1/approvals", "", auth.Read},
 	{"GET", "/api/v1/waits", "", auth.Read},
 	{"GET", "/api/v1/audit", "", auth.Audit},
+	{"GET", "/api/v1/slo", "", auth.Read},
 	{"POST", "/api/v1/runbooks", `{"files": {"a.star": "def main(e): pass"}}`, auth.Apply},
 	{"POST", "/api/v1/executions", `{"runbook": "a"}`, auth.Run},
 	{"POST", "/api/v1/runbooks/a/executions", ``, auth.Run},

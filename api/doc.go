@@ -22,6 +22,7 @@
 //	GET  /api/v1/dead-letters?runbook=&reason= {"dead_letters":[newest first]}
 //	POST /api/v1/dead-letters/{id}/ack         {"comment"} (optional) -> {"dead_letter":{...}}; 404 unknown
 //	POST /api/v1/executions/{id}/redrive       {"from":"failed"|"start","version":"pinned"|"current","dry_run"} -> {"redrive":{...},"execution":{...}}; 409 running, compensated, incompatible or redriven meanwhile
+//	GET  /api/v1/slo?runbook=                  {"at","slos":[{"runbook","objective","success_rate","error_budget","latency","burn_rates",...}]}
 //
 // # Authentication and audit
 //

@@ -61,6 +61,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.route("GET /api/v1/waits", h.waits)
 	h.route("GET /api/v1/whoami", h.whoami)
 	h.route("GET /api/v1/audit", h.audit)
+	h.route("GET /api/v1/slo", h.slo)
 	h.observeRoutes()
 	h.deadLetterRoutes()
 	for _, opt := range opts {

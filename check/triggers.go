@@ -47,17 +47,20 @@ func Triggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.Ra
 		}
 		return nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
 	}
-	if set.Empty() {
+	if set.Empty() && set.SLO == nil {
 		return nil, nil
 	}
 	return json.Marshal(set)
 }
 
-// mentionsTrigger reports whether any file of b uses the name trigger: only
-// those have their top level run at apply time.
+// declarers are the names whose top level calls declare something: only
+// runbooks that use one have their top level run at apply time.
+var declarers = []string{"trigger", "slo"}
+
+// mentionsTrigger reports whether any file of b uses a name of declarers.
 func mentionsTrigger(b *sbruntime.Bundle) bool {
 	for name, src := range b.Files {
-		if !strings.Contains(src, "trigger") {
+		if !slices.ContainsFunc(declarers, func(d string) bool { return strings.Contains(src, d) }) {
 			continue
 		}
 		f, err := sbruntime.FileOptions.Parse(name, src, 0)
@@ -66,7 +69,7 @@ func mentionsTrigger(b *sbruntime.Bundle) bool {
 		}
 		found := false
 		syntax.Walk(f, func(n syntax.Node) bool {
-			if id, ok := n.(*syntax.Ident); ok && id.Name == "trigger" {
+			if id, ok := n.(*syntax.Ident); ok && slices.Contains(declarers, id.Name) {
 				found = true
 			}
 			return !found
@@ -88,7 +91,10 @@ func (s *scanner) literalTriggers() {
 	th := &starlark.Thread{Name: "check triggers"}
 	th.SetMaxExecutionSteps(collectSteps)
 	builtins.CollectTriggers(th, &triggers.Set{})
-	env := starlark.StringDict{"trigger": s.c.opts.Builtins["trigger"]}
+	env := starlark.StringDict{}
+	for _, d := range declarers {
+		env[d] = s.c.opts.Builtins[d]
+	}
 	done := map[string]bool{}
 	var visit func(name string)
 	visit = func(name string) {
@@ -104,8 +110,9 @@ func (s *scanner) literalTriggers() {
 				}
 			}
 		}
-		if !s.builtin(u, nil, "trigger") {
-			return
+		declares := map[string]bool{}
+		for _, d := range declarers {
+			declares[d] = s.builtin(u, nil, d)
 		}
 		for _, st := range u.file.Stmts {
 			es, ok := st.(*syntax.ExprStmt)
@@ -113,7 +120,7 @@ func (s *scanner) literalTriggers() {
 				continue
 			}
 			ce, ok := es.X.(*syntax.CallExpr)
-			if !ok || !isTriggerCall(ce) || slices.ContainsFunc(ce.Args, computed) {
+			if !ok || !declares[declarerOf(ce)] || slices.ContainsFunc(ce.Args, computed) {
 				continue
 			}
 			_, err := starlark.EvalExprOptions(sbruntime.FileOptions, th, ce, env)
@@ -126,13 +133,20 @@ func (s *scanner) literalTriggers() {
 	visit(s.b.Main)
 }
 
-func isTriggerCall(ce *syntax.CallExpr) bool {
-	d, ok := ce.Fn.(*syntax.DotExpr)
-	if !ok {
-		return false
+// declarerOf returns the declarer a call is to: "trigger" for trigger.x(),
+// "slo" for slo(), else "".
+func declarerOf(ce *syntax.CallExpr) string {
+	switch fn := ce.Fn.(type) {
+	case *syntax.DotExpr:
+		if x, ok := fn.X.(*syntax.Ident); ok && x.Name == "trigger" {
+			return "trigger"
+		}
+	case *syntax.Ident:
+		if fn.Name != "trigger" && slices.Contains(declarers, fn.Name) {
+			return fn.Name
+		}
 	}
-	x, ok := d.X.(*syntax.Ident)
-	return ok && x.Name == "trigger"
+	return ""
 }
 
 // computed reports whether the call argument e is anything but a constant

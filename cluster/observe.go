@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,15 +27,23 @@ type Snapshot struct {
 	Waits map[string]int
 	// OldestWait is the Since of the oldest pending wait of each kind.
 	OldestWait map[string]time.Time
+	// Nodes counts the nodes registered (each under its session lease).
+	Nodes int
+	// Queued counts the triggered runs waiting for their runbook's policy
+	// to admit them (queued/<runbook>/<id>), by runbook.
+	Queued map[string]int
 }
 
-// Snapshot reads the runnable, owners and waits indexes in one txn.
+// Snapshot reads the runnable, owners, waits and queued indexes and counts
+// the registered nodes in one txn.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	k := s.k
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(k.Owners(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.allWaits(), clientv3.WithPrefix()),
+		clientv3.OpGet(k.nodes(), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(k.AllQueued(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read cluster state: %w", err)
@@ -58,6 +67,13 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		snap.Waits[w.Kind]++
 		if old, ok := snap.OldestWait[w.Kind]; !ok || w.Since.Before(old) {
 			snap.OldestWait[w.Kind] = w.Since
+		}
+	}
+	snap.Nodes = int(resp.Responses[3].GetResponseRange().Count)
+	snap.Queued = map[string]int{}
+	for _, kv := range resp.Responses[4].GetResponseRange().Kvs {
+		if rb, _, ok := strings.Cut(k.IDFrom(string(kv.Key), "queued/"), "/"); ok {
+			snap.Queued[rb]++
 		}
 	}
 	return snap, nil

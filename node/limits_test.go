@@ -143,6 +143,11 @@ func TestDefaultTriggerRate(t *testing.T) {
 			t.Errorf("%s: %q, want %q", rb, got[rb], w)
 		}
 	}
+	// The queued runs are what starbook_trigger_queued reports.
+	snap, err := store.Snapshot(ctx)
+	if err != nil || snap.Queued["plain"] != 2 || snap.Queued["own"] != 0 {
+		t.Errorf("snapshot queued = %v, %v; want plain: 2", snap.Queued, err)
+	}
 }
 
 // TestActiveIndexOnlyWithALimit: the active index is written only while an

@@ -232,7 +232,7 @@ func TestSnapshotAndVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Waits[sbruntime.KindSignal] != 1 || snap.OldestWait[sbruntime.KindSignal].IsZero() || snap.QueueDepth != 0 {
+	if snap.Waits[sbruntime.KindSignal] != 1 || snap.OldestWait[sbruntime.KindSignal].IsZero() || snap.QueueDepth != 0 || snap.Nodes != 1 {
 		t.Errorf("snapshot = %+v", snap)
 	}
 	waits, err := tn.svc.ExecutionWaits(ctx, e.ID)

@@ -23,6 +23,7 @@ type Metrics struct {
 
 	started       *prometheus.CounterVec
 	ended         *prometheus.CounterVec
+	execDuration  *prometheus.HistogramVec
 	runs          *prometheus.CounterVec
 	running       prometheus.Gauge
 	replayed      *prometheus.CounterVec
@@ -74,6 +75,9 @@ func NewMetrics() *Metrics {
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_executions_ended_total",
 		Help: "Executions that reached a terminal status: completed, failed, cancelled or stuck (counted by the leader)."},
 		[]string{"runbook", "trigger", "status"})
+	m.execDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "starbook_execution_duration_seconds",
+		Help:    "Time from an execution's creation to its end, by runbook and terminal status (counted by the leader).",
+		Buckets: ExecutionDurationBuckets}, []string{"runbook", "status"})
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_runs_total",
 		Help: "Runs (first runs and replays) this node finished, by how they ended: completed, failed, waiting, stuck, cancelled or aborted."},
 		[]string{"runbook", "outcome"})
@@ -103,7 +107,7 @@ func NewMetrics() *Metrics {
 		Help: "Ended executions deleted by retention."})
 	m.snapshotError = prometheus.NewCounter(prometheus.CounterOpts{Name: "starbook_state_read_errors_total",
 		Help: "Scrapes whose read of the cluster state from etcd failed."})
-	for _, c := range []prometheus.Collector{m.started, m.ended, m.runs, m.running, m.replayed, m.steps, m.retries,
+	for _, c := range []prometheus.Collector{m.started, m.ended, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{m}, m.deadLetters} {
@@ -111,6 +115,10 @@ func NewMetrics() *Metrics {
 	}
 	return m
 }
+
+// ExecutionDurationBuckets are the bounds of starbook_execution_duration_seconds:
+// 1s to 1d, as runs last from seconds to days of waiting for people.
+var ExecutionDurationBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 2 * 3600, 6 * 3600, 12 * 3600, 24 * 3600}
 
 // stepDone records an executed step ev of kind and name in runbook; items is
 // a fan_out's item count.
@@ -195,6 +203,9 @@ func (m *Metrics) ExecutionChanged(prev, cur *sbruntime.Execution) {
 	}
 	if cur.Status.Terminal() && (prev == nil || !prev.Status.Terminal()) {
 		m.ended.WithLabelValues(rb, trig, string(cur.Status)).Inc()
+		if cur.EndedAt != nil {
+			m.execDuration.WithLabelValues(rb, string(cur.Status)).Observe(max(cur.EndedAt.Sub(cur.CreatedAt).Seconds(), 0))
+		}
 	}
 }
 
@@ -217,6 +228,10 @@ var (
 		"Executions each node has claimed (leader only).", []string{"node"}, nil)
 	waitsDesc = prometheus.NewDesc("starbook_waits_pending",
 		"Pending waits by kind: approval, signal, sleep (leader only).", []string{"kind"}, nil)
+	queuedDesc = prometheus.NewDesc("starbook_trigger_queued",
+		"Triggered runs waiting for their runbook's max_concurrent or rate to admit them, by runbook (leader only).", []string{"runbook"}, nil)
+	nodesDesc = prometheus.NewDesc("starbook_nodes",
+		"Nodes registered in the cluster, each under its session lease (leader only).", nil, nil)
 	waitAgeDesc = prometheus.NewDesc("starbook_waits_oldest_age_seconds",
 		"Age of the oldest pending wait of each kind (leader only).", []string{"kind"}, nil)
 )
@@ -226,6 +241,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- claimsDesc
 	ch <- waitsDesc
 	ch <- waitAgeDesc
+	ch <- nodesDesc
+	ch <- queuedDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -240,6 +257,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(snap.QueueDepth))
+	ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(snap.Nodes))
+	queued := map[string]int{} // by label: two long names may fold into one
+	for rb, n := range snap.Queued {
+		queued[label(rb)] += n
+	}
+	for rb, n := range queued {
+		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(n), rb)
+	}
 	for node, n := range snap.Claims {
 		ch <- prometheus.MustNewConstMetric(claimsDesc, prometheus.GaugeValue, float64(n), node)
 	}

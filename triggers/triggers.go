@@ -26,9 +26,11 @@ type Set struct {
 	Webhooks []*WebhookTrigger `json:"webhooks,omitempty"`
 	// Policy bounds the runs the triggers start; one per runbook.
 	Policy Policy `json:"policy,omitzero"`
+	// SLO is the runbook's objective, declared by slo(); nil for none.
+	SLO *SLO `json:"slo,omitempty"`
 }
 
-// Empty reports whether s declares nothing.
+// Empty reports whether s declares no trigger (an SLO alone starts nothing).
 func (s *Set) Empty() bool {
 	return s == nil || len(s.Alerts)+len(s.Crons)+len(s.Webhooks) == 0
 }
