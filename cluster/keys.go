@@ -81,9 +81,9 @@ func (k Keys) Owners() string { return k.prefix + "owners/" }
 // Cancels is the prefix of the cancel requests' keys.
 func (k Keys) Cancels() string { return k.prefix + "cancel/" }
 
-// IDFrom returns what follows prefix (one of the collections' prefixes,
+// IDUnder returns what follows prefix (one of the collections' prefixes,
 // such as Owners()) in key: the execution id of owners/<id>.
-func (k Keys) IDFrom(key, prefix string) string {
+func (k Keys) IDUnder(key, prefix string) string {
 	return strings.TrimPrefix(key, prefix)
 }
 

@@ -84,7 +84,7 @@ func (s *Store) ClusterStatus(ctx context.Context) (*starbook.ClusterStatus, err
 	claims := map[string][]string{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		node := string(kv.Value)
-		claims[node] = append(claims[node], k.IDFrom(string(kv.Key), k.Owners()))
+		claims[node] = append(claims[node], k.IDUnder(string(kv.Key), k.Owners()))
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		var rec NodeRecord

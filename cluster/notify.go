@@ -90,10 +90,10 @@ func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, s
 		}
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		add(splitIDPos(s.k.IDFrom(string(kv.Key), s.k.allWaits())))
+		add(splitIDPos(s.k.IDUnder(string(kv.Key), s.k.allWaits())))
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		rest := s.k.IDFrom(string(kv.Key), s.k.allNotices())
+		rest := s.k.IDUnder(string(kv.Key), s.k.allNotices())
 		add(splitIDPos(rest[:max(strings.LastIndex(rest, "/"), 0)]))
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -117,7 +117,7 @@ func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, s
 				return WatchErr(wr, ok)
 			}
 			for _, ev := range wr.Events {
-				id, pos := splitIDPos(s.k.IDFrom(string(ev.Kv.Key), s.k.allWaits()))
+				id, pos := splitIDPos(s.k.IDUnder(string(ev.Kv.Key), s.k.allWaits()))
 				if err := s.reconcileNotice(ctx, nf, log, seen, id, pos); err != nil {
 					return err
 				}

@@ -51,11 +51,11 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Claims: map[string]int{}, Waits: map[string]int{}, OldestWait: map[string]time.Time{}}
 	owned := map[string]bool{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		owned[k.IDFrom(string(kv.Key), k.Owners())] = true
+		owned[k.IDUnder(string(kv.Key), k.Owners())] = true
 		snap.Claims[string(kv.Value)]++
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		if !owned[k.IDFrom(string(kv.Key), k.Runnables())] {
+		if !owned[k.IDUnder(string(kv.Key), k.Runnables())] {
 			snap.QueueDepth++
 		}
 	}
@@ -72,7 +72,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap.Nodes = int(resp.Responses[3].GetResponseRange().Count)
 	snap.Queued = map[string]int{}
 	for _, kv := range resp.Responses[4].GetResponseRange().Kvs {
-		if rb, _, ok := strings.Cut(k.IDFrom(string(kv.Key), "queued/"), "/"); ok {
+		if rb, _, ok := strings.Cut(k.IDUnder(string(kv.Key), k.AllQueued()), "/"); ok {
 			snap.Queued[rb]++
 		}
 	}

@@ -32,13 +32,13 @@ func (s *Store) CurrentDeclarations(ctx context.Context) ([]Declarations, error)
 	}
 	current := map[string]string{}
 	for _, kv := range resp.Kvs {
-		if name, ok := cutSuffix(s.k.IDFrom(string(kv.Key), "runbooks/"), "/current"); ok {
+		if name, ok := cutSuffix(s.k.IDUnder(string(kv.Key), s.k.Runbooks()), "/current"); ok {
 			current[name] = string(kv.Value)
 		}
 	}
 	var out []Declarations
 	for _, kv := range resp.Kvs {
-		name, version, ok := strings.Cut(s.k.IDFrom(string(kv.Key), "runbooks/"), "/versions/")
+		name, version, ok := strings.Cut(s.k.IDUnder(string(kv.Key), s.k.Runbooks()), "/versions/")
 		if !ok || current[name] != version {
 			continue
 		}
@@ -93,7 +93,7 @@ func (s *Store) EndedSince(ctx context.Context, since time.Time, fn func(*sbrunt
 			if !e.Status.Terminal() || e.EndedAt == nil {
 				continue
 			}
-			fn(&sbruntime.Execution{ID: s.k.IDFrom(string(kv.Key), "executions/"), Runbook: e.Runbook, Status: e.Status,
+			fn(&sbruntime.Execution{ID: s.k.IDUnder(string(kv.Key), s.k.executions()), Runbook: e.Runbook, Status: e.Status,
 				Trigger: e.Trigger, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, EndedAt: e.EndedAt})
 		}
 		if !resp.More || len(resp.Kvs) == 0 {

@@ -151,7 +151,7 @@ func (s *Store) CurrentVersions(ctx context.Context) (map[string]string, error) 
 	}
 	out := map[string]string{}
 	for _, kv := range resp.Kvs {
-		rest := s.k.IDFrom(string(kv.Key), s.k.Runbooks())
+		rest := s.k.IDUnder(string(kv.Key), s.k.Runbooks())
 		if name, ok := cutSuffix(rest, "/current"); ok {
 			out[name] = string(kv.Value)
 		}
@@ -276,10 +276,10 @@ func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Exec
 	}
 	owners, runnable := map[string]string{}, map[string]bool{}
 	for _, kv := range live.Responses[0].GetResponseRange().Kvs {
-		owners[s.k.IDFrom(string(kv.Key), s.k.Owners())] = string(kv.Value)
+		owners[s.k.IDUnder(string(kv.Key), s.k.Owners())] = string(kv.Value)
 	}
 	for _, kv := range live.Responses[1].GetResponseRange().Kvs {
-		runnable[s.k.IDFrom(string(kv.Key), s.k.Runnables())] = true
+		runnable[s.k.IDUnder(string(kv.Key), s.k.Runnables())] = true
 	}
 	var out []*sbruntime.Execution
 	// The range end is exclusive: a cursor starts at the key just before

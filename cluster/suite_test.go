@@ -172,7 +172,7 @@ func (b *etcdBackend) History(ctx context.Context, id string) (*enginetest.Histo
 	}
 	// A key's version counts its writes since it was created.
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		h.Writes[b.s.k.IDFrom(string(kv.Key), b.s.k.history(id))] = int(kv.Version)
+		h.Writes[b.s.k.IDUnder(string(kv.Key), b.s.k.history(id))] = int(kv.Version)
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		w, err := b.s.k.decodeWait(kv)

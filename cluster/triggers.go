@@ -740,7 +740,7 @@ func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error)
 	}
 	changed := false
 	for _, kv := range resp.Kvs {
-		name, ok := cutSuffix(k.IDFrom(string(kv.Key), k.Runbooks()), "/current")
+		name, ok := cutSuffix(k.IDUnder(string(kv.Key), k.Runbooks()), "/current")
 		if !ok {
 			continue
 		}

@@ -171,6 +171,12 @@ def main(event):
 	}()
 
 	// The rules load and evaluate without error.
+	notYet := "" // the last rule not evaluated yet, for the timeout's message
+	defer func() {
+		if t.Failed() && notYet != "" {
+			t.Logf("last rule not evaluated: %s", notYet)
+		}
+	}()
 	waitUntil(t, 60*time.Second, "Prometheus to load and evaluate the rules", func() bool {
 		var r promRules
 		promGet(t, prom, "/api/v1/rules", &r)
@@ -182,6 +188,7 @@ def main(event):
 					if rule.Health == "err" {
 						t.Fatalf("rule %s of %s: %s", rule.Name, g.Name, rule.LastError)
 					}
+					notYet = g.Name + "/" + rule.Name + " (" + rule.Health + ")"
 					return false // not evaluated yet
 				}
 			}

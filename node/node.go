@@ -282,16 +282,16 @@ func (n *Node) watchOnce(ctx context.Context) error {
 	n.mu.Lock()
 	n.runnable, n.owned = map[string]bool{}, map[string]bool{}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		n.runnable[k.IDFrom(string(kv.Key), k.Runnables())] = true
+		n.runnable[k.IDUnder(string(kv.Key), k.Runnables())] = true
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		n.owned[k.IDFrom(string(kv.Key), k.Owners())] = true
+		n.owned[k.IDUnder(string(kv.Key), k.Owners())] = true
 	}
 	for id := range n.runnable {
 		n.enqueueLocked(id)
 	}
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
-		n.cancelRunningLocked(k.IDFrom(string(kv.Key), k.Cancels()))
+		n.cancelRunningLocked(k.IDUnder(string(kv.Key), k.Cancels()))
 	}
 	n.mu.Unlock()
 	n.wake()
@@ -317,7 +317,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			}
 			n.mu.Lock()
 			for _, ev := range wr.Events {
-				id := k.IDFrom(string(ev.Kv.Key), k.Runnables())
+				id := k.IDUnder(string(ev.Kv.Key), k.Runnables())
 				if ev.Type == clientv3.EventTypePut {
 					n.runnable[id] = true
 					n.enqueueLocked(id)
@@ -333,7 +333,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 			}
 			n.mu.Lock()
 			for _, ev := range wr.Events {
-				id := k.IDFrom(string(ev.Kv.Key), k.Owners())
+				id := k.IDUnder(string(ev.Kv.Key), k.Owners())
 				if ev.Type == clientv3.EventTypePut {
 					n.owned[id] = true
 				} else {
@@ -354,7 +354,7 @@ func (n *Node) watchOnce(ctx context.Context) error {
 					continue
 				}
 				n.mu.Lock()
-				n.cancelRunningLocked(k.IDFrom(string(ev.Kv.Key), k.Cancels()))
+				n.cancelRunningLocked(k.IDUnder(string(ev.Kv.Key), k.Cancels()))
 				n.mu.Unlock()
 			}
 		}
