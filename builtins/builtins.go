@@ -52,6 +52,7 @@ func New(opts Options) starlark.StringDict {
 		"time":              sltime.Module,
 		"struct":            starlark.NewBuiltin("struct", starlarkstruct.Make),
 		"trigger":           TriggerModule,
+		"budget":            starlark.NewBuiltin("budget", budgetBuiltin),
 	}
 }
 

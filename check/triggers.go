@@ -47,17 +47,20 @@ func Triggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.Ra
 		}
 		return nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
 	}
-	if set.Empty() {
+	if set.Empty() && set.Budget == nil {
 		return nil, nil
 	}
 	return json.Marshal(set)
 }
 
-// mentionsTrigger reports whether any file of b uses the name trigger: only
-// those have their top level run at apply time.
+// declarations are the names of what a runbook declares at top level.
+var declarations = map[string]bool{"trigger": true, "budget": true}
+
+// mentionsTrigger reports whether any file of b uses a name of
+// declarations: only those have their top level run at apply time.
 func mentionsTrigger(b *sbruntime.Bundle) bool {
 	for name, src := range b.Files {
-		if !strings.Contains(src, "trigger") {
+		if !strings.Contains(src, "trigger") && !strings.Contains(src, "budget") {
 			continue
 		}
 		f, err := sbruntime.FileOptions.Parse(name, src, 0)
@@ -66,7 +69,7 @@ func mentionsTrigger(b *sbruntime.Bundle) bool {
 		}
 		found := false
 		syntax.Walk(f, func(n syntax.Node) bool {
-			if id, ok := n.(*syntax.Ident); ok && id.Name == "trigger" {
+			if id, ok := n.(*syntax.Ident); ok && declarations[id.Name] {
 				found = true
 			}
 			return !found
@@ -88,7 +91,7 @@ func (s *scanner) literalTriggers() {
 	th := &starlark.Thread{Name: "check triggers"}
 	th.SetMaxExecutionSteps(collectSteps)
 	builtins.CollectTriggers(th, &triggers.Set{})
-	env := starlark.StringDict{"trigger": s.c.opts.Builtins["trigger"]}
+	env := starlark.StringDict{"trigger": s.c.opts.Builtins["trigger"], "budget": s.c.opts.Builtins["budget"]}
 	done := map[string]bool{}
 	var visit func(name string)
 	visit = func(name string) {
@@ -104,7 +107,8 @@ func (s *scanner) literalTriggers() {
 				}
 			}
 		}
-		if !s.builtin(u, nil, "trigger") {
+		triggerOK, budgetOK := s.builtin(u, nil, "trigger"), s.builtin(u, nil, "budget")
+		if !triggerOK && !budgetOK {
 			return
 		}
 		for _, st := range u.file.Stmts {
@@ -113,7 +117,7 @@ func (s *scanner) literalTriggers() {
 				continue
 			}
 			ce, ok := es.X.(*syntax.CallExpr)
-			if !ok || !isTriggerCall(ce) || slices.ContainsFunc(ce.Args, computed) {
+			if !ok || !(triggerOK && isTriggerCall(ce) || budgetOK && isBudgetCall(ce)) || slices.ContainsFunc(ce.Args, computed) {
 				continue
 			}
 			_, err := starlark.EvalExprOptions(sbruntime.FileOptions, th, ce, env)
@@ -133,6 +137,11 @@ func isTriggerCall(ce *syntax.CallExpr) bool {
 	}
 	x, ok := d.X.(*syntax.Ident)
 	return ok && x.Name == "trigger"
+}
+
+func isBudgetCall(ce *syntax.CallExpr) bool {
+	id, ok := ce.Fn.(*syntax.Ident)
+	return ok && id.Name == "budget"
 }
 
 // computed reports whether the call argument e is anything but a constant

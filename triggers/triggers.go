@@ -26,6 +26,8 @@ type Set struct {
 	Webhooks []*WebhookTrigger `json:"webhooks,omitempty"`
 	// Policy bounds the runs the triggers start; one per runbook.
 	Policy Policy `json:"policy,omitzero"`
+	// Budget is what the runbook may spend (budget()); nil for no limit.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 // Empty reports whether s declares nothing.
