@@ -10,7 +10,7 @@
 //	POST /api/v1/executions                    {"runbook":name,"input":any} -> 201 {"execution":{...}}
 //	POST /api/v1/runbooks/{name}/executions    {"input":any} -> 201 {"execution":{...}}
 //	GET  /api/v1/executions?status=&runbook=&limit=&after=  {"executions":[newest first],"next":id}
-//	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...]}
+//	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...],"usage":{...}}
 //	POST /api/v1/executions/{id}/cancel        {"execution":{...}}
 //	POST /api/v1/executions/{id}/signals/{name}  {"data":any} (optional) -> {"delivered":true,...}
 //	POST /api/v1/executions/{id}/approvals/{position...}  {"decision":"approve"|"reject","comment","as"} -> {"approval":{...}}
@@ -19,6 +19,7 @@
 //	GET  /api/v1/waits                         {"waits":[pending approvals and signal waits]}
 //	GET  /api/v1/whoami                        {"auth":bool,"name","role","permissions"}
 //	GET  /api/v1/audit?after=&limit=           {"audit":[records oldest first],"next":id} (admin)
+//	GET  /api/v1/usage?runbook=&days=          {"usage":[{"runbook","day","executions","steps","retries","http_calls","fan_out_items","wall_time_ms","budgets"}]}
 //
 // # Authentication and audit
 //

@@ -166,7 +166,7 @@ def main(event):
 	if ev := h.Event("1"); ev.Items != 4 {
 		t.Errorf("fan_out recorded %d items, want 4", ev.Items)
 	}
-	u := sbruntime.UsageOf(h.Execution, h.Events, h.Execution.CreatedAt)
+	u := sbruntime.UsageOf(h.Execution, h.Events)
 	want := sbruntime.Usage{Steps: 6, Retries: 1, FanOutItems: 4, WallTimeMS: u.WallTimeMS}
 	if u != want {
 		t.Errorf("usage %+v, want %+v", u, want)

@@ -91,8 +91,8 @@ type Usage struct {
 	Retries     int64 `json:"retries"` // attempts beyond the first
 	HTTPCalls   int64 `json:"http_calls"`
 	FanOutItems int64 `json:"fan_out_items"`
-	// WallTimeMS is from creation to end (or to now, for one not ended);
-	// per day, of the executions that ended on a node that day.
+	// WallTimeMS is from creation to end (UsageOf); per day, of the
+	// executions that ended on a node that day.
 	WallTimeMS int64 `json:"wall_time_ms"`
 }
 
@@ -120,18 +120,24 @@ func (u *Usage) Add(o Usage) {
 	u.WallTimeMS += o.WallTimeMS
 }
 
-// UsageOf is what execution e did, from its history; an execution that has
-// not ended counts its wall time up to now.
-func UsageOf(e *Execution, history []*Event, now time.Time) Usage {
+// UsageOf is what execution e did, from its history. Its wall time runs
+// from its creation to its end or, while it has not ended, to the end of
+// its latest recorded step: derived from what is stored, it reads the same
+// every time.
+func UsageOf(e *Execution, history []*Event) Usage {
 	var u Usage
+	var last time.Time
 	for _, ev := range history {
 		u.Count(ev)
+		if ev.EndedAt.After(last) {
+			last = ev.EndedAt
+		}
 	}
-	end := now
+	end := last
 	if e.EndedAt != nil {
 		end = *e.EndedAt
 	}
-	if d := end.Sub(e.CreatedAt); d > 0 {
+	if d := end.Sub(e.CreatedAt); d > 0 && !end.IsZero() {
 		u.WallTimeMS = d.Milliseconds()
 	}
 	return u
