@@ -36,6 +36,7 @@ type Metrics struct {
 	retained      prometheus.Counter
 	leading       atomic.Bool
 	snapshot      func(ctx context.Context) (*cluster.Snapshot, error)
+	budgetUses    budgetUses // today's budget counters (budget.go)
 	snapshotError prometheus.Counter
 
 	// stepSeries caches the step histogram's series: a label lookup in the
@@ -104,7 +105,7 @@ func NewMetrics() *Metrics {
 	for _, c := range []prometheus.Collector{m.started, m.ended, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m}} {
+		&stateCollector{m}, &budgetCollector{m}} {
 		f(c)
 	}
 	return m
@@ -171,6 +172,7 @@ func (defaultOnly) Gather() ([]*dto.MetricFamily, error) {
 // and reports the cluster's state, until leadership ends.
 func (m *Metrics) LeaderTask(store *cluster.Store) func(ctx context.Context) {
 	m.snapshot = store.Snapshot
+	m.budgetUses = store.BudgetUses
 	return func(ctx context.Context) {
 		m.leading.Store(true)
 		m.leader.Set(1)
