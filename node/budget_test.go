@@ -16,8 +16,8 @@ import (
 	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/cluster"
-	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/runbooktest"
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // flakyServer answers /ok with 200 and /flaky with 400 the first time each
