@@ -172,3 +172,27 @@ def main(event):
 		t.Errorf("usage %+v, want %+v", u, want)
 	}
 }
+
+// TestGateRefusesANewWait: a wait is a step too: refused, it raises the
+// budget's error at once instead of parking, and nothing waits.
+func TestGateRefusesANewWait(t *testing.T) {
+	f := enginetest.NewFixture(t, enginetest.NewMemBackend(t), enginetest.Options{})
+	f.Gate = &stepGate{limit: 1}
+	p := f.Source("waits", `
+def main(event):
+    now()
+    return wait_for_signal("go")
+`)
+	id := f.Start(p, "")
+	res := f.RunToEnd(id, p, sbruntime.StatusFailed)
+	if !strings.Contains(res.Outcome.Error, "budget: steps_per_day 1 reached") {
+		t.Errorf("error %q does not name the budget", res.Outcome.Error)
+	}
+	h := f.History(id)
+	if ev := h.Event("2"); ev == nil || ev.Kind != sbruntime.KindSignal || ev.Error != "budget: steps_per_day 1 reached" {
+		t.Errorf("wait recorded as %+v", ev)
+	}
+	if len(h.Waits) != 0 {
+		t.Errorf("a refused wait is pending: %+v", h.Waits)
+	}
+}
