@@ -20,6 +20,7 @@ type ExecutionDetail struct {
 	History   []*sbruntime.Event   `json:"history"`
 	Waits     []*sbruntime.Wait    `json:"waits,omitempty"`
 	Timeline  []TimelineRow        `json:"timeline,omitempty"`
+	Usage     *sbruntime.Usage     `json:"usage,omitempty"` // steps, retries, HTTP calls, fan_out items, wall time
 }
 
 // ExecutionDetail returns an execution with its history, waits and timeline.

@@ -10,7 +10,7 @@
 //	POST /api/v1/executions                    {"runbook":name,"input":any} -> 201 {"execution":{...}}
 //	POST /api/v1/runbooks/{name}/executions    {"input":any} -> 201 {"execution":{...}}
 //	GET  /api/v1/executions?status=&runbook=&limit=&after=  {"executions":[newest first],"next":id}
-//	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...]}
+//	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...],"usage":{...}}
 //	POST /api/v1/executions/{id}/cancel        {"execution":{...}}
 //	POST /api/v1/executions/{id}/signals/{name}  {"data":any} (optional) -> {"delivered":true,...}
 //	POST /api/v1/executions/{id}/approvals/{position...}  {"decision":"approve"|"reject","comment","as"} -> {"approval":{...}}
@@ -23,6 +23,7 @@
 //	POST /api/v1/dead-letters/{id}/ack         {"comment"} (optional) -> {"dead_letter":{...}}; 404 unknown
 //	POST /api/v1/executions/{id}/redrive       {"from":"failed"|"start","version":"pinned"|"current","dry_run"} -> {"redrive":{...},"execution":{...}}; 409 running, compensated, incompatible or redriven meanwhile
 //	GET  /api/v1/slo?runbook=                  {"at","slos":[{"runbook","objective","success_rate","error_budget","latency","burn_rates",...}]}
+//	GET  /api/v1/usage?runbook=&days=          {"usage":[{"runbook","day","executions","steps","retries","http_calls","fan_out_items","wall_time_ms","budgets"}]}
 //
 // # Authentication and audit
 //

@@ -64,6 +64,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.route("GET /api/v1/slo", h.slo)
 	h.observeRoutes()
 	h.deadLetterRoutes()
+	h.usageRoutes()
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -338,6 +339,7 @@ type historyResponse struct {
 	History   []*sbruntime.Event   `json:"history"`
 	Waits     []*sbruntime.Wait    `json:"waits,omitempty"`    // pending ones
 	Timeline  []TimelineRow        `json:"timeline,omitempty"` // see Timeline
+	Usage     *sbruntime.Usage     `json:"usage,omitempty"`    // counted from history
 }
 
 func (h *handler) execution(w http.ResponseWriter, r *http.Request) error {
@@ -364,7 +366,8 @@ func (h *handler) execution(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	waits, timeline := h.executionDetail(r, e, history)
-	writeJSON(w, http.StatusOK, historyResponse{Execution: e, History: nonNil(history), Waits: waits, Timeline: timeline})
+	usage := sbruntime.UsageOf(e, history)
+	writeJSON(w, http.StatusOK, historyResponse{Execution: e, History: nonNil(history), Waits: waits, Timeline: timeline, Usage: &usage})
 	return nil
 }
 

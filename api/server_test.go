@@ -371,7 +371,8 @@ func TestHandler(t *testing.T) {
 				`"history":[{"position":"1","kind":"call","name":"check","result":true,"attempts":1,` +
 				`"started_at":"2026-03-01T12:00:00Z","ended_at":"2026-03-01T12:00:01Z"}],` +
 				`"timeline":[{"position":"1","depth":0,"item":-1,"kind":"call","name":"check","state":"ok","attempts":1,` +
-				`"start":"2026-03-01T12:00:00Z","offset_ms":0,"duration_ms":1000}]}`},
+				`"start":"2026-03-01T12:00:00Z","offset_ms":0,"duration_ms":1000}],` +
+				`"usage":{"steps":1,"retries":0,"http_calls":0,"fan_out_items":0,"wall_time_ms":1000}}`},
 		{name: "execution no history", method: "GET", path: "/api/v1/executions/e1",
 			setup: func(t *testing.T, s *apitest.Service) {
 				s.ExecutionFunc = func(context.Context, string) (*sbruntime.Execution, []*sbruntime.Event, error) {

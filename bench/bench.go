@@ -34,7 +34,15 @@ type Config struct {
 	// ParkedOnly measures parked_100k_rss_mb alone, in this process: what
 	// Run starts a fresh process of Binary for.
 	ParkedOnly bool
+	// Budget declares a generous budget() on the bench runbook (BenchBudget),
+	// so that every run, step and fan_out item is counted against it.
+	Budget bool
 }
+
+// BenchBudget is the budget --budget declares: far above what a bench run
+// does, so it measures the counting, never a refusal.
+const BenchBudget = "budget(runs_per_day = 100000000, steps_per_run = 10000000, steps_per_day = 1000000000, " +
+	"http_calls_per_day = 1000000000, fan_out_items_per_day = 1000000000)\n"
 
 // sizes are the workload sizes of a run.
 type sizes struct {
@@ -98,6 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer emb.Close()
 	e := &env{cli: emb.Client, emb: emb, sz: sz}
+	e.budget = cfg.Budget
 	if err := e.startNode(ctx, "/bench/"); err != nil {
 		return nil, err
 	}
@@ -246,6 +255,7 @@ type env struct {
 	seq    atomic.Int64
 	mu     sync.Mutex
 	err    error
+	budget bool // declare BenchBudget on the bench runbook
 }
 
 const benchRunbooks = `
@@ -279,7 +289,11 @@ func (e *env) startNode(ctx context.Context, prefix string) error {
 	}
 	e.node = worker
 	e.svc.Node = worker
-	if _, err := e.svc.Apply(ctx, map[string]string{"bench.star": benchRunbooks}); err != nil {
+	src := benchRunbooks
+	if e.budget {
+		src = BenchBudget + src
+	}
+	if _, err := e.svc.Apply(ctx, map[string]string{"bench.star": src}); err != nil {
 		return err
 	}
 	nctx, cancel := context.WithCancel(context.Background())

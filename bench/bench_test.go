@@ -48,3 +48,37 @@ func TestQuickRunPrintsTableAndJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetedBenchCountsEveryStep: with --budget the bench runbook declares
+// BenchBudget, and the throughput workload's runs and steps are counted
+// against it, a chunk at a time (at most a chunk and a half held ahead).
+func TestBudgetedBenchCountsEveryStep(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	e := &env{cli: emb.Client, budget: true}
+	if err := e.startNode(ctx, "/bench/"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.stop()
+	if v := e.throughput(ctx, 300, 5); e.err != nil || v <= 0 {
+		t.Fatalf("throughput %v, err %v", v, e.err)
+	}
+	uses, err := e.store.BudgetUses(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, u := range uses {
+		got[u.Budget] = u.Used
+	}
+	for budget, spent := range map[string]int64{"runs_per_day": 300, "steps_per_day": 1500} {
+		if got[budget] < spent || got[budget] > spent+150 {
+			t.Errorf("%s counter %d, want %d spent and at most a chunk and a half (150) held", budget, got[budget], spent)
+		}
+	}
+}

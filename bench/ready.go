@@ -55,6 +55,9 @@ func parkedInFreshProcess(ctx context.Context, cfg Config) float64 {
 	if cfg.Quick {
 		args = append(args, "--quick")
 	}
+	if cfg.Budget {
+		args = append(args, "--budget")
+	}
 	out, err := exec.CommandContext(ctx, cfg.Binary, args...).Output()
 	if err != nil {
 		return math.NaN()

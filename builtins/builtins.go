@@ -53,6 +53,7 @@ func New(opts Options) starlark.StringDict {
 		"struct":            starlark.NewBuiltin("struct", starlarkstruct.Make),
 		"trigger":           TriggerModule,
 		"slo":               starlark.NewBuiltin("slo", sloBuiltin),
+		"budget":            starlark.NewBuiltin("budget", budgetBuiltin),
 	}
 }
 

@@ -149,7 +149,7 @@ func fanOutBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 			"fan_out: max_concurrency %d is over the cap of %d", maxConcurrency, limits.MaxFanOutConcurrency)}
 	}
 	list := starlark.NewList(items)
-	spec := sbruntime.StepSpec{Kind: sbruntime.KindFanOut, Name: fn.Name(), Args: starlark.Tuple{list}}
+	spec := sbruntime.StepSpec{Kind: sbruntime.KindFanOut, Name: fn.Name(), Args: starlark.Tuple{list}, Items: len(items)}
 	return sbruntime.Step(th, spec, func(sc *sbruntime.StepContext) (starlark.Value, error) {
 		// Threads share fn and the items: freeze them before any goroutine starts.
 		fn.Freeze()

@@ -258,6 +258,7 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 		RetryMax:     r.retries,
 		RequestLogHook: func(retryablehttp.Logger, *http.Request, int) {
 			attempts++
+			sc.CountHTTP() // usage and budgets count every request sent
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 			retry, checkErr := retryablehttp.DefaultRetryPolicy(ctx, resp, err)

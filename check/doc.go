@@ -3,11 +3,11 @@
 //
 // Files parses and resolves every file (unknown names and built-ins are
 // resolve errors), finds the runbooks and their loads as apply does, checks
-// main(event), runs the top level of runbooks that declare triggers to
-// validate the declarations, and scans the syntax trees for calls that fail
-// at run time. A runbook that does not compile cannot run: its trees are
-// still scanned, and its top level trigger.* calls with constant arguments
-// validated, so that one pass reports every finding that needs no run.
+// main(event), runs the top level of runbooks that declare triggers or a
+// budget() to validate the declarations, and scans the syntax trees for calls
+// that fail at run time. A runbook that does not compile cannot run: its trees
+// are still scanned, and its top level trigger.* and budget() calls with
+// constant arguments validated, so that one pass reports every finding that needs no run.
 // The scan reports:
 //
 //   - an effect (http.*, slack.*) or idempotency_key() called where no step

@@ -47,7 +47,7 @@ func Triggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.Ra
 		}
 		return nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
 	}
-	if set.Empty() && set.SLO == nil {
+	if set.Empty() && set.SLO == nil && set.Budget == nil {
 		return nil, nil
 	}
 	return json.Marshal(set)
@@ -55,7 +55,7 @@ func Triggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.Ra
 
 // declarers are the names whose top level calls declare something: only
 // runbooks that use one have their top level run at apply time.
-var declarers = []string{"trigger", "slo"}
+var declarers = []string{"trigger", "slo", "budget"}
 
 // mentionsTrigger reports whether any file of b uses a name of declarers.
 func mentionsTrigger(b *sbruntime.Bundle) bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -35,6 +36,9 @@ type Claim struct {
 	// concurrency slot or queue entry to release (those are a bounded
 	// trigger's, and bounded starts are not claimed at creation).
 	fresh bool
+
+	usageMu  sync.Mutex
+	recorded []*sbruntime.Event // events this claim recorded, for its usage (usage.go)
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -134,9 +138,13 @@ func (c *Claim) Append(ctx context.Context, ev *sbruntime.Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.Position, err)
 	}
-	return c.s.batch.append(ctx, &appendReq{
+	if err := c.s.batch.append(ctx, &appendReq{
 		owner: c.s.k.owner(c.Execution.ID), ownerRev: c.rev,
-		key: c.s.k.eventAt(c.Execution.ID, ev.Position, ev.Attempt), value: data})
+		key: c.s.k.eventAt(c.Execution.ID, ev.Position, ev.Attempt), value: data}); err != nil {
+		return err
+	}
+	c.noteEvent(ev)
+	return nil
 }
 
 // Wait registers a pending wait and its timer, fenced on the claim.
@@ -207,6 +215,7 @@ func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv
 			return nil, fmt.Errorf("consume signal %s/%s: %w", id, w.Name, err)
 		}
 		if tx.Succeeded {
+			c.noteEvent(ev)
 			return ev, nil
 		}
 	}
@@ -271,6 +280,7 @@ func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	if errors.Is(err, sbruntime.ErrPositionTaken) {
 		// Only this claim writes its positions: an earlier write of the
 		// checkpoint landed though its caller saw it fail. It is recorded.
+		c.noteEvent(o.Checkpoint)
 		o.Checkpoint = nil
 		e, err = c.finish(ctx, o)
 	}
@@ -309,6 +319,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		putOp([]byte(c.s.k.execution(id)), data),
 		deleteOp([]byte(c.s.k.runnable(id))),
 		deleteOp([]byte(c.s.k.owner(id))))
+	pbOps = append(pbOps, c.usageOps(&e, o.Checkpoint, now, o.Status.Terminal())...)
 	var ops []clientv3.Op // the rarer ones
 	var runnableRev *int64
 	if o.Status.Terminal() {

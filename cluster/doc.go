@@ -27,6 +27,9 @@
 //     node registrations and the cluster's status.
 //   - retention.go, compaction.go, defrag.go, embed.go, tls.go: keeping etcd
 //     small and running it.
+//   - budget.go, usage.go: runbooks' day budgets, counted cluster-wide in
+//     chunks a node leases ([Budgets]), and usage per execution per day,
+//     written with each run's outcome.
 //
 // # Invariants
 //

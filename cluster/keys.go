@@ -37,6 +37,8 @@ import (
 //	gates/<runbook>                     a bounded runbook's policy and recent starts (admission CAS)
 //	slots/<runbook>/<id>                a bounded runbook's triggered runs that have not ended
 //	queued/<runbook>/<id>               runs waiting for a slot, oldest first (ids sort by time)
+//	budgets/<day>/<runbook>/<budget>    units of a day budget nodes have taken, in chunks (CAS)
+//	usage/<day>/<runbook>/<id>          what one execution did that UTC day, written with its run's outcome
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
@@ -176,6 +178,23 @@ func (k Keys) AllQueued() string { return k.prefix + "queued/" }
 func RunbookOf(key, prefix string) string {
 	rb, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
 	return rb
+}
+
+// Budgets and usage, per UTC day (2006-01-02): the day comes first, so
+// that retention deletes old days with one range delete each.
+
+func (k Keys) budgets() string             { return k.prefix + "budgets/" }
+func (k Keys) budgetsOf(day string) string { return k.prefix + "budgets/" + day + "/" }
+func (k Keys) budget(day, runbook, name string) string {
+	return k.prefix + "budgets/" + day + "/" + runbook + "/" + name
+}
+func (k Keys) usage() string             { return k.prefix + "usage/" }
+func (k Keys) usageOf(day string) string { return k.prefix + "usage/" + day + "/" }
+func (k Keys) usageOfRunbook(day, runbook string) string {
+	return k.prefix + "usage/" + day + "/" + runbook + "/"
+}
+func (k Keys) executionUsage(day, runbook, id string) string {
+	return k.prefix + "usage/" + day + "/" + runbook + "/" + id
 }
 
 // The cluster: nodes and the leader.

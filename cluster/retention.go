@@ -70,6 +70,7 @@ func (s *Store) RetentionTask(r Retention) func(ctx context.Context) {
 			n, err := s.Prune(ctx, r.Now().Add(-r.Age), r.Batch)
 			if err == nil {
 				_, err = s.PruneDeadEvents(ctx, r.Now().Add(-r.Age))
+				err = s.PruneDays(ctx, r.Now().Add(-r.Age)) // usage and budget counters of old days
 			}
 			if err == nil && n > 0 && r.CompactMargin > 0 {
 				_, err = s.Compact(ctx, r.CompactMargin)

@@ -169,6 +169,9 @@ func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner,
 			return nil, err
 		}
 		e := newExecution(version)
+		if err := s.budgets.AdmitStart(ctx, runbook, version); err != nil {
+			return nil, s.refuseStart(ctx, e, err)
+		}
 		err = s.createOn(ctx, runner, e)
 		var changed *versionChanged
 		if errors.As(err, &changed) && attempt < 5 {

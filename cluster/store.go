@@ -28,6 +28,7 @@ type Store struct {
 	maxActive int
 	current   versionCache // runbooks' current versions, checked by every start
 	ends      endFeed      // executions that end through this store; see OnEnd
+	budgets   *Budgets     // this node's shares of the day budgets; see budget.go
 }
 
 // StoreOption configures a Store.
@@ -45,6 +46,7 @@ func NewStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *Store {
 		prefix = "/starbook/"
 	}
 	s := &Store{cli: cli, k: Keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultMaxTxnOps)}
+	s.budgets = newBudgets(s)
 	for _, o := range opts {
 		o(s)
 	}

@@ -130,6 +130,7 @@ type item struct {
 	e        *sbruntime.Execution
 	out      triggers.Started
 	reserved Reservation // the local node's worker, when it claims e in the create txn
+	refused  string      // a budget's refusal: e is stored cancelled with it (budget.go)
 }
 
 // txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
@@ -187,6 +188,15 @@ func (t *Triggers) start(ctx context.Context, items []*item) error {
 	bounded := map[string][]*item{}
 	var order []string
 	for _, it := range fresh {
+		refused, err := t.s.budgets.refusal(ctx, it.s.Runbook, it.s.Version)
+		if err != nil {
+			return err
+		}
+		if refused != "" {
+			it.refused = refused
+			free = append(free, it) // recorded at once, outside any policy
+			continue
+		}
 		if it.s.Policy.Limited() {
 			if bounded[it.s.Runbook] == nil {
 				order = append(order, it.s.Runbook)
@@ -265,6 +275,9 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 	case triggers.StatusDropped:
 		end := e.CreatedAt
 		e.Status, e.Error, e.EndedAt = sbruntime.StatusCancelled, "dropped: "+reason, &end
+		if it.refused != "" {
+			e.Error = it.refused // "budget: steps_per_day 10000 reached": a dead letter
+		}
 		ops = append(ops, k.deadLetterOps(e)...)
 	}
 	data, err := json.Marshal(e)
@@ -302,7 +315,9 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 	if t.runner != nil {
 		for _, it := range batch {
-			it.reserved = t.runner.Reserve(t.s, it.e.ID)
+			if it.refused == "" {
+				it.reserved = t.runner.Reserve(t.s, it.e.ID)
+			}
 		}
 	}
 	defer func() { // the ones not run: the txn failed
@@ -316,7 +331,11 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 		var cmps []clientv3.Cmp
 		var ops, reads []clientv3.Op
 		for _, it := range batch {
-			c, o, err := t.writes(ctx, it, triggers.StatusStarted, "")
+			status, reason := triggers.StatusStarted, ""
+			if it.refused != "" {
+				status, reason = triggers.StatusDropped, it.refused
+			}
+			c, o, err := t.writes(ctx, it, status, reason)
 			if err != nil {
 				return err
 			}
@@ -338,6 +357,10 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 				if it.reserved != nil {
 					it.reserved.Start(t.s.newClaim(it.e, resp.Header.Revision))
 					it.reserved = nil
+				}
+				if it.refused != "" {
+					t.s.ends.ended(it.e)
+					t.log.Info("triggered run refused", "runbook", it.e.Runbook, "execution", it.e.ID, "reason", it.refused)
 				}
 			}
 			return nil

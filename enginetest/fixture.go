@@ -39,6 +39,8 @@ type Fixture struct {
 	Effects *Effects
 	// Predeclared are the names scripts see: builtins.New plus effect.
 	Predeclared starlark.StringDict
+	// Gate, when set, admits the runs' new steps (runtime.Run.Gate).
+	Gate runtime.Gate
 
 	ctx  context.Context
 	logs syncBuffer
@@ -197,6 +199,9 @@ func (f *Fixture) Run(id string, p *runtime.Program, faults Faults) RunResult {
 	run.Journal = j
 	if r.Drain == nil {
 		run.Drain = rs.drain
+	}
+	if f.Gate != nil {
+		run.Gate = f.Gate
 	}
 	f.mu.Lock()
 	if f.current != nil {

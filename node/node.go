@@ -529,10 +529,14 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 			if !errors.Is(err, sbruntime.ErrNotFound) {
 				outcome = sbruntime.Outcome{Err: err}
 			}
+		} else if gate, err := n.gate(runCtx, e, log); err != nil {
+			log.Warn("read the runbook's budget", "version", e.Version, "err", err)
+			outcome = sbruntime.Outcome{Err: err} // tried again, as after any storage failure
 		} else {
 			outcome = n.engine.Execute(runCtx, prog, &sbruntime.Run{
 				Execution: e, History: claim.History, Waits: claim.Waits, Journal: claim, Drain: n.drain,
-				DeferCheckpoint: true}) // Finish records the last step's event with the outcome
+				DeferCheckpoint: true, // Finish records the last step's event with the outcome
+				Gate:            gate})
 		}
 	}
 	if !n.finish(claim, s, outcome, log) {

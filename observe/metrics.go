@@ -37,6 +37,7 @@ type Metrics struct {
 	retained      prometheus.Counter
 	leading       atomic.Bool
 	snapshot      func(ctx context.Context) (*cluster.Snapshot, error)
+	budgetUses    budgetUses // today's budget counters (budget.go)
 	snapshotError prometheus.Counter
 	deadLetters   *deadLetterCollector
 
@@ -110,7 +111,7 @@ func NewMetrics() *Metrics {
 	for _, c := range []prometheus.Collector{m.started, m.ended, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m}, m.deadLetters} {
+		&stateCollector{m}, m.deadLetters, &budgetCollector{m}} {
 		f(c)
 	}
 	return m
@@ -182,6 +183,7 @@ func (defaultOnly) Gather() ([]*dto.MetricFamily, error) {
 func (m *Metrics) LeaderTask(store *cluster.Store) func(ctx context.Context) {
 	m.snapshot = store.Snapshot
 	m.deadLetters.setDeadLetters(store.DeadLetterCounts)
+	m.budgetUses = store.BudgetUses
 	return func(ctx context.Context) {
 		m.leading.Store(true)
 		m.leader.Set(1)

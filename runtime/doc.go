@@ -26,6 +26,9 @@
 //     elsewhere they would repeat on every replay and raise an error instead.
 //   - Only JSON values cross a checkpoint: step results are encoded once and the
 //     decoded copy is handed back, so a first run and a replay see equal values.
+//   - A run's [Gate] (the host's budgets) is asked only before a new step or
+//     wait, never a replayed one; a refusal ([BudgetError]) is recorded as
+//     that step's error event, so a replay raises it again without asking.
 //
 // # Waits
 //

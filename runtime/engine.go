@@ -111,6 +111,8 @@ type Run struct {
 	// ends first, and the caller records it with the outcome. A run whose
 	// last step is followed only by computing then ends in one write, not two.
 	DeferCheckpoint bool
+	// Gate, when set, admits each new step (budgets); nil admits all.
+	Gate Gate
 }
 
 // Outcome is how a run ended. Status is empty when the run was aborted (claim
@@ -137,6 +139,7 @@ type run struct {
 	history map[string]*Event
 	waits   map[string]*Wait
 	journal Journal
+	gate    Gate // nil: every step is admitted
 	drain   <-chan struct{}
 	logger  *slog.Logger
 	secrets Scrubber
@@ -200,7 +203,7 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	ctx, obs, runDone := e.startRun(ctx, r)
 	rs := &run{
 		ctx: ctx, engine: e, limits: e.Limits.withDefaults(), exec: r.Execution,
-		history: r.History, waits: r.Waits, journal: r.Journal, drain: r.Drain, obs: obs, deferCheckpoint: r.DeferCheckpoint,
+		history: r.History, waits: r.Waits, journal: r.Journal, gate: r.Gate, drain: r.Drain, obs: obs, deferCheckpoint: r.DeferCheckpoint,
 		logger: logger.With("execution", r.Execution.ID, "runbook", r.Execution.Runbook, "trace_id", r.Execution.TraceID()),
 	}
 	if rs.history == nil {

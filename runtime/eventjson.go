@@ -42,6 +42,14 @@ func (e *Event) EncodeJSON() ([]byte, error) {
 		b = append(b, `,"attempts":`...)
 		b = strconv.AppendInt(b, int64(e.Attempts), 10)
 	}
+	if e.HTTPCalls != 0 {
+		b = append(b, `,"http_calls":`...)
+		b = strconv.AppendInt(b, int64(e.HTTPCalls), 10)
+	}
+	if e.Items != 0 {
+		b = append(b, `,"items":`...)
+		b = strconv.AppendInt(b, int64(e.Items), 10)
+	}
 	b = appendTime(append(b, `,"started_at":`...), e.StartedAt)
 	b = appendTime(append(b, `,"ended_at":`...), e.EndedAt)
 	if e.Where != "" {

@@ -70,6 +70,7 @@ func TestEventJSONIsEncodingJSONs(t *testing.T) {
 		{"result non-ASCII", Event{Position: "2", Result: json.RawMessage(`"é\u2028"`), StartedAt: at, EndedAt: at}},
 		{"error with quotes, newline, HTML, unicode", Event{Position: "1", Error: "say \"hi\"\n<x> & é \u2028 \x01 \xff", StartedAt: at, EndedAt: at}},
 		{"negative attempts", Event{Position: "1", Attempts: -2, StartedAt: at, EndedAt: at}},
+		{"http calls and items", Event{Position: "4", Kind: KindFanOut, Attempts: 2, HTTPCalls: 7, Items: 1000, StartedAt: at, EndedAt: at}},
 		{"zero times", Event{Position: "1", Kind: KindSleep}},
 		{"whole seconds", Event{Position: "1", StartedAt: at.Truncate(time.Second), EndedAt: at.Truncate(time.Millisecond)}},
 		{"another zone", Event{Position: "1", StartedAt: at.In(paris), EndedAt: at}},
@@ -101,6 +102,7 @@ func TestEventJSONMatchesEncodingJSONOnRandomEvents(t *testing.T) {
 		e := Event{Position: str(), Kind: str(), Name: str(), ArgsHash: str(), Error: str(), Where: str(),
 			Result:    json.RawMessage(results[r.IntN(len(results))]),
 			Attempts:  r.IntN(5) - 1,
+			HTTPCalls: r.IntN(3) - 1, Items: r.IntN(3) * 500,
 			StartedAt: time.Unix(r.Int64N(1<<35), r.Int64N(1e9)).UTC(), EndedAt: time.Unix(0, r.Int64N(1<<62)).UTC()}
 		if i%7 == 0 {
 			e.StartedAt = e.StartedAt.Local()

@@ -20,6 +20,9 @@ type StepSpec struct {
 	Name   string
 	Args   starlark.Tuple
 	Kwargs []starlark.Tuple
+	// Items is a fan_out's item count: recorded with its event and counted
+	// by budgets before it starts.
+	Items int
 }
 
 // StepContext is what a step's work sees: its context, position and
@@ -31,7 +34,12 @@ type StepContext struct {
 	Attempts int    // set by the step function when it retries
 	run      *run
 	logs     atomic.Int64 // log lines written by the step's threads
+	http     atomic.Int64 // HTTP requests sent; see CountHTTP
 }
+
+// CountHTTP counts one HTTP request the step sent (each retry is one):
+// recorded with its event, for usage and budgets.
+func (sc *StepContext) CountHTTP() { sc.http.Add(1) }
 
 // StepFunc performs a step whose position has no recorded event. Its result
 // is encoded, checkpointed and decoded before the script sees it.
@@ -75,6 +83,15 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 	if cause := context.Cause(f.ctx); cause != nil {
 		return nil, cause // the run or the fan_out item was stopped: start nothing
 	}
+	if rs.gate != nil {
+		refused, err := rs.admit(f, pos, rs.callSite(th), spec, hash, rs.deferCheckpoint && f.prefix == "")
+		if err != nil {
+			return nil, err
+		}
+		if refused != nil {
+			return eventValue(refused)
+		}
+	}
 	stepCtx, stepDone := rs.startStep(f.ctx, pos, spec)
 	sc := &StepContext{Ctx: stepCtx, Position: pos, Key: IdempotencyKey(rs.exec.ID, pos), run: rs}
 	started := rs.engine.now()
@@ -89,8 +106,11 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, cause
 	}
 	ev := &Event{Position: pos, Kind: spec.Kind, Name: spec.Name, ArgsHash: hash,
-		Attempts: sc.Attempts, StartedAt: started, EndedAt: rs.engine.now(), Where: rs.callSite(th),
+		Attempts: sc.Attempts, HTTPCalls: int(sc.http.Load()), StartedAt: started, EndedAt: rs.engine.now(), Where: rs.callSite(th),
 		Attempt: stamp(rs.exec.Attempt())}
+	if spec.Kind == KindFanOut {
+		ev.Items = spec.Items
+	}
 	if runErr == nil {
 		data, encErr := Encode(value)
 		switch {
@@ -105,6 +125,9 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 	}
 	if runErr != nil {
 		ev.Error = truncate(rs.secrets.Scrub(errorText(runErr)), maxErrorBytes)
+	}
+	if rs.gate != nil {
+		rs.gate.Spent(ev)
 	}
 	if rs.deferCheckpoint && f.prefix == "" {
 		rs.hold(ev) // recorded with the run's next write
@@ -167,6 +190,15 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 	}
 	if rs.draining() {
 		return nil, ErrStopping
+	}
+	if rs.gate != nil {
+		refused, err := rs.admit(f, pos, callSite(th), spec.StepSpec, hash, false)
+		if err != nil {
+			return nil, err
+		}
+		if refused != nil {
+			return eventValue(refused)
+		}
 	}
 	now := rs.engine.now()
 	w := &Wait{Execution: rs.exec.ID, Position: pos, Kind: spec.Kind, Name: spec.Name,

@@ -119,15 +119,19 @@ const (
 
 // Event is one recorded step outcome at a position.
 type Event struct {
-	Position  string          `json:"position"`
-	Kind      string          `json:"kind"`
-	Name      string          `json:"name,omitempty"`
-	ArgsHash  string          `json:"args_hash,omitempty"`
-	Result    json.RawMessage `json:"result,omitempty"`
-	Error     string          `json:"error,omitempty"`
-	Attempts  int             `json:"attempts,omitempty"`
-	StartedAt time.Time       `json:"started_at"`
-	EndedAt   time.Time       `json:"ended_at"`
+	Position string          `json:"position"`
+	Kind     string          `json:"kind"`
+	Name     string          `json:"name,omitempty"`
+	ArgsHash string          `json:"args_hash,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Attempts int             `json:"attempts,omitempty"`
+	// HTTPCalls counts the HTTP requests the step sent, retries included.
+	HTTPCalls int `json:"http_calls,omitempty"`
+	// Items is a fan_out's item count.
+	Items     int       `json:"items,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at"`
 	// Where is the file:line of the call that made the event, for people.
 	Where string `json:"where,omitempty"`
 	// Attempt is the execution's attempt that recorded the event, when it

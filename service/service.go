@@ -142,6 +142,14 @@ func (s *Service) AwaitEnd(ctx context.Context, id string) (*sbruntime.Execution
 	return s.Store.AwaitEnd(ctx, id)
 }
 
+var _ starbook.UsageService = (*Service)(nil)
+
+// Usage reports what runbook ("" for all) did on each of the last days UTC
+// days, with its day budgets.
+func (s *Service) Usage(ctx context.Context, runbook string, days int) ([]*starbook.DayUsage, error) {
+	return s.Store.Usage(ctx, runbook, days)
+}
+
 // Health checks that etcd answers.
 func (s *Service) Health(ctx context.Context) error {
 	return s.Store.Health(ctx)

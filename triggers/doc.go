@@ -2,7 +2,8 @@
 // Alertmanager notifications, signed webhooks and cron schedules.
 //
 // It owns the trigger declarations runbooks make at top level
-// (trigger.alert, trigger.cron, trigger.webhook, see [Set]), their validation,
+// (trigger.alert, trigger.cron, trigger.webhook, and a runbook's [Budget];
+// see [Set]), their validation,
 // matching, payload decoding, webhook authentication and cron tick
 // computation. It imports no etcd: storage is the small interfaces it defines
 // ([Starter], [Resolver], [CronStore], [Index]), implemented in package cluster.

@@ -28,6 +28,8 @@ type Set struct {
 	Policy Policy `json:"policy,omitzero"`
 	// SLO is the runbook's objective, declared by slo(); nil for none.
 	SLO *SLO `json:"slo,omitempty"`
+	// Budget is what the runbook may spend (budget()); nil for no limit.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 // Empty reports whether s declares no trigger (an SLO alone starts nothing).

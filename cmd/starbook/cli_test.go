@@ -307,8 +307,15 @@ func TestShowJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got["execution"] == nil || got["history"] == nil {
-		t.Fatalf("keys of %s, want exactly execution and history", res.stdout)
+	if len(got) != 3 || got["execution"] == nil || got["history"] == nil || got["usage"] == nil {
+		t.Fatalf("keys of %s, want exactly execution, history and usage", res.stdout)
+	}
+	var u sbruntime.Usage
+	if err := json.Unmarshal(got["usage"], &u); err != nil {
+		t.Fatal(err)
+	}
+	if want := (sbruntime.Usage{Steps: 6, Retries: 2, WallTimeMS: 90_000}); u != want {
+		t.Errorf("usage %+v, want %+v", u, want)
 	}
 	var e sbruntime.Execution
 	var h []*sbruntime.Event
@@ -338,6 +345,7 @@ Duration: 1m30s
 Input:    {"pod":"web-1"}
 Error:    fan_out at position 2 failed:
           Traceback ...
+Usage:    6 steps, 2 retries, 0 HTTP calls, 0 fan_out items, 1m30s wall time
 
 POSITION    KIND     NAME     STATE   RETRIES  DURATION  WATERFALL                   ERROR / DETAIL
 1           now      -        ok      -        0s        |=                       |  -

@@ -36,15 +36,21 @@ var showCmd = func() *cobra.Command {
 				return err
 			}
 			if asJSON {
+				usage := d.Usage
+				if usage == nil { // a node from before usage
+					u := sbruntime.UsageOf(d.Execution, d.History)
+					usage = &u
+				}
 				return printJSON(cmd.OutOrStdout(), struct {
 					Execution *sbruntime.Execution `json:"execution"`
 					History   []*sbruntime.Event   `json:"history"`
-				}{d.Execution, nonNil(d.History)})
+					Usage     *sbruntime.Usage     `json:"usage"`
+				}{d.Execution, nonNil(d.History), usage})
 			}
 			return printExecution(cmd.OutOrStdout(), d.Execution, d.History, d.Waits, time.Now())
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"execution": {...}, "history": [...]} as JSON`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"execution": {...}, "history": [...], "usage": {...}} as JSON`)
 	return cmd
 }()
 
@@ -83,6 +89,9 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 	if e.Error != "" {
 		row("Error", strings.TrimRight(e.Error, "\n"))
 	}
+	u := sbruntime.UsageOf(e, history)
+	row("Usage", fmt.Sprintf("%d steps, %d retries, %d HTTP calls, %d fan_out items, %s wall time",
+		u.Steps, u.Retries, u.HTTPCalls, u.FanOutItems, humanDuration(time.Duration(u.WallTimeMS)*time.Millisecond)))
 
 	rows := api.Timeline(e, history, waits, now)
 	if len(rows) == 0 {

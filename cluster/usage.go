@@ -1,0 +1,202 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook"
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Usage per runbook per day costs no txn of its own: a run's outcome (Claim
+// Finish) also writes usage/<day>/<runbook>/<id>, what the execution did
+// that day, counted from its whole history (each event on the UTC day it
+// ended) and, once it ended, its wall time on the day it ended. The value
+// is recomputed from history each time, so a retried or repeated write
+// stores the same thing, and each execution has its own key, so the
+// outcomes of many executions share a txn with no compare between them.
+
+// noteEvent remembers an event this claim recorded, for its usage.
+func (c *Claim) noteEvent(ev *sbruntime.Event) {
+	if ev == nil {
+		return
+	}
+	c.usageMu.Lock()
+	c.recorded = append(c.recorded, ev)
+	c.usageMu.Unlock()
+}
+
+// usageOps are the writes of the execution's usage on each day the run
+// recorded something (or ended, or a wait it replayed was resolved); end is
+// the outcome's time, ended whether it ended the execution.
+func (c *Claim) usageOps(e *sbruntime.Execution, checkpoint *sbruntime.Event, end time.Time, ended bool) []*etcdserverpb.RequestOp {
+	c.usageMu.Lock()
+	recorded := c.recorded
+	if checkpoint != nil {
+		recorded = append(recorded[:len(recorded):len(recorded)], checkpoint)
+	}
+	c.usageMu.Unlock()
+	var days []dayRange
+	touch := func(t time.Time) {
+		for _, d := range days {
+			if d.holds(t) {
+				return
+			}
+		}
+		days = append(days, dayOf(t))
+	}
+	for _, ev := range recorded {
+		touch(ev.EndedAt)
+	}
+	for _, ev := range c.History {
+		switch ev.Kind {
+		case sbruntime.KindSleep, sbruntime.KindSignal, sbruntime.KindApproval:
+			touch(ev.EndedAt) // resolved by a timer, a signal or a decision: no run recorded it
+		}
+	}
+	if ended {
+		touch(end)
+	}
+	if len(days) == 0 {
+		return nil
+	}
+	usage := make([]sbruntime.Usage, len(days))
+	count := func(ev *sbruntime.Event) {
+		for i, d := range days {
+			if d.holds(ev.EndedAt) {
+				usage[i].Count(ev)
+				return
+			}
+		}
+	}
+	for _, ev := range c.History {
+		count(ev)
+	}
+	for _, ev := range recorded {
+		count(ev)
+	}
+	ops := make([]*etcdserverpb.RequestOp, len(days))
+	for i, d := range days {
+		if ended && d.holds(end) {
+			usage[i].WallTimeMS = max(end.Sub(e.CreatedAt).Milliseconds(), 0)
+		}
+		ops[i] = putOp([]byte(c.s.k.executionUsage(d.name, e.Runbook, e.ID)), encodeUsage(&usage[i]))
+	}
+	return ops
+}
+
+// dayRange is one UTC day.
+type dayRange struct {
+	name       string
+	start, end time.Time
+}
+
+func dayOf(t time.Time) dayRange {
+	t = t.UTC()
+	start := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	return dayRange{name: start.Format(time.DateOnly), start: start, end: start.AddDate(0, 0, 1)}
+}
+
+func (d dayRange) holds(t time.Time) bool { return !t.Before(d.start) && t.Before(d.end) }
+
+// encodeUsage writes u as json.Marshal does.
+func encodeUsage(u *sbruntime.Usage) []byte {
+	b := make([]byte, 0, 96)
+	b = strconv.AppendInt(append(b, `{"steps":`...), u.Steps, 10)
+	b = strconv.AppendInt(append(b, `,"retries":`...), u.Retries, 10)
+	b = strconv.AppendInt(append(b, `,"http_calls":`...), u.HTTPCalls, 10)
+	b = strconv.AppendInt(append(b, `,"fan_out_items":`...), u.FanOutItems, 10)
+	b = strconv.AppendInt(append(b, `,"wall_time_ms":`...), u.WallTimeMS, 10)
+	return append(b, '}')
+}
+
+// Usage sums what runbook ("" for every runbook) did on each of the last
+// days UTC days of the store's clock, today included, with the day
+// budgets' counters: newest day first, then by runbook. Days without usage
+// or budgets are left out.
+func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starbook.DayUsage, error) {
+	if days < 1 {
+		return nil, sbruntime.Inputf("days must be at least 1, got %d", days)
+	}
+	today := s.now().UTC()
+	var out []*starbook.DayUsage
+	for i := range days {
+		day := Day(today.AddDate(0, 0, -i))
+		prefix := s.k.usageOf(day)
+		if runbook != "" {
+			prefix = s.k.usageOfRunbook(day, runbook)
+		}
+		resp, err := s.cli.Txn(ctx).Then(
+			clientv3.OpGet(prefix, clientv3.WithPrefix()),
+			clientv3.OpGet(s.k.budgetsOf(day), clientv3.WithPrefix()),
+		).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read usage of %s: %w", day, err)
+		}
+		byRunbook := map[string]*starbook.DayUsage{}
+		get := func(rb string) *starbook.DayUsage {
+			du, ok := byRunbook[rb]
+			if !ok {
+				du = &starbook.DayUsage{Runbook: rb, Day: day}
+				byRunbook[rb] = du
+			}
+			return du
+		}
+		for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+			rb, _, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.usageOf(day)), "/")
+			if !ok {
+				continue
+			}
+			var u sbruntime.Usage
+			if err := json.Unmarshal(kv.Value, &u); err != nil {
+				continue // not ours to judge
+			}
+			du := get(rb)
+			du.Executions++
+			du.Add(u)
+		}
+		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+			rb, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.budgetsOf(day)), "/")
+			if !ok || runbook != "" && rb != runbook {
+				continue
+			}
+			var v counterValue
+			if err := json.Unmarshal(kv.Value, &v); err != nil {
+				continue
+			}
+			du := get(rb)
+			du.Budgets = append(du.Budgets, starbook.BudgetUse{Budget: name, Used: v.Taken, Limit: v.Limit})
+		}
+		names := make([]string, 0, len(byRunbook))
+		for rb := range byRunbook {
+			names = append(names, rb)
+		}
+		slices.Sort(names)
+		for _, rb := range names {
+			out = append(out, byRunbook[rb])
+		}
+	}
+	return out, nil
+}
+
+// PruneDays deletes the usage and budget counters of the UTC days before
+// cutoff's: retention keeps them as long as it keeps executions.
+func (s *Store) PruneDays(ctx context.Context, cutoff time.Time) error {
+	day := Day(cutoff)
+	_, err := s.cli.Txn(ctx).Then(
+		clientv3.OpDelete(s.k.usage(), clientv3.WithRange(s.k.usageOf(day))),
+		clientv3.OpDelete(s.k.budgets(), clientv3.WithRange(s.k.budgetsOf(day))),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("delete usage before %s: %w", day, err)
+	}
+	return nil
+}
