@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
@@ -240,5 +241,18 @@ func TestStepsPerDayExhaustedRefusesNewRuns(t *testing.T) {
 	var le *sbruntime.LimitError
 	if !errors.As(err, &le) || le.Limit != "steps_per_day" {
 		t.Fatalf("manual start: %v, want refused naming steps_per_day", err)
+	}
+	// Both refused runs, the triggered one and the manual one, are dead
+	// letters with reason budget.
+	dead, err := s.DeadLetters(ctx, starbook.DeadLetterFilter{Runbook: "capped", Reason: "budget"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, d := range dead {
+		ids[d.ID] = true
+	}
+	if !ids["manual1"] || len(dead) != 2 {
+		t.Errorf("budget dead letters %v, want the triggered run and manual1", ids)
 	}
 }
