@@ -34,14 +34,17 @@ type Config struct {
 	// ParkedOnly measures parked_100k_rss_mb alone, in this process: what
 	// Run starts a fresh process of Binary for.
 	ParkedOnly bool
-	// Budget declares a generous budget() on the bench runbook (BenchBudget),
-	// so that every run, step and fan_out item is counted against it.
+	// Budget declares a generous budget() and an slo() on the bench runbook
+	// (BenchBudget), so that every run, step and fan_out item is counted
+	// against it, as on a runbook that declares both.
 	Budget bool
 }
 
-// BenchBudget is the budget --budget declares: far above what a bench run
-// does, so it measures the counting, never a refusal.
-const BenchBudget = "budget(runs_per_day = 100000000, steps_per_run = 10000000, steps_per_day = 1000000000, " +
+// BenchBudget is what --budget declares: a budget far above what a bench
+// run does, so it measures the counting, never a refusal, and an objective
+// (an slo() costs a run nothing: it is read by starbook slo and rules).
+const BenchBudget = "slo(success = 0.99, latency = {\"p95\": \"10m\"}, window = \"28d\")\n" +
+	"budget(runs_per_day = 100000000, steps_per_run = 10000000, steps_per_day = 1000000000, " +
 	"http_calls_per_day = 1000000000, fan_out_items_per_day = 1000000000)\n"
 
 // sizes are the workload sizes of a run.
