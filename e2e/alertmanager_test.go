@@ -124,46 +124,8 @@ receivers:
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"),
 		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
-	logFile, err := os.Create(filepath.Join(dir, "alertmanager.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("alertmanager log:\n%s", b)
-		}
-	})
-	// Ready when /-/ready answers 200; each probe waits for a connection.
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("alertmanager exited:\n%s", b)
-		case <-time.After(50 * time.Millisecond): // probe interval, not synchronisation
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("alertmanager not ready after 30s")
-		}
-	}
+	startReady(t, "alertmanager", cmd, filepath.Join(dir, "alertmanager.log"), addr)
+	return addr
 }
 
 // postAlerts posts alerts to Alertmanager's API v2.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -164,6 +167,52 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 		case <-ctx.Done():
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// startReady starts cmd, one of Prometheus' daemons (Prometheus,
+// Alertmanager), with its output in logPath, and waits until it answers 200
+// on addr's /-/ready. It is killed at cleanup; its log is shown when t failed.
+func startReady(t *testing.T, name string, cmd *exec.Cmd, logPath, addr string) {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("%s log:\n%s", name, b)
+		}
+	})
+	// Each probe waits for a connection, for at most a second.
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := client.Get("http://" + addr + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("%s exited:\n%s", name, b)
+		case <-time.After(50 * time.Millisecond): // probe interval, not synchronisation
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 30s", name)
 		}
 	}
 }

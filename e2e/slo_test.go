@@ -36,44 +36,8 @@ scrape_configs:
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
-	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := client.Get("http://" + addr + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("prometheus exited:\n%s", b)
-		case <-time.After(100 * time.Millisecond): // probe interval, not synchronisation
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("prometheus not ready after 30s")
-		}
-	}
+	startReady(t, "prometheus", cmd, filepath.Join(dir, "prometheus.log"), addr)
+	return addr
 }
 
 // promGet decodes the data of a Prometheus API answer.
