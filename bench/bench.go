@@ -57,7 +57,7 @@ func (c Config) sizes() sizes {
 		return sizes{floorTxns: 200, seqSteps: 200, runs: 40, runSteps: 5, inFlight: 50, fanout: 200, fanoutConc: 100,
 			flatSteps: 400, resumeSteps: 1000, parked: 2000, alertsPayloads: 50}
 	}
-	return sizes{floorTxns: 2000, seqSteps: 2000, runs: 200, runSteps: 5, inFlight: 50, fanout: 1000, fanoutConc: 100,
+	return sizes{floorTxns: 2000, seqSteps: 2000, runs: 1000, runSteps: 5, inFlight: 50, fanout: 1000, fanoutConc: 100,
 		flatSteps: 2000, resumeSteps: 10000, parked: 100000, alertsPayloads: 500}
 }
 
@@ -138,8 +138,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.JSON["step_ratio"] = stepMs / floorMs
 
 	progress(fmt.Sprintf("fenced txns and %d runs x %d steps, %d in flight, alternately", sz.runs, sz.runSteps, sz.inFlight))
-	// One run of 200 executions lasts about 0.1 s and swings by 20% either
-	// way on these machines; so does one 100-step window of the flat run:
+	// One run of 1,000 executions lasts about 0.5 s (200 did, in 0.1 s,
+	// swing by 20% either way and set two builds 6% apart that a longer A/B
+	// found equal); one 100-step window of the flat run swings as much:
 	// these two take three times the repeats.
 	noisy := 3 * cfg.Repeats
 	floor50, thr := alternate(noisy, func() float64 { return e.floorParallel(ctx, sz.floorTxns*2, sz.inFlight) },

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,51 @@ func TestBudgetedBenchCountsEveryStep(t *testing.T) {
 		if got[budget] < spent || got[budget] > spent+150 {
 			t.Errorf("%s counter %d, want %d spent and at most a chunk and a half (150) held", budget, got[budget], spent)
 		}
+	}
+}
+
+// BenchmarkThroughput is the throughput figure of starbook bench as a Go
+// benchmark, long enough to compare two builds: each iteration alternates
+// fenced txns with 50 writers (the floor) and 1,000 runs of 5 no-op steps,
+// 50 in flight, on an embedded etcd with fsync on; it reports the median
+// ratio. "budget" declares BenchBudget on the bench runbook, as --budget
+// does. Run it as
+//
+//	go test ./bench -run '^$' -bench Throughput -benchtime 5x
+func BenchmarkThroughput(b *testing.B) {
+	for _, budget := range []bool{false, true} {
+		name := "plain"
+		if budget {
+			name = "budget"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: b.TempDir(), Fast: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer emb.Close()
+			e := &env{cli: emb.Client, sz: Config{}.sizes(), budget: budget}
+			if err := e.startNode(ctx, "/bench/"); err != nil {
+				b.Fatal(err)
+			}
+			defer e.stop()
+			e.throughput(ctx, 200, 5) // warm up: versions cached, chunks taken
+			var ratios, steps []float64
+			b.ResetTimer()
+			for range b.N {
+				floor := e.floorParallel(ctx, 4000, 50)
+				v := e.throughput(ctx, 1000, 5)
+				ratios, steps = append(ratios, v/floor), append(steps, v)
+			}
+			b.StopTimer()
+			if e.err != nil {
+				b.Fatal(e.err)
+			}
+			sort.Float64s(ratios)
+			sort.Float64s(steps)
+			b.ReportMetric(ratios[len(ratios)/2], "throughput_ratio")
+			b.ReportMetric(steps[len(steps)/2], "steps/s")
+		})
 	}
 }

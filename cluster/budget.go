@@ -34,6 +34,9 @@ import (
 // limit, at most 100, at least 1.
 func ChunkOf(limit int64) int64 { return max(1, min(limit/100, 100)) }
 
+// aheadTimeout bounds a chunk taken ahead, in the background.
+const aheadTimeout = 10 * time.Second
+
 // Day is the UTC date of t as keys spell it: 2006-01-02.
 func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
@@ -268,8 +271,14 @@ func (l *lane) spend(ctx context.Context, b *Budgets, n int64, refuse bool) erro
 			}
 			l.mu.Unlock()
 			if ahead {
-				_, _ = l.take(ctx, b, l.chunk, true) // a failure is met again when the chunk runs out
-				l.endTake()
+				// In the background: no step waits for a chunk taken ahead. A
+				// failure is met again when this chunk runs out.
+				go func() {
+					tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), aheadTimeout)
+					defer cancel()
+					_, _ = l.take(tctx, b, l.chunk, true)
+					l.endTake()
+				}()
 			}
 			return nil
 		}
