@@ -367,32 +367,51 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 // at once; an owned one is asked to stop and its owner records the outcome.
 func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, error) {
 	for {
-		resp, err := s.cli.Get(ctx, s.k.execution(id))
+		read, err := s.cli.Txn(ctx).Then(
+			clientv3.OpGet(s.k.execution(id)),
+			clientv3.OpGet(s.k.history(id), clientv3.WithPrefix()),
+		).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("read execution %s: %w", id, err)
 		}
-		if len(resp.Kvs) == 0 {
+		rec := read.Responses[0].GetResponseRange().Kvs
+		if len(rec) == 0 {
 			return nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 		}
-		e, err := s.k.decodeExecution(resp.Kvs[0])
+		e, err := s.k.decodeExecution(rec[0])
 		if err != nil {
 			return nil, err
 		}
 		if e.Status.Terminal() {
 			return e, nil
 		}
+		var events []*sbruntime.Event
+		for _, kv := range read.Responses[1].GetResponseRange().Kvs {
+			var ev sbruntime.Event
+			if err := json.Unmarshal(kv.Value, &ev); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+			}
+			events = append(events, &ev)
+		}
+		history := sbruntime.Effective(events, e.Attempt())
 		now := s.now().UTC()
 		e.Status, e.Error, e.UpdatedAt, e.EndedAt = sbruntime.StatusCancelled, "cancelled", now, &now
 		data, _ := json.Marshal(e)
+		ops := append([]clientv3.Op{clientv3.OpPut(s.k.execution(id), string(data)),
+			clientv3.OpDelete(s.k.runnable(id)),
+			clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.k.legacySignalWaits(id), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.k.executionApprovals(id), clientv3.WithPrefix())}, s.k.endOps(e)...)
+		// Its usage, with its wall time on the day it ended: no claim is
+		// there to write its outcome.
+		for _, p := range s.k.usagePuts(e, history, nil, now, true) {
+			ops = append(ops, clientv3.OpPut(p.key, string(p.value)))
+		}
 		tx, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(s.k.execution(id)), "=", resp.Kvs[0].ModRevision),
+			If(clientv3.Compare(clientv3.ModRevision(s.k.execution(id)), "=", rec[0].ModRevision),
 				clientv3.Compare(clientv3.CreateRevision(s.k.owner(id)), "=", 0)).
-			Then(append([]clientv3.Op{clientv3.OpPut(s.k.execution(id), string(data)),
-				clientv3.OpDelete(s.k.runnable(id)),
-				clientv3.OpDelete(s.k.waits(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.k.legacySignalWaits(id), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.k.executionApprovals(id), clientv3.WithPrefix())}, s.k.endOps(e)...)...).
+			Then(ops...).
 			Else(clientv3.OpGet(s.k.owner(id))).
 			Commit()
 		if err != nil {

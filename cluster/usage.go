@@ -44,6 +44,26 @@ func (c *Claim) usageOps(e *sbruntime.Execution, checkpoint *sbruntime.Event, en
 		recorded = append(recorded[:len(recorded):len(recorded)], checkpoint)
 	}
 	c.usageMu.Unlock()
+	puts := c.s.k.usagePuts(e, c.History, recorded, end, ended)
+	ops := make([]*etcdserverpb.RequestOp, len(puts))
+	for i, p := range puts {
+		ops[i] = putOp([]byte(p.key), p.value)
+	}
+	return ops
+}
+
+// usagePut is one usage/<day>/<runbook>/<id> write.
+type usagePut struct {
+	key   string
+	value []byte
+}
+
+// usagePuts computes the execution's usage on each day one of its events
+// ended, from the history it replayed and the events recorded since
+// (recorded: every event of those counts; replayed: only the waits resolved
+// by a timer, a signal or a decision, which no run recorded, open a day),
+// with its wall time on the day it ended when ended.
+func (k Keys) usagePuts(e *sbruntime.Execution, history map[string]*sbruntime.Event, recorded []*sbruntime.Event, end time.Time, ended bool) []usagePut {
 	var days []dayRange
 	touch := func(t time.Time) {
 		for _, d := range days {
@@ -56,7 +76,7 @@ func (c *Claim) usageOps(e *sbruntime.Execution, checkpoint *sbruntime.Event, en
 	for _, ev := range recorded {
 		touch(ev.EndedAt)
 	}
-	for _, ev := range c.History {
+	for _, ev := range history {
 		switch ev.Kind {
 		case sbruntime.KindSleep, sbruntime.KindSignal, sbruntime.KindApproval:
 			touch(ev.EndedAt) // resolved by a timer, a signal or a decision: no run recorded it
@@ -77,20 +97,20 @@ func (c *Claim) usageOps(e *sbruntime.Execution, checkpoint *sbruntime.Event, en
 			}
 		}
 	}
-	for _, ev := range c.History {
+	for _, ev := range history {
 		count(ev)
 	}
 	for _, ev := range recorded {
 		count(ev)
 	}
-	ops := make([]*etcdserverpb.RequestOp, len(days))
+	puts := make([]usagePut, len(days))
 	for i, d := range days {
 		if ended && d.holds(end) {
 			usage[i].WallTimeMS = max(end.Sub(e.CreatedAt).Milliseconds(), 0)
 		}
-		ops[i] = putOp([]byte(c.s.k.executionUsage(d.name, e.Runbook, e.ID)), encodeUsage(&usage[i]))
+		puts[i] = usagePut{key: k.executionUsage(d.name, e.Runbook, e.ID), value: encodeUsage(&usage[i])}
 	}
-	return ops
+	return puts
 }
 
 // dayRange is one UTC day.

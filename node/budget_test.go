@@ -272,3 +272,47 @@ def main(event):
 		t.Errorf("budgets %+v (%v) after %d requests, want http_calls_per_day 5 of 4", uses, err, flaky.total())
 	}
 }
+
+// TestCancelledWhileParkedWritesUsage: a parked execution has no owner to
+// write its outcome; the cancellation writes its usage, with its steps and
+// its wall time on the day it ended.
+func TestCancelledWhileParkedWritesUsage(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, map[string]string{"parked.star": `
+def main(event):
+    now()
+    now()
+    wait_for_signal("go")
+`})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := tn.svc.Start(ctx, "parked", nil, sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitStored(t, tn.svc.Store, e.ID, sbruntime.StatusWaiting)
+	cli := tn.svc.Store.Client()
+	for { // parked: its claim let go
+		resp, err := cli.Get(ctx, key(tn.svc.Store, "owners", e.ID), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count == 0 {
+			break
+		}
+		w := cli.Watch(ctx, key(tn.svc.Store, "owners", e.ID), clientv3.WithRev(resp.Header.Revision+1))
+		<-w
+	}
+	end, err := tn.svc.Cancel(ctx, e.ID)
+	if err != nil || end.Status != sbruntime.StatusCancelled {
+		t.Fatalf("cancel: %+v, %v", end, err)
+	}
+	days, err := tn.svc.Usage(ctx, "parked", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := end.EndedAt.Sub(end.CreatedAt).Milliseconds()
+	if len(days) != 1 || days[0].Executions != 1 || days[0].Steps < 2 || days[0].WallTimeMS != wall {
+		t.Errorf("usage %+v, want 1 execution, its 2 steps and %d ms", days, wall)
+	}
+}
