@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -61,14 +63,13 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 		}
 		pos = p
 	}
-	wk, ek := s.k.wait(id, pos), s.k.event(id, pos)
+	wk := s.k.wait(id, pos)
 	for {
-		resp, err := s.cli.Txn(ctx).Then(
+		resp, err := s.cli.Txn(ctx).Then(append([]clientv3.Op{
 			clientv3.OpGet(s.k.execution(id), clientv3.WithKeysOnly()),
 			clientv3.OpGet(wk),
-			clientv3.OpGet(ek),
-			clientv3.OpGet(s.k.approvals(id, pos), clientv3.WithPrefix()),
-		).Commit()
+			clientv3.OpGet(s.k.approvals(id, pos), clientv3.WithPrefix())},
+			s.k.eventAttempts(id, pos)...)...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("read approval %s/%s: %w", id, pos, err)
 		}
@@ -78,7 +79,7 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 		}
 		wkvs := r[1].GetResponseRange().Kvs
 		if len(wkvs) == 0 {
-			return nil, decidedError(id, pos, r[2].GetResponseRange().Kvs)
+			return nil, decidedError(id, pos, latestEvent(r[3], r[4]))
 		}
 		w, err := s.k.decodeWait(wkvs[0])
 		if err != nil {
@@ -107,7 +108,7 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 			return nil, sbruntime.Forbiddenf("%s is not an approver of execution %s position %s (approvers: %s)",
 				d.User, id, pos, strings.Join(req.Approvers, ", "))
 		}
-		received, err := decodeApprovals(r[3].GetResponseRange().Kvs)
+		received, err := decodeApprovals(r[2].GetResponseRange().Kvs)
 		if err != nil {
 			return nil, err
 		}
@@ -176,13 +177,32 @@ func (s *Store) Decide(ctx context.Context, id, pos string, d sbruntime.Decision
 	}
 }
 
-// decidedError explains why there is no pending approval at a position.
-func decidedError(id, pos string, event []*mvccpb.KeyValue) error {
-	if len(event) == 0 {
+// latestEvent is the event of the latest attempt among the reads of
+// Keys.eventAttempts (the first attempt's key, then the later ones'), nil
+// when none is recorded.
+func latestEvent(first, later *etcdserverpb.ResponseOp) *mvccpb.KeyValue {
+	var latest *mvccpb.KeyValue
+	n := 0
+	if kvs := first.GetResponseRange().Kvs; len(kvs) > 0 {
+		latest, n = kvs[0], 1
+	}
+	for _, kv := range later.GetResponseRange().Kvs {
+		key := string(kv.Key) // .../<pos>@<attempt>: neither ids nor positions hold an @
+		if a, err := strconv.Atoi(key[strings.LastIndexByte(key, '@')+1:]); err == nil && a > n {
+			latest, n = kv, a
+		}
+	}
+	return latest
+}
+
+// decidedError explains why there is no pending approval at a position,
+// from the event its latest attempt recorded (nil: none).
+func decidedError(id, pos string, event *mvccpb.KeyValue) error {
+	if event == nil {
 		return fmt.Errorf("execution %s has no pending approval at position %s: %w", id, pos, sbruntime.ErrNotFound)
 	}
 	var ev sbruntime.Event
-	if err := json.Unmarshal(event[0].Value, &ev); err != nil {
+	if err := json.Unmarshal(event.Value, &ev); err != nil {
 		return fmt.Errorf("decode event %s/%s: %w", id, pos, err)
 	}
 	if ev.Kind != sbruntime.KindApproval {
@@ -246,18 +266,21 @@ func (s *Store) noPendingApproval(ctx context.Context, id string) error {
 		return fmt.Errorf("read history of %s: %w", id, err)
 	}
 	var last *mvccpb.KeyValue
-	lastPos := ""
+	lastPos, lastAttempt := "", 0
 	for _, kv := range resp.Kvs {
 		var ev sbruntime.Event
-		if json.Unmarshal(kv.Value, &ev) == nil && ev.Kind == sbruntime.KindApproval &&
-			(last == nil || sbruntime.ComparePositions(ev.Position, lastPos) > 0) {
-			last, lastPos = kv, ev.Position
+		if json.Unmarshal(kv.Value, &ev) != nil || ev.Kind != sbruntime.KindApproval {
+			continue
+		}
+		attempt := max(ev.Attempt, 1)
+		if c := sbruntime.ComparePositions(ev.Position, lastPos); last == nil || c > 0 || (c == 0 && attempt > lastAttempt) {
+			last, lastPos, lastAttempt = kv, ev.Position, attempt
 		}
 	}
 	if last == nil {
 		return fmt.Errorf("execution %s has no pending approval: %w", id, sbruntime.ErrNotFound)
 	}
-	return decidedError(id, lastPos, []*mvccpb.KeyValue{last})
+	return decidedError(id, lastPos, last)
 }
 
 func decodeApprovals(kvs []*mvccpb.KeyValue) ([]sbruntime.ApprovalDecision, error) {

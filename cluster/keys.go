@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Keys builds every etcd key of the layout under one prefix; no other file
@@ -228,4 +230,11 @@ func (k Keys) eventAt(id, pos string, attempt int) string {
 		return k.event(id, pos)
 	}
 	return k.event(id, pos) + "@" + strconv.Itoa(attempt)
+}
+
+// eventAttempts reads every attempt's event at pos: the first attempt's
+// key and the later attempts' beside it (a prefix of event(id, pos) alone
+// would also read the positions under pos). latestEvent picks from both.
+func (k Keys) eventAttempts(id, pos string) []clientv3.Op {
+	return []clientv3.Op{clientv3.OpGet(k.event(id, pos)), clientv3.OpGet(k.event(id, pos)+"@", clientv3.WithPrefix())}
 }

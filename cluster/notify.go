@@ -135,12 +135,11 @@ func splitIDPos(s string) (string, string) {
 // reconcileNotice brings the posts of the approval at (id, pos) up to date.
 func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logger, seen map[string]int, id, pos string) error {
 	wk := s.k.wait(id, pos)
-	resp, err := s.cli.Txn(ctx).Then(
+	resp, err := s.cli.Txn(ctx).Then(append([]clientv3.Op{
 		clientv3.OpGet(wk),
 		clientv3.OpGet(s.k.notices(id, pos), clientv3.WithPrefix()),
-		clientv3.OpGet(s.k.event(id, pos)),
-		clientv3.OpGet(s.k.approvals(id, pos), clientv3.WithPrefix()),
-	).Commit()
+		clientv3.OpGet(s.k.approvals(id, pos), clientv3.WithPrefix())},
+		s.k.eventAttempts(id, pos)...)...).Commit()
 	if err != nil {
 		return fmt.Errorf("read approval %s/%s: %w", id, pos, err)
 	}
@@ -165,11 +164,12 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 			}
 		}
 	}
-	received, err := decodeApprovals(r[3].GetResponseRange().Kvs)
+	received, err := decodeApprovals(r[2].GetResponseRange().Kvs)
 	if err != nil {
 		return err
 	}
 	notice := &ApprovalNotice{Execution: id, Position: pos, Request: req, Approvals: received}
+	decided := latestEvent(r[3], r[4]) // the outcome of its latest attempt, once recorded
 	if w != nil {
 		notice.Since, notice.Deadline = w.Since, w.Deadline
 	}
@@ -200,9 +200,9 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 		switch {
 		case req != nil:
 			old.EscalatedTo = req
-		case len(r[2].GetResponseRange().Kvs) > 0:
+		case decided != nil:
 			var ev sbruntime.Event
-			if err := json.Unmarshal(r[2].GetResponseRange().Kvs[0].Value, &ev); err != nil {
+			if err := json.Unmarshal(decided.Value, &ev); err != nil {
 				return fmt.Errorf("decode event %s/%s: %w", id, pos, err)
 			}
 			var res sbruntime.ApprovalResult

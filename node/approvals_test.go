@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook/cluster"
@@ -464,5 +466,39 @@ func TestCancelDropsPartialApprovals(t *testing.T) {
 	}
 	if _, err := decide(s, w, "b", true); !errors.Is(err, sbruntime.ErrNotFound) {
 		t.Fatalf("decision after cancel: %v", err)
+	}
+}
+
+// TestRedrivenApprovalAsksAgain: an approval that failed (timed out with
+// on_timeout "fail") is asked again by a redrive from the failed step; the
+// new attempt's decision resumes the run, and a late decision is told of
+// the new attempt's outcome, not the first one's.
+func TestRedrivenApprovalAsksAgain(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	s := tn.svc.Store
+	w := startApproval(t, tn, `approvers = ["a"], timeout = "1h", on_timeout = "fail"`, "")
+	fireDue(t, s, w)
+	if e, _ := endOf(t, tn, w.Execution); e.Status != sbruntime.StatusFailed {
+		t.Fatalf("status %s, want failed on the timeout", e.Status)
+	}
+	if _, _, err := tn.svc.Redrive(context.Background(), w.Execution, starbook.RedriveRequest{By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	again := awaitPendingWait(t, s, w.Execution)
+	if again.Position != w.Position || again.Attempt != 2 {
+		t.Fatalf("wait after redrive %+v, want position %s attempt 2", again, w.Position)
+	}
+	if st, err := decide(s, again, "a", true); err != nil || !st.Resolved {
+		t.Fatalf("decide the second attempt: %+v, %v", st, err)
+	}
+	e, _ := endOf(t, tn, w.Execution)
+	if res := resultOf(t, e); e.Status != sbruntime.StatusCompleted || res["approved"] != true {
+		t.Fatalf("status %s result %v, want completed and approved", e.Status, res)
+	}
+	for _, pos := range []string{w.Position, ""} { // named, and the only one
+		_, err := s.Decide(context.Background(), w.Execution, pos, sbruntime.Decision{User: "a", Approve: false, Via: sbruntime.ViaCLI})
+		if err == nil || !strings.Contains(err.Error(), "already decided: approved by a") {
+			t.Errorf("late decision at %q: %v, want the second attempt's approval", pos, err)
+		}
 	}
 }
