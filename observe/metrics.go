@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ type Metrics struct {
 
 	started       *prometheus.CounterVec
 	ended         *prometheus.CounterVec
+	throttled     *prometheus.CounterVec
 	execDuration  *prometheus.HistogramVec
 	runs          *prometheus.CounterVec
 	running       prometheus.Gauge
@@ -76,6 +78,9 @@ func NewMetrics() *Metrics {
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_executions_ended_total",
 		Help: "Executions that reached a terminal status: completed, failed, cancelled or stuck (counted by the leader)."},
 		[]string{"runbook", "trigger", "status"})
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_runs_throttled_total",
+		Help: "Executions held back by a limit, by runbook, trigger type and reason: queued (max_concurrent or rate), dropped (on_excess=\"drop\") or budget (refused by a budget()) (counted by the leader)."},
+		[]string{"runbook", "trigger", "reason"})
 	m.execDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "starbook_execution_duration_seconds",
 		Help:    "Time from an execution's creation to its end, by runbook and terminal status (counted by the leader).",
 		Buckets: ExecutionDurationBuckets}, []string{"runbook", "status"})
@@ -108,7 +113,7 @@ func NewMetrics() *Metrics {
 		Help: "Ended executions deleted by retention."})
 	m.snapshotError = prometheus.NewCounter(prometheus.CounterOpts{Name: "starbook_state_read_errors_total",
 		Help: "Scrapes whose read of the cluster state from etcd failed."})
-	for _, c := range []prometheus.Collector{m.started, m.ended, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
+	for _, c := range []prometheus.Collector{m.started, m.ended, m.throttled, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{m}, m.deadLetters, &budgetCollector{m}} {
@@ -203,12 +208,33 @@ func (m *Metrics) ExecutionChanged(prev, cur *sbruntime.Execution) {
 	if prev == nil {
 		m.started.WithLabelValues(rb, trig).Inc()
 	}
+	if reason := throttledBy(prev, cur); reason != "" {
+		m.throttled.WithLabelValues(rb, trig, reason).Inc()
+	}
 	if cur.Status.Terminal() && (prev == nil || !prev.Status.Terminal()) {
 		m.ended.WithLabelValues(rb, trig, string(cur.Status)).Inc()
 		if cur.EndedAt != nil {
 			m.execDuration.WithLabelValues(rb, string(cur.Status)).Observe(max(cur.EndedAt.Sub(cur.CreatedAt).Seconds(), 0))
 		}
 	}
+}
+
+// throttledBy names the limit that held cur back when this change is where
+// it did ("" for none): created queued behind its runbook's max_concurrent
+// or rate, ended dropped by on_excess="drop", or ended refused by a
+// budget (a start refused, or an in-flight run stopped at its next step).
+func throttledBy(prev, cur *sbruntime.Execution) string {
+	switch {
+	case prev == nil && !cur.Status.Terminal() && strings.HasPrefix(cur.Error, "queued: "):
+		return "queued"
+	case !cur.Status.Terminal() || (prev != nil && prev.Status.Terminal()):
+		return ""
+	case cur.Status == sbruntime.StatusCancelled && strings.HasPrefix(cur.Error, "dropped: "):
+		return "dropped"
+	case strings.HasPrefix(cur.Error, sbruntime.BudgetErrorPrefix):
+		return "budget"
+	}
+	return ""
 }
 
 // ApprovalResolved implements cluster.ChangeWatcher.

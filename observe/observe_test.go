@@ -276,3 +276,29 @@ func (n *endNotifier) ExecutionChanged(prev, cur *sbruntime.Execution) {
 		n.ended <- cur.ID
 	}
 }
+
+func TestThrottledBy(t *testing.T) {
+	x := func(status sbruntime.Status, err string) *sbruntime.Execution {
+		return &sbruntime.Execution{Status: status, Error: err}
+	}
+	pending := x(sbruntime.StatusPending, "")
+	for _, tc := range []struct {
+		name      string
+		prev, cur *sbruntime.Execution
+		want      string
+	}{
+		{"created queued", nil, x(sbruntime.StatusPending, "queued: max_concurrent 2 reached"), "queued"},
+		{"queued record rewritten", x(sbruntime.StatusPending, "queued: rate"), x(sbruntime.StatusPending, "queued: rate"), ""},
+		{"created dropped", nil, x(sbruntime.StatusCancelled, "dropped: max_concurrent 1 reached"), "dropped"},
+		{"start refused by a budget", nil, x(sbruntime.StatusCancelled, "budget: runs_per_day 10 reached"), "budget"},
+		{"stopped by a budget in flight", pending, x(sbruntime.StatusFailed, "budget: steps_per_day 100 reached"), "budget"},
+		{"cancelled by a person", pending, x(sbruntime.StatusCancelled, "cancelled"), ""},
+		{"failed", pending, x(sbruntime.StatusFailed, "boom"), ""},
+		{"ended record rewritten", x(sbruntime.StatusCancelled, "dropped: rate"), x(sbruntime.StatusCancelled, "dropped: rate"), ""},
+		{"started", nil, pending, ""},
+	} {
+		if got := throttledBy(tc.prev, tc.cur); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -109,8 +109,8 @@ func OnCall() *dashboard.DashboardBuilder {
 		WithPanel(series("Queued runs", "short", "Runnable executions no node has claimed, and triggered runs waiting for their runbook's max_concurrent or rate.",
 			query(`max(starbook_queue_depth)`, "runnable, unclaimed"),
 			query(`max by (runbook) (starbook_trigger_queued{`+rb+`})`, "{{runbook}} queued by its policy"))).
-		WithPanel(series("Throttled runs", "short", "Triggered runs that ended cancelled: dropped by their runbook's policy (on_excess=\"drop\") or cancelled.",
-			query(fmt.Sprintf(`sum by (runbook, trigger) (increase(%s{%s,status="cancelled",trigger=~"alert|webhook|cron"}[$__rate_interval]))`, ended, rb), "{{runbook}} {{trigger}}"))).
+		WithPanel(series("Throttled runs", "short", "Runs held back by a limit: queued behind max_concurrent or rate, dropped by on_excess=\"drop\", or refused by a budget().",
+			query(`sum by (runbook, reason) (increase(starbook_runs_throttled_total{`+rb+`}[$__rate_interval]))`, "{{runbook}} {{reason}}"))).
 		WithPanel(series("Dead letters", "short", "Runs that failed for good, waiting to be looked at or redriven.",
 			query(`max by (runbook) (sum without (reason) (starbook_dead_letters{`+rb+`}))`, "{{runbook}}"))).
 		WithPanel(series("Pending waits", "short", "Pending approvals, signals and sleeps, and the age of the oldest approval.",
