@@ -15,6 +15,7 @@ import (
 	"go.starlark.net/syntax"
 
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/schema"
 )
 
 // Severity says whether a finding refuses an apply.
@@ -100,10 +101,14 @@ func (r *Result) Warnings() []Finding {
 	return out
 }
 
-// Files checks the runbook files (name -> source, as apply receives them;
-// *_test.star files are skipped) and returns the runbooks and what is wrong.
+// Files checks the runbook files (name -> source, as apply receives them)
+// and returns the runbooks and what is wrong. NAME.schema.json beside
+// NAME.star is that runbook's input schema; *_test.star files are not
+// runbooks, but the literal inputs their run() calls give a runbook with a
+// schema are validated against it.
 func Files(files map[string]string, opts Options) *Result {
-	c := &checker{opts: opts, files: files, parsed: map[string]*syntax.File{}, seen: map[string]bool{}}
+	c := &checker{opts: opts, files: files, parsed: map[string]*syntax.File{}, seen: map[string]bool{},
+		schemaFiles: map[string]string{}, tests: map[string]string{}, schemas: map[string]*schema.Schema{}}
 	c.run()
 	slices.SortFunc(c.res.Findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col),
@@ -118,6 +123,10 @@ type checker struct {
 	parsed map[string]*syntax.File
 	seen   map[string]bool // findings reported, to say each once
 	res    Result
+
+	schemaFiles map[string]string         // NAME.schema.json files -> source
+	tests       map[string]string         // *_test.star files -> source
+	schemas     map[string]*schema.Schema // compiled input schemas by runbook main file
 }
 
 func (c *checker) add(f Finding) {
@@ -178,9 +187,16 @@ func locate(file, msg string) Finding {
 
 func (c *checker) run() {
 	names := make([]string, 0, len(c.files))
-	for n := range c.files {
-		if !strings.HasSuffix(n, "_test.star") {
+	star := map[string]string{} // what BundlesFromFiles reads
+	for n, src := range c.files {
+		switch {
+		case strings.HasSuffix(n, schema.FileSuffix):
+			c.schemaFiles[n] = src
+		case strings.HasSuffix(n, "_test.star"):
+			c.tests[n] = src
+		default:
 			names = append(names, n)
+			star[n] = src
 		}
 	}
 	slices.Sort(names)
@@ -195,7 +211,7 @@ func (c *checker) run() {
 	if len(c.res.Findings) > 0 {
 		return // BundlesFromFiles would stop at the first of them
 	}
-	bundles, err := sbruntime.BundlesFromFiles(c.files)
+	bundles, err := sbruntime.BundlesFromFiles(star)
 	if err != nil {
 		c.addErr("", err)
 		return
@@ -212,11 +228,13 @@ func (c *checker) run() {
 				"a runbook's entry point is def main(event)"})
 		}
 	}
+	c.orphanSchemas(bundles)
 	for _, b := range bundles {
 		if c.bundle(b) {
 			c.res.Bundles = append(c.res.Bundles, b)
 		}
 	}
+	c.testInputs(bundles)
 }
 
 // bundle checks one runbook; it reports whether it compiled. A runbook that
@@ -247,13 +265,16 @@ func (c *checker) bundle(b *sbruntime.Bundle) bool {
 	}
 	if !ok {
 		s.literalTriggers()
+		c.inputSchema(b, nil, nil, s) // a schema file is checked all the same
 		return false
 	}
-	if b.Triggers, err = Triggers(prog, c.opts.Builtins); err != nil {
+	assign := schemaAssignment(c.parsed[b.Main])
+	var globals starlark.StringDict
+	if b.Triggers, globals, err = topLevel(prog, c.opts.Builtins, assign != nil); err != nil {
 		c.addErr(b.Main, err)
 		return false
 	}
-	return true
+	return c.inputSchema(b, assign, globals, s)
 }
 
 // moduleOf returns the bundle file a load() in from names.

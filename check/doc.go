@@ -8,6 +8,12 @@
 // that fail at run time. A runbook that does not compile cannot run: its trees
 // are still scanned, and its top level trigger.* and budget() calls with
 // constant arguments validated, so that one pass reports every finding that needs no run.
+// A runbook's input schema (NAME.schema.json, or input_schema = {...} at
+// the top level of its main file) is compiled and stored in the bundle; one
+// that does not compile is an error at its file:line. The constant inputs
+// that *_test.star files give run() are validated against it, and reads of
+// event fields a closed schema does not declare are warnings.
+//
 // The scan reports:
 //
 //   - an effect (http.*, slack.*) or idempotency_key() called where no step

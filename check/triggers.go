@@ -24,11 +24,19 @@ const collectSteps = 10_000_000
 // Only runbooks that mention trigger have their top level run. A bad
 // declaration is an *InputError with the file:line of its call.
 func Triggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.RawMessage, error) {
-	if !mentionsTrigger(prog.Bundle) {
-		return nil, nil
+	raw, _, err := topLevel(prog, predeclared, false)
+	return raw, err
+}
+
+// topLevel is Triggers that also returns the main file's globals; it runs
+// the top level when always is set (the runbook assigns input_schema) even
+// if no declarer is mentioned, and returns nil globals when it did not run.
+func topLevel(prog *sbruntime.Program, predeclared starlark.StringDict, always bool) (json.RawMessage, starlark.StringDict, error) {
+	if !always && !mentionsTrigger(prog.Bundle) {
+		return nil, nil, nil
 	}
 	set := &triggers.Set{}
-	_, err := prog.Init(predeclared, func(th *starlark.Thread) {
+	globals, err := prog.Init(predeclared, func(th *starlark.Thread) {
 		th.SetMaxExecutionSteps(collectSteps)
 		sltime.SetNow(th, func() (time.Time, error) {
 			return time.Time{}, errors.New("time.now() at top level would differ between apply and every run")
@@ -38,19 +46,20 @@ func Triggers(prog *sbruntime.Program, predeclared starlark.StringDict) (json.Ra
 	if err != nil {
 		var de *builtins.DeclarationError
 		if errors.As(err, &de) {
-			return nil, &sbruntime.InputError{Msg: de.Error()}
+			return nil, nil, &sbruntime.InputError{Msg: de.Error()}
 		}
 		msg := err.Error()
 		var ee *starlark.EvalError
 		if errors.As(err, &ee) {
 			msg = ee.Backtrace()
 		}
-		return nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
+		return nil, nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
 	}
 	if set.Empty() && set.SLO == nil && set.Budget == nil {
-		return nil, nil
+		return nil, globals, nil
 	}
-	return json.Marshal(set)
+	raw, err := json.Marshal(set)
+	return raw, globals, err
 }
 
 // declarers are the names whose top level calls declare something: only

@@ -30,6 +30,9 @@
 //   - budget.go, usage.go: runbooks' day budgets, counted cluster-wide in
 //     chunks a node leases ([Budgets]), and usage per execution per day,
 //     written with each run's outcome.
+//   - schema.go: runbook versions' input schemas, compiled once per
+//     runbook@version; StartCurrent and the trigger index check inputs
+//     against them before anything is stored.
 //
 // # Invariants
 //

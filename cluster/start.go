@@ -160,7 +160,9 @@ func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool
 // StartCurrent creates an execution of runbook's current version, built by
 // newExecution, and claims it for runner (nil for none) when it has a free
 // worker. It starts again on the new version if the runbook was applied
-// meanwhile. The execution is durable on return.
+// meanwhile. An input the version's schema refuses is an *InputError naming
+// the JSON pointer and the rule, and nothing is stored (nor any budget
+// spent). The execution is durable on return.
 func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner, newExecution func(version string) *sbruntime.Execution) (*sbruntime.Execution, error) {
 	fresh := false
 	for attempt := 0; ; attempt++ {
@@ -169,6 +171,14 @@ func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner,
 			return nil, err
 		}
 		e := newExecution(version)
+		// Before the budget: a refused input spends nothing and stores nothing.
+		if err := s.ValidateInput(ctx, runbook, version, e.Input); err != nil {
+			if errors.Is(err, sbruntime.ErrNotFound) && !fresh {
+				fresh = true // a stale cached version: read the current one
+				continue
+			}
+			return nil, err
+		}
 		if err := s.budgets.AdmitStart(ctx, runbook, version); err != nil {
 			return nil, s.refuseStart(ctx, e, err)
 		}

@@ -29,6 +29,7 @@ type Store struct {
 	current   versionCache // runbooks' current versions, checked by every start
 	ends      endFeed      // executions that end through this store; see OnEnd
 	budgets   *Budgets     // this node's shares of the day budgets; see budget.go
+	schemas   schemaCache  // compiled input schemas of runbook versions; see schema.go
 }
 
 // StoreOption configures a Store.

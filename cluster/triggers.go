@@ -781,7 +781,17 @@ func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error)
 			delete(x.runbooks, name)
 			continue
 		}
-		x.runbooks[name] = triggers.Runbook{Name: name, Version: b.Version, Since: created, Set: set}
+		rb := triggers.Runbook{Name: name, Version: b.Version, Since: created, Set: set}
+		sch, err := x.s.bundleSchema(b)
+		if err != nil {
+			// Apply compiled it: refuse every event rather than start runs
+			// on input nobody checked.
+			x.log.Error("runbook input schema unreadable; its triggers refuse every event", "runbook", name, "version", b.Version, "err", err)
+			rb.Input = refuseAll{err}
+		} else if sch != nil {
+			rb.Input = sch
+		}
+		x.runbooks[name] = rb
 	}
 	x.rev = resp.Header.Revision
 	if changed || x.list == nil {

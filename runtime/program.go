@@ -23,6 +23,14 @@ type Bundle struct {
 	// Triggers is what the runbook declares at top level (trigger.alert, ...),
 	// collected by the host when the bundle is applied; opaque to runtime.
 	Triggers json.RawMessage `json:"triggers,omitempty"`
+	// InputSchema is the JSON Schema the runbook declares for its input
+	// (input_schema = {...} at top level, or NAME.schema.json beside it),
+	// collected by the host when the bundle is applied; nil for none.
+	// Opaque to runtime. A schema file counts in Version.
+	InputSchema json.RawMessage `json:"input_schema,omitempty"`
+	// InputSchemaAt is where the schema was declared: "NAME.schema.json" or
+	// "NAME.star:LINE".
+	InputSchemaAt string `json:"input_schema_at,omitempty"`
 }
 
 // FileNames returns the names of the bundle's files, sorted.

@@ -75,6 +75,14 @@ func (s *Service) Redrive(ctx context.Context, id string, r starbook.RedriveRequ
 			return nil, nil, err
 		}
 	}
+	if version != e.Version {
+		// The input met its own version's schema when it started (a
+		// version's schema never changes, so a pinned redrive needs no
+		// check); another version may declare another schema.
+		if err := s.Store.ValidateInput(ctx, e.Runbook, version, e.Input); err != nil {
+			return nil, nil, err
+		}
+	}
 	res := &starbook.RedriveResult{Execution: id, From: r.From, Version: version, DryRun: r.DryRun}
 	now := s.Now().UTC()
 	if r.From == starbook.RedriveFromStart {

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -46,6 +48,43 @@ func (d *Dispatcher) policy(declared Policy) Policy {
 type Result struct {
 	Executions []Started  `json:"executions"`
 	Resolved   []Resolved `json:"resolved,omitempty"`
+	// Refused are the runbooks whose input schema refused the event: it
+	// started nothing there and is kept as a dead letter.
+	Refused []Refusal `json:"refused,omitempty"`
+}
+
+// Refusal is a runbook's input schema refusing an event.
+type Refusal struct {
+	Runbook string `json:"runbook"`
+	Detail  string `json:"detail"` // the JSON pointer and the rule
+}
+
+// refuse checks input against rb's schema: it returns nil, or the event as
+// a dead letter (starbook.ReasonRefused) with the schema's reason.
+func refuse(rb Runbook, source, dedupKey string, input json.RawMessage) *Unstarted {
+	if rb.Input == nil {
+		return nil
+	}
+	err := rb.Input.Validate(input)
+	if err == nil {
+		return nil
+	}
+	return &Unstarted{Source: source, Reason: starbook.ReasonRefused, Runbook: rb.Name,
+		Detail: "runbook " + rb.Name + " refuses its " + err.Error(), DedupKey: dedupKey, Payload: input}
+}
+
+// keep stores refused events as dead letters, best effort: a store error
+// loses them, not the notification or request.
+func (d *Dispatcher) keep(ctx context.Context, refused []Unstarted, res *Result) {
+	for _, u := range refused {
+		res.Refused = append(res.Refused, Refusal{Runbook: u.Runbook, Detail: u.Detail})
+	}
+	if d.DeadLetters == nil || len(refused) == 0 {
+		return
+	}
+	if err := d.DeadLetters.DeadLetter(ctx, refused); err != nil {
+		d.logger().Warn("refused events not kept as dead letters", "events", len(refused), "err", err)
+	}
 }
 
 // Resolved records an alert's resolution delivered to the runs it started.
@@ -66,7 +105,10 @@ func (d *Dispatcher) logger() *slog.Logger {
 
 // Alertmanager starts one execution per firing alert and matching runbook,
 // deduplicated on (runbook, fingerprint, startsAt), and delivers each resolved
-// alert to the runs it started. Every execution is durable on return.
+// alert to the runs it started. An alert a matching runbook's input schema
+// refuses starts nothing there and is kept as a dead letter
+// (starbook.ReasonRefused); it is no error, so that Alertmanager does not
+// retry it. Every execution is durable on return.
 func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result, error) {
 	runbooks, err := d.Index.Runbooks(ctx)
 	if err != nil {
@@ -74,6 +116,7 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 	}
 	res := &Result{Executions: []Started{}}
 	var starts []Start
+	var refused []Unstarted
 	keys := map[string]bool{} // a notification may repeat an alert: start it once
 	for _, a := range n.Alerts {
 		if a.Status != AlertFiring {
@@ -92,6 +135,13 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 			if input == nil {
 				input = n.Event(a)
 			}
+			// Alertmanager repeats a firing alert: one dead letter per
+			// runbook, alert and startsAt.
+			if u := refuse(rb, "alertmanager", "refused/"+key, input); u != nil {
+				u.Fingerprint = a.Fingerprint
+				refused = append(refused, *u)
+				continue
+			}
 			starts = append(starts, Start{
 				Runbook: rb.Name, Version: rb.Version, Input: input,
 				Trigger: sbruntime.Trigger{Type: TypeAlert, Source: a.Fingerprint, Attrs: map[string]string{
@@ -109,6 +159,9 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 		}
 		res.Executions = started
 	}
+	// A refused alert is answered 200 all the same: Alertmanager would
+	// retry it forever. The refusals are in the dead letters.
+	d.keep(ctx, refused, res)
 	if d.DeadLetters != nil {
 		if lost := unmatched(n, runbooks); len(lost) > 0 {
 			// Best effort and bounded: a store error loses the dead letters,
@@ -161,8 +214,12 @@ func matchesAny(ts []*AlertTrigger, labels map[string]string) bool {
 // Webhook starts the runbooks that declare the webhook name and accept the
 // request's authentication, with the JSON body as input. A request with an
 // Idempotency-Key starts each runbook at most once per key (for
-// WebhookDedupTTL). Errors: ErrUnknownHook (404), *AuthError (401),
-// *ConfigError (500), *TooLargeError (413), *runtime.InputError (400).
+// WebhookDedupTTL). A runbook whose input schema refuses the body starts
+// nothing and the body is kept as a dead letter (starbook.ReasonRefused);
+// when every runbook refused it, the error says why. Errors: ErrUnknownHook
+// (404), *AuthError (401), *ConfigError (500), *TooLargeError (413),
+// *runtime.InputError (400: a bad key, a body that is not JSON, or one every
+// schema refused).
 func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, body []byte) (*Result, error) {
 	runbooks, err := d.Index.Runbooks(ctx)
 	if err != nil {
@@ -193,6 +250,7 @@ func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, bo
 		return nil, sbruntime.Inputf("invalid %s: want 1 to %d printable ASCII characters", IdempotencyHeader, MaxIdempotencyKey)
 	}
 	var starts []Start
+	var of []Runbook // the runbook of each start
 	var firstErr error
 	for _, tg := range targets {
 		if limit := tg.t.Limit(); int64(len(body)) > limit {
@@ -222,6 +280,7 @@ func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, bo
 			s.Dedup = &Dedup{Scope: TypeWebhook, TTL: WebhookDedupTTL, Key: name + "/" + tg.rb.Name + "/" + keySegment(key)}
 		}
 		starts = append(starts, s)
+		of = append(of, tg.rb)
 	}
 	if len(starts) == 0 {
 		return nil, firstErr
@@ -230,14 +289,36 @@ func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, bo
 	if err != nil {
 		return nil, err
 	}
-	for i := range starts {
-		starts[i].Input = input
+	res := &Result{Executions: []Started{}}
+	var refused []Unstarted
+	accepted := starts[:0]
+	for i, s := range starts {
+		dedup := ""
+		if s.Dedup != nil {
+			dedup = "refused/" + s.Dedup.Scope + "/" + s.Dedup.Key
+		}
+		if u := refuse(of[i], "webhook:"+name, dedup, input); u != nil {
+			refused = append(refused, *u)
+			continue
+		}
+		s.Input = input
+		accepted = append(accepted, s)
 	}
-	started, err := d.Starter.Start(ctx, starts)
+	d.keep(ctx, refused, res)
+	if len(accepted) == 0 {
+		// Every runbook refused the body: the caller can fix it (400).
+		details := make([]string, len(res.Refused))
+		for i, r := range res.Refused {
+			details[i] = r.Detail
+		}
+		return nil, sbruntime.Inputf("webhook %s: %s", name, strings.Join(details, "; "))
+	}
+	started, err := d.Starter.Start(ctx, accepted)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Executions: started}, nil
+	res.Executions = started
+	return res, nil
 }
 
 // webhookInput checks that the body is one JSON value; empty means no input.

@@ -61,6 +61,15 @@ type Runbook struct {
 	Version string
 	Since   time.Time // when this version became current: cron ticks before it never fire
 	Set     *Set
+	// Input checks an event before it starts a run of this version; nil
+	// when the runbook declares no input schema.
+	Input Validator
+}
+
+// Validator checks a run's input (JSON; empty for none) against what a
+// runbook accepts: nil, or an error saying where and why it refuses it.
+type Validator interface {
+	Validate(input json.RawMessage) error
 }
 
 // Index gives the triggers of every runbook's current version.

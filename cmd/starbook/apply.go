@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/starbook/starbook/schema"
 )
 
 var applyCmd = &cobra.Command{
@@ -20,7 +22,8 @@ the server stores them all or none.
 A directory contributes each *.star file in it and in its subdirectories (not
 hidden ones), keyed by its path relative to the directory. A file contributes
 itself and the other *.star files beside it, keyed by base name, so that its
-load() of a sibling resolves. *_test.star files are never sent.
+load() of a sibling resolves. NAME.schema.json beside NAME.star is sent with
+it: the runbook's input schema. *_test.star files are never sent.
 
 The server checks the runbooks as starbook check does and refuses them all
 when it finds an error (each printed as file:line:col: message); warnings,
@@ -80,11 +83,18 @@ func collectFiles(paths []string) (map[string]string, error) {
 type collector struct {
 	files map[string]string // name -> source
 	from  map[string]string // name -> the file it was read from
+	tests bool              // collect *_test.star files too (check validates their inputs)
 }
 
-// isRunbookFile reports whether a file named name is sent by apply.
+// isRunbookFile reports whether a file named name is sent by apply: a
+// runbook file or a runbook's input schema (NAME.schema.json).
 func isRunbookFile(name string) bool {
-	return strings.HasSuffix(name, ".star") && !strings.HasSuffix(name, "_test.star")
+	return strings.HasSuffix(name, ".star") && !strings.HasSuffix(name, "_test.star") || strings.HasSuffix(name, schema.FileSuffix)
+}
+
+// wants reports whether c collects a file named name.
+func (c *collector) wants(name string) bool {
+	return isRunbookFile(name) || c.tests && strings.HasSuffix(name, "_test.star")
 }
 
 func (c *collector) addDir(root string) error {
@@ -99,10 +109,12 @@ func (c *collector) addDir(root string) error {
 			}
 			return nil
 		}
-		if !isRunbookFile(d.Name()) {
+		if !c.wants(d.Name()) {
 			return nil
 		}
-		found++
+		if strings.HasSuffix(d.Name(), ".star") {
+			found++
+		}
 		rel, err := filepath.Rel(root, path)
 		if err != nil {
 			return err
@@ -135,7 +147,7 @@ func (c *collector) addFile(path string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.IsDir() || !isRunbookFile(e.Name()) || e.Name() == name {
+		if e.IsDir() || !c.wants(e.Name()) || e.Name() == name {
 			continue
 		}
 		if err := c.add(e.Name(), filepath.Join(dir, e.Name())); err != nil {

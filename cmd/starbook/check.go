@@ -12,6 +12,7 @@ import (
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/check"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/schema"
 )
 
 var checkCmd = func() *cobra.Command {
@@ -23,8 +24,11 @@ var checkCmd = func() *cobra.Command {
 checks the server runs before it stores them: syntax and names, load()s,
 main(event), trigger declarations, effects (http.*, slack.*) called outside
 a step, durable calls inside one, unknown module members, reserved secret
-names. It needs no server. A directory is checked whole; a file with the
-files it load()s, not the other files beside it.
+names, input schemas (NAME.schema.json or input_schema = {...}), the
+constant inputs *_test.star files give run(), and event.x reads of a field
+the schema does not declare (a warning). It needs no server. A directory is
+checked whole; a file with the files it load()s, its schema and its test
+file, not the other files beside it.
 
 Each finding is printed as "file:line:col: message". A secret("NAME") whose
 NAME is not set in this environment is a warning: the nodes' environment is
@@ -34,7 +38,7 @@ error (with --strict, also a warning) was found.`,
 			if len(args) == 0 {
 				args = []string{"."}
 			}
-			c := &collector{files: map[string]string{}, from: map[string]string{}}
+			c := &collector{files: map[string]string{}, from: map[string]string{}, tests: true}
 			for _, p := range args {
 				info, err := os.Stat(p)
 				if err != nil {
@@ -93,7 +97,7 @@ func count(n int, noun string) string {
 // too, but only so that its loads resolve: checking a file reports on what
 // would run for it, not on the runbooks beside it.
 func (c *collector) addLoaded(path string) error {
-	dir := &collector{files: map[string]string{}, from: map[string]string{}}
+	dir := &collector{files: map[string]string{}, from: map[string]string{}, tests: c.tests}
 	if err := dir.addFile(path); err != nil {
 		return err
 	}
@@ -108,6 +112,14 @@ func (c *collector) addLoaded(path string) error {
 		done[name] = true
 		if err := c.add(name, dir.from[name]); err != nil {
 			return err
+		}
+		// The runbook's schema and tests beside it, when there are.
+		for _, extra := range []string{strings.TrimSuffix(name, ".star") + schema.FileSuffix, strings.TrimSuffix(name, ".star") + "_test.star"} {
+			if from, ok := dir.from[extra]; ok && c.wants(extra) {
+				if err := c.add(extra, from); err != nil {
+					return err
+				}
+			}
 		}
 		f, err := sbruntime.FileOptions.Parse(name, dir.files[name], 0)
 		if err != nil {

@@ -19,6 +19,13 @@ func TestCheckPaths(t *testing.T) {
 		"ops/broken.star":  "def main(event):\n    return undefined_thing\n",
 		"ops/notes.star":   "x = 1\n",
 		"ops/hello.star":   "def main(event):\n    return \"hello\"\n",
+		"scale/scale.star": "def main(event):\n    return event.replica\n",
+		"scale/scale.schema.json": "{\"properties\": {\"replicas\": {\"type\": \"integer\", \"minimum\": 1}},\n" +
+			" \"additionalProperties\": false}\n",
+		"scale/scale_test.star":   "def test_zero():\n    run(\"scale.star\", {\"replicas\": 0})\n",
+		"scale/other.star":        "def main(event):\n    return 1\n",
+		"badschema/a.star":        "def main(event):\n    return 1\n",
+		"badschema/a.schema.json": "{\n  \"type\": 7\n}\n",
 	})
 	tests := []struct {
 		name   string
@@ -45,6 +52,21 @@ func TestCheckPaths(t *testing.T) {
 			"ops/words.star:2:41: now() called inside a step",
 		}, "starbook: 3 errors, 0 warnings\n"},
 	}
+	tests = append(tests, []struct {
+		name   string
+		args   []string
+		code   int
+		want   []string
+		stderr string
+	}{
+		{"file with its schema and test", []string{"scale/scale.star"}, 1, []string{
+			"scale/scale.star:2:18: warning: event.replica: the input schema (scale.schema.json) declares no property \"replica\" (it declares replicas)",
+			"scale/scale_test.star:2:8: run(\"scale.star\"): its schema (scale.schema.json) refuses this input: input /replicas: minimum: got 0, want >= 1",
+		}, "starbook: 1 error, 1 warning\n"},
+		{"bad schema file", []string{"badschema"}, 1, []string{
+			"badschema/a.schema.json:1: invalid input schema: at /type: ",
+		}, "starbook: 1 error, 0 warnings\n"},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"check"}

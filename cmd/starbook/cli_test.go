@@ -79,19 +79,20 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 func TestApply(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
-		"rb/crashloop.star":       "crashloop",
-		"rb/lib.star":             "lib",
-		"rb/crashloop_test.star":  "test",
-		"rb/README.md":            "readme",
-		"rb/k8s/pods.star":        "pods",
-		"rb/k8s/deep/nodes.star":  "nodes",
-		"rb/k8s/pods_test.star":   "test",
-		"rb/.git/hooks/x.star":    "hidden",
-		"other/deploy.star":       "deploy",
-		"other/lib.star":          "other lib",
-		"empty/notes.txt":         "",
-		"single/only.star":        "only",
-		"single/sub/ignored.star": "not a sibling",
+		"rb/crashloop.star":        "crashloop",
+		"rb/lib.star":              "lib",
+		"rb/crashloop_test.star":   "test",
+		"rb/crashloop.schema.json": "{}",
+		"rb/README.md":             "readme",
+		"rb/k8s/pods.star":         "pods",
+		"rb/k8s/deep/nodes.star":   "nodes",
+		"rb/k8s/pods_test.star":    "test",
+		"rb/.git/hooks/x.star":     "hidden",
+		"other/deploy.star":        "deploy",
+		"other/lib.star":           "other lib",
+		"empty/notes.txt":          "",
+		"single/only.star":         "only",
+		"single/sub/ignored.star":  "not a sibling",
 	})
 	p := func(name string) string { return filepath.Join(root, filepath.FromSlash(name)) }
 
@@ -102,13 +103,13 @@ func TestApply(t *testing.T) {
 		wantErr string
 	}{
 		{name: "directory", args: []string{p("rb")}, want: map[string]string{
-			"crashloop.star": "crashloop", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes"}},
+			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes"}},
 		{name: "file with siblings", args: []string{p("rb/crashloop.star")}, want: map[string]string{
-			"crashloop.star": "crashloop", "lib.star": "lib"}},
+			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib"}},
 		{name: "file without siblings", args: []string{p("single/only.star")}, want: map[string]string{
 			"only.star": "only"}},
 		{name: "file and its directory", args: []string{p("rb/lib.star"), p("rb")}, want: map[string]string{
-			"crashloop.star": "crashloop", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes"}},
+			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes"}},
 		{name: "two files", args: []string{p("single/only.star"), p("rb/k8s/pods.star")}, want: map[string]string{
 			"only.star": "only", "pods.star": "pods"}},
 		{name: "name clash", args: []string{p("rb"), p("other")}, wantErr: "would both be applied as lib.star"},

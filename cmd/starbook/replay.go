@@ -10,6 +10,7 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/runbooktest"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/schema"
 )
 
 var replayCmd = func() *cobra.Command {
@@ -83,6 +84,11 @@ func scriptBundle(path, name string) (*sbruntime.Bundle, error) {
 	files, err := collectFiles([]string{path})
 	if err != nil {
 		return nil, err
+	}
+	for n := range files {
+		if strings.HasSuffix(n, schema.FileSuffix) {
+			delete(files, n) // a replay runs the script on its recorded input
+		}
 	}
 	bundles, err := sbruntime.BundlesFromFiles(files)
 	if err != nil {
