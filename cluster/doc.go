@@ -30,6 +30,9 @@
 //   - budget.go, usage.go: runbooks' day budgets, counted cluster-wide in
 //     chunks a node leases ([Budgets]), and usage per execution per day,
 //     written with each run's outcome.
+//   - redrive.go, migrate.go: moving executions between attempts and
+//     versions; a re-pin onto a new version ([Store.Repin]) is fenced on
+//     everything its replay read, and never touches an owned execution.
 //
 // # Invariants
 //
