@@ -184,6 +184,10 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
 
 type applyRequest struct {
 	Files map[string]string `json:"files"`
+	// Migrate moves in-flight executions onto the applied versions when
+	// they replay on them; DryRun (with Migrate) stores nothing.
+	Migrate bool `json:"migrate,omitempty"`
+	DryRun  bool `json:"dry_run,omitempty"`
 }
 
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
@@ -198,6 +202,9 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 		if strings.TrimSpace(name) == "" {
 			return badRequest("empty file name")
 		}
+	}
+	if req.Migrate || req.DryRun {
+		return h.applyWith(w, r, req)
 	}
 	versions, err := h.svc.Apply(r.Context(), req.Files)
 	if err != nil {

@@ -16,18 +16,28 @@ import (
 
 // RecordAudit stores rec under a new time-sortable id; durable on return.
 func (s *Store) RecordAudit(ctx context.Context, rec *starbook.AuditRecord) error {
+	op, err := s.auditOp(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cli.Do(ctx, op); err != nil {
+		return fmt.Errorf("store audit record: %w", err)
+	}
+	return nil
+}
+
+// auditOp is the put that stores rec under a new time-sortable id (set on
+// rec), for a txn that records an action with what it did.
+func (s *Store) auditOp(rec *starbook.AuditRecord) (clientv3.Op, error) {
 	if rec.Time.IsZero() {
 		rec.Time = s.now().UTC()
 	}
 	rec.ID = ulid.MustNew(ulid.Timestamp(rec.Time), ulid.DefaultEntropy()).String()
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return clientv3.Op{}, fmt.Errorf("encode audit record: %w", err)
 	}
-	if _, err := s.cli.Put(ctx, s.k.auditRecord(rec.ID), string(data)); err != nil {
-		return fmt.Errorf("store audit record: %w", err)
-	}
-	return nil
+	return clientv3.OpPut(s.k.auditRecord(rec.ID), string(data)), nil
 }
 
 // Audit returns up to limit records oldest first: those after the id after,

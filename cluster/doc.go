@@ -33,6 +33,9 @@
 //   - schema.go: runbook versions' input schemas, compiled once per
 //     runbook@version; StartCurrent and the trigger index check inputs
 //     against them before anything is stored.
+//   - redrive.go, migrate.go: moving executions between attempts and
+//     versions; a re-pin onto a new version ([Store.Repin]) is fenced on
+//     everything its replay read, and never touches an owned execution.
 //
 // # Invariants
 //

@@ -183,3 +183,29 @@ func indentBy(s, pad string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return pad + strings.Join(lines, "\n"+pad)
 }
+
+// Mismatch names the first place an incompatible replay parts from the
+// history: the position, the file:line where the script parts (or, when the
+// script ends early, where the history's step was recorded), what the
+// history holds there and what the script does instead. It is empty for a
+// compatible replay.
+type Mismatch struct {
+	Position, Where, Expected, Actual string
+}
+
+// Mismatch returns where an incompatible replay first parts from the
+// history; the zero Mismatch for a compatible one.
+func (r *ReplayReport) Mismatch() Mismatch {
+	switch {
+	case r.Compatible:
+		return Mismatch{}
+	case r.Outcome.Divergence != nil:
+		d := r.Outcome.Divergence
+		return Mismatch{Position: d.Position, Where: d.Where, Expected: d.Expected, Actual: d.Actual}
+	case len(r.Unreached) > 0:
+		first := r.Unreached[0]
+		return Mismatch{Position: first.Position, Where: first.Where, Expected: describeEvent(first),
+			Actual: "the script ends " + string(r.Outcome.Status)}
+	}
+	return Mismatch{Expected: "the recorded history", Actual: firstLine(r.Outcome.Error)}
+}

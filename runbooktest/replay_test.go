@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/starbook/starbook/runbooktest"
@@ -157,6 +158,11 @@ func TestReplay(t *testing.T) {
 			golden(t, "replay/"+tt.golden+".golden", out.String())
 			if r.Compatible != tt.compatible {
 				t.Errorf("compatible = %v, want %v:\n%s", r.Compatible, tt.compatible, out.String())
+			}
+			m := r.Mismatch()
+			complete := m.Position != "" && strings.Contains(m.Where, ".star:") && m.Expected != "" && m.Actual != ""
+			if tt.compatible && m != (runbooktest.Mismatch{}) || !tt.compatible && !complete {
+				t.Errorf("mismatch %+v of a replay compatible %v", m, tt.compatible)
 			}
 		})
 	}

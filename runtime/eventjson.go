@@ -119,8 +119,8 @@ func (x *Execution) plain() bool {
 			return false
 		}
 	}
-	// A redriven execution's record is left to json.Marshal: it is rare.
-	return len(x.Trigger.Attrs) == 0 && len(x.Redrives) == 0 && x.RedriveOf == "" && len(x.RedrivenAs) == 0 && plainRaw(x.Input) && plainRaw(x.Result) &&
+	// A redriven or migrated execution's record is left to json.Marshal: it is rare.
+	return len(x.Trigger.Attrs) == 0 && len(x.Redrives) == 0 && x.RedriveOf == "" && len(x.RedrivenAs) == 0 && len(x.Migrations) == 0 && plainRaw(x.Input) && plainRaw(x.Result) &&
 		plainTime(x.CreatedAt) && plainTime(x.UpdatedAt) && (x.EndedAt == nil || plainTime(*x.EndedAt))
 }
 

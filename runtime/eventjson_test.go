@@ -44,6 +44,8 @@ func TestExecutionJSONIsEncodingJSONs(t *testing.T) {
 		{"input with spaces", Execution{ID: "x", Input: json.RawMessage(`{"kind": "steps", "n": 5}`), CreatedAt: at, UpdatedAt: at}},
 		{"input not JSON", Execution{ID: "x", Input: json.RawMessage(`{"kind"`), CreatedAt: at, UpdatedAt: at}},
 		{"end in year 12000", Execution{ID: "x", CreatedAt: at, UpdatedAt: at, EndedAt: &far}},
+		{"migrated", Execution{ID: "x", Version: "v2", Status: StatusWaiting, CreatedAt: at, UpdatedAt: end,
+			Migrations: []Migration{{From: "v1", To: "v2", At: end, By: "alice"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkExecutionJSON(t, &tt.x) })

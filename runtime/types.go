@@ -84,6 +84,20 @@ type Execution struct {
 	RedriveOf string `json:"redrive_of,omitempty"`
 	// RedrivenAs are the executions that redrove this one from the start.
 	RedrivenAs []string `json:"redriven_as,omitempty"`
+	// Migrations are the re-pins of this execution onto newer versions of
+	// its runbook (apply --migrate), oldest first: why it runs a version it
+	// did not start with.
+	Migrations []Migration `json:"migrations,omitempty"`
+}
+
+// Migration is one re-pin of an in-flight execution from one version to
+// another, made after its history was proved to replay on the new one. It is
+// appended to the record, never rewritten.
+type Migration struct {
+	From string    `json:"from"`
+	To   string    `json:"to"`
+	At   time.Time `json:"at"`
+	By   string    `json:"by,omitempty"`
 }
 
 // Redrive is an attempt boundary: how the previous attempt ended and who

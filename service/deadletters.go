@@ -139,13 +139,24 @@ func (s *Service) replays(ctx context.Context, next *sbruntime.Execution, versio
 	if err != nil {
 		return "", err
 	}
-	rep, err := runbooktest.Replay(ctx, b, next, history, nil, sbruntime.Limits{})
+	rep, err := replayOn(ctx, b, next, history, nil)
 	if err != nil {
-		return "", fmt.Errorf("replay %s on %s@%s: %w", next.ID, next.Runbook, version, err)
+		return "", err
 	}
 	if !rep.Compatible {
 		return "", sbruntime.Conflictf("version %s of %s does not replay execution %s: %s; redrive it --from start, or --version pinned",
 			version, next.Runbook, next.ID, rep.Reason)
 	}
 	return rep.Reason, nil
+}
+
+// replayOn replays e's history, and its pending waits, against bundle b
+// offline, as starbook replay does: no step runs and nothing is recorded.
+func replayOn(ctx context.Context, b *sbruntime.Bundle, e *sbruntime.Execution, history []*sbruntime.Event,
+	waits []*sbruntime.Wait) (*runbooktest.ReplayReport, error) {
+	rep, err := runbooktest.Replay(ctx, b, e, history, waits, sbruntime.Limits{})
+	if err != nil {
+		return nil, fmt.Errorf("replay %s on %s@%s: %w", e.ID, b.Name, b.Version, err)
+	}
+	return rep, nil
 }

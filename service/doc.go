@@ -7,5 +7,8 @@
 // It owns what a request means: apply checks runbooks as starbook check does
 // before storing them, all or nothing; a start compacts its input, stamps a
 // time-sortable id and trace parent and is claimed by the local node in its
-// create txn when a worker is free. Storage and transactions stay in cluster.
+// create txn when a worker is free; apply --migrate ([Service.ApplyWith])
+// replays each in-flight execution on the applied version and re-pins only
+// those that replay and that no node runs. Storage and transactions stay in
+// cluster.
 package service

@@ -32,6 +32,9 @@ type Service struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
+	// beforeRepin, when set (tests only), runs between an execution's
+	// replay and its re-pin.
+	beforeRepin func(ctx context.Context, id string)
 }
 
 var _ starbook.Service = (*Service)(nil)
@@ -53,15 +56,29 @@ func (s *Service) NewID() string {
 // refused as one *InputError, a file:line finding per line; warnings (a
 // secret not set in this node's environment) are returned with the versions.
 func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
+	res, err := s.check(files)
+	if err != nil {
+		return nil, err
+	}
+	unchanged, created, err := s.Store.PutBundles(ctx, res.Bundles)
+	if err != nil {
+		return nil, err
+	}
+	return versions(res, unchanged, created), nil
+}
+
+// check checks files as starbook check does; any error refuses them all.
+func (s *Service) check(files map[string]string) (*check.Result, error) {
 	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
 	if err := res.Err(); err != nil {
 		return nil, err
 	}
+	return res, nil
+}
+
+// versions describes the checked bundles of res as apply answers them.
+func versions(res *check.Result, unchanged []bool, created time.Time) []starbook.RunbookVersion {
 	bundles := res.Bundles
-	unchanged, created, err := s.Store.PutBundles(ctx, bundles)
-	if err != nil {
-		return nil, err
-	}
 	warnings := map[string][]string{}
 	for _, w := range res.Warnings() {
 		for _, b := range bundles {
@@ -75,7 +92,7 @@ func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starboo
 		out[i] = starbook.RunbookVersion{Name: b.Name, Version: b.Version, Files: b.FileNames(), CreatedAt: created,
 			Unchanged: unchanged[i], Warnings: warnings[b.Name]}
 	}
-	return out, nil
+	return out
 }
 
 // Runbooks lists every runbook's current version.

@@ -27,9 +27,22 @@ it: the runbook's input schema. *_test.star files are never sent.
 
 The server checks the runbooks as starbook check does and refuses them all
 when it finds an error (each printed as file:line:col: message); warnings,
-such as a secret not set on the node, are printed and do not refuse.`,
+such as a secret not set on the node, are printed and do not refuse.
+
+With --migrate, every execution of an applied runbook that has not ended and
+runs another version is replayed against the applied version, offline; each
+one that replays is re-pinned to it (it resumes on the new code), each one
+that does not stays and is listed with its first divergence. A running one
+(a node holds it) or one that moved on during its replay is skipped: apply
+--migrate again once it waits. With --dry-run the server stores nothing, no
+version and no re-pin, and the table says what would happen.`,
 	Args: cobra.MinimumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
+		migrate, _ := cmd.Flags().GetBool("migrate")
+		dryRun, _ := cmd.Flags().GetBool("dry-run")
+		if dryRun && !migrate {
+			return fmt.Errorf("--dry-run needs --migrate")
+		}
 		files, err := collectFiles(args)
 		if err != nil {
 			return err
@@ -37,6 +50,9 @@ such as a secret not set on the node, are printed and do not refuse.`,
 		c, err := newClient(cmd)
 		if err != nil {
 			return err
+		}
+		if migrate {
+			return applyMigrate(cmd, c, files, dryRun)
 		}
 		versions, err := c.Apply(cmd.Context(), files)
 		if err != nil {
@@ -56,7 +72,11 @@ such as a secret not set on the node, are printed and do not refuse.`,
 	},
 }
 
-func init() { rootCmd.AddCommand(applyCmd) }
+func init() {
+	applyCmd.Flags().Bool("migrate", false, "move in-flight executions of the applied runbooks onto the new versions where their histories replay")
+	applyCmd.Flags().Bool("dry-run", false, "with --migrate: store nothing, report what would happen")
+	rootCmd.AddCommand(applyCmd)
+}
 
 // collectFiles reads the runbook files named by paths (see apply's help) into
 // a map from '/'-separated name to source. Two different files that would get

@@ -68,6 +68,13 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 	}
 	row("ID", e.ID)
 	row("Runbook", e.Runbook+"@"+e.Version)
+	for _, m := range e.Migrations {
+		by := ""
+		if m.By != "" {
+			by = " by " + m.By
+		}
+		row("Migrated", fmt.Sprintf("from %s to %s at %s%s", m.From, m.To, formatTime(m.At), by))
+	}
 	row("Status", string(e.Status))
 	row("Trigger", triggerString(e.Trigger))
 	row("Created", formatTime(e.CreatedAt))
