@@ -62,6 +62,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.route("GET /api/v1/whoami", h.whoami)
 	h.route("GET /api/v1/audit", h.audit)
 	h.route("GET /api/v1/slo", h.slo)
+	h.rolloutRoutes()
 	h.observeRoutes()
 	h.deadLetterRoutes()
 	h.usageRoutes()
@@ -184,6 +185,9 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
 
 type applyRequest struct {
 	Files map[string]string `json:"files"`
+	// Canary, when set, applies changed runbooks as canaries of their
+	// current versions (starbook.RolloutService); every field is required.
+	Canary *starbook.CanarySpec `json:"canary,omitempty"`
 }
 
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
@@ -199,7 +203,13 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("empty file name")
 		}
 	}
-	versions, err := h.svc.Apply(r.Context(), req.Files)
+	var versions []starbook.RunbookVersion
+	var err error
+	if req.Canary != nil {
+		versions, err = h.applyCanary(r, req.Files, *req.Canary)
+	} else {
+		versions, err = h.svc.Apply(r.Context(), req.Files)
+	}
 	if err != nil {
 		return err
 	}
