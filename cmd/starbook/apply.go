@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/starbook/starbook"
 )
 
 var applyCmd = &cobra.Command{
@@ -24,9 +26,19 @@ load() of a sibling resolves. *_test.star files are never sent.
 
 The server checks the runbooks as starbook check does and refuses them all
 when it finds an error (each printed as file:line:col: message); warnings,
-such as a secret not set on the node, are printed and do not refuse.`,
+such as a secret not set on the node, are printed and do not refuse.
+
+With --canary, each changed runbook's new version takes that share of new
+runs (chosen by execution id) while its current version stays current; the
+leader promotes it once --canary-runs of its runs ended within
+--max-failure-rate, and rolls it back as soon as more fail. See starbook
+rollout. A runbook with a rollout in progress refuses a plain apply.`,
 	Args: cobra.MinimumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
+		spec, canary, err := canaryFlags(cmd)
+		if err != nil {
+			return err
+		}
 		files, err := collectFiles(args)
 		if err != nil {
 			return err
@@ -35,14 +47,22 @@ such as a secret not set on the node, are printed and do not refuse.`,
 		if err != nil {
 			return err
 		}
-		versions, err := c.Apply(cmd.Context(), files)
+		var versions []starbook.RunbookVersion
+		if canary {
+			versions, err = c.ApplyCanary(cmd.Context(), files, spec)
+		} else {
+			versions, err = c.Apply(cmd.Context(), files)
+		}
 		if err != nil {
 			return err
 		}
 		for _, v := range versions {
 			state := "applied"
-			if v.Unchanged {
+			switch {
+			case v.Unchanged:
 				state = "unchanged"
+			case v.Rollout != nil:
+				state = fmt.Sprintf("canary %v%% of", v.Rollout.Percent)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", state, v.Name, v.Version)
 			for _, w := range v.Warnings {
@@ -53,7 +73,34 @@ such as a secret not set on the node, are printed and do not refuse.`,
 	},
 }
 
-func init() { rootCmd.AddCommand(applyCmd) }
+func init() {
+	applyCmd.Flags().String("canary", "", "apply changed runbooks as canaries taking this share of new runs (10% or 10; 0 < share < 100)")
+	applyCmd.Flags().Int("canary-runs", starbook.DefaultCanaryRuns, "with --canary: canary runs that must end before the leader promotes it (>= 1)")
+	applyCmd.Flags().Float64("max-failure-rate", starbook.DefaultMaxFailureRate, "with --canary: the share of failed canary runs that rolls it back, in [0, 1)")
+	rootCmd.AddCommand(applyCmd)
+}
+
+// canaryFlags reads --canary and its bounds; canary is false without it.
+// A bad value is an error before anything is sent.
+func canaryFlags(cmd *cobra.Command) (spec starbook.CanarySpec, canary bool, err error) {
+	fl := cmd.Flags()
+	share, _ := fl.GetString("canary")
+	if !fl.Changed("canary") {
+		if fl.Changed("canary-runs") || fl.Changed("max-failure-rate") {
+			return spec, false, errors.New("--canary-runs and --max-failure-rate need --canary")
+		}
+		return spec, false, nil
+	}
+	if spec.Percent, err = starbook.ParsePercent(share); err != nil {
+		return spec, false, fmt.Errorf("--canary: %w", err)
+	}
+	spec.Runs, _ = fl.GetInt("canary-runs")
+	spec.MaxFailureRate, _ = fl.GetFloat64("max-failure-rate")
+	if err := spec.Validate(); err != nil {
+		return spec, false, err
+	}
+	return spec, true, nil
+}
 
 // collectFiles reads the runbook files named by paths (see apply's help) into
 // a map from '/'-separated name to source. Two different files that would get
