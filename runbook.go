@@ -15,6 +15,10 @@ type RunbookVersion struct {
 	// Warnings are what apply's check found that does not refuse it, e.g. a
 	// secret not set on the node ("file:line:col: warning: ...").
 	Warnings []string `json:"warnings,omitempty"`
+	// Rollout is the canary rollout an apply --canary started of this
+	// version; nil for a plain apply (or a runbook that had no current
+	// version to be a canary of).
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // RunbookInfo is a runbook and its stored versions, newest first.

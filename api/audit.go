@@ -29,6 +29,8 @@ func OutcomeOf(status int) string {
 // auditActions names the mutating routes' actions.
 var auditActions = map[string]string{
 	"POST /api/v1/runbooks":                                "runbook.apply",
+	"POST /api/v1/runbooks/{name}/rollout/promote":         "rollout.promote",
+	"POST /api/v1/runbooks/{name}/rollout/abort":           "rollout.abort",
 	"POST /api/v1/executions":                              "execution.start",
 	"POST /api/v1/runbooks/{name}/executions":              "execution.start",
 	"POST /api/v1/executions/{id}/cancel":                  "execution.cancel",

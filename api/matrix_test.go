@@ -94,6 +94,8 @@ def main(event):
 		"POST /hooks/{name}":                                   `{"a": 1}`,
 		"POST /api/v1/dead-letters/{id}/ack":                   `{"comment": "seen"}`,
 		"POST /api/v1/executions/{id}/redrive":                 `{"from": "start", "version": "current"}`,
+		"POST /api/v1/runbooks/{name}/rollout/promote":         `{}`,
+		"POST /api/v1/runbooks/{name}/rollout/abort":           `{}`,
 	}
 	// A wrong-typed body per route: the right JSON shape, the wrong types.
 	wrongTypes := map[string]string{
@@ -108,6 +110,8 @@ def main(event):
 		"POST /hooks/{name}":                                   `{"a": 1}`, // no token: 401 before the type matters
 		"POST /api/v1/dead-letters/{id}/ack":                   `{"comment": ["seen"]}`,
 		"POST /api/v1/executions/{id}/redrive":                 `{"from": "start", "dry_run": "yes"}`,
+		"POST /api/v1/runbooks/{name}/rollout/promote":         `"now"`,
+		"POST /api/v1/runbooks/{name}/rollout/abort":           `"now"`,
 	}
 	bigBody := func(pattern string) []byte {
 		n := matrixLimits.Body
@@ -198,6 +202,7 @@ def main(event):
 		{"/api/v1/executions/01JUNKNOWN00000000000000000", "unknown execution"},
 		{"/api/v1/executions/01JUNKNOWN00000000000000000/logs", "unknown execution's logs"},
 		{"/api/v1/runbooks/nope", "unknown runbook"},
+		{"/api/v1/runbooks/hello/rollout", "runbook without a rollout"},
 		{"/api/v1/runbooks/hello/versions/0123456789ab", "unknown version"},
 		{"/api/v1/../../etc/passwd", "traversal out of the API"},
 		{"/api/v1//executions", "empty segment"},

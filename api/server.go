@@ -62,6 +62,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.route("GET /api/v1/whoami", h.whoami)
 	h.route("GET /api/v1/audit", h.audit)
 	h.route("GET /api/v1/slo", h.slo)
+	h.rolloutRoutes()
 	h.observeRoutes()
 	h.deadLetterRoutes()
 	h.usageRoutes()
@@ -188,6 +189,9 @@ type applyRequest struct {
 	// they replay on them; DryRun (with Migrate) stores nothing.
 	Migrate bool `json:"migrate,omitempty"`
 	DryRun  bool `json:"dry_run,omitempty"`
+	// Canary, when set, applies changed runbooks as canaries of their
+	// current versions (starbook.RolloutService); every field is required.
+	Canary *starbook.CanarySpec `json:"canary,omitempty"`
 }
 
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
@@ -203,10 +207,19 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("empty file name")
 		}
 	}
+	if (req.Migrate || req.DryRun) && req.Canary != nil {
+		return badRequest("canary and migrate do not go together: roll the new version out first, then migrate the runs left behind")
+	}
 	if req.Migrate || req.DryRun {
 		return h.applyWith(w, r, req)
 	}
-	versions, err := h.svc.Apply(r.Context(), req.Files)
+	var versions []starbook.RunbookVersion
+	var err error
+	if req.Canary != nil {
+		versions, err = h.applyCanary(r, req.Files, *req.Canary)
+	} else {
+		versions, err = h.svc.Apply(r.Context(), req.Files)
+	}
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 //
 //	runbooks/<name>/versions/<version>  a runbook version's source bundle, immutable
 //	runbooks/<name>/current             the version new runs use
+//	rollouts/<name>                     the runbook's latest canary rollout (starbook.Rollout);
+//	                                    while active, a share of new runs use its canary version
 //	executions/<id>                     an execution record
 //	history/<id>/<position>             one event, appended by a fenced txn
 //	history/<id>/<position>@<attempt>   one event of a redriven execution's later attempt
@@ -62,6 +64,11 @@ func (k Keys) runbookCurrent(name string) string { return k.prefix + "runbooks/"
 func (k Keys) runbookVersion(name, version string) string {
 	return k.prefix + "runbooks/" + name + "/versions/" + version
 }
+
+func (k Keys) rollout(name string) string { return k.prefix + "rollouts/" + name }
+
+// Rollouts is the prefix of every runbook's rollout key.
+func (k Keys) Rollouts() string { return k.prefix + "rollouts/" }
 
 // Runbooks is the prefix of every runbook's versions and current pointer.
 func (k Keys) Runbooks() string { return k.prefix + "runbooks/" }

@@ -7,59 +7,102 @@ import (
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // Starting an execution costs one txn and no read: the runbook's current
-// version comes from a cache that the create txn checks (a compare on
-// runbooks/<name>/current), and a node with a free worker claims the new
-// execution in the same txn and runs it at once, without waiting for its
-// watch to see the runnable key.
+// version and its rollout come from a cache that the create txn checks (a
+// compare on runbooks/<name>/current and on the mod revision of
+// rollouts/<name>), and a node with a free worker claims the new execution
+// in the same txn and runs it at once, without waiting for its watch to see
+// the runnable key. A stale cache costs a failed txn and a retry, never a
+// run of the wrong version.
 
-// versionCache remembers each runbook's current version as last read or
-// last confirmed by a create.
-type versionCache struct {
-	mu sync.Mutex
-	v  map[string]string
+// startPin is what a start of a runbook was decided on: its current version
+// and its rollout key (rev 0: none), as last read or last confirmed by a
+// create.
+type startPin struct {
+	current    string
+	rolloutRev int64
+	rollout    *starbook.Rollout // nil without a rollout key
 }
 
-func (c *versionCache) get(name string) (string, bool) {
+// version returns the version a new execution id runs: the canary's or
+// the current one during an active rollout (by id), else the current one.
+func (p startPin) version(id string) string {
+	if p.rollout.Active() && p.rollout.Stable == p.current {
+		return p.rollout.Pick(id)
+	}
+	return p.current
+}
+
+// versionCache remembers each runbook's start pin.
+type versionCache struct {
+	mu sync.Mutex
+	v  map[string]startPin
+}
+
+func (c *versionCache) get(name string) (startPin, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.v[name]
 	return v, ok
 }
 
-func (c *versionCache) set(name, version string) {
+func (c *versionCache) set(name string, p startPin) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.v == nil {
-		c.v = map[string]string{}
+		c.v = map[string]startPin{}
 	}
-	c.v[name] = version
+	c.v[name] = p
 }
 
-// versionChanged is the error of a create whose runbook was applied again
-// since its version was read: the caller starts it again on current.
-type versionChanged struct{ current string }
+// versionChanged is the error of a create whose runbook was applied again,
+// or whose rollout changed, since its pin was read: the caller starts it
+// again on the new pin.
+type versionChanged struct{ pin startPin }
 
-func (e *versionChanged) Error() string { return "runbook version changed to " + e.current }
+func (e *versionChanged) Error() string { return "runbook version changed to " + e.pin.current }
 
-// cachedVersion returns the runbook's current version, from the cache unless
-// fresh is set.
-func (s *Store) cachedVersion(ctx context.Context, name string, fresh bool) (string, error) {
-	if v, ok := s.current.get(name); ok && !fresh {
-		return v, nil
+// cachedPin returns the runbook's start pin, from the cache unless fresh is
+// set.
+func (s *Store) cachedPin(ctx context.Context, name string, fresh bool) (startPin, error) {
+	if p, ok := s.current.get(name); ok && !fresh {
+		return p, nil
 	}
-	v, err := s.CurrentVersion(ctx, name)
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.k.runbookCurrent(name)), clientv3.OpGet(s.k.rollout(name))).Commit()
 	if err != nil {
-		return "", err
+		return startPin{}, fmt.Errorf("read runbook %s: %w", name, err)
 	}
-	s.current.set(name, v)
-	return v, nil
+	p, err := s.k.decodePin(name, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
+	if err != nil {
+		return startPin{}, err
+	}
+	s.current.set(name, p)
+	return p, nil
+}
+
+// decodePin builds a start pin from reads of a runbook's current and
+// rollout keys.
+func (k Keys) decodePin(name string, current, rollout []*mvccpb.KeyValue) (startPin, error) {
+	if len(current) == 0 {
+		return startPin{}, fmt.Errorf("runbook %q: %w (apply it first)", name, sbruntime.ErrNotFound)
+	}
+	p := startPin{current: string(current[0].Value)}
+	if len(rollout) > 0 {
+		r, err := decodeRollout(rollout[0].Value)
+		if err != nil {
+			return startPin{}, err
+		}
+		p.rollout, p.rolloutRev = r, rollout[0].ModRevision
+	}
+	return p, nil
 }
 
 // Runner is the worker pool of the node in this process, as storage sees
@@ -84,34 +127,34 @@ type Reservation interface {
 }
 
 // createReq is the txn that stores e (encoded as data) and makes it runnable.
-// When current is set, it also checks that e.Version is still its runbook's
-// current version; with a reservation (not nil), its node claims e in the
-// same txn.
-func (s *Store) createReq(e *sbruntime.Execution, data []byte, current bool, r Reservation) *txnReq {
-	ek, ck := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook)
-	cmps := append(make([]*etcdserverpb.Compare, 0, 2), createRevision([]byte(ek), 0))
-	if current {
-		cmps = append(cmps, valueIs([]byte(ck), e.Version))
+// With a pin (not nil), it also checks that the runbook's current version
+// and rollout key are still the pin's; with a reservation (not nil), its
+// node claims e in the same txn.
+func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r Reservation) *txnReq {
+	ek, ck, rk := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook), s.k.rollout(e.Runbook)
+	cmps := append(make([]*etcdserverpb.Compare, 0, 3), createRevision([]byte(ek), 0))
+	if pin != nil {
+		cmps = append(cmps, valueIs([]byte(ck), pin.current), modRevision([]byte(rk), pin.rolloutRev))
 	}
 	pbOps := []*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}
 	ops := s.activeOps(e)
 	if r != nil {
 		ops = append(ops, s.claimOp(e.ID, r))
 	}
-	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 2, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
-		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck)}, func(r []*etcdserverpb.ResponseOp) error {
+	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 3, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck), clientv3.OpGet(rk)}, func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {
 				return errors.New("id already exists")
 			}
-			if !current {
+			if pin == nil {
 				return nil
 			}
-			kvs := r[1].GetResponseRange().Kvs
-			if len(kvs) == 0 {
-				return fmt.Errorf("runbook %q: %w (apply it first)", e.Runbook, sbruntime.ErrNotFound)
+			now, err := s.k.decodePin(e.Runbook, r[1].GetResponseRange().Kvs, r[2].GetResponseRange().Kvs)
+			if err != nil {
+				return err
 			}
-			if v := string(kvs[0].Value); v != e.Version {
-				return &versionChanged{current: v}
+			if now.current != pin.current || now.rolloutRev != pin.rolloutRev {
+				return &versionChanged{pin: now}
 			}
 			return nil
 		}
@@ -142,12 +185,12 @@ func (s *Store) claimOp(id string, r Reservation) clientv3.Op {
 
 // create stores e as createReq does and, when claimed for r, returns the
 // claim: the execution has no history and no waits yet.
-func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool, r Reservation) (*Claim, error) {
+func (s *Store) create(ctx context.Context, e *sbruntime.Execution, pin *startPin, r Reservation) (*Claim, error) {
 	data, err := s.encodeNew(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.batch.do(ctx, s.createReq(e, data, current, r))
+	res, err := s.batch.do(ctx, s.createReq(e, data, pin, r))
 	if err != nil {
 		return nil, fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
@@ -159,33 +202,36 @@ func (s *Store) create(ctx context.Context, e *sbruntime.Execution, current bool
 
 // StartCurrent creates an execution of runbook's current version, built by
 // newExecution, and claims it for runner (nil for none) when it has a free
-// worker. It starts again on the new version if the runbook was applied
-// meanwhile. An input the version's schema refuses is an *InputError naming
-// the JSON pointer and the rule, and nothing is stored (nor any budget
-// spent). The execution is durable on return.
+// worker. During an active rollout the execution runs the canary version
+// instead when its id falls in the canary's share (starbook.InCanary). It
+// starts again on the new version if the runbook was applied, or its
+// rollout changed, meanwhile. An input the version's schema refuses is an
+// *InputError naming the JSON pointer and the rule, and nothing is stored
+// (nor any budget spent). The execution is durable on return.
 func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner, newExecution func(version string) *sbruntime.Execution) (*sbruntime.Execution, error) {
 	fresh := false
 	for attempt := 0; ; attempt++ {
-		version, err := s.cachedVersion(ctx, runbook, fresh)
+		pin, err := s.cachedPin(ctx, runbook, fresh)
 		if err != nil {
 			return nil, err
 		}
-		e := newExecution(version)
+		e := newExecution(pin.current)
+		e.Version = pin.version(e.ID)
 		// Before the budget: a refused input spends nothing and stores nothing.
-		if err := s.ValidateInput(ctx, runbook, version, e.Input); err != nil {
+		if err := s.ValidateInput(ctx, runbook, e.Version, e.Input); err != nil {
 			if errors.Is(err, sbruntime.ErrNotFound) && !fresh {
 				fresh = true // a stale cached version: read the current one
 				continue
 			}
 			return nil, err
 		}
-		if err := s.budgets.AdmitStart(ctx, runbook, version); err != nil {
+		if err := s.budgets.AdmitStart(ctx, runbook, e.Version); err != nil {
 			return nil, s.refuseStart(ctx, e, err)
 		}
-		err = s.createOn(ctx, runner, e)
+		err = s.createOn(ctx, runner, e, &pin)
 		var changed *versionChanged
 		if errors.As(err, &changed) && attempt < 5 {
-			s.current.set(runbook, changed.current)
+			s.current.set(runbook, changed.pin)
 			continue
 		}
 		if errors.Is(err, sbruntime.ErrNotFound) && !fresh {
@@ -199,14 +245,14 @@ func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner,
 	}
 }
 
-// createOn stores e; when runner (which may be nil) has a free worker, it
-// claims e in the same txn and runs it at once.
-func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execution) error {
+// createOn stores e, checking pin; when runner (which may be nil) has a
+// free worker, it claims e in the same txn and runs it at once.
+func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execution, pin *startPin) error {
 	var r Reservation
 	if runner != nil {
 		r = runner.Reserve(s, e.ID)
 	}
-	claim, err := s.create(ctx, e, true, r)
+	claim, err := s.create(ctx, e, pin, r)
 	if r == nil {
 		return err
 	}
@@ -214,7 +260,7 @@ func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execut
 		r.Release()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			// The session expired under us: store it for whoever runs next.
-			_, err = s.create(ctx, e, true, nil)
+			_, err = s.create(ctx, e, pin, nil)
 		}
 		return err
 	}

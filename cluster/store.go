@@ -25,11 +25,12 @@ type Store struct {
 	dir   Directory // resolves Slack approvers; see SetDirectory
 	// maxActive bounds a runbook's active executions at CreateExecution; see
 	// SetActiveLimit.
-	maxActive int
-	current   versionCache // runbooks' current versions, checked by every start
-	ends      endFeed      // executions that end through this store; see OnEnd
-	budgets   *Budgets     // this node's shares of the day budgets; see budget.go
-	schemas   schemaCache  // compiled input schemas of runbook versions; see schema.go
+	maxActive   int
+	current     versionCache // runbooks' current versions, checked by every start
+	ends        endFeed      // executions that end through this store; see OnEnd
+	budgets     *Budgets     // this node's shares of the day budgets; see budget.go
+	schemas     schemaCache  // compiled input schemas of runbook versions; see schema.go
+	rolloutFeed rolloutFeed  // rollout transitions committed here; see OnRollout
 }
 
 // StoreOption configures a Store.
@@ -74,41 +75,74 @@ type storedBundle struct {
 
 // PutBundles makes each bundle its runbook's current version, storing the
 // version if it is new, all in one transaction. It reports which bundles were
-// already current.
+// already current. A runbook whose rollout is active cannot get a new current
+// version this way: the apply fails with sbruntime.ErrConflict, storing
+// nothing (promote or abort the rollout first).
 func (s *Store) PutBundles(ctx context.Context, bundles []*sbruntime.Bundle) (unchanged []bool, created time.Time, err error) {
+	for attempt := 0; ; attempt++ {
+		unchanged, created, ok, err := s.putBundles(ctx, bundles)
+		if err != nil || ok {
+			return unchanged, created, err
+		}
+		if attempt == 4 {
+			return nil, created, sbruntime.Conflictf("apply: a rollout changed meanwhile, five times; try again")
+		}
+	}
+}
+
+// putBundles is one attempt of PutBundles; ok is false when a rollout key
+// changed between its read and the txn.
+func (s *Store) putBundles(ctx context.Context, bundles []*sbruntime.Bundle) (unchanged []bool, created time.Time, ok bool, err error) {
 	created = s.now().UTC()
 	unchanged = make([]bool, len(bundles))
+	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	size := 0
 	for i, b := range bundles {
-		resp, err := s.cli.Get(ctx, s.k.runbookCurrent(b.Name))
+		rk := s.k.rollout(b.Name)
+		resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.k.runbookCurrent(b.Name)), clientv3.OpGet(rk)).Commit()
 		if err != nil {
-			return nil, created, fmt.Errorf("read runbook %s: %w", b.Name, err)
+			return nil, created, false, fmt.Errorf("read runbook %s: %w", b.Name, err)
 		}
-		if len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == b.Version {
+		cur, rkvs := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+		if len(cur) == 1 && string(cur[0].Value) == b.Version {
 			unchanged[i] = true
 			continue
 		}
+		var rolloutRev int64
+		if len(rkvs) > 0 {
+			r, err := decodeRollout(rkvs[0].Value)
+			if err != nil {
+				return nil, created, false, err
+			}
+			if r.Active() {
+				return nil, created, false, sbruntime.Conflictf("runbook %s: rollout of %s (%v%%) is active; promote or abort it first (starbook rollout promote|abort %s)",
+					b.Name, r.Canary, r.Percent, b.Name)
+			}
+			rolloutRev = rkvs[0].ModRevision
+		}
 		data, err := json.Marshal(storedBundle{Bundle: *b, CreatedAt: created})
 		if err != nil {
-			return nil, created, err
+			return nil, created, false, err
 		}
 		if size += len(data); size > maxRecordBytes {
-			return nil, created, sbruntime.Inputf("runbooks total %d bytes, over the %d-byte limit of one apply", size, maxRecordBytes)
+			return nil, created, false, sbruntime.Inputf("runbooks total %d bytes, over the %d-byte limit of one apply", size, maxRecordBytes)
 		}
 		vk := s.k.runbookVersion(b.Name, b.Version)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(rk), "=", rolloutRev))
 		ops = append(ops,
 			clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(vk), "=", 0)},
 				[]clientv3.Op{clientv3.OpPut(vk, string(data))}, nil),
 			clientv3.OpPut(s.k.runbookCurrent(b.Name), b.Version))
 	}
 	if len(ops) == 0 {
-		return unchanged, created, nil
+		return unchanged, created, true, nil
 	}
-	if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-		return nil, created, fmt.Errorf("store runbooks: %w", err)
+	tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, created, false, fmt.Errorf("store runbooks: %w", err)
 	}
-	return unchanged, created, nil
+	return unchanged, created, tx.Succeeded, nil
 }
 
 // CurrentVersion returns the version new runs of runbook name use.
@@ -172,7 +206,7 @@ func cutSuffix(s, suffix string) (string, bool) {
 // CreateExecution stores a new execution (of any version) and makes it
 // runnable; durable on return.
 func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) error {
-	_, err := s.create(ctx, e, false, nil)
+	_, err := s.create(ctx, e, nil, nil)
 	return err
 }
 

@@ -131,6 +131,10 @@ type item struct {
 	out      triggers.Started
 	reserved Reservation // the local node's worker, when it claims e in the create txn
 	refused  string      // a budget's refusal: e is stored cancelled with it (budget.go)
+	// pinned: e's version was chosen on its runbook's rollout key at
+	// pinRev (0: none), which its create txn compares (see pin).
+	pinned bool
+	pinRev int64
 }
 
 // txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
@@ -178,6 +182,9 @@ func (t *Triggers) start(ctx context.Context, items []*item) error {
 		it.e = &sbruntime.Execution{ID: t.newID(), Runbook: it.s.Runbook, Version: it.s.Version,
 			Status: sbruntime.StatusPending, Trigger: it.s.Trigger, Input: it.s.Input, CreatedAt: now, UpdatedAt: now,
 			TraceParent: TraceParent(ctx)}
+		if err := t.pin(ctx, it, false); err != nil {
+			return err
+		}
 		fresh = append(fresh, it)
 	}
 	fresh, err := t.dropSeen(ctx, fresh)
@@ -188,7 +195,7 @@ func (t *Triggers) start(ctx context.Context, items []*item) error {
 	bounded := map[string][]*item{}
 	var order []string
 	for _, it := range fresh {
-		refused, err := t.s.budgets.refusal(ctx, it.s.Runbook, it.s.Version)
+		refused, err := t.s.budgets.refusal(ctx, it.s.Runbook, it.e.Version)
 		if err != nil {
 			return err
 		}
@@ -217,6 +224,46 @@ func (t *Triggers) start(ctx context.Context, items []*item) error {
 		g.Go(func() error { return t.admit(gctx, rb, bounded[rb]) })
 	}
 	return g.Wait()
+}
+
+// pin chooses it's version as StartCurrent does: during an active rollout
+// of the version the trigger matched (the stable one), the canary's when
+// the id falls in its share. The create txn compares the rollout key, so a
+// stale cache fails it and repin chooses again.
+func (t *Triggers) pin(ctx context.Context, it *item, fresh bool) error {
+	p, err := t.s.cachedPin(ctx, it.s.Runbook, fresh)
+	if errors.Is(err, sbruntime.ErrNotFound) {
+		return nil // no current version: run the version the trigger named
+	}
+	if err != nil {
+		return err
+	}
+	if p.current != it.s.Version {
+		it.pinned = false // the trigger named another version: run it
+		it.e.Version = it.s.Version
+		return nil
+	}
+	it.pinned, it.pinRev, it.e.Version = true, p.rolloutRev, p.version(it.e.ID)
+	return nil
+}
+
+// repin chooses the versions of items again on a fresh read of their
+// runbooks' rollouts, after their txn failed; it reports whether one of
+// their rollouts had changed (which may have failed the txn).
+func (t *Triggers) repin(ctx context.Context, items []*item) (bool, error) {
+	changed, read := false, map[string]bool{}
+	for _, it := range items {
+		if !it.pinned {
+			continue
+		}
+		before := it.pinRev
+		if err := t.pin(ctx, it, !read[it.s.Runbook]); err != nil {
+			return false, err
+		}
+		read[it.s.Runbook] = true
+		changed = changed || !it.pinned || it.pinRev != before
+	}
+	return changed, nil
 }
 
 // dropSeen marks the items whose dedup key exists as duplicates (one read per
@@ -289,6 +336,9 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 	}
 	ops = append(ops, clientv3.OpPut(k.execution(e.ID), string(data)))
 	var cmps []clientv3.Cmp
+	if it.pinned && status != triggers.StatusDropped {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k.rollout(e.Runbook)), "=", it.pinRev))
+	}
 	if it.dedupKey != "" {
 		lease, err := t.lease(ctx, it.dedupTTL)
 		if err != nil {
@@ -384,7 +434,13 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			r++
 		}
 		if len(retry) == len(batch) {
-			return errors.New("create triggered executions: txn failed with every dedup key free")
+			changed, err := t.repin(ctx, retry)
+			if err != nil {
+				return err
+			}
+			if !changed {
+				return errors.New("create triggered executions: txn failed with every dedup key free")
+			}
 		}
 		batch = retry
 	}
@@ -573,6 +629,9 @@ func (t *Triggers) admit(ctx context.Context, runbook string, items []*item) err
 			if !dup {
 				left = append(left, it)
 			}
+		}
+		if _, err := t.repin(ctx, left); err != nil { // a rollout may have changed
+			return err
 		}
 		items = append(left, items[len(batch):]...)
 	}

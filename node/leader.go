@@ -59,6 +59,7 @@ func (n *Node) lead(ctx context.Context) {
 		tasks.Go(func() { task(ctx) })
 	}
 	tasks.Go(func() { n.runTriggers(ctx) })
+	tasks.Go(func() { n.runRollouts(ctx) })
 	for ctx.Err() == nil {
 		if err := n.fireTimers(ctx); err != nil && ctx.Err() == nil {
 			n.log.Warn("timers", "err", err)

@@ -36,6 +36,10 @@ type Config struct {
 	LeaderTasks []func(ctx context.Context)
 	// Observer watches the engine's runs and steps (metrics, traces); nil for none.
 	Observer sbruntime.Observer
+	// RolloutTick is how often the leader looks at active canary rollouts
+	// besides when a run ends here or a rollout changes (default 5s): runs
+	// that end on other nodes are counted at the next tick.
+	RolloutTick time.Duration
 }
 
 // Node claims runnable executions and runs them; the elected leader also fires
@@ -75,6 +79,9 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 256
+	}
+	if cfg.RolloutTick <= 0 {
+		cfg.RolloutTick = 5 * time.Second
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 10 * time.Second

@@ -42,6 +42,7 @@ type Metrics struct {
 	budgetUses    budgetUses // today's budget counters (budget.go)
 	snapshotError prometheus.Counter
 	deadLetters   *deadLetterCollector
+	rollouts      *prometheus.CounterVec
 
 	// stepSeries caches the step histogram's series: a label lookup in the
 	// vector hashes every label value, and it happens on every step.
@@ -113,7 +114,10 @@ func NewMetrics() *Metrics {
 		Help: "Ended executions deleted by retention."})
 	m.snapshotError = prometheus.NewCounter(prometheus.CounterOpts{Name: "starbook_state_read_errors_total",
 		Help: "Scrapes whose read of the cluster state from etcd failed."})
-	for _, c := range []prometheus.Collector{m.started, m.ended, m.throttled, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
+	m.rollouts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_rollout_transitions_total",
+		Help: "Canary rollout transitions (started, promoted, rolled_back, aborted) this node committed, by runbook."},
+		[]string{"runbook", "transition"})
+	for _, c := range []prometheus.Collector{m.rollouts, m.started, m.ended, m.throttled, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{m}, m.deadLetters, &budgetCollector{m}} {

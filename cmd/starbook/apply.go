@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/schema"
 )
 
@@ -35,13 +36,26 @@ one that replays is re-pinned to it (it resumes on the new code), each one
 that does not stays and is listed with its first divergence. A running one
 (a node holds it) or one that moved on during its replay is skipped: apply
 --migrate again once it waits. With --dry-run the server stores nothing, no
-version and no re-pin, and the table says what would happen.`,
+version and no re-pin, and the table says what would happen.
+
+With --canary, each changed runbook's new version takes that share of new
+runs (chosen by execution id) while its current version stays current; the
+leader promotes it once --canary-runs of its runs ended within
+--max-failure-rate, and rolls it back as soon as more fail. See starbook
+rollout. A runbook with a rollout in progress refuses a plain apply.`,
 	Args: cobra.MinimumNArgs(1),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		migrate, _ := cmd.Flags().GetBool("migrate")
 		dryRun, _ := cmd.Flags().GetBool("dry-run")
 		if dryRun && !migrate {
 			return fmt.Errorf("--dry-run needs --migrate")
+		}
+		spec, canary, err := canaryFlags(cmd)
+		if err != nil {
+			return err
+		}
+		if canary && migrate {
+			return fmt.Errorf("--canary and --migrate do not go together: roll the new version out first, then migrate the runs left behind")
 		}
 		files, err := collectFiles(args)
 		if err != nil {
@@ -54,14 +68,22 @@ version and no re-pin, and the table says what would happen.`,
 		if migrate {
 			return applyMigrate(cmd, c, files, dryRun)
 		}
-		versions, err := c.Apply(cmd.Context(), files)
+		var versions []starbook.RunbookVersion
+		if canary {
+			versions, err = c.ApplyCanary(cmd.Context(), files, spec)
+		} else {
+			versions, err = c.Apply(cmd.Context(), files)
+		}
 		if err != nil {
 			return err
 		}
 		for _, v := range versions {
 			state := "applied"
-			if v.Unchanged {
+			switch {
+			case v.Unchanged:
 				state = "unchanged"
+			case v.Rollout != nil:
+				state = fmt.Sprintf("canary %v%% of", v.Rollout.Percent)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", state, v.Name, v.Version)
 			for _, w := range v.Warnings {
@@ -75,7 +97,32 @@ version and no re-pin, and the table says what would happen.`,
 func init() {
 	applyCmd.Flags().Bool("migrate", false, "move in-flight executions of the applied runbooks onto the new versions where their histories replay")
 	applyCmd.Flags().Bool("dry-run", false, "with --migrate: store nothing, report what would happen")
+	applyCmd.Flags().String("canary", "", "apply changed runbooks as canaries taking this share of new runs (10% or 10; 0 < share < 100)")
+	applyCmd.Flags().Int("canary-runs", starbook.DefaultCanaryRuns, "with --canary: canary runs that must end before the leader promotes it (>= 1)")
+	applyCmd.Flags().Float64("max-failure-rate", starbook.DefaultMaxFailureRate, "with --canary: the share of failed canary runs that rolls it back, in [0, 1)")
 	rootCmd.AddCommand(applyCmd)
+}
+
+// canaryFlags reads --canary and its bounds; canary is false without it.
+// A bad value is an error before anything is sent.
+func canaryFlags(cmd *cobra.Command) (spec starbook.CanarySpec, canary bool, err error) {
+	fl := cmd.Flags()
+	share, _ := fl.GetString("canary")
+	if !fl.Changed("canary") {
+		if fl.Changed("canary-runs") || fl.Changed("max-failure-rate") {
+			return spec, false, errors.New("--canary-runs and --max-failure-rate need --canary")
+		}
+		return spec, false, nil
+	}
+	if spec.Percent, err = starbook.ParsePercent(share); err != nil {
+		return spec, false, fmt.Errorf("--canary: %w", err)
+	}
+	spec.Runs, _ = fl.GetInt("canary-runs")
+	spec.MaxFailureRate, _ = fl.GetFloat64("max-failure-rate")
+	if err := spec.Validate(); err != nil {
+		return spec, false, err
+	}
+	return spec, true, nil
 }
 
 // collectFiles reads the runbook files named by paths (see apply's help) into

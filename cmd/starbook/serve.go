@@ -147,6 +147,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber})
 	store := cluster.NewStore(cli, f.prefix, cluster.WithMaxTxnOps(maxTxnOps))
 	store.SetActiveLimit(f.security.maxActive)
+	defer metrics.CountRollouts(store)()
 	leaderTasks := wireSlack(slack, store, logger)
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),

@@ -1,0 +1,16 @@
+package observe
+
+import (
+	"github.com/starbook/starbook"
+	"github.com/starbook/starbook/cluster"
+)
+
+// CountRollouts counts in starbook_rollout_transitions_total every rollout
+// transition committed through store (an apply --canary, a promote or abort
+// served by this node, the leader's decisions while it leads), until stop is
+// called. Summed over the nodes, the series count every transition once.
+func (m *Metrics) CountRollouts(store *cluster.Store) (stop func()) {
+	return store.OnRollout(func(r *starbook.Rollout, transition string) {
+		m.rollouts.WithLabelValues(label(r.Runbook), transition).Inc()
+	})
+}
