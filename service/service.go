@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/starbook/starbook/check"
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/node"
+	"github.com/starbook/starbook/policy"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -30,8 +32,9 @@ type Service struct {
 	Builtins starlark.StringDict
 	Now      func() time.Time
 
-	idMu    sync.Mutex
-	entropy *ulid.MonotonicEntropy
+	idMu     sync.Mutex
+	entropy  *ulid.MonotonicEntropy
+	policies atomic.Pointer[policy.Set] // the stored set, loaded (currentPolicies)
 }
 
 var _ starbook.Service = (*Service)(nil)
@@ -50,11 +53,15 @@ func (s *Service) NewID() string {
 
 // Apply checks every runbook in files as starbook check does (package
 // check) and stores the new versions, all or nothing. Any error found is
-// refused as one *InputError, a file:line finding per line; warnings (a
-// secret not set in this node's environment) are returned with the versions.
+// refused as one *InputError, a file:line finding per line, and so is a
+// runbook a policy's on_apply denies (see judge); warnings (a secret not
+// set in this node's environment) are returned with the versions.
 func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
 	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
 	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.judge(ctx, files, res); err != nil {
 		return nil, err
 	}
 	bundles := res.Bundles
