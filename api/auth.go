@@ -25,6 +25,8 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/waits":                                    auth.Read,
 	"GET /api/v1/audit":                                    auth.Audit,
 	"POST /api/v1/runbooks":                                auth.Apply,
+	"GET /api/v1/policies":                                 auth.Read,
+	"POST /api/v1/policies":                                auth.Apply,
 	"POST /api/v1/executions":                              auth.Run,
 	"POST /api/v1/runbooks/{name}/executions":              auth.Run,
 	"POST /api/v1/executions/{id}/cancel":                  auth.Cancel,
