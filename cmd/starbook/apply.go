@@ -20,7 +20,9 @@ the server stores them all or none.
 A directory contributes each *.star file in it and in its subdirectories (not
 hidden ones), keyed by its path relative to the directory. A file contributes
 itself and the other *.star files beside it, keyed by base name, so that its
-load() of a sibling resolves. *_test.star files are never sent.
+load() of a sibling resolves. *_test.star files found the same way are sent
+too, so that policies can see which runbooks have tests (runbook.tests_present);
+the server never stores them.
 
 The server checks the runbooks as starbook check does and refuses them all
 when it finds an error (each printed as file:line:col: message); warnings,
@@ -99,10 +101,12 @@ func (c *collector) addDir(root string) error {
 			}
 			return nil
 		}
-		if !isRunbookFile(d.Name()) {
+		if !strings.HasSuffix(d.Name(), ".star") {
 			return nil
 		}
-		found++
+		if isRunbookFile(d.Name()) {
+			found++
+		}
 		rel, err := filepath.Rel(root, path)
 		if err != nil {
 			return err
@@ -135,7 +139,7 @@ func (c *collector) addFile(path string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.IsDir() || !isRunbookFile(e.Name()) || e.Name() == name {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".star") || e.Name() == name {
 			continue
 		}
 		if err := c.add(e.Name(), filepath.Join(dir, e.Name())); err != nil {
