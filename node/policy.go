@@ -65,13 +65,14 @@ func (n *Node) runPolicy(log *slog.Logger) sbruntime.Policy {
 	if !set.HasEffectPolicy() {
 		return nil
 	}
-	return &effectPolicy{set: set, audit: n.store.RecordAudit, log: log}
+	return &effectPolicy{set: set, judge: set.NewRun(), audit: n.store.RecordAudit, log: log}
 }
 
 // effectPolicy evaluates on_effect for the effects of one run's new steps
 // (runtime.Policy: never for replayed ones). A refusal is audited.
 type effectPolicy struct {
 	set   *policy.Set
+	judge *policy.Run
 	audit func(context.Context, *starbook.AuditRecord) error
 	log   *slog.Logger
 }
@@ -81,8 +82,8 @@ var _ sbruntime.Policy = (*effectPolicy)(nil)
 // Decide refuses with a *runtime.PolicyError on a denial, and when a
 // policy fails (fail closed: a broken policy stops effects, not guards).
 func (p *effectPolicy) Decide(ctx context.Context, e *sbruntime.Execution, pos string, eff sbruntime.Effect, history []*sbruntime.Event) error {
-	d, err := p.set.OnEffect(ctx, &policy.Effect{Kind: eff.Kind, Method: eff.Method, Host: eff.Host, URL: eff.URL,
-		Channel: eff.Channel, Runbook: e.Runbook, Execution: e.ID, Position: pos}, policy.Steps(history))
+	d, err := p.judge.OnEffect(ctx, &policy.Effect{Kind: eff.Kind, Method: eff.Method, Host: eff.Host, URL: eff.URL,
+		Channel: eff.Channel, Runbook: e.Runbook, Execution: e.ID, Position: pos}, history)
 	var refusal *sbruntime.PolicyError
 	var pe *policy.Error
 	switch {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	sljson "go.starlark.net/lib/json"
 	"go.starlark.net/starlark"
@@ -157,24 +158,45 @@ func (s *Set) OnApply(ctx context.Context, rb *Runbook) ([]Denial, error) {
 	return out, nil
 }
 
-// OnEffect evaluates every on_effect against eff and history and returns
-// the first denial, if any. A policy that fails is an *Error.
-func (s *Set) OnEffect(ctx context.Context, eff *Effect, history []*Step) (*Denial, error) {
-	if !s.HasEffectPolicy() {
+// OnEffect evaluates every on_effect against eff and history (in
+// position order) and returns the first denial, if any. A policy that fails
+// is an *Error.
+func (s *Set) OnEffect(ctx context.Context, eff *Effect, history []*sbruntime.Event) (*Denial, error) {
+	return s.NewRun().OnEffect(ctx, eff, history)
+}
+
+// Run judges the effects of one run of an execution: each event of its
+// history is converted for the policies once, however many effects follow.
+// Safe for concurrent use (fan_out items).
+type Run struct {
+	set  *Set
+	mu   sync.Mutex
+	seen map[*sbruntime.Event]starlark.Value
+}
+
+// NewRun returns a judge for one run.
+func (s *Set) NewRun() *Run { return &Run{set: s, seen: map[*sbruntime.Event]starlark.Value{}} }
+
+// OnEffect is Set.OnEffect, converting each event once per Run.
+func (r *Run) OnEffect(ctx context.Context, eff *Effect, history []*sbruntime.Event) (*Denial, error) {
+	if !r.set.HasEffectPolicy() {
 		return nil, nil
 	}
-	ev, err := value(eff)
-	if err != nil {
-		return nil, err
+	steps := make([]starlark.Value, len(history))
+	r.mu.Lock()
+	for i, ev := range history {
+		v, ok := r.seen[ev]
+		if !ok {
+			v = stepValue(ev)
+			r.seen[ev] = v
+		}
+		steps[i] = v
 	}
-	if history == nil {
-		history = []*Step{}
-	}
-	hv, err := value(history)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range s.policies {
+	r.mu.Unlock()
+	hv := starlark.NewList(steps)
+	hv.Freeze()
+	ev := effectValue(eff)
+	for _, p := range r.set.policies {
 		if p.onEffect == nil {
 			continue
 		}

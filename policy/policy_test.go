@@ -92,7 +92,7 @@ def on_effect(effect, history):
 		t.Fatalf("OnEffect = %v, %v; want a denial at p.star:4", d, err)
 	}
 	approved := []*sbruntime.Event{{Position: "1", Kind: sbruntime.KindApproval, Result: []byte(`{"approved":true,"by":["ann"]}`)}}
-	if d, err := s.OnEffect(context.Background(), eff, policy.Steps(approved)); err != nil || d != nil {
+	if d, err := s.OnEffect(context.Background(), eff, approved); err != nil || d != nil {
 		t.Fatalf("after an approval: %v, %v; want allowed", d, err)
 	}
 }

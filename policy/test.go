@@ -171,7 +171,7 @@ func testPredeclared() starlark.StringDict {
 	env["effect"] = builder("effect", func() any {
 		return &Effect{Kind: "http", Method: "GET", Runbook: "test", Execution: "01TEST", Position: "1"}
 	}, nil)
-	env["step"] = builder("step", func() any { return &Step{Kind: sbruntime.KindCall, Status: "ok"} }, nil)
+	env["step"] = builder("step", func() any { return &Step{Kind: sbruntime.KindCall, Status: "ok", By: []string{}} }, nil)
 	return env
 }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 
+	"go.starlark.net/starlark"
+
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -71,23 +73,45 @@ type Step struct {
 	Where    string   `json:"where"`
 }
 
-// Steps converts recorded events to what on_effect sees.
-func Steps(history []*sbruntime.Event) []*Step {
-	out := make([]*Step, 0, len(history))
-	for _, ev := range history {
-		s := &Step{Position: ev.Position, Kind: ev.Kind, Name: ev.Name, Status: "ok", Error: ev.Error, Where: ev.Where}
-		if ev.Failed() {
-			s.Status = "failed"
-		}
-		if ev.Kind == sbruntime.KindApproval && len(ev.Result) > 0 {
-			var r sbruntime.ApprovalResult
-			if json.Unmarshal(ev.Result, &r) == nil {
-				s.Approved, s.By = &r.Approved, r.By
+// stepValue is what on_effect sees of a recorded event (a Step), frozen.
+func stepValue(ev *sbruntime.Event) starlark.Value {
+	status := "ok"
+	if ev.Failed() {
+		status = "failed"
+	}
+	var approved starlark.Value = starlark.None
+	by := starlark.NewList(nil)
+	if ev.Kind == sbruntime.KindApproval && len(ev.Result) > 0 {
+		var r sbruntime.ApprovalResult
+		if json.Unmarshal(ev.Result, &r) == nil {
+			approved = starlark.Bool(r.Approved)
+			for _, u := range r.By {
+				_ = by.Append(starlark.String(u))
 			}
 		}
-		out = append(out, s)
 	}
-	return out
+	return record(
+		"position", starlark.String(ev.Position), "kind", starlark.String(ev.Kind), "name", starlark.String(ev.Name),
+		"status", starlark.String(status), "error", starlark.String(ev.Error), "approved", approved, "by", by,
+		"where", starlark.String(ev.Where))
+}
+
+// effectValue is what on_effect sees of eff, frozen.
+func effectValue(e *Effect) starlark.Value {
+	return record("kind", starlark.String(e.Kind), "method", starlark.String(e.Method), "host", starlark.String(e.Host),
+		"url", starlark.String(e.URL), "channel", starlark.String(e.Channel), "runbook", starlark.String(e.Runbook),
+		"execution", starlark.String(e.Execution), "position", starlark.String(e.Position))
+}
+
+// record makes a frozen record of key, value pairs.
+func record(kv ...any) starlark.Value {
+	d := starlark.NewDict(len(kv) / 2)
+	for i := 0; i < len(kv); i += 2 {
+		_ = d.SetKey(starlark.String(kv[i].(string)), kv[i+1].(starlark.Value))
+	}
+	r := sbruntime.NewRecord(d)
+	r.Freeze()
+	return r
 }
 
 // OwnerOf returns the owner a runbook's main source declares with a
