@@ -179,6 +179,22 @@ func TestApplyDeniedByPolicy(t *testing.T) {
 	if err != nil || resp.Count != 0 {
 		t.Fatalf("%d runbook keys after a refused apply (%v), want none", resp.Count, err)
 	}
+	// An alert trigger without slo() nor a limit: two denials, at the
+	// trigger's line.
+	_, err = tn.svc.Apply(ctx, map[string]string{
+		"crash.star": "# owner: sre\n\ntrigger.alert(alertname = \"X\")\ndef main(event):\n    pass\n",
+	})
+	for _, want := range []string{"policy: alert_slo.star:15: crash.star:3: runbook crash has an alert trigger but no slo()",
+		"policy: alert_slo.star:17: crash.star:3: alert trigger of crash needs max_concurrent= or rate="} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("apply crash: %v, want %q", err, want)
+		}
+	}
+	if _, err := tn.svc.Apply(ctx, map[string]string{
+		"crash.star": "slo(success = 0.99, window = \"28d\")\ntrigger.alert(alertname = \"X\", max_concurrent = 2)\ndef main(event):\n    pass\n",
+	}); err != nil {
+		t.Errorf("apply crash with slo and a limit: %v", err)
+	}
 	// With its test beside it, the runbook passes the example policy.
 	if _, err := tn.svc.Apply(ctx, map[string]string{
 		"leaky.star":      "def main(event):\n    call(slack.post, \"#general\", text = \"hi\")\n",
