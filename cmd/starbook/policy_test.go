@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,5 +41,24 @@ func TestPolicyTest(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeRefusesBadPolicies: serve --policies with a policy that does not
+// load stops before anything starts: the error names its file:line and no
+// data dir (no etcd) is created.
+func TestServeRefusesBadPolicies(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"pol/p.star": "def on_apply(r):\n    return r.name +\n"})
+	resetFlags(rootCmd)
+	var stdout, stderr bytes.Buffer
+	data := filepath.Join(root, "data")
+	code := execute(context.Background(), []string{"serve", "--policies", filepath.Join(root, "pol"), "--data-dir", data,
+		"--listen", "127.0.0.1:0"}, strings.NewReader(""), &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "p.star:2: got newline, want primary expression") {
+		t.Fatalf("exit %d, stderr %q; want 1 naming p.star:2", code, stderr.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("data dir %s exists (%v): serve started something", data, err)
 	}
 }
