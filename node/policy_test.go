@@ -223,3 +223,23 @@ func TestApplyDeniedByPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyWithARaisingPolicy: an on_apply that raises refuses the apply
+// with the policy's file:line; nothing is stored.
+func TestApplyWithARaisingPolicy(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	ctx := context.Background()
+	applyPolicies(t, tn, map[string]string{"owners.star": "def on_apply(runbook):\n    return {\"a\": None}[runbook.owner]\n"})
+	_, err := tn.svc.Apply(ctx, map[string]string{"x.star": "def main(event):\n    pass\n"})
+	var ie *sbruntime.InputError
+	if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), "owners.star:2: on_apply failed: key \"\" not in dict") {
+		t.Fatalf("apply: %v, want an input error at owners.star:2", err)
+	}
+	resp, err := tn.svc.Store.Client().Get(ctx, tn.svc.Store.Keys().Runbooks(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Fatalf("%d runbook keys after a refused apply (%v), want none", resp.Count, err)
+	}
+	if _, err := tn.svc.Apply(ctx, map[string]string{"x.star": "# owner: a\ndef main(event):\n    pass\n"}); err != nil {
+		t.Fatalf("apply with an owner: %v", err)
+	}
+}
