@@ -67,6 +67,7 @@ func TestPolicyDeniesEffect(t *testing.T) {
 	applyPolicies(t, tn, map[string]string{"deletes.star": denyDeletes})
 	tn.apply(t, map[string]string{
 		"rash.star":    "def main(event):\n    call(http.delete, event.url + \"/x\", retry = 3)\n",
+		"many.star":    "def main(event):\n    fan_out(lambda i: call(http.get, event.url + \"/ok\"), range(5))\n",
 		"careful.star": "def main(event):\n    call(http.get, event.url + \"/ok\", name = \"check\")\n    return call(http.delete, event.url + \"/x\").status\n",
 	})
 	input := `{"url": "` + srv.URL + `"}`
@@ -94,6 +95,12 @@ func TestPolicyDeniesEffect(t *testing.T) {
 	}
 	if denied != 1 {
 		t.Errorf("%d policy.deny audit records for %s, want 1: %+v", denied, end.ID, recs)
+	}
+
+	// Items of a fan_out are judged concurrently, each against the history.
+	end, _ = tn.runToEnd(t, "many", input)
+	if end.Status != sbruntime.StatusCompleted || mc.count("GET") != 5 {
+		t.Errorf("many: %s %q with %d GETs, want completed with 5", end.Status, end.Error, mc.count("GET"))
 	}
 
 	end, _ = tn.runToEnd(t, "careful", input)
