@@ -28,6 +28,7 @@ func OutcomeOf(status int) string {
 
 // auditActions names the mutating routes' actions.
 var auditActions = map[string]string{
+	"POST /api/v1/policies":                                "policy.apply",
 	"POST /api/v1/runbooks":                                "runbook.apply",
 	"POST /api/v1/runbooks/{name}/rollout/promote":         "rollout.promote",
 	"POST /api/v1/runbooks/{name}/rollout/abort":           "rollout.abort",

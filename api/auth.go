@@ -28,6 +28,8 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/runbooks/{name}/rollout":                  auth.Read,
 	"POST /api/v1/runbooks/{name}/rollout/promote":         auth.Apply,
 	"POST /api/v1/runbooks/{name}/rollout/abort":           auth.Apply,
+	"GET /api/v1/policies":                                 auth.Read,
+	"POST /api/v1/policies":                                auth.Apply,
 	"POST /api/v1/executions":                              auth.Run,
 	"POST /api/v1/runbooks/{name}/executions":              auth.Run,
 	"POST /api/v1/executions/{id}/cancel":                  auth.Cancel,

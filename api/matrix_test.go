@@ -84,6 +84,7 @@ def main(event):
 	// A valid request of each route, bad inputs are variations of it.
 	valid := map[string]string{ // pattern -> body
 		"POST /api/v1/runbooks":                                `{"files": {"x.star": "def main(e):\n    pass\n"}}`,
+		"POST /api/v1/policies":                                `{"files": {"p.star": "def on_apply(r):\n    return None\n"}}`,
 		"POST /api/v1/executions":                              `{"runbook": "hello"}`,
 		"POST /api/v1/runbooks/{name}/executions":              `{"input": {"a": 1}}`,
 		"POST /api/v1/executions/{id}/cancel":                  ``,
@@ -100,6 +101,7 @@ def main(event):
 	// A wrong-typed body per route: the right JSON shape, the wrong types.
 	wrongTypes := map[string]string{
 		"POST /api/v1/runbooks":                                `{"files": ["x.star"]}`,
+		"POST /api/v1/policies":                                `{"files": {"a.star": 7}}`,
 		"POST /api/v1/executions":                              `{"runbook": 7, "input": {}}`,
 		"POST /api/v1/runbooks/{name}/executions":              `[{"input": 1}]`,
 		"POST /api/v1/executions/{id}/cancel":                  `{"force": true}`,
@@ -116,7 +118,7 @@ def main(event):
 	bigBody := func(pattern string) []byte {
 		n := matrixLimits.Body
 		switch pattern {
-		case "POST /api/v1/runbooks":
+		case "POST /api/v1/runbooks", "POST /api/v1/policies":
 			n = matrixLimits.RunbooksBody
 		case "POST /hooks/alertmanager":
 			n = matrixLimits.AlertmanagerBody

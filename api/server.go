@@ -66,6 +66,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.observeRoutes()
 	h.deadLetterRoutes()
 	h.usageRoutes()
+	h.policyRoutes()
 	for _, opt := range opts {
 		opt(h)
 	}

@@ -38,7 +38,23 @@ type Config struct {
 	// (BenchBudget), so that every run, step and fan_out item is counted
 	// against it, as on a runbook that declares both.
 	Budget bool
+	// Policy loads one run-time policy (BenchPolicy, an on_effect that
+	// reads the history) on the bench node: every run then keeps its
+	// history for the policy, and every effect would be judged.
+	Policy bool
 }
+
+// BenchPolicy is what --policy loads: the example "a DELETE to a prod host
+// needs an approval granted earlier in the run".
+const BenchPolicy = `
+def on_effect(effect, history):
+    if effect.kind != "http" or effect.method != "DELETE" or not effect.host.endswith(".prod"):
+        return None
+    for step in history:
+        if step.kind == "approval" and step.approved:
+            return None
+    return deny("DELETE to a prod host needs an approval granted earlier in this run")
+`
 
 // BenchBudget is what --budget declares: a budget far above what a bench
 // run does, so it measures the counting, never a refusal, and an objective
@@ -109,7 +125,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer emb.Close()
 	e := &env{cli: emb.Client, emb: emb, sz: sz}
-	e.budget = cfg.Budget
+	e.budget, e.policy = cfg.Budget, cfg.Policy
 	if err := e.startNode(ctx, "/bench/"); err != nil {
 		return nil, err
 	}
@@ -260,6 +276,7 @@ type env struct {
 	mu     sync.Mutex
 	err    error
 	budget bool // declare BenchBudget on the bench runbook
+	policy bool // load BenchPolicy
 }
 
 const benchRunbooks = `
@@ -286,6 +303,11 @@ func (e *env) startNode(ctx context.Context, prefix string) error {
 	bi := builtins.New(builtins.Options{})
 	e.store = cluster.NewStore(e.cli, prefix, cluster.WithMaxTxnOps(cluster.EmbeddedMaxTxnOps))
 	e.svc = service.New(e.store, bi)
+	if e.policy { // before the node starts: it loads the set then
+		if _, err := e.svc.ApplyPolicies(ctx, map[string]string{"bench_policy.star": BenchPolicy}); err != nil {
+			return err
+		}
+	}
 	worker, err := node.New(ctx, e.store, node.Config{ID: "bench", Workers: 256, Builtins: bi,
 		Logger: slog.New(slog.DiscardHandler), Limits: sbruntime.Limits{MaxHistory: 200_000}})
 	if err != nil {

@@ -129,3 +129,26 @@ func BenchmarkThroughput(b *testing.B) {
 		})
 	}
 }
+
+// TestPolicyBenchLoadsThePolicy: with --policy the bench node enforces
+// BenchPolicy from its start, and the throughput workload runs under it.
+func TestPolicyBenchLoadsThePolicy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	e := &env{cli: emb.Client, policy: true}
+	if err := e.startNode(ctx, "/bench/"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.stop()
+	if e.node.PolicyVersion() == "" {
+		t.Fatal("the bench node enforces no policy")
+	}
+	if v := e.throughput(ctx, 50, 5); e.err != nil || v <= 0 {
+		t.Fatalf("throughput %v, err %v", v, e.err)
+	}
+}

@@ -97,7 +97,7 @@ func runStep(fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple,
 			if err == nil {
 				return v, nil
 			}
-			if sc.Ctx.Err() != nil || attempt >= opts.retry.Attempts || !opts.retry.Retryable(err) {
+			if sc.Ctx.Err() != nil || attempt >= opts.retry.Attempts || !opts.retry.Retryable(err) || sbruntime.IsPolicyError(err) {
 				if attempt > 1 {
 					return nil, fmt.Errorf("after %d attempts: %w", attempt, err)
 				}

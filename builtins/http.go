@@ -212,6 +212,11 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 		return nil, fmt.Errorf("%s: pass json= or body=, not both", name)
 	}
 
+	// Policies see the request as it is shown: no user info, no query.
+	if err := sc.Effect(sbruntime.Effect{Kind: "http", Method: strings.ToUpper(r.method), Host: u.Hostname(), URL: shown}); err != nil {
+		return nil, err
+	}
+
 	var payload []byte
 	header := http.Header{}
 	if r.json != nil && r.json != starlark.None {

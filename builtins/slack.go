@@ -50,6 +50,9 @@ func (s *slackModule) post(th *starlark.Thread, b *starlark.Builtin, args starla
 	if err != nil {
 		return nil, err
 	}
+	if err := sbruntime.InStep(th).Effect(sbruntime.Effect{Kind: "slack", Channel: channel}); err != nil {
+		return nil, err
+	}
 	ch, ts, err := s.api.PostMessage(sbruntime.Context(th), channel, text, raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", b.Name(), sbruntime.Scrub(th, err.Error()))
@@ -71,6 +74,9 @@ func (s *slackModule) update(th *starlark.Thread, b *starlark.Builtin, args star
 	}
 	raw, err := s.check(b.Name(), channel, text, blocks)
 	if err != nil {
+		return nil, err
+	}
+	if err := sbruntime.InStep(th).Effect(sbruntime.Effect{Kind: "slack", Channel: channel}); err != nil {
 		return nil, err
 	}
 	ch, newTS, err := s.api.UpdateMessage(sbruntime.Context(th), channel, ts, text, raw)

@@ -73,6 +73,9 @@ type Result struct {
 	Bundles []*sbruntime.Bundle
 	// Findings in file, line and column order.
 	Findings []Finding
+	// Facts are what the scan found each runbook (by name) can reach:
+	// its effects and the secrets it reads. Policies judge them at apply.
+	Facts map[string]*Facts
 }
 
 // Err returns the errors among the findings as one *runtime.InputError, one
@@ -255,6 +258,10 @@ func (c *checker) bundle(b *sbruntime.Bundle) bool {
 		}
 	}
 	s := c.scan(b)
+	if c.res.Facts == nil {
+		c.res.Facts = map[string]*Facts{}
+	}
+	c.res.Facts[b.Name] = s.facts.sorted()
 	var prog *sbruntime.Program
 	var err error
 	if ok {

@@ -32,4 +32,9 @@
 // reports no false alarms for code it cannot see, at the price of missing
 // some. Findings are errors unless marked warnings; an error makes apply
 // refuse the whole request.
+//
+// The scan also collects Facts per runbook, for policies (package policy):
+// the effects its code can reach (http method and host, Slack channel;
+// "*" where an argument is not a literal, or a literal prefix that ends
+// before the host) and the secrets it reads by a literal name.
 package check

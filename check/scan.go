@@ -59,6 +59,7 @@ type unit struct {
 
 type scanner struct {
 	c       *checker
+	facts   *Facts
 	b       *sbruntime.Bundle
 	units   map[string]*unit
 	visited map[*function]map[context]bool
@@ -74,7 +75,7 @@ type task struct {
 // scan reports calls that would fail at run time because of where they run,
 // and returns the scanner for further checks of b's syntax trees.
 func (c *checker) scan(b *sbruntime.Bundle) *scanner {
-	s := &scanner{c: c, b: b, units: map[string]*unit{}, visited: map[*function]map[context]bool{}}
+	s := &scanner{c: c, b: b, units: map[string]*unit{}, visited: map[*function]map[context]bool{}, facts: &Facts{}}
 	names := make([]string, 0, len(b.Files))
 	for n := range b.Files {
 		if c.parsed[n] != nil {
@@ -276,6 +277,7 @@ func (s *scanner) body(u *unit, fn *function, stmts []syntax.Stmt, expr syntax.E
 func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, why string) {
 	pos, _ := ce.Span()
 	if name := s.effect(u, fn, ce.Fn); name != "" {
+		s.reach(name, pos, ce.Args)
 		if ctx != inStep {
 			s.c.at(pos, Error, "%s called outside a step (%s): an effect must run inside call() or compensate(), "+
 				"or it runs again on every replay; e.g. call(%s, ...)", name, why, name)
@@ -324,6 +326,9 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 	}
 	switch id.Name {
 	case "call", "compensate":
+		if name := s.effect(u, fn, first); name != "" {
+			s.reach(name, pos, ce.Args[1:])
+		}
 		if t := s.target(u, fn, first); t != nil {
 			s.push(t, inStep, fmt.Sprintf("in %s, a step run by %s() at %s:%d", t, id.Name, pos.Filename(), pos.Line))
 		}
@@ -400,6 +405,7 @@ func (s *scanner) secrets(u *unit) {
 					name, builtins.ReservedSecretPrefix)
 				return true
 			}
+			s.facts.addSecret(name)
 			if s.c.opts.LookupEnv == nil {
 				return true
 			}

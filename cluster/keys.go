@@ -43,6 +43,7 @@ import (
 //	queued/<runbook>/<id>               runs waiting for a slot, oldest first (ids sort by time)
 //	budgets/<day>/<runbook>/<budget>    units of a day budget nodes have taken, in chunks (CAS)
 //	usage/<day>/<runbook>/<id>          what one execution did that UTC day, written with its run's outcome
+//	policies                            the policy set (files and version), replaced whole by policy apply
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
@@ -245,3 +246,7 @@ func (k Keys) eventAt(id, pos string, attempt int) string {
 func (k Keys) eventAttempts(id, pos string) []clientv3.Op {
 	return []clientv3.Op{clientv3.OpGet(k.event(id, pos)), clientv3.OpGet(k.event(id, pos)+"@", clientv3.WithPrefix())}
 }
+
+// policies is the key of the policy set: one key, so a set is replaced all
+// or nothing.
+func (k Keys) policies() string { return k.prefix + "policies" }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,6 +14,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/policy"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
@@ -52,6 +54,8 @@ type Node struct {
 
 	sessionMu sync.Mutex
 	session   *concurrency.Session // replaced when etcd expired the last one
+
+	policies atomic.Pointer[policy.Set] // the stored policy set (policy.go)
 
 	programsMu sync.Mutex
 	programs   map[string]*sbruntime.Program // by name@version
@@ -104,6 +108,9 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}), runs: newRunPool(),
 	}
 	if err := n.revokePrevious(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.loadPolicies(ctx); err != nil { // before any run: none starts unguarded
 		return nil, err
 	}
 	if err := n.openSession(ctx); err != nil {
@@ -214,8 +221,9 @@ func (n *Node) runSession(ctx context.Context) (lost bool) {
 	s := n.sess()
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
-	loops.Add(3)
+	loops.Add(4)
 	go func() { defer loops.Done(); n.watchLoop(loopCtx) }()
+	go func() { defer loops.Done(); n.watchPolicies(loopCtx) }()
 	go func() { defer loops.Done(); n.dispatchLoop(loopCtx, s) }()
 	go func() { defer loops.Done(); n.leaderLoop(loopCtx) }()
 	n.mu.Lock()
@@ -543,7 +551,7 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 			outcome = n.engine.Execute(runCtx, prog, &sbruntime.Run{
 				Execution: e, History: claim.History, Waits: claim.Waits, Journal: claim, Drain: n.drain,
 				DeferCheckpoint: true, // Finish records the last step's event with the outcome
-				Gate:            gate})
+				Gate:            gate, Policy: n.runPolicy(log)})
 		}
 	}
 	if !n.finish(claim, s, outcome, log) {

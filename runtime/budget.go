@@ -81,6 +81,7 @@ func (rs *run) admit(f *frame, pos, where string, spec StepSpec, hash string, he
 		return nil, err
 	}
 	rs.events.Add(1)
+	rs.remember(ev)
 	return ev, nil
 }
 

@@ -56,6 +56,16 @@
 // not voided: an execution whose compensations ran can only be redriven
 // from the start, as a new execution.
 //
+// # Gates and policies
+//
+// A [Gate] (budgets) is asked before each new step, a [Policy] before each
+// effect (an HTTP request, a Slack message) inside a new step's work, with
+// the history so far. Neither is asked for a replayed step: its work does
+// not run. A refusal is recorded as the step's error (a [BudgetError], a
+// [PolicyError], which call() does not retry), so a replay raises the same
+// refusal from history and never decides again; an allowed effect's
+// outcome is the step's recorded result.
+//
 // # Logs and observation
 //
 // log() and print() take no position: they are not durable calls. They are

@@ -113,6 +113,9 @@ type Run struct {
 	DeferCheckpoint bool
 	// Gate, when set, admits each new step (budgets); nil admits all.
 	Gate Gate
+	// Policy, when set, is asked before each effect of a new step; nil
+	// allows all.
+	Policy Policy
 }
 
 // Outcome is how a run ended. Status is empty when the run was aborted (claim
@@ -139,7 +142,10 @@ type run struct {
 	history map[string]*Event
 	waits   map[string]*Wait
 	journal Journal
-	gate    Gate // nil: every step is admitted
+	gate    Gate   // nil: every step is admitted
+	policy  Policy // nil: every effect is allowed
+	doneMu  sync.Mutex
+	done    []*Event // recorded by this run, kept only with a policy (historySoFar)
 	drain   <-chan struct{}
 	logger  *slog.Logger
 	secrets Scrubber
@@ -203,7 +209,7 @@ func (e *Engine) Execute(ctx context.Context, prog *Program, r *Run) Outcome {
 	ctx, obs, runDone := e.startRun(ctx, r)
 	rs := &run{
 		ctx: ctx, engine: e, limits: e.Limits.withDefaults(), exec: r.Execution,
-		history: r.History, waits: r.Waits, journal: r.Journal, gate: r.Gate, drain: r.Drain, obs: obs, deferCheckpoint: r.DeferCheckpoint,
+		history: r.History, waits: r.Waits, journal: r.Journal, gate: r.Gate, policy: r.Policy, drain: r.Drain, obs: obs, deferCheckpoint: r.DeferCheckpoint,
 		logger: logger.With("execution", r.Execution.ID, "runbook", r.Execution.Runbook, "trace_id", r.Execution.TraceID()),
 	}
 	if rs.history == nil {

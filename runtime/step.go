@@ -136,6 +136,7 @@ func Step(th *starlark.Thread, spec StepSpec, fn StepFunc) (starlark.Value, erro
 		return nil, err
 	}
 	rs.events.Add(1)
+	rs.remember(ev)
 	stepDone(ev, nil)
 	return eventValue(ev)
 }
@@ -219,6 +220,7 @@ func Await(th *starlark.Thread, spec WaitSpec) (starlark.Value, error) {
 	}
 	if ev != nil {
 		rs.events.Add(1)
+		rs.remember(ev)
 		return eventValue(ev)
 	}
 	return nil, ErrSuspended

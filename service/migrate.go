@@ -32,7 +32,7 @@ func (s *Service) ApplyWith(ctx context.Context, files map[string]string, o star
 		}
 		return &starbook.ApplyResult{Runbooks: vs}, nil
 	}
-	res, err := s.check(files)
+	res, err := s.check(ctx, files)
 	if err != nil {
 		return nil, err
 	}

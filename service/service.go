@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/starbook/starbook/check"
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/node"
+	"github.com/starbook/starbook/policy"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -30,8 +32,9 @@ type Service struct {
 	Builtins starlark.StringDict
 	Now      func() time.Time
 
-	idMu    sync.Mutex
-	entropy *ulid.MonotonicEntropy
+	idMu     sync.Mutex
+	entropy  *ulid.MonotonicEntropy
+	policies atomic.Pointer[policy.Set] // the stored set, loaded (currentPolicies)
 	// beforeRepin, when set (tests only), runs between an execution's
 	// replay and its re-pin.
 	beforeRepin func(ctx context.Context, id string)
@@ -53,10 +56,11 @@ func (s *Service) NewID() string {
 
 // Apply checks every runbook in files as starbook check does (package
 // check) and stores the new versions, all or nothing. Any error found is
-// refused as one *InputError, a file:line finding per line; warnings (a
-// secret not set in this node's environment) are returned with the versions.
+// refused as one *InputError, a file:line finding per line, and so is a
+// runbook a policy's on_apply denies (see judge); warnings (a secret not
+// set in this node's environment) are returned with the versions.
 func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starbook.RunbookVersion, error) {
-	res, err := s.check(files)
+	res, err := s.check(ctx, files)
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +71,14 @@ func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starboo
 	return versions(res, unchanged, created), nil
 }
 
-// check checks files as starbook check does; any error refuses them all.
-func (s *Service) check(files map[string]string) (*check.Result, error) {
+// check checks files as starbook check does, then judges them by the
+// policies' on_apply; any error or denial refuses them all.
+func (s *Service) check(ctx context.Context, files map[string]string) (*check.Result, error) {
 	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
 	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.judge(ctx, files, res); err != nil {
 		return nil, err
 	}
 	return res, nil

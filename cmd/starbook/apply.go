@@ -24,7 +24,9 @@ A directory contributes each *.star file in it and in its subdirectories (not
 hidden ones), keyed by its path relative to the directory. A file contributes
 itself and the other *.star files beside it, keyed by base name, so that its
 load() of a sibling resolves. NAME.schema.json beside NAME.star is sent with
-it: the runbook's input schema. *_test.star files are never sent.
+it: the runbook's input schema. *_test.star files found the same way are sent
+too, so that policies can see which runbooks have tests (runbook.tests_present);
+the server never stores them.
 
 The server checks the runbooks as starbook check does and refuses them all
 when it finds an error (each printed as file:line:col: message); warnings,
@@ -129,7 +131,7 @@ func canaryFlags(cmd *cobra.Command) (spec starbook.CanarySpec, canary bool, err
 // a map from '/'-separated name to source. Two different files that would get
 // the same name are an error; the same file reached twice is not.
 func collectFiles(paths []string) (map[string]string, error) {
-	c := &collector{files: map[string]string{}, from: map[string]string{}}
+	c := &collector{files: map[string]string{}, from: map[string]string{}, tests: true}
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {

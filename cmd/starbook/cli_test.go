@@ -103,15 +103,17 @@ func TestApply(t *testing.T) {
 		wantErr string
 	}{
 		{name: "directory", args: []string{p("rb")}, want: map[string]string{
-			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes"}},
+			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes",
+			"crashloop_test.star": "test", "k8s/pods_test.star": "test"}},
 		{name: "file with siblings", args: []string{p("rb/crashloop.star")}, want: map[string]string{
-			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib"}},
+			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "crashloop_test.star": "test"}},
 		{name: "file without siblings", args: []string{p("single/only.star")}, want: map[string]string{
 			"only.star": "only"}},
 		{name: "file and its directory", args: []string{p("rb/lib.star"), p("rb")}, want: map[string]string{
-			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes"}},
+			"crashloop.star": "crashloop", "crashloop.schema.json": "{}", "lib.star": "lib", "k8s/pods.star": "pods", "k8s/deep/nodes.star": "nodes",
+			"crashloop_test.star": "test", "k8s/pods_test.star": "test"}},
 		{name: "two files", args: []string{p("single/only.star"), p("rb/k8s/pods.star")}, want: map[string]string{
-			"only.star": "only", "pods.star": "pods"}},
+			"only.star": "only", "pods.star": "pods", "pods_test.star": "test"}},
 		{name: "name clash", args: []string{p("rb"), p("other")}, wantErr: "would both be applied as lib.star"},
 		{name: "not a star file", args: []string{p("rb/README.md")}, wantErr: "not a .star file"},
 		{name: "test file", args: []string{p("rb/crashloop_test.star")}, wantErr: "test files"},

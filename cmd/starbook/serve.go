@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
@@ -35,6 +36,7 @@ type serveFlags struct {
 	listen        string
 	etcdEndpoints string
 	runbooks      string
+	policies      string // a directory of policies applied at start (policy apply)
 	nodeID        string
 	prefix        string
 	workers       int
@@ -63,6 +65,7 @@ var serveCmd = func() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address of the HTTP API, hooks and UI")
 	fl.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd endpoints; empty starts an embedded etcd in --data-dir")
 	fl.StringVar(&f.runbooks, "runbooks", "", "directory of runbooks to apply at start")
+	fl.StringVar(&f.policies, "policies", "", "directory of policies to apply at start, replacing the cluster's (as policy apply does)")
 	fl.StringVar(&f.nodeID, "node-id", "", "unique node id (default: kept in --data-dir)")
 	fl.StringVar(&f.prefix, "prefix", "/starbook/", "etcd key prefix")
 	fl.IntVar(&f.workers, "workers", 256, "executions this node runs at once")
@@ -97,6 +100,12 @@ func serve(ctx context.Context, f serveFlags) error {
 	scrubber := sbruntime.NewScrubber()
 	logger := slog.New(observe.LogHandler(scrubber.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
 	sec.logStart(logger)
+	var policyFiles map[string]string
+	if f.policies != "" { // refused before anything starts: nothing is stored
+		if policyFiles, err = loadPolicyDir(ctx, f.policies); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -154,6 +163,15 @@ func serve(ctx context.Context, f serveFlags) error {
 		store.AuditRetentionTask(f.retention, 0, logger))
 	defer store.Close()
 	svc := service.New(store, bi)
+	if policyFiles != nil { // before the runbooks (they are judged by them) and the node
+		set, err := svc.ApplyPolicies(ctx, policyFiles)
+		if err != nil {
+			return fmt.Errorf("--policies: %w", err)
+		}
+		_ = svc.RecordAudit(ctx, &starbook.AuditRecord{Actor: "serve --policies", Action: "policy.apply",
+			Detail: "policies@" + set.Version, Outcome: starbook.AuditOK})
+		logger.Info("policies applied", "dir", f.policies, "version", set.Version, "files", len(set.Files), "tests", set.Tests)
+	}
 	if f.runbooks != "" {
 		files, err := collectFiles([]string{f.runbooks})
 		if err != nil {

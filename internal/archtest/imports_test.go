@@ -14,6 +14,7 @@ const module = "github.com/starbook/starbook"
 var aboveRuntime = []string{
 	".", "cluster/...", "node/...", "service/...", "builtins/...", "triggers/...", "api/...", "cmd/...",
 	"enginetest/...", "slackapp/...", "ui/...", "observe/...", "check/...", "runbooktest/...", "bench/...",
+	"policy/...",
 }
 
 // rules is the layering of this module (DESIGN.md, "Packages"): dependencies
@@ -51,6 +52,10 @@ var rules = []archtest.Rule{
 	{
 		Pkg: "service/...", Forbid: []string{"api/...", "ui/...", "slackapp/...", "cmd/..."},
 		Why: "the use cases know no transport: the HTTP API, the UI and Slack drive the service, not the reverse",
+	},
+	{
+		Pkg: "policy/...", Tests: true, Forbid: []string{"cluster/...", "node/...", "service/...", "api/...", "builtins/...", "check/...", "go.etcd.io/..."},
+		Why: "policies are evaluated, not stored, here: policy knows runtime's values and nothing of storage, the loops or the runbooks' built-ins (a policy cannot make an effect); service and node feed it",
 	},
 	{
 		Pkg: ".", Forbid: []string{"..."}, Except: []string{"runtime/..."},
