@@ -34,6 +34,12 @@ func (h *handler) ready(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// Ready returns nil when the node reports itself ready to take work
+// (GET /readyz); a node that is healthy may not be ready yet.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
+}
+
 // Cluster returns the cluster's nodes, leader and claims.
 func (c *Client) Cluster(ctx context.Context) (*starbook.ClusterStatus, error) {
 	var out starbook.ClusterStatus
