@@ -560,13 +560,38 @@ func TestRedriveRefusals(t *testing.T) {
 
 // TestConcurrentRedrives: of several redrives of one failed execution at
 // once, exactly one wins; the others get 409 and the execution runs one
-// more attempt.
+// more attempt. The runbook's request fails the first time and then hangs
+// until the test lets it go: the attempt the winner starts cannot fail again
+// (and be redriven again, legitimately) before every request has read it.
 func TestConcurrentRedrives(t *testing.T) {
 	d := startDLNode(t)
 	d.apply(t, dlRunbooks)
+	d.apply(t, map[string]string{"fails_once.star": `
+def main(event):
+    return call(http.get, event.url, retries = 0)["status"]
+`})
+	var release atomic.Pointer[chan struct{}] // closed: the hanging requests answer
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-*release.Load():
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
 	ctx := context.Background()
 	for _, from := range []string{"failed", "start"} {
-		e := d.run(t, "fails", `{}`)
+		requests.Store(0)
+		ch := make(chan struct{})
+		release.Store(&ch)
+		e := d.run(t, "fails_once", fmt.Sprintf(`{"url": %q}`, srv.URL))
+		if end := d.awaitEnd(t, e.ID); end.Status != sbruntime.StatusFailed {
+			t.Fatalf("first run %s, want failed", end.Status)
+		}
 		const n = 6
 		var wg sync.WaitGroup
 		codes := make([]int, n)
@@ -602,6 +627,7 @@ func TestConcurrentRedrives(t *testing.T) {
 		if won != 1 || lost != n-1 {
 			t.Errorf("from %s: %d redrives won, %d got 409 (codes %v), want 1 and %d", from, won, lost, codes, n-1)
 		}
+		close(ch)
 		end := d.awaitEnd(t, e.ID)
 		if from == "failed" && len(end.Redrives) != 1 {
 			t.Errorf("from failed: %d attempt boundaries, want 1", len(end.Redrives))
