@@ -65,6 +65,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.observeRoutes()
 	h.deadLetterRoutes()
 	h.usageRoutes()
+	h.snapshotRoutes()
 	for _, opt := range opts {
 		opt(h)
 	}
