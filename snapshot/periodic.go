@@ -84,8 +84,8 @@ func (p Periodic) Task(cli *clientv3.Client) func(ctx context.Context) {
 			}
 			at := p.Now()
 			path, n, err := p.SaveOnce(ctx, cli, at)
-			if ctx.Err() != nil {
-				return
+			if err != nil && ctx.Err() != nil {
+				return // leadership ended mid-snapshot: not a failure
 			}
 			if err != nil {
 				p.Logger.Warn("periodic snapshot", "err", err)

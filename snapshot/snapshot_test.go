@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/node"
@@ -26,9 +28,10 @@ type testNode struct {
 	stop func()
 }
 
-// startNode starts a node named id on an embedded etcd in dir; stop (also
-// run at cleanup) stops it and the member.
-func startNode(t *testing.T, dir, id string) *testNode {
+// startNode starts a node named id on an embedded etcd in dir, with leader
+// tasks built on the member's client; stop (also run at cleanup) stops it
+// and the member.
+func startNode(t *testing.T, dir, id string, tasks ...func(*clientv3.Client) func(context.Context)) *testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: dir, Fast: true, NoFsync: true})
@@ -38,7 +41,11 @@ func startNode(t *testing.T, dir, id string) *testNode {
 	}
 	bi := builtins.New(builtins.Options{})
 	store := cluster.NewStore(emb.Client, "/t/")
-	n, err := node.New(ctx, store, node.Config{ID: id, Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second})
+	cfg := node.Config{ID: id, Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second}
+	for _, task := range tasks {
+		cfg.LeaderTasks = append(cfg.LeaderTasks, task(emb.Client))
+	}
+	n, err := node.New(ctx, store, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -320,4 +327,79 @@ func tree(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return strings.Join(paths, "\n")
+}
+
+// The leader saves a snapshot every interval, names files by time, keeps
+// the newest Keep and leaves other files in the dir alone; each kept file
+// restores.
+func TestPeriodic(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "snapshots")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []string{"notes.txt", "starbook-unfinished.snapshot.part"} {
+		if err := os.WriteFile(filepath.Join(dir, other), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saves := make(chan string, 100)
+	p := snapshot.Periodic{Dir: dir, Every: 20 * time.Millisecond, Keep: 2,
+		OnSaved:  func(path string, _ int64, _ time.Time) { saves <- path },
+		OnFailed: func(err error) { t.Errorf("periodic snapshot: %v", err) }}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tn := startNode(t, filepath.Join(root, "data"), "n1", p.Task)
+	var got []string
+	for len(got) < 5 {
+		select {
+		case path := <-saves:
+			got = append(got, path)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d snapshots saved in 20s: %v", len(got), got)
+		}
+	}
+	tn.stop()
+	for len(saves) > 0 {
+		got = append(got, <-saves)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{"notes.txt", filepath.Base(got[len(got)-2]), filepath.Base(got[len(got)-1]), "starbook-unfinished.snapshot.part"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("snapshot dir holds %v, want %v", names, want)
+	}
+	for _, path := range got[len(got)-2:] {
+		if err := snapshot.Verify(path); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestPeriodicValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		p    snapshot.Periodic
+		want string
+	}{
+		{"ok", snapshot.Periodic{Dir: "d", Every: time.Hour, Keep: 24}, ""},
+		{"no dir", snapshot.Periodic{Every: time.Hour, Keep: 24}, "dir"},
+		{"no interval", snapshot.Periodic{Dir: "d", Keep: 24}, "interval"},
+		{"keeps none", snapshot.Periodic{Dir: "d", Every: time.Hour}, "keep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Validate()
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("Validate: %v, want %q", err, tt.want)
+			}
+		})
+	}
 }
