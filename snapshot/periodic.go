@@ -71,7 +71,11 @@ func (p Periodic) Task(cli *clientv3.Client) func(ctx context.Context) {
 	return func(ctx context.Context) {
 		next := time.Time{}
 		if names, err := p.files(); err == nil && len(names) > 0 {
+			// A file from the future (a clock set back) delays none by more than Every.
 			next = timeOf(names[len(names)-1]).Add(p.Every)
+			if latest := p.Now().Add(p.Every); next.After(latest) {
+				next = latest
+			}
 		}
 		timer := time.NewTimer(0)
 		defer timer.Stop()
