@@ -3,6 +3,7 @@ package starbook
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -91,6 +92,15 @@ type RunbookService interface {
 // WaitService lists one execution's pending waits (its timeline shows them).
 type WaitService interface {
 	ExecutionWaits(ctx context.Context, id string) ([]*sbruntime.Wait, error)
+}
+
+// Snapshotter is the optional part of a Service that streams a snapshot of
+// the whole store (package snapshot's format: etcd's, with a sha256
+// trailer).
+type Snapshotter interface {
+	// Snapshot writes the snapshot to w and returns the bytes written; it
+	// blocks until the whole snapshot is written or ctx is done.
+	Snapshot(ctx context.Context, w io.Writer) (int64, error)
 }
 
 // ClusterReader is the optional part of a Service that reports the cluster

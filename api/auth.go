@@ -24,6 +24,7 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/approvals":                                auth.Read,
 	"GET /api/v1/waits":                                    auth.Read,
 	"GET /api/v1/audit":                                    auth.Audit,
+	"GET /api/v1/snapshot":                                 auth.Snapshot,
 	"POST /api/v1/runbooks":                                auth.Apply,
 	"GET /api/v1/runbooks/{name}/rollout":                  auth.Read,
 	"POST /api/v1/runbooks/{name}/rollout/promote":         auth.Apply,

@@ -23,6 +23,7 @@
 //	POST /api/v1/dead-letters/{id}/ack         {"comment"} (optional) -> {"dead_letter":{...}}; 404 unknown
 //	POST /api/v1/executions/{id}/redrive       {"from":"failed"|"start","version":"pinned"|"current","dry_run"} -> {"redrive":{...},"execution":{...}}; 409 running, compensated, incompatible or redriven meanwhile
 //	GET  /api/v1/slo?runbook=                  {"at","slos":[{"runbook","objective","success_rate","error_budget","latency","burn_rates",...}]}
+//	GET  /api/v1/snapshot                      an etcd snapshot of the whole store (application/octet-stream, sha256 trailer) (admin)
 //	GET  /api/v1/usage?runbook=&days=          {"usage":[{"runbook","day","executions","steps","retries","http_calls","fan_out_items","wall_time_ms","budgets"}]}
 //
 // # Authentication and audit

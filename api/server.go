@@ -67,6 +67,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.deadLetterRoutes()
 	h.usageRoutes()
 	h.policyRoutes()
+	h.snapshotRoutes()
 	for _, opt := range opts {
 		opt(h)
 	}

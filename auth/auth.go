@@ -46,6 +46,7 @@ const (
 	DecideAs Permission = "decide_as"
 	Apply    Permission = "apply"
 	Audit    Permission = "audit"
+	Snapshot Permission = "snapshot"
 )
 
 // permissions is the table in the package documentation.
@@ -53,7 +54,7 @@ var permissions = map[Role][]Permission{
 	Viewer:   {Read},
 	Operator: {Read, Run, Cancel, Signal},
 	Approver: {Read, Decide},
-	Admin:    {Read, Run, Cancel, Signal, Decide, DecideAs, Apply, Audit},
+	Admin:    {Read, Run, Cancel, Signal, Decide, DecideAs, Apply, Audit, Snapshot},
 }
 
 // Allowed reports whether role r has permission p.

@@ -22,6 +22,7 @@
 //	decide_as                                 x    decide naming another user ("as")
 //	apply                                     x    upload runbooks
 //	audit                                     x    read the audit log
+//	snapshot                                  x    download a snapshot of the whole store
 //
 // Invariants: a plaintext token is never stored in an Authenticator, logged
 // or returned; [Principal] carries only the name and role.

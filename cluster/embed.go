@@ -40,6 +40,21 @@ type EmbeddedConfig struct {
 	logTo zapcore.Core // where etcd's log goes instead of stderr: tests read it
 }
 
+// The embedded member's layout in a node's data dir: etcd's own data dir is
+// EmbeddedEtcdDir(dir), and the one member is named EmbeddedMemberName, with
+// the peer URL EmbeddedPeerURL (it has no peers: the port is never dialled)
+// and etcd's default cluster token. A restore (package snapshot) writes a
+// member that StartEmbedded restarts on, so both take these from here.
+const (
+	EmbeddedMemberName   = "starbook"
+	EmbeddedPeerURL      = "http://127.0.0.1:0"
+	EmbeddedClusterToken = "etcd-cluster"
+)
+
+// EmbeddedEtcdDir returns where the embedded member keeps its data inside
+// the node's data dir.
+func EmbeddedEtcdDir(dataDir string) string { return filepath.Join(dataDir, "etcd") }
+
 // EmbeddedMaxTxnOps is the --max-txn-ops of the embedded etcd: large batches
 // of checkpoints fit one txn.
 const EmbeddedMaxTxnOps = 1024
@@ -61,8 +76,9 @@ type Embedded struct {
 // serves. Restarting on the same directory keeps all data.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec := embed.NewConfig()
-	ec.Name = "starbook"
-	ec.Dir = filepath.Join(cfg.Dir, "etcd")
+	ec.Name = EmbeddedMemberName
+	ec.Dir = EmbeddedEtcdDir(cfg.Dir)
+	ec.InitialClusterToken = EmbeddedClusterToken
 	ec.LogLevel = "error"
 	ec.Logger = "zap"
 	closing := &atomic.Bool{}
@@ -102,7 +118,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd client url %q: %w", client, err)
 	}
-	pu, _ := url.Parse("http://127.0.0.1:0")
+	pu, _ := url.Parse(EmbeddedPeerURL)
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)

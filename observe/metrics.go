@@ -43,6 +43,7 @@ type Metrics struct {
 	snapshotError prometheus.Counter
 	deadLetters   *deadLetterCollector
 	rollouts      *prometheus.CounterVec
+	backups       backupMetrics // periodic snapshots (snapshots.go)
 
 	// stepSeries caches the step histogram's series: a label lookup in the
 	// vector hashes every label value, and it happens on every step.
@@ -72,6 +73,7 @@ func label(s string) string {
 func NewMetrics() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.deadLetters = &deadLetterCollector{m: m}
+	m.backups = newBackupMetrics()
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	latency := []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900}
 	m.started = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_executions_started_total",
@@ -120,7 +122,7 @@ func NewMetrics() *Metrics {
 	for _, c := range []prometheus.Collector{m.rollouts, m.started, m.ended, m.throttled, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m}, m.deadLetters, &budgetCollector{m}} {
+		&stateCollector{m}, m.deadLetters, &budgetCollector{m}, m.backups.lastSaved, m.backups.failures} {
 		f(c)
 	}
 	return m

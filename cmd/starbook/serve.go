@@ -28,6 +28,7 @@ import (
 	"github.com/starbook/starbook/observe"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/service"
+	"github.com/starbook/starbook/snapshot"
 	"github.com/starbook/starbook/ui"
 )
 
@@ -46,6 +47,7 @@ type serveFlags struct {
 	limits        sbruntime.Limits
 	retention     time.Duration
 	security      securityFlags
+	snapshots     snapshot.Periodic
 }
 
 var serveCmd = func() *cobra.Command {
@@ -78,6 +80,9 @@ var serveCmd = func() *cobra.Command {
 	fl.IntVar(&f.limits.MaxHistory, "max-history", sbruntime.DefaultLimits.MaxHistory, "events per execution")
 	fl.IntVar(&f.limits.MaxFanOutItems, "max-fan-out-items", sbruntime.DefaultLimits.MaxFanOutItems, "items of one fan_out")
 	fl.IntVar(&f.limits.MaxFanOutConcurrency, "max-fan-out-concurrency", sbruntime.DefaultLimits.MaxFanOutConcurrency, "parallel items of one fan_out")
+	fl.StringVar(&f.snapshots.Dir, "snapshot-dir", "", "directory the leader saves periodic snapshots in (empty: none)")
+	fl.DurationVar(&f.snapshots.Every, "snapshot-every", time.Hour, "interval between periodic snapshots (with --snapshot-dir)")
+	fl.IntVar(&f.snapshots.Keep, "snapshot-keep", 24, "periodic snapshots kept in --snapshot-dir; older ones are deleted")
 	f.security.register(fl)
 	return cmd
 }()
@@ -91,6 +96,11 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	if err := f.limits.Validate(); err != nil {
 		return err
+	}
+	if f.snapshots.Dir != "" {
+		if err := f.snapshots.Validate(); err != nil {
+			return fmt.Errorf("--snapshot-dir: %w", err)
+		}
 	}
 	sec, err := f.security.load(f.listen)
 	if err != nil {
@@ -161,6 +171,11 @@ func serve(ctx context.Context, f serveFlags) error {
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
 		store.AuditRetentionTask(f.retention, 0, logger))
+	if f.snapshots.Dir != "" {
+		p := f.snapshots
+		p.Logger, p.OnSaved, p.OnFailed = logger, metrics.SnapshotSaved, metrics.SnapshotFailed
+		leaderTasks = append(leaderTasks, p.Task(cli))
+	}
 	defer store.Close()
 	svc := service.New(store, bi)
 	if policyFiles != nil { // before the runbooks (they are judged by them) and the node

@@ -14,7 +14,7 @@ const module = "github.com/starbook/starbook"
 var aboveRuntime = []string{
 	".", "cluster/...", "node/...", "service/...", "builtins/...", "triggers/...", "api/...", "cmd/...",
 	"enginetest/...", "slackapp/...", "ui/...", "observe/...", "check/...", "runbooktest/...", "bench/...",
-	"policy/...",
+	"policy/...", "snapshot/...",
 }
 
 // rules is the layering of this module (DESIGN.md, "Packages"): dependencies
@@ -44,6 +44,10 @@ var rules = []archtest.Rule{
 	{
 		Pkg: "cluster/...", Forbid: []string{"node/...", "service/...", "cmd/..."},
 		Why: "storage is below the loops, the application service and the commands that use it",
+	},
+	{
+		Pkg: "snapshot/...", Forbid: []string{"builtins/...", "node/...", "service/...", "api/...", "ui/...", "slackapp/...", "cmd/..."},
+		Why: "snapshots are files of the store: they build on cluster's etcd layout only, and the service, HTTP API, leader loop and commands call them (its tests may run a node)",
 	},
 	{
 		Pkg: "node/...", Forbid: []string{"service/...", "api/..."},
