@@ -21,17 +21,17 @@ import (
 )
 
 // fixtureOut is where TestWriteFormat1Fixture writes the fixture.
-var fixtureOut = flag.String("fixture-out", "../testdata/store", "directory the format 1 fixture is written to")
+var fixtureOut = flag.String("fixture-out", "testdata/store", "directory the format 1 fixture is written to")
 
 // TestWriteFormat1Fixture writes the store of the release before store
-// formats (format 1) to testdata/store: a tar of an embedded etcd data dir
+// formats (format 1) to node/testdata/store: a tar of an embedded etcd data dir
 // (format1.tar.gz) and what it holds (format1.json, see upgradeFixture).
 // It must run on that release's code, which writes no format marker; on a
 // later one it fails rather than write a fixture of the wrong format:
 //
 //	git worktree add /tmp/format1 6552fac
 //	cp node/format1_fixture_test.go /tmp/format1/node/
-//	(cd /tmp/format1 && go test -tags fixture ./node -run TestWriteFormat1Fixture -fixture-out "$OLDPWD/testdata/store")
+//	(cd /tmp/format1 && go test -tags fixture ./node -run TestWriteFormat1Fixture -fixture-out "$OLDPWD/node/testdata/store")
 func TestWriteFormat1Fixture(t *testing.T) {
 	dir := t.TempDir()
 	m := format1Manifest{Prefix: format1Prefix, Clock: format1Clock}
