@@ -152,6 +152,11 @@ func serve(ctx context.Context, f serveFlags) error {
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
 		store.AuditRetentionTask(f.retention, 0, logger))
 	defer store.Close()
+	// The store's format before anything writes (node.New checks it too):
+	// a newer store refuses to start this node, an older one is migrated.
+	if _, err := store.OpenFormat(ctx); err != nil {
+		return err
+	}
 	svc := service.New(store, bi)
 	if f.runbooks != "" {
 		files, err := collectFiles([]string{f.runbooks})
