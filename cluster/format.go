@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
+// CurrentFormat is the store format this build writes and understands.
 // A store's format is one number for the shape of everything under its
 // prefix, kept in one marker key (format, see Keys):
 //
@@ -26,8 +27,6 @@ import (
 // omitempty changes no shape a decoder cares about, but an older node that
 // rewrites such a record drops it: that too needs a format bump, so that
 // older nodes stop before the new release writes it.
-
-// CurrentFormat is the store format this build writes and understands.
 const CurrentFormat = 2
 
 // formatBeforeMarker is the format of a store with data and no marker.
