@@ -7,6 +7,11 @@ import "time"
 type ClusterStatus struct {
 	Leader string       `json:"leader"`
 	Nodes  []NodeStatus `json:"nodes"`
+	// Format is the store's format (README, "Upgrades"): what its records
+	// look like. 1 is a store no node of a release with formats has opened.
+	Format int `json:"format"`
+	// FormatWrittenBy is the build that wrote the store's format marker.
+	FormatWrittenBy string `json:"format_written_by,omitempty"`
 }
 
 // NodeStatus is one registered node.

@@ -27,6 +27,8 @@
 //     node registrations and the cluster's status.
 //   - retention.go, compaction.go, defrag.go, embed.go, tls.go: keeping etcd
 //     small and running it.
+//   - format.go: the store's format marker ([Store.OpenFormat]): a node
+//     marks an empty store, migrates an older one and refuses a newer one.
 //   - budget.go, usage.go: runbooks' day budgets, counted cluster-wide in
 //     chunks a node leases ([Budgets]), and usage per execution per day,
 //     written with each run's outcome.

@@ -46,6 +46,8 @@ import (
 //	policies                            the policy set (files and version), replaced whole by policy apply
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
+//	format                              the store's format marker (Format, see format.go)
+//	migration/                          the lock of a store migration (etcd's concurrency.Mutex)
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
 //	deadletters/executions/<id>         an execution that ended failed, stuck, dropped, ...
 //	                                    (starbook.DeadLetter), written with its end, until acked
@@ -214,6 +216,11 @@ func (k Keys) nodes() string         { return k.prefix + "nodes/" }
 
 // Election is the prefix of the leader election.
 func (k Keys) Election() string { return k.prefix + "election/" }
+
+// The store's format marker and the lock a migration holds.
+
+func (k Keys) format() string        { return k.prefix + "format" }
+func (k Keys) migrationLock() string { return k.prefix + "migration/" }
 
 // probe is a key that is never written (see Keys).
 func (k Keys) probe(what string) string { return k.prefix + what }

@@ -65,19 +65,26 @@ func (s *Store) IsLeader(ctx context.Context, id string) bool {
 	return err == nil && len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == id
 }
 
-// ClusterStatus reports the registered nodes, the leader and every node's
-// claims (at most 100 ids each).
+// ClusterStatus reports the registered nodes, the leader, every node's
+// claims (at most 100 ids each) and the store's format.
 func (s *Store) ClusterStatus(ctx context.Context) (*starbook.ClusterStatus, error) {
 	k := s.k
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.nodes(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.Owners(), clientv3.WithPrefix()),
 		clientv3.OpGet(k.Election(), clientv3.WithFirstCreate()...),
+		clientv3.OpGet(k.format()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read cluster: %w", err)
 	}
-	st := &starbook.ClusterStatus{}
+	st := &starbook.ClusterStatus{Format: formatBeforeMarker} // a cluster's store has data: its nodes
+	if kvs := resp.Responses[3].GetResponseRange().Kvs; len(kvs) > 0 {
+		var f Format
+		if err := json.Unmarshal(kvs[0].Value, &f); err == nil {
+			st.Format, st.FormatWrittenBy = f.Format, f.WrittenBy
+		}
+	}
 	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) > 0 {
 		st.Leader = string(kvs[0].Value)
 	}

@@ -74,9 +74,11 @@ type Node struct {
 	runs      *runPool // the goroutines that run executions
 }
 
-// New joins the cluster: it revokes the lease a previous run of the same
-// node id left behind (so its claims are released at once, not after the TTL),
-// opens a session and registers the node.
+// New joins the cluster: it opens the store's format (cluster.OpenFormat:
+// a store of a newer format is refused with a *cluster.FormatError and left
+// untouched; an older one is migrated), revokes the lease a previous run of
+// the same node id left behind (so its claims are released at once, not
+// after the TTL), opens a session and registers the node.
 func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("node: an id is required")
@@ -107,6 +109,12 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
 		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}), runs: newRunPool(),
 	}
+	// Before any write: a store of a newer format is left untouched.
+	f, err := store.OpenFormat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
+	}
+	n.log.Info("store format", "format", f.Format, "written_by", f.WrittenBy)
 	if err := n.revokePrevious(ctx); err != nil {
 		return nil, err
 	}

@@ -305,6 +305,9 @@ func TestClusterStatusShowsNodeLeaderAndClaims(t *testing.T) {
 	if st.Leader != "n1" || len(st.Nodes) != 1 || st.Nodes[0].ID != "n1" || !st.Nodes[0].Leader || st.Nodes[0].LeaseRemaining <= 0 {
 		t.Fatalf("cluster status %+v, want n1 registered, leading, with a live lease", st)
 	}
+	if st.Format != cluster.CurrentFormat || !strings.HasPrefix(st.FormatWrittenBy, "starbook ") {
+		t.Fatalf("cluster status %+v, want the store's format %d and the build that wrote it", st, cluster.CurrentFormat)
+	}
 	if err := tn.svc.Ready(ctx); err != nil {
 		t.Fatalf("ready: %v", err)
 	}

@@ -16,7 +16,8 @@ var clusterCmd = func() *cobra.Command {
 		Short: "Show the nodes, the leader and each node's claims",
 		Long: `Cluster lists the nodes registered in etcd: which one leads (fires
 timers and cron), how many executions each has claimed, and how much of its
-lease is left (a live node renews it: this is its heartbeat).`,
+lease is left (a live node renews it: this is its heartbeat), and the
+store's format (see README, "Upgrades").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := newClient(cmd)
@@ -33,7 +34,12 @@ lease is left (a live node renews it: this is its heartbeat).`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(out, "leader: %s\n\n", st.Leader)
+			fmt.Fprintf(out, "leader: %s\n", st.Leader)
+			fmt.Fprintf(out, "store format: %d", st.Format)
+			if st.FormatWrittenBy != "" {
+				fmt.Fprintf(out, " (written by %s)", st.FormatWrittenBy)
+			}
+			fmt.Fprint(out, "\n\n")
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tLEADER\tCLAIMS\tWORKERS\tLEASE\tSTARTED\tCLAIMED")
 			for _, n := range st.Nodes {

@@ -177,6 +177,11 @@ func serve(ctx context.Context, f serveFlags) error {
 		leaderTasks = append(leaderTasks, p.Task(cli))
 	}
 	defer store.Close()
+	// The store's format before anything writes (node.New checks it too):
+	// a newer store refuses to start this node, an older one is migrated.
+	if _, err := store.OpenFormat(ctx); err != nil {
+		return err
+	}
 	svc := service.New(store, bi)
 	if policyFiles != nil { // before the runbooks (they are judged by them) and the node
 		set, err := svc.ApplyPolicies(ctx, policyFiles)
