@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime/debug"
 	"time"
+
+	"github.com/starbook/starbook/buildinfo"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -71,13 +72,7 @@ var migrations = []Migration{
 }
 
 // buildName is what a marker's WrittenBy says of this build.
-func buildName() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	return "starbook " + v
-}
+func buildName() string { return "starbook " + buildinfo.Read().Version }
 
 // ReadFormat returns the store's marker; a store with data and no marker
 // is format 1 (At zero), an empty one format 0.

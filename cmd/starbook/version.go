@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/starbook/starbook/buildinfo"
+	"github.com/starbook/starbook/cluster"
 )
 
 var versionCmd = func() *cobra.Command {
@@ -18,7 +20,7 @@ var versionCmd = func() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := buildinfo.Read()
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), info)
+				return printJSON(cmd.OutOrStdout(), versionJSON{Info: info, StoreFormat: cluster.CurrentFormat})
 			}
 			return printVersion(cmd, info)
 		},
@@ -28,6 +30,13 @@ var versionCmd = func() *cobra.Command {
 }()
 
 func init() { rootCmd.AddCommand(versionCmd) }
+
+// versionJSON is what version --json prints: the build, and the store
+// format this binary writes (it refuses a newer one; README "Upgrades").
+type versionJSON struct {
+	buildinfo.Info
+	StoreFormat int `json:"store_format"`
+}
 
 // printVersion writes info as aligned "name: value" lines, leaving out what
 // the build did not record.
@@ -45,6 +54,7 @@ func printVersion(cmd *cobra.Command, info buildinfo.Info) error {
 		{"go", info.GoVersion},
 		{"platform", info.Platform},
 		{"etcd", info.EtcdVersion},
+		{"store format", strconv.Itoa(cluster.CurrentFormat)},
 	} {
 		if kv[1] == "" {
 			continue
