@@ -10,6 +10,7 @@ import (
 
 	"github.com/starbook/starbook/api/apitest"
 	"github.com/starbook/starbook/buildinfo"
+	"github.com/starbook/starbook/cluster"
 )
 
 func TestVersion(t *testing.T) {
@@ -23,7 +24,7 @@ func TestVersion(t *testing.T) {
 			t.Fatalf("code %d, %d requests, stderr %q: want 0 and no request", r.code, r.requests, r.stderr)
 		}
 		for _, want := range []string{"version:", "v1.2.3", "commit:", "abc123", "build time:", "2026-12-01T08:00:00Z",
-			"go:", runtime.Version(), "etcd:", etcdversion.Version} {
+			"go:", runtime.Version(), "etcd:", etcdversion.Version, "store format:"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 			}
@@ -34,14 +35,14 @@ func TestVersion(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("code %d, stderr %q", r.code, r.stderr)
 		}
-		var got buildinfo.Info
+		var got versionJSON
 		dec := json.NewDecoder(strings.NewReader(r.stdout))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&got); err != nil {
 			t.Fatalf("decode %q: %v", r.stdout, err)
 		}
 		if got.Version != "v1.2.3" || got.Commit != "abc123" || got.BuildTime != "2026-12-01T08:00:00Z" ||
-			got.GoVersion != runtime.Version() || got.EtcdVersion != etcdversion.Version {
+			got.GoVersion != runtime.Version() || got.EtcdVersion != etcdversion.Version || got.StoreFormat != cluster.CurrentFormat {
 			t.Errorf("version --json = %+v", got)
 		}
 	})
