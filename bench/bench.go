@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
@@ -153,6 +155,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.JSON["step_ms"] = stepMs
 	rep.JSON["step_ratio"] = stepMs / floorMs
 
+	// Steps that are effects: what a run-time policy (--policy) judges.
+	progress("sequential fenced txns and HTTP GET steps to a local server, alternately")
+	floorH, httpStep := alternate(cfg.Repeats, func() float64 { return e.floorSequential(ctx, sz.floorTxns) },
+		func() float64 { return e.httpSteps(ctx, sz.seqSteps/4) })
+	floorHMs := median(floorH)
+	httpMs := rep.add("http_step_ms", "ms", httpStep, fmt.Sprintf("%.3f ms floor", floorHMs), "")
+	rep.JSON["http_step_ms"] = httpMs
+	rep.JSON["http_step_ratio"] = httpMs / floorHMs
+
 	progress(fmt.Sprintf("fenced txns and %d runs x %d steps, %d in flight, alternately", sz.runs, sz.runSteps, sz.inFlight))
 	// One run of 1,000 executions lasts about 0.5 s (200 did, in 0.1 s,
 	// swing by 20% either way and set two builds 6% apart that a longer A/B
@@ -295,6 +306,9 @@ def main(event):
             call(noop)
         wait_for_signal("go")
         call(noop)
+    elif kind == "http":
+        for i in range(event.n):
+            call(http.get, event.url)
     elif kind == "park":
         wait_for_signal("never")
 `
@@ -442,6 +456,28 @@ func (e *env) sequentialSteps(ctx context.Context, n int) float64 {
 		return math.NaN()
 	}
 	return ms(h[len(h)-1].EndedAt.Sub(h[0].EndedAt)) / float64(len(h)-1)
+}
+
+// httpSteps returns the mean ms per step of one execution of n sequential
+// call(http.get, url) steps to a local server (keep-alive, an empty 200),
+// from its first step's end to its last's: an effect's step, as a policy's
+// on_effect sees it.
+func (e *env) httpSteps(ctx context.Context, n int) float64 {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	id := e.start(ctx, fmt.Sprintf(`{"kind": "http", "n": %d, "url": %q}`, n, srv.URL))
+	e.await(ctx, id)
+	h := e.history(ctx, id)
+	if len(h) < 2 {
+		return math.NaN()
+	}
+	return ms(h[len(h)-1].EndedAt.Sub(h[0].EndedAt)) / float64(len(h)-1)
+}
+
+// median returns the median of values (sorted in place).
+func median(values []float64) float64 {
+	sort.Float64s(values)
+	return values[len(values)/2]
 }
 
 // throughput returns steps per second of runs executions of steps no-op

@@ -43,7 +43,7 @@ func TestQuickRunPrintsTableAndJSON(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	last := lines[len(lines)-1]
 	for _, key := range []string{"floor_txn_ms", "step_ms", "floor_txn_per_s_50", "steps_per_s_50", "fanout_1000_s",
-		"flat_ratio", "resume_10k_ms", "parked_100k_rss_mb", "alerts_per_s"} {
+		"flat_ratio", "resume_10k_ms", "parked_100k_rss_mb", "alerts_per_s", "http_step_ms", "http_step_ratio"} {
 		if !strings.Contains(last, `"`+key+`":`) {
 			t.Errorf("JSON line %s lacks %s", last, key)
 		}
