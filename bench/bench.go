@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,25 @@ type Config struct {
 	// reads the history) on the bench node: every run then keeps its
 	// history for the policy, and every effect would be judged.
 	Policy bool
+	// Only, when set, runs only the named workloads (Workloads), so that
+	// an A/B of two builds takes seconds: e.g. step and throughput.
+	Only []string
+}
+
+// Workloads are the names Config.Only takes, in the order they run.
+var Workloads = []string{"step", "http", "throughput", "fanout", "flat", "resume", "alerts", "ready", "parked"}
+
+// runs reports whether the run measures the workload named name.
+func (c Config) runs(name string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, name) }
+
+// checkOnly refuses names in Only that are not workloads.
+func (c Config) checkOnly() error {
+	for _, name := range c.Only {
+		if !slices.Contains(Workloads, name) {
+			return fmt.Errorf("bench: no workload %q (want %s)", name, strings.Join(Workloads, ", "))
+		}
+	}
+	return nil
 }
 
 // BenchPolicy is what --policy loads: the example "a DELETE to a prod host
@@ -111,6 +131,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Out == nil {
 		cfg.Out = os.Stdout
 	}
+	if err := cfg.checkOnly(); err != nil {
+		return nil, err
+	}
 	dir := cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "starbook-bench-")
@@ -142,79 +165,96 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep := &Report{JSON: map[string]float64{}}
+	noisy := 3 * cfg.Repeats // the noisiest figures take more repeats: see below
 	progress := func(what string) { fmt.Fprintf(os.Stderr, "bench: %s...\n", what) }
 
 	// Each figure alternates with its floor, so that both see the machine as
 	// it is at that moment (its disk's fsync latency drifts).
-	progress("sequential fenced txns and no-op call steps, alternately")
-	floor, step := alternate(cfg.Repeats, func() float64 { return e.floorSequential(ctx, sz.floorTxns) },
-		func() float64 { return e.sequentialSteps(ctx, sz.seqSteps) })
-	floorMs := rep.add("floor_txn_ms", "ms", floor, "", "")
-	rep.JSON["floor_txn_ms"] = floorMs
-	stepMs := rep.add("step_ms", "ms", step, fmt.Sprintf("%.3f ms floor", floorMs), "<= 1.2x floor")
-	rep.JSON["step_ms"] = stepMs
-	rep.JSON["step_ratio"] = stepMs / floorMs
+	if cfg.runs("step") {
+		progress("sequential fenced txns and no-op call steps, alternately")
+		floor, step := alternate(cfg.Repeats, func() float64 { return e.floorSequential(ctx, sz.floorTxns) },
+			func() float64 { return e.sequentialSteps(ctx, sz.seqSteps) })
+		floorMs := rep.add("floor_txn_ms", "ms", floor, "", "")
+		rep.JSON["floor_txn_ms"] = floorMs
+		stepMs := rep.add("step_ms", "ms", step, fmt.Sprintf("%.3f ms floor", floorMs), "<= 1.2x floor")
+		rep.JSON["step_ms"] = stepMs
+		rep.JSON["step_ratio"] = stepMs / floorMs
+	}
 
-	// Steps that are effects: what a run-time policy (--policy) judges.
-	progress("sequential fenced txns and HTTP GET steps to a local server, alternately")
-	floorH, httpStep := alternate(cfg.Repeats, func() float64 { return e.floorSequential(ctx, sz.floorTxns) },
-		func() float64 { return e.httpSteps(ctx, sz.seqSteps/4) })
-	floorHMs := median(floorH)
-	httpMs := rep.add("http_step_ms", "ms", httpStep, fmt.Sprintf("%.3f ms floor", floorHMs), "")
-	rep.JSON["http_step_ms"] = httpMs
-	rep.JSON["http_step_ratio"] = httpMs / floorHMs
+	if cfg.runs("http") {
+		// Steps that are effects: what a run-time policy (--policy) judges.
+		progress("sequential fenced txns and HTTP GET steps to a local server, alternately")
+		floorH, httpStep := alternate(cfg.Repeats, func() float64 { return e.floorSequential(ctx, sz.floorTxns) },
+			func() float64 { return e.httpSteps(ctx, sz.seqSteps/4) })
+		floorHMs := median(floorH)
+		httpMs := rep.add("http_step_ms", "ms", httpStep, fmt.Sprintf("%.3f ms floor", floorHMs), "")
+		rep.JSON["http_step_ms"] = httpMs
+		rep.JSON["http_step_ratio"] = httpMs / floorHMs
+	}
 
-	progress(fmt.Sprintf("fenced txns and %d runs x %d steps, %d in flight, alternately", sz.runs, sz.runSteps, sz.inFlight))
-	// One run of 1,000 executions lasts about 0.5 s (200 did, in 0.1 s,
-	// swing by 20% either way and set two builds 6% apart that a longer A/B
-	// found equal); one 100-step window of the flat run swings as much:
-	// these two take three times the repeats.
-	noisy := 3 * cfg.Repeats
-	floor50, thr := alternate(noisy, func() float64 { return e.floorParallel(ctx, sz.floorTxns*2, sz.inFlight) },
-		func() float64 { return e.throughput(ctx, sz.runs, sz.runSteps) })
-	floor50v := rep.add("floor_txn_per_s_50", "txn/s", floor50, "", "")
-	rep.JSON["floor_txn_per_s_50"] = floor50v
-	thrV := rep.add("steps_per_s_50", "steps/s", thr, fmt.Sprintf("%.0f txn/s floor", floor50v), ">= 1.0x floor")
-	rep.JSON["steps_per_s_50"] = thrV
-	rep.JSON["throughput_ratio"] = thrV / floor50v
+	if cfg.runs("throughput") {
+		progress(fmt.Sprintf("fenced txns and %d runs x %d steps, %d in flight, alternately", sz.runs, sz.runSteps, sz.inFlight))
+		// One run of 1,000 executions lasts about 0.5 s (200 did, in 0.1 s,
+		// swing by 20% either way and set two builds 6% apart that a longer A/B
+		// found equal); one 100-step window of the flat run swings as much:
+		// these two take three times the repeats.
+		floor50, thr := alternate(noisy, func() float64 { return e.floorParallel(ctx, sz.floorTxns*2, sz.inFlight) },
+			func() float64 { return e.throughput(ctx, sz.runs, sz.runSteps) })
+		floor50v := rep.add("floor_txn_per_s_50", "txn/s", floor50, "", "")
+		rep.JSON["floor_txn_per_s_50"] = floor50v
+		thrV := rep.add("steps_per_s_50", "steps/s", thr, fmt.Sprintf("%.0f txn/s floor", floor50v), ">= 1.0x floor")
+		rep.JSON["steps_per_s_50"] = thrV
+		rep.JSON["throughput_ratio"] = thrV / floor50v
+	}
 
-	progress(fmt.Sprintf("fan_out of %d", sz.fanout))
-	fo := repeat(cfg.Repeats, func() float64 { return e.fanout(ctx, sz.fanout, sz.fanoutConc) })
-	rep.JSON["fanout_1000_s"] = rep.add("fanout_1000_s", "s", fo, "", "<= 0.15 s")
+	if cfg.runs("fanout") {
+		progress(fmt.Sprintf("fan_out of %d", sz.fanout))
+		fo := repeat(cfg.Repeats, func() float64 { return e.fanout(ctx, sz.fanout, sz.fanoutConc) })
+		rep.JSON["fanout_1000_s"] = rep.add("fanout_1000_s", "s", fo, "", "<= 0.15 s")
+	}
 
-	progress(fmt.Sprintf("flat: %d-step execution", sz.flatSteps))
-	flat := repeat(noisy, func() float64 { return e.flat(ctx, sz.flatSteps) })
-	rep.JSON["flat_ratio"] = rep.add("flat_ratio", "x", flat, "", "<= 1.1")
+	if cfg.runs("flat") {
+		progress(fmt.Sprintf("flat: %d-step execution", sz.flatSteps))
+		flat := repeat(noisy, func() float64 { return e.flat(ctx, sz.flatSteps) })
+		rep.JSON["flat_ratio"] = rep.add("flat_ratio", "x", flat, "", "<= 1.1")
+	}
 
-	progress(fmt.Sprintf("resume of %d recorded steps", sz.resumeSteps))
-	res := repeat(cfg.Repeats, func() float64 { return e.resume(ctx, sz.resumeSteps) })
-	rep.JSON["resume_10k_ms"] = rep.add("resume_10k_ms", "ms", res, "", "<= 250 ms")
+	if cfg.runs("resume") {
+		progress(fmt.Sprintf("resume of %d recorded steps", sz.resumeSteps))
+		res := repeat(cfg.Repeats, func() float64 { return e.resume(ctx, sz.resumeSteps) })
+		rep.JSON["resume_10k_ms"] = rep.add("resume_10k_ms", "ms", res, "", "<= 250 ms")
+	}
 
-	progress(fmt.Sprintf("Alertmanager ingest, %d payloads of 10 alerts", sz.alertsPayloads))
-	al := repeat(cfg.Repeats, func() float64 { return e.alerts(ctx, sz.alertsPayloads) })
-	rep.JSON["alerts_per_s"] = rep.add("alerts_per_s", "alerts/s", al, "node runs them too", ">= 2000")
-	ali := repeat(cfg.Repeats, func() float64 { return e.alertsIngestOnly(ctx, sz.alertsPayloads) })
-	rep.JSON["alerts_ingest_per_s"] = rep.add("alerts_ingest_per_s", "alerts/s", ali, "ingest only", "")
+	if cfg.runs("alerts") {
+		progress(fmt.Sprintf("Alertmanager ingest, %d payloads of 10 alerts", sz.alertsPayloads))
+		al := repeat(cfg.Repeats, func() float64 { return e.alerts(ctx, sz.alertsPayloads) })
+		rep.JSON["alerts_per_s"] = rep.add("alerts_per_s", "alerts/s", al, "node runs them too", ">= 2000")
+		ali := repeat(cfg.Repeats, func() float64 { return e.alertsIngestOnly(ctx, sz.alertsPayloads) })
+		rep.JSON["alerts_ingest_per_s"] = rep.add("alerts_ingest_per_s", "alerts/s", ali, "ingest only", "")
+	}
 
-	if cfg.Binary != "" {
+	if cfg.Binary != "" && cfg.runs("ready") {
 		progress("node ready after launch")
 		ready := repeat(cfg.Repeats, func() float64 { return readyAfterLaunch(ctx, cfg.Binary) })
 		rep.JSON["ready_s"] = rep.add("ready_s", "s", ready, "", "<= 0.25 s")
 	}
 
-	// A process's RSS is its whole history: measured here, it would also
-	// count the keys and heap the workloads above left behind. A node with
-	// parked executions is measured as a fresh process, as ready_s is.
-	progress(fmt.Sprintf("RSS with %d parked executions", sz.parked))
-	var rss float64
-	where := "fresh node process"
-	if cfg.Binary != "" {
-		rss = parkedInFreshProcess(ctx, cfg)
-	} else {
-		rss, where = e.parked(ctx, sz.parked), "this process"
+	if cfg.runs("parked") {
+		// A process's RSS is its whole history: measured here, it would also
+		// count the keys and heap the workloads above left behind. A node with
+		// parked executions is measured as a fresh process, as ready_s is.
+		progress(fmt.Sprintf("RSS with %d parked executions", sz.parked))
+		var rss float64
+		where := "fresh node process"
+		if cfg.Binary != "" {
+			rss = parkedInFreshProcess(ctx, cfg)
+		} else {
+			rss, where = e.parked(ctx, sz.parked), "this process"
+		}
+		rep.JSON["parked_100k_rss_mb"] = rep.add("parked_100k_rss_mb", "MB", []float64{rss},
+			fmt.Sprintf("%d parked, %s", sz.parked, where), "<= 200 MB")
 	}
-	rep.JSON["parked_100k_rss_mb"] = rep.add("parked_100k_rss_mb", "MB", []float64{rss},
-		fmt.Sprintf("%d parked, %s", sz.parked, where), "<= 200 MB")
+
 	if e.err != nil {
 		return rep, e.err
 	}

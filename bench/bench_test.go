@@ -152,3 +152,26 @@ func TestPolicyBenchLoadsThePolicy(t *testing.T) {
 		t.Fatalf("throughput %v, err %v", v, e.err)
 	}
 }
+
+// TestOnlyRunsTheNamedWorkloads: --only step,throughput measures those
+// two and nothing else; an unknown name is refused before anything runs.
+func TestOnlyRunsTheNamedWorkloads(t *testing.T) {
+	var out bytes.Buffer
+	rep, err := Run(context.Background(), Config{Quick: true, Repeats: 1, Out: &out, Only: []string{"step", "throughput"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"step_ratio", "throughput_ratio"} {
+		if _, ok := rep.JSON[key]; !ok {
+			t.Errorf("JSON lacks %s: %v", key, rep.JSON)
+		}
+	}
+	for _, key := range []string{"http_step_ms", "fanout_1000_s", "parked_100k_rss_mb", "alerts_per_s"} {
+		if _, ok := rep.JSON[key]; ok {
+			t.Errorf("JSON has %s, not asked for", key)
+		}
+	}
+	if _, err := Run(context.Background(), Config{Quick: true, Only: []string{"steps"}}); err == nil || !strings.Contains(err.Error(), `no workload "steps"`) {
+		t.Errorf("unknown workload: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,7 @@ sizes in seconds.`,
 	cmd.Flags().StringVar(&cfg.Dir, "dir", "", "scratch directory (default: a temp dir)")
 	cmd.Flags().BoolVar(&cfg.Budget, "budget", false, "declare a generous budget() and an slo() on the bench runbook: every run, step and fan_out item is counted")
 	cmd.Flags().BoolVar(&cfg.Policy, "policy", false, "load one run-time policy (an on_effect reading the history) on the bench node")
+	cmd.Flags().StringSliceVar(&cfg.Only, "only", nil, "run only these workloads (comma-separated: "+strings.Join(bench.Workloads, ", ")+"), e.g. --only step,throughput for a quick A/B of two builds")
 	cmd.Flags().BoolVar(&cfg.ParkedOnly, "parked-only", false, "measure only the RSS with parked executions, in this process (bench runs it as a fresh process)")
 	_ = cmd.Flags().MarkHidden("parked-only")
 	return cmd
