@@ -343,8 +343,11 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		ops = append(ops, c.s.k.deadLetterOps(&e)...) // none for a completed run
 		if !c.fresh {
 			ops = append(ops, c.s.k.endOps(&e)...)
-		} else if c.s.maxActive > 0 { // its create wrote active/ (see activeOps)
-			ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
+		} else {
+			if c.s.maxActive > 0 { // its create wrote active/ (see activeOps)
+				ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
+			}
+			ops = append(ops, c.s.k.groupEndOps(&e)...) // no slot or queue entry, but maybe a group
 		}
 		for _, w := range c.Waits {
 			if w.Deadline != nil {

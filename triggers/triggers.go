@@ -202,6 +202,10 @@ type Start struct {
 	Group *Group
 }
 
+// AttrGroup is the runtime.Trigger attribute of a coalescing alert's run:
+// its group's key segment (GroupKey), released when the run ends.
+const AttrGroup = "group"
+
 // Group is a coalescing alert trigger's group of one start.
 type Group struct {
 	Key         string          // the group's key segment (GroupKey)
