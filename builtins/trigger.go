@@ -113,8 +113,13 @@ func alertTrigger(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 			}
 			coalesce = bool(b)
 		case "group_by":
-			list, ok := kv[1].(starlark.Indexable)
-			if !ok {
+			var list starlark.Indexable
+			switch v := kv[1].(type) {
+			case *starlark.List:
+				list = v
+			case starlark.Tuple:
+				list = v
+			default: // a string is indexable too: refuse it
 				return fail(fmt.Errorf("group_by: want a list of label names, got %s", kv[1].Type()))
 			}
 			groupBy = make([]string, 0, list.Len())
