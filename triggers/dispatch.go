@@ -144,8 +144,8 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 				// A coalescing group's resolved alert: to its live run, if any.
 				starts = append(starts, Start{Runbook: rb.Name, Version: rb.Version,
 					Trigger: sbruntime.Trigger{Type: TypeAlert, Source: a.Fingerprint},
-					Dedup: &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL, Key: key},
-					Group: &Group{Key: GroupKey(t.GroupBy, a.Labels), Signal: SignalResolved, Data: input, DeliverOnly: true}})
+					Dedup:   &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL, Key: key},
+					Group:   &Group{Key: GroupKey(t.GroupBy, a.Labels), Signal: SignalResolved, Data: input, DeliverOnly: true}})
 				continue
 			}
 			// Alertmanager repeats a firing alert: one dead letter per
