@@ -19,11 +19,12 @@ const (
 	ReasonBudget             = "budget"              // a budget refused it (error "budget: ...")
 	ReasonNoRunbook          = "no_runbook"          // a trigger event that matched no runbook
 	ReasonRefused            = "refused"             // a trigger event a schema or a budget refused
+	ReasonOverflow           = "overflow"            // a coalesced alert its group's run had no room for
 )
 
 // DeadLetterReasons lists every reason, executions' first.
 var DeadLetterReasons = []string{ReasonFailed, ReasonStuck, ReasonCompensationFailed, ReasonDropped,
-	ReasonBudget, ReasonNoRunbook, ReasonRefused}
+	ReasonBudget, ReasonNoRunbook, ReasonRefused, ReasonOverflow}
 
 // Dead-letter kinds.
 const (

@@ -229,6 +229,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		progress(fmt.Sprintf("Alertmanager ingest, %d payloads of 10 alerts", sz.alertsPayloads))
 		al := repeat(cfg.Repeats, func() float64 { return e.alerts(ctx, sz.alertsPayloads) })
 		rep.JSON["alerts_per_s"] = rep.add("alerts_per_s", "alerts/s", al, "node runs them too", ">= 2000")
+		progress(fmt.Sprintf("Alertmanager ingest, coalesced into %d groups", coalescedGroups))
+		alc := repeat(cfg.Repeats, func() float64 { return e.alertsCoalesced(ctx, sz.alertsPayloads) })
+		rep.JSON["alerts_coalesced_per_s"] = rep.add("alerts_coalesced_per_s", "alerts/s", alc, "group_by + coalesce: signals to parked runs", ">= 2000")
 		ali := repeat(cfg.Repeats, func() float64 { return e.alertsIngestOnly(ctx, sz.alertsPayloads) })
 		rep.JSON["alerts_ingest_per_s"] = rep.add("alerts_ingest_per_s", "alerts/s", ali, "ingest only", "")
 	}

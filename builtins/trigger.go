@@ -15,6 +15,7 @@ import (
 // at top level:
 //
 //	trigger.alert(alertname="KubePodCrashLooping", matchers=['pod=~"api-.*"'], max_concurrent=3)
+//	trigger.alert(alertname="HighLatency", group_by=["alertname", "service"], coalesce=True)
 //	trigger.cron("*/5 * * * *", tz="Europe/Paris", catch_up="last")
 //	trigger.webhook("deploy-done", secret_env="DEPLOY_HOOK_SECRET")
 //
@@ -83,9 +84,9 @@ func (p *policyArgs) policy() (triggers.Policy, error) {
 	return triggers.NewPolicy(p.maxConcurrent, p.rate, p.onExcess)
 }
 
-// alertTrigger implements trigger.alert(**labels, matchers=[], max_concurrent=,
-// rate=, on_excess=): keyword arguments other than those are labels matched
-// exactly.
+// alertTrigger implements trigger.alert(**labels, matchers=[], group_by=[],
+// coalesce=False, max_concurrent=, rate=, on_excess=): keyword arguments
+// other than those are labels matched exactly.
 func alertTrigger(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	set, where := collecting(th)
 	if set == nil {
@@ -96,14 +97,39 @@ func alertTrigger(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		return fail(fmt.Errorf("takes keyword arguments only: labels (alertname=\"...\") and matchers=[...]"))
 	}
 	labels := map[string]string{}
-	var matchers []string
+	var matchers, groupBy []string
 	var pol policyArgs
+	var coalesce bool
 	var known []starlark.Tuple
 	for _, kv := range kwargs {
 		name := string(kv[0].(starlark.String))
 		switch name {
 		case "max_concurrent", "rate", "on_excess":
 			known = append(known, kv)
+		case "coalesce":
+			b, ok := kv[1].(starlark.Bool)
+			if !ok {
+				return fail(fmt.Errorf("coalesce: want True or False, got %s", kv[1].Type()))
+			}
+			coalesce = bool(b)
+		case "group_by":
+			var list starlark.Indexable
+			switch v := kv[1].(type) {
+			case *starlark.List:
+				list = v
+			case starlark.Tuple:
+				list = v
+			default: // a string is indexable too: refuse it
+				return fail(fmt.Errorf("group_by: want a list of label names, got %s", kv[1].Type()))
+			}
+			groupBy = make([]string, 0, list.Len())
+			for i := 0; i < list.Len(); i++ {
+				s, ok := starlark.AsString(list.Index(i))
+				if !ok {
+					return fail(fmt.Errorf("group_by[%d]: want a label name (a string), got %s", i, list.Index(i).Type()))
+				}
+				groupBy = append(groupBy, s)
+			}
 		case "matchers":
 			list, ok := kv[1].(starlark.Indexable)
 			if !ok {
@@ -132,6 +158,9 @@ func alertTrigger(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		return fail(err)
 	}
 	if t.Policy, err = pol.policy(); err != nil {
+		return fail(err)
+	}
+	if err := t.SetGrouping(groupBy, coalesce); err != nil {
 		return fail(err)
 	}
 	if err := set.AddAlert(t, where); err != nil {

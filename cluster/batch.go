@@ -374,7 +374,15 @@ func writes(r *txnReq) *writeSet {
 			w.size += len(del.Key)
 		}
 	}
-	for _, op := range r.ops {
+	w.addOps(r.ops)
+	r.w = w
+	return w
+}
+
+// addOps adds what ops write to w, the ops of nested txns (such as an end's
+// conditional group release) included.
+func (w *writeSet) addOps(ops []clientv3.Op) {
+	for _, op := range ops {
 		switch {
 		case op.IsPut():
 			w.keys = append(w.keys, string(op.KeyBytes()))
@@ -386,10 +394,12 @@ func writes(r *txnReq) *writeSet {
 				w.keys = append(w.keys, string(op.KeyBytes()))
 			}
 			w.size += len(op.KeyBytes())
+		case op.IsTxn():
+			_, then, orElse := op.Txn()
+			w.addOps(then)
+			w.addOps(orElse)
 		}
 	}
-	r.w = w
-	return w
 }
 
 // fits reports whether r can join the batch: within the op and size limits,

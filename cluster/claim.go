@@ -169,15 +169,18 @@ func (c *Claim) Wait(ctx context.Context, w *sbruntime.Wait) (*sbruntime.Event, 
 // at the wait's position, in one fenced txn, and returns that event. Store.Signal
 // finds the wait by reading the execution's waits, and keeps a signal only if
 // none of them changed since its read: a signal is either kept before the
-// wait is registered (and consumed here) or finds the wait.
+// wait is registered (and consumed here) or finds the wait. Signals an
+// earlier release kept as one list (signalList) go first.
 func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv3.Op) (*sbruntime.Event, error) {
 	id := c.Execution.ID
-	sk := c.s.k.signal(id, w.Name)
+	sk, kp := c.s.k.signalList(id, w.Name), c.s.k.keptSignals(id, w.Name)
 	for {
 		resp, err := c.s.cli.Txn(ctx).
-			If(c.owned(), clientv3.Compare(clientv3.CreateRevision(sk), "=", 0)).
+			If(c.owned(), clientv3.Compare(clientv3.CreateRevision(sk), "=", 0),
+				clientv3.Compare(clientv3.CreateRevision(kp), "=", 0).WithPrefix()).
 			Then(ops...).
-			Else(clientv3.OpGet(sk), clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly())).
+			Else(clientv3.OpGet(sk), clientv3.OpGet(c.s.k.owner(id), clientv3.WithKeysOnly()),
+				clientv3.OpGet(kp, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(1))).
 			Commit()
 		if err != nil {
 			return nil, fmt.Errorf("register signal wait %s/%s: %w", id, w.Position, err)
@@ -188,26 +191,33 @@ func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv
 		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
 			return nil, fmt.Errorf("register signal wait %s/%s: %w", id, w.Position, sbruntime.ErrNotOwner)
 		}
-		kept := resp.Responses[0].GetResponseRange().Kvs
-		if len(kept) == 0 {
+		var result json.RawMessage
+		var key string
+		var rev int64
+		var rest clientv3.Op // what is left of the kept signals once this one is taken
+		if list := resp.Responses[0].GetResponseRange().Kvs; len(list) > 0 {
+			var queue []json.RawMessage
+			if err := json.Unmarshal(list[0].Value, &queue); err != nil || len(queue) == 0 {
+				return nil, fmt.Errorf("decode kept signals %s: %v", sk, err)
+			}
+			result, key, rev, rest = queue[0], sk, list[0].ModRevision, clientv3.OpDelete(sk)
+			if len(queue) > 1 {
+				b, _ := json.Marshal(queue[1:])
+				rest = clientv3.OpPut(sk, string(b))
+			}
+		} else if one := resp.Responses[2].GetResponseRange().Kvs; len(one) > 0 {
+			result, key, rev = one[0].Value, string(one[0].Key), one[0].ModRevision
+			rest = clientv3.OpDelete(key)
+		} else {
 			continue // consumed or deleted meanwhile; look again
-		}
-		var queue []json.RawMessage
-		if err := json.Unmarshal(kept[0].Value, &queue); err != nil || len(queue) == 0 {
-			return nil, fmt.Errorf("decode kept signals %s: %v", sk, err)
 		}
 		now := c.s.now().UTC()
 		ev := &sbruntime.Event{Position: w.Position, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
-			Result: queue[0], StartedAt: now, EndedAt: now, Attempt: w.Attempt}
+			Result: result, StartedAt: now, EndedAt: now, Attempt: w.Attempt}
 		evData, _ := json.Marshal(ev)
-		rest := clientv3.OpDelete(sk)
-		if len(queue) > 1 {
-			b, _ := json.Marshal(queue[1:])
-			rest = clientv3.OpPut(sk, string(b))
-		}
 		ek := c.s.k.eventAt(id, w.Position, w.Attempt)
 		tx, err := c.s.cli.Txn(ctx).
-			If(c.owned(), clientv3.Compare(clientv3.ModRevision(sk), "=", kept[0].ModRevision),
+			If(c.owned(), clientv3.Compare(clientv3.ModRevision(key), "=", rev),
 				clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
 			Then(clientv3.OpPut(ek, string(evData)), rest).
 			Commit()
@@ -333,8 +343,11 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		ops = append(ops, c.s.k.deadLetterOps(&e)...) // none for a completed run
 		if !c.fresh {
 			ops = append(ops, c.s.k.endOps(&e)...)
-		} else if c.s.maxActive > 0 { // its create wrote active/ (see activeOps)
-			ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
+		} else {
+			if c.s.maxActive > 0 { // its create wrote active/ (see activeOps)
+				ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
+			}
+			ops = append(ops, c.s.k.groupEndOps(&e)...) // no slot or queue entry, but maybe a group
 		}
 		for _, w := range c.Waits {
 			if w.Deadline != nil {

@@ -24,7 +24,10 @@ import (
 //	owners/<id>                         its claim, bound to the owning node's session lease
 //	waits/<id>/<position>               a pending approval, signal wait or sleep
 //	timers/<unix-ms>/<id>/<position>    a durable timer (sorted by due time)
-//	signals/<id>/<name>                 signals sent before their wait, kept in order
+//	signals/<id>/<name>/<rev>-<ulid>    one signal sent before its wait, kept until a wait takes
+//	                                    it (oldest key first); <rev> is the sender's read revision
+//	signals/<id>/<name>                 legacy: the kept signals as one JSON list (earlier
+//	                                    releases); consumed before the keys above, never written
 //	approvals/<id>/<pos>/<user>         one approving user's decision, until the approval resolves
 //	notices/<id>/<pos>/<round>          where an approval request was posted, until the post
 //	                                    is updated with the outcome (survives a leader crash)
@@ -36,6 +39,8 @@ import (
 //	audit/<ulid>                        one mutating action (starbook.AuditRecord), time-sorted
 //	dedup/<scope>/<key>                 a trigger start seen, value = execution id, lease TTL
 //	alerts/<fingerprint>/<id>           executions an alert started (for "resolved"), lease TTL
+//	groups/<runbook>/<hash>             a coalescing alert group's live run, value = its execution
+//	                                    id: created with the run (if absent), deleted with its end
 //	cron/<runbook>/<tick unix>          a fired cron tick, lease TTL
 //	cron/<runbook>/last                 the latest tick fired or skipped
 //	gates/<runbook>                     a bounded runbook's policy and recent starts (admission CAS)
@@ -103,11 +108,21 @@ func (k Keys) IDUnder(key, prefix string) string {
 
 // Waits, timers, signals, approvals and their notices.
 
-func (k Keys) waits(id string) string        { return k.prefix + "waits/" + id + "/" }
-func (k Keys) allWaits() string              { return k.prefix + "waits/" }
-func (k Keys) wait(id, pos string) string    { return k.prefix + "waits/" + id + "/" + pos }
-func (k Keys) signals(id string) string      { return k.prefix + "signals/" + id + "/" }
-func (k Keys) signal(id, name string) string { return k.prefix + "signals/" + id + "/" + name }
+func (k Keys) waits(id string) string     { return k.prefix + "waits/" + id + "/" }
+func (k Keys) allWaits() string           { return k.prefix + "waits/" }
+func (k Keys) wait(id, pos string) string { return k.prefix + "waits/" + id + "/" + pos }
+func (k Keys) signals(id string) string   { return k.prefix + "signals/" + id + "/" }
+
+// signalList is the legacy key of an execution's kept signals of one name,
+// as one JSON list.
+func (k Keys) signalList(id, name string) string { return k.prefix + "signals/" + id + "/" + name }
+
+// keptSignals is the prefix of an execution's kept signals of one name, one
+// key each; keptSignal is one of them (seq sorts in delivery order).
+func (k Keys) keptSignals(id, name string) string {
+	return k.prefix + "signals/" + id + "/" + name + "/"
+}
+func (k Keys) keptSignal(id, name, seq string) string { return k.keptSignals(id, name) + seq }
 
 // Timers is the prefix of the durable timers' keys.
 func (k Keys) Timers() string { return k.prefix + "timers/" }
@@ -165,16 +180,17 @@ func (k Keys) auditRecord(id string) string     { return k.prefix + "audit/" + i
 
 // Trigger admission.
 
-func (k Keys) allDedup() string                 { return k.prefix + "dedup/" }
-func (k Keys) dedup(scope, key string) string   { return k.prefix + "dedup/" + scope + "/" + key }
-func (k Keys) alertRun(fp, id string) string    { return k.prefix + "alerts/" + fp + "/" + id }
-func (k Keys) alertRuns(fp string) string       { return k.prefix + "alerts/" + fp + "/" }
-func (k Keys) cronLast(runbook string) string   { return k.prefix + "cron/" + runbook + "/last" }
-func (k Keys) gate(runbook string) string       { return k.prefix + "gates/" + runbook }
-func (k Keys) slot(runbook, id string) string   { return k.prefix + "slots/" + runbook + "/" + id }
-func (k Keys) slotsOf(runbook string) string    { return k.prefix + "slots/" + runbook + "/" }
-func (k Keys) queued(runbook, id string) string { return k.prefix + "queued/" + runbook + "/" + id }
-func (k Keys) queuedOf(runbook string) string   { return k.prefix + "queued/" + runbook + "/" }
+func (k Keys) allDedup() string                  { return k.prefix + "dedup/" }
+func (k Keys) dedup(scope, key string) string    { return k.prefix + "dedup/" + scope + "/" + key }
+func (k Keys) alertRun(fp, id string) string     { return k.prefix + "alerts/" + fp + "/" + id }
+func (k Keys) alertRuns(fp string) string        { return k.prefix + "alerts/" + fp + "/" }
+func (k Keys) group(runbook, hash string) string { return k.prefix + "groups/" + runbook + "/" + hash }
+func (k Keys) cronLast(runbook string) string    { return k.prefix + "cron/" + runbook + "/last" }
+func (k Keys) gate(runbook string) string        { return k.prefix + "gates/" + runbook }
+func (k Keys) slot(runbook, id string) string    { return k.prefix + "slots/" + runbook + "/" + id }
+func (k Keys) slotsOf(runbook string) string     { return k.prefix + "slots/" + runbook + "/" }
+func (k Keys) queued(runbook, id string) string  { return k.prefix + "queued/" + runbook + "/" + id }
+func (k Keys) queuedOf(runbook string) string    { return k.prefix + "queued/" + runbook + "/" }
 func (k Keys) cronTick(runbook string, at time.Time) string {
 	return k.prefix + "cron/" + runbook + "/" + strconv.FormatInt(at.Unix(), 10)
 }

@@ -2,9 +2,13 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 
+	"github.com/oklog/ulid/v2"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -13,6 +17,10 @@ import (
 
 // maxKeptSignals bounds the signals kept for one name before a wait takes them.
 const maxKeptSignals = 100
+
+// deliverChunk bounds the signals one delivery txn keeps: each is a
+// compare and up to two puts, under etcd's default --max-txn-ops of 128.
+const deliverChunk = 50
 
 // Signal delivers the signal name with data to execution id, sent by by. If
 // the execution waits for it, the wait is resolved and the execution made
@@ -28,68 +36,219 @@ func (s *Store) Signal(ctx context.Context, id, name string, data json.RawMessag
 	if len(data) > 256<<10 {
 		return sbruntime.Inputf("signal %s: data is %d bytes, over the 262144-byte limit", name, len(data))
 	}
-	result := sbruntime.SignalResult(name, data, by, s.now())
-	sk, waits := s.k.signal(id, name), s.k.waits(id)
+	out := &outgoing{name: name, result: sbruntime.SignalResult(name, data, by, s.now())}
+	err := s.deliver(ctx, id, []*outgoing{out}, maxKeptSignals, nil)
+	var ended *endedError
+	switch {
+	case errors.As(err, &ended):
+		return sbruntime.Inputf("execution %s has ended (%s): signal %s not delivered", id, ended.status, name)
+	case err != nil:
+		return err
+	case out.overflow:
+		return sbruntime.Inputf("execution %s already holds %d unconsumed %s signals", id, maxKeptSignals, name)
+	}
+	return nil
+}
+
+// outgoing is one signal on its way to an execution, and what became of it.
+type outgoing struct {
+	name   string
+	result json.RawMessage // sbruntime.SignalResult
+	// dedup, when set, is created with the delivery (value: the execution
+	// id, under lease): a signal whose key exists is a duplicate.
+	dedup string
+	lease clientv3.LeaseID
+
+	done     bool // delivered, or one of the below
+	dup      bool // its dedup key existed
+	overflow bool // bound signals of its name were kept already
+}
+
+// endedError is the execution a delivery was for having ended.
+type endedError struct{ status sbruntime.Status }
+
+func (e *endedError) Error() string { return "execution has ended (" + string(e.status) + ")" }
+
+// errFenced is a delivery whose fence compares failed.
+var errFenced = errors.New("delivery fence failed")
+
+// seqs makes the kept signals' key suffixes: the sender's read revision
+// first, so that a signal sent after another was kept sorts after it
+// whichever node sent it, then a ULID, monotonic within this process.
+var seqs = struct {
+	sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}{entropy: ulid.Monotonic(rand.Reader, 0)}
+
+func signalSeq(rev int64) string {
+	seqs.Lock()
+	defer seqs.Unlock()
+	return fmt.Sprintf("%016x-%s", rev, ulid.MustNew(ulid.Now(), seqs.entropy))
+}
+
+// deliver delivers sigs to execution id, in order: a signal resolves the
+// pending wait for its name, if any, or is kept under its own key; a
+// signal whose dedup key exists is marked dup, and one that would hold
+// more than bound unconsumed signals of its name overflow (bound is soft
+// by the few concurrent deliveries that read the same count). Every txn
+// carries the fence compares: when they fail, deliver returns errFenced.
+// An execution that has ended is an *endedError, a missing one
+// runtime.ErrNotFound. The signals marked done are durable on return.
+func (s *Store) deliver(ctx context.Context, id string, sigs []*outgoing, bound int, fence []clientv3.Cmp) error {
+	for len(sigs) > 0 {
+		chunk := sigs[:min(deliverChunk, len(sigs))]
+		if err := s.deliverChunk(ctx, id, chunk, bound, fence); err != nil {
+			return err
+		}
+		sigs = sigs[len(chunk):]
+	}
+	return nil
+}
+
+func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, bound int, fence []clientv3.Cmp) error {
+	k := s.k
+	waits := k.waits(id)
 	for {
-		resp, err := s.cli.Txn(ctx).Then(
-			clientv3.OpGet(s.k.execution(id)), clientv3.OpGet(waits, clientv3.WithPrefix()), clientv3.OpGet(sk)).Commit()
+		var pending []*outgoing
+		var names []string
+		for _, o := range chunk {
+			if o.done {
+				continue
+			}
+			pending = append(pending, o)
+			if !containsString(names, o.name) {
+				names = append(names, o.name)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		reads := []clientv3.Op{clientv3.OpGet(k.execution(id)), clientv3.OpGet(waits, clientv3.WithPrefix())}
+		for _, name := range names {
+			reads = append(reads, clientv3.OpGet(k.keptSignals(id, name), clientv3.WithPrefix(), clientv3.WithCountOnly()),
+				clientv3.OpGet(k.signalList(id, name)))
+		}
+		for _, o := range pending {
+			if o.dedup != "" {
+				reads = append(reads, clientv3.OpGet(o.dedup, clientv3.WithCountOnly()))
+			}
+		}
+		resp, err := s.cli.Txn(ctx).If(fence...).Then(reads...).Commit()
 		if err != nil {
-			return fmt.Errorf("signal %s to %s: %w", name, id, err)
+			return fmt.Errorf("signal %s: %w", id, err)
+		}
+		if !resp.Succeeded {
+			return errFenced
 		}
 		r := resp.Responses
 		execKvs := r[0].GetResponseRange().Kvs
 		if len(execKvs) == 0 {
 			return fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
 		}
-		e, err := s.k.decodeExecution(execKvs[0])
+		e, err := k.decodeExecution(execKvs[0])
 		if err != nil {
 			return err
 		}
 		if e.Status.Terminal() {
-			return sbruntime.Inputf("execution %s has ended (%s): signal %s not delivered", id, e.Status, name)
+			return &endedError{e.Status}
 		}
-		pos, err := s.signalWaitPosition(name, r[1].GetResponseRange().Kvs)
-		if err != nil {
-			return err
+		kept := map[string]int{}
+		for i, name := range names {
+			kept[name] = int(r[2+2*i].GetResponseRange().Count)
+			if l := r[3+2*i].GetResponseRange().Kvs; len(l) > 0 {
+				var queue []json.RawMessage
+				if err := json.Unmarshal(l[0].Value, &queue); err != nil {
+					return fmt.Errorf("decode kept signals %s: %w", l[0].Key, err)
+				}
+				kept[name] += len(queue)
+			}
 		}
-		if pos != "" {
-			ok, err := s.ResolveWait(ctx, id, pos, result, "")
-			if err != nil || ok {
+		next := 2 + 2*len(names)
+		fresh := pending[:0:0]
+		for _, o := range pending {
+			if o.dedup != "" {
+				if r[next].GetResponseRange().Count > 0 {
+					o.done, o.dup = true, true
+				}
+				next++
+			}
+			if !o.done {
+				fresh = append(fresh, o)
+			}
+		}
+		// The first signal whose name a wait waits for resolves it; the
+		// others are kept after a fresh read.
+		var resolve *outgoing
+		var pos string
+		for _, o := range fresh {
+			if pos, err = s.signalWaitPosition(o.name, r[1].GetResponseRange().Kvs); err != nil {
 				return err
 			}
-			continue // resolved by someone else meanwhile (a timeout): look again
-		}
-		var queue []json.RawMessage
-		kept := r[2].GetResponseRange().Kvs
-		rev := int64(0)
-		if len(kept) > 0 {
-			rev = kept[0].ModRevision
-			if err := json.Unmarshal(kept[0].Value, &queue); err != nil {
-				return fmt.Errorf("decode kept signals %s: %w", sk, err)
+			if pos != "" {
+				resolve = o
+				break
 			}
 		}
-		if len(queue) >= maxKeptSignals {
-			return sbruntime.Inputf("execution %s already holds %d unconsumed %s signals", id, len(queue), name)
+		if resolve != nil {
+			var cmps []clientv3.Cmp
+			var ops []clientv3.Op
+			if resolve.dedup != "" {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(resolve.dedup), "=", 0))
+				ops = append(ops, clientv3.OpPut(resolve.dedup, id, clientv3.WithLease(resolve.lease)))
+			}
+			ok, err := s.resolveWait(ctx, id, pos, resolve.result, "", append(cmps, fence...), ops)
+			if err != nil {
+				return err
+			}
+			resolve.done = ok
+			continue // resolved, or by someone else meanwhile (a timeout): look again
 		}
-		b, _ := json.Marshal(append(queue, result))
-		// Keep the signal only if no wait of the execution was written since
-		// the read: one registered meanwhile may be the wait for it (the
-		// claim side refuses to register it over a kept signal). etcd holds a
+		// Keep them only if no wait of the execution was written since the
+		// read: one registered meanwhile may be the wait for one (the claim
+		// side refuses to register it over a kept signal). etcd holds a
 		// range compare against every key in the range; an empty range
 		// compares as revision 0 and passes.
-		tx, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(waits), "<", resp.Header.Revision+1).WithPrefix(),
-				clientv3.Compare(clientv3.ModRevision(sk), "=", rev),
-				clientv3.Compare(clientv3.ModRevision(s.k.execution(id)), "=", execKvs[0].ModRevision)).
-			Then(clientv3.OpPut(sk, string(b))).
-			Commit()
+		cmps := append([]clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(waits), "<", resp.Header.Revision+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(k.execution(id)), "=", execKvs[0].ModRevision)}, fence...)
+		var ops []clientv3.Op
+		var keeping []*outgoing
+		for _, o := range fresh {
+			if kept[o.name] >= bound {
+				o.done, o.overflow = true, true
+				continue
+			}
+			kept[o.name]++
+			keeping = append(keeping, o)
+			ops = append(ops, clientv3.OpPut(k.keptSignal(id, o.name, signalSeq(resp.Header.Revision)), string(o.result)))
+			if o.dedup != "" {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(o.dedup), "=", 0))
+				ops = append(ops, clientv3.OpPut(o.dedup, id, clientv3.WithLease(o.lease)))
+			}
+		}
+		if len(keeping) == 0 {
+			return nil
+		}
+		tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
-			return fmt.Errorf("keep signal %s for %s: %w", name, id, err)
+			return fmt.Errorf("keep signals for %s: %w", id, err)
 		}
 		if tx.Succeeded {
+			for _, o := range keeping {
+				o.done = true
+			}
 			return nil
 		}
 	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // signalWaitPosition returns the position of the pending wait for signal name

@@ -46,14 +46,13 @@ func (f *fencingFixture) delivered(t *testing.T, name string) (recorded map[stri
 	for _, ev := range events {
 		recorded[ev.Position] = signalData(t, ev.Result)
 	}
-	if kvs := f.get(t, f.s.k.signal(f.id, name)).Kvs; len(kvs) > 0 {
-		var queue []json.RawMessage
-		if err := json.Unmarshal(kvs[0].Value, &queue); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range queue {
-			kept = append(kept, signalData(t, r))
-		}
+	resp, err := f.s.cli.Get(f.ctx, f.s.k.keptSignals(f.id, name), clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range resp.Kvs {
+		kept = append(kept, signalData(t, kv.Value))
 	}
 	return recorded, kept
 }

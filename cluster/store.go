@@ -360,6 +360,11 @@ func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Exec
 // the execution runnable. The first resolution wins: it returns false, and
 // records nothing, when the wait is no longer pending.
 func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.RawMessage, errMsg string) (bool, error) {
+	return s.resolveWait(ctx, id, pos, result, errMsg, nil, nil)
+}
+
+// resolveWait is ResolveWait that also requires cmps and writes extra in its txn.
+func (s *Store) resolveWait(ctx context.Context, id, pos string, result json.RawMessage, errMsg string, cmps []clientv3.Cmp, extra []clientv3.Op) (bool, error) {
 	wk := s.k.wait(id, pos)
 	resp, err := s.cli.Get(ctx, wk)
 	if err != nil {
@@ -388,10 +393,9 @@ func (s *Store) ResolveWait(ctx context.Context, id, pos string, result json.Raw
 	if w.Deadline != nil {
 		ops = append(ops, clientv3.OpDelete(s.k.timer(*w.Deadline, id, pos)))
 	}
-	tx, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(wk), "=", resp.Kvs[0].ModRevision),
-			clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
-		Then(ops...).Commit()
+	cmps = append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(wk), "=", resp.Kvs[0].ModRevision),
+		clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)}, cmps...)
+	tx, err := s.cli.Txn(ctx).If(cmps...).Then(append(ops, extra...)...).Commit()
 	if err != nil {
 		return false, fmt.Errorf("resolve wait %s/%s: %w", id, pos, err)
 	}

@@ -22,11 +22,26 @@ import (
 )
 
 // endOps are the writes that go with an execution's end: its concurrency
-// slot and queue entry, if it had any, are released, and it stops counting
-// as active.
+// slot and queue entry, if it had any, are released, it stops counting as
+// active, and its alert group, if it holds one, is released.
 func (k Keys) endOps(e *sbruntime.Execution) []clientv3.Op {
-	return []clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
-		clientv3.OpDelete(k.active(e.Runbook, e.ID))}
+	return append([]clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
+		clientv3.OpDelete(k.active(e.Runbook, e.ID))}, k.groupEndOps(e)...)
+}
+
+// groupEndOps release the alert group of e, a run a coalescing trigger
+// started: its group key is deleted if it still names e. The compare makes
+// it safe on every path that ends an execution, even one that never held
+// the key (a dropped start) or no longer does (a redriven run whose group
+// another run took since).
+func (k Keys) groupEndOps(e *sbruntime.Execution) []clientv3.Op {
+	g := e.Trigger.Attrs[triggers.AttrGroup]
+	if g == "" || e.Trigger.Type != triggers.TypeAlert {
+		return nil
+	}
+	gk := k.group(e.Runbook, g)
+	return []clientv3.Op{clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.Value(gk), "=", e.ID)},
+		[]clientv3.Op{clientv3.OpDelete(gk)}, nil)}
 }
 
 // Triggers is the store side of package triggers: it creates triggered
@@ -135,6 +150,44 @@ type item struct {
 	// pinRev (0: none), which its create txn compares (see pin).
 	pinned bool
 	pinRev int64
+	// groupKey, for a coalescing alert's start, is its group's key: the
+	// create txn creates it if absent. groupTaken: another run holds it.
+	groupKey   string
+	groupTaken bool
+}
+
+// conflictReads are the reads that tell why it's create txn failed: its
+// dedup key, then its group key, those it has.
+func (it *item) conflictReads() []clientv3.Op {
+	var ops []clientv3.Op
+	if it.dedupKey != "" {
+		ops = append(ops, clientv3.OpGet(it.dedupKey))
+	}
+	if it.groupKey != "" {
+		ops = append(ops, clientv3.OpGet(it.groupKey, clientv3.WithKeysOnly()))
+	}
+	return ops
+}
+
+// conflicted reads its conflictReads in resp from *r on, and reports
+// whether it must not be tried again: its dedup key exists (a duplicate)
+// or its group has a run (to be delivered to it instead).
+func (it *item) conflicted(resp *clientv3.TxnResponse, r *int) bool {
+	out := false
+	if it.dedupKey != "" {
+		if kvs := resp.Responses[*r].GetResponseRange().Kvs; len(kvs) > 0 {
+			it.out = triggers.Started{Runbook: it.s.Runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
+			out = true
+		}
+		*r++
+	}
+	if it.groupKey != "" {
+		if !out && len(resp.Responses[*r].GetResponseRange().Kvs) > 0 {
+			it.groupTaken, out = true, true
+		}
+		*r++
+	}
+	return out
 }
 
 // txnItems bounds the starts of one txn: each is up to 5 ops, under etcd's
@@ -152,8 +205,23 @@ func (t *Triggers) Start(ctx context.Context, starts []triggers.Start) ([]trigge
 		}
 		items[i] = it
 	}
-	if err := t.start(ctx, items); err != nil {
-		return nil, err
+	var plain, grouped []*item
+	for _, it := range items {
+		if it.s.Group != nil {
+			grouped = append(grouped, it)
+		} else {
+			plain = append(plain, it)
+		}
+	}
+	if len(plain) > 0 {
+		if err := t.start(ctx, plain); err != nil {
+			return nil, err
+		}
+	}
+	if len(grouped) > 0 {
+		if err := t.coalesce(ctx, grouped); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]triggers.Started, len(items))
 	for _, it := range items {
@@ -347,6 +415,10 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(it.dedupKey), "=", 0))
 		ops = append(ops, clientv3.OpPut(it.dedupKey, e.ID, clientv3.WithLease(lease)))
 	}
+	if it.groupKey != "" && status != triggers.StatusDropped {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(it.groupKey), "=", 0))
+		ops = append(ops, clientv3.OpPut(it.groupKey, e.ID))
+	}
 	if fp := it.s.Fingerprint; fp != "" && status != triggers.StatusDropped {
 		lease, err := t.lease(ctx, triggers.AlertDedupTTL)
 		if err != nil {
@@ -393,9 +465,7 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 				o = append(o, t.s.claimOp(it.e.ID, it.reserved))
 			}
 			cmps, ops = append(cmps, c...), append(ops, o...)
-			if it.dedupKey != "" {
-				reads = append(reads, clientv3.OpGet(it.dedupKey))
-			}
+			reads = append(reads, it.conflictReads()...)
 		}
 		resp, err := t.s.cli.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
 		if err != nil {
@@ -418,12 +488,7 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 		var retry []*item
 		r := 0
 		for _, it := range batch {
-			if it.dedupKey == "" {
-				retry = append(retry, it)
-				continue
-			}
-			if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
-				it.out = triggers.Started{Runbook: it.s.Runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
+			if it.conflicted(resp, &r) {
 				if it.reserved != nil {
 					it.reserved.Release()
 					it.reserved = nil
@@ -431,7 +496,6 @@ func (t *Triggers) commitFree(ctx context.Context, batch []*item) error {
 			} else {
 				retry = append(retry, it)
 			}
-			r++
 		}
 		if len(retry) == len(batch) {
 			changed, err := t.repin(ctx, retry)
@@ -590,9 +654,7 @@ func (t *Triggers) admit(ctx context.Context, runbook string, items []*item) err
 				return err
 			}
 			cmps, ops = append(cmps, c...), append(ops, o...)
-			if it.dedupKey != "" {
-				reads = append(reads, clientv3.OpGet(it.dedupKey))
-			}
+			reads = append(reads, it.conflictReads()...)
 		}
 		data, _ := json.Marshal(&st)
 		ops = append(ops, clientv3.OpPut(t.s.k.gate(runbook), string(data)))
@@ -618,15 +680,7 @@ func (t *Triggers) admit(ctx context.Context, runbook string, items []*item) err
 		r := 0
 		var left []*item
 		for _, it := range batch {
-			dup := false
-			if it.dedupKey != "" {
-				if kvs := resp.Responses[r].GetResponseRange().Kvs; len(kvs) > 0 {
-					it.out = triggers.Started{Runbook: runbook, ID: string(kvs[0].Value), Status: triggers.StatusDuplicate}
-					dup = true
-				}
-				r++
-			}
-			if !dup {
+			if !it.conflicted(resp, &r) {
 				left = append(left, it)
 			}
 		}

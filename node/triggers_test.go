@@ -170,6 +170,13 @@ func TestApplyRefusesBadTriggers(t *testing.T) {
 		{"trigger.alert(alertname = \"a\", max_concurrent = 2)\ntrigger.cron(\"@hourly\", max_concurrent = 3)", "x.star:2:13: trigger.cron: max_concurrent=3 conflicts"},
 		{"def f():\n    trigger.alert(alertname = 5)\nf()", "x.star:2:18: trigger.alert"},
 		{"trigger.alert(alertname = \"a\")\nfail(\"boom\")", "its top level failed while its triggers were collected"},
+		{`trigger.alert(alertname = "x", coalesce = True)`, "x.star:1:14: trigger.alert: coalesce=True needs group_by=[...]"},
+		{`trigger.alert(alertname = "x", coalesce = "yes", group_by = ["service"])`, "x.star:1:14: trigger.alert: coalesce: want True or False, got string"},
+		{`trigger.alert(alertname = "x", group_by = [])`, "x.star:1:14: trigger.alert: group_by=[]: give at least one label name"},
+		{`trigger.alert(alertname = "x", group_by = "service")`, "x.star:1:14: trigger.alert: group_by: want a list of label names, got string"},
+		{`trigger.alert(alertname = "x", group_by = ["service", 3])`, "x.star:1:14: trigger.alert: group_by[1]: want a label name (a string), got int"},
+		{`trigger.alert(alertname = "x", group_by = ["bad-name"])`, `x.star:1:14: trigger.alert: group_by[0]="bad-name": want a label name`},
+		{`trigger.alert(alertname = "x", group_by = ["a", "a"], coalesce = True)`, `x.star:1:14: trigger.alert: group_by[1]="a": the label is already in group_by`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.decl, func(t *testing.T) {

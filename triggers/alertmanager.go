@@ -15,10 +15,17 @@ import (
 // AlertTrigger starts its runbook for every firing alert whose labels match
 // all its matchers. The alert's resolution is delivered to that run as the
 // signal "resolved".
+//
+// With Coalesce, the alerts whose GroupBy labels have the same values form
+// a group, and a group has at most one run that has not ended: a new alert
+// of a live group starts nothing and is delivered to that run as the
+// signal "alert", its resolution as the signal "resolved".
 type AlertTrigger struct {
 	Matchers Matchers `json:"matchers"`
 	Policy   Policy   `json:"policy,omitzero"`
-	Where    string   `json:"where,omitempty"` // file:line of the declaration
+	GroupBy  []string `json:"group_by,omitempty"` // label names that make an alert's group
+	Coalesce bool     `json:"coalesce,omitempty"` // one run per group (needs GroupBy)
+	Where    string   `json:"where,omitempty"`    // file:line of the declaration
 }
 
 // Matches reports whether the alert's labels match the trigger.

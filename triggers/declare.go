@@ -141,3 +141,27 @@ func validHookName(s string) bool {
 func validEnvName(s string) bool {
 	return s != "" && !strings.ContainsAny(s, "= \t\n\x00")
 }
+
+// SetGrouping validates and sets t's group_by and coalesce arguments:
+// group_by is a non-empty list of distinct label names, and coalesce=True
+// needs it (a group is what a run coalesces).
+func (t *AlertTrigger) SetGrouping(groupBy []string, coalesce bool) error {
+	if groupBy != nil && len(groupBy) == 0 {
+		return fmt.Errorf("group_by=[]: give at least one label name, such as group_by=[\"alertname\", \"service\"]")
+	}
+	seen := map[string]bool{}
+	for i, name := range groupBy {
+		if !validLabelName(name) {
+			return fmt.Errorf("group_by[%d]=%q: want a label name (letters, digits and '_', not starting with a digit)", i, name)
+		}
+		if seen[name] {
+			return fmt.Errorf("group_by[%d]=%q: the label is already in group_by", i, name)
+		}
+		seen[name] = true
+	}
+	if coalesce && len(groupBy) == 0 {
+		return fmt.Errorf("coalesce=True needs group_by=[...]: the labels whose values make an alert's group")
+	}
+	t.GroupBy, t.Coalesce = groupBy, coalesce
+	return nil
+}

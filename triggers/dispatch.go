@@ -105,7 +105,11 @@ func (d *Dispatcher) logger() *slog.Logger {
 
 // Alertmanager starts one execution per firing alert and matching runbook,
 // deduplicated on (runbook, fingerprint, startsAt), and delivers each resolved
-// alert to the runs it started. An alert a matching runbook's input schema
+// alert to the runs it started. For a runbook whose first matching trigger
+// coalesces, an alert whose group has a live run is delivered to it as the
+// signal "alert" ("resolved" once resolved), once per (fingerprint,
+// startsAt); one over the run's bound is kept as a dead letter
+// (starbook.ReasonOverflow). An alert a matching runbook's input schema
 // refuses starts nothing there and is kept as a dead letter
 // (starbook.ReasonRefused); it is no error, so that Alertmanager does not
 // retry it. Every execution is durable on return.
@@ -119,21 +123,30 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 	var refused []Unstarted
 	keys := map[string]bool{} // a notification may repeat an alert: start it once
 	for _, a := range n.Alerts {
-		if a.Status != AlertFiring {
-			continue
-		}
 		var input json.RawMessage
 		for _, rb := range runbooks {
-			if !matchesAny(rb.Set.Alerts, a.Labels) {
+			t := firstMatch(rb.Set.Alerts, a.Labels)
+			if t == nil || (a.Status != AlertFiring && !t.Coalesce) {
 				continue
 			}
 			key := rb.Name + "/" + a.Fingerprint + "/" + strconv.FormatInt(a.StartsAt.Unix(), 10)
+			if a.Status != AlertFiring {
+				key = "resolved/" + key
+			}
 			if keys[key] {
 				continue
 			}
 			keys[key] = true
 			if input == nil {
 				input = n.Event(a)
+			}
+			if a.Status != AlertFiring {
+				// A coalescing group's resolved alert: to its live run, if any.
+				starts = append(starts, Start{Runbook: rb.Name, Version: rb.Version,
+					Trigger: sbruntime.Trigger{Type: TypeAlert, Source: a.Fingerprint},
+					Dedup:   &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL, Key: key},
+					Group:   &Group{Key: GroupKey(t.GroupBy, a.Labels), Signal: SignalResolved, Data: input, DeliverOnly: true}})
+				continue
 			}
 			// Alertmanager repeats a firing alert: one dead letter per
 			// runbook, alert and startsAt.
@@ -142,22 +155,47 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 				refused = append(refused, *u)
 				continue
 			}
-			starts = append(starts, Start{
+			s := Start{
 				Runbook: rb.Name, Version: rb.Version, Input: input,
 				Trigger: sbruntime.Trigger{Type: TypeAlert, Source: a.Fingerprint, Attrs: map[string]string{
 					"alertname": a.Labels["alertname"], "startsAt": a.StartsAt.UTC().Format(time.RFC3339Nano), "receiver": n.Receiver}},
 				Dedup:       &Dedup{Scope: TypeAlert, TTL: AlertDedupTTL, Key: key},
 				Policy:      d.policy(rb.Set.Policy),
 				Fingerprint: a.Fingerprint,
-			})
+			}
+			if t.Coalesce {
+				// Its resolution reaches the group's run through the group,
+				// not the fingerprint's index.
+				g := GroupKey(t.GroupBy, a.Labels)
+				s.Trigger.Attrs[AttrGroup], s.Fingerprint = g, ""
+				s.Group = &Group{Key: g, Signal: SignalAlert, Data: input}
+			}
+			starts = append(starts, s)
 		}
 	}
+	var resolvedInGroups []Resolved
 	if len(starts) > 0 {
 		started, err := d.Starter.Start(ctx, starts)
 		if err != nil {
 			return nil, err
 		}
-		res.Executions = started
+		for i, st := range started {
+			s := &starts[i]
+			switch {
+			case s.Group != nil && s.Group.DeliverOnly:
+				if st.Status == StatusCoalesced {
+					resolvedInGroups = append(resolvedInGroups, Resolved{Fingerprint: s.Trigger.Source, Executions: []string{st.ID}})
+				}
+			case st.Status == StatusOverflow:
+				// Not lost: kept as a dead letter, with the alert.
+				refused = append(refused, Unstarted{Source: "alertmanager", Reason: starbook.ReasonOverflow,
+					Runbook: st.Runbook, Detail: "runbook " + st.Runbook + ": alert not delivered: " + st.Reason,
+					Fingerprint: s.Trigger.Source, DedupKey: "overflow/" + s.Dedup.Key, Payload: s.Input})
+				res.Executions = append(res.Executions, st)
+			default:
+				res.Executions = append(res.Executions, st)
+			}
+		}
 	}
 	// A refused alert is answered 200 all the same: Alertmanager would
 	// retry it forever. The refusals are in the dead letters.
@@ -171,6 +209,7 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 			}
 		}
 	}
+	res.Resolved = append(res.Resolved, resolvedInGroups...)
 	if d.Resolver == nil {
 		return res, nil
 	}
@@ -200,6 +239,17 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 		}
 	}
 	return res, nil
+}
+
+// firstMatch returns the first of ts that matches labels, or nil: it
+// decides whether the alert coalesces.
+func firstMatch(ts []*AlertTrigger, labels map[string]string) *AlertTrigger {
+	for _, t := range ts {
+		if t.Matches(labels) {
+			return t
+		}
+	}
+	return nil
 }
 
 func matchesAny(ts []*AlertTrigger, labels map[string]string) bool {

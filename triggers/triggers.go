@@ -2,6 +2,8 @@ package triggers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -193,6 +195,46 @@ type Start struct {
 	// Fingerprint, for alerts, indexes the execution under its alert so that
 	// the alert's resolution reaches it.
 	Fingerprint string
+	// Group, when set, coalesces the start into its alert group: if a run
+	// of the group has not ended, Signal is delivered to it instead (and
+	// Dedup marks the delivery); otherwise the start creates the run and
+	// the group with it, unless Group.DeliverOnly.
+	Group *Group
+}
+
+// AttrGroup is the runtime.Trigger attribute of a coalescing alert's run:
+// its group's key segment (GroupKey), released when the run ends.
+const AttrGroup = "group"
+
+// Group is a coalescing alert trigger's group of one start.
+type Group struct {
+	Key         string          // the group's key segment (GroupKey)
+	Signal      string          // SignalAlert or SignalResolved
+	Data        json.RawMessage // the signal's data
+	DeliverOnly bool            // a resolved alert: it starts nothing
+}
+
+// Signals a coalescing group's run receives.
+const (
+	SignalAlert    = "alert"    // a firing alert of the run's group
+	SignalResolved = "resolved" // a resolved alert of the run's group
+)
+
+// MaxCoalescedSignals bounds the unconsumed signals of one name a group's
+// run holds: an alert beyond it is not delivered and is kept as a dead
+// letter (starbook.ReasonOverflow).
+const MaxCoalescedSignals = 10_000
+
+// GroupKey is the key segment of the group of an alert with labels under
+// groupBy: a hash of the group's label names and values (a missing label
+// counts as empty, as in Alertmanager).
+func GroupKey(groupBy []string, labels map[string]string) string {
+	h := sha256.New()
+	for _, name := range groupBy {
+		v := labels[name]
+		fmt.Fprintf(h, "%d:%s=%d:%s;", len(name), name, len(v), v)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Dedup identifies a start: Scope/Key is unique for TTL.
@@ -216,6 +258,9 @@ const (
 	StatusQueued    = "queued"    // pending until its runbook's policy admits it
 	StatusDropped   = "dropped"   // recorded as cancelled: over the policy, on_excess="drop"
 	StatusDuplicate = "duplicate" // its dedup key already started an execution
+	StatusCoalesced = "coalesced" // delivered as a signal to its group's live run (ID)
+	StatusOverflow  = "overflow"  // its group's run holds MaxCoalescedSignals: kept as a dead letter
+	StatusNoRun     = "no_run"    // a DeliverOnly start whose group has no live run
 )
 
 // Starter durably creates executions.
