@@ -18,6 +18,9 @@ import (
 //
 //	1  the release before store formats; its stores carry no marker
 //	2  the marker itself; no record changed shape
+//	3  kept signals, one key each (signals/<id>/<name>/<rev>-<ulid>); a
+//	   node of format 3 still reads and consumes the lists format 2 kept
+//	   in signals/<id>/<name>, and never writes them; group keys
 //
 // Records carry no version of their own: a field per record would cost
 // bytes on every checkpoint (the hot path), and the marker already says
@@ -28,7 +31,7 @@ import (
 // omitempty changes no shape a decoder cares about, but an older node that
 // rewrites such a record drops it: that too needs a format bump, so that
 // older nodes stop before the new release writes it.
-const CurrentFormat = 2
+const CurrentFormat = 3
 
 // formatBeforeMarker is the format of a store with data and no marker.
 const formatBeforeMarker = 1
@@ -66,9 +69,14 @@ type Migration struct {
 }
 
 // migrations are the registered migrations, in order: one per format
-// after formatBeforeMarker. 1 → 2 only writes the marker.
+// after formatBeforeMarker. 1 → 2 only writes the marker; 2 → 3 changes
+// nothing stored.
 var migrations = []Migration{
 	{To: 2, Name: "store format marker", Apply: func(context.Context, *Store, []clientv3.Cmp) error { return nil }},
+	// Nothing to rewrite: format 3 reads format 2's kept signal lists. The
+	// bump keeps format 2 nodes, which would not see kept signals stored
+	// one key each, from starting beside format 3 ones.
+	{To: 3, Name: "kept signals one key each", Apply: func(context.Context, *Store, []clientv3.Cmp) error { return nil }},
 }
 
 // buildName is what a marker's WrittenBy says of this build.

@@ -47,12 +47,12 @@ func TestOpenFormat(t *testing.T) {
 			}
 		}, want: CurrentFormat, writes: true, writtenBy: buildName()},
 		{name: "current marker is only read", setup: func(t *testing.T, s *Store) {
-			putMarker(t, s, `{"format":2,"written_by":"starbook v2.0.0"}`)
+			putMarker(t, s, fmt.Sprintf(`{"format":%d,"written_by":"starbook v2.0.0"}`, CurrentFormat))
 		}, want: CurrentFormat, writtenBy: "starbook v2.0.0"},
 		{name: "newer marker is refused", setup: func(t *testing.T, s *Store) {
 			putMarker(t, s, `{"format":99,"written_by":"starbook v9.0.0"}`)
 		}, want: 99, writtenBy: "starbook v9.0.0",
-			err: "store format 99 (written by starbook v9.0.0) is newer than this starbook understands (2): upgrade starbook"},
+			err: fmt.Sprintf("store format 99 (written by starbook v9.0.0) is newer than this starbook understands (%d): upgrade starbook", CurrentFormat)},
 		{name: "a marker that is no format is refused", setup: func(t *testing.T, s *Store) {
 			putMarker(t, s, `"two"`)
 		}, err: `store format marker /format-5/format: "\"two\"" is not a format`},
@@ -104,10 +104,10 @@ func TestFormatErrorIsTyped(t *testing.T) {
 	emb := startSuiteEtcd(t)
 	s := NewStore(emb.Client, "/newer/")
 	defer s.Close()
-	putMarker(t, s, `{"format":3,"written_by":"starbook v3"}`)
+	putMarker(t, s, fmt.Sprintf(`{"format":%d,"written_by":"starbook v9"}`, CurrentFormat+1))
 	_, err := s.OpenFormat(context.Background())
 	var fe *FormatError
-	if !errors.As(fmt.Errorf("node: %w", err), &fe) || fe.Store != 3 || fe.Known != CurrentFormat {
+	if !errors.As(fmt.Errorf("node: %w", err), &fe) || fe.Store != CurrentFormat+1 || fe.Known != CurrentFormat {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func TestServeRefusesNewerStore(t *testing.T) {
 	})
 	out, err := exec.CommandContext(ctx, binary, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
 		"--runbooks", "../runbooks").CombinedOutput()
-	want := "store format 99 (written by starbook v99.0.0) is newer than this starbook understands (2): upgrade starbook"
+	want := fmt.Sprintf("store format 99 (written by starbook v99.0.0) is newer than this starbook understands (%d): upgrade starbook", cluster.CurrentFormat)
 	if err == nil || !strings.Contains(string(out), want) {
 		t.Fatalf("serve: %v, output:\n%s\nwant an exit with %q", err, out, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -220,7 +221,7 @@ func TestNewerFormatRefused(t *testing.T) {
 	before := count()
 	_, err = node.New(ctx, store, node.Config{ID: "n2", Builtins: builtins.New(builtins.Options{})})
 	var fe *cluster.FormatError
-	want := "node n2: store format 99 (written by starbook v99.0.0) is newer than this starbook understands (2): upgrade starbook"
+	want := fmt.Sprintf("node n2: store format 99 (written by starbook v99.0.0) is newer than this starbook understands (%d): upgrade starbook", cluster.CurrentFormat)
 	if !errors.As(err, &fe) || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
