@@ -204,16 +204,7 @@ func memberConfig(ec *embed.Config, m *MemberConfig) error {
 		ec.PeerTLSInfo = transport.TLSInfo{CertFile: m.PeerTLS.CertFile, KeyFile: m.PeerTLS.KeyFile,
 			TrustedCAFile: m.PeerTLS.CAFile, ClientCertAuth: true}
 	}
-	hb, et := m.Heartbeat, m.ElectionTimeout
-	if hb <= 0 {
-		hb = DefaultMemberHeartbeat
-	}
-	if et <= 0 {
-		et = DefaultMemberElectionTimeout
-	}
-	if et < 5*hb {
-		return fmt.Errorf("member election timeout %s: want at least 5 heartbeats (%s)", et, 5*hb)
-	}
+	hb, et := m.timing()
 	ec.TickMs, ec.ElectionMs = uint(hb.Milliseconds()), uint(et.Milliseconds())
 	// Followers catch up from the log: keep etcd's defaults, not the
 	// single member's short log.

@@ -172,10 +172,25 @@ func (c *MemberConfig) Validate() error {
 			return fmt.Errorf("--initial-cluster: member %s has an http peer URL but peer TLS is on: use https", m.Name)
 		}
 	}
+	if hb, et := c.timing(); et < 5*hb || hb < time.Millisecond {
+		return fmt.Errorf("--member-election-timeout %s: want at least 5 heartbeats (--member-heartbeat %s)", et, hb)
+	}
 	if t := c.PeerTLS; t.Enabled() && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
 		return errors.New("peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca")
 	}
 	return nil
+}
+
+// timing returns the heartbeat and election timeout, defaults filled in.
+func (c *MemberConfig) timing() (heartbeat, election time.Duration) {
+	heartbeat, election = c.Heartbeat, c.ElectionTimeout
+	if heartbeat <= 0 {
+		heartbeat = DefaultMemberHeartbeat
+	}
+	if election <= 0 {
+		election = DefaultMemberElectionTimeout
+	}
+	return heartbeat, election
 }
 
 func (c *MemberConfig) own() *Member {
