@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -130,6 +131,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd client url %q: %w", client, err)
 	}
+	if cfg.Member != nil && cu.Port() == "0" {
+		// Members advertise their client URL to each other (cluster
+		// status probes it): it must name the real port, not 0.
+		if cu.Host, err = freeAddr(cu.Hostname()); err != nil {
+			return nil, fmt.Errorf("embedded etcd client url: %w", err)
+		}
+	}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	readyTimeout := 60 * time.Second
 	if m := cfg.Member; m != nil {
@@ -211,6 +219,16 @@ func memberConfig(ec *embed.Config, m *MemberConfig) error {
 	defaults := embed.NewConfig()
 	ec.SnapshotCount, ec.SnapshotCatchUpEntries = defaults.SnapshotCount, defaults.SnapshotCatchUpEntries
 	return nil
+}
+
+// freeAddr returns host:port with a port free on host now.
+func freeAddr(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // ClientURL returns the URL outside clients can reach the member at.

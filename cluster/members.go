@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,6 +259,7 @@ func (m *Membership) Members(ctx context.Context) ([]starbook.Member, error) {
 	for i, pm := range resp.Members {
 		out[i].Leader = pm.ID == leader
 	}
+	slices.SortFunc(out, func(a, b starbook.Member) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
