@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook"
@@ -291,6 +292,11 @@ func (m *Membership) AddMember(ctx context.Context, name, peerURL string) (*star
 		}
 	}
 	resp, err := m.cli.MemberAdd(ctx, []string{peerURL})
+	if errors.Is(err, rpctypes.ErrUnhealthy) {
+		// etcd adds a voting member only when every member has been
+		// connected for a few seconds: the quorum must survive the add.
+		return nil, sbruntime.Conflictf("member add %s: etcd refused: a member is down or connected for less than 5 s (%v); retry once every member is healthy", name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("member add %s: %w", name, err)
 	}

@@ -213,10 +213,16 @@ func TestEmbeddedMembersAddRemove(t *testing.T) {
 	defer cancel()
 
 	port := fmt.Sprint(freePort(t))
-	out, err := run(ctx, first.d.URL, "cluster", "add-member", "m4", "http://127.0.0.1:"+port)
-	if err != nil {
-		t.Fatalf("add-member: %v\n%s", err, out)
-	}
+	var out string
+	// etcd adds a member once every member has been connected for 5 s.
+	waitUntil(t, time.Minute, "add-member", func() bool {
+		var err error
+		out, err = run(ctx, first.d.URL, "cluster", "add-member", "m4", "http://127.0.0.1:"+port)
+		if err != nil && !strings.Contains(out, "retry once every member is healthy") {
+			t.Fatalf("add-member: %v\n%s", err, out)
+		}
+		return err == nil
+	})
 	t.Logf("add-member:\n%s", out)
 	line := ""
 	for _, f := range strings.Fields(out) {
