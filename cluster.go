@@ -12,6 +12,30 @@ type ClusterStatus struct {
 	Format int `json:"format"`
 	// FormatWrittenBy is the build that wrote the store's format marker.
 	FormatWrittenBy string `json:"format_written_by,omitempty"`
+	// Members are the etcd members of a cluster of embedded members
+	// (serve --initial-cluster); empty otherwise.
+	Members []Member `json:"members,omitempty"`
+}
+
+// Member is one etcd member of a cluster of embedded members.
+type Member struct {
+	ID         string   `json:"id"`   // etcd's member id, hex
+	Name       string   `json:"name"` // empty for an added member that has not started
+	PeerURLs   []string `json:"peer_urls"`
+	ClientURLs []string `json:"client_urls,omitempty"`
+	// Healthy reports that the member answered a status request at its
+	// client URL (seen from the node that answered).
+	Healthy bool `json:"healthy"`
+	Leader  bool `json:"leader"` // the raft leader, not starbook's
+	Learner bool `json:"learner,omitempty"`
+}
+
+// MemberAdded is the answer to adding a member: the flags the new member
+// must start with.
+type MemberAdded struct {
+	Member              Member `json:"member"`
+	InitialCluster      string `json:"initial_cluster"`
+	InitialClusterState string `json:"initial_cluster_state"`
 }
 
 // NodeStatus is one registered node.

@@ -40,6 +40,8 @@ var auditActions = map[string]string{
 	"POST /api/v1/executions/{id}/approvals/{position...}": "approval.decide",
 	"POST /api/v1/executions/{id}/redrive":                 "execution.redrive",
 	"POST /api/v1/dead-letters/{id}/ack":                   "deadletter.ack",
+	"POST /api/v1/cluster/members":                         "member.add",
+	"DELETE /api/v1/cluster/members/{name}":                "member.remove",
 	"POST /hooks/alertmanager":                             "alertmanager.notify",
 	"POST /hooks/{name}":                                   "webhook.receive",
 }

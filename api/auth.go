@@ -15,6 +15,7 @@ import (
 var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/whoami":                                   auth.Read,
 	"GET /api/v1/cluster":                                  auth.Read,
+	"GET /api/v1/cluster/members":                          auth.Read,
 	"GET /api/v1/runbooks":                                 auth.Read,
 	"GET /api/v1/runbooks/{name}":                          auth.Read,
 	"GET /api/v1/runbooks/{name}/versions/{version}":       auth.Read,

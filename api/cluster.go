@@ -16,6 +16,11 @@ func (h *handler) cluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if h.members != nil {
+		if st.Members, err = h.members.Members(r.Context()); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }

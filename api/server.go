@@ -81,6 +81,7 @@ type handler struct {
 	auth     *auth.Authenticator // nil: the API is open
 	limits   Limits
 	scrubber *sbruntime.Scrubber // scrubs request bodies; nil for none
+	members  Members             // nil unless WithMembers
 	patterns []string            // every route, in registration order
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,10 @@ type EmbeddedConfig struct {
 	Defrag Defrag
 	// Compaction configures the member's compaction of old revisions.
 	Compaction Compaction
+	// Member, when set, makes this one member of a cluster of embedded
+	// members (serve --initial-cluster) instead of a cluster of its own.
+	// Fast does not apply then: raft's timing is the Member's.
+	Member *MemberConfig
 
 	logTo zapcore.Core // where etcd's log goes instead of stderr: tests read it
 }
@@ -73,8 +78,16 @@ type Embedded struct {
 }
 
 // StartEmbedded starts a single-member etcd in cfg.Dir and waits until it
-// serves. Restarting on the same directory keeps all data.
+// serves. Restarting on the same directory keeps all data. With cfg.Member,
+// the member is one of a cluster: it waits for a quorum (at most
+// cfg.Member.ReadyTimeout), and a member restarting on its data rejoins
+// with it, ignoring the initial cluster.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.Member != nil {
+		if err := cfg.Member.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	ec := embed.NewConfig()
 	ec.Name = EmbeddedMemberName
 	ec.Dir = EmbeddedEtcdDir(cfg.Dir)
@@ -118,10 +131,28 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd client url %q: %w", client, err)
 	}
-	pu, _ := url.Parse(EmbeddedPeerURL)
+	if cfg.Member != nil && cu.Port() == "0" {
+		// Members advertise their client URL to each other (cluster
+		// status probes it): it must name the real port, not 0.
+		if cu.Host, err = freeAddr(cu.Hostname()); err != nil {
+			return nil, fmt.Errorf("embedded etcd client url: %w", err)
+		}
+	}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	readyTimeout := 60 * time.Second
+	if m := cfg.Member; m != nil {
+		if err := memberConfig(ec, m); err != nil {
+			return nil, err
+		}
+		readyTimeout = m.ReadyTimeout
+		if readyTimeout <= 0 {
+			readyTimeout = 2 * time.Minute
+		}
+	} else {
+		pu, _ := url.Parse(EmbeddedPeerURL)
+		ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+		ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	}
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
@@ -135,9 +166,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	case <-ctx.Done():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd not ready: %w", ctx.Err())
-	case <-time.After(60 * time.Second):
+	case <-time.After(readyTimeout):
 		e.Close()
-		return nil, fmt.Errorf("embedded etcd not ready after 60s")
+		if cfg.Member != nil {
+			return nil, fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout)
+		}
+		return nil, fmt.Errorf("embedded etcd not ready after %s", readyTimeout)
 	}
 	// A gRPC client over loopback, not v3client's in-process adapter: with
 	// many concurrent watches the adapter was seen to stop delivering events
@@ -158,6 +192,43 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		emb.maintenance.Go(func() { emb.compactLoop(mctx) })
 	}
 	return emb, nil
+}
+
+// memberConfig makes ec one member of the cluster m describes.
+func memberConfig(ec *embed.Config, m *MemberConfig) error {
+	ec.Name = m.Name
+	ec.InitialCluster = FormatInitialCluster(m.InitialCluster)
+	ec.ClusterState = m.State
+	if ec.ClusterState == "" {
+		ec.ClusterState = StateNew
+	}
+	own, err := url.Parse(m.own().PeerURL)
+	if err != nil {
+		return fmt.Errorf("peer URL of %s: %w", m.Name, err)
+	}
+	listen := url.URL{Scheme: own.Scheme, Host: m.PeerListen}
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{listen}, []url.URL{*own}
+	if m.PeerTLS.Enabled() {
+		ec.PeerTLSInfo = transport.TLSInfo{CertFile: m.PeerTLS.CertFile, KeyFile: m.PeerTLS.KeyFile,
+			TrustedCAFile: m.PeerTLS.CAFile, ClientCertAuth: true}
+	}
+	hb, et := m.timing()
+	ec.TickMs, ec.ElectionMs = uint(hb.Milliseconds()), uint(et.Milliseconds())
+	// Followers catch up from the log: keep etcd's defaults, not the
+	// single member's short log.
+	defaults := embed.NewConfig()
+	ec.SnapshotCount, ec.SnapshotCatchUpEntries = defaults.SnapshotCount, defaults.SnapshotCatchUpEntries
+	return nil
+}
+
+// freeAddr returns host:port with a port free on host now.
+func freeAddr(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // ClientURL returns the URL outside clients can reach the member at.

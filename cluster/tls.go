@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/starbook/starbook/tlsconfig"
 )
@@ -39,7 +40,8 @@ func (t *EtcdTLS) ClientConfig() (*tls.Config, error) {
 // DialEtcd returns a client of the etcd cluster at endpoints, over TLS when
 // t is enabled (then endpoints should be https:// URLs).
 func DialEtcd(endpoints []string, t *EtcdTLS) (*clientv3.Client, error) {
-	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(retryReadOnlyTxn)}}
 	if t.Enabled() {
 		tc, err := t.ClientConfig()
 		if err != nil {

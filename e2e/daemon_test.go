@@ -52,6 +52,20 @@ var readyLine = regexp.MustCompile(`starbook ready on (https?://\S+)`)
 // its ready line. Its logs go to dataDir/daemon.log.
 func startDaemon(t testing.TB, dataDir string, extra ...string) *daemon {
 	t.Helper()
+	return spawnDaemon(t, dataDir, extra...).await(t)
+}
+
+// spawning is a `starbook serve` process started and not yet ready.
+type spawning struct {
+	d       *daemon
+	dataDir string
+	urls    chan string
+}
+
+// spawnDaemon starts `starbook serve` as startDaemon does, without waiting:
+// members of one etcd cluster must all start before any is ready.
+func spawnDaemon(t testing.TB, dataDir string, extra ...string) *spawning {
+	t.Helper()
 	logFile, err := os.OpenFile(filepath.Join(dataDir+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +95,14 @@ func startDaemon(t testing.TB, dataDir string, extra ...string) *daemon {
 		_, _ = io.Copy(logFile, stderr)
 	}()
 	go func() { _ = cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() { d.kill(t) }) // await may never be called
+	return &spawning{d: d, dataDir: dataDir, urls: urls}
+}
+
+// await waits for the ready line of a spawned process.
+func (s *spawning) await(t testing.TB) *daemon {
+	t.Helper()
+	d, urls, dataDir, cmd := s.d, s.urls, s.dataDir, s.d.cmd
 	select {
 	case d.URL = <-urls:
 	case <-d.exited:

@@ -17,7 +17,9 @@ var clusterCmd = func() *cobra.Command {
 		Long: `Cluster lists the nodes registered in etcd: which one leads (fires
 timers and cron), how many executions each has claimed, and how much of its
 lease is left (a live node renews it: this is its heartbeat), and the
-store's format (see README, "Upgrades").`,
+store's format (see README, "Upgrades"). In a cluster of embedded etcd
+members (serve --initial-cluster) it lists the members too; add-member and
+remove-member change them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := newClient(cmd)
@@ -54,7 +56,10 @@ store's format (see README, "Upgrades").`,
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0fs/%ds\t%s\t%s\n", n.ID, leader, n.Claims, n.Workers,
 					n.LeaseRemaining, n.TTLSeconds, n.Started.Local().Format("2006-01-02T15:04:05Z07:00"), claimed)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printMembers(out, st.Members)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the cluster status as JSON")

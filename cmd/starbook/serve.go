@@ -48,6 +48,7 @@ type serveFlags struct {
 	retention     time.Duration
 	security      securityFlags
 	snapshots     snapshot.Periodic
+	members       memberFlags
 }
 
 var serveCmd = func() *cobra.Command {
@@ -84,6 +85,7 @@ var serveCmd = func() *cobra.Command {
 	fl.DurationVar(&f.snapshots.Every, "snapshot-every", time.Hour, "interval between periodic snapshots (with --snapshot-dir)")
 	fl.IntVar(&f.snapshots.Keep, "snapshot-keep", 24, "periodic snapshots kept in --snapshot-dir; older ones are deleted")
 	f.security.register(fl)
+	f.members.register(fl)
 	return cmd
 }()
 
@@ -106,6 +108,12 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// Refused before anything is created: a bad --initial-cluster leaves
+	// the data dir as it was.
+	member, err := f.members.config(f.nodeID, f.etcdEndpoints)
+	if err != nil {
+		return err
+	}
 	// Every secret a runbook reads is scrubbed from the node's own log too.
 	scrubber := sbruntime.NewScrubber()
 	logger := slog.New(observe.LogHandler(scrubber.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
@@ -121,12 +129,40 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	started := time.Now()
 
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.listen, err)
+	}
+	scheme := "http"
+	if sec.serverTLS != nil {
+		ln, scheme = tls.NewListener(ln, sec.serverTLS), "https"
+	}
+	defer ln.Close()
+	handler := &swapHandler{}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	defer srv.Close()
+	httpErr := make(chan error, 1)
+	serveHTTP := func() { go func() { httpErr <- srv.Serve(ln) }() }
+	if member != nil {
+		// A member waits for a quorum: answer /healthz (alive) and refuse
+		// everything else (/readyz too) until the node is ready.
+		serveHTTP()
+	}
+
 	var cli *clientv3.Client
+	var members *cluster.Membership
 	where := ""
 	maxTxnOps := 128 // etcd's default --max-txn-ops
 	if f.etcdEndpoints == "" {
+		clientURL := ""
+		if f.members.clientListen != "" {
+			clientURL = "http://" + f.members.clientListen
+			if sec.etcdTLS.Enabled() {
+				clientURL = "https://" + f.members.clientListen
+			}
+		}
 		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true, TLS: sec.etcdTLS,
-			Defrag: cluster.Defrag{Logger: logger}})
+			ClientURL: clientURL, Defrag: cluster.Defrag{Logger: logger}, Member: member})
 		if err != nil {
 			return err
 		}
@@ -134,6 +170,11 @@ func serve(ctx context.Context, f serveFlags) error {
 		cli = emb.Client
 		maxTxnOps = cluster.EmbeddedMaxTxnOps
 		where = "embedded etcd in " + f.dataDir + " (" + emb.ClientURL() + ")"
+		if member != nil {
+			members = cluster.NewMembership(cli)
+			where = fmt.Sprintf("embedded etcd member %s of %s in %s (%s)", member.Name,
+				cluster.FormatInitialCluster(member.InitialCluster), f.dataDir, emb.ClientURL())
+		}
 	} else {
 		var err error
 		cli, err = cluster.DialEtcd(strings.Split(f.etcdEndpoints, ","), sec.etcdTLS)
@@ -218,23 +259,19 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	svc.Node = worker
 
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", f.listen, err)
-	}
-	scheme := "http"
-	if sec.serverTLS != nil {
-		ln, scheme = tls.NewListener(ln, sec.serverTLS), "https"
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
-	mux.Handle("/", withSlack(api.NewHandler(svc, logger, hooksOption(store, worker, logger, f.security.defaultPolicy),
-		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)), slack))
-	srv := &http.Server{Handler: tracing.Middleware(mux), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	httpErr := make(chan error, 1)
-	go func() { httpErr <- srv.Serve(ln) }()
+	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy),
+		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)}
+	if members != nil {
+		apiOpts = append(apiOpts, api.WithMembers(members))
+	}
+	mux.Handle("/", withSlack(api.NewHandler(svc, logger, apiOpts...), slack))
+	handler.set(tracing.Middleware(mux))
+	if member == nil {
+		serveHTTP()
+	}
 
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- worker.Run(ctx) }()

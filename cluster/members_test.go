@@ -1,0 +1,90 @@
+package cluster
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseInitialCluster(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []Member
+		wantErr  string
+	}{
+		{name: "three", in: "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380,c=https://c.example:2380",
+			want: []Member{{"a", "http://10.0.0.1:2380"}, {"b", "http://10.0.0.2:2380"}, {"c", "https://c.example:2380"}}},
+		{name: "one", in: "solo=http://127.0.0.1:2380", want: []Member{{"solo", "http://127.0.0.1:2380"}}},
+		{name: "empty", in: "", wantErr: "empty"},
+		{name: "blank", in: "  ", wantErr: "empty"},
+		{name: "no equals", in: "a", wantErr: `"a" is not name=peerURL`},
+		{name: "no name", in: "=http://h:1", wantErr: "is not name=peerURL"},
+		{name: "no url", in: "a=", wantErr: "is not name=peerURL"},
+		{name: "trailing comma", in: "a=http://h:1,", wantErr: `"" is not name=peerURL`},
+		{name: "duplicate name", in: "a=http://h:1,a=http://h:2", wantErr: `member "a" appears twice`},
+		{name: "duplicate url", in: "a=http://h:1,b=http://h:1", wantErr: "peer URL http://h:1 appears twice"},
+		{name: "bad scheme", in: "a=tcp://h:1", wantErr: "scheme must be http or https"},
+		{name: "no port", in: "a=http://h", wantErr: "want scheme://host:port"},
+		{name: "port zero", in: "a=http://h:0", wantErr: "is not 1-65535"},
+		{name: "path", in: "a=http://h:1/x", wantErr: "host:port only"},
+		{name: "user", in: "a=http://u@h:1", wantErr: "host:port only"},
+		{name: "bad name", in: "a b=http://h:1", wantErr: "only letters"},
+		{name: "not a url", in: "a=http://[::1", wantErr: "peer URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseInitialCluster(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseInitialCluster(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParseInitialCluster(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+			if back := FormatInitialCluster(got); back != tt.in {
+				t.Errorf("FormatInitialCluster = %q, want %q", back, tt.in)
+			}
+		})
+	}
+}
+
+func TestMemberConfigValidate(t *testing.T) {
+	three := []Member{{"a", "http://h:1"}, {"b", "http://h:2"}, {"c", "http://h:3"}}
+	tls := &EtcdTLS{CertFile: "c", KeyFile: "k", CAFile: "ca"}
+	tests := []struct {
+		name    string
+		cfg     MemberConfig
+		wantErr string
+	}{
+		{name: "ok", cfg: MemberConfig{Name: "b", InitialCluster: three, PeerListen: "127.0.0.1:2"}},
+		{name: "existing", cfg: MemberConfig{Name: "b", InitialCluster: three, PeerListen: ":2", State: StateExisting}},
+		{name: "no name", cfg: MemberConfig{InitialCluster: three, PeerListen: ":2"}, wantErr: "set --node-id"},
+		{name: "not a member", cfg: MemberConfig{Name: "d", InitialCluster: three, PeerListen: ":2"},
+			wantErr: `no member named "d" (this node's --node-id); members: a, b, c`},
+		{name: "bad state", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":2", State: "old"}, wantErr: "want new or existing"},
+		{name: "bad peer listen", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: "2380"}, wantErr: "--peer-listen"},
+		{name: "https without tls", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1"},
+			wantErr: "no --peer-tls-cert"},
+		{name: "tls with http", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":1", PeerTLS: tls},
+			wantErr: "use https"},
+		{name: "tls incomplete", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CertFile: "c"}}, wantErr: "needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca"},
+		{name: "tls", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1", PeerTLS: tls}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
