@@ -457,10 +457,30 @@ func (n *Node) claimAndRun(s *concurrency.Session, id string) {
 	if err != nil {
 		if !errors.Is(err, cluster.ErrNotClaimable) {
 			n.log.Warn("claim", "execution", id, "err", err)
+			n.claimAgainLater(id)
 		}
 		return
 	}
 	n.run(runCtx, s, claim)
+}
+
+// claimRetry is how long a node waits to claim an execution again after a
+// claim failed on a storage error: a claim sent while etcd's raft leader
+// died times out (about 5 s) and no watch event would bring it back before
+// the sweep (sweepInterval), though the execution may be claimable since.
+const claimRetry = 100 * time.Millisecond
+
+// claimAgainLater queues id again after claimRetry, if it is still runnable
+// and unowned then.
+func (n *Node) claimAgainLater(id string) {
+	time.AfterFunc(claimRetry, func() {
+		n.mu.Lock()
+		if n.runnable[id] && !n.owned[id] && n.running[id] == nil {
+			n.enqueueLocked(id)
+		}
+		n.mu.Unlock()
+		n.wake()
+	})
 }
 
 // track makes id's run cancellable by stopRuns and cancel requests.
