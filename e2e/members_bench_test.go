@@ -18,6 +18,7 @@ import (
 // timers. The killed process restarts and rejoins before the next run.
 //
 //	go test ./e2e -run '^$' -bench FailoverEmbeddedMembers -benchtime 5x
+//
 // inFlightWindow is how long after a kill a step that was already under way
 // may still arrive.
 const inFlightWindow = 300 * time.Millisecond
