@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// inFlightWindow is how long after a kill a step that was already under way
+// may still arrive.
+const inFlightWindow = 300 * time.Millisecond
+
 // BenchmarkFailoverEmbeddedMembers measures, on three processes that each
 // embed one etcd member (no separate etcd) with a 5 s session TTL, the time
 // from SIGKILL of the leader's process to the first step after a new leader
@@ -18,10 +22,6 @@ import (
 // timers. The killed process restarts and rejoins before the next run.
 //
 //	go test ./e2e -run '^$' -bench FailoverEmbeddedMembers -benchtime 5x
-//
-// inFlightWindow is how long after a kill a step that was already under way
-// may still arrive.
-const inFlightWindow = 300 * time.Millisecond
 
 func BenchmarkFailoverEmbeddedMembers(b *testing.B) {
 	arrived := make(chan time.Time, 1024)
