@@ -22,7 +22,6 @@ const inFlightWindow = 300 * time.Millisecond
 // timers. The killed process restarts and rejoins before the next run.
 //
 //	go test ./e2e -run '^$' -bench FailoverEmbeddedMembers -benchtime 5x
-
 func BenchmarkFailoverEmbeddedMembers(b *testing.B) {
 	arrived := make(chan time.Time, 1024)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
