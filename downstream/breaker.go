@@ -97,8 +97,10 @@ func (h *Host) allow(_ context.Context) (probe bool, err error) {
 		// Another node probes (or changed the record): the watch tells us.
 		return false, &OpenError{Host: h.name, Until: until, Probing: true, Wait: until.Sub(now)}
 	}
+	if b.state != HalfOpen {
+		h.g.circuitHook(h.name, HalfOpen)
+	}
 	b.state, b.until, b.probing = HalfOpen, until, true
-	h.g.circuitHook(h.name, HalfOpen)
 	return true, nil
 }
 

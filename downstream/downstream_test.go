@@ -212,6 +212,13 @@ func TestBreakerLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	probe.Done(0, context.Canceled) // a probe whose step was stopped says nothing: the next request probes
+	if h.State() != HalfOpen {
+		t.Fatalf("state %s after a cancelled probe", h.State())
+	}
+	if probe, err = h.Acquire(context.Background(), false); err != nil {
+		t.Fatalf("no new probe after a cancelled one: %v", err)
+	}
 	if _, err := h.Acquire(context.Background(), false); !errors.As(err, &open) || !open.Probing {
 		t.Fatalf("a second request during the probe: %v", err)
 	}

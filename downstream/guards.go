@@ -301,11 +301,11 @@ func (h *Host) RetryBudgetError() *RetryBudgetError {
 // host; anything else, a 4xx included, as a success.
 func (p *Pass) Done(code int, err error) {
 	p.release()
-	failed := code >= 500 || (code == 0 && err != nil && !isCanceled(err))
-	if code == 0 && err != nil && isCanceled(err) && !p.probe {
-		return // the step was stopped: says nothing of the host
+	if code == 0 && err != nil && isCanceled(err) {
+		p.h.abandon(p.probe) // the step was stopped: says nothing of the host
+		return
 	}
-	p.h.outcome(p.probe, failed)
+	p.h.outcome(p.probe, code >= 500 || code == 0 && err != nil)
 }
 
 func (p *Pass) release() {

@@ -11,13 +11,19 @@ import (
 // live nodes (each takes its share of every host's limits), the limits the
 // current runbook versions declare, and the shared circuits.
 func (n *Node) syncGuards(ctx context.Context) error {
-	g := n.cfg.Guards
 	if err := n.countNodes(ctx); err != nil {
 		return err
 	}
 	if err := n.loadHTTPLimits(ctx); err != nil {
 		return err
 	}
+	return n.loadCircuits(ctx)
+}
+
+// loadCircuits applies the stored circuit records to the guarded hosts,
+// and closes the circuits of those without one.
+func (n *Node) loadCircuits(ctx context.Context) error {
+	g := n.cfg.Guards
 	circuits, rev, err := n.store.Circuits(ctx)
 	if err != nil {
 		return err
@@ -84,6 +90,9 @@ func (n *Node) watchGuards(ctx context.Context) {
 		}
 		if limits && err == nil {
 			err = n.loadHTTPLimits(ctx)
+			if err == nil { // a newly limited host may have a circuit open already
+				err = n.loadCircuits(ctx)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("downstream guards", "err", err)
