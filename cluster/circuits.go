@@ -3,14 +3,15 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook/downstream"
+	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -89,35 +90,59 @@ func (s *Store) NodeCount(ctx context.Context) (int, error) {
 }
 
 // HTTPLimits returns the http_limit() declarations of every runbook's
-// current version, sorted by host then runbook: several may name one host
-// (downstream.Merge combines them).
-func (s *Store) HTTPLimits(ctx context.Context) ([]downstream.Limit, error) {
-	current, err := s.CurrentVersions(ctx)
+// current version, by runbook.
+func (s *Store) HTTPLimits(ctx context.Context) (map[string][]downstream.Limit, error) {
+	resp, err := s.cli.Get(ctx, s.k.Runbooks(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list runbooks: %w", err)
 	}
-	names := make([]string, 0, len(current))
-	for name := range current {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var out []downstream.Limit
-	for _, name := range names {
-		b, _, err := s.Bundle(ctx, name, current[name])
-		if err != nil {
-			return nil, fmt.Errorf("http limits of %s: %w", name, err)
-		}
-		if len(b.Triggers) == 0 || !strings.Contains(string(b.Triggers), `"http_limits"`) {
+	out := map[string][]downstream.Limit{}
+	for _, kv := range resp.Kvs {
+		name, ok := s.k.CurrentOf(string(kv.Key))
+		if !ok {
 			continue
 		}
-		set, err := triggers.DecodeSet(b.Triggers)
+		limits, err := s.HTTPLimitsOf(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("http limits of %s: %w", name, err)
+			return nil, err
 		}
-		for _, l := range set.HTTPLimits {
-			out = append(out, *l)
+		if len(limits) > 0 {
+			out[name] = limits
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Host < out[j].Host })
 	return out, nil
+}
+
+// HTTPLimitsOf returns the http_limit() declarations of runbook name's
+// current version: none when it declares none or has no current version.
+func (s *Store) HTTPLimitsOf(ctx context.Context, name string) ([]downstream.Limit, error) {
+	b, _, err := s.Bundle(ctx, name, "")
+	if errors.Is(err, sbruntime.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("http limits of %s: %w", name, err)
+	}
+	if !strings.Contains(string(b.Triggers), `"http_limits"`) {
+		return nil, nil
+	}
+	set, err := triggers.DecodeSet(b.Triggers)
+	if err != nil {
+		return nil, fmt.Errorf("http limits of %s: %w", name, err)
+	}
+	out := make([]downstream.Limit, 0, len(set.HTTPLimits))
+	for _, l := range set.HTTPLimits {
+		out = append(out, *l)
+	}
+	return out, nil
+}
+
+// CurrentOf returns the runbook whose current-version key key is
+// (runbooks/<name>/current); ok is false for any other key.
+func (k Keys) CurrentOf(key string) (name string, ok bool) {
+	rest, ok := strings.CutPrefix(key, k.Runbooks())
+	if !ok {
+		return "", false
+	}
+	return cutSuffix(rest, "/current")
 }

@@ -185,7 +185,9 @@ func (g *Guards) Observe(host string, c *Circuit, rev int64) {
 	switch {
 	case c == nil:
 		b.rev = 0 // absent again: the next open creates it
-		b.state, b.failures, b.probing = Closed, 0, false
+		if b.state != Closed { // a closed circuit keeps counting its failures
+			b.state, b.failures, b.probing = Closed, 0, false
+		}
 	case c.State == Open.String():
 		b.rev = rev
 		b.state, b.until, b.probing = Open, c.Until, false

@@ -2,22 +2,42 @@ package node
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook/downstream"
 )
 
 // syncGuards brings the node's downstream guards up to date with the store:
 // live nodes (each takes its share of every host's limits), the limits the
-// current runbook versions declare, and the shared circuits.
-func (n *Node) syncGuards(ctx context.Context) error {
+// current runbook versions declare (returned, by runbook), and the shared
+// circuits.
+func (n *Node) syncGuards(ctx context.Context) (map[string][]downstream.Limit, error) {
 	if err := n.countNodes(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	if err := n.loadHTTPLimits(ctx); err != nil {
-		return err
+	byRunbook, err := n.store.HTTPLimits(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return n.loadCircuits(ctx)
+	setDeclared(n.cfg.Guards, byRunbook)
+	return byRunbook, n.loadCircuits(ctx)
+}
+
+// setDeclared gives g the limits of every runbook, in runbook order.
+func setDeclared(g *downstream.Guards, byRunbook map[string][]downstream.Limit) {
+	names := make([]string, 0, len(byRunbook))
+	for name := range byRunbook {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var all []downstream.Limit
+	for _, name := range names {
+		all = append(all, byRunbook[name]...)
+	}
+	g.SetDeclared(all)
 }
 
 // loadCircuits applies the stored circuit records to the guarded hosts,
@@ -50,52 +70,61 @@ func (n *Node) countNodes(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) loadHTTPLimits(ctx context.Context) error {
-	limits, err := n.store.HTTPLimits(ctx)
-	if err != nil {
-		return err
-	}
-	n.cfg.Guards.SetDeclared(limits)
-	return nil
-}
-
 // watchGuards keeps the guards up to date until ctx is done: node
-// registrations, current runbook versions and circuit records.
+// registrations, current runbook versions (an apply re-reads that runbook's
+// declarations only) and circuit records.
 func (n *Node) watchGuards(ctx context.Context) {
 	k := n.store.Keys()
-	n.watchKeys(ctx, []string{k.Nodes(), k.Runbooks(), k.Circuits()}, func(events []*clientv3.Event) {
-		if events == nil {
-			if err := n.syncGuards(ctx); err != nil && ctx.Err() == nil {
-				n.log.Warn("downstream guards", "err", err)
-			}
-			return
-		}
-		var nodes, limits bool
-		for _, ev := range events {
-			key := string(ev.Kv.Key)
-			switch {
-			case strings.HasPrefix(key, k.Nodes()):
-				nodes = true
-			case strings.HasPrefix(key, k.Runbooks()) && strings.HasSuffix(key, "/current"):
-				limits = true
-			default:
-				if c, ok := k.DecodeCircuit(ev.Kv, ev.Type == clientv3.EventTypeDelete); ok {
-					n.cfg.Guards.Observe(c.Host, c.Circuit, c.Revision)
-				}
-			}
-		}
-		var err error
-		if nodes {
-			err = n.countNodes(ctx)
-		}
-		if limits && err == nil {
-			err = n.loadHTTPLimits(ctx)
-			if err == nil { // a newly limited host may have a circuit open already
-				err = n.loadCircuits(ctx)
-			}
-		}
+	var byRunbook map[string][]downstream.Limit
+	warn := func(err error) {
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("downstream guards", "err", err)
 		}
+	}
+	n.watchKeys(ctx, []string{k.Nodes(), k.Runbooks(), k.Circuits()}, func(events []*clientv3.Event) {
+		if events == nil {
+			all, err := n.syncGuards(ctx)
+			if err == nil {
+				byRunbook = all
+			}
+			warn(err)
+			return
+		}
+		nodes := false
+		var changed []string
+		for _, ev := range events {
+			key := string(ev.Kv.Key)
+			if strings.HasPrefix(key, k.Nodes()) {
+				nodes = true
+			} else if name, ok := k.CurrentOf(key); ok {
+				changed = append(changed, name)
+			} else if c, ok := k.DecodeCircuit(ev.Kv, ev.Type == clientv3.EventTypeDelete); ok {
+				n.cfg.Guards.Observe(c.Host, c.Circuit, c.Revision)
+			}
+		}
+		if nodes {
+			warn(n.countNodes(ctx))
+		}
+		if len(changed) == 0 || byRunbook == nil {
+			return
+		}
+		for _, name := range changed {
+			limits, err := n.store.HTTPLimitsOf(ctx, name)
+			if err != nil { // read everything again rather than keep a part
+				all, err := n.syncGuards(ctx)
+				if err == nil {
+					byRunbook = all
+				}
+				warn(err)
+				return
+			}
+			if len(limits) == 0 {
+				delete(byRunbook, name)
+			} else {
+				byRunbook[name] = limits
+			}
+		}
+		setDeclared(n.cfg.Guards, byRunbook)
+		warn(n.loadCircuits(ctx)) // a newly limited host may have a circuit open already
 	})
 }

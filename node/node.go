@@ -130,7 +130,7 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if cfg.Guards != nil { // registered: counted among the nodes; before any run
-		if err := n.syncGuards(ctx); err != nil {
+		if _, err := n.syncGuards(ctx); err != nil {
 			n.sess().Close()
 			return nil, fmt.Errorf("node %s: downstream guards: %w", cfg.ID, err)
 		}
