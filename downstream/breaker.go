@@ -184,7 +184,7 @@ func (g *Guards) Observe(host string, c *Circuit, rev int64) {
 	prev := b.state
 	switch {
 	case c == nil:
-		b.rev = 0 // absent again: the next open creates it
+		b.rev = 0              // absent again: the next open creates it
 		if b.state != Closed { // a closed circuit keeps counting its failures
 			b.state, b.failures, b.probing = Closed, 0, false
 		}

@@ -245,3 +245,31 @@ func TestBreakerLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticAndDeclaredCombine: a node-wide limit and runbooks' declarations
+// of one host combine, the strictest winning; dropping one restores the other.
+func TestStaticAndDeclaredCombine(t *testing.T) {
+	g := New(Config{})
+	static, err := ParseFlag("api.example.com=10/s,8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetStatic([]Limit{*static})
+	declared, err := NewLimit("api.example.com", "600/m", 0, 2, time.Minute, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetDeclared([]Limit{*declared})
+	got := g.Host("api.example.com").Limit()
+	if got.PerSecond != 10 || got.Concurrency != 8 || got.Failures != 2 || got.Cooldown != time.Minute || got.RetryRatio != 0.2 {
+		t.Errorf("combined %+v", got)
+	}
+	g.SetStatic(nil)
+	if got := g.Host("api.example.com").Limit(); got.Concurrency != 0 || got.RetryRatio != 0.5 {
+		t.Errorf("declared alone %+v", got)
+	}
+	g.SetDeclared(nil)
+	if g.Host("api.example.com") != nil {
+		t.Error("a host no limit names is still guarded")
+	}
+}
