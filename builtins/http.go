@@ -378,7 +378,9 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if req.URL.Hostname() != t.host.Name() { // a redirect elsewhere
 		return t.base.RoundTrip(req)
 	}
-	retry := t.retry || t.sent > 0 // a retry was allowed by the budget in CheckRetry
+	// A retry was allowed by the budget in CheckRetry; a redirect (it
+	// carries the response that caused it) is no retry.
+	retry := t.retry || (t.sent > 0 && req.Response == nil)
 	t.sent++
 	pass, err := t.host.Acquire(req.Context(), retry)
 	if err != nil {
@@ -386,12 +388,27 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	t.count()
 	resp, err := t.base.RoundTrip(req)
-	code := 0
-	if resp != nil {
-		code = resp.StatusCode
+	if resp == nil {
+		pass.Done(0, err)
+		pass.Release()
+		return nil, err
 	}
-	pass.Done(code, err)
+	pass.Done(resp.StatusCode, err)
+	// The request holds its concurrency slot until its body is closed.
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: pass.Release}
 	return resp, err
+}
+
+// releasingBody releases a request's slot when its body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }
 
 // heldBack reports whether err is a request a guard did not send.

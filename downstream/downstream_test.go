@@ -187,6 +187,7 @@ func TestBreakerLocal(t *testing.T) {
 			return aerr
 		}
 		p.Done(code, err)
+		p.Release()
 		return nil
 	}
 	for _, code := range []int{500, 503, 404, 502, 503} { // the 404 resets the count

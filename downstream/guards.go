@@ -232,11 +232,14 @@ func (h *Host) configure(l Limit, nodes int) {
 	}
 }
 
-// Pass is one request let through; Done must be called once it ended.
+// Pass is one request let through: Done reports its outcome once its
+// response (or error) came, Release frees its concurrency slot once it is
+// over (its body read); each is called once.
 type Pass struct {
-	h     *Host
-	sem   chan struct{}
-	probe bool
+	h       *Host
+	sem     chan struct{}
+	probe   bool
+	release sync.Once
 }
 
 // Acquire lets one request to h through, or returns why not: an *OpenError
@@ -265,7 +268,7 @@ func (h *Host) Acquire(ctx context.Context, retry bool) (*Pass, error) {
 	}
 	if limiter != nil {
 		if err := limiter.Wait(ctx); err != nil {
-			p.release()
+			p.Release()
 			h.abandon(probe)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -300,7 +303,6 @@ func (h *Host) RetryBudgetError() *RetryBudgetError {
 // A 5xx or a transport error (not a cancellation) counts as a failure of the
 // host; anything else, a 4xx included, as a success.
 func (p *Pass) Done(code int, err error) {
-	p.release()
 	if code == 0 && err != nil && isCanceled(err) {
 		p.h.abandon(p.probe) // the step was stopped: says nothing of the host
 		return
@@ -308,11 +310,13 @@ func (p *Pass) Done(code int, err error) {
 	p.h.outcome(p.probe, code >= 500 || code == 0 && err != nil)
 }
 
-func (p *Pass) release() {
-	if p.sem != nil {
-		<-p.sem
-		p.sem = nil
-	}
+// Release frees the request's concurrency slot; later calls do nothing.
+func (p *Pass) Release() {
+	p.release.Do(func() {
+		if p.sem != nil {
+			<-p.sem
+		}
+	})
 }
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
