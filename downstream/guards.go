@@ -154,6 +154,11 @@ func (g *Guards) rebuild() {
 		h.configure(l, g.nodes)
 		next[name] = h
 	}
+	for name := range old {
+		if next[name] == nil { // no longer limited: its gauge shows no open circuit
+			g.circuitHook(name, Closed)
+		}
+	}
 	g.hosts.Store(&next)
 }
 
