@@ -22,6 +22,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/downstream"
 	"github.com/starbook/starbook/node"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/service"
@@ -357,15 +358,18 @@ def main(event):
 `
 
 func (e *env) startNode(ctx context.Context, prefix string) error {
-	bi := builtins.New(builtins.Options{})
 	e.store = cluster.NewStore(e.cli, prefix, cluster.WithMaxTxnOps(cluster.EmbeddedMaxTxnOps))
+	// Guards as serve has them: the bench makes no HTTP call, so they must
+	// cost nothing but their watch.
+	guards := downstream.New(downstream.Config{Node: "bench", Circuits: e.store})
+	bi := builtins.New(builtins.Options{HTTP: builtins.HTTPOptions{Guards: guards}})
 	e.svc = service.New(e.store, bi)
 	if e.policy { // before the node starts: it loads the set then
 		if _, err := e.svc.ApplyPolicies(ctx, map[string]string{"bench_policy.star": BenchPolicy}); err != nil {
 			return err
 		}
 	}
-	worker, err := node.New(ctx, e.store, node.Config{ID: "bench", Workers: 256, Builtins: bi,
+	worker, err := node.New(ctx, e.store, node.Config{ID: "bench", Workers: 256, Builtins: bi, Guards: guards,
 		Logger: slog.New(slog.DiscardHandler), Limits: sbruntime.Limits{MaxHistory: 200_000}})
 	if err != nil {
 		return err

@@ -54,6 +54,7 @@ func New(opts Options) starlark.StringDict {
 		"trigger":           TriggerModule,
 		"slo":               starlark.NewBuiltin("slo", sloBuiltin),
 		"budget":            starlark.NewBuiltin("budget", budgetBuiltin),
+		"http_limit":        starlark.NewBuiltin("http_limit", httpLimitBuiltin),
 	}
 }
 

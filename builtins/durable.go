@@ -12,6 +12,7 @@ import (
 	"go.starlark.net/starlark"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/starbook/starbook/downstream"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -91,12 +92,23 @@ func callBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 // options' timeout per attempt and retries between attempts.
 func runStep(fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple, opts callOptions) sbruntime.StepFunc {
 	return func(sc *sbruntime.StepContext) (starlark.Value, error) {
+		var last error
 		for attempt := 1; ; attempt++ {
 			sc.Attempts = attempt
 			v, err := attemptStep(sc, fn, args, kwargs, opts.timeout)
 			if err == nil {
 				return v, nil
 			}
+			var spent *downstream.RetryBudgetError
+			if last != nil && errors.As(err, &spent) {
+				// The host's retry budget refused this retry: the step
+				// fails with the error it would have retried.
+				if attempt > 2 {
+					return nil, fmt.Errorf("after %d attempts: %w (%v)", attempt-1, last, spent)
+				}
+				return nil, fmt.Errorf("%w (not retried: %v)", last, spent)
+			}
+			last = err
 			if sc.Ctx.Err() != nil || attempt >= opts.retry.Attempts || !opts.retry.Retryable(err) || sbruntime.IsPolicyError(err) {
 				if attempt > 1 {
 					return nil, fmt.Errorf("after %d attempts: %w", attempt, err)

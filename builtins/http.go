@@ -25,6 +25,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
+	"github.com/starbook/starbook/downstream"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -48,6 +49,10 @@ type HTTPOptions struct {
 	// RetryWait is the backoff before the first retry when the server gives
 	// no Retry-After; it doubles on each retry up to MaxRetryAfter. Default 1s.
 	RetryWait time.Duration
+	// Guards protect the hosts that have a limit (http_limit, serve
+	// --http-limit): rate, concurrency, retry budget and circuit breaker.
+	// A request to any other host costs one map lookup. Nil guards nothing.
+	Guards *downstream.Guards
 }
 
 func (o HTTPOptions) withDefaults() HTTPOptions {
@@ -216,6 +221,12 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 	if err := sc.Effect(sbruntime.Effect{Kind: "http", Method: strings.ToUpper(r.method), Host: u.Hostname(), URL: shown}); err != nil {
 		return nil, err
 	}
+	guard := c.opts.Guards.Host(u.Hostname())
+	if guard != nil && sc.Attempts > 1 && !guard.TakeRetry() {
+		// A call()-level retry is a retry too: the budget refuses it, and
+		// the step ends with the attempt's error it retries (runStep).
+		return nil, guard.RetryBudgetError()
+	}
 
 	var payload []byte
 	header := http.Header{}
@@ -255,17 +266,38 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 	req.Header = header
 
 	attempts := 0
+	client := c.opts.Client
+	var gt *guardedTransport
+	if guard != nil {
+		gt = &guardedTransport{base: client.Transport, host: guard, retry: sc.Attempts > 1, count: sc.CountHTTP}
+		if gt.base == nil {
+			gt.base = http.DefaultTransport
+		}
+		copied := *client
+		copied.Transport = gt
+		client = &copied
+	}
 	rc := &retryablehttp.Client{
-		HTTPClient:   c.opts.Client,
+		HTTPClient:   client,
 		Logger:       nil, // errors are reported once, scrubbed, by us
 		RetryWaitMin: c.opts.RetryWait,
 		RetryWaitMax: c.opts.MaxRetryAfter,
 		RetryMax:     r.retries,
 		RequestLogHook: func(retryablehttp.Logger, *http.Request, int) {
 			attempts++
-			sc.CountHTTP() // usage and budgets count every request sent
+			if gt == nil {
+				sc.CountHTTP() // usage and budgets count every request sent
+			}
 		},
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			if heldBack(err) {
+				return false, nil // not sent: the guard refused it
+			}
+			if resp != nil {
+				c.opts.Guards.Requested(guard, resp.StatusCode)
+			} else {
+				c.opts.Guards.Requested(guard, 0)
+			}
 			retry, checkErr := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 			if !retry || attempts > r.retries {
 				return retry, checkErr
@@ -274,6 +306,9 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 			// the last response (and its Retry-After) instead of a timeout.
 			if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < c.backoff(attempts-1, resp) {
 				return false, nil
+			}
+			if guard != nil && !guard.TakeRetry() {
+				return false, nil // the retry budget is spent: the last response stands
 			}
 			return true, nil
 		},
@@ -293,6 +328,9 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 
 	resp, err := rc.Do(req)
 	if err != nil {
+		if held := heldBackError(err); held != nil {
+			return nil, held
+		}
 		return nil, c.transportError(th, sc, ctx, r.method, shown, timeout, attempts, err)
 	}
 	defer resp.Body.Close()
@@ -323,6 +361,71 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 		}
 	}
 	return responseValue(resp, data), nil
+}
+
+// guardedTransport sends one HTTP call's requests to a guarded host through
+// its guard. retryablehttp sends them one after another, so its fields need
+// no lock.
+type guardedTransport struct {
+	base  http.RoundTripper
+	host  *downstream.Host
+	retry bool   // a call()-level retry: every request repeats an earlier one
+	count func() // counts a request sent, for usage and budgets
+	sent  int
+}
+
+func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Hostname() != t.host.Name() { // a redirect elsewhere
+		return t.base.RoundTrip(req)
+	}
+	// A retry was allowed by the budget in CheckRetry; a redirect (it
+	// carries the response that caused it) is no retry.
+	retry := t.retry || (t.sent > 0 && req.Response == nil)
+	t.sent++
+	pass, err := t.host.Acquire(req.Context(), retry)
+	if err != nil {
+		return nil, err
+	}
+	t.count()
+	resp, err := t.base.RoundTrip(req)
+	if resp == nil {
+		pass.Done(0, err)
+		pass.Release()
+		return nil, err
+	}
+	pass.Done(resp.StatusCode, err)
+	// The request holds its concurrency slot until its body is closed.
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: pass.Release}
+	return resp, err
+}
+
+// releasingBody releases a request's slot when its body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+// heldBack reports whether err is a request a guard did not send.
+func heldBack(err error) bool { return err != nil && heldBackError(err) != nil }
+
+// heldBackError is the guard's error in err, nil if none: a circuit open or
+// a rate limit's wait longer than the request may take.
+func heldBackError(err error) error {
+	var open *downstream.OpenError
+	if errors.As(err, &open) {
+		return open
+	}
+	var throttled *downstream.ThrottleError
+	if errors.As(err, &throttled) {
+		return throttled
+	}
+	return nil
 }
 
 // backoff is the wait before retry attempt+1: the server's Retry-After on a

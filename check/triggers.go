@@ -55,7 +55,7 @@ func topLevel(prog *sbruntime.Program, predeclared starlark.StringDict, always b
 		}
 		return nil, nil, sbruntime.Inputf("runbook %s: its top level failed while its triggers were collected: %s", prog.Bundle.Name, msg)
 	}
-	if set.Empty() && set.SLO == nil && set.Budget == nil {
+	if set.Empty() && set.SLO == nil && set.Budget == nil && len(set.HTTPLimits) == 0 {
 		return nil, globals, nil
 	}
 	raw, err := json.Marshal(set)
@@ -64,7 +64,7 @@ func topLevel(prog *sbruntime.Program, predeclared starlark.StringDict, always b
 
 // declarers are the names whose top level calls declare something: only
 // runbooks that use one have their top level run at apply time.
-var declarers = []string{"trigger", "slo", "budget"}
+var declarers = []string{"trigger", "slo", "budget", "http_limit"}
 
 // mentionsTrigger reports whether any file of b uses a name of declarers.
 func mentionsTrigger(b *sbruntime.Bundle) bool {

@@ -51,6 +51,8 @@ import (
 //	policies                            the policy set (files and version), replaced whole by policy apply
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
+//	circuits/<host>                     a host's open or half-open circuit breaker
+//	                                    (downstream.Circuit), CAS on transitions; absent: closed
 //	format                              the store's format marker (Format, see format.go)
 //	migration/                          the lock of a store migration (etcd's concurrency.Mutex)
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
@@ -273,3 +275,11 @@ func (k Keys) eventAttempts(id, pos string) []clientv3.Op {
 // policies is the key of the policy set: one key, so a set is replaced all
 // or nothing.
 func (k Keys) policies() string { return k.prefix + "policies" }
+
+// Circuits is the prefix of the shared circuit breaker records.
+func (k Keys) Circuits() string { return k.prefix + "circuits/" }
+
+func (k Keys) circuit(host string) string { return k.Circuits() + host }
+
+// Nodes is the prefix of the node registrations.
+func (k Keys) Nodes() string { return k.nodes() }

@@ -14,6 +14,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/downstream"
 	"github.com/starbook/starbook/policy"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
@@ -38,6 +39,10 @@ type Config struct {
 	LeaderTasks []func(ctx context.Context)
 	// Observer watches the engine's runs and steps (metrics, traces); nil for none.
 	Observer sbruntime.Observer
+	// Guards are the downstream guards the node's HTTP built-ins use
+	// (builtins.HTTPOptions.Guards): the node keeps them up to date with
+	// its cluster's membership, declared http limits and circuits. Nil for none.
+	Guards *downstream.Guards
 	// RolloutTick is how often the leader looks at active canary rollouts
 	// besides when a run ends here or a rollout changes (default 5s): runs
 	// that end on other nodes are counted at the next tick.
@@ -123,6 +128,12 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 	}
 	if err := n.openSession(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.Guards != nil { // registered: counted among the nodes; before any run
+		if _, err := n.syncGuards(ctx); err != nil {
+			n.sess().Close()
+			return nil, fmt.Errorf("node %s: downstream guards: %w", cfg.ID, err)
+		}
 	}
 	return n, nil
 }
@@ -234,6 +245,10 @@ func (n *Node) runSession(ctx context.Context) (lost bool) {
 	go func() { defer loops.Done(); n.watchPolicies(loopCtx) }()
 	go func() { defer loops.Done(); n.dispatchLoop(loopCtx, s) }()
 	go func() { defer loops.Done(); n.leaderLoop(loopCtx) }()
+	if n.cfg.Guards != nil {
+		loops.Add(1)
+		go func() { defer loops.Done(); n.watchGuards(loopCtx) }()
+	}
 	n.mu.Lock()
 	n.live = s
 	n.mu.Unlock()

@@ -44,6 +44,7 @@ type Metrics struct {
 	deadLetters   *deadLetterCollector
 	rollouts      *prometheus.CounterVec
 	backups       backupMetrics // periodic snapshots (snapshots.go)
+	downstream    downstreamMetrics
 
 	// stepSeries caches the step histogram's series: a label lookup in the
 	// vector hashes every label value, and it happens on every step.
@@ -74,6 +75,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.deadLetters = &deadLetterCollector{m: m}
 	m.backups = newBackupMetrics()
+	m.downstream = newDownstreamMetrics()
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	latency := []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900}
 	m.started = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_executions_started_total",
@@ -123,6 +125,9 @@ func NewMetrics() *Metrics {
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{m}, m.deadLetters, &budgetCollector{m}, m.backups.lastSaved, m.backups.failures} {
+		f(c)
+	}
+	for _, c := range m.downstream.collectors() {
 		f(c)
 	}
 	return m

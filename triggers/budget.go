@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/starbook/starbook/downstream"
 )
 
 // Budget is what a runbook may spend, declared with budget(...) at its top
@@ -112,5 +114,17 @@ func (s *Set) SetBudget(b *Budget, where string) error {
 	}
 	b.Where = where
 	s.Budget = b
+	return nil
+}
+
+// AddHTTPLimit records an http_limit() declared at where: one per host.
+func (s *Set) AddHTTPLimit(l *downstream.Limit, where string) error {
+	for _, prev := range s.HTTPLimits {
+		if prev.Host == l.Host {
+			return fmt.Errorf("a runbook declares one limit per host: %s already declared at %s", l.Host, prev.Where)
+		}
+	}
+	l.Where = where
+	s.HTTPLimits = append(s.HTTPLimits, l)
 	return nil
 }

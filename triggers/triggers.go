@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbook/starbook/downstream"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -32,6 +33,9 @@ type Set struct {
 	SLO *SLO `json:"slo,omitempty"`
 	// Budget is what the runbook may spend (budget()); nil for no limit.
 	Budget *Budget `json:"budget,omitempty"`
+	// HTTPLimits protect the hosts the runbook calls (http_limit()), one
+	// per host; each applies cluster-wide, to every runbook's calls.
+	HTTPLimits []*downstream.Limit `json:"http_limits,omitempty"`
 }
 
 // Empty reports whether s declares no trigger (an SLO alone starts nothing).

@@ -24,6 +24,7 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/downstream"
 	"github.com/starbook/starbook/node"
 	"github.com/starbook/starbook/observe"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -49,6 +50,7 @@ type serveFlags struct {
 	security      securityFlags
 	snapshots     snapshot.Periodic
 	members       memberFlags
+	httpLimits    []string // node-wide downstream limits, host=rate,concurrency
 }
 
 var serveCmd = func() *cobra.Command {
@@ -84,6 +86,7 @@ var serveCmd = func() *cobra.Command {
 	fl.StringVar(&f.snapshots.Dir, "snapshot-dir", "", "directory the leader saves periodic snapshots in (empty: none)")
 	fl.DurationVar(&f.snapshots.Every, "snapshot-every", time.Hour, "interval between periodic snapshots (with --snapshot-dir)")
 	fl.IntVar(&f.snapshots.Keep, "snapshot-keep", 24, "periodic snapshots kept in --snapshot-dir; older ones are deleted")
+	fl.StringArrayVar(&f.httpLimits, "http-limit", nil, "node-wide limit of a downstream host, host=rate,concurrency (e.g. api.example.com=10/s,5; either may be empty), repeatable; combined with the runbooks' http_limit() declarations, the strictest winning")
 	f.security.register(fl)
 	f.members.register(fl)
 	return cmd
@@ -98,6 +101,14 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	if err := f.limits.Validate(); err != nil {
 		return err
+	}
+	var httpLimits []downstream.Limit
+	for _, spec := range f.httpLimits {
+		l, err := downstream.ParseFlag(spec)
+		if err != nil {
+			return err
+		}
+		httpLimits = append(httpLimits, *l)
 	}
 	if f.snapshots.Dir != "" {
 		if err := f.snapshots.Validate(); err != nil {
@@ -204,8 +215,11 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber})
 	store := cluster.NewStore(cli, f.prefix, cluster.WithMaxTxnOps(maxTxnOps))
+	guards := downstream.New(downstream.Config{Node: nodeID, Circuits: store, Hooks: metrics.DownstreamHooks(),
+		Logger: logger.With("node", nodeID)})
+	guards.SetStatic(httpLimits)
+	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber, HTTP: builtins.HTTPOptions{Guards: guards}})
 	store.SetActiveLimit(f.security.maxActive)
 	defer metrics.CountRollouts(store)()
 	leaderTasks := wireSlack(slack, store, logger)
@@ -251,7 +265,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	worker, err := node.New(ctx, store, node.Config{
 		ID: nodeID, Workers: f.workers, SessionTTL: f.sessionTTL, StopGrace: f.stopGrace,
-		Limits: f.limits, Builtins: bi, Logger: logger, LeaderTasks: leaderTasks,
+		Limits: f.limits, Builtins: bi, Logger: logger, LeaderTasks: leaderTasks, Guards: guards,
 		Observer: &observe.Observer{Metrics: metrics, Tracing: tracing, Node: nodeID},
 	})
 	if err != nil {

@@ -50,6 +50,10 @@ var rules = []archtest.Rule{
 		Why: "snapshots are files of the store: they build on cluster's etcd layout only, and the service, HTTP API, leader loop and commands call them (its tests may run a node)",
 	},
 	{
+		Pkg: "downstream/...", Tests: true, Forbid: append([]string{"runtime/...", "go.etcd.io/..."}, aboveRuntime...),
+		Why: "downstream protection is a leaf: builtins route requests through it, cluster stores its circuits and node feeds it membership, all through its types and its Circuits interface",
+	},
+	{
 		Pkg: "node/...", Forbid: []string{"service/...", "api/..."},
 		Why: "the worker and leader loops sit below the application service and the HTTP API, which drive them",
 	},
