@@ -511,7 +511,16 @@ func (n *Node) untrack(id string, cancel context.CancelCauseFunc) {
 	cancel(nil)
 	n.mu.Lock()
 	delete(n.running, id)
+	// Made runnable again while this run was ending (a redrive, a signal
+	// right after it parked): the dispatcher passed it over as running.
+	again := n.runnable[id] && !n.owned[id]
+	if again {
+		n.enqueueLocked(id)
+	}
 	n.mu.Unlock()
+	if again {
+		n.wake()
+	}
 }
 
 // slot is a worker reserved for a new execution this node is about to
