@@ -146,12 +146,15 @@ type run struct {
 	policy  Policy // nil: every effect is allowed
 	doneMu  sync.Mutex
 	done    []*Event // recorded by this run, kept only with a policy (historySoFar)
-	drain   <-chan struct{}
-	logger  *slog.Logger
-	secrets Scrubber
-	events  atomic.Int64 // history length, for MaxHistory
-	obs     *observed
-	mainAt  string // file:line:col of main, for errors about what it returned
+	// sorted is history and done[:sortedDone] in position order (historySoFar).
+	sorted     []*Event
+	sortedDone int
+	drain      <-chan struct{}
+	logger     *slog.Logger
+	secrets    Scrubber
+	events     atomic.Int64 // history length, for MaxHistory
+	obs        *observed
+	mainAt     string // file:line:col of main, for errors about what it returned
 
 	mu    sync.Mutex
 	undos []undo

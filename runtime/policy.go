@@ -73,15 +73,26 @@ func (rs *run) remember(ev *Event) {
 }
 
 // historySoFar is the history loaded at claim time and the events this run
-// recorded since, in position order.
+// recorded since, in position order. The order is kept across calls (the
+// loaded history sorted once, each new event inserted where it goes), so
+// a check costs a copy of the slice, not a sort of the whole history.
 func (rs *run) historySoFar() []*Event {
 	rs.doneMu.Lock()
-	out := make([]*Event, 0, len(rs.history)+len(rs.done))
-	out = append(out, rs.done...)
-	rs.doneMu.Unlock()
-	for _, ev := range rs.history {
-		out = append(out, ev)
+	defer rs.doneMu.Unlock()
+	if rs.sorted == nil {
+		rs.sorted = make([]*Event, 0, len(rs.history)+len(rs.done))
+		for _, ev := range rs.history {
+			rs.sorted = append(rs.sorted, ev)
+		}
+		slices.SortFunc(rs.sorted, func(a, b *Event) int { return ComparePositions(a.Position, b.Position) })
 	}
-	slices.SortFunc(out, func(a, b *Event) int { return ComparePositions(a.Position, b.Position) })
-	return out
+	for ; rs.sortedDone < len(rs.done); rs.sortedDone++ {
+		ev := rs.done[rs.sortedDone]
+		i := len(rs.sorted)
+		if i > 0 && ComparePositions(rs.sorted[i-1].Position, ev.Position) > 0 { // out of order (fan_out items)
+			i, _ = slices.BinarySearchFunc(rs.sorted, ev, func(a, b *Event) int { return ComparePositions(a.Position, b.Position) })
+		}
+		rs.sorted = slices.Insert(rs.sorted, i, ev)
+	}
+	return slices.Clone(rs.sorted)
 }
