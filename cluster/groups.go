@@ -54,17 +54,37 @@ func (t *Triggers) coalesce(ctx context.Context, items []*item) error {
 	return eg.Wait()
 }
 
+// groupRun is an alert group's live run as a node last read its key.
+type groupRun struct {
+	id  string
+	rev int64 // the group key's mod revision
+}
+
 // coalesceGroup stores the starts of one group, in order; see coalesce.
 func (t *Triggers) coalesceGroup(ctx context.Context, gk string, pending []*item) error {
 	for attempts := 0; len(pending) > 0; attempts++ {
 		if attempts > 100 {
 			return fmt.Errorf("coalesce alerts of group %s: too much contention on its key", gk)
 		}
-		resp, err := t.s.cli.Get(ctx, gk)
-		if err != nil {
-			return fmt.Errorf("read alert group %s: %w", gk, err)
+		// The group's run as this node last read it: every delivery is
+		// fenced on the key's revision, so a stale one fails (errFenced)
+		// and is read again. In a storm this saves a read per group and
+		// payload.
+		var id string
+		var rev int64
+		if g, ok := t.groupRuns.Load(gk); ok {
+			id, rev = g.(groupRun).id, g.(groupRun).rev
+		} else {
+			resp, err := t.s.cli.Get(ctx, gk)
+			if err != nil {
+				return fmt.Errorf("read alert group %s: %w", gk, err)
+			}
+			if len(resp.Kvs) > 0 {
+				id, rev = string(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
+				t.groupRuns.Store(gk, groupRun{id: id, rev: rev})
+			}
 		}
-		if len(resp.Kvs) == 0 {
+		if id == "" {
 			// No live run: resolved alerts reach nobody; the first firing
 			// one starts the group's run.
 			for len(pending) > 0 && pending[0].s.Group.DeliverOnly {
@@ -84,8 +104,8 @@ func (t *Triggers) coalesceGroup(ctx context.Context, gk string, pending []*item
 			}
 			continue
 		}
-		id, rev := string(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
 		outs := make([]*outgoing, len(pending))
+		var err error
 		for i, it := range pending {
 			o := &outgoing{name: it.s.Group.Signal,
 				result: sbruntime.SignalResult(it.s.Group.Signal, it.s.Group.Data, "alertmanager", t.now())}
@@ -101,8 +121,11 @@ func (t *Triggers) coalesceGroup(ctx context.Context, gk string, pending []*item
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(gk), "=", rev)})
 		var ended *endedError
 		switch {
-		case err == nil, errors.Is(err, errFenced):
+		case err == nil:
+		case errors.Is(err, errFenced):
+			t.groupRuns.Delete(gk) // the group moved on: read it again
 		case errors.As(err, &ended), errors.Is(err, sbruntime.ErrNotFound):
+			t.groupRuns.Delete(gk)
 			// The run ended without releasing its group (its end txn
 			// deletes the key: this is defensive): release it here, and
 			// the next alert starts a new run.

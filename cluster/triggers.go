@@ -60,6 +60,7 @@ type Triggers struct {
 	runner  Runner // claims unbounded starts in their create txn; see RunOn
 
 	deadBucket eventBucket // bounds the events kept as dead letters; see DeadLetter
+	groupRuns  sync.Map    // alert group key -> groupRun, as last read (groups.go)
 }
 
 var (
