@@ -65,18 +65,21 @@ type Node struct {
 	programsMu sync.Mutex
 	programs   map[string]*sbruntime.Program // by name@version
 
-	mu        sync.Mutex
-	runnable  map[string]bool                    // runnable/<id> keys, from the watch
-	owned     map[string]bool                    // owners/<id> keys, from the watch
-	running   map[string]context.CancelCauseFunc // executions this node runs
-	live      *concurrency.Session               // while the node claims executions; nil when stopped or stopping
-	queue     []string                           // candidates in arrival order
-	queued    map[string]bool
-	kick      chan struct{}
-	drain     chan struct{}
-	drainOnce sync.Once
-	wg        sync.WaitGroup
-	runs      *runPool // the goroutines that run executions
+	mu       sync.Mutex
+	runnable map[string]bool                    // runnable/<id> keys, from the watch
+	owned    map[string]bool                    // owners/<id> keys, from the watch
+	running  map[string]context.CancelCauseFunc // executions this node runs
+	// passedOver holds the running executions the dispatcher popped from
+	// the queue (made runnable again while their run was ending).
+	passedOver map[string]bool
+	live       *concurrency.Session // while the node claims executions; nil when stopped or stopping
+	queue      []string             // candidates in arrival order
+	queued     map[string]bool
+	kick       chan struct{}
+	drain      chan struct{}
+	drainOnce  sync.Once
+	wg         sync.WaitGroup
+	runs       *runPool // the goroutines that run executions
 }
 
 // New joins the cluster: it opens the store's format (cluster.OpenFormat:
@@ -111,7 +114,7 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 		engine: &sbruntime.Engine{Builtins: cfg.Builtins, Limits: cfg.Limits, Now: cfg.Now,
 			Logger: cfg.Logger.With("node", cfg.ID), Observer: cfg.Observer},
 		programs: map[string]*sbruntime.Program{},
-		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{},
+		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{}, passedOver: map[string]bool{},
 		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}), runs: newRunPool(),
 	}
 	// Before any write: a store of a newer format is left untouched.
@@ -460,6 +463,9 @@ func (n *Node) nextCandidate() (string, bool) {
 			n.running[id] = func(error) {}
 			return id, true
 		}
+		if n.running[id] != nil {
+			n.passedOver[id] = true // queued again when its run lets go (untrack)
+		}
 	}
 	return "", false
 }
@@ -511,9 +517,10 @@ func (n *Node) untrack(id string, cancel context.CancelCauseFunc) {
 	cancel(nil)
 	n.mu.Lock()
 	delete(n.running, id)
-	// Made runnable again while this run was ending (a redrive, a signal
-	// right after it parked): the dispatcher passed it over as running.
-	again := n.runnable[id] && !n.owned[id]
+	// Made runnable again while this run was ending (a redrive right
+	// after the end): the dispatcher passed it over as running.
+	again := n.passedOver[id] && n.runnable[id] && !n.owned[id]
+	delete(n.passedOver, id)
 	if again {
 		n.enqueueLocked(id)
 	}
