@@ -284,6 +284,10 @@ func (c *Claim) fencedReq(pbOps []*etcdserverpb.RequestOp, ops []clientv3.Op, ru
 // Finish records a run's outcome and gives up the claim. A terminal outcome
 // ends the execution. A waiting one parks it, unless a wait was resolved while
 // it ran (the runnable key changed): then the claim is released so the
+// Revision is the revision of the claim (its owner key's creation): a
+// change at a later revision happened while this claim held the execution.
+func (c *Claim) Revision() int64 { return c.rev }
+
 // execution runs again at once. It returns the execution as stored.
 func (c *Claim) Finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Execution, error) {
 	e, err := c.finish(ctx, o)

@@ -69,17 +69,19 @@ type Node struct {
 	runnable map[string]bool                    // runnable/<id> keys, from the watch
 	owned    map[string]bool                    // owners/<id> keys, from the watch
 	running  map[string]context.CancelCauseFunc // executions this node runs
-	// passedOver holds the running executions the dispatcher popped from
-	// the queue (made runnable again while their run was ending).
-	passedOver map[string]bool
-	live       *concurrency.Session // while the node claims executions; nil when stopped or stopping
-	queue      []string             // candidates in arrival order
-	queued     map[string]bool
-	kick       chan struct{}
-	drain      chan struct{}
-	drainOnce  sync.Once
-	wg         sync.WaitGroup
-	runs       *runPool // the goroutines that run executions
+	// claimedAt is the revision of each running execution's claim, and
+	// runnableAgain the running ones made runnable after it (a redrive or
+	// a signal as their run ends): queued again when the run lets go.
+	claimedAt     map[string]int64
+	runnableAgain map[string]bool
+	live          *concurrency.Session // while the node claims executions; nil when stopped or stopping
+	queue         []string             // candidates in arrival order
+	queued        map[string]bool
+	kick          chan struct{}
+	drain         chan struct{}
+	drainOnce     sync.Once
+	wg            sync.WaitGroup
+	runs          *runPool // the goroutines that run executions
 }
 
 // New joins the cluster: it opens the store's format (cluster.OpenFormat:
@@ -114,7 +116,7 @@ func New(ctx context.Context, store *cluster.Store, cfg Config) (*Node, error) {
 		engine: &sbruntime.Engine{Builtins: cfg.Builtins, Limits: cfg.Limits, Now: cfg.Now,
 			Logger: cfg.Logger.With("node", cfg.ID), Observer: cfg.Observer},
 		programs: map[string]*sbruntime.Program{},
-		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{}, passedOver: map[string]bool{},
+		runnable: map[string]bool{}, owned: map[string]bool{}, running: map[string]context.CancelCauseFunc{}, claimedAt: map[string]int64{}, runnableAgain: map[string]bool{},
 		queued: map[string]bool{}, kick: make(chan struct{}, 1), drain: make(chan struct{}), runs: newRunPool(),
 	}
 	// Before any write: a store of a newer format is left untouched.
@@ -362,6 +364,9 @@ func (n *Node) watchOnce(ctx context.Context) error {
 				if ev.Type == clientv3.EventTypePut {
 					n.runnable[id] = true
 					n.enqueueLocked(id)
+					if rev, ok := n.claimedAt[id]; ok && ev.Kv.ModRevision > rev {
+						n.runnableAgain[id] = true // its run is ending: see untrack
+					}
 				} else {
 					delete(n.runnable, id)
 				}
@@ -463,9 +468,6 @@ func (n *Node) nextCandidate() (string, bool) {
 			n.running[id] = func(error) {}
 			return id, true
 		}
-		if n.running[id] != nil {
-			n.passedOver[id] = true // queued again when its run lets go (untrack)
-		}
 	}
 	return "", false
 }
@@ -519,8 +521,9 @@ func (n *Node) untrack(id string, cancel context.CancelCauseFunc) {
 	delete(n.running, id)
 	// Made runnable again while this run was ending (a redrive right
 	// after the end): the dispatcher passed it over as running.
-	again := n.passedOver[id] && n.runnable[id] && !n.owned[id]
-	delete(n.passedOver, id)
+	again := n.runnableAgain[id] && n.runnable[id] && !n.owned[id]
+	delete(n.runnableAgain, id)
+	delete(n.claimedAt, id)
 	if again {
 		n.enqueueLocked(id)
 	}
@@ -589,6 +592,7 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 	id := claim.Execution.ID
 	n.mu.Lock()
 	n.owned[id] = true // before the watch says so, so the id is not dispatched again
+	n.claimedAt[id] = claim.Revision()
 	n.mu.Unlock()
 	e := claim.Execution
 	log := n.log.With("execution", id, "runbook", e.Runbook, "trace_id", e.TraceID())
