@@ -106,16 +106,9 @@ func (s *Store) ReadMigration(ctx context.Context, id string) (*MigrationState, 
 	live := *rec
 	deriveStatus(&live, st.Owner, st.runnableRev != 0)
 	st.Status = live.Status
-	for _, kv := range r[3].GetResponseRange().Kvs {
-		var ev sbruntime.Event
-		if err := json.Unmarshal(kv.Value, &ev); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		st.History = append(st.History, &ev)
+	if st.History, err = decodeHistory(r[3].GetResponseRange().Kvs); err != nil {
+		return nil, err
 	}
-	slices.SortStableFunc(st.History, func(a, b *sbruntime.Event) int {
-		return sbruntime.ComparePositions(a.Position, b.Position)
-	})
 	for _, kv := range r[4].GetResponseRange().Kvs {
 		w, err := s.k.decodeWait(kv)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -50,16 +49,9 @@ func (s *Store) ReadRedrive(ctx context.Context, id string) (*RedriveState, erro
 	if o := r[1].GetResponseRange().Kvs; len(o) > 0 {
 		st.Owner = string(o[0].Value)
 	}
-	for _, kv := range r[3].GetResponseRange().Kvs {
-		var ev sbruntime.Event
-		if err := json.Unmarshal(kv.Value, &ev); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		st.History = append(st.History, &ev)
+	if st.History, err = decodeHistory(r[3].GetResponseRange().Kvs); err != nil {
+		return nil, err
 	}
-	slices.SortStableFunc(st.History, func(a, b *sbruntime.Event) int {
-		return sbruntime.ComparePositions(a.Position, b.Position)
-	})
 	return st, nil
 }
 

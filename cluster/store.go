@@ -238,16 +238,27 @@ func (s *Store) Execution(ctx context.Context, id string) (*sbruntime.Execution,
 		owner = string(kvs[0].Value)
 	}
 	deriveStatus(e, owner, len(r[2].GetResponseRange().Kvs) > 0)
-	var history []*sbruntime.Event
-	for _, kv := range r[3].GetResponseRange().Kvs {
+	history, err := decodeHistory(r[3].GetResponseRange().Kvs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, history, nil
+}
+
+// decodeHistory decodes the history events read under history/<id>/ (every
+// attempt's), in position order (stable: an attempt's events follow the
+// earlier ones at the same position, as their keys sort).
+func decodeHistory(kvs []*mvccpb.KeyValue) ([]*sbruntime.Event, error) {
+	events := make([]*sbruntime.Event, 0, len(kvs))
+	for _, kv := range kvs {
 		var ev sbruntime.Event
 		if err := json.Unmarshal(kv.Value, &ev); err != nil {
-			return nil, nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
-		history = append(history, &ev)
+		events = append(events, &ev)
 	}
-	slices.SortFunc(history, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
-	return e, history, nil
+	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
+	return events, nil
 }
 
 // deriveStatus turns the stored status into the live one: an execution a node
@@ -424,13 +435,9 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 		if e.Status.Terminal() {
 			return e, nil
 		}
-		var events []*sbruntime.Event
-		for _, kv := range read.Responses[1].GetResponseRange().Kvs {
-			var ev sbruntime.Event
-			if err := json.Unmarshal(kv.Value, &ev); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-			}
-			events = append(events, &ev)
+		events, err := decodeHistory(read.Responses[1].GetResponseRange().Kvs)
+		if err != nil {
+			return nil, err
 		}
 		history := sbruntime.Effective(events, e.Attempt())
 		now := s.now().UTC()
