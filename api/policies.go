@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/starbook/starbook"
 )
@@ -31,13 +30,8 @@ func (h *handler) applyPolicies(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decodeBody(w, r, h.limits.RunbooksBody, &req, false); err != nil {
 		return err
 	}
-	if len(req.Files) == 0 {
-		return badRequest("no files: want {\"files\":{\"NAME.star\":\"SOURCE\",...}}")
-	}
-	for name := range req.Files {
-		if strings.TrimSpace(name) == "" {
-			return badRequest("empty file name")
-		}
+	if err := checkFiles(req.Files); err != nil {
+		return err
 	}
 	set, err := h.svc.(starbook.PolicyService).ApplyPolicies(r.Context(), req.Files)
 	if err != nil {

@@ -197,18 +197,27 @@ type applyRequest struct {
 	Canary *starbook.CanarySpec `json:"canary,omitempty"`
 }
 
+// checkFiles refuses a files map (runbooks or policies) that is empty or
+// names a file with an empty name.
+func checkFiles(files map[string]string) error {
+	if len(files) == 0 {
+		return badRequest("no files: want {\"files\":{\"NAME.star\":\"SOURCE\",...}}")
+	}
+	for name := range files {
+		if strings.TrimSpace(name) == "" {
+			return badRequest("empty file name")
+		}
+	}
+	return nil
+}
+
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) error {
 	var req applyRequest
 	if err := h.decodeBody(w, r, h.limits.RunbooksBody, &req, false); err != nil {
 		return err
 	}
-	if len(req.Files) == 0 {
-		return badRequest("no files: want {\"files\":{\"NAME.star\":\"SOURCE\",...}}")
-	}
-	for name := range req.Files {
-		if strings.TrimSpace(name) == "" {
-			return badRequest("empty file name")
-		}
+	if err := checkFiles(req.Files); err != nil {
+		return err
 	}
 	if (req.Migrate || req.DryRun) && req.Canary != nil {
 		return badRequest("canary and migrate do not go together: roll the new version out first, then migrate the runs left behind")
