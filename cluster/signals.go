@@ -124,9 +124,18 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 			return nil
 		}
 		reads := []clientv3.Op{clientv3.OpGet(k.execution(id)), clientv3.OpGet(waits, clientv3.WithPrefix())}
+		// Per name, the legacy list, then a count of the kept keys unless
+		// this store's estimate will do (keptcount.go).
+		kept := map[string]int{}
+		var counting []string
 		for _, name := range names {
-			reads = append(reads, clientv3.OpGet(k.keptSignals(id, name), clientv3.WithPrefix(), clientv3.WithCountOnly()),
-				clientv3.OpGet(k.signalList(id, name)))
+			reads = append(reads, clientv3.OpGet(k.signalList(id, name)))
+			if n, ok := s.kept.estimate(id, name, bound); ok {
+				kept[name] = n
+				continue
+			}
+			counting = append(counting, name)
+			reads = append(reads, clientv3.OpGet(k.keptSignals(id, name), clientv3.WithPrefix(), clientv3.WithCountOnly()))
 		}
 		for _, o := range pending {
 			if o.dedup != "" {
@@ -152,18 +161,23 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 		if e.Status.Terminal() {
 			return &endedError{e.Status}
 		}
-		kept := map[string]int{}
-		for i, name := range names {
-			kept[name] = int(r[2+2*i].GetResponseRange().Count)
-			if l := r[3+2*i].GetResponseRange().Kvs; len(l) > 0 {
+		next := 2
+		for _, name := range names {
+			if l := r[next].GetResponseRange().Kvs; len(l) > 0 {
 				var queue []json.RawMessage
 				if err := json.Unmarshal(l[0].Value, &queue); err != nil {
 					return fmt.Errorf("decode kept signals %s: %w", l[0].Key, err)
 				}
 				kept[name] += len(queue)
 			}
+			next++
+			if containsString(counting, name) {
+				n := int(r[next].GetResponseRange().Count)
+				s.kept.counted(id, name, n)
+				kept[name] += n
+				next++
+			}
 		}
-		next := 2 + 2*len(names)
 		fresh := pending[:0:0]
 		for _, o := range pending {
 			if o.dedup != "" {
@@ -229,16 +243,20 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 		if len(keeping) == 0 {
 			return nil
 		}
-		tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-		if err != nil {
-			return fmt.Errorf("keep signals for %s: %w", id, err)
-		}
-		if tx.Succeeded {
+		// Through the committer: in a storm, the keeps of many groups and
+		// payloads share a txn.
+		_, err = s.batch.do(ctx, fencedReq(cmps, ops))
+		switch {
+		case err == nil:
 			for _, o := range keeping {
 				o.done = true
+				s.kept.kept(id, o.name, 1)
 			}
 			return nil
+		case !errors.Is(err, errComparesFailed):
+			return fmt.Errorf("keep signals for %s: %w", id, err)
 		}
+		// A wait, the execution, a dedup key or the fence changed: look again.
 	}
 }
 

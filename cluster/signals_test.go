@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -172,43 +175,34 @@ func TestSignalRacesWaitRegistration(t *testing.T) {
 	}
 }
 
-// beforeCommitKV is a clientv3.KV that calls before, once, ahead of the
-// commit of the first txn writing a key under prefix: it makes one
-// interleaving of two writers happen every time.
-type beforeCommitKV struct {
-	clientv3.KV
+// beforeCommit is a gRPC client interceptor that calls before, once, ahead
+// of the first txn writing a key under prefix: it makes one interleaving of
+// two writers happen every time, whichever way the txn is sent (clientv3's
+// KV or the store's committer).
+type beforeCommit struct {
 	prefix string
 	once   sync.Once
 	before func()
 }
 
-func (kv *beforeCommitKV) Txn(ctx context.Context) clientv3.Txn {
-	return &beforeCommitTxn{Txn: kv.KV.Txn(ctx), kv: kv}
+func (b *beforeCommit) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if txn, ok := req.(*etcdserverpb.TxnRequest); ok && b.writes(txn) {
+		b.once.Do(b.before)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
-type beforeCommitTxn struct {
-	clientv3.Txn
-	kv     *beforeCommitKV
-	writes bool
-}
-
-func (t *beforeCommitTxn) If(cs ...clientv3.Cmp) clientv3.Txn { t.Txn = t.Txn.If(cs...); return t }
-func (t *beforeCommitTxn) Else(ops ...clientv3.Op) clientv3.Txn {
-	t.Txn = t.Txn.Else(ops...)
-	return t
-}
-func (t *beforeCommitTxn) Then(ops ...clientv3.Op) clientv3.Txn {
-	for _, op := range ops {
-		t.writes = t.writes || op.IsPut() && strings.HasPrefix(string(op.KeyBytes()), t.kv.prefix)
+// writes reports whether txn puts a key under b.prefix, nested txns included.
+func (b *beforeCommit) writes(txn *etcdserverpb.TxnRequest) bool {
+	for _, op := range append(append([]*etcdserverpb.RequestOp(nil), txn.Success...), txn.Failure...) {
+		if put := op.GetRequestPut(); put != nil && strings.HasPrefix(string(put.Key), b.prefix) {
+			return true
+		}
+		if nested := op.GetRequestTxn(); nested != nil && b.writes(nested) {
+			return true
+		}
 	}
-	t.Txn = t.Txn.Then(ops...)
-	return t
-}
-func (t *beforeCommitTxn) Commit() (*clientv3.TxnResponse, error) {
-	if t.writes {
-		t.kv.once.Do(t.kv.before)
-	}
-	return t.Txn.Commit()
+	return false
 }
 
 // TestSignalInterleavings makes each writer of a signal and its wait commit
@@ -229,18 +223,18 @@ func TestSignalInterleavings(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFencingFixture(t, emb, fmt.Sprintf("/interleave/%d/", i))
-			cli, err := DialEtcd(emb.Client.Endpoints(), nil)
+			kv := &beforeCommit{prefix: f.s.k.signals(f.id)}
+			if tt.hooked == "wait" {
+				kv.prefix = f.s.k.waits(f.id)
+			}
+			cli, err := clientv3.New(clientv3.Config{Endpoints: emb.Client.Endpoints(), DialTimeout: 5 * time.Second,
+				Logger: zap.NewNop(), DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(retryReadOnlyTxn, kv.intercept)}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer cli.Close()
 			hooked := NewStore(cli, f.prefix)
 			defer hooked.Close()
-			kv := &beforeCommitKV{KV: cli.KV, prefix: f.s.k.signals(f.id)}
-			if tt.hooked == "wait" {
-				kv.prefix = f.s.k.waits(f.id)
-			}
-			cli.KV = kv
 			var err2 error
 			var consumed *sbruntime.Event
 			switch tt.hooked {
@@ -265,6 +259,105 @@ func TestSignalInterleavings(t *testing.T) {
 			}
 			if tt.hooked == "wait" && consumed == nil {
 				t.Error("registering the wait did not consume the kept signal")
+			}
+		})
+	}
+}
+
+// TestKeptSignalsBound: an execution holds at most maxKeptSignals unconsumed
+// signals of one name, counted as the store estimates them (keptcount.go):
+// the one past the bound is refused, nothing of it kept; a signal consumed
+// makes room again; and a second node sending meanwhile overshoots the bound
+// by at most its recountEvery.
+func TestKeptSignalsBound(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	f := newFencingFixture(t, emb, "/bound/")
+	other := NewStore(emb.Client, f.prefix)
+	defer other.Close()
+	send := func(s *Store, data int) error {
+		return s.Signal(f.ctx, f.id, "go", json.RawMessage(strconv.Itoa(data)), "test")
+	}
+	for i := range maxKeptSignals {
+		if err := send(f.s, i); err != nil {
+			t.Fatalf("signal %d: %v", i, err)
+		}
+	}
+	err := send(f.s, maxKeptSignals)
+	if err == nil || !strings.Contains(err.Error(), "already holds 100 unconsumed go signals") {
+		t.Fatalf("signal past the bound: %v, want it refused", err)
+	}
+	if _, kept := f.delivered(t, "go"); len(kept) != maxKeptSignals || kept[0] != "0" || kept[len(kept)-1] != "99" {
+		t.Fatalf("kept %d signals (%v...), want 0-99", len(kept), kept[:min(3, len(kept))])
+	}
+	// A wait consumes the oldest: the next signal fits.
+	c := f.claim(t, f.s, "a", f.grant(t))
+	ev, err := c.Wait(f.ctx, signalWait(f.id, "1", "go"))
+	if err != nil || ev == nil || signalData(t, ev.Result) != "0" {
+		t.Fatalf("wait consumed %v (%v), want signal 0", ev, err)
+	}
+	if err := send(f.s, 100); err != nil {
+		t.Fatalf("signal after one was consumed: %v", err)
+	}
+	if err := send(f.s, 101); err == nil {
+		t.Fatal("signal past the bound again was kept")
+	}
+	// Another node, counting for itself, refuses past the bound too.
+	if err := send(other, 102); err == nil {
+		t.Fatal("the other node kept a signal past the bound")
+	}
+	if _, kept := f.delivered(t, "go"); len(kept) != maxKeptSignals {
+		t.Errorf("kept %d signals, want %d", len(kept), maxKeptSignals)
+	}
+}
+
+// TestCompareHolds checks the committer's reading of a failed fence against
+// etcd's own: for each compare, compareHolds on a read of its keys says what
+// a txn with that compare decides.
+func TestCompareHolds(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	p := "/compare/"
+	if _, err := emb.Client.Put(ctx, p+"a", "x"); err != nil {
+		t.Fatal(err)
+	}
+	put, err := emb.Client.Put(ctx, p+"r/1", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := emb.Client.Put(ctx, p+"r/2", "2"); err != nil {
+		t.Fatal(err)
+	}
+	rev := put.Header.Revision
+	tests := []struct {
+		name string
+		cmp  clientv3.Cmp
+	}{
+		{"missing key has create revision 0", clientv3.Compare(clientv3.CreateRevision(p+"none"), "=", 0)},
+		{"existing key has not", clientv3.Compare(clientv3.CreateRevision(p+"a"), "=", 0)},
+		{"value equal", clientv3.Compare(clientv3.Value(p+"a"), "=", "x")},
+		{"value differs", clientv3.Compare(clientv3.Value(p+"a"), "!=", "x")},
+		{"missing key fails a value compare", clientv3.Compare(clientv3.Value(p+"none"), "=", "")},
+		{"version", clientv3.Compare(clientv3.Version(p+"a"), ">", 0)},
+		{"lease", clientv3.Compare(clientv3.LeaseValue(p+"a"), "=", clientv3.NoLease)},
+		{"whole range below a revision", clientv3.Compare(clientv3.ModRevision(p+"r/"), "<", rev+1).WithPrefix()},
+		{"one key of the range above it", clientv3.Compare(clientv3.ModRevision(p+"r/"), "<", rev).WithPrefix()},
+		{"empty range compares as revision 0", clientv3.Compare(clientv3.ModRevision(p+"empty/"), "=", 0).WithPrefix()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			txn, err := emb.Client.Txn(ctx).If(tt.cmp).Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := fencedReq([]clientv3.Cmp{tt.cmp}, nil)
+			reads, check := req.diagnosis()
+			resp, err := emb.Client.Txn(ctx).Then(reads...).Commit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := check(resp.Responses) == nil
+			if got != txn.Succeeded {
+				t.Errorf("compareHolds says %v, etcd %v", got, txn.Succeeded)
 			}
 		})
 	}

@@ -31,6 +31,7 @@ type Store struct {
 	budgets     *Budgets     // this node's shares of the day budgets; see budget.go
 	schemas     schemaCache  // compiled input schemas of runbook versions; see schema.go
 	rolloutFeed rolloutFeed  // rollout transitions committed here; see OnRollout
+	kept        keptCounts   // kept signals as last counted; see keptcount.go
 }
 
 // StoreOption configures a Store.
