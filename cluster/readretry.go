@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// retryReadOnlyTxn retries a txn that only reads (no put, delete or nested
-// txn) while etcd answers Unavailable ("leader changed", "no leader"), for
+// retryReadOnlyTxn retries a txn that only reads (no put or delete, nested
+// txns included) while etcd answers Unavailable ("leader changed", "no leader"), for
 // up to readRetryFor. clientv3 retries ranges but never a txn: in a cluster
 // whose member died with the raft leader, an API read would fail for the
 // length of an election though it has no effect to repeat.
@@ -43,7 +43,11 @@ const (
 func readOnly(txn *pb.TxnRequest) bool {
 	for _, ops := range [][]*pb.RequestOp{txn.Success, txn.Failure} {
 		for _, op := range ops {
-			if op.GetRequestRange() == nil {
+			if nested := op.GetRequestTxn(); nested != nil {
+				if !readOnly(nested) {
+					return false
+				}
+			} else if op.GetRequestRange() == nil {
 				return false
 			}
 		}

@@ -142,14 +142,14 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 				reads = append(reads, clientv3.OpGet(o.dedup, clientv3.WithCountOnly()))
 			}
 		}
-		resp, err := s.cli.Txn(ctx).If(fence...).Then(reads...).Commit()
+		resp, err := s.reads.read(ctx, fence, reads)
 		if err != nil {
 			return fmt.Errorf("signal %s: %w", id, err)
 		}
-		if !resp.Succeeded {
+		if !resp.ok {
 			return errFenced
 		}
-		r := resp.Responses
+		r := resp.resps
 		execKvs := r[0].GetResponseRange().Kvs
 		if len(execKvs) == 0 {
 			return fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
@@ -223,7 +223,7 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 		// range compare against every key in the range; an empty range
 		// compares as revision 0 and passes.
 		cmps := append([]clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(waits), "<", resp.Header.Revision+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(waits), "<", resp.rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(k.execution(id)), "=", execKvs[0].ModRevision)}, fence...)
 		var ops []clientv3.Op
 		var keeping []*outgoing
@@ -234,7 +234,7 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 			}
 			kept[o.name]++
 			keeping = append(keeping, o)
-			ops = append(ops, clientv3.OpPut(k.keptSignal(id, o.name, signalSeq(resp.Header.Revision)), string(o.result)))
+			ops = append(ops, clientv3.OpPut(k.keptSignal(id, o.name, signalSeq(resp.rev)), string(o.result)))
 			if o.dedup != "" {
 				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(o.dedup), "=", 0))
 				ops = append(ops, clientv3.OpPut(o.dedup, id, clientv3.WithLease(o.lease)))

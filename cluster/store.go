@@ -32,6 +32,7 @@ type Store struct {
 	schemas     schemaCache  // compiled input schemas of runbook versions; see schema.go
 	rolloutFeed rolloutFeed  // rollout transitions committed here; see OnRollout
 	kept        keptCounts   // kept signals as last counted; see keptcount.go
+	reads       *readBatcher // fenced reads of signal deliveries; see readbatch.go
 }
 
 // StoreOption configures a Store.
@@ -40,7 +41,7 @@ type StoreOption func(*Store)
 // WithMaxTxnOps sets the most compares, ops or else-ops one batched txn may
 // carry: etcd's --max-txn-ops (128 by default; the embedded etcd allows 1024).
 func WithMaxTxnOps(n int) StoreOption {
-	return func(s *Store) { s.batch = newCommitter(s.cli, n) }
+	return func(s *Store) { s.batch, s.reads = newCommitter(s.cli, n), &readBatcher{cli: s.cli, maxOps: n} }
 }
 
 // NewStore returns a store under prefix (default "/starbook/").
@@ -48,7 +49,8 @@ func NewStore(cli *clientv3.Client, prefix string, opts ...StoreOption) *Store {
 	if prefix == "" {
 		prefix = "/starbook/"
 	}
-	s := &Store{cli: cli, k: Keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultMaxTxnOps)}
+	s := &Store{cli: cli, k: Keys{prefix: prefix}, now: time.Now, batch: newCommitter(cli, defaultMaxTxnOps),
+		reads: &readBatcher{cli: cli, maxOps: defaultMaxTxnOps}}
 	s.budgets = newBudgets(s)
 	for _, o := range opts {
 		o(s)
