@@ -52,7 +52,8 @@ import (
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
 //	circuits/<host>                     a host's open or half-open circuit breaker
-//	                                    (downstream.Circuit), CAS on transitions; absent: closed
+//	                                    (downstream.Circuit), CAS on transitions; absent: closed;
+//	                                    the leader reaps it an hour past its until (ReapCircuits)
 //	format                              the store's format marker (Format, see format.go)
 //	migration/                          the lock of a store migration (etcd's concurrency.Mutex)
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written

@@ -26,7 +26,9 @@ func (s State) String() string {
 }
 
 // Circuit is a host's shared circuit record: present while the circuit is
-// open or half-open; absent means closed.
+// open or half-open; absent means closed. The cluster's leader deletes a
+// record left long past its Until (a host nobody calls any more), which
+// every node then takes as the circuit closing (Guards.Observe with nil).
 type Circuit struct {
 	State    string    `json:"state"` // "open" or "half-open"
 	Until    time.Time `json:"until"` // open: until a probe may go; half-open: until the probe is given up

@@ -4,7 +4,7 @@
 // The node elected leader also runs the work only one node may do: it fires
 // durable timers, runs the cron scheduler and promotes queued runs of
 // bounded runbooks, and runs the configured leader tasks (retention,
-// compaction, Slack notices).
+// compaction, Slack notices, the reaping of stale circuit records).
 //
 // # Invariants
 //

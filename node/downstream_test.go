@@ -48,8 +48,10 @@ func (c *settableClock) Add(d time.Duration) {
 }
 
 // startGuardedNode starts node id on emb with guards on clock (nil: real
-// time) reporting to hooks, stopped at cleanup (or by stop).
-func startGuardedNode(t *testing.T, emb *cluster.Embedded, id string, clock *settableClock, hooks downstream.Hooks) *guardedNode {
+// time) reporting to hooks, stopped at cleanup (or by stop); tasks build
+// its leader tasks on its store.
+func startGuardedNode(t *testing.T, emb *cluster.Embedded, id string, clock *settableClock, hooks downstream.Hooks,
+	tasks ...func(*cluster.Store) func(context.Context)) *guardedNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := cluster.NewStore(emb.Client, "/dg/")
@@ -59,7 +61,11 @@ func startGuardedNode(t *testing.T, emb *cluster.Embedded, id string, clock *set
 	}
 	guards := downstream.New(cfg)
 	bi := builtins.New(builtins.Options{HTTP: builtins.HTTPOptions{Guards: guards, RetryWait: time.Millisecond, MaxRetryAfter: time.Millisecond}})
-	n, err := node.New(ctx, store, node.Config{ID: id, Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Guards: guards})
+	ncfg := node.Config{ID: id, Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Guards: guards}
+	for _, task := range tasks {
+		ncfg.LeaderTasks = append(ncfg.LeaderTasks, task(store))
+	}
+	n, err := node.New(ctx, store, ncfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,5 +402,88 @@ def main(event):
 	defer mu.Unlock()
 	if most != 2 {
 		t.Errorf("%d requests in flight at most, want 2", most)
+	}
+}
+
+// TestHTTPLimitStaleCircuitReaped: the leader's circuit reaping keeps a
+// circuit record while its Until is recent, however many passes go by, and
+// deletes it once Until is more than the grace past; the delete reaches
+// every node through its watch of circuits/ and closes the host's circuit
+// there (starbook_circuit_state reads 0, closed), and every node sends the
+// host's requests again.
+func TestHTTPLimitStaleCircuitReaped(t *testing.T) {
+	emb := startEmbedded(t)
+	clock := &settableClock{now: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
+	var passes atomic.Int64
+	reap := func(s *cluster.Store) func(context.Context) {
+		return s.CircuitReapTask(cluster.CircuitReaping{Interval: 20 * time.Millisecond, Now: clock.Now,
+			OnPass: func(_ []cluster.ReapedCircuit, err error) {
+				if err != nil {
+					t.Errorf("reap pass: %v", err)
+				}
+				passes.Add(1)
+			}})
+	}
+	metrics := observe.NewMetrics()
+	n1 := startGuardedNode(t, emb, "n1", clock, metrics.DownstreamHooks(), reap)
+	n2 := startGuardedNode(t, emb, "n2", clock, downstream.Hooks{}, reap) // whichever leads reaps
+	reader := cluster.NewStore(emb.Client, "/dg/")
+	defer reader.Close()
+	records := func() int {
+		cs, _, err := reader.Circuits(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs)
+	}
+	fs, srv := newFailingServer(t)
+	n1.apply(t, map[string]string{"one.star": `
+http_limit("127.0.0.1", failures = 1, cooldown = "30s")
+
+def main(event):
+    return call(http.get, event.url, retries = 0)
+`})
+	waitFor(t, func() bool { return n1.guards.Host("127.0.0.1") != nil && n2.guards.Host("127.0.0.1") != nil })
+	if end, _ := n1.run(t, "one", srv.URL); end.Status != sbruntime.StatusFailed {
+		t.Fatalf("status %s, want failed", end.Status)
+	}
+	waitFor(t, func() bool {
+		return n1.guards.Host("127.0.0.1").State() == downstream.Open && n2.guards.Host("127.0.0.1").State() == downstream.Open
+	})
+
+	// Until (12:00:30) is within the grace: passes go by, the circuit stays.
+	seen := passes.Load()
+	waitFor(t, func() bool { return passes.Load() >= seen+2 })
+	if records() != 1 || n1.guards.Host("127.0.0.1").State() != downstream.Open || n2.guards.Host("127.0.0.1").State() != downstream.Open {
+		t.Fatalf("a recent circuit was reaped: %d records, n1 %s, n2 %s", records(),
+			n1.guards.Host("127.0.0.1").State(), n2.guards.Host("127.0.0.1").State())
+	}
+	if got := counter(t, metrics, "starbook_circuit_state", "127.0.0.1", ""); got != 2 {
+		t.Fatalf("starbook_circuit_state = %g before the reap, want 2 (open)", got)
+	}
+
+	// Nobody called the host since: an hour past Until, the leader reaps it.
+	clock.Add(cluster.DefaultCircuitGrace + 31*time.Second)
+	waitFor(t, func() bool {
+		return n1.guards.Host("127.0.0.1").State() == downstream.Closed && n2.guards.Host("127.0.0.1").State() == downstream.Closed
+	})
+	if n := records(); n != 0 {
+		t.Errorf("%d circuit records left after the reap", n)
+	}
+	if got := counter(t, metrics, "starbook_circuit_state", "127.0.0.1", ""); got != 0 {
+		t.Errorf("starbook_circuit_state = %g after the reap, want 0 (closed)", got)
+	}
+
+	fs.failing.Store(false)
+	for _, gn := range []*guardedNode{n1, n2} {
+		if end, _ := gn.run(t, "one", srv.URL); end.Status != sbruntime.StatusCompleted {
+			t.Errorf("after the reap: status %s, error %q", end.Status, end.Error)
+		}
+	}
+	if got := fs.requests.Load(); got != 3 {
+		t.Errorf("%d requests, want 3: the failure, then one per node", got)
+	}
+	if n := records(); n != 0 {
+		t.Errorf("%d circuit records after successful calls to a closed circuit, want 0", n)
 	}
 }
