@@ -166,19 +166,30 @@ func (c *MemberConfig) Validate() error {
 	if _, port, err := net.SplitHostPort(c.PeerListen); err != nil || port == "" {
 		return fmt.Errorf("--peer-listen %q: want host:port", c.PeerListen)
 	}
+	if t := c.PeerTLS; t.Enabled() {
+		var unset []string
+		for _, f := range []struct{ flag, file string }{
+			{"--peer-tls-cert", t.CertFile}, {"--peer-tls-key", t.KeyFile}, {"--peer-tls-ca", t.CAFile},
+		} {
+			if f.file == "" {
+				unset = append(unset, f.flag)
+			}
+		}
+		if len(unset) > 0 {
+			return fmt.Errorf("peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca: set %s too",
+				strings.Join(unset, " and "))
+		}
+	}
 	for _, m := range c.InitialCluster {
 		if https := strings.HasPrefix(m.PeerURL, "https://"); https != c.PeerTLS.Enabled() {
 			if https {
-				return fmt.Errorf("--initial-cluster: member %s has an https peer URL but no --peer-tls-cert is set", m.Name)
+				return fmt.Errorf("--initial-cluster: member %s has an https peer URL but peer TLS is off: set --peer-tls-cert, --peer-tls-key and --peer-tls-ca", m.Name)
 			}
 			return fmt.Errorf("--initial-cluster: member %s has an http peer URL but peer TLS is on: use https", m.Name)
 		}
 	}
 	if hb, et := c.timing(); et < 5*hb || hb < time.Millisecond {
 		return fmt.Errorf("--member-election-timeout %s: want at least 5 heartbeats (--member-heartbeat %s)", et, hb)
-	}
-	if t := c.PeerTLS; t.Enabled() && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
-		return errors.New("peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca")
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ func TestParseInitialCluster(t *testing.T) {
 
 func TestMemberConfigValidate(t *testing.T) {
 	three := []Member{{"a", "http://h:1"}, {"b", "http://h:2"}, {"c", "http://h:3"}}
+	mixed := []Member{{"a", "http://h:1"}, {"b", "http://h:2"}, {"c", "https://h:3"}}
 	tls := &EtcdTLS{CertFile: "c", KeyFile: "k", CAFile: "ca"}
 	tests := []struct {
 		name    string
@@ -66,11 +67,23 @@ func TestMemberConfigValidate(t *testing.T) {
 		{name: "bad state", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":2", State: "old"}, wantErr: "want new or existing"},
 		{name: "bad peer listen", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: "2380"}, wantErr: "--peer-listen"},
 		{name: "https without tls", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1"},
-			wantErr: "no --peer-tls-cert"},
+			wantErr: "member a has an https peer URL but peer TLS is off: set --peer-tls-cert, --peer-tls-key and --peer-tls-ca"},
+		{name: "another member https without tls", cfg: MemberConfig{Name: "a", InitialCluster: mixed, PeerListen: ":1"},
+			wantErr: "member c has an https peer URL but peer TLS is off"},
 		{name: "tls with http", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":1", PeerTLS: tls},
-			wantErr: "use https"},
+			wantErr: "member a has an http peer URL but peer TLS is on: use https"},
+		{name: "tls with another member http", cfg: MemberConfig{Name: "c", InitialCluster: mixed, PeerListen: ":1", PeerTLS: tls},
+			wantErr: "member a has an http peer URL but peer TLS is on: use https"},
 		{name: "tls incomplete", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
-			PeerTLS: &EtcdTLS{CertFile: "c"}}, wantErr: "needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca"},
+			PeerTLS: &EtcdTLS{CertFile: "c"}}, wantErr: "needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca: set --peer-tls-key and --peer-tls-ca too"},
+		{name: "cert without key", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CertFile: "c", CAFile: "ca"}}, wantErr: "set --peer-tls-key too"},
+		{name: "cert without ca", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CertFile: "c", KeyFile: "k"}}, wantErr: "set --peer-tls-ca too"},
+		{name: "key and ca without cert", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{KeyFile: "k", CAFile: "ca"}}, wantErr: "set --peer-tls-cert too"},
+		{name: "ca only with http", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CAFile: "ca"}}, wantErr: "set --peer-tls-cert and --peer-tls-key too"},
 		{name: "tls", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1", PeerTLS: tls}},
 	}
 	for _, tt := range tests {
