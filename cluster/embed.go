@@ -156,7 +156,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded etcd in %s: %w", ec.Dir, err)
+		err = fmt.Errorf("start embedded etcd in %s: %w", ec.Dir, err)
+		if cfg.Member != nil { // a joining member fails here when no peer answers
+			err = cfg.Member.withPeerProblems(err)
+		}
+		return nil, err
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -169,7 +173,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	case <-time.After(readyTimeout):
 		e.Close()
 		if cfg.Member != nil {
-			return nil, fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout)
+			return nil, cfg.Member.withPeerProblems(fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout))
 		}
 		return nil, fmt.Errorf("embedded etcd not ready after %s", readyTimeout)
 	}
