@@ -156,20 +156,24 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded etcd in %s: %w", ec.Dir, err)
+		err = fmt.Errorf("start embedded etcd in %s: %w", ec.Dir, err)
+		if cfg.Member != nil { // a joining member fails here when no peer answers
+			err = cfg.Member.withPeerProblems(err)
+		}
+		return nil, err
 	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
-		e.Close()
+		closeUnready(e)
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	case <-ctx.Done():
-		e.Close()
+		closeUnready(e)
 		return nil, fmt.Errorf("embedded etcd not ready: %w", ctx.Err())
 	case <-time.After(readyTimeout):
-		e.Close()
+		closeUnready(e)
 		if cfg.Member != nil {
-			return nil, fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout)
+			return nil, cfg.Member.withPeerProblems(fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout))
 		}
 		return nil, fmt.Errorf("embedded etcd not ready after %s", readyTimeout)
 	}
@@ -192,6 +196,16 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		emb.maintenance.Go(func() { emb.compactLoop(mctx) })
 	}
 	return emb, nil
+}
+
+// closeUnready closes a member that never became ready. etcd's Close waits
+// for the client servers, which start only once the server is ready or
+// stopping: a member with no quorum would hang in Close, past
+// --member-start-timeout and SIGTERM alike, unless its server stops first
+// (etcd-io/etcd#9533).
+func closeUnready(e *embed.Etcd) {
+	e.Server.HardStop()
+	e.Close()
 }
 
 // memberConfig makes ec one member of the cluster m describes.

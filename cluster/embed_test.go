@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -55,5 +57,60 @@ func TestEmbeddedLoggerQuietOnlyOnClose(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != servingFailed || got[1] != "failed to apply request" {
 		t.Fatalf("logged %q", got)
+	}
+}
+
+// TestMemberWithoutQuorumGivesUp: a member whose only peer is down is not
+// ready; it gives up at its ReadyTimeout, or when its context ends, within
+// seconds (etcd's Close hangs on a member that never became ready unless its
+// server stops first), and the error at the timeout names the peer that
+// did not answer and why.
+func TestMemberWithoutQuorumGivesUp(t *testing.T) {
+	tests := []struct {
+		name         string
+		readyTimeout time.Duration
+		ctxTimeout   time.Duration
+		want         []string
+	}{
+		{"ready timeout", time.Second, time.Minute,
+			[]string{"member a not ready after 1s: no quorum", "peer b (http://", "connection refused"}},
+		{"context ends", time.Minute, time.Second, []string{"not ready: context deadline exceeded"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			own, err := freeAddr("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			absent, err := freeAddr("127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			member := &MemberConfig{Name: "a", InitialCluster: []Member{{"a", "http://" + own}, {"b", "http://" + absent}},
+				PeerListen: own, ReadyTimeout: tt.readyTimeout}
+			ctx, cancel := context.WithTimeout(context.Background(), tt.ctxTimeout)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				e, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), NoFsync: true, Member: member})
+				if err == nil {
+					e.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("StartEmbedded still running 30s after it should have given up")
+			}
+			if err == nil {
+				t.Fatal("StartEmbedded without a quorum succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/tlsconfig"
 )
 
 // Member is one member of a cluster of embedded etcd members: its name (the
@@ -166,10 +170,24 @@ func (c *MemberConfig) Validate() error {
 	if _, port, err := net.SplitHostPort(c.PeerListen); err != nil || port == "" {
 		return fmt.Errorf("--peer-listen %q: want host:port", c.PeerListen)
 	}
+	if t := c.PeerTLS; t.Enabled() {
+		var unset []string
+		for _, f := range []struct{ flag, file string }{
+			{"--peer-tls-cert", t.CertFile}, {"--peer-tls-key", t.KeyFile}, {"--peer-tls-ca", t.CAFile},
+		} {
+			if f.file == "" {
+				unset = append(unset, f.flag)
+			}
+		}
+		if len(unset) > 0 {
+			return fmt.Errorf("peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca: set %s too",
+				strings.Join(unset, " and "))
+		}
+	}
 	for _, m := range c.InitialCluster {
 		if https := strings.HasPrefix(m.PeerURL, "https://"); https != c.PeerTLS.Enabled() {
 			if https {
-				return fmt.Errorf("--initial-cluster: member %s has an https peer URL but no --peer-tls-cert is set", m.Name)
+				return fmt.Errorf("--initial-cluster: member %s has an https peer URL but peer TLS is off: set --peer-tls-cert, --peer-tls-key and --peer-tls-ca", m.Name)
 			}
 			return fmt.Errorf("--initial-cluster: member %s has an http peer URL but peer TLS is on: use https", m.Name)
 		}
@@ -177,10 +195,102 @@ func (c *MemberConfig) Validate() error {
 	if hb, et := c.timing(); et < 5*hb || hb < time.Millisecond {
 		return fmt.Errorf("--member-election-timeout %s: want at least 5 heartbeats (--member-heartbeat %s)", et, hb)
 	}
-	if t := c.PeerTLS; t.Enabled() && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
-		return errors.New("peer TLS needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca")
-	}
 	return nil
+}
+
+// PeerClientTLS reads the peer certificate, key and CA (nil, nil without
+// peer TLS): what the member presents to its peers and checks theirs
+// against. serve calls it before anything is created, so that a missing or
+// unreadable file is refused before the data dir holds anything.
+func (c *MemberConfig) PeerClientTLS() (*tls.Config, error) {
+	if !c.PeerTLS.Enabled() {
+		return nil, nil
+	}
+	cfg, err := tlsconfig.Client(c.PeerTLS.CAFile, c.PeerTLS.CertFile, c.PeerTLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("peer TLS (--peer-tls-cert, --peer-tls-key, --peer-tls-ca): %w", err)
+	}
+	return cfg, nil
+}
+
+// peerProbeTimeout bounds probePeers.
+const peerProbeTimeout = 2 * time.Second
+
+// withPeerProblems adds to err, a member's failure to start or to find a
+// quorum, why the other members of InitialCluster could not be reached:
+// each is asked for its version at its peer URL as etcd dials it (with
+// this member's peer certificate), and those that do not answer are listed
+// with the reason ("tls: ... certificate signed by unknown authority" and
+// what that means for the --peer-tls-* flags). err is unchanged when every
+// other member answered.
+func (c *MemberConfig) withPeerProblems(err error) error {
+	if problems := c.probePeers(); problems != "" {
+		return fmt.Errorf("%w; %s", err, problems)
+	}
+	return err
+}
+
+// probePeers describes the other members that do not answer at their peer
+// URLs, grouped by reason; "" when every one answered.
+func (c *MemberConfig) probePeers() string {
+	tc, err := c.PeerClientTLS()
+	if err != nil {
+		return err.Error()
+	}
+	client := &http.Client{Timeout: peerProbeTimeout, Transport: &http.Transport{TLSClientConfig: tc}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	byReason := map[string][]string{}
+	for _, m := range c.InitialCluster {
+		if m.Name == c.Name {
+			continue
+		}
+		wg.Go(func() {
+			resp, err := client.Get(strings.TrimSuffix(m.PeerURL, "/") + "/version")
+			if err == nil {
+				resp.Body.Close()
+				return
+			}
+			reason := peerProblem(err)
+			mu.Lock()
+			defer mu.Unlock()
+			byReason[reason] = append(byReason[reason], m.Name+" ("+m.PeerURL+")")
+		})
+	}
+	wg.Wait()
+	var parts []string
+	for reason, peers := range byReason {
+		slices.Sort(peers)
+		noun := "peer"
+		if len(peers) > 1 {
+			noun = "peers"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s: %s", noun, strings.Join(peers, ", "), reason))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
+}
+
+// peerProblem explains why a peer's probe failed, in terms of the
+// --peer-tls-* flags where TLS is the reason.
+func peerProblem(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // not the URL again
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &unknownCA):
+		return fmt.Sprintf("%v (the peer's certificate is not signed by this member's --peer-tls-ca)", err)
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("%v (the peer's certificate does not name the host of its peer URL)", err)
+	case errors.As(err, &op) && op.Op == "remote error":
+		return fmt.Sprintf("%v (the peer refused this member's --peer-tls-cert: is it signed by the CA the peers trust?)", err)
+	}
+	return err.Error()
 }
 
 // timing returns the heartbeat and election timeout, defaults filled in.

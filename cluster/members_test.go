@@ -1,9 +1,19 @@
 package cluster
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/starbook/starbook/tlsconfig/tlstest"
 )
 
 func TestParseInitialCluster(t *testing.T) {
@@ -52,6 +62,7 @@ func TestParseInitialCluster(t *testing.T) {
 
 func TestMemberConfigValidate(t *testing.T) {
 	three := []Member{{"a", "http://h:1"}, {"b", "http://h:2"}, {"c", "http://h:3"}}
+	mixed := []Member{{"a", "http://h:1"}, {"b", "http://h:2"}, {"c", "https://h:3"}}
 	tls := &EtcdTLS{CertFile: "c", KeyFile: "k", CAFile: "ca"}
 	tests := []struct {
 		name    string
@@ -66,11 +77,23 @@ func TestMemberConfigValidate(t *testing.T) {
 		{name: "bad state", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":2", State: "old"}, wantErr: "want new or existing"},
 		{name: "bad peer listen", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: "2380"}, wantErr: "--peer-listen"},
 		{name: "https without tls", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1"},
-			wantErr: "no --peer-tls-cert"},
+			wantErr: "member a has an https peer URL but peer TLS is off: set --peer-tls-cert, --peer-tls-key and --peer-tls-ca"},
+		{name: "another member https without tls", cfg: MemberConfig{Name: "a", InitialCluster: mixed, PeerListen: ":1"},
+			wantErr: "member c has an https peer URL but peer TLS is off"},
 		{name: "tls with http", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":1", PeerTLS: tls},
-			wantErr: "use https"},
+			wantErr: "member a has an http peer URL but peer TLS is on: use https"},
+		{name: "tls with another member http", cfg: MemberConfig{Name: "c", InitialCluster: mixed, PeerListen: ":1", PeerTLS: tls},
+			wantErr: "member a has an http peer URL but peer TLS is on: use https"},
 		{name: "tls incomplete", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
-			PeerTLS: &EtcdTLS{CertFile: "c"}}, wantErr: "needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca"},
+			PeerTLS: &EtcdTLS{CertFile: "c"}}, wantErr: "needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca: set --peer-tls-key and --peer-tls-ca too"},
+		{name: "cert without key", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CertFile: "c", CAFile: "ca"}}, wantErr: "set --peer-tls-key too"},
+		{name: "cert without ca", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CertFile: "c", KeyFile: "k"}}, wantErr: "set --peer-tls-ca too"},
+		{name: "key and ca without cert", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{KeyFile: "k", CAFile: "ca"}}, wantErr: "set --peer-tls-cert too"},
+		{name: "ca only with http", cfg: MemberConfig{Name: "a", InitialCluster: three, PeerListen: ":1",
+			PeerTLS: &EtcdTLS{CAFile: "ca"}}, wantErr: "set --peer-tls-cert and --peer-tls-key too"},
 		{name: "tls", cfg: MemberConfig{Name: "a", InitialCluster: []Member{{"a", "https://h:1"}}, PeerListen: ":1", PeerTLS: tls}},
 	}
 	for _, tt := range tests {
@@ -86,5 +109,75 @@ func TestMemberConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestProbePeers: a member that cannot reach its peers says why, per peer,
+// in terms of its --peer-tls-* flags: a peer whose certificate another CA
+// signed, one that refuses this member's certificate, one that does not
+// serve TLS and one that is down are each listed with their reason; a peer
+// that answers is not listed.
+func TestProbePeers(t *testing.T) {
+	ca := tlstest.NewCA(t, t.TempDir())
+	other := tlstest.NewCA(t, t.TempDir())
+	own, peer, foreign := ca.Issue(t, "own"), ca.Issue(t, "peer"), other.Issue(t, "foreign")
+	serveTLS := func(cert tlstest.Files, clientCA string) string {
+		t.Helper()
+		pair, err := tls.LoadX509KeyPair(cert.Cert, cert.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer plain.Close()
+	down := httptest.NewServer(nil)
+	down.Close()
+	tests := []struct {
+		name, url, want string // want "": not listed
+	}{
+		{"good", serveTLS(peer, ca.File), ""},
+		{"foreign", serveTLS(foreign, ca.File), "certificate signed by unknown authority"},
+		{"strict", serveTLS(peer, other.File), "the peer refused this member's --peer-tls-cert"},
+		{"plain", strings.Replace(plain.URL, "http://", "https://", 1), "server gave HTTP response to HTTPS client"},
+		{"down", strings.Replace(down.URL, "http://", "https://", 1), "connection refused"},
+	}
+	cfg := &MemberConfig{Name: "own", InitialCluster: []Member{{"own", "https://127.0.0.1:1"}}, PeerListen: "127.0.0.1:1",
+		PeerTLS: &EtcdTLS{CertFile: own.Cert, KeyFile: own.Key, CAFile: own.CA}}
+	for _, tt := range tests {
+		cfg.InitialCluster = append(cfg.InitialCluster, Member{tt.name, tt.url})
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.probePeers()
+	t.Logf("probePeers: %s", got)
+	parts := strings.Split(got, "; ")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var part string
+			for _, p := range parts {
+				if strings.Contains(p, " "+tt.name+" ("+tt.url+")") {
+					part = p
+				}
+			}
+			if tt.want == "" && part != "" || !strings.Contains(part, tt.want) {
+				t.Errorf("peer %s listed as %q, want %q", tt.name, part, tt.want)
+			}
+		})
+	}
+	if err := cfg.withPeerProblems(errors.New("no quorum")); !strings.HasPrefix(err.Error(), "no quorum; peer") {
+		t.Errorf("withPeerProblems = %v, want the error then the peers' problems", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/tlsconfig/tlstest"
 )
 
 // memberNode is one starbook process embedding one etcd member of a cluster
@@ -29,7 +30,18 @@ type memberNode struct {
 // cluster, on free loopback ports.
 type memberCluster struct {
 	nodes   []*memberNode
-	initial string // --initial-cluster
+	initial string      // --initial-cluster
+	peerCA  *tlstest.CA // signs the members' peer certificates; nil: plain http
+}
+
+// memberOption changes how startMembers starts its members.
+type memberOption func(*memberCluster)
+
+// withPeerTLS secures peer traffic: https peer URLs, and each member
+// presents a certificate ca signed and requires its peers' to be signed by
+// ca (--peer-tls-*).
+func withPeerTLS(ca *tlstest.CA) memberOption {
+	return func(c *memberCluster) { c.peerCA = ca }
 }
 
 // memberArgs are serve's flags for member id of initial.
@@ -38,22 +50,37 @@ func memberArgs(id, initial, peerPort, ttl, state string) []string {
 		"--peer-listen", "127.0.0.1:" + peerPort, "--session-ttl", ttl, "--stop-grace", "2s"}
 }
 
+// peerTLSArgs are serve's flags for a member's peer certificate f.
+func peerTLSArgs(f tlstest.Files) []string {
+	return []string{"--peer-tls-cert", f.Cert, "--peer-tls-key", f.Key, "--peer-tls-ca", f.CA}
+}
+
 // startMembers starts n members at once (none is ready before a quorum
 // runs) and waits until every one is ready.
-func startMembers(t testing.TB, n int, ttl string) *memberCluster {
+func startMembers(t testing.TB, n int, ttl string, opts ...memberOption) *memberCluster {
 	t.Helper()
 	c := &memberCluster{}
+	for _, o := range opts {
+		o(c)
+	}
+	scheme := "http"
+	if c.peerCA != nil {
+		scheme = "https"
+	}
 	var entries, ports []string
 	for i := range n {
 		port := fmt.Sprint(freePort(t))
 		ports = append(ports, port)
-		entries = append(entries, fmt.Sprintf("m%d=http://127.0.0.1:%s", i+1, port))
+		entries = append(entries, fmt.Sprintf("m%d=%s://127.0.0.1:%s", i+1, scheme, port))
 	}
 	c.initial = strings.Join(entries, ",")
 	var spawned []*spawning
 	for i := range n {
 		mn := &memberNode{id: fmt.Sprintf("m%d", i+1), dir: t.TempDir() + "/node"}
 		mn.args = memberArgs(mn.id, c.initial, ports[i], ttl, "new")
+		if c.peerCA != nil {
+			mn.args = append(mn.args, peerTLSArgs(c.peerCA.Issue(t, mn.id))...)
+		}
 		spawned = append(spawned, spawnDaemon(t, mn.dir, mn.args...))
 		c.nodes = append(c.nodes, mn)
 	}

@@ -66,6 +66,9 @@ func (f *memberFlags) config(nodeID, etcdEndpoints string) (*cluster.MemberConfi
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := cfg.PeerClientTLS(); err != nil { // files read now: refused before the data dir is made
+		return nil, err
+	}
 	return cfg, nil
 }
 

@@ -1,5 +1,5 @@
-// Package tlstest makes throwaway certificates for tests: a CA and a
-// certificate it signed for 127.0.0.1, ::1 and localhost, usable by servers
+// Package tlstest makes throwaway certificates for tests: a CA and
+// certificates it signed for 127.0.0.1, ::1 and localhost, usable by servers
 // and clients alike.
 package tlstest
 
@@ -28,36 +28,69 @@ type Files struct {
 // Generate writes a new CA and a certificate it signed into dir.
 func Generate(t testing.TB, dir string) Files {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "starbook test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := NewCA(t, dir)
+	return ca.issue(t, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+}
+
+// CA is a throwaway certificate authority whose certificate is a PEM file.
+type CA struct {
+	File string // the CA's certificate
+
+	dir    string
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	serial int64
+}
+
+// NewCA writes a new CA's certificate into dir as ca.pem.
+func NewCA(t testing.TB, dir string) *CA {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "starbook test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &CA{File: filepath.Join(dir, "ca.pem"), dir: dir, cert: cert, key: key, serial: 1}
+	writePEM(t, ca.File, "CERTIFICATE", der)
+	return ca
+}
+
+// Issue writes a certificate the CA signed and its key into the CA's
+// directory, as name.pem and name-key.pem.
+func (ca *CA) Issue(t testing.TB, name string) Files {
+	t.Helper()
+	return ca.issue(t, filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+"-key.pem"))
+}
+
+func (ca *CA) issue(t testing.TB, certFile, keyFile string) Files {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.serial++
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: "localhost"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:    []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +98,14 @@ func Generate(t testing.TB, dir string) Files {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := Files{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
-	write := func(path, typ string, der []byte) {
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+	return Files{CA: ca.File, Cert: certFile, Key: keyFile}
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	write(f.CA, "CERTIFICATE", caDER)
-	write(f.Cert, "CERTIFICATE", der)
-	write(f.Key, "EC PRIVATE KEY", keyDER)
-	return f
 }
