@@ -6,7 +6,9 @@
 // before it. [Save] and [WriteFile] write FILE.part, check the trailer, fsync
 // and rename: a file at the final name is always complete and intact.
 // [Restore] rebuilds, offline, the data dir of a node's embedded member from a
-// file (etcd's restore, hash check on); [Periodic] is the leader's task that
+// file (etcd's restore, hash check on), and [RestoreMember] that of one member
+// of a new cluster of embedded members (serve --initial-cluster), once per
+// member from the same file; [Periodic] is the leader's task that
 // saves a file every interval and keeps the newest few.
 //
 // # Invariants

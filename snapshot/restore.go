@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	etcdsnap "go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
@@ -18,9 +19,10 @@ import (
 var ErrDataDirInUse = errors.New("data dir already holds data")
 
 // Restore makes dataDir, which must not exist or be empty, the data dir of
-// a node whose embedded etcd holds exactly what the snapshot file at path
-// holds; `starbook serve --data-dir dataDir` then starts on it. It runs
-// offline: no node may use dataDir meanwhile.
+// a single node whose embedded etcd holds exactly what the snapshot file at
+// path holds; `starbook serve --data-dir dataDir` then starts on it (for
+// the members of a cluster of embedded members, see RestoreMember). It
+// runs offline: no node may use dataDir meanwhile.
 //
 // It checks the file's sha256 first (ErrCorrupt: nothing written), refuses
 // a dataDir that holds anything (ErrDataDirInUse), restores into a
@@ -29,7 +31,84 @@ var ErrDataDirInUse = errors.New("data dir already holds data")
 // The restored member keeps the snapshot's keys, revision and leases (a
 // lease is granted a fresh TTL when the member starts), under a new member
 // and cluster id.
-func Restore(path, dataDir string) (err error) {
+func Restore(path, dataDir string) error {
+	url := cluster.EmbeddedPeerURL
+	return restore(path, dataDir, etcdsnap.RestoreConfig{
+		Name:                cluster.EmbeddedMemberName,
+		PeerURLs:            []string{url},
+		InitialCluster:      cluster.EmbeddedMemberName + "=" + url,
+		InitialClusterToken: cluster.EmbeddedClusterToken,
+	})
+}
+
+// Member names the member RestoreMember builds: member Name of a new
+// cluster of embedded members, each a `starbook serve --initial-cluster`
+// process.
+type Member struct {
+	// Name is the member's name, serve's --node-id: one of InitialCluster's.
+	Name string
+	// InitialCluster is serve's --initial-cluster, "name=peerURL,...": every
+	// member of the new cluster, which may have new peer URLs.
+	InitialCluster string
+}
+
+// RestoreMember makes dataDir the data dir of member m.Name of a new cluster
+// of the members m.InitialCluster lists, holding exactly what the snapshot
+// file at path holds, as `etcdutl snapshot restore --name
+// --initial-cluster --initial-advertise-peer-urls --initial-cluster-token`
+// does: the member advertises its URL from m.InitialCluster, and the token
+// is the one serve gives its members. Restore every member of the list
+// from the same file, each into its own data dir, then start each with
+// `starbook serve --data-dir DIR --node-id NAME --initial-cluster ...
+// --peer-listen ...`: a member with data ignores --initial-cluster and
+// --initial-cluster-state, and the new cluster forms once a quorum runs.
+//
+// An m that does not name a member (no name, no or a malformed
+// InitialCluster, a name not in it) is refused before anything is read or
+// written; otherwise it behaves as Restore: sha256 checked first, dataDir
+// must not exist or be empty, built beside it and renamed into place.
+func RestoreMember(path, dataDir string, m Member) error {
+	own, members, err := m.resolve()
+	if err != nil {
+		return fmt.Errorf("%w; nothing restored", err)
+	}
+	return restore(path, dataDir, etcdsnap.RestoreConfig{
+		Name:                own.Name,
+		PeerURLs:            []string{own.PeerURL},
+		InitialCluster:      cluster.FormatInitialCluster(members),
+		InitialClusterToken: cluster.EmbeddedClusterToken,
+	})
+}
+
+// resolve parses m.InitialCluster (as serve does) and finds m.Name in it.
+func (m Member) resolve() (own cluster.Member, members []cluster.Member, err error) {
+	switch {
+	case m.Name == "" && m.InitialCluster == "":
+		return own, nil, errors.New("restore of a cluster member needs --name and --initial-cluster")
+	case m.InitialCluster == "":
+		return own, nil, fmt.Errorf("--name %s needs --initial-cluster: every member of the new cluster, name=peerURL,...", m.Name)
+	case m.Name == "":
+		return own, nil, errors.New("--initial-cluster needs --name: the member this data dir becomes")
+	}
+	members, err = cluster.ParseInitialCluster(m.InitialCluster)
+	if err != nil {
+		return own, nil, err
+	}
+	names := make([]string, len(members))
+	for i, c := range members {
+		if c.Name == m.Name {
+			return c, members, nil
+		}
+		names[i] = c.Name
+	}
+	return own, nil, fmt.Errorf("--initial-cluster has no member named %q (--name); members: %s",
+		m.Name, strings.Join(names, ", "))
+}
+
+// restore restores the snapshot at path into dataDir as the member cfg
+// describes (its SnapshotPath and OutputDataDir are filled in here): see
+// Restore.
+func restore(path, dataDir string, cfg etcdsnap.RestoreConfig) (err error) {
 	if err := Verify(path); err != nil {
 		return fmt.Errorf("%w; nothing restored", err)
 	}
@@ -54,16 +133,9 @@ func Restore(path, dataDir string) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	url := cluster.EmbeddedPeerURL
-	if err := etcdsnap.NewV3(zap.NewNop()).Restore(etcdsnap.RestoreConfig{
-		SnapshotPath:        path,
-		Name:                cluster.EmbeddedMemberName,
-		OutputDataDir:       cluster.EmbeddedEtcdDir(tmp),
-		PeerURLs:            []string{url},
-		InitialCluster:      cluster.EmbeddedMemberName + "=" + url,
-		InitialClusterToken: cluster.EmbeddedClusterToken,
-	}); err != nil {
-		return fmt.Errorf("restore %s: %w", path, err)
+	cfg.SnapshotPath, cfg.OutputDataDir = path, cluster.EmbeddedEtcdDir(tmp)
+	if err := etcdsnap.NewV3(zap.NewNop()).Restore(cfg); err != nil {
+		return fmt.Errorf("restore %s as member %s: %w", path, cfg.Name, err)
 	}
 	if err := syncDir(tmp); err != nil {
 		return err
