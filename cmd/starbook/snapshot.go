@@ -22,6 +22,7 @@ sha256 of its contents that save and restore check.
 
   starbook snapshot save FILE                   from a running node (admin token)
   starbook snapshot restore FILE --data-dir DIR offline, into a new data dir
+    [--name M --initial-cluster M=URL,...]      as member M of a new cluster
   starbook snapshot verify FILE                 check a file's sha256
 
 Periodic snapshots are taken by the leader: see serve --snapshot-dir.`,
@@ -100,9 +101,9 @@ member directly instead (a cluster on an external etcd).`,
 }
 
 func snapshotRestoreCmd() *cobra.Command {
-	var dataDir string
+	var dataDir, name, nodeID, initialCluster string
 	cmd := &cobra.Command{
-		Use:   "restore FILE --data-dir DIR",
+		Use:   "restore FILE --data-dir DIR [--name NAME --initial-cluster NAME=URL,...]",
 		Short: "Restore FILE into a new data dir for `starbook serve --data-dir DIR`",
 		Long: `Restore checks FILE's sha256, then builds the embedded etcd of a node in DIR
 from it, offline: DIR must not exist or be empty (a node's data dir is never
@@ -114,20 +115,56 @@ It comes back with every execution and its history, pending approvals (they
 can still be decided), timers, runbooks and triggers as they were when FILE
 was saved; runs that were running are claimed and replayed once the old
 node's claims expire (--session-ttl). The node gets a new id unless you pass
---node-id.`,
+--node-id.
+
+A cluster of embedded members (serve --initial-cluster) is restored as a new
+cluster: run restore once per member, from the same FILE, each into its own
+new data dir, with the same --initial-cluster (new peer URLs are fine) and
+that member's --name (serve's --node-id; --node-id is accepted here too):
+
+  starbook snapshot restore FILE --data-dir DIR1 --name m1 --initial-cluster m1=URL1,m2=URL2,m3=URL3
+  starbook snapshot restore FILE --data-dir DIR2 --name m2 --initial-cluster m1=URL1,m2=URL2,m3=URL3
+  starbook snapshot restore FILE --data-dir DIR3 --name m3 --initial-cluster m1=URL1,m2=URL2,m3=URL3
+
+then start each member on its dir, with the same --node-id and
+--initial-cluster (a member with data ignores --initial-cluster-state):
+
+  starbook serve --data-dir DIR1 --node-id m1 --initial-cluster m1=URL1,... --peer-listen HOST:PORT1
+
+The cluster forms once a quorum of them runs. An unknown --name, a malformed
+--initial-cluster, or one without the other is refused before anything is
+written.`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataDir == "" {
 				return fmt.Errorf("--data-dir is required: the new data dir to restore into")
 			}
-			if err := snapshot.Restore(args[0], dataDir); err != nil {
+			if nodeID != "" {
+				if name != "" && name != nodeID {
+					return fmt.Errorf("--name %s and --node-id %s differ: --node-id is another name for --name, give one", name, nodeID)
+				}
+				name = nodeID
+			}
+			var err error
+			start := "starbook serve --data-dir " + dataDir
+			if name == "" && initialCluster == "" {
+				err = snapshot.Restore(args[0], dataDir)
+			} else {
+				err = snapshot.RestoreMember(args[0], dataDir, snapshot.Member{Name: name, InitialCluster: initialCluster})
+				start += " --node-id " + name + " --initial-cluster " + initialCluster + " --peer-listen HOST:PORT"
+			}
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored %s into %s; start it with: starbook serve --data-dir %s\n", args[0], dataDir, dataDir)
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %s into %s; start it with: %s\n", args[0], dataDir, start)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "", "new data dir to restore into (must not exist or be empty)")
+	fl := cmd.Flags()
+	fl.StringVar(&dataDir, "data-dir", "", "new data dir to restore into (must not exist or be empty)")
+	fl.StringVar(&name, "name", "", "restore DIR as this member of --initial-cluster (serve's --node-id): a member of a new cluster of embedded members")
+	fl.StringVar(&nodeID, "node-id", "", "same as --name")
+	fl.StringVar(&initialCluster, "initial-cluster", "", "name=peerURL,... of every member of the new cluster (as serve's --initial-cluster), with --name")
 	return cmd
 }
 

@@ -13,6 +13,10 @@ import (
 	"github.com/starbook/starbook/service"
 )
 
+// TestSnapshotArgErrors: bad arguments to snapshot and serve's snapshot
+// flags exit 1 with a message saying what is wrong, send no request and
+// create no data dir (a member restore included: no --initial-cluster, no
+// --name, an unknown one, a malformed list, --name and --node-id at odds).
 func TestSnapshotArgErrors(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "existing.snapshot")
@@ -32,6 +36,11 @@ func TestSnapshotArgErrors(t *testing.T) {
 		{"restore without --data-dir", []string{"snapshot", "restore", existing}, "--data-dir is required"},
 		{"restore a file that is no snapshot", []string{"snapshot", "restore", existing, "--data-dir", filepath.Join(dir, "d")}, "integrity check failed"},
 		{"restore a missing file", []string{"snapshot", "restore", filepath.Join(dir, "nope"), "--data-dir", filepath.Join(dir, "d")}, "no such file"},
+		{"restore a member without --initial-cluster", []string{"snapshot", "restore", existing, "--data-dir", filepath.Join(dir, "d"), "--name", "m1"}, "--name m1 needs --initial-cluster"},
+		{"restore a member without --name", []string{"snapshot", "restore", existing, "--data-dir", filepath.Join(dir, "d"), "--initial-cluster", "m1=http://127.0.0.1:2380"}, "--initial-cluster needs --name"},
+		{"restore an unknown member", []string{"snapshot", "restore", existing, "--data-dir", filepath.Join(dir, "d"), "--node-id", "m4", "--initial-cluster", "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381"}, `no member named "m4" (--name); members: m1, m2`},
+		{"restore a member of a malformed cluster", []string{"snapshot", "restore", existing, "--data-dir", filepath.Join(dir, "d"), "--name", "m1", "--initial-cluster", "m1"}, `--initial-cluster: "m1" is not name=peerURL`},
+		{"restore with --name and another --node-id", []string{"snapshot", "restore", existing, "--data-dir", filepath.Join(dir, "d"), "--name", "m1", "--node-id", "m2", "--initial-cluster", "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381"}, "--name m1 and --node-id m2 differ"},
 		{"verify without FILE", []string{"snapshot", "verify"}, "want FILE"},
 		{"serve keeping no snapshot", []string{"serve", "--snapshot-dir", dir, "--snapshot-keep", "0"}, "--snapshot-dir: snapshots to keep 0"},
 		{"serve snapshotting constantly", []string{"serve", "--snapshot-dir", dir, "--snapshot-every", "0s"}, "--snapshot-dir: snapshot interval 0s"},
@@ -52,7 +61,8 @@ func TestSnapshotArgErrors(t *testing.T) {
 }
 
 // save from a node over the API, verify, restore into a new data dir; a
-// second restore into it is refused.
+// second restore into it is refused; restored as member m2 of a new cluster
+// (--node-id, the alias of --name), it prints how to start that member.
 func TestSnapshotSaveRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -68,7 +78,8 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	file, data := filepath.Join(dir, "backup.snapshot"), filepath.Join(dir, "data")
+	file, data, member := filepath.Join(dir, "backup.snapshot"), filepath.Join(dir, "data"), filepath.Join(dir, "m2")
+	const initial = "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381"
 	steps := []struct {
 		args     []string
 		code     int
@@ -79,6 +90,8 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		{[]string{"snapshot", "restore", file, "--data-dir", data}, 0, "starbook serve --data-dir " + data, ""},
 		{[]string{"snapshot", "restore", file, "--data-dir", data}, 1, "", "data dir already holds data"},
 		{[]string{"snapshot", "save", file, "--force"}, 0, "saved " + file, ""},
+		{[]string{"snapshot", "restore", file, "--data-dir", member, "--node-id", "m2", "--initial-cluster", initial}, 0,
+			"starbook serve --data-dir " + member + " --node-id m2 --initial-cluster " + initial + " --peer-listen", ""},
 	}
 	for _, s := range steps {
 		res := cli(t, svc, "", s.args...)
@@ -86,7 +99,9 @@ func TestSnapshotSaveRestore(t *testing.T) {
 			t.Fatalf("%v: exit %d, stdout %q, stderr %q", s.args, res.code, res.stdout, res.stderr)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(cluster.EmbeddedEtcdDir(data), "member", "wal")); err != nil {
-		t.Fatalf("restored data dir: %v", err)
+	for _, d := range []string{data, member} {
+		if _, err := os.Stat(filepath.Join(cluster.EmbeddedEtcdDir(d), "member", "wal")); err != nil {
+			t.Fatalf("restored data dir: %v", err)
+		}
 	}
 }
