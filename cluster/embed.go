@@ -48,7 +48,9 @@ type EmbeddedConfig struct {
 // The embedded member's layout in a node's data dir: etcd's own data dir is
 // EmbeddedEtcdDir(dir), and the one member is named EmbeddedMemberName, with
 // the peer URL EmbeddedPeerURL (it has no peers: the port is never dialled)
-// and etcd's default cluster token. A restore (package snapshot) writes a
+// and etcd's default cluster token. A member of a cluster of embedded
+// members (MemberConfig) is named and addressed by its MemberConfig but
+// bootstraps with the same token. A restore (package snapshot) writes a
 // member that StartEmbedded restarts on, so both take these from here.
 const (
 	EmbeddedMemberName   = "starbook"
