@@ -50,7 +50,8 @@ type EmbeddedConfig struct {
 // the peer URL EmbeddedPeerURL (it has no peers: the port is never dialled)
 // and etcd's default cluster token. A member of a cluster of embedded
 // members (MemberConfig) is named and addressed by its MemberConfig but
-// bootstraps with the same token. A restore (package snapshot) writes a
+// bootstraps with the same token (restored members: with one made from the
+// snapshot's hash, see snapshot.RestoreMember). A restore (package snapshot) writes a
 // member that StartEmbedded restarts on, so both take these from here.
 const (
 	EmbeddedMemberName   = "starbook"

@@ -1,6 +1,10 @@
 package snapshot_test
 
 import (
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
+	"go.uber.org/zap"
+
 	"context"
 	"errors"
 	"fmt"
@@ -160,6 +164,11 @@ func TestRestoreMembers(t *testing.T) {
 	if !sameSet(got, strings.Split(initial, ",")) {
 		t.Errorf("restored cluster's members: %v, want %s", got, initial)
 	}
+	// The restored cluster's id is not the one serve's token gives these
+	// peer URLs: an old member on them would be refused, not taken for one.
+	if old := clusterID(t, cluster.EmbeddedClusterToken, initial); uint64(old) == list.Header.ClusterId {
+		t.Errorf("restored cluster has id %s, the one a cluster bootstrapped by serve on the same peer URLs has", old)
+	}
 	for i, e := range embs {
 		store := cluster.NewStore(e.Client, "/t/")
 		svc := service.New(store, builtins.New(builtins.Options{}))
@@ -174,6 +183,21 @@ func TestRestoreMembers(t *testing.T) {
 		}
 		store.Close()
 	}
+}
+
+// clusterID is the id etcd gives a cluster bootstrapped with token and the
+// members of initial (name=peerURL,...).
+func clusterID(t *testing.T, token, initial string) types.ID {
+	t.Helper()
+	urls, err := types.NewURLsMap(initial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := membership.NewClusterFromURLsMap(zap.NewNop(), token, urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID()
 }
 
 // freeAddr returns 127.0.0.1:port with a port free now.

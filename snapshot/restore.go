@@ -57,7 +57,7 @@ type Member struct {
 // file at path holds, as `etcdutl snapshot restore --name
 // --initial-cluster --initial-advertise-peer-urls --initial-cluster-token`
 // does: the member advertises its URL from m.InitialCluster, and the token
-// is the one serve gives its members. Restore every member of the list
+// is serve's suffixed with the file's hash (restoreToken). Restore every member of the list
 // from the same file, each into its own data dir, then start each with
 // `starbook serve --data-dir DIR --node-id NAME --initial-cluster ...
 // --peer-listen ...`: a member with data ignores --initial-cluster and
@@ -72,12 +72,44 @@ func RestoreMember(path, dataDir string, m Member) error {
 	if err != nil {
 		return fmt.Errorf("%w; nothing restored", err)
 	}
+	token, err := restoreToken(path)
+	if err != nil {
+		return fmt.Errorf("%w; nothing restored", err)
+	}
 	return restore(path, dataDir, etcdsnap.RestoreConfig{
 		Name:                own.Name,
 		PeerURLs:            []string{own.PeerURL},
 		InitialCluster:      cluster.FormatInitialCluster(members),
-		InitialClusterToken: cluster.EmbeddedClusterToken,
+		InitialClusterToken: token,
 	})
+}
+
+// restoreToken is the cluster token of the members restored from the
+// snapshot at path: serve's, suffixed with the start of the file's sha256
+// (its trailer). Every member restored from one file shares it, so they
+// form one cluster; etcd derives member and cluster ids from the token and
+// the peer URLs, so a restored cluster on the old peer URLs gets new ids,
+// and a member of the old cluster started on its old data is refused by
+// the restored ones instead of taken for one of them. serve reads the
+// token only to bootstrap an empty data dir, never for a restored one.
+func restoreToken(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open snapshot: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	if info.Size() < trailer {
+		return "", fmt.Errorf("snapshot %s: %w: %d bytes", path, ErrCorrupt, info.Size())
+	}
+	sum := make([]byte, trailer)
+	if _, err := f.ReadAt(sum, info.Size()-trailer); err != nil {
+		return "", fmt.Errorf("read snapshot %s: %w", path, err)
+	}
+	return fmt.Sprintf("%s-restored-%x", cluster.EmbeddedClusterToken, sum[:8]), nil
 }
 
 // resolve parses m.InitialCluster (as serve does) and finds m.Name in it.
