@@ -78,6 +78,7 @@ type Embedded struct {
 	stop        context.CancelFunc // stops maintainLoop and compactLoop
 	maintenance sync.WaitGroup
 	closing     *atomic.Bool // set by Close: see quietOnClose
+	closeOnce   sync.Once
 }
 
 // StartEmbedded starts a single-member etcd in cfg.Dir and waits until it
@@ -254,13 +255,15 @@ func (e *Embedded) ClientURL() string {
 }
 
 // Close stops the periodic maintenance, waiting for it, then the client and
-// the member.
+// the member. Only the first call does anything.
 func (e *Embedded) Close() {
-	e.stop()
-	e.maintenance.Wait()
-	e.Client.Close()
-	e.closing.Store(true)
-	e.Etcd.Close()
+	e.closeOnce.Do(func() {
+		e.stop()
+		e.maintenance.Wait()
+		e.Client.Close()
+		e.closing.Store(true)
+		e.Etcd.Close()
+	})
 }
 
 // servingFailed is what etcd logs, with a stack trace, for each listener

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -314,6 +315,25 @@ func (c *MemberConfig) own() *Member {
 	return nil
 }
 
+// answersAsMember reports whether the etcd member at peer URL pu answers,
+// within m.probe, as a member of the cluster with id cluster.
+func (m *Membership) answersAsMember(ctx context.Context, pu string, cluster uint64) bool {
+	pctx, cancel := context.WithTimeout(ctx, m.probe)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, strings.TrimSuffix(pu, "/")+"/members", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := m.peers.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	id, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
+	return err == nil && resp.StatusCode == http.StatusOK && id == cluster
+}
+
 // Errors of membership changes.
 var (
 	// ErrLastMember refuses to remove the only member: the cluster would be gone.
@@ -326,17 +346,25 @@ type Membership struct {
 	cli *clientv3.Client
 	// probe bounds each member's health probe.
 	probe time.Duration
+	// peers asks members at their peer URLs, as etcd dials them.
+	peers *http.Client
 }
 
-// NewMembership returns the membership administration over cli.
-func NewMembership(cli *clientv3.Client) *Membership {
-	return &Membership{cli: cli, probe: time.Second}
+// NewMembership returns the membership administration over cli; peerTLS is
+// this member's peer client TLS (MemberConfig.PeerClientTLS), nil for http
+// peer URLs.
+func NewMembership(cli *clientv3.Client, peerTLS *tls.Config) *Membership {
+	return &Membership{cli: cli, probe: time.Second,
+		peers: &http.Client{Transport: &http.Transport{TLSClientConfig: peerTLS}}}
 }
 
 // Members lists the cluster's members. A member is healthy when its client
-// URL answers a status request as that member within a second (a member
-// whose client URL is loopback on another host shows as unhealthy from
-// here). It blocks for at most about a second beyond the list.
+// URL answers a status request as that member, or, when that URL is not
+// reachable from here (loopback on another host, the default), when its
+// peer URL answers as a member of this cluster (etcd's X-Etcd-Cluster-ID):
+// peer URLs are unique to a member and every member reaches every other's.
+// Each probe has a second; Members blocks for at most about two beyond the
+// list.
 func (m *Membership) Members(ctx context.Context) ([]starbook.Member, error) {
 	resp, err := m.cli.MemberList(ctx)
 	if err != nil {
@@ -349,22 +377,33 @@ func (m *Membership) Members(ctx context.Context) ([]starbook.Member, error) {
 	for i, pm := range resp.Members {
 		out[i] = starbook.Member{ID: strconv.FormatUint(pm.ID, 16), Name: pm.Name, PeerURLs: pm.PeerURLs,
 			ClientURLs: pm.ClientURLs, Learner: pm.IsLearner}
-		for _, cu := range pm.ClientURLs {
-			wg.Go(func() {
+		wg.Go(func() {
+			healthy := false
+			for _, cu := range pm.ClientURLs {
 				pctx, cancel := context.WithTimeout(ctx, m.probe)
-				defer cancel()
 				st, err := m.cli.Status(pctx, cu)
+				cancel()
 				if err != nil || st.Header.MemberId != pm.ID {
-					return // another host's loopback answers as another member
+					continue // another host's loopback answers as another member
 				}
-				mu.Lock()
-				defer mu.Unlock()
-				out[i].Healthy = true
+				healthy = true
 				if st.Leader != 0 {
+					mu.Lock()
 					leader = st.Leader
+					mu.Unlock()
 				}
-			})
-		}
+				break
+			}
+			for _, pu := range pm.PeerURLs {
+				if healthy || pm.Name == "" { // a member added but not started has no name
+					break
+				}
+				healthy = m.answersAsMember(ctx, pu, resp.Header.ClusterId)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out[i].Healthy = healthy
+		})
 	}
 	wg.Wait()
 	for i, pm := range resp.Members {

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -11,7 +13,9 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/starbook/starbook/tlsconfig/tlstest"
 )
@@ -179,5 +183,78 @@ func TestProbePeers(t *testing.T) {
 	}
 	if err := cfg.withPeerProblems(errors.New("no quorum")); !strings.HasPrefix(err.Error(), "no quorum; peer") {
 		t.Errorf("withPeerProblems = %v, want the error then the peers' problems", err)
+	}
+}
+
+// startMembers starts n in-process embedded members of one cluster on free
+// loopback ports, at once (none is ready before a quorum runs).
+func startMembers(t *testing.T, n int) []*Embedded {
+	t.Helper()
+	var members []Member
+	for i := range n {
+		addr, err := freeAddr("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, Member{Name: fmt.Sprintf("m%d", i+1), PeerURL: "http://" + addr})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	embs := make([]*Embedded, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			embs[i], errs[i] = StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), NoFsync: true, Fast: true,
+				Member: &MemberConfig{Name: m.Name, InitialCluster: members,
+					PeerListen: strings.TrimPrefix(m.PeerURL, "http://"), ReadyTimeout: 20 * time.Second}})
+		})
+	}
+	wg.Wait()
+	for i, e := range embs {
+		if e != nil {
+			t.Cleanup(e.Close)
+		}
+		if errs[i] != nil {
+			t.Fatalf("start %s: %v", members[i].Name, errs[i])
+		}
+	}
+	return embs
+}
+
+// TestMembersHealthWithoutClientURL: a member whose client URL cannot be
+// reached from here (as another host's loopback URL cannot) is healthy
+// while its peer URL answers as a member of this cluster, and unhealthy
+// once its process is gone.
+func TestMembersHealthWithoutClientURL(t *testing.T) {
+	embs := startMembers(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := NewMembership(embs[0].Client, nil)
+	health := func() map[string]bool {
+		list, err := m.Members(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, mb := range list {
+			got[mb.Name] = mb.Healthy
+		}
+		return got
+	}
+	if got := health(); !got["m1"] || !got["m2"] || !got["m3"] {
+		t.Fatalf("health %v, want all three healthy", got)
+	}
+	// m2's client URL stops answering; its peer URL still does.
+	for _, l := range embs[1].Etcd.Clients {
+		l.Close()
+	}
+	if got := health(); !got["m2"] {
+		t.Errorf("m2 without a reachable client URL: health %v, want healthy through its peer URL", got)
+	}
+	// m3's process is gone: neither answers.
+	embs[2].Close()
+	if got := health(); got["m3"] || !got["m1"] || !got["m2"] {
+		t.Errorf("after m3 stopped: health %v, want m1 and m2 healthy, m3 not", got)
 	}
 }

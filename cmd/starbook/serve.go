@@ -182,7 +182,11 @@ func serve(ctx context.Context, f serveFlags) error {
 		maxTxnOps = cluster.EmbeddedMaxTxnOps
 		where = "embedded etcd in " + f.dataDir + " (" + emb.ClientURL() + ")"
 		if member != nil {
-			members = cluster.NewMembership(cli)
+			peerTLS, err := member.PeerClientTLS()
+			if err != nil {
+				return err
+			}
+			members = cluster.NewMembership(cli, peerTLS)
 			where = fmt.Sprintf("embedded etcd member %s of %s in %s (%s)", member.Name,
 				cluster.FormatInitialCluster(member.InitialCluster), f.dataDir, emb.ClientURL())
 		}
