@@ -187,27 +187,39 @@ func TestProbePeers(t *testing.T) {
 }
 
 // startMembers starts n in-process embedded members of one cluster on free
-// loopback ports, at once (none is ready before a quorum runs).
-func startMembers(t *testing.T, n int) []*Embedded {
+// loopback ports, at once (none is ready before a quorum runs); with ca,
+// their peer URLs are https, each with a certificate ca issued.
+func startMembers(t *testing.T, n int, ca *tlstest.CA) ([]*Embedded, []*MemberConfig) {
 	t.Helper()
+	scheme := "http"
+	if ca != nil {
+		scheme = "https"
+	}
 	var members []Member
 	for i := range n {
 		addr, err := freeAddr("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		members = append(members, Member{Name: fmt.Sprintf("m%d", i+1), PeerURL: "http://" + addr})
+		members = append(members, Member{Name: fmt.Sprintf("m%d", i+1), PeerURL: scheme + "://" + addr})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	embs := make([]*Embedded, n)
+	cfgs := make([]*MemberConfig, n)
 	errs := make([]error, n)
-	var wg sync.WaitGroup
 	for i, m := range members {
+		cfgs[i] = &MemberConfig{Name: m.Name, InitialCluster: members,
+			PeerListen: strings.TrimPrefix(m.PeerURL, scheme+"://"), ReadyTimeout: 20 * time.Second}
+		if ca != nil {
+			f := ca.Issue(t, m.Name)
+			cfgs[i].PeerTLS = &EtcdTLS{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range members {
 		wg.Go(func() {
-			embs[i], errs[i] = StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), NoFsync: true, Fast: true,
-				Member: &MemberConfig{Name: m.Name, InitialCluster: members,
-					PeerListen: strings.TrimPrefix(m.PeerURL, "http://"), ReadyTimeout: 20 * time.Second}})
+			embs[i], errs[i] = StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), NoFsync: true, Fast: true, Member: cfgs[i]})
 		})
 	}
 	wg.Wait()
@@ -219,42 +231,54 @@ func startMembers(t *testing.T, n int) []*Embedded {
 			t.Fatalf("start %s: %v", members[i].Name, errs[i])
 		}
 	}
-	return embs
+	return embs, cfgs
 }
 
 // TestMembersHealthWithoutClientURL: a member whose client URL cannot be
 // reached from here (as another host's loopback URL cannot) is healthy
-// while its peer URL answers as a member of this cluster, and unhealthy
-// once its process is gone.
+// while its peer URL answers as a member of this cluster, over peer TLS
+// too, and unhealthy once its process is gone.
 func TestMembersHealthWithoutClientURL(t *testing.T) {
-	embs := startMembers(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m := NewMembership(embs[0].Client, nil)
-	health := func() map[string]bool {
-		list, err := m.Members(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]bool{}
-		for _, mb := range list {
-			got[mb.Name] = mb.Healthy
-		}
-		return got
-	}
-	if got := health(); !got["m1"] || !got["m2"] || !got["m3"] {
-		t.Fatalf("health %v, want all three healthy", got)
-	}
-	// m2's client URL stops answering; its peer URL still does.
-	for _, l := range embs[1].Etcd.Clients {
-		l.Close()
-	}
-	if got := health(); !got["m2"] {
-		t.Errorf("m2 without a reachable client URL: health %v, want healthy through its peer URL", got)
-	}
-	// m3's process is gone: neither answers.
-	embs[2].Close()
-	if got := health(); got["m3"] || !got["m1"] || !got["m2"] {
-		t.Errorf("after m3 stopped: health %v, want m1 and m2 healthy, m3 not", got)
+	for _, peerTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("peer TLS %v", peerTLS), func(t *testing.T) {
+			var ca *tlstest.CA
+			if peerTLS {
+				ca = tlstest.NewCA(t, t.TempDir())
+			}
+			embs, cfgs := startMembers(t, 3, ca)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tc, err := cfgs[0].PeerClientTLS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := NewMembership(embs[0].Client, tc)
+			health := func() map[string]bool {
+				list, err := m.Members(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]bool{}
+				for _, mb := range list {
+					got[mb.Name] = mb.Healthy
+				}
+				return got
+			}
+			if got := health(); !got["m1"] || !got["m2"] || !got["m3"] {
+				t.Fatalf("health %v, want all three healthy", got)
+			}
+			// m2's client URL stops answering; its peer URL still does.
+			for _, l := range embs[1].Etcd.Clients {
+				l.Close()
+			}
+			if got := health(); !got["m2"] {
+				t.Errorf("m2 without a reachable client URL: health %v, want healthy through its peer URL", got)
+			}
+			// m3's process is gone: neither answers.
+			embs[2].Close()
+			if got := health(); got["m3"] || !got["m1"] || !got["m2"] {
+				t.Errorf("after m3 stopped: health %v, want m1 and m2 healthy, m3 not", got)
+			}
+		})
 	}
 }
