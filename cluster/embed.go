@@ -92,6 +92,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, err
 		}
 	}
+	if err := checkMemberMark(cfg.Dir, cfg.Member); err != nil {
+		return nil, err
+	}
 	ec := embed.NewConfig()
 	ec.Name = EmbeddedMemberName
 	ec.Dir = EmbeddedEtcdDir(cfg.Dir)
@@ -180,6 +183,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, cfg.Member.withPeerProblems(fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout))
 		}
 		return nil, fmt.Errorf("embedded etcd not ready after %s", readyTimeout)
+	}
+	if cfg.Member != nil {
+		if err := WriteMemberMark(cfg.Dir, cfg.Member.Name); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	// A gRPC client over loopback, not v3client's in-process adapter: with
 	// many concurrent watches the adapter was seen to stop delivering events

@@ -282,3 +282,62 @@ func TestMembersHealthWithoutClientURL(t *testing.T) {
 		})
 	}
 }
+
+// TestMemberMark: a data dir that held member m1 of a cluster of embedded
+// members starts again only as m1; as another member, as a single node, or
+// with a mark that names nothing it is refused with the flags to use, and
+// nothing is started.
+func TestMemberMark(t *testing.T) {
+	dir := t.TempDir()
+	addr, err := freeAddr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	solo := []Member{{Name: "m1", PeerURL: "http://" + addr}}
+	member := func(name string) *MemberConfig {
+		return &MemberConfig{Name: name, InitialCluster: []Member{{Name: name, PeerURL: solo[0].PeerURL}},
+			PeerListen: addr, ReadyTimeout: 20 * time.Second}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, NoFsync: true, Fast: true, Member: member("m1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb.Close()
+	if held, err := readMemberMark(dir); err != nil || held != "m1" {
+		t.Fatalf("mark after m1 started: %q %v, want m1", held, err)
+	}
+	tests := []struct {
+		name   string
+		mark   string // written over the mark first, if set
+		member *MemberConfig
+		want   string // "" starts
+	}{
+		{name: "as another member", member: member("m2"), want: "holds member m1, not m2: start it with --node-id m1"},
+		{name: "as a single node", member: nil, want: "holds member m1 of a cluster of embedded members: start it with --node-id m1 --initial-cluster"},
+		{name: "a mark naming nothing", mark: `{"name": ""}`, member: member("m1"), want: "does not name a member"},
+		{name: "as itself", member: member("m1")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.mark != "" {
+				good, _ := os.ReadFile(memberFile(dir))
+				if err := os.WriteFile(memberFile(dir), []byte(tt.mark), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				defer os.WriteFile(memberFile(dir), good, 0o600)
+			}
+			emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, NoFsync: true, Fast: true, Member: tt.member})
+			if emb != nil {
+				emb.Close()
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("start: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("start: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -127,6 +127,9 @@ func TestRestoreMembers(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(cluster.EmbeddedEtcdDir(dir), "member", "snap", "db")); err != nil {
 			t.Fatalf("restored member %s: %v", m.Name, err)
 		}
+		if mark, err := os.ReadFile(filepath.Join(dir, "member.json")); err != nil || !strings.Contains(string(mark), `"name":"`+m.Name+`"`) {
+			t.Errorf("restored member %s is marked %q (%v), want its name", m.Name, mark, err)
+		}
 	}
 	if entries, _ := os.ReadDir(restored); len(entries) != 3 {
 		t.Errorf("restores left %v, want the three data dirs only", entries)

@@ -38,7 +38,7 @@ func Restore(path, dataDir string) error {
 		PeerURLs:            []string{url},
 		InitialCluster:      cluster.EmbeddedMemberName + "=" + url,
 		InitialClusterToken: cluster.EmbeddedClusterToken,
-	})
+	}, "")
 }
 
 // Member names the member RestoreMember builds: member Name of a new
@@ -81,7 +81,7 @@ func RestoreMember(path, dataDir string, m Member) error {
 		PeerURLs:            []string{own.PeerURL},
 		InitialCluster:      cluster.FormatInitialCluster(members),
 		InitialClusterToken: token,
-	})
+	}, own.Name)
 }
 
 // restoreToken is the cluster token of the members restored from the
@@ -138,9 +138,10 @@ func (m Member) resolve() (own cluster.Member, members []cluster.Member, err err
 }
 
 // restore restores the snapshot at path into dataDir as the member cfg
-// describes (its SnapshotPath and OutputDataDir are filled in here): see
-// Restore.
-func restore(path, dataDir string, cfg etcdsnap.RestoreConfig) (err error) {
+// describes (its SnapshotPath and OutputDataDir are filled in here), and
+// marks it as holding member (cluster.WriteMemberMark) unless "" (a single
+// node's): see Restore.
+func restore(path, dataDir string, cfg etcdsnap.RestoreConfig, member string) (err error) {
 	if err := Verify(path); err != nil {
 		return fmt.Errorf("%w; nothing restored", err)
 	}
@@ -168,6 +169,11 @@ func restore(path, dataDir string, cfg etcdsnap.RestoreConfig) (err error) {
 	cfg.SnapshotPath, cfg.OutputDataDir = path, cluster.EmbeddedEtcdDir(tmp)
 	if err := etcdsnap.NewV3(zap.NewNop()).Restore(cfg); err != nil {
 		return fmt.Errorf("restore %s as member %s: %w", path, cfg.Name, err)
+	}
+	if member != "" {
+		if err := cluster.WriteMemberMark(tmp, member); err != nil {
+			return err
+		}
 	}
 	if err := syncDir(tmp); err != nil {
 		return err
@@ -199,3 +205,4 @@ func checkEmpty(dir string) (exists bool, err error) {
 	}
 	return true, nil
 }
+

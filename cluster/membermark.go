@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// A data dir that holds a member of a cluster of embedded members names it
+// in a file beside etcd's dir: etcd itself starts such a dir as the member
+// it holds whatever name it is given, so a node started on it with another
+// --node-id would serve under a wrong name, and one started without
+// --initial-cluster would wait for a quorum on a peer URL nobody dials.
+// StartEmbedded refuses both with the flags to use.
+
+// memberFile is the file naming the member a data dir holds.
+func memberFile(dataDir string) string { return filepath.Join(dataDir, "member.json") }
+
+// memberMark is memberFile's content.
+type memberMark struct {
+	Name string `json:"name"`
+}
+
+// WriteMemberMark records in dataDir that it holds member name, durably
+// (written beside, fsynced, renamed into place).
+func WriteMemberMark(dataDir, name string) error {
+	data, err := json.Marshal(memberMark{Name: name})
+	if err != nil {
+		return err
+	}
+	tmp := memberFile(dataDir) + ".part"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("record member %s in %s: %w", name, dataDir, err)
+	}
+	_, werr := f.Write(append(data, '\n'))
+	if serr := f.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, memberFile(dataDir))
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record member %s in %s: %w", name, dataDir, werr)
+	}
+	return nil
+}
+
+// readMemberMark returns the member dataDir holds, "" when it names none.
+func readMemberMark(dataDir string) (string, error) {
+	data, err := os.ReadFile(memberFile(dataDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", memberFile(dataDir), err)
+	}
+	var m memberMark
+	if err := json.Unmarshal(data, &m); err != nil || m.Name == "" {
+		return "", fmt.Errorf("%s does not name a member (%q): remove it only if this data dir holds no member of a cluster", memberFile(dataDir), data)
+	}
+	return m.Name, nil
+}
+
+// checkMemberMark refuses to start the data dir's member under another name
+// (member: the MemberConfig started with, nil for a single node).
+func checkMemberMark(dataDir string, member *MemberConfig) error {
+	held, err := readMemberMark(dataDir)
+	switch {
+	case err != nil:
+		return err
+	case held == "":
+		return nil
+	case member == nil:
+		return fmt.Errorf("data dir %s holds member %s of a cluster of embedded members: start it with --node-id %s --initial-cluster ... --peer-listen ...", dataDir, held, held)
+	case member.Name != held:
+		return fmt.Errorf("data dir %s holds member %s, not %s: start it with --node-id %s", dataDir, held, member.Name, held)
+	}
+	return nil
+}
