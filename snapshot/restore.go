@@ -205,4 +205,3 @@ func checkEmpty(dir string) (exists bool, err error) {
 	}
 	return true, nil
 }
-
