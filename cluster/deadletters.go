@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,19 +83,9 @@ func (s *Store) DeadLetters(ctx context.Context, f starbook.DeadLetterFilter) ([
 		if c := b.At.Compare(a.At); c != 0 {
 			return c
 		}
-		return compareStrings(b.ID, a.ID)
+		return cmp.Compare(b.ID, a.ID)
 	})
 	return out, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // DeadLetterCounts counts the dead letters by runbook and reason (the gauge

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -67,13 +68,13 @@ func compareKV(c *etcdserverpb.Compare, kv *mvccpb.KeyValue) bool {
 	case etcdserverpb.Compare_VALUE:
 		result = bytes.Compare(kv.Value, c.GetValue())
 	case etcdserverpb.Compare_CREATE:
-		result = compareInt64(kv.CreateRevision, c.GetCreateRevision())
+		result = cmp.Compare(kv.CreateRevision, c.GetCreateRevision())
 	case etcdserverpb.Compare_MOD:
-		result = compareInt64(kv.ModRevision, c.GetModRevision())
+		result = cmp.Compare(kv.ModRevision, c.GetModRevision())
 	case etcdserverpb.Compare_VERSION:
-		result = compareInt64(kv.Version, c.GetVersion())
+		result = cmp.Compare(kv.Version, c.GetVersion())
 	case etcdserverpb.Compare_LEASE:
-		result = compareInt64(kv.Lease, c.GetLease())
+		result = cmp.Compare(kv.Lease, c.GetLease())
 	}
 	switch c.Result {
 	case etcdserverpb.Compare_EQUAL:
@@ -86,14 +87,4 @@ func compareKV(c *etcdserverpb.Compare, kv *mvccpb.KeyValue) bool {
 		return result < 0
 	}
 	return true
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
