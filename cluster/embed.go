@@ -172,13 +172,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
-		closeUnready(e)
+		closeUnready(e, closing)
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	case <-ctx.Done():
-		closeUnready(e)
+		closeUnready(e, closing)
 		return nil, fmt.Errorf("embedded etcd not ready: %w", ctx.Err())
 	case <-time.After(readyTimeout):
-		closeUnready(e)
+		closeUnready(e, closing)
 		if cfg.Member != nil {
 			return nil, cfg.Member.withPeerProblems(fmt.Errorf("embedded etcd member %s not ready after %s: no quorum (are the other members of --initial-cluster up and reachable?)", ec.Name, readyTimeout))
 		}
@@ -186,6 +186,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.Member != nil {
 		if err := WriteMemberMark(cfg.Dir, cfg.Member.Name); err != nil {
+			closing.Store(true)
 			e.Close()
 			return nil, err
 		}
@@ -195,6 +196,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	// (etcd 3.7.3), which would leave executions unclaimed and waiters hung.
 	cli, err := DialEtcd([]string{scheme + "://" + e.Clients[0].Addr().String()}, cfg.TLS)
 	if err != nil {
+		closing.Store(true)
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd client: %w", err)
 	}
@@ -216,7 +218,8 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 // stopping: a member with no quorum would hang in Close, past
 // --member-start-timeout and SIGTERM alike, unless its server stops first
 // (etcd-io/etcd#9533).
-func closeUnready(e *embed.Etcd) {
+func closeUnready(e *embed.Etcd, closing *atomic.Bool) {
+	closing.Store(true) // its listeners' errors are this close's
 	e.Server.HardStop()
 	e.Close()
 }
@@ -280,6 +283,11 @@ func (e *Embedded) Close() {
 // (etcd-io/etcd#17424): four error entries at each clean shutdown.
 const servingFailed = "setting up serving from embedded etcd failed."
 
+// bootstrapFailed is what etcd logs, with a stack trace, when a member
+// cannot start (no peer answers a joining member): StartEtcd returns the
+// same error, which StartEmbedded reports with what each peer said.
+const bootstrapFailed = "bootstrap failed"
+
 // storageVersionFailed is what etcd's storage version monitor logs, with a
 // stack trace, when it runs before a fresh member's backend holds a raft
 // term ("missing term information"). It is harmless: the monitor's next
@@ -291,7 +299,8 @@ const (
 
 // quietOnClose returns etcd's default logger (errors, as JSON, to stderr,
 // or to logTo if set) without the servingFailed entries logged once closing
-// is set, nor the storageVersionFailed ones for a missing term.
+// is set, the bootstrapFailed ones, nor the storageVersionFailed ones for a
+// missing term.
 func quietOnClose(closing *atomic.Bool, logTo zapcore.Core) (*zap.Logger, error) {
 	cfg := logutil.DefaultZapLoggerConfig
 	cfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
@@ -303,7 +312,7 @@ func quietOnClose(closing *atomic.Bool, logTo zapcore.Core) (*zap.Logger, error)
 	}))
 }
 
-// closingCore drops servingFailed once closing is set, and
+// closingCore drops servingFailed once closing is set, bootstrapFailed, and
 // storageVersionFailed for a missing term.
 type closingCore struct {
 	zapcore.Core
@@ -315,7 +324,7 @@ func (c closingCore) With(fields []zapcore.Field) zapcore.Core {
 }
 
 func (c closingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if e.Message == servingFailed && c.closing.Load() {
+	if e.Message == servingFailed && c.closing.Load() || e.Message == bootstrapFailed {
 		return ce
 	}
 	if e.Message == storageVersionFailed && c.Enabled(e.Level) {

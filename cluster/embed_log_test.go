@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,5 +83,44 @@ func TestEmbeddedFreshStartQuiet(t *testing.T) {
 	}
 	if logs.FilterMessage(storageVersionFailed).Len() != 1 || logs.FilterMessage("failed to apply request").Len() != 1 {
 		t.Fatalf("logged %q, want the two entries logged by the test among them", got)
+	}
+}
+
+// A member that cannot start logs nothing of etcd's at error level (the
+// bootstrap failure and the listeners stopped by its close, each with a
+// stack trace): the error StartEmbedded returns says it, with what each
+// peer said.
+func TestMemberFailureQuiet(t *testing.T) {
+	peer, err := freeAddr("127.0.0.1") // nobody listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := freeAddr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := []Member{{Name: "a", PeerURL: "http://" + own}, {Name: "b", PeerURL: "http://" + peer}}
+	tests := []struct {
+		name  string
+		state string
+		want  string
+	}{
+		{"joining, no peer answers", StateExisting, "could not retrieve cluster information"},
+		{"new, no quorum", StateNew, "no quorum"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, logs := observer.New(zapcore.ErrorLevel)
+			_, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true, logTo: out,
+				Member: &MemberConfig{Name: "a", InitialCluster: members, PeerListen: own, State: tt.state, ReadyTimeout: time.Second}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "peer b") {
+				t.Fatalf("start: %v, want an error with %q naming peer b", err, tt.want)
+			}
+			for _, l := range logs.All() {
+				t.Errorf("logged %q: %v", l.Message, l.ContextMap())
+			}
+		})
 	}
 }
