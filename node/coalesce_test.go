@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/observe"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
@@ -49,7 +52,10 @@ func TestCoalescedAlertStorm(t *testing.T) {
 	store2 := cluster.NewStore(env.emb.Client, "/t/")
 	defer store2.Close()
 	tr2 := cluster.NewTriggers(store2, nil, nil)
-	d2 := &triggers.Dispatcher{Index: tr2.Index(), Starter: tr2, Resolver: tr2}
+	// Both nodes count what each alert did (starbook_alerts_total).
+	metrics := observe.NewMetrics()
+	d2 := &triggers.Dispatcher{Index: tr2.Index(), Starter: tr2, Resolver: tr2, Counted: metrics.AlertCounted}
+	env.d.Counted = metrics.AlertCounted
 
 	const total, groups, perPayload, senders = 10_000, 10, 100, 8
 	payloads := total / perPayload
@@ -91,6 +97,15 @@ func TestCoalescedAlertStorm(t *testing.T) {
 	if statuses[triggers.StatusStarted] != groups || statuses[triggers.StatusCoalesced] != total-groups ||
 		statuses[triggers.StatusDuplicate] != total || len(statuses) != 3 {
 		t.Fatalf("outcomes %v: want %d started, %d coalesced, %d duplicates", statuses, groups, total-groups, total)
+	}
+	if err := testutil.GatherAndCompare(metrics.Registry, strings.NewReader(fmt.Sprintf(`
+# HELP starbook_alerts_total %s
+# TYPE starbook_alerts_total counter
+starbook_alerts_total{runbook="storm",status="coalesced"} %d
+starbook_alerts_total{runbook="storm",status="duplicate"} %d
+starbook_alerts_total{runbook="storm",status="started"} %d
+`, alertsHelp(t, metrics), total-groups, total, groups)), "starbook_alerts_total"); err != nil {
+		t.Error(err)
 	}
 	runs := countExecutions(t, env.store, "storm")
 	if len(runs) != groups {
@@ -195,4 +210,20 @@ func TestCoalescedGroupLifecycle(t *testing.T) {
 	if len(res.Executions) != 1 || res.Executions[0].Status != triggers.StatusStarted {
 		t.Fatalf("alert of a group released by a cancel: %+v", res.Executions)
 	}
+}
+
+// alertsHelp is starbook_alerts_total's help text, as registered.
+func alertsHelp(t *testing.T, m *observe.Metrics) string {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "starbook_alerts_total" {
+			return f.GetHelp()
+		}
+	}
+	t.Fatal("starbook_alerts_total is not registered")
+	return ""
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	started       *prometheus.CounterVec
 	ended         *prometheus.CounterVec
 	throttled     *prometheus.CounterVec
+	alerts        *prometheus.CounterVec
 	execDuration  *prometheus.HistogramVec
 	runs          *prometheus.CounterVec
 	running       prometheus.Gauge
@@ -86,6 +87,9 @@ func NewMetrics() *Metrics {
 	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_runs_throttled_total",
 		Help: "Executions held back by a limit, by runbook, trigger type and reason: queued (max_concurrent or rate), dropped (on_excess=\"drop\") or budget (refused by a budget()) (counted by the leader)."},
 		[]string{"runbook", "trigger", "reason"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_alerts_total",
+		Help: "Alerts received on /hooks/alertmanager, per runbook they matched and outcome: started, queued, dropped, duplicate, coalesced (delivered to its group's run), overflow (its group's run was full: a dead letter), no_run (a resolved alert whose group has no run) or refused (by the input schema) (counted by the node that received them)."},
+		[]string{"runbook", "status"})
 	m.execDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "starbook_execution_duration_seconds",
 		Help:    "Time from an execution's creation to its end, by runbook and terminal status (counted by the leader).",
 		Buckets: ExecutionDurationBuckets}, []string{"runbook", "status"})
@@ -121,7 +125,7 @@ func NewMetrics() *Metrics {
 	m.rollouts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_rollout_transitions_total",
 		Help: "Canary rollout transitions (started, promoted, rolled_back, aborted) this node committed, by runbook."},
 		[]string{"runbook", "transition"})
-	for _, c := range []prometheus.Collector{m.rollouts, m.started, m.ended, m.throttled, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
+	for _, c := range []prometheus.Collector{m.rollouts, m.started, m.ended, m.throttled, m.alerts, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{m}, m.deadLetters, &budgetCollector{m}, m.backups.lastSaved, m.backups.failures} {
@@ -316,4 +320,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(waitAgeDesc, prometheus.GaugeValue, age, kind)
 	}
+}
+
+// AlertCounted counts what an alert did for a runbook it matched: give it to
+// triggers.Dispatcher.Counted.
+func (m *Metrics) AlertCounted(runbook, status string) {
+	m.alerts.WithLabelValues(runbook, status).Inc()
 }

@@ -34,6 +34,22 @@ type Dispatcher struct {
 	// DeadLetters keeps the events that started nothing (firing alerts no
 	// runbook matches); nil keeps none.
 	DeadLetters DeadLetterer
+	// Counted, when set, is told what each alert did for each runbook it
+	// matched: a Started status (StatusStarted, StatusCoalesced, ...), or
+	// "refused" by the runbook's input schema. In a storm it says how many
+	// alerts started runs and how many were coalesced into them.
+	Counted func(runbook, status string)
+}
+
+// StatusRefused is the outcome Counted is told of an alert a runbook's input
+// schema refused.
+const StatusRefused = "refused"
+
+// count tells Counted of an outcome.
+func (d *Dispatcher) count(runbook, status string) {
+	if d.Counted != nil {
+		d.Counted(runbook, status)
+	}
 }
 
 // policy is the policy a runbook's triggered starts follow.
@@ -153,6 +169,7 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 			if u := refuse(rb, "alertmanager", "refused/"+key, input); u != nil {
 				u.Fingerprint = a.Fingerprint
 				refused = append(refused, *u)
+				d.count(rb.Name, StatusRefused)
 				continue
 			}
 			s := Start{
@@ -181,6 +198,7 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 		}
 		for i, st := range started {
 			s := &starts[i]
+			d.count(st.Runbook, st.Status)
 			switch {
 			case s.Group != nil && s.Group.DeliverOnly:
 				if st.Status == StatusCoalesced {

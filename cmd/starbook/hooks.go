@@ -7,6 +7,7 @@ import (
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/node"
+	"github.com/starbook/starbook/observe"
 	"github.com/starbook/starbook/triggers"
 )
 
@@ -15,7 +16,7 @@ import (
 // STARBOOK_ALERTMANAGER_USER/PASSWORD when set, and POST /hooks/{name},
 // authenticated by each trigger's secret. node runs the executions they start
 // when it has free workers.
-func hooksOption(store *cluster.Store, worker *node.Node, logger *slog.Logger, policy triggers.Policy) api.Option {
+func hooksOption(store *cluster.Store, worker *node.Node, logger *slog.Logger, policy triggers.Policy, metrics *observe.Metrics) api.Option {
 	tr := cluster.NewTriggers(store, nil, logger)
 	tr.RunOn(worker)
 	auth := api.AlertmanagerAuthFromEnv(os.LookupEnv)
@@ -24,5 +25,5 @@ func hooksOption(store *cluster.Store, worker *node.Node, logger *slog.Logger, p
 			api.EnvAlertmanagerToken + " or " + api.EnvAlertmanagerUser + "/" + api.EnvAlertmanagerPassword)
 	}
 	return api.WithHooks(&triggers.Dispatcher{Index: tr.Index(), Starter: tr, Resolver: tr, Logger: logger,
-		DefaultPolicy: policy, DeadLetters: tr}, auth)
+		DefaultPolicy: policy, DeadLetters: tr, Counted: metrics.AlertCounted}, auth)
 }

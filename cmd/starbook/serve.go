@@ -281,7 +281,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
-	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy),
+	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy, metrics),
 		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)}
 	if members != nil {
 		apiOpts = append(apiOpts, api.WithMembers(members))

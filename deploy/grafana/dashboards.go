@@ -111,6 +111,8 @@ func OnCall() *dashboard.DashboardBuilder {
 			query(`max by (runbook) (starbook_trigger_queued{`+rb+`})`, "{{runbook}} queued by its policy"))).
 		WithPanel(series("Throttled runs", "short", "Runs held back by a limit: queued behind max_concurrent or rate, dropped by on_excess=\"drop\", or refused by a budget().",
 			query(`sum by (runbook, reason) (increase(starbook_runs_throttled_total{`+rb+`}[$__rate_interval]))`, "{{runbook}} {{reason}}"))).
+		WithPanel(series("Alerts by outcome", "short", "Alerts received per interval, by runbook and what they did: started a run, coalesced into their group's run, duplicate, overflow (the group's run was full: a dead letter), refused by the input schema, ...",
+			query(`sum by (runbook, status) (increase(starbook_alerts_total{`+rb+`}[$__rate_interval]))`, "{{runbook}} {{status}}"))).
 		WithPanel(series("Dead letters", "short", "Runs that failed for good, waiting to be looked at or redriven.",
 			query(`max by (runbook) (sum without (reason) (starbook_dead_letters{`+rb+`}))`, "{{runbook}}"))).
 		WithPanel(series("Pending waits", "short", "Pending approvals, signals and sleeps, and the age of the oldest approval.",
