@@ -92,6 +92,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, err
 		}
 	}
+	marked, err := readMemberMark(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkMemberMark(cfg.Dir, cfg.Member); err != nil {
 		return nil, err
 	}
@@ -184,7 +188,16 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		return nil, fmt.Errorf("embedded etcd not ready after %s", readyTimeout)
 	}
-	if cfg.Member != nil {
+	if marked == "" {
+		// A dir from before member.json, or a single node's: check what it
+		// holds (a marked one was checked before etcd started).
+		if err := checkStoredMember(e, cfg.Dir, cfg.Member); err != nil {
+			closing.Store(true)
+			e.Close()
+			return nil, err
+		}
+	}
+	if cfg.Member != nil && marked == "" {
 		if err := WriteMemberMark(cfg.Dir, cfg.Member.Name); err != nil {
 			closing.Store(true)
 			e.Close()

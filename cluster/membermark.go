@@ -2,8 +2,12 @@ package cluster
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
+
 	"errors"
 	"fmt"
+	"go.etcd.io/etcd/server/v3/embed"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,6 +86,45 @@ func checkMemberMark(dataDir string, member *MemberConfig) error {
 		return fmt.Errorf("data dir %s holds member %s of a cluster of embedded members: start it with --node-id %s --initial-cluster ... --peer-listen ...", dataDir, held, held)
 	case member.Name != held:
 		return fmt.Errorf("data dir %s holds member %s, not %s: start it with --node-id %s", dataDir, held, member.Name, held)
+	}
+	return nil
+}
+
+// checkStoredMember checks, once etcd is ready, that the member a data dir
+// held before it had a member.json (or a single node's dir) is the one it
+// was started as: etcd starts a dir with data as the member in it, whatever
+// it is told. A single node's dir is the only member, at EmbeddedPeerURL; a
+// member's peer URL is the one --initial-cluster gives it (etcd keeps the
+// stored one, so a changed URL would be ignored silently).
+func checkStoredMember(e *embed.Etcd, dataDir string, member *MemberConfig) error {
+	members := e.Server.Cluster().Members()
+	own := e.Server.Cluster().Member(e.Server.MemberID())
+	if own == nil {
+		return fmt.Errorf("data dir %s: etcd does not list its own member", dataDir)
+	}
+	// Peer URLs, not names: etcd has published the name it was started
+	// with by now (the right start publishes the right one again).
+	var urls []string
+	for _, m := range members {
+		urls = append(urls, m.PeerURLs...)
+	}
+	slices.Sort(urls)
+	stored := "one member at " + strings.Join(urls, ",")
+	if len(members) > 1 {
+		stored = fmt.Sprintf("%d members at %s", len(members), strings.Join(urls, ","))
+	}
+	if member == nil {
+		if len(members) != 1 || !slices.Equal(own.PeerURLs, []string{EmbeddedPeerURL}) {
+			return fmt.Errorf("data dir %s holds a member of a cluster of embedded members (%s): start it with its --node-id, --initial-cluster and --peer-listen", dataDir, stored)
+		}
+		return nil
+	}
+	want := member.own()
+	if slices.Equal(own.PeerURLs, []string{EmbeddedPeerURL}) {
+		return fmt.Errorf("data dir %s holds a single node's store, not member %s: to make a cluster of it, save a snapshot and restore it once per member (starbook snapshot restore FILE --data-dir DIR --name NAME --initial-cluster ...)", dataDir, member.Name)
+	}
+	if want != nil && !slices.Contains(own.PeerURLs, want.PeerURL) {
+		return fmt.Errorf("data dir %s holds a member whose peer URL is %s, not %s as --initial-cluster says (etcd keeps a member's stored peer URL; the cluster is %s)", dataDir, strings.Join(own.PeerURLs, ","), want.PeerURL, stored)
 	}
 	return nil
 }

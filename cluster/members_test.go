@@ -341,3 +341,70 @@ func TestMemberMark(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredMemberChecked: a data dir without member.json (a single node's,
+// or a member's from before the file) starts only as what etcd holds in it:
+// a single node's dir as a member, a member's dir as a single node, or a
+// member's dir with another peer URL than it has are refused with what to
+// do; a member's dir started as itself starts and gets its member.json.
+func TestStoredMemberChecked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := func(dir string, m *MemberConfig) error {
+		emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: dir, NoFsync: true, Fast: true, Member: m})
+		if emb != nil {
+			emb.Close()
+		}
+		return err
+	}
+	solo := func(t *testing.T, name string) (*MemberConfig, string) {
+		addr, err := freeAddr("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &MemberConfig{Name: name, InitialCluster: []Member{{Name: name, PeerURL: "http://" + addr}},
+			PeerListen: addr, ReadyTimeout: 20 * time.Second}, addr
+	}
+	single := t.TempDir()
+	if err := start(single, nil); err != nil {
+		t.Fatal(err)
+	}
+	member := t.TempDir()
+	m1, _ := solo(t, "m1")
+	if err := start(member, m1); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := solo(t, "m1") // the same name at another peer URL
+	tests := []struct {
+		name   string
+		dir    string
+		member *MemberConfig
+		want   string // "" starts
+	}{
+		{"a single node's dir as a member", single, m1, "holds a single node's store, not member m1: to make a cluster of it, save a snapshot and restore it"},
+		{"a member's dir as a single node", member, nil, "holds a member of a cluster of embedded members (one member at " + m1.InitialCluster[0].PeerURL + ")"},
+		{"a member's dir at another peer URL", member, moved, "not " + moved.InitialCluster[0].PeerURL + " as --initial-cluster says"},
+		{"a member's dir as itself", member, m1, ""},
+		{"a single node's dir as a single node", single, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(memberFile(tt.dir)) // as from before member.json
+			err := start(tt.dir, tt.member)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("start: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("start: %v, want an error with %q", err, tt.want)
+			}
+			held, err := readMemberMark(tt.dir)
+			want := ""
+			if tt.want == "" && tt.member != nil {
+				want = tt.member.Name // written once it started as itself
+			}
+			if err != nil || held != want {
+				t.Errorf("member.json names %q (%v), want %q", held, err, want)
+			}
+		})
+	}
+}
