@@ -96,7 +96,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMemberMark(cfg.Dir, cfg.Member); err != nil {
+	if err := checkMemberMark(cfg.Dir, marked, cfg.Member); err != nil {
 		return nil, err
 	}
 	ec := embed.NewConfig()

@@ -73,13 +73,11 @@ func readMemberMark(dataDir string) (string, error) {
 	return m.Name, nil
 }
 
-// checkMemberMark refuses to start the data dir's member under another name
-// (member: the MemberConfig started with, nil for a single node).
-func checkMemberMark(dataDir string, member *MemberConfig) error {
-	held, err := readMemberMark(dataDir)
+// checkMemberMark refuses to start the member the data dir is marked as
+// holding (held, "" for none) under another name (member: the MemberConfig
+// started with, nil for a single node).
+func checkMemberMark(dataDir, held string, member *MemberConfig) error {
 	switch {
-	case err != nil:
-		return err
 	case held == "":
 		return nil
 	case member == nil:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/oklog/ulid/v2"
@@ -116,7 +117,7 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 				continue
 			}
 			pending = append(pending, o)
-			if !containsString(names, o.name) {
+			if !slices.Contains(names, o.name) {
 				names = append(names, o.name)
 			}
 		}
@@ -171,7 +172,7 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 				kept[name] += len(queue)
 			}
 			next++
-			if containsString(counting, name) {
+			if slices.Contains(counting, name) {
 				n := int(r[next].GetResponseRange().Count)
 				s.kept.counted(id, name, n)
 				kept[name] += n
@@ -258,15 +259,6 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 		}
 		// A wait, the execution, a dedup key or the fence changed: look again.
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // signalWaitPosition returns the position of the pending wait for signal name
