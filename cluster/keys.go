@@ -47,7 +47,15 @@ import (
 //	slots/<runbook>/<id>                a bounded runbook's triggered runs that have not ended
 //	queued/<runbook>/<id>               runs waiting for a slot, oldest first (ids sort by time)
 //	budgets/<day>/<runbook>/<budget>    units of a day budget nodes have taken, in chunks (CAS)
-//	usage/<day>/<runbook>/<id>          what one execution did that UTC day, written with its run's outcome
+//	usage/<day>/<runbook>/<id>          what one execution did that UTC day, written with its run's outcome;
+//	                                    the leader folds it into usagedays/ (rollups.go)
+//	usagedays/<day>/<runbook>           a runbook's usage that day: the sum of its folded usage keys
+//	usagefolded/<day>/<runbook>/<id>    a usage key as last folded: a rewrite folds in the difference
+//	slo/d/<runbook>/<minute>/<id>@<n>   attempt n of an execution ended in that minute (status, end,
+//	                                    duration), written with its end; ...@<n>- retracts it (redrive)
+//	slo/m/<runbook>/<minute>            the ends of a minute folded (tally.Bucket), for 7 hours
+//	slo/h/<runbook>/<hour>              the ends of an hour folded: minute rollups of older hours
+//	slo/built                           BuildRollups' progress: the last execution id it counted, or done
 //	policies                            the policy set (files and version), replaced whole by policy apply
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
@@ -284,3 +292,46 @@ func (k Keys) circuit(host string) string { return k.Circuits() + host }
 
 // Nodes is the prefix of the node registrations.
 func (k Keys) Nodes() string { return k.nodes() }
+
+// Rollups: counts of ended executions per runbook per minute and hour for
+// SLOs, and usage per runbook per day (see rollups.go). Times are UTC,
+// stamped so that keys sort by time: <minute> is 2006-01-02T15:04, <hour>
+// 2006-01-02T15, <day> 2006-01-02; each family's day prune is a range delete
+// per runbook up to the cutoff's day.
+
+func (k Keys) sloEnds() string            { return k.prefix + "slo/d/" }
+func (k Keys) sloMinutes() string         { return k.prefix + "slo/m/" }
+func (k Keys) sloHours() string           { return k.prefix + "slo/h/" }
+func (k Keys) sloEndsOf(rb string) string { return k.sloEnds() + rb + "/" }
+func (k Keys) sloMinutesOf(rb string) string {
+	return k.sloMinutes() + rb + "/"
+}
+func (k Keys) sloHoursOf(rb string) string { return k.sloHours() + rb + "/" }
+func (k Keys) sloEnd(rb string, ended time.Time, id string, attempt int) string {
+	return k.sloEndsOf(rb) + minuteStamp(ended) + "/" + id + "@" + strconv.Itoa(attempt)
+}
+func (k Keys) sloRetraction(rb string, ended time.Time, id string, attempt int) string {
+	return k.sloEnd(rb, ended, id, attempt) + "-"
+}
+func (k Keys) sloMinute(rb string, t time.Time) string { return k.sloMinutesOf(rb) + minuteStamp(t) }
+func (k Keys) sloHour(rb string, t time.Time) string   { return k.sloHoursOf(rb) + hourStamp(t) }
+func (k Keys) sloBuilt() string                        { return k.prefix + "slo/built" }
+
+func (k Keys) usageDays() string             { return k.prefix + "usagedays/" }
+func (k Keys) usageDaysOf(day string) string { return k.prefix + "usagedays/" + day + "/" }
+func (k Keys) usageDay(day, runbook string) string {
+	return k.prefix + "usagedays/" + day + "/" + runbook
+}
+func (k Keys) usageFolded() string             { return k.prefix + "usagefolded/" }
+func (k Keys) usageFoldedOf(day string) string { return k.prefix + "usagefolded/" + day + "/" }
+func (k Keys) usageFoldedKey(day, runbook, id string) string {
+	return k.prefix + "usagefolded/" + day + "/" + runbook + "/" + id
+}
+
+const (
+	minuteLayout = "2006-01-02T15:04"
+	hourLayout   = "2006-01-02T15"
+)
+
+func minuteStamp(t time.Time) string { return t.UTC().Format(minuteLayout) }
+func hourStamp(t time.Time) string   { return t.UTC().Format(hourLayout) }

@@ -78,6 +78,7 @@ func (s *Store) RedriveFailed(ctx context.Context, st *RedriveState, next *sbrun
 	ops := append([]clientv3.Op{clientv3.OpPut(s.k.execution(next.ID), string(data)),
 		clientv3.OpPut(s.k.runnable(next.ID), ""),
 		clientv3.OpDelete(s.k.deadExecution(next.ID))}, s.activeOps(next)...)
+	ops = append(ops, s.k.rollupRetractOps(st.Execution)...) // it ends again: its end counts no more (rollups.go)
 	tx, err := s.cli.Txn(ctx).If(s.redriveCmps(st)...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", next.ID, err)

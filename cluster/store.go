@@ -452,6 +452,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 			clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.k.legacySignalWaits(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.k.executionApprovals(id), clientv3.WithPrefix())}, s.k.endOps(e)...)
+		ops = append(ops, s.k.rollupEndOps(e)...) // its SLO end (rollups.go)
 		// Its usage, with its wall time on the day it ended: no claim is
 		// there to write its outcome.
 		for _, p := range s.k.usagePuts(e, history, nil, now, true) {

@@ -395,6 +395,7 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 			e.Error = it.refused // "budget: steps_per_day 10000 reached": a dead letter
 		}
 		ops = append(ops, k.deadLetterOps(e)...)
+		ops = append(ops, k.rollupEndOps(e)...) // its SLO end (rollups.go)
 	}
 	data, err := json.Marshal(e)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook"
@@ -141,7 +142,9 @@ func encodeUsage(u *sbruntime.Usage) []byte {
 // Usage sums what runbook ("" for every runbook) did on each of the last
 // days UTC days of the store's clock, today included, with the day
 // budgets' counters: newest day first, then by runbook. Days without usage
-// or budgets are left out.
+// or budgets are left out. It reads the day's rollups (usagedays/, one key
+// per runbook) and only the usage keys not folded yet (see rollups.go):
+// what it costs does not grow with the executions stored.
 func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starbook.DayUsage, error) {
 	if days < 1 {
 		return nil, sbruntime.Inputf("days must be at least 1, got %d", days)
@@ -151,12 +154,15 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 	for i := range days {
 		day := Day(today.AddDate(0, 0, -i))
 		prefix := s.k.usageOf(day)
+		rollups := clientv3.OpGet(s.k.usageDaysOf(day), clientv3.WithPrefix())
 		if runbook != "" {
 			prefix = s.k.usageOfRunbook(day, runbook)
+			rollups = clientv3.OpGet(s.k.usageDay(day, runbook))
 		}
 		resp, err := s.cli.Txn(ctx).Then(
 			clientv3.OpGet(prefix, clientv3.WithPrefix()),
 			clientv3.OpGet(s.k.budgetsOf(day), clientv3.WithPrefix()),
+			rollups,
 		).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("read usage of %s: %w", day, err)
@@ -170,18 +176,51 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 			}
 			return du
 		}
+		for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+			var v usageDayValue
+			if err := json.Unmarshal(kv.Value, &v); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+			}
+			du := get(strings.TrimPrefix(string(kv.Key), s.k.usageDaysOf(day)))
+			du.Executions += v.Executions
+			du.Add(v.Usage)
+		}
+		// The keys written since the last fold, less what each had when
+		// folded before (then it is counted in the rollup already).
+		var unfolded []*mvccpb.KeyValue
+		var moved []clientv3.Op
 		for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-			rb, _, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.usageOf(day)), "/")
+			rb, id, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.usageOf(day)), "/")
 			if !ok {
 				continue
 			}
-			var u sbruntime.Usage
-			if err := json.Unmarshal(kv.Value, &u); err != nil {
-				continue // not ours to judge
+			unfolded = append(unfolded, kv)
+			moved = append(moved, clientv3.OpGet(s.k.usageFoldedKey(day, rb, id)))
+		}
+		for len(unfolded) > 0 {
+			n := min(len(unfolded), 100)
+			prev, err := s.cli.Txn(ctx).Then(moved[:n]...).Commit()
+			if err != nil {
+				return nil, fmt.Errorf("read usage of %s: %w", day, err)
 			}
-			du := get(rb)
-			du.Executions++
-			du.Add(u)
+			for i, kv := range unfolded[:n] {
+				rb, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.usageOf(day)), "/")
+				var u sbruntime.Usage
+				if err := json.Unmarshal(kv.Value, &u); err != nil {
+					continue // not ours to judge
+				}
+				du := get(rb)
+				if old := prev.Responses[i].GetResponseRange().Kvs; len(old) > 0 {
+					var o sbruntime.Usage
+					if json.Unmarshal(old[0].Value, &o) == nil {
+						addUsage(&du.Usage, &o, -1)
+					}
+				} else {
+					du.Executions++
+				}
+				du.Add(u)
+			}
+			unfolded, moved = unfolded[n:], moved[n:]
 		}
 		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 			rb, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.budgetsOf(day)), "/")
@@ -207,16 +246,19 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 	return out, nil
 }
 
-// PruneDays deletes the usage and budget counters of the UTC days before
-// cutoff's: retention keeps them as long as it keeps executions.
+// PruneDays deletes the usage and budget counters and the rollups (usage
+// and SLO) of the UTC days before cutoff's: retention keeps them as long as
+// it keeps executions.
 func (s *Store) PruneDays(ctx context.Context, cutoff time.Time) error {
 	day := Day(cutoff)
 	_, err := s.cli.Txn(ctx).Then(
 		clientv3.OpDelete(s.k.usage(), clientv3.WithRange(s.k.usageOf(day))),
 		clientv3.OpDelete(s.k.budgets(), clientv3.WithRange(s.k.budgetsOf(day))),
+		clientv3.OpDelete(s.k.usageDays(), clientv3.WithRange(s.k.usageDaysOf(day))),
+		clientv3.OpDelete(s.k.usageFolded(), clientv3.WithRange(s.k.usageFoldedOf(day))),
 	).Commit()
 	if err != nil {
 		return fmt.Errorf("delete usage before %s: %w", day, err)
 	}
-	return nil
+	return s.pruneRollups(ctx, day)
 }

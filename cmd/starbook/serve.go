@@ -230,7 +230,8 @@ func serve(ctx context.Context, f serveFlags) error {
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
 		store.AuditRetentionTask(f.retention, 0, logger),
-		store.CircuitReapTask(cluster.CircuitReaping{Logger: logger})) // the guards share their circuits through store
+		store.CircuitReapTask(cluster.CircuitReaping{Logger: logger}), // the guards share their circuits through store
+		store.RollupTask(cluster.RollupFolding{Logger: logger}))       // SLO and usage rollups
 	if f.snapshots.Dir != "" {
 		p := f.snapshots
 		p.Logger, p.OnSaved, p.OnFailed = logger, metrics.SnapshotSaved, metrics.SnapshotFailed
