@@ -1,0 +1,295 @@
+package cluster
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook"
+	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/slo"
+	"github.com/starbook/starbook/slo/tally"
+	"github.com/starbook/starbook/triggers"
+)
+
+// fakeClock is a settable store clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time     { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) set(t time.Time)    { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *fakeClock) latest(t time.Time) { c.mu.Lock(); c.t = maxTime(c.t, t); c.mu.Unlock() }
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// rollupHistory writes n executions of two runbooks, created up to gap
+// apart from start, through the store's end paths (a claim's Finish, Cancel of an unowned run, a
+// redrive and its second end), created over days from start, folding the
+// rollups as a leader would every few runs. It returns the latest time
+// written.
+func rollupHistory(t *testing.T, s *Store, clock *fakeClock, start time.Time, n int, gap time.Duration, seed uint64) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(seed, 7))
+	entropy := ulid.Monotonic(rand.NewChaCha8([32]byte{byte(seed)}), 0)
+	lease, err := s.cli.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := start
+	var latest time.Time
+	var failed []string
+	for i := range n {
+		created = created.Add(time.Duration(r.Int64N(int64(gap))))
+		rb := []string{"deploy", "restart"}[r.IntN(2)]
+		took := time.Duration(r.ExpFloat64() * float64([]time.Duration{30 * time.Second, 5 * time.Minute, time.Hour}[r.IntN(3)]))
+		ended := created.Add(took)
+		latest = maxTime(latest, ended)
+		id := ulid.MustNew(ulid.Timestamp(created), entropy).String()
+		clock.set(created)
+		e := &sbruntime.Execution{ID: id, Runbook: rb, Version: "v1", Status: sbruntime.StatusPending,
+			Trigger: sbruntime.Trigger{Type: "manual"}, CreatedAt: created, UpdatedAt: created}
+		if err := s.CreateExecution(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		clock.set(ended)
+		if r.IntN(10) == 0 { // cancelled while nobody ran it: Cancel writes its end
+			if _, err := s.Cancel(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			c, err := s.Claim(ctx, id, "n1", lease.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status := []sbruntime.Status{sbruntime.StatusCompleted, sbruntime.StatusCompleted, sbruntime.StatusCompleted,
+				sbruntime.StatusFailed, sbruntime.StatusStuck}[r.IntN(5)]
+			if _, err := c.Finish(ctx, sbruntime.Outcome{Status: status, Error: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			if status == sbruntime.StatusFailed {
+				failed = append(failed, id)
+			}
+		}
+		// Now and then, redrive a failed run: it ends again later, once
+		// more (or is left pending: it counts nowhere then).
+		if len(failed) > 0 && r.IntN(6) == 0 {
+			id := failed[r.IntN(len(failed))]
+			st, err := s.ReadRedrive(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Execution.Status.Terminal() && st.Owner == "" && !st.Runnable {
+				at := maxTime(*st.Execution.EndedAt, created).Add(time.Minute)
+				clock.set(at)
+				next := *st.Execution
+				next.Redrives = append(next.Redrives, sbruntime.Redrive{Attempt: next.Attempt() + 1, At: at, Status: next.Status})
+				next.Status, next.Error, next.EndedAt, next.UpdatedAt = sbruntime.StatusPending, "", nil, at
+				if err := s.RedriveFailed(ctx, st, &next); err != nil {
+					t.Fatal(err)
+				}
+				if r.IntN(4) > 0 {
+					c, err := s.Claim(ctx, id, "n1", lease.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					end := at.Add(time.Duration(r.Int64N(int64(2 * time.Hour))))
+					latest = maxTime(latest, end)
+					clock.set(end)
+					if _, err := c.Finish(ctx, sbruntime.Outcome{Status: sbruntime.StatusCompleted}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if i%15 == 14 {
+			if _, err := s.FoldRollups(ctx, created); err != nil && !strings.Contains(err.Error(), "changed while folded") {
+				t.Fatal(err)
+			}
+		}
+	}
+	return latest
+}
+
+// historyStart is when rollupHistory's tests start their history.
+var historyStart = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+
+// exactSLO computes runbook's status at at the way starbook did before
+// rollups, from every execution record (the oracle). It reads them all,
+// not only those created in the span as the service did: a run created
+// before the span that ended in it counts, as slo.Compute says.
+func exactSLO(t *testing.T, s *Store, runbook string, o *triggers.SLO, at time.Time) *starbook.SLOStatus {
+	t.Helper()
+	var runs []slo.Run
+	if err := s.EndedSince(context.Background(), historyStart, func(e *sbruntime.Execution) {
+		if e.Runbook == runbook {
+			runs = append(runs, slo.Run{Status: e.Status, Created: e.CreatedAt, Ended: *e.EndedAt})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return slo.Compute(runbook, "v1", o, runs, at)
+}
+
+func rolledSLO(t *testing.T, s *Store, runbook string, o *triggers.SLO, at time.Time) *starbook.SLOStatus {
+	t.Helper()
+	buckets, err := s.SLOBuckets(context.Background(), runbook, at.Add(-slo.Span(o)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slo.ComputeBuckets(runbook, "v1", o, buckets, at)
+}
+
+// sameSLO fails unless got (from rollups) is want (exact, at at) within
+// the stated resolution: the counts of a window equal when its far edge is
+// a boundary of the buckets there (when at is a whole hour, for windows of
+// whole hours; with minutes, when the leader folded within minuteSpan of
+// at, for windows up to 6h); each latency percentile at or above the exact
+// one by at most tally.RelativeError or 1 ms.
+func sameSLO(t *testing.T, what string, o *triggers.SLO, got, want *starbook.SLOStatus, at time.Time, minutes bool) {
+	t.Helper()
+	exact := func(w time.Duration) bool {
+		return at.Truncate(time.Hour).Equal(at) && w%time.Hour == 0 || minutes && w <= 6*time.Hour
+	}
+	for i, b := range want.BurnRates {
+		if exact(slo.BurnWindows[i]) && got.BurnRates[i] != b {
+			t.Errorf("%s: burn rate %+v, exact %+v", what, got.BurnRates[i], b)
+		}
+	}
+	if !exact(o.Window) {
+		return
+	}
+	if got.Runs != want.Runs || got.Successes != want.Successes || got.Failures != want.Failures || got.Cancelled != want.Cancelled {
+		t.Errorf("%s: runs %d = %d ok + %d failed, %d cancelled; exact %d = %d + %d, %d", what,
+			got.Runs, got.Successes, got.Failures, got.Cancelled, want.Runs, want.Successes, want.Failures, want.Cancelled)
+	}
+	if got.ErrorBudget != want.ErrorBudget {
+		t.Errorf("%s: error budget %+v, exact %+v", what, got.ErrorBudget, want.ErrorBudget)
+	}
+	for i, l := range want.Latency {
+		g := got.Latency[i]
+		if (l.Seconds == nil) != (g.Seconds == nil) {
+			t.Errorf("%s: %s %v, exact %v", what, l.Percentile, g.Seconds, l.Seconds)
+			continue
+		}
+		if l.Seconds == nil {
+			continue
+		}
+		if *g.Seconds < *l.Seconds || *g.Seconds > *l.Seconds*(1+tally.RelativeError)+0.001 {
+			t.Errorf("%s: %s %.6fs, exact %.6fs", what, l.Percentile, *g.Seconds, *l.Seconds)
+		}
+		if g.Met && !l.Met {
+			t.Errorf("%s: %s met, exact not met", what, l.Percentile)
+		}
+	}
+}
+
+func testObjective(t *testing.T) *triggers.SLO {
+	o, err := triggers.NewSLO(0.95, map[string]time.Duration{"p50": time.Minute, "p95": 20 * time.Minute, "p99.9": 2 * time.Hour}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestSLORollupsMatchExact: over ~400 executions of two runbooks across
+// weeks (completed, failed, stuck, cancelled unowned, redriven and ended
+// again or left pending, folded now and then, ends arriving after their
+// minute was folded), the SLO from rollups equals the exact computation
+// from every record (the code it replaced, kept as the oracle) at whole
+// hours through the history: counts and burn rates exactly, percentiles
+// within the histogram's resolution. Then at the end, folded as far as a
+// leader ever folds, and after a prune of old days, in what remains.
+func TestSLORollupsMatchExact(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	s := NewStore(emb.Client, "/rollups/")
+	defer s.Close()
+	clock := &fakeClock{}
+	s.SetClock(clock.now)
+	start := historyStart
+	latest := rollupHistory(t, s, clock, start, 300, 3*time.Hour, 1)
+	busy := latest.Truncate(time.Minute)
+	latest = maxTime(latest, rollupHistory(t, s, clock, busy, 100, time.Minute, 2)) // a busy last hour
+	o := testObjective(t)
+	check := func(what string) {
+		t.Helper()
+		for at := start.Add(6 * time.Hour); at.Before(latest.Add(2 * time.Hour)); at = at.Add(17 * time.Hour) {
+			for _, rb := range []string{"deploy", "restart"} {
+				sameSLO(t, what+" "+rb+" at "+at.Format(time.RFC3339), o, rolledSLO(t, s, rb, o, at), exactSLO(t, s, rb, o, at), at, false)
+			}
+		}
+	}
+	check("as written")
+	end := latest.Add(time.Hour).Truncate(time.Hour)
+	want := exactSLO(t, s, "deploy", o, end)
+	if want.Runs < 100 || want.Failures == 0 || want.Cancelled == 0 {
+		t.Fatalf("history too thin to judge: %+v", want)
+	}
+	// At the leader's now, every window to the minute: the last minutes
+	// folded, the last hours in minutes.
+	for _, at := range []time.Time{busy.Add(37 * time.Minute), busy.Truncate(time.Hour).Add(2 * time.Hour)} {
+		if _, err := s.FoldRollups(ctx, at); err != nil {
+			t.Fatal(err)
+		}
+		for _, rb := range []string{"deploy", "restart"} {
+			if got := rolledSLO(t, s, rb, o, at); got.BurnRates[1].Runs < 10 {
+				t.Fatalf("too few runs of %s at %s (busy from %s) to judge its windows: %+v", rb, at, busy, got.BurnRates)
+			}
+			sameSLO(t, "now "+rb+" at "+at.Format(time.RFC3339), o, rolledSLO(t, s, rb, o, at), exactSLO(t, s, rb, o, at), at, true)
+		}
+	}
+	// Everything folded: minutes into hours, a second pass finds nothing.
+	for range 2 {
+		if _, err := s.FoldRollups(ctx, end.Add(8*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.FoldRollups(ctx, end.Add(8*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("a pass after everything was folded folded %d, %v", n, err)
+	}
+	resp, err := s.cli.Get(ctx, s.k.prefix+"slo/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range resp.Kvs {
+		if !strings.HasPrefix(string(kv.Key), s.k.sloHours()) {
+			t.Fatalf("folded to hours, %s remains", kv.Key)
+		}
+	}
+	check("folded")
+	sameSLO(t, "folded at end", o, rolledSLO(t, s, "deploy", o, end), want, end, false)
+
+	// Retention: rollups of the days before the cutoff's go, the others stay.
+	cutoff := end.Add(-4 * 24 * time.Hour)
+	if err := s.PruneDays(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	buckets, err := s.SLOBuckets(ctx, "deploy", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range buckets {
+		if Day(b.Start) < Day(cutoff) {
+			t.Fatalf("a bucket of %s survived the prune of days before %s", b.Start, Day(cutoff))
+		}
+	}
+	short, err := triggers.NewSLO(0.95, nil, 72*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSLO(t, "pruned", short, rolledSLO(t, s, "deploy", short, end), exactSLO(t, s, "deploy", short, end), end, false)
+}
