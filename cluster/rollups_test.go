@@ -293,3 +293,110 @@ func TestSLORollupsMatchExact(t *testing.T) {
 	}
 	sameSLO(t, "pruned", short, rolledSLO(t, s, "deploy", short, end), exactSLO(t, s, "deploy", short, end), end, false)
 }
+
+// TestUsageRollupsMatchExact: usage per runbook per day read from the
+// rollups equals the sum of every usage key as written (what Usage read
+// before rollups), through new keys, rewrites of folded keys with the same
+// value and with another (a run's later outcome; a redrive), folds between
+// them, and a prune of old days.
+func TestUsageRollupsMatchExact(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	s := NewStore(emb.Client, "/usagerollups/")
+	defer s.Close()
+	clock := &fakeClock{}
+	s.SetClock(clock.now)
+	today := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
+	clock.set(today)
+	r := rand.New(rand.NewPCG(3, 4))
+	written := map[string]sbruntime.Usage{} // usage key -> its value as last written
+	var keys []string
+	write := func(key string) {
+		u := sbruntime.Usage{Steps: r.Int64N(20), Retries: r.Int64N(3), HTTPCalls: r.Int64N(9), FanOutItems: r.Int64N(4), WallTimeMS: r.Int64N(1e6)}
+		if old, ok := written[key]; ok && r.IntN(2) == 0 {
+			u = old // the same again: a later outcome that added nothing that day
+		}
+		if _, ok := written[key]; !ok {
+			keys = append(keys, key)
+		}
+		written[key] = u
+		if _, err := s.cli.Put(ctx, key, string(encodeUsage(&u))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(runbook string) map[string]starbook.DayUsage {
+		out := map[string]starbook.DayUsage{}
+		for key, u := range written {
+			day, rest, _ := strings.Cut(strings.TrimPrefix(key, s.k.usage()), "/")
+			rb, _, _ := strings.Cut(rest, "/")
+			if runbook != "" && rb != runbook || day < Day(today.AddDate(0, 0, -3)) {
+				continue
+			}
+			du := out[day+"/"+rb]
+			du.Runbook, du.Day = rb, day
+			du.Executions++
+			du.Add(u)
+			out[day+"/"+rb] = du
+		}
+		return out
+	}
+	check := func(what string) {
+		t.Helper()
+		for _, rb := range []string{"", "a"} {
+			got, err := s.Usage(ctx, rb, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := want(rb)
+			if len(got) != len(w) {
+				t.Errorf("%s: usage of %q: %d days × runbooks, want %d", what, rb, len(got), len(w))
+			}
+			for _, du := range got {
+				if exp := w[du.Day+"/"+du.Runbook]; du.Executions != exp.Executions || du.Usage != exp.Usage {
+					t.Errorf("%s: usage of %q on %s: %+v, want %+v", what, du.Runbook, du.Day, *du, exp)
+				}
+			}
+		}
+	}
+	for step := range 12 {
+		for range 30 {
+			if len(keys) > 0 && r.IntN(3) == 0 {
+				write(keys[r.IntN(len(keys))]) // a rewrite, folded or not
+				continue
+			}
+			day := Day(today.AddDate(0, 0, -r.IntN(4)))
+			rb := []string{"a", "b", "ab"}[r.IntN(3)]
+			write(s.k.executionUsage(day, rb, ulid.Make().String()))
+		}
+		check("written")
+		if step%3 != 2 {
+			if _, err := s.FoldRollups(ctx, today); err != nil {
+				t.Fatal(err)
+			}
+			check("folded")
+		}
+	}
+	if _, err := s.FoldRollups(ctx, today); err != nil {
+		t.Fatal(err)
+	}
+	check("all folded")
+	if resp, err := s.cli.Get(ctx, s.k.usage(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("after the last fold, %v usage keys left (%v)", resp.Count, err)
+	}
+	// Retention: the days before the cutoff's go, rollups and all.
+	if err := s.PruneDays(ctx, today.AddDate(0, 0, -1)); err != nil {
+		t.Fatal(err)
+	}
+	for key := range written {
+		if day, _, _ := strings.Cut(strings.TrimPrefix(key, s.k.usage()), "/"); day < Day(today.AddDate(0, 0, -1)) {
+			delete(written, key)
+		}
+	}
+	check("pruned")
+	for _, family := range []string{s.k.usageDays(), s.k.usageFolded()} {
+		resp, err := s.cli.Get(ctx, family, clientv3.WithRange(family+Day(today.AddDate(0, 0, -1))), clientv3.WithCountOnly())
+		if err != nil || resp.Count != 0 {
+			t.Fatalf("%d keys of %s before the cutoff survived the prune (%v)", resp.Count, family, err)
+		}
+	}
+}
