@@ -400,3 +400,56 @@ func TestUsageRollupsMatchExact(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildRollups: a store whose ends were written before rollups (no
+// slo/ keys) gets them from BuildRollups: killed after its first txn and
+// run again, then run once more, it counts every ended execution once —
+// the SLO from rollups equals the exact one — and folds the usage keys.
+func TestBuildRollups(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	s := NewStore(emb.Client, "/buildrollups/")
+	defer s.Close()
+	clock := &fakeClock{}
+	s.SetClock(clock.now)
+	latest := rollupHistory(t, s, clock, historyStart, 250, 3*time.Hour, 5)
+	// As a store of format 3 is: no rollups.
+	if _, err := s.cli.Delete(ctx, s.k.prefix+"slo/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	end := latest.Add(time.Hour).Truncate(time.Hour)
+	clock.set(end)
+	o := testObjective(t)
+	rb := "deploy"
+	want := exactSLO(t, s, rb, o, end)
+	if got := rolledSLO(t, s, rb, o, end); got.Runs != 0 {
+		t.Fatalf("no rollups, yet %d runs", got.Runs)
+	}
+	// Killed as its first txn commits: a watch on its progress key cancels it.
+	kctx, kill := context.WithCancel(ctx)
+	wch := s.cli.Watch(kctx, s.k.sloBuilt())
+	go func() {
+		<-wch
+		kill()
+	}()
+	if err := s.BuildRollups(kctx); err == nil {
+		t.Fatal("the build was not killed half way: too few rollups to test a resume")
+	}
+	kill()
+	resp, err := s.cli.Get(ctx, s.k.sloBuilt())
+	if err != nil || len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) == builtDone {
+		t.Fatalf("killed build left %v (%v): want a cursor", resp.Kvs, err)
+	}
+	for i := range 2 {
+		if err := s.BuildRollups(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sameSLO(t, "built", o, rolledSLO(t, s, rb, o, end), want, end, false)
+		for _, at := range []time.Time{historyStart.Add(5 * 24 * time.Hour), historyStart.Add(11 * 24 * time.Hour)} {
+			sameSLO(t, "built, run "+string(rune('1'+i)), o, rolledSLO(t, s, rb, o, at), exactSLO(t, s, rb, o, at), at, false)
+		}
+	}
+	if resp, err := s.cli.Get(ctx, s.k.usage(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("after the build, %v usage keys unfolded (%v)", resp.Count, err)
+	}
+}
