@@ -132,7 +132,7 @@ func decodeSLOEnd(kv *mvccpb.KeyValue) (tally.Bucket, error) {
 // decodeRollup decodes a rollup key's bucket, spanning [start, start+span).
 func decodeRollup(kv *mvccpb.KeyValue, start time.Time, span time.Duration) (tally.Bucket, error) {
 	var b tally.Bucket
-	if err := json.Unmarshal(kv.Value, &b); err != nil {
+	if err := b.Decode(kv.Value); err != nil {
 		return b, fmt.Errorf("decode %s: %w", kv.Key, err)
 	}
 	b.Start, b.End = start, start.Add(span)
@@ -386,7 +386,7 @@ func (s *Store) foldInto(ctx context.Context, key string, keys []*mvccpb.KeyValu
 	var b tally.Bucket
 	var rev int64
 	if len(resp.Kvs) > 0 {
-		if err := json.Unmarshal(resp.Kvs[0].Value, &b); err != nil {
+		if err := b.Decode(resp.Kvs[0].Value); err != nil {
 			return fmt.Errorf("decode %s: %w", key, err)
 		}
 		rev = resp.Kvs[0].ModRevision
@@ -689,7 +689,7 @@ func (s *Store) putBuilt(ctx context.Context, cursor string, cursorRev int64, ad
 		var b tally.Bucket
 		var rev int64
 		if kvs := resp.Responses[i].GetResponseRange().Kvs; len(kvs) > 0 {
-			if err := json.Unmarshal(kvs[0].Value, &b); err != nil {
+			if err := b.Decode(kvs[0].Value); err != nil {
 				return 0, fmt.Errorf("decode %s: %w", key, err)
 			}
 			rev = kvs[0].ModRevision

@@ -189,7 +189,7 @@ func TestRollupReadCost(t *testing.T) {
 		samples := map[int][]time.Duration{}
 		rounds := 41
 		if name == "slo-exact" {
-			rounds = 7
+			rounds = 5
 		}
 		for range rounds {
 			for _, n := range sizes {

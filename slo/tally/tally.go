@@ -1,11 +1,11 @@
 package tally
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/bits"
 	"slices"
+	"strconv"
 	"time"
 
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -50,7 +50,14 @@ func binEnd(i int) int64 {
 // Counts may go negative bin by bin while retractions are folded in before
 // the runs they retract; totals are exact.
 type Histogram struct {
-	counts map[int]int64
+	counts []int64 // by bin, up to the highest bin counted
+}
+
+func (h *Histogram) grow(n int) {
+	if old := len(h.counts); n > old {
+		h.counts = slices.Grow(h.counts, n-old)[:n]
+		clear(h.counts[old:])
+	}
 }
 
 // Add counts n (negative: retracts) durations of d.
@@ -58,24 +65,16 @@ func (h *Histogram) Add(d time.Duration, n int64) {
 	if n == 0 {
 		return
 	}
-	if h.counts == nil {
-		h.counts = map[int]int64{}
-	}
 	i := bin(d.Milliseconds())
-	if h.counts[i] += n; h.counts[i] == 0 {
-		delete(h.counts, i)
-	}
+	h.grow(i + 1)
+	h.counts[i] += n
 }
 
 // Merge adds o's counts to h, times sign (1 or -1).
 func (h *Histogram) Merge(o *Histogram, sign int64) {
+	h.grow(len(o.counts))
 	for i, n := range o.counts {
-		if h.counts == nil {
-			h.counts = map[int]int64{}
-		}
-		if h.counts[i] += sign * n; h.counts[i] == 0 {
-			delete(h.counts, i)
-		}
+		h.counts[i] += sign * n
 	}
 }
 
@@ -99,54 +98,83 @@ func (h *Histogram) Quantile(q float64) (time.Duration, bool) {
 	}
 	// As slo.Percentile: an epsilon keeps 0.95 * 20 at rank 19.
 	rank := min(max(int64(math.Ceil(q*float64(n)-1e-9)), 1), n)
-	bins := h.bins()
 	var seen int64
-	for _, i := range bins {
-		if seen += h.counts[i]; seen >= rank {
+	last := 0
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		if last = i; seen+c >= rank {
 			return time.Duration(binEnd(i)) * time.Millisecond, true
 		}
+		seen += c
 	}
-	return time.Duration(binEnd(bins[len(bins)-1])) * time.Millisecond, true
+	return time.Duration(binEnd(last)) * time.Millisecond, true
 }
 
-func (h *Histogram) bins() []int {
-	bins := make([]int, 0, len(h.counts))
-	for i := range h.counts {
-		bins = append(bins, i)
-	}
-	slices.Sort(bins)
-	return bins
-}
-
-// MarshalJSON writes h as [[bin, count], ...] by bin.
+// MarshalJSON writes h as [[bin, count], ...] by bin, the bins counted.
 func (h Histogram) MarshalJSON() ([]byte, error) {
 	b := []byte{'['}
-	for k, i := range h.bins() {
-		if k > 0 {
+	for i, c := range h.counts {
+		if c == 0 {
+			continue
+		}
+		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		b = fmt.Appendf(b, "[%d,%d]", i, h.counts[i])
+		b = append(strconv.AppendInt(append(strconv.AppendInt(append(b, '['), int64(i), 10), ','), c, 10), ']')
 	}
 	return append(b, ']'), nil
 }
 
-// UnmarshalJSON reads what MarshalJSON writes.
+// maxBin bounds the bins a decoded histogram may name: a year's bin is
+// about 1,000.
+const maxBin = 1 << 12
+
+// UnmarshalJSON reads what MarshalJSON writes. It parses by hand: an SLO
+// read decodes hundreds of these, and encoding/json's reflection was most
+// of its cost.
 func (h *Histogram) UnmarshalJSON(data []byte) error {
-	var pairs [][2]int64
-	if err := json.Unmarshal(data, &pairs); err != nil {
-		return fmt.Errorf("latency histogram: %w", err)
-	}
-	h.counts = nil
-	for _, p := range pairs {
-		if p[0] < 0 || p[0] > math.MaxInt32 {
-			return fmt.Errorf("latency histogram: bin %d out of range", p[0])
-		}
-		if p[1] != 0 {
-			if h.counts == nil {
-				h.counts = make(map[int]int64, len(pairs))
+	bad := func(why string) error { return fmt.Errorf("latency histogram %.40q: %s", data, why) }
+	h.counts = h.counts[:0]
+	var ints [2]int64
+	k, depth := 0, 0
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '[':
+			if depth++; depth > 2 {
+				return bad("nested too deep")
 			}
-			h.counts[int(p[0])] += p[1]
+			k = 0
+		case c == ']':
+			if depth == 2 {
+				if k != 2 {
+					return bad("want [bin, count] pairs")
+				}
+				if ints[0] < 0 || ints[0] >= maxBin {
+					return bad("bin out of range")
+				}
+				h.grow(int(ints[0]) + 1)
+				h.counts[ints[0]] += ints[1]
+			}
+			depth--
+		case c == ',' || c == ' ' || c == '\n' || c == '\t' || c == '\r':
+		case c == '-' || c >= '0' && c <= '9':
+			j := i + 1
+			for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+				j++
+			}
+			n, err := strconv.ParseInt(string(data[i:j]), 10, 64)
+			if err != nil || depth != 2 || k == 2 {
+				return bad("want [bin, count] pairs")
+			}
+			ints[k], k, i = n, k+1, j-1
+		default:
+			return bad("unexpected character")
 		}
+	}
+	if depth != 0 {
+		return bad("unbalanced brackets")
 	}
 	return nil
 }
@@ -191,7 +219,7 @@ func (b *Bucket) Merge(o *Bucket, sign int64) {
 
 // Empty reports whether b counts nothing.
 func (b *Bucket) Empty() bool {
-	return b.Successes == 0 && b.Failures == 0 && b.Cancelled == 0 && len(b.Latency.counts) == 0
+	return b.Successes == 0 && b.Failures == 0 && b.Cancelled == 0 && !slices.ContainsFunc(b.Latency.counts, func(c int64) bool { return c != 0 })
 }
 
 // In reports whether b counts in the window (at-w, at]: whether its middle
@@ -200,4 +228,83 @@ func (b *Bucket) Empty() bool {
 func (b *Bucket) In(at time.Time, w time.Duration) bool {
 	mid := b.Start.Add(b.End.Sub(b.Start) / 2)
 	return mid.After(at.Add(-w)) && !mid.After(at)
+}
+
+// Decode reads b from what json.Marshal(b) wrote, by hand (see
+// Histogram.UnmarshalJSON): {"ok":N,"failed":N,"cancelled":N,"latency":[...]},
+// any of them left out. Start and End are left as they are.
+func (b *Bucket) Decode(data []byte) error {
+	bad := func(why string) error { return fmt.Errorf("bucket %.60q: %s", data, why) }
+	b.Successes, b.Failures, b.Cancelled = 0, 0, 0
+	b.Latency.counts = b.Latency.counts[:0]
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return bad("want an object")
+	}
+	for i = skipSpace(data, i+1); i < len(data) && data[i] != '}'; i = skipSpace(data, i) {
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+		if i == len(data) || data[i] != '"' {
+			return bad("want a key")
+		}
+		end := slices.Index(data[i+1:], '"')
+		if end < 0 {
+			return bad("unterminated key")
+		}
+		key := string(data[i+1 : i+1+end])
+		i = skipSpace(data, i+2+end)
+		if i == len(data) || data[i] != ':' {
+			return bad("want ':'")
+		}
+		i = skipSpace(data, i+1)
+		if key == "latency" {
+			j, depth := i, 0
+			for ; j < len(data); j++ {
+				if data[j] == '[' {
+					depth++
+				} else if data[j] == ']' {
+					if depth--; depth == 0 {
+						break
+					}
+				}
+			}
+			if j == len(data) {
+				return bad("unterminated latency")
+			}
+			if err := b.Latency.UnmarshalJSON(data[i : j+1]); err != nil {
+				return err
+			}
+			i = j + 1
+			continue
+		}
+		j := i
+		for j < len(data) && (data[j] == '-' || data[j] >= '0' && data[j] <= '9') {
+			j++
+		}
+		n, err := strconv.ParseInt(string(data[i:j]), 10, 64)
+		if err != nil {
+			return bad("want an integer for " + key)
+		}
+		switch key {
+		case "ok":
+			b.Successes = n
+		case "failed":
+			b.Failures = n
+		case "cancelled":
+			b.Cancelled = n
+		}
+		i = j
+	}
+	if i == len(data) {
+		return bad("unterminated object")
+	}
+	return nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	return i
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	sbruntime "github.com/starbook/starbook/runtime"
 )
 
 // TestBins: every millisecond up to a year falls in the bin whose span
@@ -79,4 +81,47 @@ func TestQuantileBound(t *testing.T) {
 func exactPercentile(sorted []time.Duration, q float64) time.Duration {
 	rank := int(math.Ceil(q*float64(len(sorted)) - 1e-9))
 	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// TestDecode: Bucket.Decode reads what json.Marshal writes, as
+// json.Unmarshal does, negative counts and empty buckets included, and
+// refuses what is not a bucket.
+func TestDecode(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	for round := range 200 {
+		var b Bucket
+		for range r.IntN(30) {
+			b.Add([]sbruntime.Status{"completed", "failed", "stuck", "cancelled"}[r.IntN(4)],
+				time.Duration(r.ExpFloat64()*float64(time.Hour)), int64(r.IntN(5)-1))
+		}
+		data, err := json.Marshal(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, got Bucket
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		got.Latency.Add(time.Hour, 7) // overwritten, not added to
+		if err := got.Decode(data); err != nil {
+			t.Fatalf("round %d: %s: %v", round, data, err)
+		}
+		if got.Successes != want.Successes || got.Failures != want.Failures || got.Cancelled != want.Cancelled ||
+			!slices.Equal(trim(got.Latency.counts), trim(want.Latency.counts)) {
+			t.Fatalf("round %d: %s decoded to %+v, want %+v", round, data, got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"ok":x}`, `{"ok":1,"latency":[[1]]}`, `{"latency":[[1,2,3]]}`, `{"latency":[[-1,2]]}`, `{"ok":1`, `{"latency":[[1,2]}`} {
+		var b Bucket
+		if err := b.Decode([]byte(bad)); err == nil {
+			t.Errorf("%q decoded to %+v", bad, b)
+		}
+	}
+}
+
+func trim(c []int64) []int64 {
+	for len(c) > 0 && c[len(c)-1] == 0 {
+		c = c[:len(c)-1]
+	}
+	return c
 }
