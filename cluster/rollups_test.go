@@ -453,3 +453,40 @@ func TestBuildRollups(t *testing.T) {
 		t.Fatalf("after the build, %v usage keys unfolded (%v)", resp.Count, err)
 	}
 }
+
+// TestRollupTask: the leader task folds on its first pass, tells OnPass,
+// and returns when its leadership (ctx) ends.
+func TestRollupTask(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := NewStore(emb.Client, "/rolluptask/")
+	defer s.Close()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	ended := now.Add(-10 * time.Minute)
+	e := &sbruntime.Execution{ID: "x1", Runbook: "r", Status: sbruntime.StatusCompleted, CreatedAt: ended.Add(-time.Second), EndedAt: &ended}
+	if _, err := s.cli.Txn(ctx).Then(s.k.rollupEndOps(e)...).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	passes := make(chan int, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.RollupTask(RollupFolding{Interval: time.Hour, OnPass: func(n int, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			passes <- n
+		}})(ctx)
+	}()
+	if n := <-passes; n != 1 {
+		t.Fatalf("first pass folded %d keys, want the one end", n)
+	}
+	buckets, err := s.SLOBuckets(ctx, "r", now.Add(-time.Hour))
+	if err != nil || len(buckets) != 1 || buckets[0].Successes != 1 || !buckets[0].Start.Equal(ended.Truncate(time.Minute)) {
+		t.Fatalf("after the pass: %+v, %v; want its minute's rollup", buckets, err)
+	}
+	cancel()
+	<-done
+}
