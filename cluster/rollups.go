@@ -366,8 +366,10 @@ func (s *Store) foldTargets(ctx context.Context, order []string, targets map[str
 			j := min(i+foldChunk, len(t.keys))
 			err := s.foldInto(ctx, key, t.keys[i:j], t.add[i:j], fence)
 			if err != nil {
-				errs = append(errs, err)
-				break // the next pass reads it again
+				if !errors.Is(err, errFoldRaced) { // a race is no failure: the next pass reads it again
+					errs = append(errs, err)
+				}
+				break
 			}
 			folded += j - i
 		}
@@ -506,18 +508,22 @@ func (s *Store) foldUsage(ctx context.Context, fence []clientv3.Cmp) (int, error
 		kvs := groups[g]
 		for i := 0; i < len(kvs); i += foldChunk {
 			j := min(i+foldChunk, len(kvs))
-			if err := s.foldUsageInto(ctx, g.day, g.rb, kvs[i:j], fence); err != nil {
-				errs = append(errs, err)
+			n, err := s.foldUsageInto(ctx, g.day, g.rb, kvs[i:j], fence)
+			if err != nil {
+				if !errors.Is(err, errFoldRaced) { // a race is no failure: the next pass reads it again
+					errs = append(errs, err)
+				}
 				break
 			}
-			folded += j - i
+			folded += n
 		}
 	}
 	return folded, errors.Join(errs...)
 }
 
-// foldUsageInto folds kvs, usage keys of runbook rb on day, in one txn.
-func (s *Store) foldUsageInto(ctx context.Context, day, rb string, kvs []*mvccpb.KeyValue, fence []clientv3.Cmp) error {
+// foldUsageInto folds kvs, usage keys of runbook rb on day, in one txn, and
+// returns how many it moved (one that does not decode stays where it is).
+func (s *Store) foldUsageInto(ctx context.Context, day, rb string, kvs []*mvccpb.KeyValue, fence []clientv3.Cmp) (int, error) {
 	rollup := s.k.usageDay(day, rb)
 	reads := []clientv3.Op{clientv3.OpGet(rollup)}
 	moved := make([]string, len(kvs))
@@ -527,13 +533,13 @@ func (s *Store) foldUsageInto(ctx context.Context, day, rb string, kvs []*mvccpb
 	}
 	resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 	if err != nil {
-		return fmt.Errorf("read usage rollup %s: %w", rollup, err)
+		return 0, fmt.Errorf("read usage rollup %s: %w", rollup, err)
 	}
 	var sum usageDayValue
 	var rev int64
 	if r := resp.Responses[0].GetResponseRange().Kvs; len(r) > 0 {
 		if err := json.Unmarshal(r[0].Value, &sum); err != nil {
-			return fmt.Errorf("decode %s: %w", rollup, err)
+			return 0, fmt.Errorf("decode %s: %w", rollup, err)
 		}
 		rev = r[0].ModRevision
 	}
@@ -561,21 +567,21 @@ func (s *Store) foldUsageInto(ctx context.Context, day, rb string, kvs []*mvccpb
 		ops = append(ops, clientv3.OpPut(moved[i], string(kv.Value)), clientv3.OpDelete(string(kv.Key)))
 	}
 	if len(ops) == 0 {
-		return nil // nothing that decodes
+		return 0, nil // nothing that decodes
 	}
 	v, err := json.Marshal(&sum)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ops = append(ops, clientv3.OpPut(rollup, string(v)))
 	tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
-		return fmt.Errorf("fold usage into %s: %w", rollup, err)
+		return 0, fmt.Errorf("fold usage into %s: %w", rollup, err)
 	}
 	if !tx.Succeeded {
-		return fmt.Errorf("fold usage into %s: %w", rollup, errFoldRaced)
+		return 0, fmt.Errorf("fold usage into %s: %w", rollup, errFoldRaced)
 	}
-	return nil
+	return len(ops) / 2, nil
 }
 
 // BuildRollups counts the executions that ended before the rollups existed

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -116,7 +117,7 @@ func rollupHistory(t *testing.T, s *Store, clock *fakeClock, start time.Time, n 
 			}
 		}
 		if i%15 == 14 {
-			if _, err := s.FoldRollups(ctx, created); err != nil && !strings.Contains(err.Error(), "changed while folded") {
+			if _, err := s.FoldRollups(ctx, created); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -489,4 +490,94 @@ func TestRollupTask(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestFoldsRacingWritesAndEachOther: two folders at once (a leader and its
+// successor) while ends and usage rewrites keep coming: every read along
+// the way and the final one count each end once and sum the usage keys as
+// last written.
+func TestFoldsRacingWritesAndEachOther(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	s := NewStore(emb.Client, "/foldrace/")
+	defer s.Close()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for f := range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.FoldRollups(ctx, now.Add(time.Duration(f)*8*time.Hour)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	written := map[string]sbruntime.Usage{}
+	var ends int64
+	for i := range 300 {
+		ended := now.Add(-time.Duration(r.Int64N(int64(10 * time.Hour))))
+		e := &sbruntime.Execution{ID: fmt.Sprintf("e%04d", i), Runbook: "r", Status: sbruntime.StatusCompleted,
+			CreatedAt: ended.Add(-time.Second), EndedAt: &ended}
+		key := s.k.executionUsage(Day(ended), "r", fmt.Sprintf("e%04d", r.IntN(60))) // rewrites, mostly
+		u := sbruntime.Usage{Steps: r.Int64N(9)}
+		written[key] = u
+		ops := append(s.k.rollupEndOps(e), clientv3.OpPut(key, string(encodeUsage(&u))))
+		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			t.Fatal(err)
+		}
+		ends++
+		if i%50 == 49 {
+			buckets, err := s.SLOBuckets(ctx, "r", now.Add(-11*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var total tally.Bucket
+			for i := range buckets {
+				total.Merge(&buckets[i], 1)
+			}
+			if total.Successes != ends || total.Latency.Count() != ends {
+				t.Fatalf("after %d ends, racing folds: %d counted", ends, total.Successes)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if _, err := s.FoldRollups(ctx, now.Add(8*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	buckets, err := s.SLOBuckets(ctx, "r", now.Add(-11*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total tally.Bucket
+	for i := range buckets {
+		total.Merge(&buckets[i], 1)
+	}
+	if total.Successes != ends {
+		t.Fatalf("%d ends, %d counted", ends, total.Successes)
+	}
+	got, err := s.Usage(ctx, "r", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]int64{}
+	for key, u := range written {
+		day, _, _ := strings.Cut(strings.TrimPrefix(key, s.k.usage()), "/")
+		w := want[day]
+		want[day] = [2]int64{w[0] + 1, w[1] + u.Steps}
+	}
+	for _, du := range got {
+		if w := want[du.Day]; du.Executions != w[0] || du.Steps != w[1] {
+			t.Errorf("usage on %s: %d executions, %d steps; want %v", du.Day, du.Executions, du.Steps, w)
+		}
+	}
 }
