@@ -118,6 +118,15 @@ func TestRunsPerDayRefusesWith429AndRecordsACancelledRun(t *testing.T) {
 	if all, _ := tn.svc.Executions(ctx, starbook.Filter{Runbook: "twice", Limit: 10}); len(all) != 3 {
 		t.Errorf("%d executions, want the 2 started and the refused one", len(all))
 	}
+	// Its end is in the SLO rollups, as cancelled.
+	buckets, err := tn.svc.Store.SLOBuckets(ctx, "twice", time.Now().Add(-time.Hour))
+	var cancelled int64
+	for _, b := range buckets {
+		cancelled += b.Cancelled
+	}
+	if err != nil || cancelled != 1 {
+		t.Errorf("SLO rollups count %d cancelled (%v), want the refused run", cancelled, err)
+	}
 }
 
 // TestStepsPerDayExhaustedMidRun: a run that reaches steps_per_day fails at
