@@ -125,3 +125,29 @@ func trim(c []int64) []int64 {
 	}
 	return c
 }
+
+// FuzzBucketDecode: Decode never panics, and what it accepts it writes
+// back as it read it (json.Marshal, then Decode again, gives the same).
+func FuzzBucketDecode(f *testing.F) {
+	for _, seed := range []string{`{"ok":3,"failed":1,"latency":[[0,1],[70,3]]}`, `{"latency":[]}`, `{"cancelled":-2,"latency":[[4095,-1]]}`, `{`, `[[`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b Bucket
+		if b.Decode(data) != nil {
+			return
+		}
+		out, err := json.Marshal(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again Bucket
+		if err := again.Decode(out); err != nil {
+			t.Fatalf("%q decoded, written as %s, which does not decode: %v", data, out, err)
+		}
+		if again.Successes != b.Successes || again.Failures != b.Failures || again.Cancelled != b.Cancelled ||
+			!slices.Equal(trim(again.Latency.counts), trim(b.Latency.counts)) {
+			t.Fatalf("%q: %+v, written as %s and read back as %+v", data, b, out, again)
+		}
+	})
+}
