@@ -142,31 +142,42 @@ func encodeUsage(u *sbruntime.Usage) []byte {
 // Usage sums what runbook ("" for every runbook) did on each of the last
 // days UTC days of the store's clock, today included, with the day
 // budgets' counters: newest day first, then by runbook. Days without usage
-// or budgets are left out. It reads the day's rollups (usagedays/, one key
-// per runbook) and only the usage keys not folded yet (see rollups.go):
-// what it costs does not grow with the executions stored.
+// or budgets are left out. It reads the days' rollups (usagedays/, one key
+// per runbook and day) and only the usage keys not folded yet (see
+// rollups.go), in one txn: what it costs does not grow with the executions
+// stored.
 func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starbook.DayUsage, error) {
 	if days < 1 {
 		return nil, sbruntime.Inputf("days must be at least 1, got %d", days)
 	}
 	today := s.now().UTC()
+	// One txn for every day asked (three reads a day, 40 days a txn).
+	reads := make([]clientv3.Op, 0, 3*days)
+	for i := range days {
+		day := Day(today.AddDate(0, 0, -i))
+		if runbook == "" {
+			reads = append(reads, clientv3.OpGet(s.k.usageOf(day), clientv3.WithPrefix()),
+				clientv3.OpGet(s.k.budgetsOf(day), clientv3.WithPrefix()),
+				clientv3.OpGet(s.k.usageDaysOf(day), clientv3.WithPrefix()))
+		} else {
+			reads = append(reads, clientv3.OpGet(s.k.usageOfRunbook(day, runbook), clientv3.WithPrefix()),
+				clientv3.OpGet(s.k.budgetsOf(day), clientv3.WithPrefix()),
+				clientv3.OpGet(s.k.usageDay(day, runbook)))
+		}
+	}
+	var responses []*etcdserverpb.ResponseOp
+	for len(reads) > 0 {
+		n := min(len(reads), 120)
+		resp, err := s.cli.Txn(ctx).Then(reads[:n]...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read usage: %w", err)
+		}
+		responses, reads = append(responses, resp.Responses...), reads[n:]
+	}
 	var out []*starbook.DayUsage
 	for i := range days {
 		day := Day(today.AddDate(0, 0, -i))
-		prefix := s.k.usageOf(day)
-		rollups := clientv3.OpGet(s.k.usageDaysOf(day), clientv3.WithPrefix())
-		if runbook != "" {
-			prefix = s.k.usageOfRunbook(day, runbook)
-			rollups = clientv3.OpGet(s.k.usageDay(day, runbook))
-		}
-		resp, err := s.cli.Txn(ctx).Then(
-			clientv3.OpGet(prefix, clientv3.WithPrefix()),
-			clientv3.OpGet(s.k.budgetsOf(day), clientv3.WithPrefix()),
-			rollups,
-		).Commit()
-		if err != nil {
-			return nil, fmt.Errorf("read usage of %s: %w", day, err)
-		}
+		rs := responses[3*i : 3*i+3] // its usage keys, budgets and rollups
 		byRunbook := map[string]*starbook.DayUsage{}
 		get := func(rb string) *starbook.DayUsage {
 			du, ok := byRunbook[rb]
@@ -176,7 +187,7 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 			}
 			return du
 		}
-		for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		for _, kv := range rs[2].GetResponseRange().Kvs {
 			var v usageDayValue
 			if err := json.Unmarshal(kv.Value, &v); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
@@ -189,7 +200,7 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 		// folded before (then it is counted in the rollup already).
 		var unfolded []*mvccpb.KeyValue
 		var moved []clientv3.Op
-		for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		for _, kv := range rs[0].GetResponseRange().Kvs {
 			rb, id, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.usageOf(day)), "/")
 			if !ok {
 				continue
@@ -222,7 +233,7 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 			}
 			unfolded, moved = unfolded[n:], moved[n:]
 		}
-		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		for _, kv := range rs[1].GetResponseRange().Kvs {
 			rb, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.budgetsOf(day)), "/")
 			if !ok || runbook != "" && rb != runbook {
 				continue
