@@ -32,6 +32,10 @@
 //   - budget.go, usage.go: runbooks' day budgets, counted cluster-wide in
 //     chunks a node leases ([Budgets]), and usage per execution per day,
 //     written with each run's outcome.
+//   - rollups.go: what SLOs and usage reports read instead of executions:
+//     each end writes a key of its own in its txn; the leader folds them
+//     into per-runbook minute, hour and day rollups ([Store.FoldRollups],
+//     [Store.RollupTask]); [Store.BuildRollups] counts a store's past ends.
 //   - schema.go: runbook versions' input schemas, compiled once per
 //     runbook@version; StartCurrent and the trigger index check inputs
 //     against them before anything is stored.
@@ -51,4 +55,7 @@
 //     its own request; its neighbours are committed again without it.
 //   - Only this package builds keys (keys.go); other packages use the Store's
 //     methods, or [Keys]' exported prefixes to watch.
+//   - Every end writes its SLO end key in its own txn, and a redrive of an
+//     ended execution its retraction: a rollup read counts each ended
+//     execution once, at its latest end, folded or not.
 package cluster
