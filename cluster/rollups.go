@@ -156,34 +156,53 @@ func stampAfter(key, prefix, layout string) (time.Time, error) {
 // ends from since's hour or minute on, in one txn. It costs the buckets
 // of the window and the ends of the last minutes, not the executions.
 func (s *Store) SLOBuckets(ctx context.Context, runbook string, since time.Time) ([]tally.Bucket, error) {
-	hours, minutes, ends := s.k.sloHoursOf(runbook), s.k.sloMinutesOf(runbook), s.k.sloEndsOf(runbook)
-	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(hours+hourStamp(since), clientv3.WithRange(clientv3.GetPrefixRangeEnd(hours))),
-		clientv3.OpGet(minutes+minuteStamp(since), clientv3.WithRange(clientv3.GetPrefixRangeEnd(minutes))),
-		clientv3.OpGet(ends+minuteStamp(since), clientv3.WithRange(clientv3.GetPrefixRangeEnd(ends))),
-	).Commit()
-	if err != nil {
-		return nil, fmt.Errorf("read slo rollups of %s: %w", runbook, err)
-	}
-	var out []tally.Bucket
-	for i, f := range []struct {
+	out, err := s.SLOBucketsOf(ctx, map[string]time.Time{runbook: since})
+	return out[runbook], err
+}
+
+// SLOBucketsOf is SLOBuckets of several runbooks, each since its own time,
+// in one txn (40 runbooks a txn).
+func (s *Store) SLOBucketsOf(ctx context.Context, since map[string]time.Time) (map[string][]tally.Bucket, error) {
+	type family struct {
 		prefix, layout string
 		span           time.Duration
-	}{{hours, hourLayout, time.Hour}, {minutes, minuteLayout, time.Minute}, {ends, "", 0}} {
-		for _, kv := range resp.Responses[i].GetResponseRange().Kvs {
-			var b tally.Bucket
-			if f.layout == "" {
-				b, err = decodeSLOEnd(kv)
-			} else {
-				var start time.Time
-				if start, err = stampAfter(string(kv.Key), f.prefix, f.layout); err == nil {
-					b, err = decodeRollup(kv, start, f.span)
+	}
+	var runbooks []string
+	var families []family
+	var reads []clientv3.Op
+	for rb, t := range since {
+		hours, minutes, ends := s.k.sloHoursOf(rb), s.k.sloMinutesOf(rb), s.k.sloEndsOf(rb)
+		runbooks = append(runbooks, rb)
+		families = append(families, family{hours, hourLayout, time.Hour}, family{minutes, minuteLayout, time.Minute}, family{ends, "", 0})
+		reads = append(reads,
+			clientv3.OpGet(hours+hourStamp(t), clientv3.WithRange(clientv3.GetPrefixRangeEnd(hours))),
+			clientv3.OpGet(minutes+minuteStamp(t), clientv3.WithRange(clientv3.GetPrefixRangeEnd(minutes))),
+			clientv3.OpGet(ends+minuteStamp(t), clientv3.WithRange(clientv3.GetPrefixRangeEnd(ends))))
+	}
+	out := make(map[string][]tally.Bucket, len(since))
+	for done := 0; done < len(reads); done += 120 {
+		n := min(len(reads)-done, 120)
+		resp, err := s.cli.Txn(ctx).Then(reads[done : done+n]...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read slo rollups: %w", err)
+		}
+		for k, r := range resp.Responses {
+			f, rb := families[done+k], runbooks[(done+k)/3]
+			for _, kv := range r.GetResponseRange().Kvs {
+				var b tally.Bucket
+				if f.layout == "" {
+					b, err = decodeSLOEnd(kv)
+				} else {
+					var start time.Time
+					if start, err = stampAfter(string(kv.Key), f.prefix, f.layout); err == nil {
+						b, err = decodeRollup(kv, start, f.span)
+					}
 				}
+				if err != nil {
+					return nil, err
+				}
+				out[rb] = append(out[rb], b)
 			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, b)
 		}
 	}
 	return out, nil

@@ -235,6 +235,18 @@ func TestSLORollupsMatchExact(t *testing.T) {
 		}
 	}
 	check("as written")
+	// Several runbooks in one read: each gets what a read of its own gets.
+	since := map[string]time.Time{"deploy": start, "restart": latest.Add(-72 * time.Hour)}
+	both, err := s.SLOBucketsOf(ctx, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rb, t0 := range since {
+		one, err := s.SLOBuckets(ctx, rb, t0)
+		if err != nil || len(one) == 0 || len(one) != len(both[rb]) {
+			t.Fatalf("%s: %d buckets read alone (%v), %d with another", rb, len(one), err, len(both[rb]))
+		}
+	}
 	end := latest.Add(time.Hour).Truncate(time.Hour)
 	want := exactSLO(t, s, "deploy", o, end)
 	if want.Runs < 100 || want.Failures == 0 || want.Cancelled == 0 {
