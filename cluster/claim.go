@@ -339,6 +339,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	if o.Status.Terminal() {
 		pbOps = append(pbOps, deleteOp([]byte(c.s.k.cancel(id))),
 			deletePrefixOp(c.s.k.signals(id))) // kept signals: sent any time
+		pbOps = append(pbOps, c.s.k.indexMovePB(&e, classLive)...)
 		if c.waited.Load() {
 			ops = append(ops, clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.s.k.legacySignalWaits(id), clientv3.WithPrefix()),

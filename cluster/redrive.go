@@ -78,6 +78,7 @@ func (s *Store) RedriveFailed(ctx context.Context, st *RedriveState, next *sbrun
 	ops := append([]clientv3.Op{clientv3.OpPut(s.k.execution(next.ID), string(data)),
 		clientv3.OpPut(s.k.runnable(next.ID), ""),
 		clientv3.OpDelete(s.k.deadExecution(next.ID))}, s.activeOps(next)...)
+	ops = append(ops, s.k.indexMoveOps(next, indexClass(st.Execution.Status))...)
 	tx, err := s.cli.Txn(ctx).If(s.redriveCmps(st)...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", next.ID, err)
@@ -105,6 +106,8 @@ func (s *Store) RedriveStart(ctx context.Context, st *RedriveState, old, fresh *
 		clientv3.OpDelete(s.k.deadExecution(old.ID)),
 		clientv3.OpPut(s.k.execution(fresh.ID), string(data)),
 		clientv3.OpPut(s.k.runnable(fresh.ID), "")}, s.activeOps(fresh)...)
+	ops = append(ops, s.k.indexMoveOps(old, indexClass(st.Execution.Status))...)
+	ops = append(ops, s.k.indexOps(fresh)...)
 	tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", old.ID, err)

@@ -404,6 +404,7 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 		return nil, nil, sbruntime.Inputf("runbook %s: the event is %d bytes, over the %d-byte limit of an execution", e.Runbook, len(data), maxRecordBytes)
 	}
 	ops = append(ops, clientv3.OpPut(k.execution(e.ID), string(data)))
+	ops = append(ops, k.indexOps(e)...)
 	var cmps []clientv3.Cmp
 	if it.pinned && status != triggers.StatusDropped {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k.rollout(e.Runbook)), "=", it.pinRev))

@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	sbruntime "github.com/starbook/starbook/runtime"
+)
+
+// Listings newest first cost what they return. etcd drops the limit of any
+// range read that is not in ascending key order (it reads, decodes and sorts
+// the whole range, then truncates), so a page sorted descending would read
+// every execution older than its cursor. Instead every execution has two
+// index keys whose last segment is its id inverted (newestFirst), so that an
+// ascending read with a limit returns the newest first:
+//
+//	ix/s/<class>/<inverted id>            by status class
+//	ix/r/<runbook>/<class>/<inverted id>  by runbook and status class
+//
+// The class is the status of an ended execution (completed, failed,
+// cancelled, stuck) and "live" before it ends: a live execution's status
+// changes with every claim and park, and is derived from its claim and
+// runnable keys anyway (deriveStatus), while the live ones are the work in
+// flight, not the history kept. The keys are written in the txns that
+// create, end, redrive and delete an execution, so they never disagree with
+// the records for longer than a txn. A page reads one range per class
+// (five at most, with a limit each, merged), then the page's records by key.
+
+// classLive is the index class of an execution that has not ended.
+const classLive = "live"
+
+// indexClasses are every index class, live first.
+var indexClasses = []string{classLive, string(sbruntime.StatusCompleted), string(sbruntime.StatusFailed),
+	string(sbruntime.StatusCancelled), string(sbruntime.StatusStuck)}
+
+// indexClass is the class of an execution in status st.
+func indexClass(st sbruntime.Status) string {
+	if st.Terminal() {
+		return string(st)
+	}
+	return classLive
+}
+
+// newestFirst inverts id so that ids sort in reverse: each byte b becomes
+// 0xff-b, and a 0xff ends it (so that a longer id, which sorts after its
+// prefix, now sorts before it). Any cursor a user gives inverts the same
+// way, so paging from an id no execution has still works.
+func newestFirst(id string) string {
+	b := make([]byte, len(id)+1)
+	for i := 0; i < len(id); i++ {
+		b[i] = 0xff - id[i]
+	}
+	b[len(id)] = 0xff
+	return string(b)
+}
+
+// idOfNewestFirst is the id newestFirst inverted into s.
+func idOfNewestFirst(s string) (string, bool) {
+	if s == "" || s[len(s)-1] != 0xff {
+		return "", false
+	}
+	b := []byte(s[:len(s)-1])
+	for i := range b {
+		b[i] = 0xff - b[i]
+	}
+	return string(b), true
+}
+
+func (k Keys) statusIndex(class string) string { return k.prefix + "ix/s/" + class + "/" }
+func (k Keys) runbookIndex(runbook, class string) string {
+	return k.prefix + "ix/r/" + runbook + "/" + class + "/"
+}
+
+// indexKeys are the two index keys of execution id of runbook in class.
+func (k Keys) indexKeys(id, runbook, class string) [2]string {
+	inv := newestFirst(id)
+	return [2]string{k.statusIndex(class) + inv, k.runbookIndex(runbook, class) + inv}
+}
+
+// indexOps are the puts of e's index keys in its current status's class.
+func (k Keys) indexOps(e *sbruntime.Execution) []clientv3.Op {
+	keys := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status))
+	return []clientv3.Op{clientv3.OpPut(keys[0], ""), clientv3.OpPut(keys[1], "")}
+}
+
+// indexPB is indexOps built as protobuf, for the hot path.
+func (k Keys) indexPB(e *sbruntime.Execution) []*etcdserverpb.RequestOp {
+	keys := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status))
+	return []*etcdserverpb.RequestOp{putOp([]byte(keys[0]), nil), putOp([]byte(keys[1]), nil)}
+}
+
+// indexMovePB moves e's index keys from class from to its status's class:
+// nothing when they are the same.
+func (k Keys) indexMovePB(e *sbruntime.Execution, from string) []*etcdserverpb.RequestOp {
+	to := indexClass(e.Status)
+	if to == from {
+		return nil
+	}
+	old := k.indexKeys(e.ID, e.Runbook, from)
+	return append([]*etcdserverpb.RequestOp{deleteOp([]byte(old[0])), deleteOp([]byte(old[1]))}, k.indexPB(e)...)
+}
+
+// indexMoveOps is indexMovePB as clientv3 ops.
+func (k Keys) indexMoveOps(e *sbruntime.Execution, from string) []clientv3.Op {
+	to := indexClass(e.Status)
+	if to == from {
+		return nil
+	}
+	old := k.indexKeys(e.ID, e.Runbook, from)
+	return append([]clientv3.Op{clientv3.OpDelete(old[0]), clientv3.OpDelete(old[1])}, k.indexOps(e)...)
+}
+
+// indexDeleteOps delete e's index keys: those of its status's class, as
+// every txn that changes the class writes the record too.
+func (k Keys) indexDeleteOps(e *sbruntime.Execution) []clientv3.Op {
+	keys := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status))
+	return []clientv3.Op{clientv3.OpDelete(keys[0]), clientv3.OpDelete(keys[1])}
+}
+
+// indexStream is one index prefix read newest first, a chunk at a time.
+type indexStream struct {
+	prefix string
+	from   string   // the next read starts here (inclusive)
+	buf    []string // inverted ids read and not yet merged
+	done   bool     // nothing left after buf
+	chunk  int64    // the next read's limit
+}
+
+// newestIDs merges the streams newest first, returning up to n ids older
+// than after ("" for none) and not in seen. Each round reads, in one txn,
+// the streams whose buffer ran out, each with a limit that doubles with
+// every read of it: a page of n reads O(n + streams) keys, whatever is
+// stored.
+func (s *Store) newestIDs(ctx context.Context, streams []*indexStream, after string, n int, seen map[string]bool) ([]string, error) {
+	for _, st := range streams {
+		if st.from == "" {
+			st.from = st.prefix
+			if after != "" {
+				st.from = st.prefix + newestFirst(after) + "\x00"
+			}
+			st.chunk = int64(n/len(streams) + 1)
+		}
+	}
+	var out []string
+	for len(out) < n {
+		var reads []*indexStream
+		for _, st := range streams {
+			if len(st.buf) == 0 && !st.done {
+				reads = append(reads, st)
+			}
+		}
+		for len(reads) > 0 {
+			part := reads[:min(len(reads), defaultMaxTxnOps)]
+			reads = reads[len(part):]
+			ops := make([]clientv3.Op, len(part))
+			for i, st := range part {
+				ops[i] = clientv3.OpGet(st.from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(st.prefix)),
+					clientv3.WithKeysOnly(), clientv3.WithLimit(st.chunk))
+			}
+			resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+			if err != nil {
+				return nil, fmt.Errorf("read execution index: %w", err)
+			}
+			for i, st := range part {
+				r := resp.Responses[i].GetResponseRange()
+				for _, kv := range r.Kvs {
+					st.buf = append(st.buf, strings.TrimPrefix(string(kv.Key), st.prefix))
+				}
+				if !r.More || len(r.Kvs) == 0 {
+					st.done = true
+				} else {
+					st.from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
+				}
+				st.chunk = min(2*st.chunk, listChunk)
+			}
+		}
+		// Every stream that is not done has its next key buffered: the
+		// least of those is the newest id left.
+		var best *indexStream
+		for _, st := range streams {
+			if len(st.buf) > 0 && (best == nil || st.buf[0] < best.buf[0]) {
+				best = st
+			}
+		}
+		if best == nil {
+			return out, nil
+		}
+		inv := best.buf[0]
+		best.buf = best.buf[1:]
+		id, ok := idOfNewestFirst(inv)
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// records reads the execution records of ids, in that order, with their
+// live status (deriveStatus): one txn per defaultMaxTxnOps records, and the
+// claim and runnable keys of those that have not ended. An id without a
+// record (deleted meanwhile) is left out.
+func (s *Store) records(ctx context.Context, ids []string) ([]*sbruntime.Execution, error) {
+	out := make([]*sbruntime.Execution, 0, len(ids))
+	var live []*sbruntime.Execution
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), defaultMaxTxnOps)]
+		ids = ids[len(part):]
+		ops := make([]clientv3.Op, len(part))
+		for i, id := range part {
+			ops[i] = clientv3.OpGet(s.k.execution(id))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read executions: %w", err)
+		}
+		for i := range part {
+			kvs := resp.Responses[i].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				continue
+			}
+			e, err := s.k.decodeExecution(kvs[0])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+			if !e.Status.Terminal() {
+				live = append(live, e)
+			}
+		}
+	}
+	for len(live) > 0 {
+		part := live[:min(len(live), defaultMaxTxnOps/2)]
+		live = live[len(part):]
+		ops := make([]clientv3.Op, 0, 2*len(part))
+		for _, e := range part {
+			ops = append(ops, clientv3.OpGet(s.k.owner(e.ID)), clientv3.OpGet(s.k.runnable(e.ID), clientv3.WithKeysOnly()))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read executions' claims: %w", err)
+		}
+		for i, e := range part {
+			owner := ""
+			if kvs := resp.Responses[2*i].GetResponseRange().Kvs; len(kvs) > 0 {
+				owner = string(kvs[0].Value)
+			}
+			deriveStatus(e, owner, len(resp.Responses[2*i+1].GetResponseRange().Kvs) > 0)
+		}
+	}
+	return out, nil
+}
+
+// listStreams are the index prefixes a listing of f reads.
+func (k Keys) listStreams(f ListFilter) []*indexStream {
+	classes := indexClasses
+	if f.Status != "" {
+		classes = []string{indexClass(f.Status)}
+	}
+	streams := make([]*indexStream, len(classes))
+	for i, c := range classes {
+		p := k.statusIndex(c)
+		if f.Runbook != "" {
+			p = k.runbookIndex(f.Runbook, c)
+		}
+		streams[i] = &indexStream{prefix: p}
+	}
+	return streams
+}
