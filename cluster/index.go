@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -272,4 +273,72 @@ func (k Keys) listStreams(f ListFilter) []*indexStream {
 		streams[i] = &indexStream{prefix: p}
 	}
 	return streams
+}
+
+// indexChunk is how many executions one txn of the index migration indexes.
+const indexChunk = 40
+
+// buildIndex writes the index keys of every stored execution (the
+// migration to format 4), indexChunk executions a txn, oldest first. Each
+// txn is fenced on the migration lock and on the records it indexes, and
+// records its last id in migrating/4: a migrator killed half way resumes
+// after what it did. Puts of index keys are idempotent, so one that died
+// between a txn and its progress loses nothing either.
+func (s *Store) buildIndex(ctx context.Context, fence []clientv3.Cmp) error {
+	progress := s.k.migrating(4)
+	resp, err := s.cli.Get(ctx, progress)
+	if err != nil {
+		return fmt.Errorf("read index progress: %w", err)
+	}
+	from := s.k.executions()
+	if len(resp.Kvs) > 0 {
+		from = s.k.execution(string(resp.Kvs[0].Value)) + "\x00"
+	}
+	end := clientv3.GetPrefixRangeEnd(s.k.executions())
+	for {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(indexChunk))
+		if err != nil {
+			return fmt.Errorf("read executions: %w", err)
+		}
+		if len(resp.Kvs) == 0 {
+			break
+		}
+		cmps := append([]clientv3.Cmp(nil), fence...)
+		var ops []clientv3.Op
+		last := ""
+		for _, kv := range resp.Kvs {
+			e, err := s.k.decodeExecution(kv)
+			if err != nil {
+				continue // not ours to judge: a listing skips what it cannot read
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision))
+			ops = append(ops, s.k.indexOps(e)...)
+			last = e.ID
+		}
+		if last != "" {
+			ops = append(ops, clientv3.OpPut(progress, last))
+			tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+			if err != nil {
+				return fmt.Errorf("index executions: %w", err)
+			}
+			if !tx.Succeeded {
+				held, err := s.cli.Txn(ctx).If(fence...).Commit()
+				if err != nil {
+					return fmt.Errorf("index executions: %w", err)
+				}
+				if !held.Succeeded {
+					return errors.New("index executions: the migration lock was lost")
+				}
+				continue // a record changed meanwhile: read this chunk again
+			}
+		}
+		if !resp.More {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	if _, err := s.cli.Txn(ctx).If(fence...).Then(clientv3.OpDelete(progress)).Commit(); err != nil {
+		return fmt.Errorf("index executions: %w", err)
+	}
+	return nil
 }
