@@ -241,9 +241,9 @@ func (s *Store) Execution(ctx context.Context, id string) (*sbruntime.Execution,
 		owner = string(kvs[0].Value)
 	}
 	deriveStatus(e, owner, len(r[2].GetResponseRange().Kvs) > 0)
-	history, err := decodeHistory(r[3].GetResponseRange().Kvs)
+	history, err := historyOf(r[0].GetResponseRange().Kvs[0].Value, r[3].GetResponseRange().Kvs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("execution %s: %w", id, err)
 	}
 	return e, history, nil
 }
@@ -260,8 +260,30 @@ func decodeHistory(kvs []*mvccpb.KeyValue) ([]*sbruntime.Event, error) {
 		}
 		events = append(events, &ev)
 	}
-	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
+	sortEvents(events)
 	return events, nil
+}
+
+// historyOf is an execution's whole history: the events folded into its
+// record (fold.go) and those under history/<id>/ (kvs), in position order.
+func historyOf(record []byte, kvs []*mvccpb.KeyValue) ([]*sbruntime.Event, error) {
+	folded, err := unfold(record)
+	if err != nil {
+		return nil, err
+	}
+	events, err := decodeHistory(kvs)
+	if err != nil || len(folded) == 0 {
+		return events, err
+	}
+	events = append(folded, events...)
+	sortEvents(events)
+	return events, nil
+}
+
+// sortEvents sorts events by position, stably: an attempt's events follow
+// the earlier ones at the same position, as their keys sort.
+func sortEvents(events []*sbruntime.Event) {
+	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
 }
 
 // deriveStatus turns the stored status into the live one: an execution a node
