@@ -266,7 +266,8 @@ func TestIndexMigrationResumes(t *testing.T) {
 }
 
 // A migrator whose fence fails (it lost the migration lock, or the marker
-// moved) stops with an error at once and writes nothing more.
+// moved) stops with an error at once, whether during a chunk or at its
+// last write, and writes nothing more.
 func TestIndexMigrationStopsWithoutTheLock(t *testing.T) {
 	emb := startSuiteEtcd(t)
 	const n = 2*indexChunk + 1
@@ -276,6 +277,7 @@ func TestIndexMigrationStopsWithoutTheLock(t *testing.T) {
 		done int // chunks committed
 	}{
 		{name: "lost during the second chunk", lose: 2, done: 1},
+		{name: "lost before the last write", lose: 4, done: 3}, // three chunks, then the delete of migrating/4
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
