@@ -433,7 +433,7 @@ func (s *Store) buildIndex(ctx context.Context, fence []clientv3.Cmp) error {
 					return fmt.Errorf("index executions: %w", err)
 				}
 				if !held.Succeeded {
-					return errors.New("index executions: the migration lock was lost")
+					return errLockLost
 				}
 				continue // a record changed meanwhile: read this chunk again
 			}
@@ -443,8 +443,16 @@ func (s *Store) buildIndex(ctx context.Context, fence []clientv3.Cmp) error {
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	if _, err := s.cli.Txn(ctx).If(fence...).Then(clientv3.OpDelete(progress)).Commit(); err != nil {
+	tx, err := s.cli.Txn(ctx).If(fence...).Then(clientv3.OpDelete(progress)).Commit()
+	if err != nil {
 		return fmt.Errorf("index executions: %w", err)
+	}
+	if !tx.Succeeded {
+		return errLockLost
 	}
 	return nil
 }
+
+// errLockLost is a migrator's whose fence failed: another holds the
+// migration lock, or the marker moved.
+var errLockLost = errors.New("index executions: the migration lock was lost")
