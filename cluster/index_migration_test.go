@@ -79,7 +79,7 @@ func format3Store(t *testing.T, emb *Embedded, prefix string, n int) (*Store, []
 		}
 		execs = append(execs, e)
 	}
-	if _, err := s.cli.Delete(ctx, prefix+"ix/", clientv3.WithPrefix()); err != nil {
+	if _, err := s.cli.Delete(ctx, prefix+"ix", clientv3.WithPrefix()); err != nil { // ix/ and ixs/
 		t.Fatal(err)
 	}
 	putMarker(t, s, `{"format":3,"written_by":"starbook v3"}`)
@@ -89,13 +89,15 @@ func format3Store(t *testing.T, emb *Embedded, prefix string, n int) (*Store, []
 // indexKeysOf returns the store's index keys, each with how often it is there.
 func indexKeysOf(t *testing.T, s *Store) map[string]int {
 	t.Helper()
-	resp, err := s.cli.Get(context.Background(), s.k.prefix+"ix/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys := map[string]int{}
-	for _, kv := range resp.Kvs {
-		keys[string(kv.Key)]++
+	for _, family := range []string{"ix/", "ixs/"} { // the index and its sample
+		resp, err := s.cli.Get(context.Background(), s.k.prefix+family, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range resp.Kvs {
+			keys[string(kv.Key)]++
+		}
 	}
 	return keys
 }
