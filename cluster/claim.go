@@ -331,9 +331,16 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	}
 	var foldDeletes []*etcdserverpb.RequestOp
 	if o.Status.Terminal() {
-		if rec, deletes, ok := c.foldEnd(&e, data, o.Checkpoint); ok && len(rec) <= maxRecordBytes {
-			data, foldDeletes = rec, deletes
-			checkpoint.folded()
+		record, deletes, folded := c.foldEnd(&e, data, o.Checkpoint)
+		if !folded {
+			record = data
+		}
+		if stored, err := deflateRecord(record); err == nil && len(stored) <= maxRecordBytes {
+			data = stored
+			if folded {
+				foldDeletes = deletes
+				checkpoint.folded()
+			}
 		}
 	}
 	pbOps := append(make([]*etcdserverpb.RequestOp, 0, 6+len(foldDeletes)), // room for the usual end and its checkpoint

@@ -311,8 +311,12 @@ func (k Keys) decodeExecution(kv *mvccpb.KeyValue) (*sbruntime.Execution, error)
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return nil, fmt.Errorf("decode execution: %q is not an execution key", kv.Key)
 	}
+	record, err := recordJSON(kv.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decode execution %s: %w", id, err)
+	}
 	var e sbruntime.Execution
-	if err := json.Unmarshal(kv.Value, &e); err != nil {
+	if err := json.Unmarshal(record, &e); err != nil {
 		return nil, fmt.Errorf("decode execution %s: %w", id, err)
 	}
 	e.ID = id

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook"
+	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -48,7 +49,11 @@ def main(event):
 		if err != nil || len(resp.Kvs) == 0 {
 			t.Fatalf("record of %s: %v", id, err)
 		}
-		return string(resp.Kvs[0].Value)
+		record, err := cluster.RecordJSON(resp.Kvs[0].Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(record)
 	}
 
 	e, history := tn.runToEnd(t, "steps", "")
@@ -61,7 +66,7 @@ def main(event):
 	if n := historyKeys(e.ID); n != 0 {
 		t.Errorf("an ended run that never waited keeps %d history keys, want 0 (folded)", n)
 	}
-	if !strings.Contains(record(e.ID), `"folded":"`) {
+	if !strings.Contains(record(e.ID), `"folded":[`) {
 		t.Errorf("record has no folded history: %s", record(e.ID))
 	}
 
