@@ -84,12 +84,11 @@ func (k Keys) sampleOf(p string) string {
 }
 
 // indexKeys are the index keys of execution id of runbook in class: two,
-// and their two sample keys when id is sampled and the class is not live
-// (the live class is read whole).
+// and their two sample keys when id is sampled.
 func (k Keys) indexKeys(id, runbook, class string) []string {
 	inv := newestFirst(id)
 	s, r := k.statusIndex(class), k.runbookIndex(runbook, class)
-	if class == classLive || !sampled(id) {
+	if !sampled(id) {
 		return []string{s + inv, r + inv}
 	}
 	return []string{s + inv, r + inv, k.sampleOf(s) + inv, k.sampleOf(r) + inv}
@@ -162,8 +161,7 @@ func (k Keys) indexDeleteOps(e *sbruntime.Execution) []clientv3.Op {
 // deleted with the index keys), so the m-th sample key after the cursor
 // ends a window of about m*sampleEvery keys. Reading the sample counts
 // O(stored/sampleEvery) keys (1,500 at 100,000 stored); reading a window
-// counts O(page + sampleEvery). The live class (the work in flight, not
-// the history) is read without windows.
+// counts O(page + sampleEvery).
 type indexStream struct {
 	prefix string
 	sample string   // the prefix of its sample; "" for none
@@ -373,10 +371,7 @@ func (k Keys) listStreams(f ListFilter) []*indexStream {
 		if f.Runbook != "" {
 			p = k.runbookIndex(f.Runbook, c)
 		}
-		streams[i] = &indexStream{prefix: p}
-		if c != classLive {
-			streams[i].sample = k.sampleOf(p)
-		}
+		streams[i] = &indexStream{prefix: p, sample: k.sampleOf(p)}
 	}
 	return streams
 }

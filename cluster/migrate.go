@@ -50,7 +50,8 @@ type MigrationState struct {
 // are not pinned to version, oldest first. It reads the runbook's live
 // index (the work in flight, not the history kept) and those records.
 func (s *Store) InFlight(ctx context.Context, runbook, version string) ([]string, error) {
-	stream := []*indexStream{{prefix: s.k.runbookIndex(runbook, classLive)}}
+	p := s.k.runbookIndex(runbook, classLive)
+	stream := []*indexStream{{prefix: p, sample: s.k.sampleOf(p)}}
 	var ids []string
 	seen := map[string]bool{}
 	for {
