@@ -249,7 +249,7 @@ func (s *Store) refuseStart(ctx context.Context, e *sbruntime.Execution, err err
 	}
 	ek := s.k.execution(e.ID)
 	if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(ek), "=", 0)).
-		Then(append(append([]clientv3.Op{clientv3.OpPut(ek, string(data))}, s.k.deadLetterOps(e)...), s.k.rollupEndOps(e)...)...).Commit(); err != nil {
+		Then(append(append(append([]clientv3.Op{clientv3.OpPut(ek, string(data))}, s.k.deadLetterOps(e)...), s.k.indexOps(e)...), s.k.rollupEndOps(e)...)...).Commit(); err != nil {
 		return fmt.Errorf("record refused execution %s: %w", e.ID, err)
 	}
 	s.ends.ended(e)

@@ -89,16 +89,16 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 	c.runnableRev = r[2].GetResponseRange().Kvs[0].ModRevision
 	redriven := len(c.Execution.Redrives) > 0
 	var events []*sbruntime.Event // all attempts', when redriven
-	for _, kv := range r[3].GetResponseRange().Kvs {
-		var ev sbruntime.Event
-		if err := json.Unmarshal(kv.Value, &ev); err != nil {
-			_ = c.release(ctx, nil)
-			return nil, fmt.Errorf("claim %s: decode %s: %w", id, kv.Key, err)
-		}
+	history, err := historyOf(execKvs[0].Value, r[3].GetResponseRange().Kvs)
+	if err != nil {
+		_ = c.release(ctx, nil)
+		return nil, fmt.Errorf("claim %s: %w", id, err)
+	}
+	for _, ev := range history {
 		if redriven {
-			events = append(events, &ev)
+			events = append(events, ev)
 		} else {
-			c.History[ev.Position] = &ev
+			c.History[ev.Position] = ev
 		}
 		switch ev.Kind {
 		case sbruntime.KindSleep, sbruntime.KindSignal, sbruntime.KindApproval:
@@ -329,7 +329,21 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		e.Error = fmt.Sprintf("result is %d bytes, over the %d-byte limit (max_result_bytes)", len(data), maxRecordBytes)
 		data, _ = json.Marshal(&e)
 	}
-	pbOps := append(make([]*etcdserverpb.RequestOp, 0, 6), // room for the usual end and its checkpoint
+	var foldDeletes []*etcdserverpb.RequestOp
+	if o.Status.Terminal() {
+		record, deletes, folded := c.foldEnd(&e, data, o.Checkpoint)
+		if !folded {
+			record = data
+		}
+		if stored, err := deflateRecord(record); err == nil && len(stored) <= maxRecordBytes {
+			data = stored
+			if folded {
+				foldDeletes = deletes
+				checkpoint.folded()
+			}
+		}
+	}
+	pbOps := append(make([]*etcdserverpb.RequestOp, 0, 6+len(foldDeletes)), // room for the usual end and its checkpoint
 		putOp([]byte(c.s.k.execution(id)), data),
 		deleteOp([]byte(c.s.k.runnable(id))),
 		deleteOp([]byte(c.s.k.owner(id))))
@@ -339,6 +353,8 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 	if o.Status.Terminal() {
 		pbOps = append(pbOps, deleteOp([]byte(c.s.k.cancel(id))),
 			deletePrefixOp(c.s.k.signals(id))) // kept signals: sent any time
+		pbOps = append(pbOps, c.s.k.indexMovePB(&e, classLive)...)
+		pbOps = append(pbOps, foldDeletes...)
 		pbOps = append(pbOps, c.s.k.rollupEndPB(&e)...) // its SLO end (rollups.go)
 		if c.waited.Load() {
 			ops = append(ops, clientv3.OpDelete(c.s.k.waits(id), clientv3.WithPrefix()),
@@ -353,6 +369,9 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 				ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
 			}
 			ops = append(ops, c.s.k.groupEndOps(&e)...) // no slot or queue entry, but maybe a group
+			if key := c.s.k.alertRunOf(&e); key != "" {
+				ops = append(ops, clientv3.OpDelete(key))
+			}
 		}
 		for _, w := range c.Waits {
 			if w.Deadline != nil {
@@ -446,6 +465,17 @@ func (c *Claim) release(ctx context.Context, checkpoint *checkpointWrite, extra 
 type checkpointWrite struct {
 	key   string
 	value []byte
+	// inRecord is set when the event is folded into the record it ends
+	// (fold.go): its key must still be empty, and is not written.
+	inRecord bool
+}
+
+// folded marks the checkpoint as folded into the end's record; a nil
+// checkpoint stays nil.
+func (w *checkpointWrite) folded() {
+	if w != nil {
+		w.inRecord = true
+	}
 }
 
 // fence adds the event's write to r, if its position is empty: a request
@@ -455,6 +485,8 @@ func (w *checkpointWrite) fence(r *txnReq) *txnReq {
 	if w == nil {
 		return r
 	}
-	r.pbOps = append(r.pbOps, putOp([]byte(w.key), w.value))
+	if !w.inRecord {
+		r.pbOps = append(r.pbOps, putOp([]byte(w.key), w.value))
+	}
 	return r.absent(w.key, func() error { return fmt.Errorf("record %s: %w", w.key, sbruntime.ErrPositionTaken) })
 }

@@ -121,9 +121,16 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	// must not reach the store behind the node's back (gRPC needs a client
 	// the built-ins do not have).
 	ec.EnableGRPCGateway = false
-	// One member has no follower to catch up: keep the in-memory raft log
-	// short (about 20 MB less heap with 40k parked executions).
-	ec.SnapshotCount, ec.SnapshotCatchUpEntries = 2000, 500
+	// Keep the in-memory raft log short: etcd holds every entry since the
+	// last snapshot plus the catch-up entries on the heap, and an entry is a
+	// whole group-commit txn (up to a MiB; about 150 KB while alerts start
+	// runs in bursts). A lone member has no follower to catch up, so it
+	// snapshots every 500 entries and keeps 100; members keep enough for a
+	// follower that fell behind by a few seconds.
+	ec.SnapshotCount, ec.SnapshotCatchUpEntries = 500, 100
+	if cfg.Member != nil {
+		ec.SnapshotCount, ec.SnapshotCatchUpEntries = 2000, 500
+	}
 	ec.UnsafeNoFsync = cfg.NoFsync
 	if cfg.Fast {
 		ec.TickMs, ec.ElectionMs = 10, 100

@@ -84,6 +84,32 @@ func (f *fencingFixture) events(t *testing.T) (writer map[string]string, writes 
 		_ = json.Unmarshal(ev.Result, &who)
 		writer[ev.Position], writes[ev.Position] = who, kv.Version
 	}
+	// Events an end folded into the record (fold.go): written as many times
+	// as their keys were before the end deleted them, once if it had none.
+	rec := f.get(t, f.s.k.execution(f.id))
+	if len(rec.Kvs) == 0 {
+		return writer, writes
+	}
+	folded, err := unfold(rec.Kvs[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(folded) == 0 {
+		return writer, writes
+	}
+	before, err := f.s.cli.Get(f.ctx, f.s.k.history(f.id), clientv3.WithPrefix(), clientv3.WithRev(rec.Kvs[0].ModRevision-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]int64{}
+	for _, kv := range before.Kvs {
+		versions[f.s.k.IDUnder(string(kv.Key), f.s.k.history(f.id))] = kv.Version
+	}
+	for _, ev := range folded {
+		var who string
+		_ = json.Unmarshal(ev.Result, &who)
+		writer[ev.Position], writes[ev.Position] = who, writes[ev.Position]+max(versions[ev.Position], 1)
+	}
 	return writer, writes
 }
 

@@ -21,6 +21,8 @@ import (
 //	3  kept signals, one key each (signals/<id>/<name>/<rev>-<ulid>); a
 //	   node of format 3 still reads and consumes the lists format 2 kept
 //	   in signals/<id>/<name>, and never writes them; group keys
+//	4  the execution index (ix/, see index.go), built for what format 3
+//	   stored by the migration (resumable: migrating/4 says how far it got)
 //
 // Records carry no version of their own: a field per record would cost
 // bytes on every checkpoint (the hot path), and the marker already says
@@ -31,7 +33,7 @@ import (
 // omitempty changes no shape a decoder cares about, but an older node that
 // rewrites such a record drops it: that too needs a format bump, so that
 // older nodes stop before the new release writes it.
-const CurrentFormat = 3
+const CurrentFormat = 4
 
 // formatBeforeMarker is the format of a store with data and no marker.
 const formatBeforeMarker = 1
@@ -77,6 +79,7 @@ var migrations = []Migration{
 	// bump keeps format 2 nodes, which would not see kept signals stored
 	// one key each, from starting beside format 3 ones.
 	{To: 3, Name: "kept signals one key each", Apply: func(context.Context, *Store, []clientv3.Cmp) error { return nil }},
+	{To: 4, Name: "execution index", Apply: func(ctx context.Context, s *Store, fence []clientv3.Cmp) error { return s.buildIndex(ctx, fence) }},
 }
 
 // buildName is what a marker's WrittenBy says of this build.

@@ -64,6 +64,9 @@ import (
 //	                                    the leader reaps it an hour past its until (ReapCircuits)
 //	format                              the store's format marker (Format, see format.go)
 //	migration/                          the lock of a store migration (etcd's concurrency.Mutex)
+//	migrating/<format>                  how far the migration to format got (its last execution id)
+//	ix/s/<class>/<inverted id>          an execution by status class, newest first (index.go)
+//	ix/r/<runbook>/<class>/<inverted id> the same by runbook
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
 //	deadletters/executions/<id>         an execution that ended failed, stuck, dropped, ...
 //	                                    (starbook.DeadLetter), written with its end, until acked
@@ -248,6 +251,10 @@ func (k Keys) Election() string { return k.prefix + "election/" }
 
 func (k Keys) format() string        { return k.prefix + "format" }
 func (k Keys) migrationLock() string { return k.prefix + "migration/" }
+
+// migrating is how far the migration to format to got: the last execution
+// id it did.
+func (k Keys) migrating(to int) string { return k.prefix + "migrating/" + strconv.Itoa(to) }
 
 // probe is a key that is never written (see Keys).
 func (k Keys) probe(what string) string { return k.prefix + what }

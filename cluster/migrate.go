@@ -47,30 +47,31 @@ type MigrationState struct {
 }
 
 // InFlight returns the ids of runbook's executions that have not ended and
-// are not pinned to version, oldest first. It reads every execution record,
-// in chunks: a migration is rare and retention keeps the records few.
+// are not pinned to version, oldest first. It reads the runbook's live
+// index (the work in flight, not the history kept) and those records.
 func (s *Store) InFlight(ctx context.Context, runbook, version string) ([]string, error) {
+	p := s.k.runbookIndex(runbook, classLive)
+	stream := []*indexStream{{prefix: p, sample: s.k.sampleOf(p)}}
 	var ids []string
-	from, end := s.k.executions(), clientv3.GetPrefixRangeEnd(s.k.executions())
+	seen := map[string]bool{}
 	for {
-		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(listChunk),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		page, err := s.newestIDs(ctx, stream, "", listChunk, seen)
 		if err != nil {
 			return nil, fmt.Errorf("list executions of %s: %w", runbook, err)
 		}
-		for _, kv := range resp.Kvs {
-			e, err := s.k.decodeExecution(kv)
-			if err != nil {
-				return nil, err
-			}
+		recs, err := s.records(ctx, page)
+		if err != nil {
+			return nil, fmt.Errorf("list executions of %s: %w", runbook, err)
+		}
+		for _, e := range recs {
 			if e.Runbook == runbook && e.Version != version && !e.Status.Terminal() {
 				ids = append(ids, e.ID)
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
+		if len(page) < listChunk {
+			slices.Reverse(ids)
 			return ids, nil
 		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }
 

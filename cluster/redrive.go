@@ -22,6 +22,21 @@ type RedriveState struct {
 	Rev       int64              // mod revision of the record
 	Owner     string             // the node that owns it, if any
 	Runnable  bool
+	folded    []*sbruntime.Event // the events folded into its record (fold.go)
+}
+
+// unfoldOps write the events folded into st's record back as keys: a
+// redrive rewrites the record without them.
+func (s *Store) unfoldOps(st *RedriveState) ([]clientv3.Op, error) {
+	ops := make([]clientv3.Op, 0, len(st.folded))
+	for _, ev := range st.folded {
+		data, err := ev.EncodeJSON()
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, clientv3.OpPut(s.k.eventAt(st.Execution.ID, ev.Position, ev.Attempt), string(data)))
+	}
+	return ops, nil
 }
 
 // ReadRedrive reads execution id, its history and whether it is owned or
@@ -49,8 +64,11 @@ func (s *Store) ReadRedrive(ctx context.Context, id string) (*RedriveState, erro
 	if o := r[1].GetResponseRange().Kvs; len(o) > 0 {
 		st.Owner = string(o[0].Value)
 	}
-	if st.History, err = decodeHistory(r[3].GetResponseRange().Kvs); err != nil {
-		return nil, err
+	if st.History, err = historyOf(kvs[0].Value, r[3].GetResponseRange().Kvs); err != nil {
+		return nil, fmt.Errorf("execution %s: %w", id, err)
+	}
+	if st.folded, err = unfold(kvs[0].Value); err != nil {
+		return nil, fmt.Errorf("execution %s: %w", id, err)
 	}
 	return st, nil
 }
@@ -78,6 +96,12 @@ func (s *Store) RedriveFailed(ctx context.Context, st *RedriveState, next *sbrun
 	ops := append([]clientv3.Op{clientv3.OpPut(s.k.execution(next.ID), string(data)),
 		clientv3.OpPut(s.k.runnable(next.ID), ""),
 		clientv3.OpDelete(s.k.deadExecution(next.ID))}, s.activeOps(next)...)
+	ops = append(ops, s.k.indexMoveOps(next, indexClass(st.Execution.Status))...)
+	unfolded, err := s.unfoldOps(st)
+	if err != nil {
+		return err
+	}
+	ops = append(ops, unfolded...)
 	ops = append(ops, s.k.rollupRetractOps(st.Execution)...) // it ends again: its end counts no more (rollups.go)
 	tx, err := s.cli.Txn(ctx).If(s.redriveCmps(st)...).Then(ops...).Commit()
 	if err != nil {
@@ -106,6 +130,13 @@ func (s *Store) RedriveStart(ctx context.Context, st *RedriveState, old, fresh *
 		clientv3.OpDelete(s.k.deadExecution(old.ID)),
 		clientv3.OpPut(s.k.execution(fresh.ID), string(data)),
 		clientv3.OpPut(s.k.runnable(fresh.ID), "")}, s.activeOps(fresh)...)
+	ops = append(ops, s.k.indexMoveOps(old, indexClass(st.Execution.Status))...)
+	ops = append(ops, s.k.indexOps(fresh)...)
+	unfolded, err := s.unfoldOps(st)
+	if err != nil {
+		return err
+	}
+	ops = append(ops, unfolded...)
 	tx, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", old.ID, err)

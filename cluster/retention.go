@@ -174,6 +174,7 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.active(e.Runbook, id)),
 		clientv3.OpDelete(k.deadExecution(id)),
 	}
+	ops = append(ops, k.indexDeleteOps(e)...)
 	ops = append(ops, k.groupEndOps(e)...) // its end released it: defensive
 	if e.Trigger.Type == "alert" && e.Trigger.Source != "" {
 		ops = append(ops, clientv3.OpDelete(k.alertRun(e.Trigger.Source, id)))

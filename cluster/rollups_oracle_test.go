@@ -48,7 +48,11 @@ func (s *Store) EndedSince(ctx context.Context, since time.Time, fn func(*sbrunt
 				UpdatedAt time.Time         `json:"updated_at"`
 				EndedAt   *time.Time        `json:"ended_at"`
 			}
-			if err := json.Unmarshal(kv.Value, &e); err != nil {
+			record, err := recordJSON(kv.Value)
+			if err != nil {
+				return fmt.Errorf("decode %s: %w", kv.Key, err)
+			}
+			if err := json.Unmarshal(record, &e); err != nil {
 				return fmt.Errorf("decode %s: %w", kv.Key, err)
 			}
 			if !e.Status.Terminal() || e.EndedAt == nil {

@@ -136,7 +136,7 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r 
 	if pin != nil {
 		cmps = append(cmps, valueIs([]byte(ck), pin.current), modRevision([]byte(rk), pin.rolloutRev))
 	}
-	pbOps := []*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}
+	pbOps := append([]*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}, s.k.indexPB(e)...)
 	ops := s.activeOps(e)
 	if r != nil {
 		ops = append(ops, s.claimOp(e.ID, r))

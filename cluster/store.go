@@ -241,9 +241,9 @@ func (s *Store) Execution(ctx context.Context, id string) (*sbruntime.Execution,
 		owner = string(kvs[0].Value)
 	}
 	deriveStatus(e, owner, len(r[2].GetResponseRange().Kvs) > 0)
-	history, err := decodeHistory(r[3].GetResponseRange().Kvs)
+	history, err := historyOf(r[0].GetResponseRange().Kvs[0].Value, r[3].GetResponseRange().Kvs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("execution %s: %w", id, err)
 	}
 	return e, history, nil
 }
@@ -260,8 +260,30 @@ func decodeHistory(kvs []*mvccpb.KeyValue) ([]*sbruntime.Event, error) {
 		}
 		events = append(events, &ev)
 	}
-	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
+	sortEvents(events)
 	return events, nil
+}
+
+// historyOf is an execution's whole history: the events folded into its
+// record (fold.go) and those under history/<id>/ (kvs), in position order.
+func historyOf(record []byte, kvs []*mvccpb.KeyValue) ([]*sbruntime.Event, error) {
+	folded, err := unfold(record)
+	if err != nil {
+		return nil, err
+	}
+	events, err := decodeHistory(kvs)
+	if err != nil || len(folded) == 0 {
+		return events, err
+	}
+	events = append(folded, events...)
+	sortEvents(events)
+	return events, nil
+}
+
+// sortEvents sorts events by position, stably: an attempt's events follow
+// the earlier ones at the same position, as their keys sort.
+func sortEvents(events []*sbruntime.Event) {
+	slices.SortStableFunc(events, func(a, b *sbruntime.Event) int { return sbruntime.ComparePositions(a.Position, b.Position) })
 }
 
 // deriveStatus turns the stored status into the live one: an execution a node
@@ -289,8 +311,12 @@ func (k Keys) decodeExecution(kv *mvccpb.KeyValue) (*sbruntime.Execution, error)
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return nil, fmt.Errorf("decode execution: %q is not an execution key", kv.Key)
 	}
+	record, err := recordJSON(kv.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decode execution %s: %w", id, err)
+	}
 	var e sbruntime.Execution
-	if err := json.Unmarshal(kv.Value, &e); err != nil {
+	if err := json.Unmarshal(record, &e); err != nil {
 		return nil, fmt.Errorf("decode execution %s: %w", id, err)
 	}
 	e.ID = id
@@ -309,65 +335,41 @@ type ListFilter struct {
 	After string
 }
 
-// listChunk is the most execution records one read of a listing fetches.
+// listChunk is the most index keys one read of a listing fetches.
 const listChunk = 500
 
 // Executions lists executions newest first: up to f.Limit of those matching
-// the filter, starting after f.After.
+// the filter, starting after f.After. It reads O(f.Limit) keys whatever is
+// stored (see index.go): the index keys of the page, then its records.
 func (s *Store) Executions(ctx context.Context, f ListFilter) ([]*sbruntime.Execution, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	live, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(s.k.Owners(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-	).Commit()
-	if err != nil {
-		return nil, fmt.Errorf("list executions: %w", err)
-	}
-	owners, runnable := map[string]string{}, map[string]bool{}
-	for _, kv := range live.Responses[0].GetResponseRange().Kvs {
-		owners[s.k.IDUnder(string(kv.Key), s.k.Owners())] = string(kv.Value)
-	}
-	for _, kv := range live.Responses[1].GetResponseRange().Kvs {
-		runnable[s.k.IDUnder(string(kv.Key), s.k.Runnables())] = true
-	}
+	streams := s.k.listStreams(f)
+	seen := map[string]bool{}
 	var out []*sbruntime.Execution
-	// The range end is exclusive: a cursor starts at the key just before
-	// executions/<after>.
-	end := clientv3.GetPrefixRangeEnd(s.k.executions())
-	if f.After != "" {
-		end = s.k.execution(f.After)
-	}
-	// Read what the page still needs; a filter may match few records, so
-	// each further read of a filtered listing is twice as large, up to
-	// listChunk.
-	size := 0
-	for {
-		size = min(max(f.Limit-len(out), 2*size), listChunk)
-		resp, err := s.cli.Get(ctx, s.k.executions(), clientv3.WithRange(end),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(size)))
+	// A live class's status is derived from claims: a filter on one of
+	// its statuses reads the live ones and keeps the matches, so a page
+	// may take several rounds.
+	for len(out) < f.Limit {
+		ids, err := s.newestIDs(ctx, streams, f.After, f.Limit-len(out), seen)
 		if err != nil {
 			return nil, fmt.Errorf("list executions: %w", err)
 		}
-		for _, kv := range resp.Kvs {
-			e, err := s.k.decodeExecution(kv)
-			if err != nil {
-				return nil, err
-			}
-			deriveStatus(e, owners[e.ID], runnable[e.ID])
-			if (f.Status == "" || e.Status == f.Status) && (f.Runbook == "" || e.Runbook == f.Runbook) {
-				out = append(out, e)
-				if len(out) == f.Limit {
-					return out, nil
-				}
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
+		if len(ids) == 0 {
 			return out, nil
 		}
-		end = string(resp.Kvs[len(resp.Kvs)-1].Key)
+		recs, err := s.records(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("list executions: %w", err)
+		}
+		for _, e := range recs {
+			if (f.Status == "" || e.Status == f.Status) && (f.Runbook == "" || e.Runbook == f.Runbook) {
+				out = append(out, e)
+			}
+		}
 	}
+	return out, nil
 }
 
 // ResolveWait records the outcome of the pending wait at (id, pos) and makes
@@ -452,6 +454,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 			clientv3.OpDelete(s.k.signals(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.k.legacySignalWaits(id), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.k.executionApprovals(id), clientv3.WithPrefix())}, s.k.endOps(e)...)
+		ops = append(ops, s.k.indexMoveOps(e, classLive)...)
 		ops = append(ops, s.k.rollupEndOps(e)...) // its SLO end (rollups.go)
 		// Its usage, with its wall time on the day it ended: no claim is
 		// there to write its outcome.

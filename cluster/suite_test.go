@@ -157,6 +157,33 @@ func (b *etcdBackend) FireWaits(ctx context.Context, id string) (int, error) {
 	return fired, nil
 }
 
+// countFolded counts the writes of the events an end folded into the
+// record (fold.go): their keys' versions as they were just before the end's
+// txn deleted them, and one write for an event folded without a key (the
+// end's own checkpoint).
+func (b *etcdBackend) countFolded(ctx context.Context, id string, h *enginetest.History) error {
+	rec, err := b.s.cli.Get(ctx, b.s.k.execution(id))
+	if err != nil || len(rec.Kvs) == 0 {
+		return err
+	}
+	folded, err := unfold(rec.Kvs[0].Value)
+	if err != nil || len(folded) == 0 {
+		return err
+	}
+	before, err := b.s.cli.Get(ctx, b.s.k.history(id), clientv3.WithPrefix(), clientv3.WithRev(rec.Kvs[0].ModRevision-1))
+	if err != nil {
+		return err
+	}
+	versions := map[string]int{}
+	for _, kv := range before.Kvs {
+		versions[b.s.k.IDUnder(string(kv.Key), b.s.k.history(id))] = int(kv.Version)
+	}
+	for _, ev := range folded {
+		h.Writes[ev.Position] += max(versions[ev.Position], 1)
+	}
+	return nil
+}
+
 func (b *etcdBackend) History(ctx context.Context, id string) (*enginetest.History, error) {
 	e, events, err := b.s.Execution(ctx, id)
 	if err != nil {
@@ -173,6 +200,9 @@ func (b *etcdBackend) History(ctx context.Context, id string) (*enginetest.Histo
 	// A key's version counts its writes since it was created.
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		h.Writes[b.s.k.IDUnder(string(kv.Key), b.s.k.history(id))] = int(kv.Version)
+	}
+	if err := b.countFolded(ctx, id, h); err != nil {
+		return nil, err
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		w, err := b.s.k.decodeWait(kv)

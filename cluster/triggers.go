@@ -25,8 +25,23 @@ import (
 // slot and queue entry, if it had any, are released, it stops counting as
 // active, and its alert group, if it holds one, is released.
 func (k Keys) endOps(e *sbruntime.Execution) []clientv3.Op {
-	return append([]clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
+	ops := append([]clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
 		clientv3.OpDelete(k.active(e.Runbook, e.ID))}, k.groupEndOps(e)...)
+	if key := k.alertRunOf(e); key != "" {
+		ops = append(ops, clientv3.OpDelete(key))
+	}
+	return ops
+}
+
+// alertRunOf is the alerts/<fingerprint>/<id> key of e, a run an alert
+// started ("" for another): it only serves to deliver "resolved" to runs
+// that have not ended, so an end deletes it rather than keep it for its
+// lease's week.
+func (k Keys) alertRunOf(e *sbruntime.Execution) string {
+	if e.Trigger.Type != triggers.TypeAlert || e.Trigger.Source == "" {
+		return ""
+	}
+	return k.alertRun(e.Trigger.Source, e.ID)
 }
 
 // groupEndOps release the alert group of e, a run a coalescing trigger
@@ -405,6 +420,7 @@ func (t *Triggers) writes(ctx context.Context, it *item, status, reason string) 
 		return nil, nil, sbruntime.Inputf("runbook %s: the event is %d bytes, over the %d-byte limit of an execution", e.Runbook, len(data), maxRecordBytes)
 	}
 	ops = append(ops, clientv3.OpPut(k.execution(e.ID), string(data)))
+	ops = append(ops, k.indexOps(e)...)
 	var cmps []clientv3.Cmp
 	if it.pinned && status != triggers.StatusDropped {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k.rollout(e.Runbook)), "=", it.pinRev))
