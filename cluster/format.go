@@ -21,8 +21,10 @@ import (
 //	3  kept signals, one key each (signals/<id>/<name>/<rev>-<ulid>); a
 //	   node of format 3 still reads and consumes the lists format 2 kept
 //	   in signals/<id>/<name>, and never writes them; group keys
-//	4  the execution index (ix/, see index.go), built for what format 3
-//	   stored by the migration (resumable: migrating/4 says how far it got)
+//	4  the execution index (ix/, ixs/, see index.go) and the SLO and usage
+//	   rollups (rollups.go), built for what format 3 stored by the
+//	   migration (resumable: migrating/4 and slo/built say how far it got);
+//	   ended records stored deflated, their history folded in (fold.go)
 //
 // Records carry no version of their own: a field per record would cost
 // bytes on every checkpoint (the hot path), and the marker already says
@@ -79,7 +81,12 @@ var migrations = []Migration{
 	// bump keeps format 2 nodes, which would not see kept signals stored
 	// one key each, from starting beside format 3 ones.
 	{To: 3, Name: "kept signals one key each", Apply: func(context.Context, *Store, []clientv3.Cmp) error { return nil }},
-	{To: 4, Name: "execution index", Apply: func(ctx context.Context, s *Store, fence []clientv3.Cmp) error { return s.buildIndex(ctx, fence) }},
+	{To: 4, Name: "execution index and rollups", Apply: func(ctx context.Context, s *Store, fence []clientv3.Cmp) error {
+		if err := s.buildIndex(ctx, fence); err != nil {
+			return err
+		}
+		return s.BuildRollups(ctx, fence...)
+	}},
 }
 
 // buildName is what a marker's WrittenBy says of this build.
