@@ -37,6 +37,9 @@ type EmbeddedConfig struct {
 	Defrag Defrag
 	// Compaction configures the member's compaction of old revisions.
 	Compaction Compaction
+	// Quota is the member's --quota-backend-bytes; 0 keeps etcd's default
+	// (2 GiB). See package quota.
+	Quota int64
 	// Member, when set, makes this one member of a cluster of embedded
 	// members (serve --initial-cluster) instead of a cluster of its own.
 	// Fast does not apply then: raft's timing is the Member's.
@@ -117,6 +120,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		ec.AutoCompactionRetention = "1h"
 	}
 	ec.MaxTxnOps = EmbeddedMaxTxnOps
+	ec.QuotaBackendBytes = cfg.Quota
 	// No HTTP/JSON gateway: runbooks' http.* calls run on this host, and
 	// must not reach the store behind the node's back (gRPC needs a client
 	// the built-ins do not have).

@@ -16,6 +16,7 @@ import (
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/downstream"
 	"github.com/starbook/starbook/policy"
+	"github.com/starbook/starbook/quota"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// besides when a run ends here or a rollout changes (default 5s): runs
 	// that end on other nodes are counted at the next tick.
 	RolloutTick time.Duration
+	// Storage, when set, refuses cron's new runs while the store is nearly
+	// full (they become dead letters, reason storage), and is told at once
+	// of a write etcd refused for its quota. See storage.go.
+	Storage *quota.Guard
 }
 
 // Node claims runnable executions and runs them; the elected leader also fires
@@ -478,7 +483,11 @@ func (n *Node) claimAndRun(s *concurrency.Session, id string) {
 	defer n.untrack(id, cancel)
 	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, s.Lease())
 	if err != nil {
-		if !errors.Is(err, cluster.ErrNotClaimable) {
+		switch {
+		case errors.Is(err, cluster.ErrNotClaimable):
+		case n.noticeNoSpace(err, n.log.With("execution", id), "claiming executions"):
+			n.claimAgainAfter(id, noSpaceRetry)
+		default:
 			n.log.Warn("claim", "execution", id, "err", err)
 			n.claimAgainLater(id)
 		}
@@ -495,8 +504,12 @@ const claimRetry = 100 * time.Millisecond
 
 // claimAgainLater queues id again after claimRetry, if it is still runnable
 // and unowned then.
-func (n *Node) claimAgainLater(id string) {
-	time.AfterFunc(claimRetry, func() {
+func (n *Node) claimAgainLater(id string) { n.claimAgainAfter(id, claimRetry) }
+
+// claimAgainAfter queues id again after d, if it is still runnable and
+// unowned then.
+func (n *Node) claimAgainAfter(id string, d time.Duration) {
+	time.AfterFunc(d, func() {
 		n.mu.Lock()
 		if n.runnable[id] && !n.owned[id] && n.running[id] == nil {
 			n.enqueueLocked(id)
@@ -645,7 +658,9 @@ func (n *Node) finish(claim *cluster.Claim, s *concurrency.Session, o sbruntime.
 			log.Info("claim lost before the outcome was recorded; its new owner replays it")
 			return false
 		}
-		log.Warn("finish; retrying", "err", err, "in", backoff)
+		if !n.noticeNoSpace(err, log, "recording the outcomes of runs") {
+			log.Warn("finish; retrying", "err", err, "in", backoff)
+		}
 		select {
 		case <-s.Done():
 			return false // the claim expired with the session
