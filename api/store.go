@@ -26,7 +26,14 @@ func (h *handler) storeSpace(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// freeRequest is POST /api/v1/store/free's body: empty or {}.
+type freeRequest struct{}
+
 func (h *handler) freeStore(w http.ResponseWriter, r *http.Request) error {
+	var req freeRequest
+	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
+		return err
+	}
 	sp, err := h.svc.(starbook.StorageKeeper).FreeStore(r.Context())
 	if err != nil {
 		return err
