@@ -86,7 +86,8 @@ type Node struct {
 	drain         chan struct{}
 	drainOnce     sync.Once
 	wg            sync.WaitGroup
-	runs          *runPool // the goroutines that run executions
+	runs          *runPool     // the goroutines that run executions
+	noSpaceLogged atomic.Int64 // when NOSPACE was last logged, unix ns (storage.go)
 }
 
 // New joins the cluster: it opens the store's format (cluster.OpenFormat:
@@ -630,7 +631,7 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 				Gate:            gate, Policy: n.runPolicy(log)})
 		}
 	}
-	if !n.finish(claim, s, outcome, log) {
+	if !n.finish(runCtx, claim, s, outcome, log) {
 		return
 	}
 	switch {
@@ -643,10 +644,14 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 	}
 }
 
-// finish records the outcome, retrying while etcd is unreachable: a claim
-// that is neither finished nor released would hold its execution for as long
-// as this node's session lives. It reports whether the outcome was recorded.
-func (n *Node) finish(claim *cluster.Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
+// finish records the outcome, retrying while etcd is unreachable or out of
+// space: a claim that is neither finished nor released would hold its
+// execution for as long as this node's session lives. It gives up when the
+// node stops for good (runCtx's cause ErrStopping, after StopGrace): the
+// session's close then releases the claim and the outcome is replayed. It
+// reports whether the outcome was recorded.
+func (n *Node) finish(runCtx context.Context, claim *cluster.Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
+	stopping := runCtx.Done()
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := claim.Finish(ctx, o)
@@ -664,6 +669,12 @@ func (n *Node) finish(claim *cluster.Claim, s *concurrency.Session, o sbruntime.
 		select {
 		case <-s.Done():
 			return false // the claim expired with the session
+		case <-stopping:
+			if errors.Is(context.Cause(runCtx), sbruntime.ErrStopping) {
+				log.Warn("node stopping: outcome not recorded; the run is replayed where its history ends", "err", err)
+				return false
+			}
+			stopping = nil // cancelled by its user: the outcome says so, record it
 		case <-time.After(backoff):
 		}
 	}

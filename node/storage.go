@@ -2,7 +2,6 @@ package node
 
 import (
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/starbook/starbook/cluster"
@@ -27,9 +26,6 @@ const noSpaceRetry = 2 * time.Second
 // however many runs meet it.
 const noSpaceLogEvery = 30 * time.Second
 
-// noSpaceLogged is when the node last logged NOSPACE (unix nanoseconds).
-var noSpaceLogged atomic.Int64
-
 // noticeNoSpace reports whether err is etcd's NOSPACE; if so it tells the
 // storage guard (which refuses new starts at once) and logs what to do, at
 // most once per noSpaceLogEvery per process.
@@ -38,8 +34,8 @@ func (n *Node) noticeNoSpace(err error, log *slog.Logger, what string) bool {
 		return false
 	}
 	n.cfg.Storage.Noticed(err)
-	now, last := time.Now().UnixNano(), noSpaceLogged.Load()
-	if now-last >= int64(noSpaceLogEvery) && noSpaceLogged.CompareAndSwap(last, now) {
+	now, last := time.Now().UnixNano(), n.noSpaceLogged.Load()
+	if now-last >= int64(noSpaceLogEvery) && n.noSpaceLogged.CompareAndSwap(last, now) {
 		log.Error("etcd is out of space (NOSPACE): "+what+" waits until writes succeed again; no run is lost. "+quota.Remedy, "err", err)
 	}
 	return true

@@ -182,7 +182,11 @@ func TestStoreFullRefusesStartsAndLosesNoRun(t *testing.T) {
 	w1, w2 := start("wait"), start("wait")
 	waitFor(t, func() bool { return status(w1) == sbruntime.StatusWaiting && status(w2) == sbruntime.StatusWaiting })
 	h := start("hold")
-	<-hs.held
+	select {
+	case <-hs.held:
+	case <-ctx.Done():
+		t.Fatal("the hold step never ran")
+	}
 
 	// Fill to 90%: new starts are refused, and say what to do.
 	filler := strings.Repeat("x", 64<<10)
