@@ -111,7 +111,8 @@ func TestStoreFullRefusesStartsAndLosesNoRun(t *testing.T) {
 	const quotaBytes = 8 << 20
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true, Quota: quotaBytes})
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true,
+		Quota: quotaBytes, CommitEachWrite: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,25 +189,25 @@ func TestStoreFullRefusesStartsAndLosesNoRun(t *testing.T) {
 		t.Fatal("the hold step never ran")
 	}
 
-	// Fill to 90%: new starts are refused, and say what to do.
+	// Fill to 90%: new starts are refused, and say what to do. etcd's size
+	// (what the quota is checked against, and Status reports) is refreshed
+	// at each backend commit: the member commits each write here
+	// (CommitEachWrite), else a burst of puts would overshoot the quota
+	// before the guard reads 90%.
 	filler := strings.Repeat("x", 64<<10)
 	puts := 0
-	fill := func(until func() bool) error {
-		for !until() {
-			if _, err := emb.Client.Put(ctx, fmt.Sprintf("/filler/%06d", puts), filler); err != nil {
-				return err
-			}
-			puts++
-		}
-		return nil
+	put := func() error {
+		_, err := emb.Client.Put(ctx, fmt.Sprintf("/filler/%06d", puts), filler)
+		puts++
+		return err
 	}
-	if err := fill(func() bool {
+	for guard.Admit() == nil {
+		if err := put(); err != nil {
+			t.Fatalf("filling to 90%% after %d puts: %v", puts, err)
+		}
 		if _, err := guard.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return guard.Admit() != nil
-	}); err != nil {
-		t.Fatalf("filling to 90%% after %d puts: %v", puts, err)
 	}
 	r, _ := guard.Reading()
 	t.Logf("refusing after %d puts of 64 KiB: db %d of %d bytes (%d in use)", puts, r.Size, r.Quota, r.InUse)
@@ -265,7 +266,10 @@ func TestStoreFullRefusesStartsAndLosesNoRun(t *testing.T) {
 	awaitCompleted(w1)
 
 	// Past the quota etcd refuses every write: the held step's end waits.
-	if err := fill(func() bool { return false }); !quota.IsNoSpace(err) {
+	for err == nil {
+		err = put()
+	}
+	if !quota.IsNoSpace(err) {
 		t.Fatalf("filling past the quota: %v, want NOSPACE", err)
 	}
 	waitFor(t, func() bool {
