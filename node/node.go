@@ -634,6 +634,14 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 	if !n.finish(runCtx, claim, s, outcome, log) {
 		return
 	}
+	if outcome.Err != nil {
+		// Released and still runnable: queued again when this run lets go
+		// (untrack), in case the watch saw the release while it still ran
+		// here (after finish retried a write etcd refused, it often does).
+		n.mu.Lock()
+		n.runnableAgain[id] = true
+		n.mu.Unlock()
+	}
 	switch {
 	case outcome.Err != nil:
 		log.Info("run stopped", "reason", outcome.Err)
