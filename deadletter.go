@@ -20,11 +20,12 @@ const (
 	ReasonNoRunbook          = "no_runbook"          // a trigger event that matched no runbook
 	ReasonRefused            = "refused"             // a trigger event a schema or a budget refused
 	ReasonOverflow           = "overflow"            // a coalesced alert its group's run had no room for
+	ReasonStorage            = "storage"             // a trigger event refused while the store was full (package quota)
 )
 
 // DeadLetterReasons lists every reason, executions' first.
 var DeadLetterReasons = []string{ReasonFailed, ReasonStuck, ReasonCompensationFailed, ReasonDropped,
-	ReasonBudget, ReasonNoRunbook, ReasonRefused, ReasonOverflow}
+	ReasonBudget, ReasonNoRunbook, ReasonRefused, ReasonOverflow, ReasonStorage}
 
 // Dead-letter kinds.
 const (

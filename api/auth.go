@@ -26,6 +26,8 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/waits":                                    auth.Read,
 	"GET /api/v1/audit":                                    auth.Audit,
 	"GET /api/v1/snapshot":                                 auth.Snapshot,
+	"GET /api/v1/store":                                    auth.Read,
+	"POST /api/v1/store/free":                              auth.Apply,
 	"POST /api/v1/runbooks":                                auth.Apply,
 	"GET /api/v1/runbooks/{name}/rollout":                  auth.Read,
 	"POST /api/v1/runbooks/{name}/rollout/promote":         auth.Apply,

@@ -97,6 +97,7 @@ def main(event):
 		"POST /api/v1/executions/{id}/redrive":                 `{"from": "start", "version": "current"}`,
 		"POST /api/v1/runbooks/{name}/rollout/promote":         `{}`,
 		"POST /api/v1/runbooks/{name}/rollout/abort":           `{}`,
+		"POST /api/v1/store/free":                              `{}`,
 	}
 	// A wrong-typed body per route: the right JSON shape, the wrong types.
 	wrongTypes := map[string]string{
@@ -114,6 +115,7 @@ def main(event):
 		"POST /api/v1/executions/{id}/redrive":                 `{"from": "start", "dry_run": "yes"}`,
 		"POST /api/v1/runbooks/{name}/rollout/promote":         `"now"`,
 		"POST /api/v1/runbooks/{name}/rollout/abort":           `"now"`,
+		"POST /api/v1/store/free":                              `{"now": true}`,
 	}
 	bigBody := func(pattern string) []byte {
 		n := matrixLimits.Body

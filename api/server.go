@@ -68,6 +68,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.usageRoutes()
 	h.policyRoutes()
 	h.snapshotRoutes()
+	h.storeRoutes()
 	for _, opt := range opts {
 		opt(h)
 	}
@@ -443,6 +444,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, ie.Error())
 	case errors.As(err, &le):
 		writeError(w, http.StatusTooManyRequests, le.Error())
+	case errors.Is(err, sbruntime.ErrStorageFull):
+		// Nothing was started: the caller (Alertmanager, a webhook's
+		// sender) may try again once space is freed.
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusInsufficientStorage, err.Error())
 	case errors.Is(err, sbruntime.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, sbruntime.ErrConflict):

@@ -37,6 +37,13 @@ type EmbeddedConfig struct {
 	Defrag Defrag
 	// Compaction configures the member's compaction of old revisions.
 	Compaction Compaction
+	// Quota is the member's --quota-backend-bytes; 0 keeps etcd's default
+	// (2 GiB). See package quota.
+	Quota int64
+	// CommitEachWrite commits the member's backend after every write, not
+	// every 100 ms: its size (what the quota is checked against, and Status
+	// reports) is then current when a write returns. Tests only.
+	CommitEachWrite bool
 	// Member, when set, makes this one member of a cluster of embedded
 	// members (serve --initial-cluster) instead of a cluster of its own.
 	// Fast does not apply then: raft's timing is the Member's.
@@ -117,6 +124,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		ec.AutoCompactionRetention = "1h"
 	}
 	ec.MaxTxnOps = EmbeddedMaxTxnOps
+	ec.QuotaBackendBytes = cfg.Quota
+	if cfg.CommitEachWrite {
+		ec.BackendBatchLimit = 1
+	}
 	// No HTTP/JSON gateway: runbooks' http.* calls run on this host, and
 	// must not reach the store behind the node's back (gRPC needs a client
 	// the built-ins do not have).

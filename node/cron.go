@@ -52,7 +52,7 @@ func (n *Node) runCron(ctx context.Context, tr *cluster.Triggers) {
 			}
 		})
 	})
-	sched := &triggers.Scheduler{Clock: n.clock(), Store: tr, Index: tr.Index(), Logger: n.log.With("duty", "cron"), Changed: changed}
+	sched := &triggers.Scheduler{Clock: n.clock(), Store: n.cronStore(tr), Index: tr.Index(), Logger: n.log.With("duty", "cron"), Changed: changed}
 	_ = sched.Run(ctx)
 }
 

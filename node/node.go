@@ -16,6 +16,7 @@ import (
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/downstream"
 	"github.com/starbook/starbook/policy"
+	"github.com/starbook/starbook/quota"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
@@ -47,6 +48,10 @@ type Config struct {
 	// besides when a run ends here or a rollout changes (default 5s): runs
 	// that end on other nodes are counted at the next tick.
 	RolloutTick time.Duration
+	// Storage, when set, refuses cron's new runs while the store is nearly
+	// full (they become dead letters, reason storage), and is told at once
+	// of a write etcd refused for its quota. See storage.go.
+	Storage *quota.Guard
 }
 
 // Node claims runnable executions and runs them; the elected leader also fires
@@ -81,7 +86,8 @@ type Node struct {
 	drain         chan struct{}
 	drainOnce     sync.Once
 	wg            sync.WaitGroup
-	runs          *runPool // the goroutines that run executions
+	runs          *runPool     // the goroutines that run executions
+	noSpaceLogged atomic.Int64 // when NOSPACE was last logged, unix ns (storage.go)
 }
 
 // New joins the cluster: it opens the store's format (cluster.OpenFormat:
@@ -478,7 +484,11 @@ func (n *Node) claimAndRun(s *concurrency.Session, id string) {
 	defer n.untrack(id, cancel)
 	claim, err := n.store.Claim(runCtx, id, n.cfg.ID, s.Lease())
 	if err != nil {
-		if !errors.Is(err, cluster.ErrNotClaimable) {
+		switch {
+		case errors.Is(err, cluster.ErrNotClaimable):
+		case n.noticeNoSpace(err, n.log.With("execution", id), "claiming executions"):
+			n.claimAgainAfter(id, noSpaceRetry)
+		default:
 			n.log.Warn("claim", "execution", id, "err", err)
 			n.claimAgainLater(id)
 		}
@@ -495,8 +505,12 @@ const claimRetry = 100 * time.Millisecond
 
 // claimAgainLater queues id again after claimRetry, if it is still runnable
 // and unowned then.
-func (n *Node) claimAgainLater(id string) {
-	time.AfterFunc(claimRetry, func() {
+func (n *Node) claimAgainLater(id string) { n.claimAgainAfter(id, claimRetry) }
+
+// claimAgainAfter queues id again after d, if it is still runnable and
+// unowned then.
+func (n *Node) claimAgainAfter(id string, d time.Duration) {
+	time.AfterFunc(d, func() {
 		n.mu.Lock()
 		if n.runnable[id] && !n.owned[id] && n.running[id] == nil {
 			n.enqueueLocked(id)
@@ -617,8 +631,16 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 				Gate:            gate, Policy: n.runPolicy(log)})
 		}
 	}
-	if !n.finish(claim, s, outcome, log) {
+	if !n.finish(runCtx, claim, s, outcome, log) {
 		return
+	}
+	if outcome.Err != nil {
+		// Released and still runnable: queued again when this run lets go
+		// (untrack), in case the watch saw the release while it still ran
+		// here (after finish retried a write etcd refused, it often does).
+		n.mu.Lock()
+		n.runnableAgain[id] = true
+		n.mu.Unlock()
 	}
 	switch {
 	case outcome.Err != nil:
@@ -630,10 +652,14 @@ func (n *Node) run(runCtx context.Context, s *concurrency.Session, claim *cluste
 	}
 }
 
-// finish records the outcome, retrying while etcd is unreachable: a claim
-// that is neither finished nor released would hold its execution for as long
-// as this node's session lives. It reports whether the outcome was recorded.
-func (n *Node) finish(claim *cluster.Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
+// finish records the outcome, retrying while etcd is unreachable or out of
+// space: a claim that is neither finished nor released would hold its
+// execution for as long as this node's session lives. It gives up when the
+// node stops for good (runCtx's cause ErrStopping, after StopGrace): the
+// session's close then releases the claim and the outcome is replayed. It
+// reports whether the outcome was recorded.
+func (n *Node) finish(runCtx context.Context, claim *cluster.Claim, s *concurrency.Session, o sbruntime.Outcome, log *slog.Logger) bool {
+	stopping := runCtx.Done()
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := claim.Finish(ctx, o)
@@ -645,10 +671,18 @@ func (n *Node) finish(claim *cluster.Claim, s *concurrency.Session, o sbruntime.
 			log.Info("claim lost before the outcome was recorded; its new owner replays it")
 			return false
 		}
-		log.Warn("finish; retrying", "err", err, "in", backoff)
+		if !n.noticeNoSpace(err, log, "recording the outcomes of runs") {
+			log.Warn("finish; retrying", "err", err, "in", backoff)
+		}
 		select {
 		case <-s.Done():
 			return false // the claim expired with the session
+		case <-stopping:
+			if errors.Is(context.Cause(runCtx), sbruntime.ErrStopping) {
+				log.Warn("node stopping: outcome not recorded; the run is replayed where its history ends", "err", err)
+				return false
+			}
+			stopping = nil // cancelled by its user: the outcome says so, record it
 		case <-time.After(backoff):
 		}
 	}

@@ -92,6 +92,10 @@ func abort(err error) bool {
 // stops without an outcome and is retried by whichever node claims it next.
 var ErrStore = errors.New("store unavailable")
 
+// ErrStorageFull marks a start refused because the store is nearly out of
+// space (its etcd quota): nothing was stored; running executions go on.
+var ErrStorageFull = errors.New("storage full")
+
 type storeError struct{ err error }
 
 func (e *storeError) Error() string   { return "checkpoint: " + e.err.Error() }

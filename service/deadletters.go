@@ -48,6 +48,11 @@ func (s *Service) Redrive(ctx context.Context, id string, r starbook.RedriveRequ
 	if r.Version != starbook.RedriveVersionPin && r.Version != starbook.RedriveVersionLast {
 		return nil, nil, sbruntime.Inputf("version %q: want pinned or current", r.Version)
 	}
+	if !r.DryRun { // a redrive runs again: a new start, refused while the store is full
+		if err := s.Storage.Admit(); err != nil {
+			return nil, nil, err
+		}
+	}
 	st, err := s.Store.ReadRedrive(ctx, id)
 	if err != nil {
 		return nil, nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/node"
 	"github.com/starbook/starbook/policy"
+	"github.com/starbook/starbook/quota"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -31,6 +32,9 @@ type Service struct {
 	Node     *node.Node
 	Builtins starlark.StringDict
 	Now      func() time.Time
+	// Storage, when set, refuses new executions while the store is nearly
+	// full (a *quota.FullError, runtime.ErrStorageFull); nil admits all.
+	Storage *quota.Guard
 
 	idMu     sync.Mutex
 	entropy  *ulid.MonotonicEntropy
@@ -121,8 +125,12 @@ func (s *Service) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, erro
 	return out, nil
 }
 
-// Start creates an execution of the runbook's current version.
+// Start creates an execution of the runbook's current version. While the
+// store is nearly full it creates nothing and returns a *quota.FullError.
 func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error) {
+	if err := s.Storage.Admit(); err != nil {
+		return nil, err
+	}
 	if len(input) > 0 {
 		// Compact, as it is stored: the record then encodes without
 		// reflection (Execution.EncodeJSON).

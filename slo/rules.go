@@ -189,4 +189,10 @@ max by (runbook) (sum without (reason) (starbook_dead_letters))
 	{"StarbookNodeGone", `max(max_over_time(starbook_nodes[1h])) - max(starbook_nodes) > 0`, "5m", "ticket",
 		"A starbook node left the cluster",
 		"{{ $value }} fewer nodes are registered than at most in the last hour: a node lost its session. Its runs were taken over; check it (starbook cluster)."},
+	{"StarbookStoreNearlyFull", `max(starbook_etcd_db_bytes / starbook_etcd_quota_bytes) > 0.8`, "5m", "ticket",
+		"starbook's etcd is over 80% of its quota",
+		"etcd's db file is {{ $value | humanizePercentage }} of its quota: from 90% starbook refuses new runs, past 100% etcd refuses every write (NOSPACE). Free space: a shorter serve --retention, then starbook store free (compact, defrag, disarm NOSPACE), or raise serve --etcd-quota. starbook store shows it."},
+	{"StarbookStoreFull", `max(starbook_storage_full) > 0`, "1m", "page",
+		"starbook refuses new runs: its etcd is full",
+		"At 90% of etcd's quota, or under etcd's NOSPACE alarm, starbook refuses new runs (API 507, alerts and webhooks 507 and dead letters with reason storage); runs in flight go on, or wait for space. Free space: a shorter serve --retention, then starbook store free, or raise serve --etcd-quota."},
 }

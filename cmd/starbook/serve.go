@@ -51,6 +51,7 @@ type serveFlags struct {
 	snapshots     snapshot.Periodic
 	members       memberFlags
 	httpLimits    []string // node-wide downstream limits, host=rate,concurrency
+	quota         quotaFlags
 }
 
 var serveCmd = func() *cobra.Command {
@@ -89,6 +90,7 @@ var serveCmd = func() *cobra.Command {
 	fl.StringArrayVar(&f.httpLimits, "http-limit", nil, "node-wide limit of a downstream host, host=rate,concurrency (e.g. api.example.com=10/s,5; either may be empty), repeatable; combined with the runbooks' http_limit() declarations, the strictest winning")
 	f.security.register(fl)
 	f.members.register(fl)
+	f.quota.register(fl)
 	return cmd
 }()
 
@@ -129,6 +131,10 @@ func serve(ctx context.Context, f serveFlags) error {
 	scrubber := sbruntime.NewScrubber()
 	logger := slog.New(observe.LogHandler(scrubber.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
 	sec.logStart(logger)
+	quotaBytes, err := f.quota.bytes(f.etcdEndpoints == "", logger)
+	if err != nil {
+		return err
+	}
 	var policyFiles map[string]string
 	if f.policies != "" { // refused before anything starts: nothing is stored
 		if policyFiles, err = loadPolicyDir(ctx, f.policies); err != nil {
@@ -173,7 +179,7 @@ func serve(ctx context.Context, f serveFlags) error {
 			}
 		}
 		emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: f.dataDir, Fast: true, TLS: sec.etcdTLS,
-			ClientURL: clientURL, Defrag: cluster.Defrag{Logger: logger}, Member: member})
+			ClientURL: clientURL, Defrag: cluster.Defrag{Logger: logger}, Member: member, Quota: quotaBytes})
 		if err != nil {
 			return err
 		}
@@ -202,6 +208,9 @@ func serve(ctx context.Context, f serveFlags) error {
 
 	metrics := observe.NewMetrics()
 	observe.InstrumentEtcd(cli, metrics)
+	storage, stopGuard := startGuard(ctx, cli, quotaBytes, f.etcdEndpoints == "", logger)
+	defer stopGuard()
+	metrics.WatchStorage(storage)
 	nodeID, err := resolveNodeID(f)
 	if err != nil {
 		return err
@@ -244,6 +253,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	svc := service.New(store, bi)
+	svc.Storage = storage
 	if policyFiles != nil { // before the runbooks (they are judged by them) and the node
 		set, err := svc.ApplyPolicies(ctx, policyFiles)
 		if err != nil {
@@ -272,7 +282,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	worker, err := node.New(ctx, store, node.Config{
 		ID: nodeID, Workers: f.workers, SessionTTL: f.sessionTTL, StopGrace: f.stopGrace,
 		Limits: f.limits, Builtins: bi, Logger: logger, LeaderTasks: leaderTasks, Guards: guards,
-		Observer: &observe.Observer{Metrics: metrics, Tracing: tracing, Node: nodeID},
+		Observer: &observe.Observer{Metrics: metrics, Tracing: tracing, Node: nodeID}, Storage: storage,
 	})
 	if err != nil {
 		return err
@@ -282,7 +292,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
-	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy, metrics),
+	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy, metrics, storage),
 		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)}
 	if members != nil {
 		apiOpts = append(apiOpts, api.WithMembers(members))

@@ -122,7 +122,10 @@ func OnCall() *dashboard.DashboardBuilder {
 		WithPanel(single("Leader", "short", "Nodes that report being leader: 1, or alerts fire.", query(`sum(starbook_leader)`, "leaders"))).
 		WithPanel(single("Nodes", "short", "Nodes registered in etcd.", query(`max(starbook_nodes)`, "nodes"))).
 		WithPanel(series("etcd errors", "reqps", "Failed etcd requests per second, by node and operation.",
-			query(`sum by (instance, op) (rate(starbook_etcd_request_errors_total[$__rate_interval]))`, "{{instance}} {{op}}")))
+			query(`sum by (instance, op) (rate(starbook_etcd_request_errors_total[$__rate_interval]))`, "{{instance}} {{op}}"))).
+		WithPanel(series("etcd space", "percentunit", "etcd's db file (and the part of it in use) over its quota, largest member. From 90% new runs are refused; past 100% etcd refuses every write (NOSPACE). starbook store shows it, starbook store free compacts, defragments and disarms.",
+			query(`max(starbook_etcd_db_bytes / starbook_etcd_quota_bytes)`, "db file"),
+			query(`max(starbook_etcd_db_in_use_bytes / starbook_etcd_quota_bytes)`, "in use")))
 }
 
 // Debug is for finding out why: step latencies, retries, replays, run

@@ -54,6 +54,10 @@ var rules = []archtest.Rule{
 		Why: "downstream protection is a leaf: builtins route requests through it, cluster stores its circuits and node feeds it membership, all through its types and its Circuits interface",
 	},
 	{
+		Pkg: "quota/...", Forbid: []string{"cluster/...", "node/...", "service/...", "api/...", "builtins/...", "cmd/..."},
+		Why: "the storage guard has one job: it reads etcd's size through its client and knows none of starbook's keys; service, node and the hooks ask it, and the embedded member's package-to-be sits beside it",
+	},
+	{
 		Pkg: "node/...", Forbid: []string{"service/...", "api/..."},
 		Why: "the worker and leader loops sit below the application service and the HTTP API, which drive them",
 	},
