@@ -250,6 +250,7 @@ func runScaleSize(ctx context.Context, cfg ScaleConfig, parent string, n int) (*
 			return nil, tailLog(err)
 		}
 		fig(q.name, v)
+		logf("%s %s ms", q.name, num(v))
 	}
 	if err := c.checkPages(ctx, n); err != nil {
 		return nil, err
@@ -265,6 +266,7 @@ func runScaleSize(ctx context.Context, cfg ScaleConfig, parent string, n int) (*
 			return nil, fmt.Errorf("walking every page listed %d executions, want %d", listed, n)
 		}
 		walks = append(walks, d.Seconds()/float64(n)*10_000)
+		logf("walked every page in %.1f s", d.Seconds())
 		if d > 20*time.Second {
 			break
 		}
