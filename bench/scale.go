@@ -36,14 +36,17 @@ import (
 // binary on a fresh embedded etcd (fsync on), loaded through the
 // Alertmanager hook with N alerts that each start a one-step run (every
 // tenth fails), then measured through the HTTP API as the CLI and the UI
-// read it: client round trips on loopback.
+// read it: client round trips on loopback. The nodes of every size stay up
+// together while their pages are read, the sizes taking turns, so that a
+// ratio between sizes compares the same moments of a machine whose load
+// drifts.
 
 // ScaleConfig sizes a scale run.
 type ScaleConfig struct {
 	Sizes   []int  // ended executions to load, one fresh node each
 	Binary  string // the starbook binary the nodes run
 	Repeats int    // repeats of each latency figure (default 7); restarts take min(Repeats, 3)
-	Dir     string // scratch directory (a temp dir when empty); each size's data dir is removed after it
+	Dir     string // scratch directory (a temp dir when empty); the nodes' data dirs are removed at the end
 	Out     io.Writer
 	JSON    bool      // write one JSON document instead of the tables and the JSON line
 	Log     io.Writer // progress (default os.Stderr)
@@ -149,13 +152,9 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	}
 	sizes := append([]int(nil), cfg.Sizes...)
 	sort.Ints(sizes)
-	rep := &ScaleReport{}
-	for _, n := range sizes {
-		r, err := runScaleSize(ctx, cfg, dir, n)
-		if err != nil {
-			return rep, fmt.Errorf("scale %d: %w", n, err)
-		}
-		rep.Results = append(rep.Results, r)
+	rep, err := runScale(ctx, cfg, dir, sizes)
+	if err != nil {
+		return rep, err
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(cfg.Out)
@@ -166,16 +165,33 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	return rep, nil
 }
 
-// runScaleSize loads n ended executions on a fresh node and measures it.
-func runScaleSize(ctx context.Context, cfg ScaleConfig, parent string, n int) (*ScaleResult, error) {
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(cfg.Log, "bench: scale %d: %s\n", n, fmt.Sprintf(format, args...))
-	}
-	dir, err := os.MkdirTemp(parent, fmt.Sprintf("n%d-", n))
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
+// scaleRun is one size's node and what it measured.
+type scaleRun struct {
+	n        int
+	dir      string // removed at the end: the data dir, the runbooks, the node's log
+	data     string // the node's data dir
+	runbooks string // the runbooks it applies at start
+	log      *os.File
+	node     *scaleNode
+	c        *scaleClient
+	res      *ScaleResult
+	binary   string // the starbook binary it runs
+	logf     func(format string, args ...any)
+}
+
+func (r *scaleRun) fig(name string, v float64) { r.res.Figures[name] = v }
+
+// failed wraps err with the size and the end of the node's log.
+func (r *scaleRun) failed(err error) error {
+	return fmt.Errorf("scale %d: %w (node log: %s)", r.n, err, lastLines(r.log.Name(), 5))
+}
+
+// runScale loads every size's node first and keeps them all up, then
+// measures the pages alternately, one size after the other within each
+// repeat, so that every size sees the machine as it is at that moment (its
+// load drifts, and the ratio between sizes is the figure to read); the
+// walks, the store and the restarts last, size by size.
+func runScale(ctx context.Context, cfg ScaleConfig, parent string, sizes []int) (*ScaleReport, error) {
 	// What the runs call: 500 for a marked alert's run, else an empty 200.
 	var calls atomic.Int64
 	downstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,56 +201,50 @@ func runScaleSize(ctx context.Context, cfg ScaleConfig, parent string, n int) (*
 		}
 	}))
 	defer downstream.Close()
-	runbooks := filepath.Join(dir, "runbooks")
-	if err := os.MkdirAll(runbooks, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(runbooks, scaleRunbookName+".star"),
-		[]byte(fmt.Sprintf(scaleRunbook, downstream.URL)), 0o600); err != nil {
-		return nil, err
-	}
-	data := filepath.Join(dir, "data")
-	nodeLog, err := os.Create(filepath.Join(dir, "node.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer nodeLog.Close()
-	tailLog := func(err error) error { return fmt.Errorf("%w (node log: %s)", err, lastLines(nodeLog.Name(), 5)) }
 
-	res := &ScaleResult{N: n, Figures: map[string]float64{}, Families: map[string]KeyFamily{}}
-	fig := func(name string, v float64) { res.Figures[name] = v }
+	rep := &ScaleReport{}
+	var runs []*scaleRun
+	defer func() {
+		for _, r := range runs {
+			if r.node != nil {
+				r.node.kill()
+			}
+			if r.log != nil {
+				r.log.Close()
+			}
+			os.RemoveAll(r.dir)
+		}
+	}()
+	for _, n := range sizes {
+		r := &scaleRun{n: n, binary: cfg.Binary, res: &ScaleResult{N: n, Figures: map[string]float64{}, Families: map[string]KeyFamily{}}}
+		r.logf = func(format string, args ...any) {
+			fmt.Fprintf(cfg.Log, "bench: scale %d: %s\n", n, fmt.Sprintf(format, args...))
+		}
+		dir, err := os.MkdirTemp(parent, fmt.Sprintf("n%d-", n))
+		if err != nil {
+			return rep, err
+		}
+		r.dir = dir
+		runs = append(runs, r)
+		r.runbooks, r.data = filepath.Join(dir, "runbooks"), filepath.Join(dir, "data")
+		if err := os.MkdirAll(r.runbooks, 0o700); err != nil {
+			return rep, err
+		}
+		if err := os.WriteFile(filepath.Join(r.runbooks, scaleRunbookName+".star"),
+			[]byte(fmt.Sprintf(scaleRunbook, downstream.URL)), 0o600); err != nil {
+			return rep, err
+		}
+		if r.log, err = os.Create(filepath.Join(dir, "node.log")); err != nil {
+			return rep, err
+		}
+		rep.Results = append(rep.Results, r.res)
+		if err := r.load(ctx); err != nil {
+			return rep, r.failed(err)
+		}
+	}
 
-	node, err := startScaleNode(ctx, cfg.Binary, data, runbooks, nodeLog)
-	if err != nil {
-		return nil, err
-	}
-	defer node.kill()
-	if _, err := node.awaitReady(ctx, time.Minute); err != nil {
-		return nil, tailLog(err)
-	}
-	c := &scaleClient{base: node.url, http: &http.Client{Timeout: 10 * time.Minute,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-
-	logf("loading %d alerts (one run each, every tenth fails)", n)
-	start := time.Now()
-	ingest, err := c.loadAlerts(ctx, n)
-	if err != nil {
-		return nil, tailLog(err)
-	}
-	fig("ingest_alerts_per_s", float64(n)/ingest.Seconds())
-	ended, failed, err := c.awaitEnded(ctx, n, logf)
-	if err != nil {
-		return nil, tailLog(err)
-	}
-	fig("load_s", time.Since(start).Seconds())
-	if want := int64((n + 9) / 10); ended != int64(n) || failed != want {
-		return nil, fmt.Errorf("%d runs ended, %d of them failed: want %d and %d", ended, failed, n, want)
-	}
-	rss, _ := procMemMB(node.cmd.Process.Pid)
-	fig("rss_mb", rss)
-	logf("loaded in %.1f s (%.0f alerts/s accepted); reading", res.Figures["load_s"], res.Figures["ingest_alerts_per_s"])
-
-	// The pages a person reads, each warmed once, then the median of repeats.
+	// The pages a person reads, each warmed once, then the median of
+	// repeats, the sizes taking turns.
 	for _, q := range []struct{ name, path string }{
 		{"list_page_25_ms", "/api/v1/executions?limit=25"},
 		{"list_page_100_ms", "/api/v1/executions?limit=100"},
@@ -245,76 +255,136 @@ func runScaleSize(ctx context.Context, cfg ScaleConfig, parent string, n int) (*
 		{"dlq_ms", "/api/v1/dead-letters"},
 		{"waits_ms", "/api/v1/waits"},
 	} {
-		v, err := c.medianMs(ctx, q.path, cfg.Repeats)
-		if err != nil {
-			return nil, tailLog(err)
-		}
-		fig(q.name, v)
-		logf("%s %s ms", q.name, num(v))
-	}
-	if err := c.checkPages(ctx, n); err != nil {
-		return nil, err
-	}
-	// A walk of every page is O(N) pages: repeat it only while it is short.
-	var walks []float64
-	for len(walks) < min(cfg.Repeats, 3) {
-		d, listed, err := c.walk(ctx)
-		if err != nil {
-			return nil, tailLog(err)
-		}
-		if listed != n {
-			return nil, fmt.Errorf("walking every page listed %d executions, want %d", listed, n)
-		}
-		walks = append(walks, d.Seconds()/float64(n)*10_000)
-		logf("walked every page in %.1f s", d.Seconds())
-		if d > 20*time.Second {
-			break
-		}
-	}
-	fig("list_all_s_per_10k", median(walks))
-	_, peak := procMemMB(node.cmd.Process.Pid)
-	fig("rss_peak_mb", peak)
-
-	logf("counting keys and sizing the store")
-	if err := measureStore(ctx, node.etcd, n, res); err != nil {
-		return nil, err
-	}
-
-	logf("restarting")
-	stop, err := node.stop(30 * time.Second)
-	if err != nil {
-		return nil, tailLog(err)
-	}
-	fig("stop_s", stop.Seconds())
-	var readies []float64
-	for i := range min(cfg.Repeats, 3) {
-		node, err = startScaleNode(ctx, cfg.Binary, data, runbooks, nodeLog)
-		if err != nil {
-			return nil, err
-		}
-		defer node.kill()
-		d, err := node.awaitReady(ctx, 5*time.Minute)
-		if err != nil {
-			return nil, tailLog(err)
-		}
-		readies = append(readies, d.Seconds())
-		if i < min(cfg.Repeats, 3)-1 {
-			if _, err := node.stop(30 * time.Second); err != nil {
-				return nil, tailLog(err)
+		ds := make([][]float64, len(runs))
+		for i := -1; i < cfg.Repeats; i++ {
+			for j, r := range runs {
+				_, d, err := r.c.get(ctx, q.path)
+				if err != nil {
+					return rep, r.failed(err)
+				}
+				if i >= 0 {
+					ds[j] = append(ds[j], ms(d))
+				}
 			}
 		}
+		for j, r := range runs {
+			r.fig(q.name, median(ds[j]))
+			r.logf("%s %s ms", q.name, num(r.res.Figures[q.name]))
+		}
 	}
-	fig("restart_ready_s", median(readies))
-	time.Sleep(2 * time.Second)
-	rss, _ = procMemMB(node.cmd.Process.Pid)
-	fig("rss_restart_mb", rss)
-	if _, err := node.stop(30 * time.Second); err != nil {
-		return nil, tailLog(err)
+	for _, r := range runs {
+		if err := r.c.checkPages(ctx, r.n); err != nil {
+			return rep, r.failed(err)
+		}
 	}
-	if got := calls.Load(); got < int64(n) {
-		return nil, fmt.Errorf("the runs made %d HTTP calls, want at least %d", got, n)
+	// A walk of every page is O(N) pages: a size repeats it only while it
+	// is short.
+	walks := make([][]float64, len(runs))
+	for round := range min(cfg.Repeats, 3) {
+		for j, r := range runs {
+			if round > 0 && walks[j][len(walks[j])-1]*float64(r.n)/10_000 > 20 {
+				continue
+			}
+			d, listed, err := r.c.walk(ctx)
+			if err != nil {
+				return rep, r.failed(err)
+			}
+			if listed != r.n {
+				return rep, r.failed(fmt.Errorf("walking every page listed %d executions, want %d", listed, r.n))
+			}
+			walks[j] = append(walks[j], d.Seconds()/float64(r.n)*10_000)
+			r.logf("walked every page in %.1f s", d.Seconds())
+		}
 	}
-	return res, nil
+	for j, r := range runs {
+		r.fig("list_all_s_per_10k", median(walks[j]))
+		_, peak := procMemMB(r.node.cmd.Process.Pid)
+		r.fig("rss_peak_mb", peak)
+	}
+
+	for _, r := range runs {
+		r.logf("counting keys and sizing the store")
+		if err := measureStore(ctx, r.node.etcd, r.n, r.res); err != nil {
+			return rep, r.failed(err)
+		}
+		r.logf("restarting")
+		if err := r.restarts(ctx, min(cfg.Repeats, 3)); err != nil {
+			return rep, r.failed(err)
+		}
+	}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	if got := calls.Load(); got < int64(total) {
+		return rep, fmt.Errorf("the runs made %d HTTP calls, want at least %d", got, total)
+	}
+	return rep, nil
+}
+
+// load starts the size's node, posts its alerts and waits until every run
+// has ended.
+func (r *scaleRun) load(ctx context.Context) error {
+	node, err := startScaleNode(ctx, r.data, r.runbooks, r.log, r.binary)
+	if err != nil {
+		return err
+	}
+	r.node = node
+	if _, err := node.awaitReady(ctx, time.Minute); err != nil {
+		return err
+	}
+	r.c = &scaleClient{base: node.url, http: &http.Client{Timeout: 10 * time.Minute,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	r.logf("loading %d alerts (one run each, every tenth fails)", r.n)
+	start := time.Now()
+	ingest, err := r.c.loadAlerts(ctx, r.n)
+	if err != nil {
+		return err
+	}
+	r.fig("ingest_alerts_per_s", float64(r.n)/ingest.Seconds())
+	ended, failed, err := r.c.awaitEnded(ctx, r.n, r.logf)
+	if err != nil {
+		return err
+	}
+	r.fig("load_s", time.Since(start).Seconds())
+	if want := int64((r.n + 9) / 10); ended != int64(r.n) || failed != want {
+		return fmt.Errorf("%d runs ended, %d of them failed: want %d and %d", ended, failed, r.n, want)
+	}
+	rss, _ := procMemMB(node.cmd.Process.Pid)
+	r.fig("rss_mb", rss)
+	r.logf("loaded in %.1f s (%.0f alerts/s accepted)", r.res.Figures["load_s"], r.res.Figures["ingest_alerts_per_s"])
+	return nil
+}
+
+// restarts stops the node and starts it again on its data dir, times
+// times, and leaves it stopped.
+func (r *scaleRun) restarts(ctx context.Context, times int) error {
+	stop, err := r.node.stop(30 * time.Second)
+	if err != nil {
+		return err
+	}
+	r.fig("stop_s", stop.Seconds())
+	var readies []float64
+	for i := range times {
+		if r.node, err = startScaleNode(ctx, r.data, r.runbooks, r.log, r.binary); err != nil {
+			return err
+		}
+		d, err := r.node.awaitReady(ctx, 5*time.Minute)
+		if err != nil {
+			return err
+		}
+		readies = append(readies, d.Seconds())
+		if i == times-1 {
+			time.Sleep(2 * time.Second)
+			rss, _ := procMemMB(r.node.cmd.Process.Pid)
+			r.fig("rss_restart_mb", rss)
+		}
+		if _, err := r.node.stop(30 * time.Second); err != nil {
+			return err
+		}
+	}
+	r.fig("restart_ready_s", median(readies))
+	return nil
 }
 
 // scaleNode is a `starbook serve` process of the scale bench.
@@ -331,7 +401,7 @@ type scaleNode struct {
 // listening for the bench's client, fsync on (as serve always runs), no
 // default trigger rate (the load is a storm on purpose), and a retention
 // longer than the run.
-func startScaleNode(ctx context.Context, binary, data, runbooks string, log io.Writer) (*scaleNode, error) {
+func startScaleNode(ctx context.Context, data, runbooks string, log io.Writer, binary string) (*scaleNode, error) {
 	listen, err := freeLoopback()
 	if err != nil {
 		return nil, err
@@ -638,23 +708,6 @@ func (c *scaleClient) get(ctx context.Context, path string) ([]byte, time.Durati
 		return nil, 0, fmt.Errorf("GET %s: %s: %s", path, resp.Status, firstBytes(b, 300))
 	}
 	return b, d, nil
-}
-
-// medianMs returns the median ms of repeats round trips of GET path, after
-// one not counted.
-func (c *scaleClient) medianMs(ctx context.Context, path string, repeats int) (float64, error) {
-	if _, _, err := c.get(ctx, path); err != nil {
-		return 0, err
-	}
-	var ds []float64
-	for range repeats {
-		_, d, err := c.get(ctx, path)
-		if err != nil {
-			return 0, err
-		}
-		ds = append(ds, ms(d))
-	}
-	return median(ds), nil
 }
 
 type executionsPage struct {

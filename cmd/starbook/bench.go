@@ -14,6 +14,7 @@ var benchCmd = func() *cobra.Command {
 	var cfg bench.Config
 	var scale []int
 	var jsonOut bool
+	var nodeBinary string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure starbook against its etcd floor, in one process and one run",
@@ -41,6 +42,9 @@ ratio between consecutive sizes and a JSON line (--json: one JSON document).`,
 			}
 			if len(scale) > 0 {
 				sc := bench.ScaleConfig{Sizes: scale, Binary: cfg.Binary, Dir: cfg.Dir, Out: cfg.Out, JSON: jsonOut}
+				if nodeBinary != "" {
+					sc.Binary = nodeBinary
+				}
 				if cmd.Flags().Changed("repeats") {
 					sc.Repeats = cfg.Repeats
 				}
@@ -61,6 +65,7 @@ ratio between consecutive sizes and a JSON line (--json: one JSON document).`,
 	cmd.Flags().BoolVar(&cfg.Policy, "policy", false, "load one run-time policy (an on_effect reading the history) on the bench node")
 	cmd.Flags().StringSliceVar(&cfg.Only, "only", nil, "run only these workloads (comma-separated: "+strings.Join(bench.Workloads, ", ")+"), e.g. --only step,throughput for a quick A/B of two builds")
 	cmd.Flags().IntSliceVar(&scale, "scale", nil, "the scale bench instead (issue 25): load N ended executions on a fresh node process for each N (e.g. 10000,100000) and time its pages, size its store, restart it")
+	cmd.Flags().StringVar(&nodeBinary, "node-binary", "", "with --scale: the starbook binary the nodes run (default: this one), e.g. another branch's build, measured by this bench")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "with --scale: one JSON document instead of the tables")
 	cmd.Flags().BoolVar(&cfg.ParkedOnly, "parked-only", false, "measure only the RSS with parked executions, in this process (bench runs it as a fresh process)")
 	_ = cmd.Flags().MarkHidden("parked-only")
