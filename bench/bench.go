@@ -289,14 +289,20 @@ func (r *Report) write(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Name, num(f.Median), num(f.Min), num(f.Max), f.Unit, f.Floor, f.Goal)
 	}
 	tw.Flush()
-	keys := make([]string, 0, len(r.JSON))
-	for k := range r.JSON {
+	writeJSONLine(w, r.JSON)
+}
+
+// writeJSONLine writes m as one JSON object on one line, keys sorted, values
+// rounded to 3 decimals, NaN and infinities left out.
+func writeJSONLine(w io.Writer, m map[string]float64) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var parts []string
 	for _, k := range keys {
-		v := r.JSON[k]
+		v := m[k]
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
