@@ -73,16 +73,6 @@ func idOfNewestFirst(s string) (string, bool) {
 	return string(b), true
 }
 
-func (k Keys) statusIndex(class string) string { return k.prefix + "ix/s/" + class + "/" }
-func (k Keys) runbookIndex(runbook, class string) string {
-	return k.prefix + "ix/r/" + runbook + "/" + class + "/"
-}
-
-// sampleOf is the prefix of the sample of index prefix p (ixs/ for ix/).
-func (k Keys) sampleOf(p string) string {
-	return k.prefix + "ixs/" + strings.TrimPrefix(p, k.prefix+"ix/")
-}
-
 // indexKeys are the index keys of execution id of runbook in class: two,
 // and their two sample keys when id is sampled.
 func (k Keys) indexKeys(id, runbook, class string) []string {

@@ -67,6 +67,8 @@ import (
 //	migrating/<format>                  how far the migration to format got (its last execution id)
 //	ix/s/<class>/<inverted id>          an execution by status class, newest first (index.go)
 //	ix/r/<runbook>/<class>/<inverted id> the same by runbook
+//	ixs/s/..., ixs/r/...                the same keys of one id in 64 (sampled): where a read of
+//	                                    the index ends its window, so that etcd counts no more than a page
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
 //	deadletters/executions/<id>         an execution that ended failed, stuck, dropped, ...
 //	                                    (starbook.DeadLetter), written with its end, until acked
@@ -251,6 +253,18 @@ func (k Keys) Election() string { return k.prefix + "election/" }
 
 func (k Keys) format() string        { return k.prefix + "format" }
 func (k Keys) migrationLock() string { return k.prefix + "migration/" }
+
+// The execution index (index.go): by status class, and by runbook and
+// status class; keys end with the execution's id inverted (newestFirst).
+func (k Keys) statusIndex(class string) string { return k.prefix + "ix/s/" + class + "/" }
+func (k Keys) runbookIndex(runbook, class string) string {
+	return k.prefix + "ix/r/" + runbook + "/" + class + "/"
+}
+
+// sampleOf is the prefix of the sample of index prefix p (ixs/ for ix/).
+func (k Keys) sampleOf(p string) string {
+	return k.prefix + "ixs/" + strings.TrimPrefix(p, k.prefix+"ix/")
+}
 
 // migrating is how far the migration to format to got: the last execution
 // id it did.
