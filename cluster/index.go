@@ -370,7 +370,8 @@ func (k Keys) listStreams(f ListFilter) []*indexStream {
 const indexChunk = 40
 
 // buildIndex writes the index keys of every stored execution (the
-// migration to format 4), indexChunk executions a txn, oldest first. Each
+// migration to format 4), indexChunk executions a txn, oldest first, then
+// those of every dead letter (buildDeadLetterIndex). Each
 // txn is fenced on the migration lock and on the records it indexes, and
 // records its last id in migrating/4: a migrator killed half way resumes
 // after what it did. Puts of index keys are idempotent, so one that died
@@ -427,6 +428,11 @@ func (s *Store) buildIndex(ctx context.Context, fence []clientv3.Cmp) error {
 			break
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	// migrating/4 stays until the dead letters are indexed too: a migrator
+	// killed meanwhile resumes with them, not with every execution again.
+	if err := s.buildDeadLetterIndex(ctx, fence); err != nil {
+		return err
 	}
 	tx, err := s.cli.Txn(ctx).If(fence...).Then(clientv3.OpDelete(progress)).Commit()
 	if err != nil {
