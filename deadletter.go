@@ -173,7 +173,8 @@ type RedriveResult struct {
 // cannot be done (a running execution, another redrive winning, an
 // incompatible version) wraps sbruntime.ErrConflict (409).
 type DeadLetterService interface {
-	// DeadLetters lists the dead letters matching f, newest first.
+	// DeadLetters lists the dead letters matching f, newest first (in
+	// the order of their cursors), at most f.Limit (0: all) after f.After.
 	DeadLetters(ctx context.Context, f DeadLetterFilter) ([]*DeadLetter, error)
 	// AckDeadLetter removes dead letter id (it is audited by the caller).
 	AckDeadLetter(ctx context.Context, id string) (*DeadLetter, error)
