@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -511,4 +512,152 @@ func TestDeadLetterIndexMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("again", func(t *testing.T) { f.checkIndexKeys(t) })
+}
+
+// countingKV counts the keys etcd returns to the reads made through it.
+type countingKV struct {
+	clientv3.KV
+	keys *atomic.Int64
+}
+
+func (c countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	resp, err := c.KV.Get(ctx, key, opts...)
+	if err == nil {
+		c.keys.Add(int64(len(resp.Kvs)))
+	}
+	return resp, err
+}
+
+func (c countingKV) Txn(ctx context.Context) clientv3.Txn { return countingTxn{c.KV.Txn(ctx), c.keys} }
+
+type countingTxn struct {
+	clientv3.Txn
+	keys *atomic.Int64
+}
+
+func (t countingTxn) If(cs ...clientv3.Cmp) clientv3.Txn { return countingTxn{t.Txn.If(cs...), t.keys} }
+func (t countingTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	return countingTxn{t.Txn.Then(ops...), t.keys}
+}
+func (t countingTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	return countingTxn{t.Txn.Else(ops...), t.keys}
+}
+func (t countingTxn) Commit() (*clientv3.TxnResponse, error) {
+	resp, err := t.Txn.Commit()
+	if err == nil {
+		for _, r := range resp.Responses {
+			if rr := r.GetResponseRange(); rr != nil {
+				t.keys.Add(int64(len(rr.Kvs)))
+			}
+		}
+	}
+	return resp, err
+}
+
+// benchDeadLetters is a store on its own client, counting the keys its
+// reads return, holding stored dead letters of every reason over five
+// runbooks, a second apart.
+func benchDeadLetters(b *testing.B, stored int) (*Store, *atomic.Int64) {
+	ctx := context.Background()
+	cli, err := DialEtcd(benchEtcd(b).Client.Endpoints(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := new(atomic.Int64)
+	cli.KV = countingKV{cli.KV, keys}
+	s := NewStore(cli, fmt.Sprintf("/benchdl%d/", stored))
+	b.Cleanup(func() { s.Close(); cli.Close() })
+	reasons := starbook.DeadLetterReasons
+	payload := json.RawMessage(`{"labels": {"alertname": "HighLatency", "pod": "api-1"}, "annotations": {"summary": "` + strings.Repeat("x", 400) + `"}}`)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if n, err := s.cli.Get(ctx, s.k.deadEvents(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err == nil && n.Count == int64(stored) {
+		return s, keys // -count > 1: stored already
+	}
+	for i := 0; i < stored; {
+		var ops []clientv3.Op
+		for ; i < stored && len(ops)+3 <= defaultMaxTxnOps; i++ {
+			dl := &starbook.DeadLetter{ID: fmt.Sprintf("01JBENCH%06d", i), Kind: starbook.DeadEvent, Reason: reasons[i%len(reasons)],
+				Runbook: fmt.Sprintf("rb%d", i%5), Source: "alertmanager", Payload: payload, At: t0.Add(time.Duration(i) * time.Second)}
+			data, _ := json.Marshal(dl)
+			ops = append(append(ops, clientv3.OpPut(s.k.deadEvent(dl.ID), string(data))), s.k.deadIndexPuts(dl)...)
+		}
+		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, keys
+}
+
+// BenchmarkDeadLettersFirstPage lists the newest 100 dead letters with
+// 1,000 and 10,000 stored, alternating between the two stores so that
+// both see the same load on a shared machine, and reports the keys etcd
+// returned per page and the ratio of the median page times (10k/1k). A
+// page reads what it returns: the keys are the same and the ratio near 1.
+// "scan" is what a listing cost before the index (every record read,
+// decoded and sorted), for contrast.
+//
+//	go test ./cluster -run '^$' -bench DeadLettersFirstPage -benchtime 200x
+func BenchmarkDeadLettersFirstPage(b *testing.B) {
+	ctx := context.Background()
+	small, smallKeys := benchDeadLetters(b, 1000)
+	large, largeKeys := benchDeadLetters(b, 10_000)
+	for _, tt := range []struct {
+		name string
+		f    starbook.DeadLetterFilter
+	}{
+		{"all", starbook.DeadLetterFilter{Limit: 100}},
+		{"runbook", starbook.DeadLetterFilter{Runbook: "rb1", Limit: 100}},
+		{"reason", starbook.DeadLetterFilter{Reason: starbook.ReasonFailed, Limit: 100}},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			var ts [2][]time.Duration
+			var keys [2]int64
+			for b.Loop() {
+				for i, s := range []*Store{small, large} {
+					counter := []*atomic.Int64{smallKeys, largeKeys}[i]
+					before := counter.Load()
+					start := time.Now()
+					page, err := s.DeadLetters(ctx, tt.f)
+					ts[i] = append(ts[i], time.Since(start))
+					if err != nil || len(page) != 100 {
+						b.Fatal(len(page), err)
+					}
+					keys[i] = counter.Load() - before
+				}
+			}
+			med := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+			m1, m10 := med(ts[0]), med(ts[1])
+			b.ReportMetric(float64(m1.Microseconds()), "µs/page@1k")
+			b.ReportMetric(float64(m10.Microseconds()), "µs/page@10k")
+			b.ReportMetric(float64(m10)/float64(m1), "ratio")
+			b.ReportMetric(float64(keys[0]), "keys@1k")
+			b.ReportMetric(float64(keys[1]), "keys@10k")
+		})
+	}
+	for _, s := range []*Store{small, large} {
+		n := strings.Trim(strings.TrimPrefix(s.k.prefix, "/benchdl"), "/")
+		b.Run("counts/stored="+n, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.DeadLetterCounts(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("scan/stored="+n, func(b *testing.B) {
+			for b.Loop() {
+				resp, err := s.cli.Get(ctx, s.k.deadLetters(), clientv3.WithPrefix())
+				if err != nil {
+					b.Fatal(err)
+				}
+				all := make([]*starbook.DeadLetter, len(resp.Kvs))
+				for i, kv := range resp.Kvs {
+					all[i] = new(starbook.DeadLetter)
+					if err := json.Unmarshal(kv.Value, all[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				slices.SortFunc(all, func(x, y *starbook.DeadLetter) int { return strings.Compare(y.Cursor(), x.Cursor()) })
+			}
+		})
+	}
 }
