@@ -34,7 +34,7 @@ func TestSignalAndDecisionRoutes(t *testing.T) {
 			return &sbruntime.ApprovalState{Execution: id, Position: pos, Resolved: true,
 				Result: &sbruntime.ApprovalResult{Approved: d.Approve, By: []string{d.User}}}, nil
 		},
-		WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) {
+		WaitsFunc: func(context.Context, starbook.WaitFilter) ([]*starbook.PendingWait, error) {
 			return []*starbook.PendingWait{{Execution: "a", Kind: "approval"}, {Execution: "b", Kind: "signal", Name: "go"}}, nil
 		},
 	}

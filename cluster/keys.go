@@ -170,7 +170,6 @@ func (k Keys) ParseTimer(key string) (due time.Time, id, pos string, err error) 
 	return time.UnixMilli(n), id, pos, nil
 }
 
-func (k Keys) allApprovals() string                { return k.prefix + "approvals/" }
 func (k Keys) executionApprovals(id string) string { return k.prefix + "approvals/" + id + "/" }
 func (k Keys) approvals(id, pos string) string     { return k.prefix + "approvals/" + id + "/" + pos + "/" }
 func (k Keys) approval(id, pos, user string) string {
