@@ -31,12 +31,6 @@ import (
 // computed from its ended record (deadLetterOf), so whoever deletes the
 // record knows its index keys without reading the dead letter.
 
-func (k Keys) deadIndex(reason string) string { return k.prefix + "ix/d/" + reason + "/" }
-func (k Keys) deadRunbookIndexes() string     { return k.prefix + "ix/dr/" }
-func (k Keys) deadRunbookIndex(runbook, reason string) string {
-	return k.prefix + "ix/dr/" + runbook + "/" + reason + "/"
-}
-
 // deadIndexKeys are dl's index keys: two, and their two sample keys when
 // its cursor is sampled (see indexStream).
 func (k Keys) deadIndexKeys(dl *starbook.DeadLetter) []string {

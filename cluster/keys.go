@@ -264,6 +264,14 @@ func (k Keys) runbookIndex(runbook, class string) string {
 	return k.prefix + "ix/r/" + runbook + "/" + class + "/"
 }
 
+// The dead-letter index (deadindex.go): by reason, and by runbook and
+// reason; keys end with the dead letter's cursor inverted (newestFirst).
+func (k Keys) deadIndex(reason string) string { return k.prefix + "ix/d/" + reason + "/" }
+func (k Keys) deadRunbookIndexes() string     { return k.prefix + "ix/dr/" }
+func (k Keys) deadRunbookIndex(runbook, reason string) string {
+	return k.prefix + "ix/dr/" + runbook + "/" + reason + "/"
+}
+
 // sampleOf is the prefix of the sample of index prefix p (ixs/ for ix/).
 func (k Keys) sampleOf(p string) string {
 	return k.prefix + "ixs/" + strings.TrimPrefix(p, k.prefix+"ix/")
