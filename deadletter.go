@@ -3,6 +3,7 @@ package starbook
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,10 +86,53 @@ type DeadLetter struct {
 // keeps; a larger one is kept as a JSON string of its first bytes.
 const MaxDeadLetterPayload = 64 << 10
 
+// Cursor is where dl sorts in a listing, newest first: its time in Unix
+// milliseconds, 13 digits, a dot and its id ("1796558400000.01J..."), so
+// that cursors compare as the listing orders them (a later one first).
+// Pass it as DeadLetterFilter.After for the dead letters listed after dl.
+func (dl *DeadLetter) Cursor() string {
+	return DeadLetterCursor(dl.At, dl.ID)
+}
+
+// DeadLetterCursor is the Cursor of a dead letter with id at at. A time
+// before 1970 counts as 1970 and one after 2286 as 2286 (13 digits).
+func DeadLetterCursor(at time.Time, id string) string {
+	ms := min(max(at.UnixMilli(), 0), maxCursorMillis)
+	b := make([]byte, 0, 14+len(id))
+	b = strconv.AppendInt(b, ms, 10)
+	for len(b) < 13 {
+		b = append([]byte{'0'}, b...)
+	}
+	return string(append(append(b, '.'), id...))
+}
+
+// maxCursorMillis is the latest time a cursor holds in 13 digits.
+const maxCursorMillis = 9_999_999_999_999
+
+// ParseDeadLetterCursor splits a Cursor into its milliseconds and id; ok is
+// false when c is not one.
+func ParseDeadLetterCursor(c string) (ms int64, id string, ok bool) {
+	if len(c) < 15 || c[13] != '.' {
+		return 0, "", false
+	}
+	for i := 0; i < 13; i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return 0, "", false
+		}
+	}
+	ms, err := strconv.ParseInt(c[:13], 10, 64)
+	return ms, c[14:], err == nil
+}
+
 // DeadLetterFilter selects dead letters; empty fields match all.
 type DeadLetterFilter struct {
 	Runbook string
 	Reason  string
+	// Limit is the most to list; 0 for all.
+	Limit int
+	// After is a cursor (DeadLetter.Cursor): only dead letters listed after
+	// it, for the next page; "" for the newest.
+	After string
 }
 
 // Redrive modes and version choices.
@@ -129,7 +173,8 @@ type RedriveResult struct {
 // cannot be done (a running execution, another redrive winning, an
 // incompatible version) wraps sbruntime.ErrConflict (409).
 type DeadLetterService interface {
-	// DeadLetters lists the dead letters matching f, newest first.
+	// DeadLetters lists the dead letters matching f, newest first (in
+	// the order of their cursors), at most f.Limit (0: all) after f.After.
 	DeadLetters(ctx context.Context, f DeadLetterFilter) ([]*DeadLetter, error)
 	// AckDeadLetter removes dead letter id (it is audited by the caller).
 	AckDeadLetter(ctx context.Context, id string) (*DeadLetter, error)

@@ -37,8 +37,18 @@ type Service interface {
 	// the only one); durable on return. Errors wrapping sbruntime.ErrConflict
 	// (already decided, several pending) become 409, sbruntime.ErrForbidden 403.
 	Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error)
-	// Waits lists pending approvals and signal waits, oldest first.
-	Waits(ctx context.Context) ([]*PendingWait, error)
+	// Waits lists pending approvals and signal waits matching f, in
+	// execution id order (oldest execution first), then position.
+	Waits(ctx context.Context, f WaitFilter) ([]*PendingWait, error)
+}
+
+// WaitFilter selects a page of pending waits.
+type WaitFilter struct {
+	// Limit is the most to list; 0 for all.
+	Limit int
+	// After is a cursor (PendingWait.Cursor): only the waits after it, for
+	// the next page; "" for the first.
+	After string
 }
 
 // Filter selects executions.
@@ -69,6 +79,10 @@ type PendingWait struct {
 	Since     time.Time                    `json:"since"`
 	Deadline  *time.Time                   `json:"deadline,omitempty"`
 }
+
+// Cursor is where p sorts in a listing of waits: its execution id and
+// position ("01J.../4/2"). Pass it as WaitFilter.After for the waits after p.
+func (p *PendingWait) Cursor() string { return p.Execution + "/" + p.Position }
 
 // LogService is the optional part of a Service that serves an execution's
 // log lines.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/starbook/starbook"
@@ -45,6 +47,9 @@ type decisionResponse struct {
 
 type waitsResponse struct {
 	Waits []*starbook.PendingWait `json:"waits"`
+	// Next is the cursor to pass as ?after= for the next page; empty on
+	// the last.
+	Next string `json:"next,omitempty"`
 }
 
 type approvalsResponse struct {
@@ -118,8 +123,10 @@ func (h *handler) decide(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// approvals lists every pending approval: it reads every wait (a kind is
+// no index), as before waits were paged.
 func (h *handler) approvals(w http.ResponseWriter, r *http.Request) error {
-	waits, err := h.svc.Waits(r.Context())
+	waits, err := h.svc.Waits(r.Context(), starbook.WaitFilter{})
 	if err != nil {
 		return err
 	}
@@ -129,17 +136,52 @@ func (h *handler) approvals(w http.ResponseWriter, r *http.Request) error {
 			out = append(out, p)
 		}
 	}
+	sortBySince(out)
 	writeJSON(w, http.StatusOK, approvalsResponse{Approvals: out})
 	return nil
 }
 
+// waits lists a page of pending waits (?limit=, default DefaultLimit, and
+// ?after=, the cursor of the last wait of the page before), taken in
+// execution id order and shown oldest first within the page.
 func (h *handler) waits(w http.ResponseWriter, r *http.Request) error {
-	waits, err := h.svc.Waits(r.Context())
+	q := r.URL.Query()
+	f := starbook.WaitFilter{Limit: DefaultLimit}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return badRequest(fmt.Sprintf("invalid limit %q: want an integer from 1 to %d", s, MaxLimit))
+		}
+		f.Limit = n
+	}
+	if s := q.Get("after"); s != "" {
+		id, pos, _ := strings.Cut(s, "/")
+		if !validID(id) || pos == "" || len(s) > 256 {
+			return badRequest(fmt.Sprintf("invalid after %q: want a wait's cursor (<execution id>/<position>)", s))
+		}
+		f.After = s
+	}
+	// One more than a page: if it comes, there is a next page.
+	limit := f.Limit
+	f.Limit++
+	waits, err := h.svc.Waits(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, waitsResponse{Waits: nonNil(waits)})
+	resp := waitsResponse{Waits: nonNil(waits)}
+	if len(waits) > limit {
+		resp.Waits = waits[:limit]
+		resp.Next = waits[limit-1].Cursor()
+	}
+	sortBySince(resp.Waits)
+	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// sortBySince orders waits oldest first, as they were listed before waits
+// were paged; a page is taken in execution id order, which is nearly that.
+func sortBySince(waits []*starbook.PendingWait) {
+	slices.SortStableFunc(waits, func(a, b *starbook.PendingWait) int { return a.Since.Compare(b.Since) })
 }
 
 // Signal delivers signal name with data (nil for none) to execution id, as
@@ -167,11 +209,32 @@ func (c *Client) Decide(ctx context.Context, id, position string, req DecisionRe
 	return resp.Approval, err
 }
 
-// Waits lists pending approvals and signal waits, oldest first.
+// Waits lists the first page of pending approvals and signal waits (the
+// server's default limit), oldest first.
 func (c *Client) Waits(ctx context.Context) ([]*starbook.PendingWait, error) {
+	list, _, err := c.WaitsPage(ctx, starbook.WaitFilter{})
+	return list, err
+}
+
+// WaitsPage lists one page of pending approvals and signal waits (f.Limit,
+// the server's default when 0, after cursor f.After), oldest first within
+// the page, and returns the cursor to pass as f.After for the next page:
+// "" when this page is the last.
+func (c *Client) WaitsPage(ctx context.Context, f starbook.WaitFilter) (list []*starbook.PendingWait, next string, err error) {
+	q := url.Values{}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.After != "" {
+		q.Set("after", f.After)
+	}
+	path := "/api/v1/waits"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var resp waitsResponse
-	err := c.do(ctx, http.MethodGet, "/api/v1/waits", nil, nil, &resp)
-	return resp.Waits, err
+	err = c.do(ctx, http.MethodGet, path, nil, nil, &resp)
+	return resp.Waits, resp.Next, err
 }
 
 // Approvals lists pending approvals, oldest first.

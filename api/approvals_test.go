@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
@@ -34,7 +36,7 @@ func TestSignalAndDecisionRoutes(t *testing.T) {
 			return &sbruntime.ApprovalState{Execution: id, Position: pos, Resolved: true,
 				Result: &sbruntime.ApprovalResult{Approved: d.Approve, By: []string{d.User}}}, nil
 		},
-		WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) {
+		WaitsFunc: func(context.Context, starbook.WaitFilter) ([]*starbook.PendingWait, error) {
 			return []*starbook.PendingWait{{Execution: "a", Kind: "approval"}, {Execution: "b", Kind: "signal", Name: "go"}}, nil
 		},
 	}
@@ -84,5 +86,59 @@ func TestSignalAndDecisionRoutes(t *testing.T) {
 	wantDecided := []string{"x|4/0/2|alice|api|ok", "x||carol|cli|", "two||a|api|"}
 	if strings.Join(decided, "\n") != strings.Join(wantDecided, "\n") {
 		t.Errorf("decisions %q, want %q", decided, wantDecided)
+	}
+}
+
+// TestWaitsPages: GET /api/v1/waits asks the service for a page and one
+// more, answers the page oldest first with the cursor of its last wait in
+// id order as next, and refuses bad values with 400.
+func TestWaitsPages(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	waits := []*starbook.PendingWait{ // in cursor order; the later executions wait longer
+		{Execution: "01JA", Position: "1", Kind: "signal", Since: t0.Add(3 * time.Minute)},
+		{Execution: "01JB", Position: "1", Kind: "signal", Since: t0.Add(2 * time.Minute)},
+		{Execution: "01JC", Position: "2/1", Kind: "approval", Since: t0.Add(time.Minute)},
+	}
+	var filters []starbook.WaitFilter
+	svc := &apitest.Service{WaitsFunc: func(_ context.Context, f starbook.WaitFilter) ([]*starbook.PendingWait, error) {
+		filters = append(filters, f)
+		var out []*starbook.PendingWait
+		for _, w := range waits {
+			if w.Cursor() > f.After && (f.Limit == 0 || len(out) < f.Limit) {
+				out = append(out, w)
+			}
+		}
+		return out, nil
+	}}
+	srv := httptest.NewServer(api.NewHandler(svc, nil))
+	defer srv.Close()
+	c := &api.Client{BaseURL: srv.URL}
+	page, next, err := c.WaitsPage(context.Background(), starbook.WaitFilter{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 2 || page[0].Execution != "01JB" || page[1].Execution != "01JA" || next != "01JB/1" {
+		t.Errorf("page %v, next %q; want 01JB then 01JA (oldest first), next 01JB/1", page, next)
+	}
+	page, next, err = c.WaitsPage(context.Background(), starbook.WaitFilter{Limit: 2, After: next})
+	if err != nil || len(page) != 1 || page[0].Execution != "01JC" || next != "" {
+		t.Errorf("last page %v, next %q, %v; want 01JC alone", page, next, err)
+	}
+	if _, err := c.Waits(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []starbook.WaitFilter{{Limit: 3}, {Limit: 3, After: "01JB/1"}, {Limit: api.DefaultLimit + 1}}
+	if !slices.Equal(filters, want) {
+		t.Errorf("filters %+v, want %+v", filters, want)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "after=01JA", "after=a%20b/1", "after=/1"} {
+		resp, err := http.Get(srv.URL + "/api/v1/waits?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", q, resp.StatusCode)
+		}
 	}
 }

@@ -57,7 +57,7 @@ func reachable() *apitest.AuditService {
 		DecideFunc: func(context.Context, string, string, sbruntime.Decision) (*sbruntime.ApprovalState, error) {
 			return nil, nf
 		},
-		WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) { return nil, nf },
+		WaitsFunc: func(context.Context, starbook.WaitFilter) ([]*starbook.PendingWait, error) { return nil, nf },
 	}
 	return &apitest.AuditService{Service: svc,
 		RecordAuditFunc: func(context.Context, *starbook.AuditRecord) error { return nil },

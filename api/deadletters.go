@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/starbook/starbook"
@@ -15,6 +16,9 @@ import (
 // DeadLettersResponse is GET /api/v1/dead-letters.
 type DeadLettersResponse struct {
 	DeadLetters []*starbook.DeadLetter `json:"dead_letters"`
+	// Next is the cursor to pass as ?after= for the next page; empty on
+	// the last.
+	Next string `json:"next,omitempty"`
 }
 
 // AckRequest is the body of POST /api/v1/dead-letters/{id}/ack.
@@ -55,7 +59,7 @@ func (h *handler) deadLetterService() (starbook.DeadLetterService, error) {
 
 func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := starbook.DeadLetterFilter{Runbook: q.Get("runbook"), Reason: q.Get("reason")}
+	f := starbook.DeadLetterFilter{Runbook: q.Get("runbook"), Reason: q.Get("reason"), Limit: DefaultLimit}
 	if f.Reason != "" && !slices.Contains(starbook.DeadLetterReasons, f.Reason) {
 		return badRequest(fmt.Sprintf("unknown reason %q (want one of %s)", f.Reason, strings.Join(starbook.DeadLetterReasons, ", ")))
 	}
@@ -64,15 +68,36 @@ func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return badRequest(fmt.Sprintf("invalid limit %q: want an integer from 1 to %d", s, MaxLimit))
+		}
+		f.Limit = n
+	}
+	if s := q.Get("after"); s != "" {
+		if _, id, ok := starbook.ParseDeadLetterCursor(s); !ok || !validID(id) {
+			return badRequest(fmt.Sprintf("invalid after %q: want a dead letter's cursor (<13-digit unix ms>.<id>)", s))
+		}
+		f.After = s
+	}
 	svc, err := h.deadLetterService()
 	if err != nil {
 		return err
 	}
+	// One more than a page: if it comes, there is a next page.
+	limit := f.Limit
+	f.Limit++
 	list, err := svc.DeadLetters(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, DeadLettersResponse{DeadLetters: nonNil(list)})
+	resp := DeadLettersResponse{DeadLetters: nonNil(list)}
+	if len(list) > limit {
+		resp.DeadLetters = list[:limit]
+		resp.Next = list[limit-1].Cursor()
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -144,8 +169,17 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// DeadLetters lists the dead letters matching f, newest first.
+// DeadLetters lists one page of the dead letters matching f, newest first
+// (f.Limit of them, the server's default when 0).
 func (c *Client) DeadLetters(ctx context.Context, f starbook.DeadLetterFilter) ([]*starbook.DeadLetter, error) {
+	list, _, err := c.DeadLettersPage(ctx, f)
+	return list, err
+}
+
+// DeadLettersPage lists one page of the dead letters matching f, newest
+// first (those after cursor f.After when set), and returns the cursor to
+// pass as f.After for the next page: "" when this page is the last.
+func (c *Client) DeadLettersPage(ctx context.Context, f starbook.DeadLetterFilter) (list []*starbook.DeadLetter, next string, err error) {
 	q := url.Values{}
 	if f.Runbook != "" {
 		q.Set("runbook", f.Runbook)
@@ -153,13 +187,19 @@ func (c *Client) DeadLetters(ctx context.Context, f starbook.DeadLetterFilter) (
 	if f.Reason != "" {
 		q.Set("reason", f.Reason)
 	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.After != "" {
+		q.Set("after", f.After)
+	}
 	path := "/api/v1/dead-letters"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
 	var resp DeadLettersResponse
-	err := c.do(ctx, http.MethodGet, path, nil, nil, &resp)
-	return resp.DeadLetters, err
+	err = c.do(ctx, http.MethodGet, path, nil, nil, &resp)
+	return resp.DeadLetters, resp.Next, err
 }
 
 // AckDeadLetter acknowledges dead letter id with a comment (may be empty):

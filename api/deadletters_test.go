@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -692,5 +693,80 @@ def main(event):
 	end := d.awaitEnd(t, e.ID)
 	if end.Status != sbruntime.StatusCompleted || end.Version != rbs[0].Version || end.Redrives[0].Version != e.Version {
 		t.Errorf("re-pinned execution: %s on %s (boundary %+v)", end.Status, end.Version, end.Redrives)
+	}
+}
+
+// TestDeadLettersPages pages through dead letters over HTTP with ?limit=
+// and the ?after= cursor each page returns, and refuses bad values with
+// 400 as the executions listing does.
+func TestDeadLettersPages(t *testing.T) {
+	d := startDLNode(t)
+	d.apply(t, dlRunbooks)
+	ctx := context.Background()
+	for i := range 9 {
+		d.alert(t, firing("Unmatched", fmt.Sprintf("f%03x", i)))
+	}
+	d.run(t, "fails", `{}`)
+	all, next, err := d.cli.DeadLettersPage(ctx, starbook.DeadLetterFilter{Limit: api.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 10 || next != "" {
+		t.Fatalf("%d dead letters, next %q; want 10 and none", len(all), next)
+	}
+	for _, f := range []starbook.DeadLetterFilter{{Limit: 3}, {Limit: 1}, {Limit: 10}, {Reason: starbook.ReasonNoRunbook, Limit: 4}} {
+		t.Run(fmt.Sprintf("%s limit %d", f.Reason, f.Limit), func(t *testing.T) {
+			var got, want []string
+			for _, dl := range all {
+				if f.Reason == "" || dl.Reason == f.Reason {
+					want = append(want, dl.Cursor())
+				}
+			}
+			for range len(all) + 1 {
+				page, next, err := d.cli.DeadLettersPage(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, dl := range page {
+					got = append(got, dl.Cursor())
+				}
+				if next == "" {
+					break
+				}
+				if next != page[len(page)-1].Cursor() {
+					t.Fatalf("next %q is not the page's last %q", next, page[len(page)-1].Cursor())
+				}
+				f.After = next
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("paged %q\nwant  %q", got, want)
+			}
+		})
+	}
+	t.Run("default", func(t *testing.T) {
+		resp, err := http.Get(d.url + "/api/v1/dead-letters")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]json.RawMessage
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := body["dead_letters"]; !ok || len(body) != 1 {
+			t.Errorf("keys of %v: want dead_letters alone (one page, no next)", body)
+		}
+	})
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "after=x", "after=123.abc", "after=1234567890123.", "after=1234567890123.a/b"} {
+		t.Run(q, func(t *testing.T) {
+			resp, err := http.Get(d.url + "/api/v1/dead-letters?" + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+		})
 	}
 }

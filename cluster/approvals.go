@@ -499,65 +499,137 @@ type PendingWait struct {
 }
 
 // PendingWaits lists the pending approval and signal waits of every
-// execution, oldest first.
+// execution, oldest first (by Since). It reads every wait: a listing that
+// serves a person pages with PendingWaitsPage.
 func (s *Store) PendingWaits(ctx context.Context) ([]*PendingWait, error) {
-	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(s.k.allWaits(), clientv3.WithPrefix()),
-		clientv3.OpGet(s.k.allApprovals(), clientv3.WithPrefix()),
-	).Commit()
+	out, err := s.PendingWaitsPage(ctx, 0, "")
 	if err != nil {
-		return nil, fmt.Errorf("list waits: %w", err)
-	}
-	var out []*PendingWait
-	byKey := map[string]*PendingWait{}
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		w, err := s.k.decodeWait(kv)
-		if err != nil {
-			return nil, err
-		}
-		if w.Kind != sbruntime.KindApproval && w.Kind != sbruntime.KindSignal {
-			continue
-		}
-		p := &PendingWait{Wait: w}
-		if w.Kind == sbruntime.KindApproval {
-			if p.Request, err = sbruntime.ParseApprovalRequest(w); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-			}
-			p.Runbook = p.Request.Runbook
-			byKey[s.k.approvals(w.Execution, w.Position)] = p
-		}
-		out = append(out, p)
-	}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		key := string(kv.Key)
-		p := byKey[key[:strings.LastIndex(key, "/")+1]]
-		if p == nil {
-			continue
-		}
-		var a sbruntime.ApprovalDecision
-		if json.Unmarshal(kv.Value, &a) == nil {
-			p.Approvals = append(p.Approvals, a)
-		}
-	}
-	for _, p := range out {
-		if p.Runbook == "" {
-			if e, err := s.executionRecord(ctx, p.Wait.Execution); err == nil {
-				p.Runbook = e.Runbook
-			}
-		}
-		slices.SortStableFunc(p.Approvals, func(a, b sbruntime.ApprovalDecision) int { return a.At.Compare(b.At) })
+		return nil, err
 	}
 	slices.SortStableFunc(out, func(a, b *PendingWait) int { return a.Wait.Since.Compare(b.Wait.Since) })
 	return out, nil
 }
 
-func (s *Store) executionRecord(ctx context.Context, id string) (*sbruntime.Execution, error) {
-	resp, err := s.cli.Get(ctx, s.k.execution(id))
-	if err != nil {
+// WaitCursor is where a wait sorts in PendingWaitsPage: its execution id
+// and position ("01J.../4/2"), the key it is stored under after waits/.
+func WaitCursor(execution, position string) string { return execution + "/" + position }
+
+// PendingWaitsPage lists up to limit (0: all) pending approval and signal
+// waits after cursor after (a WaitCursor; "" for the first), in execution
+// id order (ids sort by creation time), then position. It costs what it
+// returns: the waits are read ascending with a limit (waits/<id>/<pos>,
+// so in that order), then the approvals received of the page's approval
+// waits and the records of its signal waits' executions, by key.
+func (s *Store) PendingWaitsPage(ctx context.Context, limit int, after string) ([]*PendingWait, error) {
+	from, end := s.k.allWaits(), clientv3.GetPrefixRangeEnd(s.k.allWaits())
+	if after != "" {
+		from = s.k.allWaits() + after + "\x00"
+	}
+	chunk := int64(listChunk)
+	if limit > 0 {
+		chunk = int64(min(limit, listChunk))
+	}
+	var out []*PendingWait
+	for limit <= 0 || len(out) < limit {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(chunk))
+		if err != nil {
+			return nil, fmt.Errorf("list waits: %w", err)
+		}
+		for _, kv := range resp.Kvs {
+			w, err := s.k.decodeWait(kv)
+			if err != nil {
+				return nil, err
+			}
+			if w.Kind != sbruntime.KindApproval && w.Kind != sbruntime.KindSignal {
+				continue // sleeps wait for nobody
+			}
+			p := &PendingWait{Wait: w}
+			if w.Kind == sbruntime.KindApproval {
+				if p.Request, err = sbruntime.ParseApprovalRequest(w); err != nil {
+					return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+				}
+				p.Runbook = p.Request.Runbook
+			}
+			out = append(out, p)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 || (limit > 0 && len(out) == limit) {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	if err := s.pendingWaitDetails(ctx, out); err != nil {
 		return nil, err
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("execution %q: %w", id, sbruntime.ErrNotFound)
+	return out, nil
+}
+
+// pendingWaitDetails reads what ps received (approvals) and the runbook of
+// those whose wait does not name it (signals), a txn of reads by key per
+// defaultMaxTxnOps.
+func (s *Store) pendingWaitDetails(ctx context.Context, ps []*PendingWait) error {
+	var ops []clientv3.Op
+	var apply []func(*etcdserverpb.ResponseOp) error
+	runbooks := map[string][]*PendingWait{} // execution -> waits without a runbook
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return fmt.Errorf("list waits: %w", err)
+		}
+		for i, r := range resp.Responses {
+			if err := apply[i](r); err != nil {
+				return err
+			}
+		}
+		ops, apply = ops[:0], apply[:0]
+		clear(runbooks) // the next txn reads the records it needs again
+		return nil
 	}
-	return s.k.decodeExecution(resp.Kvs[0])
+	for _, p := range ps {
+		if p.Wait.Kind == sbruntime.KindApproval {
+			ops = append(ops, clientv3.OpGet(s.k.approvals(p.Wait.Execution, p.Wait.Position), clientv3.WithPrefix()))
+			apply = append(apply, func(r *etcdserverpb.ResponseOp) error {
+				for _, kv := range r.GetResponseRange().Kvs {
+					var a sbruntime.ApprovalDecision
+					if json.Unmarshal(kv.Value, &a) == nil {
+						p.Approvals = append(p.Approvals, a)
+					}
+				}
+				slices.SortStableFunc(p.Approvals, func(a, b sbruntime.ApprovalDecision) int { return a.At.Compare(b.At) })
+				return nil
+			})
+		}
+		if p.Runbook == "" {
+			id := p.Wait.Execution
+			if runbooks[id] == nil {
+				ops = append(ops, clientv3.OpGet(s.k.execution(id)))
+				apply = append(apply, func(r *etcdserverpb.ResponseOp) error {
+					kvs := r.GetResponseRange().Kvs
+					if len(kvs) == 0 {
+						return nil // deleted meanwhile: no runbook to show
+					}
+					e, err := s.k.decodeExecution(kvs[0])
+					if err != nil {
+						return nil
+					}
+					for _, q := range runbooks[id] {
+						q.Runbook = e.Runbook
+					}
+					return nil
+				})
+			}
+			runbooks[id] = append(runbooks[id], p)
+		}
+		if len(ops) >= defaultMaxTxnOps-1 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }

@@ -1,11 +1,11 @@
 package cluster
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,9 +36,11 @@ const (
 // maxDeadLetterError bounds the error an execution's dead letter copies.
 const maxDeadLetterError = 1024
 
-// deadLetterOps are the writes that make ended execution e a dead letter:
-// none unless starbook.DeadLetterReason names why.
-func (k Keys) deadLetterOps(e *sbruntime.Execution) []clientv3.Op {
+// deadLetterOf is the dead letter of ended execution e, nil unless
+// starbook.DeadLetterReason names why it is one. Everything in it comes
+// from e's record, so the record alone says which index keys its dead
+// letter has (deadLetterDeleteOps).
+func deadLetterOf(e *sbruntime.Execution) *starbook.DeadLetter {
 	reason := starbook.DeadLetterReason(e)
 	if reason == "" {
 		return nil
@@ -51,53 +53,140 @@ func (k Keys) deadLetterOps(e *sbruntime.Execution) []clientv3.Op {
 	if len(errMsg) > maxDeadLetterError {
 		errMsg = errMsg[:maxDeadLetterError] + "..."
 	}
-	dl := starbook.DeadLetter{ID: e.ID, Kind: starbook.DeadExecution, Reason: reason, Runbook: e.Runbook,
+	dl := &starbook.DeadLetter{ID: e.ID, Kind: starbook.DeadExecution, Reason: reason, Runbook: e.Runbook,
 		Status: e.Status, Error: errMsg, Trigger: e.Trigger.Type, At: at}
 	if n := e.Attempt(); n > 1 {
 		dl.Attempt = n
 	}
-	data, err := json.Marshal(&dl)
+	return dl
+}
+
+// deadLetterOps are the writes that make ended execution e a dead letter,
+// record and index keys: none unless starbook.DeadLetterReason names why.
+func (k Keys) deadLetterOps(e *sbruntime.Execution) []clientv3.Op {
+	dl := deadLetterOf(e)
+	if dl == nil {
+		return nil
+	}
+	data, err := json.Marshal(dl)
 	if err != nil {
 		return nil
 	}
-	return []clientv3.Op{clientv3.OpPut(k.deadExecution(e.ID), string(data))}
+	return append([]clientv3.Op{clientv3.OpPut(k.deadExecution(e.ID), string(data))}, k.deadIndexPuts(dl)...)
 }
 
-// DeadLetters lists the dead letters matching f, newest first.
+// deadLetterDeleteOps delete the dead letter of ended execution e, if it
+// has one (unacknowledged), with its index keys, as its record says.
+func (k Keys) deadLetterDeleteOps(e *sbruntime.Execution) []clientv3.Op {
+	ops := []clientv3.Op{clientv3.OpDelete(k.deadExecution(e.ID))}
+	if dl := deadLetterOf(e); dl != nil {
+		ops = append(ops, k.deadIndexDeletes(dl)...)
+	}
+	return ops
+}
+
+// DeadLetters lists the dead letters matching f, newest first (by At to
+// the millisecond, then id: the order of their cursors), at most f.Limit
+// (0: all) after f.After. A page reads O(page) keys whatever is stored: it
+// merges the dead-letter index streams (see deadIndex) the filter names,
+// each read ascending with a limit, then reads the page's records by key.
 func (s *Store) DeadLetters(ctx context.Context, f starbook.DeadLetterFilter) ([]*starbook.DeadLetter, error) {
-	resp, err := s.cli.Get(ctx, s.k.deadLetters(), clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
+	n := f.Limit
+	if n <= 0 {
+		n = math.MaxInt32
 	}
-	out := make([]*starbook.DeadLetter, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		var dl starbook.DeadLetter
-		if err := json.Unmarshal(kv.Value, &dl); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+	streams := s.k.deadLetterStreams(f)
+	seen := map[string]bool{}
+	var out []*starbook.DeadLetter
+	// A dead letter acknowledged between the index read and the record
+	// read is left out: the page reads on to fill itself.
+	for len(out) < n {
+		cursors, err := s.newestIDs(ctx, streams, f.After, n-len(out), seen)
+		if err != nil {
+			return nil, fmt.Errorf("list dead letters: %w", err)
 		}
-		if (f.Runbook == "" || dl.Runbook == f.Runbook) && (f.Reason == "" || dl.Reason == f.Reason) {
-			out = append(out, &dl)
+		if len(cursors) == 0 {
+			return out, nil
+		}
+		dls, err := s.deadLetterRecords(ctx, cursors)
+		if err != nil {
+			return nil, fmt.Errorf("list dead letters: %w", err)
+		}
+		for _, dl := range dls {
+			if (f.Runbook == "" || dl.Runbook == f.Runbook) && (f.Reason == "" || dl.Reason == f.Reason) {
+				out = append(out, dl)
+			}
 		}
 	}
-	slices.SortFunc(out, func(a, b *starbook.DeadLetter) int {
-		if c := b.At.Compare(a.At); c != 0 {
-			return c
+	return out, nil
+}
+
+// deadLetterRecords reads the dead letters of cursors, in that order: both
+// kinds' keys of each id (the index does not say which), one txn per
+// defaultMaxTxnOps/2. A cursor whose id has no dead letter, or one at
+// another time (its index key outlived it), is left out.
+func (s *Store) deadLetterRecords(ctx context.Context, cursors []string) ([]*starbook.DeadLetter, error) {
+	out := make([]*starbook.DeadLetter, 0, len(cursors))
+	for len(cursors) > 0 {
+		part := cursors[:min(len(cursors), defaultMaxTxnOps/2)]
+		cursors = cursors[len(part):]
+		ops := make([]clientv3.Op, 0, 2*len(part))
+		for _, c := range part {
+			_, id, _ := starbook.ParseDeadLetterCursor(c)
+			ops = append(ops, clientv3.OpGet(s.k.deadExecution(id)), clientv3.OpGet(s.k.deadEvent(id)))
 		}
-		return cmp.Compare(b.ID, a.ID)
-	})
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("read dead letters: %w", err)
+		}
+		for i, c := range part {
+			kvs := append(resp.Responses[2*i].GetResponseRange().Kvs, resp.Responses[2*i+1].GetResponseRange().Kvs...)
+			if len(kvs) == 0 {
+				continue
+			}
+			var dl starbook.DeadLetter
+			if err := json.Unmarshal(kvs[0].Value, &dl); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", kvs[0].Key, err)
+			}
+			if dl.Cursor() == c {
+				out = append(out, &dl)
+			}
+		}
+	}
 	return out, nil
 }
 
 // DeadLetterCounts counts the dead letters by runbook and reason (the gauge
-// starbook_dead_letters).
+// starbook_dead_letters). It decodes none: it walks the runbook index
+// (ix/dr/<runbook>/<reason>/), and for each (runbook, reason) there, one
+// txn counts its keys (count only: etcd reads no value) and reads the first
+// key of the next one. Its cost grows with the pairs, not the dead letters.
 func (s *Store) DeadLetterCounts(ctx context.Context) (map[[2]string]int, error) {
-	all, err := s.DeadLetters(ctx, starbook.DeadLetterFilter{})
+	root := s.k.deadRunbookIndexes()
+	end := clientv3.GetPrefixRangeEnd(root)
+	first, err := s.cli.Get(ctx, root, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("count dead letters: %w", err)
 	}
 	out := map[[2]string]int{}
-	for _, dl := range all {
-		out[[2]string{dl.Runbook, dl.Reason}]++
+	kvs := first.Kvs
+	for len(kvs) > 0 {
+		runbook, reason, ok := splitDeadRunbookKey(strings.TrimPrefix(string(kvs[0].Key), root))
+		if !ok {
+			return nil, fmt.Errorf("count dead letters: %q is not a dead-letter index key", kvs[0].Key)
+		}
+		p := s.k.deadRunbookIndex(runbook, reason)
+		resp, err := s.cli.Txn(ctx).Then(
+			clientv3.OpGet(p, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+			clientv3.OpGet(clientv3.GetPrefixRangeEnd(p), clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1)),
+		).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("count dead letters: %w", err)
+		}
+		if c := resp.Responses[0].GetResponseRange().Count; c > 0 {
+			out[[2]string{runbook, reason}] = int(c)
+		}
+		kvs = resp.Responses[1].GetResponseRange().Kvs
 	}
 	return out, nil
 }
@@ -120,7 +209,7 @@ func (s *Store) AckDeadLetter(ctx context.Context, id string) (*starbook.DeadLet
 		}
 		key := string(kvs[0].Key)
 		tx, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
-			Then(clientv3.OpDelete(key)).Commit()
+			Then(append([]clientv3.Op{clientv3.OpDelete(key)}, s.k.deadIndexDeletes(&dl)...)...).Commit()
 		if err != nil {
 			return nil, fmt.Errorf("ack dead letter %s: %w", id, err)
 		}
@@ -130,16 +219,49 @@ func (s *Store) AckDeadLetter(ctx context.Context, id string) (*starbook.DeadLet
 	}
 }
 
+// pruneChunk is how many events' dead letters one txn of PruneDeadEvents
+// deletes: three keys each (record and two index keys), five when sampled.
+const pruneChunk = defaultMaxTxnOps / 5
+
 // PruneDeadEvents deletes the trigger events' dead letters older than
-// cutoff (their ids sort by time) and returns how many it deleted.
+// cutoff (their ids sort by time) with their index keys, pruneChunk a txn,
+// and returns how many it deleted. An event's dead letter never changes
+// once written, so its record says which index keys to delete.
 func (s *Store) PruneDeadEvents(ctx context.Context, cutoff time.Time) (int64, error) {
 	var zero [10]byte
 	bound := ulid.MustNew(ulid.Timestamp(cutoff), bytesReader(zero[:])).String()
-	resp, err := s.cli.Delete(ctx, s.k.deadEvents(), clientv3.WithRange(s.k.deadEvent(bound)))
-	if err != nil {
-		return 0, fmt.Errorf("prune dead letters: %w", err)
+	from, end := s.k.deadEvents(), s.k.deadEvent(bound)
+	var deleted int64
+	for {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pruneChunk))
+		if err != nil {
+			return deleted, fmt.Errorf("prune dead letters: %w", err)
+		}
+		if len(resp.Kvs) == 0 {
+			return deleted, nil
+		}
+		ops := make([]clientv3.Op, 0, 3*len(resp.Kvs))
+		for _, kv := range resp.Kvs {
+			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+			var dl starbook.DeadLetter
+			if json.Unmarshal(kv.Value, &dl) == nil {
+				ops = append(ops, s.k.deadIndexDeletes(&dl)...)
+			}
+		}
+		tx, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return deleted, fmt.Errorf("prune dead letters: %w", err)
+		}
+		for i, op := range ops {
+			if op.IsDelete() && strings.HasPrefix(string(op.KeyBytes()), s.k.deadEvents()) {
+				deleted += tx.Responses[i].GetResponseDeleteRange().Deleted
+			}
+		}
+		if !resp.More {
+			return deleted, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	return resp.Deleted, nil
 }
 
 // eventBucket is a token bucket of EventDeadLettersPerMinute.
@@ -196,9 +318,9 @@ func (t *Triggers) DeadLetter(ctx context.Context, events []triggers.Unstarted) 
 		if err != nil {
 			return err
 		}
-		put := clientv3.OpPut(t.s.k.deadEvent(dl.ID), string(data))
+		puts := append([]clientv3.Op{clientv3.OpPut(t.s.k.deadEvent(dl.ID), string(data))}, t.s.k.deadIndexPuts(&dl)...)
 		if ev.DedupKey == "" {
-			if _, err := t.s.cli.Put(ctx, t.s.k.deadEvent(dl.ID), string(data)); err != nil {
+			if _, err := t.s.cli.Txn(ctx).Then(puts...).Commit(); err != nil {
 				return fmt.Errorf("store dead letter: %w", err)
 			}
 			stored++
@@ -210,7 +332,7 @@ func (t *Triggers) DeadLetter(ctx context.Context, events []triggers.Unstarted) 
 		}
 		dk := t.s.k.deadEventDedup(ev.DedupKey)
 		tx, err := t.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(dk), "=", 0)).
-			Then(put, clientv3.OpPut(dk, dl.ID, clientv3.WithLease(lease))).Commit()
+			Then(append(puts, clientv3.OpPut(dk, dl.ID, clientv3.WithLease(lease)))...).Commit()
 		if err != nil {
 			t.forgetLeases()
 			return fmt.Errorf("store dead letter: %w", err)

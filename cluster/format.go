@@ -21,10 +21,11 @@ import (
 //	3  kept signals, one key each (signals/<id>/<name>/<rev>-<ulid>); a
 //	   node of format 3 still reads and consumes the lists format 2 kept
 //	   in signals/<id>/<name>, and never writes them; group keys
-//	4  the execution index (ix/, ixs/, see index.go) and the SLO and usage
-//	   rollups (rollups.go), built for what format 3 stored by the
-//	   migration (resumable: migrating/4 and slo/built say how far it got);
-//	   ended records stored deflated, their history folded in (fold.go)
+//	4  the execution and dead-letter indexes (ix/, ixs/, see index.go and
+//	   deadindex.go) and the SLO and usage rollups (rollups.go), built for
+//	   what format 3 stored by the migration (resumable: migrating/4,
+//	   migrating/4/deadletters and slo/built say how far it got); ended
+//	   records stored deflated, their history folded in (fold.go)
 //
 // Records carry no version of their own: a field per record would cost
 // bytes on every checkpoint (the hot path), and the marker already says

@@ -172,8 +172,11 @@ func sampled(id string) bool {
 }
 
 // fill reads, in rounds of one or two txns, until every stream that is not
-// done has a key buffered; each read asks for up to chunk keys.
-func (s *Store) fill(ctx context.Context, streams []*indexStream, chunk int) error {
+// done has a key buffered; each read asks for up to chunk keys. It reports
+// whether it read anything: the chunk grows with the reads, not with the
+// ids merged (doubled for each, it reached listChunk within seven ids, and
+// any stream that ran dry read up to a window of listChunk keys).
+func (s *Store) fill(ctx context.Context, streams []*indexStream, chunk int) (read bool, err error) {
 	for {
 		var reads []*indexStream
 		for _, st := range streams {
@@ -182,10 +185,11 @@ func (s *Store) fill(ctx context.Context, streams []*indexStream, chunk int) err
 			}
 		}
 		if len(reads) == 0 {
-			return nil
+			return read, nil
 		}
+		read = true
 		if err := s.windows(ctx, reads, chunk); err != nil {
-			return err
+			return read, err
 		}
 		ops := make([]clientv3.Op, len(reads))
 		for i, st := range reads {
@@ -193,7 +197,7 @@ func (s *Store) fill(ctx context.Context, streams []*indexStream, chunk int) err
 		}
 		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 		if err != nil {
-			return fmt.Errorf("read execution index: %w", err)
+			return read, fmt.Errorf("read execution index: %w", err)
 		}
 		for i, st := range reads {
 			r := resp.Responses[i].GetResponseRange()
@@ -267,10 +271,13 @@ func (s *Store) newestIDs(ctx context.Context, streams []*indexStream, after str
 	var out []string
 	chunk := max(n/len(streams)+1, 8)
 	for len(out) < n {
-		if err := s.fill(ctx, streams, chunk); err != nil {
+		read, err := s.fill(ctx, streams, chunk)
+		if err != nil {
 			return nil, err
 		}
-		chunk = min(2*chunk, listChunk)
+		if read {
+			chunk = min(2*chunk, listChunk)
+		}
 		// Every stream that is not done has its next key buffered: the
 		// least of those is the newest id left.
 		var best *indexStream
@@ -370,7 +377,8 @@ func (k Keys) listStreams(f ListFilter) []*indexStream {
 const indexChunk = 40
 
 // buildIndex writes the index keys of every stored execution (the
-// migration to format 4), indexChunk executions a txn, oldest first. Each
+// migration to format 4), indexChunk executions a txn, oldest first, then
+// those of every dead letter (buildDeadLetterIndex). Each
 // txn is fenced on the migration lock and on the records it indexes, and
 // records its last id in migrating/4: a migrator killed half way resumes
 // after what it did. Puts of index keys are idempotent, so one that died
@@ -427,6 +435,11 @@ func (s *Store) buildIndex(ctx context.Context, fence []clientv3.Cmp) error {
 			break
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	// migrating/4 stays until the dead letters are indexed too: a migrator
+	// killed meanwhile resumes with them, not with every execution again.
+	if err := s.buildDeadLetterIndex(ctx, fence); err != nil {
+		return err
 	}
 	tx, err := s.cli.Txn(ctx).If(fence...).Then(clientv3.OpDelete(progress)).Commit()
 	if err != nil {

@@ -65,10 +65,14 @@ import (
 //	format                              the store's format marker (Format, see format.go)
 //	migration/                          the lock of a store migration (etcd's concurrency.Mutex)
 //	migrating/<format>                  how far the migration to format got (its last execution id)
+//	migrating/4/deadletters             how far it got indexing dead letters (the last key's suffix)
 //	ix/s/<class>/<inverted id>          an execution by status class, newest first (index.go)
 //	ix/r/<runbook>/<class>/<inverted id> the same by runbook
 //	ixs/s/..., ixs/r/...                the same keys of one id in 64 (sampled): where a read of
 //	                                    the index ends its window, so that etcd counts no more than a page
+//	ix/d/<reason>/<inverted cursor>     a dead letter by reason, newest first (deadindex.go)
+//	ix/dr/<runbook>/<reason>/<inverted cursor> the same by runbook ("" for none)
+//	ixs/d/..., ixs/dr/...               the same keys of one dead letter in 64 (sampled)
 //	signalwaits/<id>/                   legacy: deleted with its execution, never written
 //	deadletters/executions/<id>         an execution that ended failed, stuck, dropped, ...
 //	                                    (starbook.DeadLetter), written with its end, until acked
@@ -166,7 +170,6 @@ func (k Keys) ParseTimer(key string) (due time.Time, id, pos string, err error) 
 	return time.UnixMilli(n), id, pos, nil
 }
 
-func (k Keys) allApprovals() string                { return k.prefix + "approvals/" }
 func (k Keys) executionApprovals(id string) string { return k.prefix + "approvals/" + id + "/" }
 func (k Keys) approvals(id, pos string) string     { return k.prefix + "approvals/" + id + "/" + pos + "/" }
 func (k Keys) approval(id, pos, user string) string {
@@ -261,6 +264,14 @@ func (k Keys) runbookIndex(runbook, class string) string {
 	return k.prefix + "ix/r/" + runbook + "/" + class + "/"
 }
 
+// The dead-letter index (deadindex.go): by reason, and by runbook and
+// reason; keys end with the dead letter's cursor inverted (newestFirst).
+func (k Keys) deadIndex(reason string) string { return k.prefix + "ix/d/" + reason + "/" }
+func (k Keys) deadRunbookIndexes() string     { return k.prefix + "ix/dr/" }
+func (k Keys) deadRunbookIndex(runbook, reason string) string {
+	return k.prefix + "ix/dr/" + runbook + "/" + reason + "/"
+}
+
 // sampleOf is the prefix of the sample of index prefix p (ixs/ for ix/).
 func (k Keys) sampleOf(p string) string {
 	return k.prefix + "ixs/" + strings.TrimPrefix(p, k.prefix+"ix/")
@@ -269,6 +280,10 @@ func (k Keys) sampleOf(p string) string {
 // migrating is how far the migration to format to got: the last execution
 // id it did.
 func (k Keys) migrating(to int) string { return k.prefix + "migrating/" + strconv.Itoa(to) }
+
+// migratingDeadLetters is how far the migration to format to got indexing
+// dead letters: the last key it did, after deadletters/.
+func (k Keys) migratingDeadLetters(to int) string { return k.migrating(to) + "/deadletters" }
 
 // probe is a key that is never written (see Keys).
 func (k Keys) probe(what string) string { return k.prefix + what }

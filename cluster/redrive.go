@@ -94,8 +94,8 @@ func (s *Store) RedriveFailed(ctx context.Context, st *RedriveState, next *sbrun
 		return err
 	}
 	ops := append([]clientv3.Op{clientv3.OpPut(s.k.execution(next.ID), string(data)),
-		clientv3.OpPut(s.k.runnable(next.ID), ""),
-		clientv3.OpDelete(s.k.deadExecution(next.ID))}, s.activeOps(next)...)
+		clientv3.OpPut(s.k.runnable(next.ID), "")}, s.activeOps(next)...)
+	ops = append(ops, s.k.deadLetterDeleteOps(st.Execution)...)
 	ops = append(ops, s.k.indexMoveOps(next, indexClass(st.Execution.Status))...)
 	unfolded, err := s.unfoldOps(st)
 	if err != nil {
@@ -127,9 +127,9 @@ func (s *Store) RedriveStart(ctx context.Context, st *RedriveState, old, fresh *
 	}
 	cmps := append(s.redriveCmps(st), clientv3.Compare(clientv3.CreateRevision(s.k.execution(fresh.ID)), "=", 0))
 	ops := append([]clientv3.Op{clientv3.OpPut(s.k.execution(old.ID), string(oldData)),
-		clientv3.OpDelete(s.k.deadExecution(old.ID)),
 		clientv3.OpPut(s.k.execution(fresh.ID), string(data)),
 		clientv3.OpPut(s.k.runnable(fresh.ID), "")}, s.activeOps(fresh)...)
+	ops = append(ops, s.k.deadLetterDeleteOps(st.Execution)...)
 	ops = append(ops, s.k.indexMoveOps(old, indexClass(st.Execution.Status))...)
 	ops = append(ops, s.k.indexOps(fresh)...)
 	unfolded, err := s.unfoldOps(st)

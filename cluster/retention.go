@@ -20,8 +20,9 @@ type Retention struct {
 	Age time.Duration
 	// Interval between passes; the first runs when leadership starts (default 10m).
 	Interval time.Duration
-	// Batch is how many executions one delete txn removes (default 8: each is
-	// about ten ops, under etcd's default limit of 128 per txn).
+	// Batch is how many executions one delete txn removes at most (default
+	// 8: each is about fifteen ops); fewer when their ops would pass etcd's
+	// default limit of 128 per txn.
 	Batch int
 	// CompactMargin is how many revisions compaction keeps behind the current
 	// one (default 10000); negative: never compact.
@@ -109,19 +110,16 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time, batch int) (int, er
 	}
 	deleted := 0
 	var doomed []*sbruntime.Execution
+	var ops []clientv3.Op
 	flush := func() error {
 		if len(doomed) == 0 {
 			return nil
-		}
-		var ops []clientv3.Op
-		for _, e := range doomed {
-			ops = append(ops, s.deleteOps(e, dedup[e.ID])...)
 		}
 		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
 			return fmt.Errorf("delete ended executions: %w", err)
 		}
 		deleted += len(doomed)
-		doomed = doomed[:0]
+		doomed, ops = doomed[:0], ops[:0]
 		return nil
 	}
 	// Ids sort by creation time: one that was created after cutoff cannot
@@ -143,7 +141,15 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time, batch int) (int, er
 				return deleted, flush()
 			}
 			if e.Status.Terminal() && e.EndedAt != nil && e.EndedAt.Before(cutoff) {
-				doomed = append(doomed, e)
+				// A batch also stays under etcd's ops per txn: an alert's
+				// run with a dead letter, a group and dedup keys has 18+.
+				more := s.deleteOps(e, dedup[e.ID])
+				if len(ops)+len(more) > defaultMaxTxnOps {
+					if err := flush(); err != nil {
+						return deleted, err
+					}
+				}
+				doomed, ops = append(doomed, e), append(ops, more...)
 				if len(doomed) == batch {
 					if err := flush(); err != nil {
 						return deleted, err
@@ -172,8 +178,8 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.executionNotices(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.cancel(id)),
 		clientv3.OpDelete(k.active(e.Runbook, id)),
-		clientv3.OpDelete(k.deadExecution(id)),
 	}
+	ops = append(ops, k.deadLetterDeleteOps(e)...)
 	ops = append(ops, k.indexDeleteOps(e)...)
 	ops = append(ops, k.groupEndOps(e)...) // its end released it: defensive
 	if e.Trigger.Type == "alert" && e.Trigger.Source != "" {

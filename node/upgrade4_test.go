@@ -98,13 +98,38 @@ func TestUpgradeFromFormat3(t *testing.T) {
 		t.Errorf("migrating/4 is %q after the migration; want it gone", progress.Kvs[0].Value)
 	}
 	// Two keys an execution, each once, in its class: what a listing reads.
-	ix := get("ix/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if int(ix.Count) != 2*len(m.Executions) {
-		t.Errorf("%d index keys; want 2 for each of %d executions", ix.Count, len(m.Executions))
-	}
 	indexed := map[string]int{}
-	for _, kv := range ix.Kvs {
-		indexed[string(kv.Key)]++
+	for _, p := range []string{"ix/s/", "ix/r/"} {
+		for _, kv := range get(p, clientv3.WithPrefix(), clientv3.WithKeysOnly()).Kvs {
+			indexed[string(kv.Key)]++
+		}
+	}
+	if len(indexed) != 2*len(m.Executions) {
+		t.Errorf("%d index keys; want 2 for each of %d executions", len(indexed), len(m.Executions))
+	}
+	// Two keys a dead letter (of the fixture's failed and stuck runs): a
+	// listing of them, a page at a time, is every one, newest first.
+	dead := get("deadletters/", clientv3.WithPrefix(), clientv3.WithCountOnly()).Count
+	dix := get("ix/d/", clientv3.WithPrefix(), clientv3.WithCountOnly()).Count + get("ix/dr/", clientv3.WithPrefix(), clientv3.WithCountOnly()).Count
+	if dead == 0 || dix != 2*dead {
+		t.Errorf("%d dead-letter index keys; want 2 for each of %d dead letters", dix, dead)
+	}
+	var cursors []string
+	for after := ""; ; {
+		page, err := tn.svc.DeadLetters(ctx, starbook.DeadLetterFilter{Limit: 4, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dl := range page {
+			cursors = append(cursors, dl.Cursor())
+		}
+		if len(page) < 4 {
+			break
+		}
+		after = page[len(page)-1].Cursor()
+	}
+	if int64(len(cursors)) != dead || !slices.IsSortedFunc(cursors, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Errorf("dead letters paged: %d, newest first: %v; want %d", len(cursors), cursors, dead)
 	}
 	for _, x := range m.Executions {
 		class := string(x.Status)

@@ -13,7 +13,8 @@ import (
 
 var _ starbook.DeadLetterService = (*Service)(nil)
 
-// DeadLetters lists the dead letters matching f, newest first.
+// DeadLetters lists the dead letters matching f, newest first, a page of
+// f.Limit after f.After (see starbook.DeadLetterService).
 func (s *Service) DeadLetters(ctx context.Context, f starbook.DeadLetterFilter) ([]*starbook.DeadLetter, error) {
 	return s.Store.DeadLetters(ctx, f)
 }

@@ -18,9 +18,10 @@ func (s *Service) Decide(ctx context.Context, id, position string, d sbruntime.D
 	return s.Store.Decide(ctx, id, position, d)
 }
 
-// Waits lists pending approvals and signal waits, oldest first.
-func (s *Service) Waits(ctx context.Context) ([]*starbook.PendingWait, error) {
-	pending, err := s.Store.PendingWaits(ctx)
+// Waits lists pending approvals and signal waits matching f, in execution
+// id order, then position.
+func (s *Service) Waits(ctx context.Context, f starbook.WaitFilter) ([]*starbook.PendingWait, error) {
+	pending, err := s.Store.PendingWaitsPage(ctx, f.Limit, f.After)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ type Service struct {
 	HealthFunc     func(ctx context.Context) error
 	SignalFunc     func(ctx context.Context, id, name string, data json.RawMessage, by string) error
 	DecideFunc     func(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error)
-	WaitsFunc      func(ctx context.Context) ([]*starbook.PendingWait, error)
+	WaitsFunc      func(ctx context.Context, f starbook.WaitFilter) ([]*starbook.PendingWait, error)
 }
 
 var _ starbook.Service = (*Service)(nil)
@@ -122,9 +122,9 @@ func (s *Service) Decide(ctx context.Context, id, position string, d sbruntime.D
 	return s.DecideFunc(ctx, id, position, d)
 }
 
-func (s *Service) Waits(ctx context.Context) ([]*starbook.PendingWait, error) {
+func (s *Service) Waits(ctx context.Context, f starbook.WaitFilter) ([]*starbook.PendingWait, error) {
 	if s.WaitsFunc == nil {
 		return nil, ErrUnimplemented
 	}
-	return s.WaitsFunc(ctx)
+	return s.WaitsFunc(ctx, f)
 }

@@ -116,7 +116,7 @@ func TestApproveHTTPStatuses(t *testing.T) {
 
 func TestLsWaiting(t *testing.T) {
 	deadline := t0.Add(30 * time.Minute)
-	svc := &apitest.Service{WaitsFunc: func(context.Context) ([]*starbook.PendingWait, error) {
+	svc := &apitest.Service{WaitsFunc: func(context.Context, starbook.WaitFilter) ([]*starbook.PendingWait, error) {
 		return []*starbook.PendingWait{
 			{Execution: "01JA", Runbook: "crashloop", Position: "3", Kind: "approval", Message: "Restart web-1?\nlogs...",
 				Approvers: []string{"@sre", "bob"}, Required: 2, Approvals: []sbruntime.ApprovalDecision{{User: "bob"}},

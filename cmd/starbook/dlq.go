@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -9,30 +10,48 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/starbook/starbook"
+	"github.com/starbook/starbook/api"
 )
 
 var dlqCmd = func() *cobra.Command {
 	var (
 		runbook string
 		reason  string
+		limit   int
+		all     bool
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "dlq [--runbook N] [--reason R] [--json]",
+		Use:   "dlq [--runbook N] [--reason R] [--limit K] [--all] [--json]",
 		Short: "List dead letters: executions that did not complete and trigger events that started nothing",
 		Long: `Dlq lists the dead letters, newest first: executions that ended failed, stuck,
 with compensation_failed, dropped by a trigger's on_excess="drop" or refused
 by a budget, and trigger events that started nothing (an alert no runbook
 matches, an event a schema or a budget refused), each until acknowledged
-with "starbook dlq ack". Reasons: failed, stuck, compensation_failed,
-dropped, budget, no_runbook, refused.`,
+with "starbook dlq ack". Reasons: ` + strings.Join(starbook.DeadLetterReasons, ", ") + `.
+It lists one page (--limit, the server's default 100); --all lists every
+match, a page at a time.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return fmt.Errorf("invalid --limit %d: want a positive number", limit)
+			}
 			c, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
-			list, err := c.DeadLetters(cmd.Context(), starbook.DeadLetterFilter{Runbook: runbook, Reason: reason})
+			// The server checks reason and limit and says what it accepts.
+			f := starbook.DeadLetterFilter{Runbook: runbook, Reason: reason, Limit: limit}
+			var list []*starbook.DeadLetter
+			next := ""
+			if all {
+				if f.Limit == 0 {
+					f.Limit = api.MaxLimit // fewest round trips
+				}
+				list, err = allDeadLetters(cmd.Context(), c, f)
+			} else {
+				list, next, err = c.DeadLettersPage(cmd.Context(), f)
+			}
 			if err != nil {
 				return err
 			}
@@ -41,11 +60,21 @@ dropped, budget, no_runbook, refused.`,
 					DeadLetters []*starbook.DeadLetter `json:"dead_letters"`
 				}{nonNil(list)})
 			}
-			return printDeadLetters(cmd.OutOrStdout(), list)
+			if err := printDeadLetters(cmd.OutOrStdout(), list); err != nil {
+				return err
+			}
+			if next != "" {
+				// Before paging, dlq listed every dead letter: say that
+				// this is not all of them.
+				fmt.Fprintf(cmd.ErrOrStderr(), "more dead letters are older: --all lists them all\n")
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&runbook, "runbook", "", "only this runbook's")
 	cmd.Flags().StringVar(&reason, "reason", "", "only this reason's")
+	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (server default %d, max %d)", api.DefaultLimit, api.MaxLimit))
+	cmd.Flags().BoolVar(&all, "all", false, fmt.Sprintf("every matching dead letter, a page of --limit at a time (default %d)", api.MaxLimit))
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"dead_letters": [...]} as the API returns it`)
 	cmd.AddCommand(dlqAckCmd)
 	return cmd
@@ -75,6 +104,28 @@ var dlqAckCmd = func() *cobra.Command {
 }()
 
 func init() { rootCmd.AddCommand(dlqCmd) }
+
+// allDeadLetters follows the API's cursor from the newest dead letter
+// matching f to the oldest, a page of f.Limit at a time.
+func allDeadLetters(ctx context.Context, c *api.Client, f starbook.DeadLetterFilter) ([]*starbook.DeadLetter, error) {
+	var out []*starbook.DeadLetter
+	for {
+		page, next, err := c.DeadLettersPage(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		if f.After != "" && next >= f.After {
+			// Newest first, so each cursor sorts before the last: a
+			// server that does not move on would keep us here forever.
+			return nil, fmt.Errorf("list dead letters: cursor %s does not follow %s", next, f.After)
+		}
+		f.After = next
+	}
+}
 
 func printDeadLetters(w io.Writer, list []*starbook.DeadLetter) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

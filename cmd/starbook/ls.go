@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -35,7 +36,17 @@ var lsCmd = func() *cobra.Command {
 				return err
 			}
 			if waiting {
-				waits, err := c.Waits(cmd.Context())
+				f := starbook.WaitFilter{Limit: limit}
+				var waits []*starbook.PendingWait
+				next := ""
+				if all {
+					if f.Limit == 0 {
+						f.Limit = api.MaxLimit // fewest round trips
+					}
+					waits, err = allWaits(cmd.Context(), c, f)
+				} else {
+					waits, next, err = c.WaitsPage(cmd.Context(), f)
+				}
 				if err != nil {
 					return err
 				}
@@ -44,7 +55,15 @@ var lsCmd = func() *cobra.Command {
 						Waits []*starbook.PendingWait `json:"waits"`
 					}{nonNil(waits)})
 				}
-				return printWaits(cmd.OutOrStdout(), waits)
+				if err := printWaits(cmd.OutOrStdout(), waits); err != nil {
+					return err
+				}
+				if next != "" {
+					// Before paging, --waiting listed every wait: say that
+					// this is not all of them.
+					fmt.Fprintln(cmd.ErrOrStderr(), "more executions are waiting: --all lists them all")
+				}
+				return nil
 			}
 			// The server checks status and limit and says what it accepts.
 			f := starbook.Filter{Status: sbruntime.Status(status), Runbook: runbook, Limit: limit}
@@ -74,8 +93,7 @@ var lsCmd = func() *cobra.Command {
 	fl.IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (server default %d, max %d)", api.DefaultLimit, api.MaxLimit))
 	fl.BoolVar(&asJSON, "json", false, `print {"executions": [...]} as JSON`)
 	fl.BoolVar(&waiting, "waiting", false, "list pending approvals and signal waits instead")
-	fl.BoolVar(&all, "all", false, fmt.Sprintf("every matching execution, a page of --limit at a time (default %d)", api.MaxLimit))
-	cmd.MarkFlagsMutuallyExclusive("all", "waiting")
+	fl.BoolVar(&all, "all", false, fmt.Sprintf("every matching execution (or wait), a page of --limit at a time (default %d)", api.MaxLimit))
 	return cmd
 }()
 
@@ -98,6 +116,30 @@ func allExecutions(ctx context.Context, c *api.Client, f starbook.Filter) ([]*sb
 			// The list is newest first, so each cursor sorts before the last:
 			// a server that does not move on would keep us here forever.
 			return nil, fmt.Errorf("list executions: cursor %s does not follow %s", next, f.After)
+		}
+		f.After = next
+	}
+}
+
+// allWaits follows the API's cursor from the first pending wait to the
+// last, a page of f.Limit at a time (each page oldest first: the whole
+// list is sorted again the same way).
+func allWaits(ctx context.Context, c *api.Client, f starbook.WaitFilter) ([]*starbook.PendingWait, error) {
+	var out []*starbook.PendingWait
+	for {
+		page, next, err := c.WaitsPage(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			slices.SortStableFunc(out, func(a, b *starbook.PendingWait) int { return a.Since.Compare(b.Since) })
+			return out, nil
+		}
+		if f.After != "" && next <= f.After {
+			// Waits are listed in cursor order, so each cursor sorts after
+			// the last: a server that does not move on would keep us here.
+			return nil, fmt.Errorf("list waits: cursor %s does not follow %s", next, f.After)
 		}
 		f.After = next
 	}

@@ -96,7 +96,10 @@ func TestLsAllRefuses(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"with --waiting", &apitest.Service{}, []string{"ls", "--all", "--waiting"}, "[all waiting] were all set"},
+		{"a wait cursor that goes nowhere", &apitest.Service{
+			WaitsFunc: func(context.Context, starbook.WaitFilter) ([]*starbook.PendingWait, error) {
+				return []*starbook.PendingWait{{Execution: "01JA", Position: "1"}, {Execution: "01JB", Position: "2"}, {Execution: "01JC", Position: "1"}}, nil
+			}}, []string{"ls", "--waiting", "--all", "--limit", "2"}, "cursor 01JB/2 does not follow 01JB/2"},
 		{"a cursor that goes nowhere", &apitest.Service{
 			ExecutionsFunc: func(_ context.Context, f starbook.Filter) ([]*sbruntime.Execution, error) {
 				// Always the same page, whatever the cursor.
@@ -110,5 +113,50 @@ func TestLsAllRefuses(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", res.code, res.stderr, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestLsWaitingAll follows the waits' cursor page by page; the pages,
+// taken in execution id order, are printed oldest first as one list.
+func TestLsWaitingAll(t *testing.T) {
+	var waits []*starbook.PendingWait // in cursor order
+	for i := range 5 {
+		waits = append(waits, &starbook.PendingWait{Execution: fmt.Sprintf("01JW%d", i), Position: "1", Kind: sbruntime.KindSignal,
+			Name: "go", Since: t0.Add(time.Duration(5-i) * time.Minute)})
+	}
+	var filters []starbook.WaitFilter
+	svc := &apitest.Service{WaitsFunc: func(_ context.Context, f starbook.WaitFilter) ([]*starbook.PendingWait, error) {
+		filters = append(filters, f)
+		var out []*starbook.PendingWait
+		for _, w := range waits {
+			if (f.After == "" || w.Cursor() > f.After) && (f.Limit == 0 || len(out) < f.Limit) {
+				out = append(out, w)
+			}
+		}
+		return out, nil
+	}}
+	res := cli(t, svc, "", "ls", "--waiting", "--all", "--limit", "2", "--json")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	want := []starbook.WaitFilter{{Limit: 3}, {Limit: 3, After: "01JW1/1"}, {Limit: 3, After: "01JW3/1"}}
+	if !reflect.DeepEqual(filters, want) {
+		t.Errorf("filters = %+v\nwant      %+v", filters, want)
+	}
+	var out map[string][]*starbook.PendingWait
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || len(out) != 1 {
+		t.Fatalf("stdout = %s (%v), want {\"waits\": [...]}", res.stdout, err)
+	}
+	var got []string
+	for _, w := range out["waits"] {
+		got = append(got, w.Execution)
+	}
+	if want := []string{"01JW4", "01JW3", "01JW2", "01JW1", "01JW0"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("listed %v, want %v (oldest first)", got, want)
+	}
+	filters = nil
+	res = cli(t, svc, "", "ls", "--waiting", "--limit", "2")
+	if res.code != 0 || !strings.Contains(res.stderr, "--all") || len(filters) != 1 {
+		t.Errorf("one page: exit %d, stderr %q, %d requests; want a note of more", res.code, res.stderr, len(filters))
 	}
 }
