@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -53,17 +54,33 @@ var recordDict = []byte(`"error":"Traceback (most recent call last):\n  Error in
 	`"trigger":{"type":"alert","type":"manual","type":"cron","type":"webhook","source":"","attrs":{"alertname":"","receiver":"","startsAt":"2026-12-07T00:00:00Z"}},` +
 	`"result":null,"created_at":"2026-12-07T00:00:00.000000000Z","updated_at":"2026-12-07T00:00:00.000000000Z","ended_at":"2026-12-07T00:00:00.000000000Z"}`)
 
-var deflaters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriterDict(nil, 5, recordDict) // BestSpeed ignores the dictionary: a third of the bytes at 5
-	return w
-}}
+// deflaters are the compressors ends share: at most one a CPU. A flate
+// writer holds about a megabyte of tables, so one per end (or a sync.Pool,
+// which a GC empties) would allocate a megabyte per end: a burst of ends
+// took a node's heap past 2 GB. Compressing a record takes tens of
+// microseconds, so an end that finds them all busy waits for one.
+var deflaters = make(chan *flate.Writer, runtime.GOMAXPROCS(0))
+
+func init() {
+	for range cap(deflaters) {
+		w, err := flate.NewWriterDict(nil, 5, recordDict) // BestSpeed ignores the dictionary: a third of the bytes at 5
+		if err != nil {
+			panic(err)
+		}
+		deflaters <- w
+	}
+}
+
+// inflaters are decompressors reused (flate.Resetter): each holds a 32 KB
+// window, and every watcher of execution records inflates each end.
+var inflaters = sync.Pool{New: func() any { return flate.NewReaderDict(nil, recordDict) }}
 
 // deflateRecord returns record, a JSON object, stored deflated.
 func deflateRecord(record []byte) ([]byte, error) {
 	out := bytes.NewBuffer(make([]byte, 0, len(record)/2+16))
 	out.WriteByte(deflatedRecord)
-	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
+	w := <-deflaters
+	defer func() { deflaters <- w }()
 	w.Reset(out)
 	if _, err := w.Write(record); err != nil {
 		return nil, err
@@ -83,9 +100,14 @@ func recordJSON(value []byte) ([]byte, error) {
 	if len(value) == 0 || value[0] != deflatedRecord {
 		return value, nil
 	}
-	r := flate.NewReaderDict(bytes.NewReader(value[1:]), recordDict)
-	defer r.Close()
-	data, err := io.ReadAll(r)
+	r := inflaters.Get().(io.ReadCloser)
+	defer inflaters.Put(r)
+	if err := r.(flate.Resetter).Reset(bytes.NewReader(value[1:]), recordDict); err != nil {
+		return nil, fmt.Errorf("inflate record: %w", err)
+	}
+	out := bytes.NewBuffer(make([]byte, 0, 3*len(value)))
+	_, err := out.ReadFrom(r)
+	data := out.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("inflate record: %w", err)
 	}
