@@ -183,7 +183,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	}
 
-	e, err := embed.StartEtcd(ec)
+	e, err := startEtcd(ctx, ec, cfg.Member)
 	if err != nil {
 		err = fmt.Errorf("start embedded etcd in %s: %w", ec.Dir, err)
 		if cfg.Member != nil { // a joining member fails here when no peer answers
@@ -243,6 +243,40 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	return emb, nil
 }
+
+// startEtcd starts etcd with ec. A member added to a running cluster
+// (StateExisting) asks a peer for the cluster's members at start and
+// refuses to start unless they are those of its --initial-cluster; a
+// follower answers from what it has applied, and may not have applied the
+// add yet when the new member starts right after add-member returned (the
+// leader answers it once it has applied it itself). Such a member tries
+// again for up to joinRetryFor.
+func startEtcd(ctx context.Context, ec *embed.Config, m *MemberConfig) (*embed.Etcd, error) {
+	deadline := time.Now().Add(joinRetryFor)
+	for {
+		e, err := embed.StartEtcd(ec)
+		if err == nil || m == nil || m.State != StateExisting || !strings.Contains(err.Error(), memberCountUnequal) ||
+			time.Now().After(deadline) {
+			return e, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(joinRetryEvery):
+		}
+	}
+}
+
+// memberCountUnequal is how etcd says that a peer listed other members than
+// a joining member's initial cluster.
+const memberCountUnequal = "member count is unequal"
+
+// How long and how often a joining member asks again: a follower applies an
+// add within a few heartbeats, seconds on a loaded host.
+const (
+	joinRetryFor   = 10 * time.Second
+	joinRetryEvery = 100 * time.Millisecond
+)
 
 // closeUnready closes a member that never became ready. etcd's Close waits
 // for the client servers, which start only once the server is ready or

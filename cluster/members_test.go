@@ -216,10 +216,11 @@ func startMembers(t *testing.T, n int, ca *tlstest.CA) ([]*Embedded, []*MemberCo
 			cfgs[i].PeerTLS = &EtcdTLS{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA}
 		}
 	}
+	logTo := testLogTo(t)
 	var wg sync.WaitGroup
 	for i := range members {
 		wg.Go(func() {
-			embs[i], errs[i] = StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), NoFsync: true, Fast: true, Member: cfgs[i]})
+			embs[i], errs[i] = StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), NoFsync: true, Fast: true, Member: cfgs[i], logTo: logTo})
 		})
 	}
 	wg.Wait()

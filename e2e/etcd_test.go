@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // etcdCluster is a three-member etcd cluster hosted in the test process, on
@@ -28,6 +31,7 @@ type etcdCluster struct {
 	peers   []string // peer URLs
 	mu      sync.Mutex
 	members []*embed.Etcd
+	log     *zap.Logger // the members' errors: in the test's log if it fails
 }
 
 func freePort(t testing.TB) int {
@@ -42,7 +46,7 @@ func freePort(t testing.TB) int {
 
 func startEtcdCluster(t testing.TB, size int) *etcdCluster {
 	t.Helper()
-	c := &etcdCluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, size)}
+	c := &etcdCluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, size), log: testLogger(t)}
 	for i := range size {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
 		c.clients = append(c.clients, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
@@ -73,6 +77,9 @@ func (c *etcdCluster) start(i int, state string) error {
 	cfg.Name = c.names[i]
 	cfg.Dir = filepath.Join(c.dir, c.names[i])
 	cfg.LogLevel = "error"
+	// Not stderr: every member the test stops logs its listeners' closing
+	// as errors, stack traces and all.
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(c.log.With(zap.String("member", c.names[i])))
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.UnsafeNoFsync = true // the starbook processes are what this test kills
 	cu, _ := url.Parse(c.clients[i])
@@ -215,4 +222,45 @@ func startReady(t *testing.T, name string, cmd *exec.Cmd, logPath, addr string) 
 			t.Fatalf("%s not ready after 30s", name)
 		}
 	}
+}
+
+// testLogger returns a logger of errors to a buffer that the test's log
+// shows only if the test fails: etcd's members, in the test process, log
+// there instead of to stderr, so that a passing run prints none of their
+// shutdown errors.
+func testLogger(t testing.TB) *zap.Logger {
+	b := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() && b.Len() > 0 {
+			t.Logf("etcd's log:\n%s", b)
+		}
+	})
+	enc := zap.NewProductionEncoderConfig()
+	enc.StacktraceKey = ""
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(b), zapcore.ErrorLevel))
+}
+
+// lockedBuffer is a bytes.Buffer written from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,4 +355,66 @@ func TestBadInitialCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEmbeddedMembersJoinLaggingFollower starts a member right after
+// cluster add-member while the follower it asks first for the cluster's
+// members (the lowest peer URL) has not applied the add yet: stopped with
+// SIGSTOP, resumed once the new member asked. etcd refuses to start a
+// joining member on a member list it does not match ("member count is
+// unequal"); the new member asks again and joins.
+func TestEmbeddedMembersJoinLaggingFollower(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test runs real processes")
+	}
+	var c *memberCluster
+	var leader, lagging *memberNode
+	for try := 0; lagging == nil; try++ { // the lowest peer URL must be a follower's
+		if try == 8 {
+			t.Fatal("the lowest peer URL was the leader's in 8 clusters")
+		}
+		c = startMembers(t, 3, "3s")
+		var st *starbook.ClusterStatus
+		waitUntil(t, time.Minute, "a healthy cluster", func() bool { st = c.nodes[0].status(t); return healthy(st, 3) })
+		lowest := st.Members[0]
+		for _, m := range st.Members {
+			if m.PeerURLs[0] < lowest.PeerURLs[0] {
+				lowest = m
+			}
+		}
+		if lowest.Name != st.Leader {
+			leader, lagging = c.byID(st.Leader), c.byID(lowest.Name)
+			break
+		}
+		for _, n := range c.nodes {
+			n.d.kill(t)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	port := fmt.Sprint(freePort(t))
+	// etcd adds a member once every member has been connected for 5 s; a
+	// stopped process keeps its connections.
+	waitUntil(t, time.Minute, "add-member with a follower stopped", func() bool {
+		if err := lagging.d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(ctx, leader.d.URL, "cluster", "add-member", "m4", "http://127.0.0.1:"+port)
+		if err != nil {
+			_ = lagging.d.cmd.Process.Signal(syscall.SIGCONT)
+			if !strings.Contains(out, "retry once every member is healthy") {
+				t.Fatalf("add-member: %v\n%s", err, out)
+			}
+		}
+		return err == nil
+	})
+	m4 := &memberNode{id: "m4", dir: t.TempDir() + "/node"}
+	m4.args = memberArgs("m4", c.initial+",m4=http://127.0.0.1:"+port, port, "3s", "existing")
+	joining := spawnDaemon(t, m4.dir, m4.args...)
+	time.Sleep(300 * time.Millisecond) // the new member's request waits on the stopped follower
+	if err := lagging.d.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	m4.d = joining.await(t)
+	waitUntil(t, time.Minute, "4 nodes, 4 healthy members", func() bool { return healthy(m4.status(t), 4) })
 }
