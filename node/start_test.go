@@ -82,7 +82,10 @@ func createRevisions(t *testing.T, s *cluster.Store, id string) (record, owner i
 
 func TestStartClaimsTheExecutionInItsCreateTxn(t *testing.T) {
 	tn := startTestNode(t, t.TempDir())
-	tn.apply(t, map[string]string{"gated.star": gatedRunbook})
+	tn.apply(t, map[string]string{"gated.star": gatedRunbook, "warm.star": "def main(event):\n    return 1\n"})
+	// A run that ended shows the node claims: a start before its session
+	// is up (a loaded machine) is claimed later, through the watch.
+	tn.runToEnd(t, "warm", "")
 	g, url := newGate(t)
 	ctx := context.Background()
 	e := startGated(t, tn, url)
