@@ -92,6 +92,7 @@ var ScaleFigures = []ScaleFigure{
 	{"waits_ms", "GET /api/v1/waits"},
 	{"db_inuse_bytes_per_execution", "etcd DbSizeInUse / N after a compaction"},
 	{"db_file_bytes_per_execution", "etcd DbSize (the file) / N after a compaction"},
+	{"db_defrag_bytes_per_execution", "etcd DbSize / N after a compaction and a defragmentation (the node's maintenance)"},
 	{"keys_per_execution", "keys under the prefix / N"},
 	{"kv_bytes_per_execution", "bytes of keys and values under the prefix / N"},
 	{"rss_mb", "node VmRSS after load"},
@@ -803,9 +804,15 @@ func measureStore(ctx context.Context, endpoint string, n int, res *ScaleResult)
 	defer cli.Close()
 	const prefix = "/starbook/"
 	var keys, kvBytes int64
+	// Every read at one revision: the leader folds and prunes as it goes.
+	total, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	rev := total.Header.Revision
 	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 	for {
-		first, err := cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1))
+		first, err := cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1), clientv3.WithRev(rev))
 		if err != nil {
 			return err
 		}
@@ -819,7 +826,7 @@ func measureStore(ctx context.Context, endpoint string, n int, res *ScaleResult)
 			family += "/"
 			famFrom, famEnd = prefix+family, clientv3.GetPrefixRangeEnd(prefix+family)
 		}
-		f, err := sizeRange(ctx, cli, famFrom, famEnd)
+		f, err := sizeRange(ctx, cli, famFrom, famEnd, rev)
 		if err != nil {
 			return err
 		}
@@ -834,12 +841,12 @@ func measureStore(ctx context.Context, endpoint string, n int, res *ScaleResult)
 	// As the node's own compaction would, later: only the current revision
 	// of each key is left, and the pages it freed are counted out of
 	// DbSizeInUse (the file keeps them until a defragmentation).
+	if total.Count != keys {
+		return fmt.Errorf("%d keys under %s, %d counted by family at revision %d", total.Count, prefix, keys, rev)
+	}
 	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return err
-	}
-	if resp.Count != keys {
-		return fmt.Errorf("%d keys under %s, %d counted by family", resp.Count, prefix, keys)
 	}
 	// The node compacts by itself too: a compaction at or past this
 	// revision already did what this one would.
@@ -854,15 +861,25 @@ func measureStore(ctx context.Context, endpoint string, n int, res *ScaleResult)
 	}
 	res.Figures["db_inuse_bytes_per_execution"] = float64(st.DbSizeInUse) / float64(n)
 	res.Figures["db_file_bytes_per_execution"] = float64(st.DbSize) / float64(n)
+	// As the node's periodic maintenance would (cluster.Defrag, every 10
+	// minutes once the file is a tenth free): the file rewritten without
+	// its free pages, compaction's holes in part-used pages closed.
+	if _, err := cli.Defragment(ctx, endpoint); err != nil {
+		return fmt.Errorf("defragment: %w", err)
+	}
+	if st, err = cli.Status(ctx, endpoint); err != nil {
+		return err
+	}
+	res.Figures["db_defrag_bytes_per_execution"] = float64(st.DbSize) / float64(n)
 	return nil
 }
 
 // sizeRange counts the keys in [from, end) and the bytes of their keys and
 // values, a page at a time.
-func sizeRange(ctx context.Context, cli *clientv3.Client, from, end string) (KeyFamily, error) {
+func sizeRange(ctx context.Context, cli *clientv3.Client, from, end string, rev int64) (KeyFamily, error) {
 	var f KeyFamily
 	for {
-		resp, err := cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(2000), clientv3.WithSerializable())
+		resp, err := cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(2000), clientv3.WithSerializable(), clientv3.WithRev(rev))
 		if err != nil {
 			return f, err
 		}
