@@ -335,7 +335,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 		if !folded {
 			record = data
 		}
-		if stored, err := deflateRecord(record); err == nil && len(stored) <= maxRecordBytes {
+		if stored := compressRecord(record); len(stored) <= maxRecordBytes {
 			data = stored
 			if folded {
 				foldDeletes = deletes

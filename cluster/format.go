@@ -25,7 +25,7 @@ import (
 //	   deadindex.go) and the SLO and usage rollups (rollups.go), built for
 //	   what format 3 stored by the migration (resumable: migrating/4,
 //	   migrating/4/deadletters and slo/built say how far it got); ended
-//	   records stored deflated, their history folded in (fold.go)
+//	   records stored compressed (zstd), their history folded in (fold.go)
 //
 // Records carry no version of their own: a field per record would cost
 // bytes on every checkpoint (the hot path), and the marker already says
