@@ -57,6 +57,53 @@ func writeEnded(ctx context.Context, s *Store, n int, now time.Time) error {
 	return err
 }
 
+// writeBurst writes n ended executions of two runbooks as a burst of rate
+// ends a second that ends at now, as writeEnded does, and folds the
+// rollups as the leader does meanwhile: a pass every rollupInterval from
+// the burst's start, the last one before now (a read just before the next
+// pass: the most left unfolded).
+func writeBurst(ctx context.Context, s *Store, n, rate int, now time.Time) error {
+	entropy := ulid.Monotonic(rand.NewChaCha8([32]byte{2}), 0)
+	start := now.Add(-time.Duration(n) * time.Second / time.Duration(rate))
+	next := start // the next pass
+	var ops []clientv3.Op
+	flush := func() error {
+		_, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		ops = ops[:0]
+		return err
+	}
+	for i := range n {
+		ended := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+		for !next.After(ended) {
+			if err := flush(); err != nil {
+				return err
+			}
+			if _, err := s.FoldRollups(ctx, next); err != nil {
+				return err
+			}
+			next = next.Add(rollupInterval)
+		}
+		created := ended.Add(-3 * time.Second)
+		e := &sbruntime.Execution{ID: ulid.MustNew(ulid.Timestamp(created), entropy).String(), Runbook: []string{"a", "b"}[i%2],
+			Version: "v1", Status: sbruntime.StatusCompleted, Trigger: sbruntime.Trigger{Type: "alert"},
+			CreatedAt: created, UpdatedAt: ended, EndedAt: &ended}
+		data, err := e.EncodeJSON()
+		if err != nil {
+			return err
+		}
+		u := sbruntime.Usage{Steps: 5, HTTPCalls: 3, WallTimeMS: 3000}
+		ops = append(ops, clientv3.OpPut(s.k.execution(e.ID), string(data)),
+			clientv3.OpPut(s.k.executionUsage(Day(ended), e.Runbook, e.ID), string(encodeUsage(&u))))
+		ops = append(ops, s.k.rollupEndOps(e)...)
+		if len(ops) >= 120 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
 // BenchmarkRollupReads: what `starbook slo` (one runbook's 28d objective)
 // and `starbook usage` (30 days) cost with 1,000 and 10,000 ended
 // executions stored: from rollups, and, for slo, the exact read of every
@@ -135,6 +182,7 @@ func BenchmarkRollupReads(b *testing.B) {
 // STARBOOK_MEASURE_ROLLUPS=1 (and STARBOOK_BENCH_100K=1 for 100,000):
 //
 //	STARBOOK_MEASURE_ROLLUPS=1 go test ./cluster -run TestRollupReadCost -v
+//	STARBOOK_MEASURE_ROLLUPS=1 STARBOOK_MEASURE_BURST=1 STARBOOK_BENCH_100K=1 go test ./cluster -run TestRollupReadCost -v
 func TestRollupReadCost(t *testing.T) {
 	if os.Getenv("STARBOOK_MEASURE_ROLLUPS") == "" {
 		t.Skip("a measure: set STARBOOK_MEASURE_ROLLUPS=1")
@@ -154,14 +202,24 @@ func TestRollupReadCost(t *testing.T) {
 	if os.Getenv("STARBOOK_BENCH_100K") != "" {
 		sizes = append(sizes, 100000)
 	}
+	// STARBOOK_MEASURE_BURST=1: the stores are as right after a burst of
+	// 500 ends a second (bench/scale.go's load), folded as the leader does
+	// meanwhile (writeBurst), instead of 30 days' ends all folded.
+	burst := os.Getenv("STARBOOK_MEASURE_BURST") != ""
 	stores := map[int]*Store{}
 	for _, n := range sizes {
-		s := NewStore(emb.Client, fmt.Sprintf("/rollupcost%d/", n))
+		s := NewStore(emb.Client, fmt.Sprintf("/rollupcost%d/", n), WithMaxTxnOps(EmbeddedMaxTxnOps))
 		defer s.Close()
 		s.SetClock(func() time.Time { return now })
-		if err := writeEnded(ctx, s, n, now); err != nil {
+		write := writeEnded
+		if burst {
+			write = func(ctx context.Context, s *Store, n int, now time.Time) error { return writeBurst(ctx, s, n, 500, now) }
+		}
+		t0 := time.Now()
+		if err := write(ctx, s, n, now); err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("%d executions written and folded in %v", n, time.Since(t0).Round(time.Millisecond))
 		stores[n] = s
 	}
 	if _, err := stores[sizes[0]].Compact(ctx, 1); err != nil {

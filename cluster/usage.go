@@ -209,7 +209,7 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 			moved = append(moved, clientv3.OpGet(s.k.usageFoldedKey(day, rb, id)))
 		}
 		for len(unfolded) > 0 {
-			n := min(len(unfolded), 100)
+			n := min(len(unfolded), s.batch.maxOps)
 			prev, err := s.cli.Txn(ctx).Then(moved[:n]...).Commit()
 			if err != nil {
 				return nil, fmt.Errorf("read usage of %s: %w", day, err)
