@@ -602,7 +602,11 @@ func (s *Store) foldUsageInto(ctx context.Context, day, rb string, kvs []*mvccpb
 		addUsage(&sum.Usage, &u, 1)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision),
 			clientv3.Compare(clientv3.ModRevision(moved[i]), "=", prevRev))
-		ops = append(ops, clientv3.OpPut(moved[i], string(kv.Value)), clientv3.OpDelete(string(kv.Key)))
+		if isFinalUsage(kv.Value) { // its execution ended: it changes no more, unless redriven (then RedriveFailed puts it back)
+			ops = append(ops, clientv3.OpDelete(moved[i]), clientv3.OpDelete(string(kv.Key)))
+		} else {
+			ops = append(ops, clientv3.OpPut(moved[i], string(kv.Value)), clientv3.OpDelete(string(kv.Key)))
+		}
 	}
 	if len(ops) == 0 {
 		return 0, nil // nothing that decodes
