@@ -213,7 +213,9 @@ func TestRollupReadCost(t *testing.T) {
 		s.SetClock(func() time.Time { return now })
 		write := writeEnded
 		if burst {
-			write = func(ctx context.Context, s *Store, n int, now time.Time) error { return writeBurst(ctx, s, n, 500, now) }
+			write = func(ctx context.Context, s *Store, n int, now time.Time) error {
+				return writeBurst(ctx, s, n, 500, now)
+			}
 		}
 		t0 := time.Now()
 		if err := write(ctx, s, n, now); err != nil {
