@@ -44,7 +44,22 @@ import (
 // usagedays/<day>/<runbook>. A read sums the day's rollups and the keys
 // still unfolded, less what each of those had when last folded. So a read
 // costs the runbooks × days asked plus the keys written since the last
-// fold, and equals the sum of the usage keys at every moment.
+// fold, and equals the sum of the usage keys as last written at every
+// moment.
+//
+// An ended execution keeps no key of its own: its end (a claim's Finish,
+// Cancel) writes its usage on every day it has any, computed from every
+// event stored for it (finalUsagePuts), marked final; the fold of a final
+// key adds its difference as any and deletes the execution's usagefolded/
+// key instead of writing it. Only a redrive (RedriveFailed) writes its
+// usage again: in the redrive's txn it computes the final values again
+// from the history it read (the same events, the same record's CreatedAt
+// and EndedAt: the same values), puts each day's usagefolded/ key back
+// where the fold dropped it, or unmarks a final key not folded yet, each
+// compared on the mod revisions read (a fold racing it: read again). So a
+// live execution has one usagefolded/ key per day it ran, dropped when it
+// ends; an ended one none: per ended execution, the rollups keep nothing
+// (its slo/d/ end and usage keys are folded away within ~20 s).
 //
 // Resolution: counts are exact. A window's far edge is rounded to the
 // nearest bucket boundary: to the minute within minuteSpan (the 5m, 1h

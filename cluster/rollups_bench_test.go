@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +94,7 @@ func writeBurst(ctx context.Context, s *Store, n, rate int, now time.Time) error
 		}
 		u := sbruntime.Usage{Steps: 5, HTTPCalls: 3, WallTimeMS: 3000}
 		ops = append(ops, clientv3.OpPut(s.k.execution(e.ID), string(data)),
-			clientv3.OpPut(s.k.executionUsage(Day(ended), e.Runbook, e.ID), string(encodeUsage(&u))))
+			clientv3.OpPut(s.k.executionUsage(Day(ended), e.Runbook, e.ID), string(encodeFinalUsage(&u))))
 		ops = append(ops, s.k.rollupEndOps(e)...)
 		if len(ops) >= 120 {
 			if err := flush(); err != nil {
@@ -222,6 +223,27 @@ func TestRollupReadCost(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%d executions written and folded in %v", n, time.Since(t0).Round(time.Millisecond))
+		if burst { // what the rollups keep of the ended executions once all is folded
+			if _, err := s.FoldRollups(ctx, now.Add(rollupGrace)); err != nil {
+				t.Fatal(err)
+			}
+			var counts []string
+			for _, family := range []string{s.k.sloEnds(), s.k.sloMinutes(), s.k.sloHours(), s.k.usage(), s.k.usageFolded(), s.k.usageDays()} {
+				resp, err := s.cli.Get(ctx, family, clientv3.WithPrefix(), clientv3.WithCountOnly())
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts = append(counts, fmt.Sprintf("%s %d", strings.TrimPrefix(family, s.k.prefix), resp.Count))
+			}
+			t.Logf("%d executions, all folded: keys %s", n, strings.Join(counts, ", "))
+			// The reads below are right after the burst: write it again.
+			s = NewStore(emb.Client, fmt.Sprintf("/rollupcostb%d/", n), WithMaxTxnOps(EmbeddedMaxTxnOps))
+			defer s.Close()
+			s.SetClock(func() time.Time { return now })
+			if err := write(ctx, s, n, now); err != nil {
+				t.Fatal(err)
+			}
+		}
 		stores[n] = s
 	}
 	if _, err := stores[sizes[0]].Compact(ctx, 1); err != nil {
