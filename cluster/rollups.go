@@ -26,7 +26,8 @@ import (
 //     never contend on a counter. An attempt ends at most once (its end is
 //     fenced), so the key is written once; a redrive (RedriveFailed) writes
 //     <key>- beside it, retracting that end, in the redrive's txn.
-//   - The leader folds (FoldRollups, every rollupInterval): the ends older
+//   - The leader folds (FoldRollups, every rollupInterval, every second
+//     while there is something to fold): the ends older
 //     than rollupGrace into their slo/m/<runbook>/<minute> (a tally.Bucket:
 //     a minute still open is folded again next pass), and,
 //     once an hour ended minuteSpan ago, its minutes into one
@@ -72,15 +73,17 @@ const (
 	// rollupGrace is how old an end must be (by the time it carries) to be
 	// folded. Exactness does not depend on it: a fold deletes exactly the
 	// keys it read and a read sums rollups and unfolded keys, so an end
-	// timed before an older pass and committed after it (a group commit's
-	// wait, a slow node, clock skew between nodes: well under a second
-	// with NTP) is simply folded by the next pass. Ten seconds keeps a
-	// pass from chasing the ends still being written into the minute it
-	// rewrites, while a burst's ends stay unfolded for seconds, not minutes.
-	rollupGrace = 10 * time.Second
-	// rollupInterval is the time between the leader's passes by default:
-	// with rollupGrace, a read sums at most ~20 s of ends unfolded.
-	rollupInterval = 10 * time.Second
+	// timed before a pass and committed after it (a group commit's wait, a
+	// slow node, clock skew between nodes: well under a second with NTP)
+	// is simply folded by the next pass. A second keeps a pass from
+	// chasing the ends being committed as it reads.
+	rollupGrace = time.Second
+	// rollupInterval is the time between the leader's passes when the
+	// last folded nothing (default), rollupBusyInterval when it folded
+	// something: in a burst (a thousand ends a second and more), a read
+	// finds a few seconds of ends unfolded, not minutes'.
+	rollupInterval     = 10 * time.Second
+	rollupBusyInterval = time.Second
 	// minuteSpan is how long after an hour ends its minutes stay apart:
 	// longer than the 6h burn window, so that its edge is to the minute.
 	minuteSpan = 7 * time.Hour
@@ -243,7 +246,9 @@ func (s *Store) SLOBucketsOf(ctx context.Context, since map[string]time.Time) (m
 
 // RollupFolding configures the leader's folding of rollups.
 type RollupFolding struct {
-	// Interval between passes; the first runs when leadership starts (default 10s).
+	// Interval between passes after one that folded nothing (default 10s;
+	// after one that folded something, at most rollupBusyInterval); the
+	// first runs when leadership starts.
 	Interval time.Duration
 	// Now is the clock deciding what is closed; the store's when nil.
 	Now func() time.Time
@@ -266,7 +271,7 @@ func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context) {
-		t := time.NewTicker(r.Interval)
+		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
 			n, err := s.FoldRollups(ctx, r.Now())
@@ -279,6 +284,13 @@ func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 			if r.OnPass != nil {
 				r.OnPass(n, err)
 			}
+			// A pass that folded something is in a burst: the next comes
+			// soon, so that reads after it find little unfolded.
+			wait := r.Interval
+			if n > 0 {
+				wait = min(wait, rollupBusyInterval)
+			}
+			t.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return

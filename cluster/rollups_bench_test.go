@@ -60,7 +60,7 @@ func writeEnded(ctx context.Context, s *Store, n int, now time.Time) error {
 
 // writeBurst writes n ended executions of two runbooks as a burst of rate
 // ends a second that ends at now, as writeEnded does, and folds the
-// rollups as the leader does meanwhile: a pass every rollupInterval from
+// rollups as the leader does meanwhile: a pass every rollupBusyInterval from
 // the burst's start, the last one before now (a read just before the next
 // pass: the most left unfolded).
 func writeBurst(ctx context.Context, s *Store, n, rate int, now time.Time) error {
@@ -82,7 +82,7 @@ func writeBurst(ctx context.Context, s *Store, n, rate int, now time.Time) error
 			if _, err := s.FoldRollups(ctx, next); err != nil {
 				return err
 			}
-			next = next.Add(rollupInterval)
+			next = next.Add(rollupBusyInterval)
 		}
 		created := ended.Add(-3 * time.Second)
 		e := &sbruntime.Execution{ID: ulid.MustNew(ulid.Timestamp(created), entropy).String(), Runbook: []string{"a", "b"}[i%2],

@@ -469,7 +469,8 @@ func TestBuildRollups(t *testing.T) {
 }
 
 // TestRollupTask: the leader task folds on its first pass, tells OnPass,
-// and returns when its leadership (ctx) ends.
+// passes again soon after one that folded something, and returns when its
+// leadership (ctx) ends.
 func TestRollupTask(t *testing.T) {
 	emb := startSuiteEtcd(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -500,6 +501,14 @@ func TestRollupTask(t *testing.T) {
 	buckets, err := s.SLOBuckets(ctx, "r", now.Add(-time.Hour))
 	if err != nil || len(buckets) != 1 || buckets[0].Successes != 1 || !buckets[0].Start.Equal(ended.Truncate(time.Minute)) {
 		t.Fatalf("after the pass: %+v, %v; want its minute's rollup", buckets, err)
+	}
+	select { // a pass that folded something is followed by another soon, not an Interval later
+	case n := <-passes:
+		if n != 0 {
+			t.Fatalf("second pass folded %d keys, want none", n)
+		}
+	case <-time.After(rollupBusyInterval + 5*time.Second):
+		t.Fatal("no second pass within rollupBusyInterval of a busy one")
 	}
 	cancel()
 	<-done
