@@ -27,14 +27,14 @@ import (
 //     fenced), so the key is written once; a redrive (RedriveFailed) writes
 //     <key>- beside it, retracting that end, in the redrive's txn.
 //   - The leader folds (FoldRollups, every rollupInterval, every second
-//     while there is something to fold): the ends older
-//     than rollupGrace into their slo/m/<runbook>/<minute> (a tally.Bucket:
-//     a minute still open is folded again next pass), and,
-//     once an hour ended minuteSpan ago, its minutes into one
-//     slo/h/<runbook>/<hour>. A fold is one txn that puts the rollup
-//     compared on its mod revision and deletes exactly the keys it read,
-//     each compared on its mod revision: a fold that lost a race (another
-//     leader, a concurrent write) commits nothing and is retried next pass.
+//     while there is something to fold): the ends older than rollupGrace
+//     into their slo/m/<runbook>/<minute> (a tally.Bucket: a minute still
+//     open is folded again next pass), and, once an hour ended minuteSpan
+//     ago, its minutes into one slo/h/<runbook>/<hour>. A fold is one txn
+//     that puts the rollup compared on its mod revision and deletes
+//     exactly the keys it read, each compared on its mod revision: a fold
+//     that lost a race (another leader, a concurrent write) commits
+//     nothing and is retried next pass.
 //   - A read sums the rollups and the unfolded ends of its window in one
 //     txn (three range reads): exact at every moment, folded or not.
 //
@@ -60,7 +60,7 @@ import (
 // compared on the mod revisions read (a fold racing it: read again). So a
 // live execution has one usagefolded/ key per day it ran, dropped when it
 // ends; an ended one none: per ended execution, the rollups keep nothing
-// (its slo/d/ end and usage keys are folded away within ~20 s).
+// (its slo/d/ end and usage keys are folded away within seconds).
 //
 // Resolution: counts are exact. A window's far edge is rounded to the
 // nearest bucket boundary: to the minute within minuteSpan (the 5m, 1h
@@ -271,7 +271,7 @@ func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context) {
-		t := time.NewTimer(0)
+		t := time.NewTimer(r.Interval)
 		defer t.Stop()
 		for {
 			n, err := s.FoldRollups(ctx, r.Now())
