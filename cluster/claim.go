@@ -39,6 +39,7 @@ type Claim struct {
 
 	usageMu  sync.Mutex
 	recorded []*sbruntime.Event // events this claim recorded, for its usage (usage.go)
+	stored   []*sbruntime.Event // every event stored for it when claimed (all attempts'), for its final usage
 }
 
 var _ sbruntime.Journal = (*Claim)(nil)
@@ -94,6 +95,7 @@ func (s *Store) Claim(ctx context.Context, id, node string, lease clientv3.Lease
 		_ = c.release(ctx, nil)
 		return nil, fmt.Errorf("claim %s: %w", id, err)
 	}
+	c.stored = history
 	for _, ev := range history {
 		if redriven {
 			events = append(events, ev)

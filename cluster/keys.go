@@ -50,7 +50,8 @@ import (
 //	usage/<day>/<runbook>/<id>          what one execution did that UTC day, written with its run's outcome;
 //	                                    the leader folds it into usagedays/ (rollups.go)
 //	usagedays/<day>/<runbook>           a runbook's usage that day: the sum of its folded usage keys
-//	usagefolded/<day>/<runbook>/<id>    a usage key as last folded: a rewrite folds in the difference
+//	usagefolded/<day>/<runbook>/<id>    a live execution's usage key as last folded: a rewrite folds in
+//	                                    the difference; dropped once it ended (rollups.go)
 //	slo/d/<runbook>/<minute>/<id>@<n>   attempt n of an execution ended in that minute (status, end,
 //	                                    duration), written with its end; ...@<n>- retracts it (redrive)
 //	slo/m/<runbook>/<minute>            the ends of a minute folded (tally.Bucket), for 7 hours

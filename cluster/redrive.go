@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -103,14 +104,75 @@ func (s *Store) RedriveFailed(ctx context.Context, st *RedriveState, next *sbrun
 	}
 	ops = append(ops, unfolded...)
 	ops = append(ops, s.k.rollupRetractOps(st.Execution)...) // it ends again: its end counts no more (rollups.go)
-	tx, err := s.cli.Txn(ctx).If(s.redriveCmps(st)...).Then(ops...).Commit()
+	for try := 0; ; try++ {
+		usageCmps, usageOps, err := s.redriveUsage(ctx, st)
+		if err != nil {
+			return err
+		}
+		tx, err := s.cli.Txn(ctx).If(append(s.redriveCmps(st), usageCmps...)...).Then(append(ops, usageOps...)...).
+			Else(clientv3.OpGet(s.k.execution(next.ID), clientv3.WithKeysOnly())).Commit()
+		if err != nil {
+			return fmt.Errorf("redrive %s: %w", next.ID, err)
+		}
+		if tx.Succeeded {
+			return nil
+		}
+		// A fold of its usage (the leader's, at most a few per end) can
+		// race it: read them again, unless the record itself changed.
+		if kvs := tx.Responses[0].GetResponseRange().Kvs; try == 3 || len(kvs) == 0 || kvs[0].ModRevision != st.Rev {
+			return redriveConflict(next.ID)
+		}
+	}
+}
+
+// redriveUsage returns the compares and writes that let st's execution,
+// ended, be rewritten by its redriven run while its usage rollups stay
+// exact: the fold drops the usagefolded/ key of an ended execution's final
+// usage (rollups.go), and the redriven run's writes are folded as
+// differences from it. For each day of its final usage, recomputed from
+// the history read (finalUsagePuts: the values its end wrote): a final key
+// not yet folded is marked final no more; one folded and dropped gets its
+// usagefolded/ key back with the value folded; one folded before its
+// execution ended (or before final keys) is as it should be already.
+func (s *Store) redriveUsage(ctx context.Context, st *RedriveState) ([]clientv3.Cmp, []clientv3.Op, error) {
+	puts := s.k.finalUsagePuts(st.Execution, st.History)
+	if len(puts) == 0 {
+		return nil, nil, nil
+	}
+	reads := make([]clientv3.Op, 0, 2*len(puts))
+	folded := make([]string, len(puts))
+	for i, p := range puts {
+		day, rest, _ := strings.Cut(strings.TrimPrefix(p.key, s.k.usage()), "/")
+		rb, id, _ := strings.Cut(rest, "/")
+		folded[i] = s.k.usageFoldedKey(day, rb, id)
+		reads = append(reads, clientv3.OpGet(p.key), clientv3.OpGet(folded[i]))
+	}
+	resp, err := s.cli.Txn(ctx).Then(reads...).Commit()
 	if err != nil {
-		return fmt.Errorf("redrive %s: %w", next.ID, err)
+		return nil, nil, fmt.Errorf("read usage of %s: %w", st.Execution.ID, err)
 	}
-	if !tx.Succeeded {
-		return redriveConflict(next.ID)
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for i, p := range puts {
+		var urev, frev int64
+		u := resp.Responses[2*i].GetResponseRange().Kvs
+		f := resp.Responses[2*i+1].GetResponseRange().Kvs
+		if len(u) > 0 {
+			urev = u[0].ModRevision
+		}
+		if len(f) > 0 {
+			frev = f[0].ModRevision
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(p.key), "=", urev),
+			clientv3.Compare(clientv3.ModRevision(folded[i]), "=", frev))
+		switch {
+		case len(u) > 0 && isFinalUsage(u[0].Value):
+			ops = append(ops, clientv3.OpPut(p.key, string(unfinal(u[0].Value))))
+		case len(u) == 0 && len(f) == 0:
+			ops = append(ops, clientv3.OpPut(folded[i], string(unfinal(p.value))))
+		}
 	}
-	return nil
+	return cmps, ops, nil
 }
 
 // RedriveStart stores fresh, a new execution redriving st's from the start,

@@ -26,13 +26,15 @@ import (
 //     never contend on a counter. An attempt ends at most once (its end is
 //     fenced), so the key is written once; a redrive (RedriveFailed) writes
 //     <key>- beside it, retracting that end, in the redrive's txn.
-//   - The leader folds (FoldRollups): the ends of each minute closed for
-//     rollupGrace into one slo/m/<runbook>/<minute> (a tally.Bucket), and,
-//     once an hour ended minuteSpan ago, its minutes into one
-//     slo/h/<runbook>/<hour>. A fold is one txn that puts the rollup
-//     compared on its mod revision and deletes exactly the keys it read,
-//     each compared on its mod revision: a fold that lost a race (another
-//     leader, a concurrent write) commits nothing and is retried next pass.
+//   - The leader folds (FoldRollups, every rollupInterval, every second
+//     while there is something to fold): the ends older than rollupGrace
+//     into their slo/m/<runbook>/<minute> (a tally.Bucket: a minute still
+//     open is folded again next pass), and, once an hour ended minuteSpan
+//     ago, its minutes into one slo/h/<runbook>/<hour>. A fold is one txn
+//     that puts the rollup compared on its mod revision and deletes
+//     exactly the keys it read, each compared on its mod revision: a fold
+//     that lost a race (another leader, a concurrent write) commits
+//     nothing and is retried next pass.
 //   - A read sums the rollups and the unfolded ends of its window in one
 //     txn (three range reads): exact at every moment, folded or not.
 //
@@ -43,7 +45,22 @@ import (
 // usagedays/<day>/<runbook>. A read sums the day's rollups and the keys
 // still unfolded, less what each of those had when last folded. So a read
 // costs the runbooks × days asked plus the keys written since the last
-// fold, and equals the sum of the usage keys at every moment.
+// fold, and equals the sum of the usage keys as last written at every
+// moment.
+//
+// An ended execution keeps no key of its own: its end (a claim's Finish,
+// Cancel) writes its usage on every day it has any, computed from every
+// event stored for it (finalUsagePuts), marked final; the fold of a final
+// key adds its difference as any and deletes the execution's usagefolded/
+// key instead of writing it. Only a redrive (RedriveFailed) writes its
+// usage again: in the redrive's txn it computes the final values again
+// from the history it read (the same events, the same record's CreatedAt
+// and EndedAt: the same values), puts each day's usagefolded/ key back
+// where the fold dropped it, or unmarks a final key not folded yet, each
+// compared on the mod revisions read (a fold racing it: read again). So a
+// live execution has one usagefolded/ key per day it ran, dropped when it
+// ends; an ended one none: per ended execution, the rollups keep nothing
+// (its slo/d/ end and usage keys are folded away within seconds).
 //
 // Resolution: counts are exact. A window's far edge is rounded to the
 // nearest bucket boundary: to the minute within minuteSpan (the 5m, 1h
@@ -53,18 +70,37 @@ import (
 // above the exact nearest-rank ones, or 1 ms, never below.
 
 const (
-	// rollupGrace is how long after a minute ends its ends are folded:
-	// ends are timed before their txn commits.
-	rollupGrace = time.Minute
+	// rollupGrace is how old an end must be (by the time it carries) to be
+	// folded. Exactness does not depend on it: a fold deletes exactly the
+	// keys it read and a read sums rollups and unfolded keys, so an end
+	// timed before a pass and committed after it (a group commit's wait, a
+	// slow node, clock skew between nodes: well under a second with NTP)
+	// is simply folded by the next pass. A second keeps a pass from
+	// chasing the ends being committed as it reads.
+	rollupGrace = time.Second
+	// rollupInterval is the time between the leader's passes when the
+	// last folded nothing (default), rollupBusyInterval when it folded
+	// something: in a burst (a thousand ends a second and more), a read
+	// finds a few seconds of ends unfolded, not minutes'.
+	rollupInterval     = 10 * time.Second
+	rollupBusyInterval = time.Second
 	// minuteSpan is how long after an hour ends its minutes stay apart:
 	// longer than the 6h burn window, so that its edge is to the minute.
 	minuteSpan = 7 * time.Hour
-	// foldChunk is how many keys one fold txn takes: each costs a compare
-	// and a delete (a usage key a put more), under etcd's 128 per txn.
-	foldChunk = 40
 	// rollupPage is how many keys one read of a fold or a build takes.
-	rollupPage = 1000
+	// etcd counts every key of a range read whatever its limit, so a fold
+	// reads its backlog in few large pages: a pass costs one read of what
+	// it folds, up to rollupPage keys (~3 MB).
+	rollupPage = 20000
 )
+
+// foldChunk is how many keys one fold txn takes under the store's max ops
+// per txn (128 for an external etcd, EmbeddedMaxTxnOps embedded): each key
+// costs a compare and a delete (a usage key a compare more and a put), the
+// rollup a compare and a put, the fence its compares.
+func (s *Store) foldChunk(perKey int, fence []clientv3.Cmp) int {
+	return max((s.batch.maxOps-1-len(fence))/perKey, 1)
+}
 
 // sloEndValue is the value of slo/d/...: one attempt's end.
 type sloEndValue struct {
@@ -210,7 +246,9 @@ func (s *Store) SLOBucketsOf(ctx context.Context, since map[string]time.Time) (m
 
 // RollupFolding configures the leader's folding of rollups.
 type RollupFolding struct {
-	// Interval between passes; the first runs when leadership starts (default 1m).
+	// Interval between passes after one that folded nothing (default 10s;
+	// after one that folded something, at most rollupBusyInterval); the
+	// first runs when leadership starts.
 	Interval time.Duration
 	// Now is the clock deciding what is closed; the store's when nil.
 	Now func() time.Time
@@ -224,7 +262,7 @@ type RollupFolding struct {
 // rollups (FoldRollups) every r.Interval while the node leads.
 func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 	if r.Interval <= 0 {
-		r.Interval = time.Minute
+		r.Interval = rollupInterval
 	}
 	if r.Now == nil {
 		r.Now = func() time.Time { return s.now() }
@@ -233,7 +271,7 @@ func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context) {
-		t := time.NewTicker(r.Interval)
+		t := time.NewTimer(r.Interval)
 		defer t.Stop()
 		for {
 			n, err := s.FoldRollups(ctx, r.Now())
@@ -246,6 +284,13 @@ func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 			if r.OnPass != nil {
 				r.OnPass(n, err)
 			}
+			// A pass that folded something is in a burst: the next comes
+			// soon, so that reads after it find little unfolded.
+			wait := r.Interval
+			if n > 0 {
+				wait = min(wait, rollupBusyInterval)
+			}
+			t.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return
@@ -258,8 +303,7 @@ func (s *Store) RollupTask(r RollupFolding) func(ctx context.Context) {
 // errFoldRaced is a fold whose compares failed: what it read changed.
 var errFoldRaced = errors.New("changed while folded")
 
-// FoldRollups folds, as of now: the SLO ends of every minute that closed
-// rollupGrace ago, the minute rollups of every hour that ended minuteSpan
+// FoldRollups folds, as of now: the SLO ends older than rollupGrace, the minute rollups of every hour that ended minuteSpan
 // ago, and every usage key. It returns how many keys it folded. A fold that
 // lost a race is left for the next pass; reads are exact either way.
 func (s *Store) FoldRollups(ctx context.Context, now time.Time) (int, error) {
@@ -311,12 +355,12 @@ func (s *Store) foldSLOEnds(ctx context.Context, now time.Time, fence []clientv3
 		if err != nil {
 			return err
 		}
-		if minute.Add(time.Minute).After(now.Add(-rollupGrace)) {
-			return nil // its minute is not closed yet
-		}
 		b, err := decodeSLOEnd(kv)
 		if err != nil {
 			return err
+		}
+		if b.Start.After(now.Add(-rollupGrace)) {
+			return nil // too recent: next pass
 		}
 		target := s.k.sloMinute(rb, minute)
 		if hourEnd := minute.Truncate(time.Hour).Add(time.Hour); !hourEnd.After(now.Add(-minuteSpan)) {
@@ -375,14 +419,15 @@ func (s *Store) foldSLOMinutes(ctx context.Context, now time.Time, fence []clien
 	return s.foldTargets(ctx, order, targets, fence)
 }
 
-// foldTargets folds each target's keys into it, foldChunk keys a txn.
+// foldTargets folds each target's keys into it, a chunk of keys a txn.
 func (s *Store) foldTargets(ctx context.Context, order []string, targets map[string]*foldTarget, fence []clientv3.Cmp) (int, error) {
 	folded := 0
 	var errs []error
 	for _, key := range order {
 		t := targets[key]
-		for i := 0; i < len(t.keys); i += foldChunk {
-			j := min(i+foldChunk, len(t.keys))
+		chunk := s.foldChunk(1, fence)
+		for i := 0; i < len(t.keys); i += chunk {
+			j := min(i+chunk, len(t.keys))
 			err := s.foldInto(ctx, key, t.keys[i:j], t.add[i:j], fence)
 			if err != nil {
 				if !errors.Is(err, errFoldRaced) { // a race is no failure: the next pass reads it again
@@ -525,8 +570,9 @@ func (s *Store) foldUsage(ctx context.Context, fence []clientv3.Cmp) (int, error
 	var errs []error
 	for _, g := range order {
 		kvs := groups[g]
-		for i := 0; i < len(kvs); i += foldChunk {
-			j := min(i+foldChunk, len(kvs))
+		chunk := s.foldChunk(2, fence)
+		for i := 0; i < len(kvs); i += chunk {
+			j := min(i+chunk, len(kvs))
 			n, err := s.foldUsageInto(ctx, g.day, g.rb, kvs[i:j], fence)
 			if err != nil {
 				if !errors.Is(err, errFoldRaced) { // a race is no failure: the next pass reads it again
@@ -583,7 +629,11 @@ func (s *Store) foldUsageInto(ctx context.Context, day, rb string, kvs []*mvccpb
 		addUsage(&sum.Usage, &u, 1)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision),
 			clientv3.Compare(clientv3.ModRevision(moved[i]), "=", prevRev))
-		ops = append(ops, clientv3.OpPut(moved[i], string(kv.Value)), clientv3.OpDelete(string(kv.Key)))
+		if isFinalUsage(kv.Value) { // its execution ended: it changes no more, unless redriven (then RedriveFailed puts it back)
+			ops = append(ops, clientv3.OpDelete(moved[i]), clientv3.OpDelete(string(kv.Key)))
+		} else {
+			ops = append(ops, clientv3.OpPut(moved[i], string(kv.Value)), clientv3.OpDelete(string(kv.Key)))
+		}
 	}
 	if len(ops) == 0 {
 		return 0, nil // nothing that decodes
@@ -634,7 +684,7 @@ func (s *Store) BuildRollups(ctx context.Context, fence ...clientv3.Cmp) error {
 			from = s.k.execution(cursor) + "\x00"
 		}
 		page, err := s.cli.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.k.executions())),
-			clientv3.WithLimit(rollupPage), clientv3.WithRev(resp.Header.Revision))
+			clientv3.WithLimit(buildPage), clientv3.WithRev(resp.Header.Revision))
 		if err != nil {
 			return fmt.Errorf("read executions after %q: %w", cursor, err)
 		}
@@ -644,7 +694,7 @@ func (s *Store) BuildRollups(ctx context.Context, fence ...clientv3.Cmp) error {
 			}
 			break
 		}
-		// Count the page's ends by rollup, up to foldChunk rollups a txn.
+		// Count the page's ends by rollup, up to a fold's chunk of rollups a txn.
 		adds := map[string]*tally.Bucket{}
 		last := cursor
 		flush := func() error {
@@ -662,7 +712,7 @@ func (s *Store) BuildRollups(ctx context.Context, fence ...clientv3.Cmp) error {
 				if hourEnd := e.EndedAt.Truncate(time.Hour).Add(time.Hour); !hourEnd.After(now.Add(-minuteSpan)) {
 					target = s.k.sloHour(e.Runbook, *e.EndedAt)
 				}
-				if _, ok := adds[target]; !ok && len(adds) == foldChunk {
+				if _, ok := adds[target]; !ok && len(adds) == s.foldChunk(1, fence) {
 					if err := flush(); err != nil {
 						return err
 					}
@@ -690,6 +740,9 @@ func (s *Store) BuildRollups(ctx context.Context, fence ...clientv3.Cmp) error {
 		}
 	}
 }
+
+// buildPage is how many execution records one read of a build takes.
+const buildPage = 1000
 
 // builtDone is slo/built's value once BuildRollups has counted every execution.
 const builtDone = "done"

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,53 @@ func writeEnded(ctx context.Context, s *Store, n int, now time.Time) error {
 	}
 	_, err := s.FoldRollups(ctx, now)
 	return err
+}
+
+// writeBurst writes n ended executions of two runbooks as a burst of rate
+// ends a second that ends at now, as writeEnded does, and folds the
+// rollups as the leader does meanwhile: a pass every rollupBusyInterval from
+// the burst's start, the last one before now (a read just before the next
+// pass: the most left unfolded).
+func writeBurst(ctx context.Context, s *Store, n, rate int, now time.Time) error {
+	entropy := ulid.Monotonic(rand.NewChaCha8([32]byte{2}), 0)
+	start := now.Add(-time.Duration(n) * time.Second / time.Duration(rate))
+	next := start // the next pass
+	var ops []clientv3.Op
+	flush := func() error {
+		_, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		ops = ops[:0]
+		return err
+	}
+	for i := range n {
+		ended := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+		for !next.After(ended) {
+			if err := flush(); err != nil {
+				return err
+			}
+			if _, err := s.FoldRollups(ctx, next); err != nil {
+				return err
+			}
+			next = next.Add(rollupBusyInterval)
+		}
+		created := ended.Add(-3 * time.Second)
+		e := &sbruntime.Execution{ID: ulid.MustNew(ulid.Timestamp(created), entropy).String(), Runbook: []string{"a", "b"}[i%2],
+			Version: "v1", Status: sbruntime.StatusCompleted, Trigger: sbruntime.Trigger{Type: "alert"},
+			CreatedAt: created, UpdatedAt: ended, EndedAt: &ended}
+		data, err := e.EncodeJSON()
+		if err != nil {
+			return err
+		}
+		u := sbruntime.Usage{Steps: 5, HTTPCalls: 3, WallTimeMS: 3000}
+		ops = append(ops, clientv3.OpPut(s.k.execution(e.ID), string(data)),
+			clientv3.OpPut(s.k.executionUsage(Day(ended), e.Runbook, e.ID), string(encodeFinalUsage(&u))))
+		ops = append(ops, s.k.rollupEndOps(e)...)
+		if len(ops) >= 120 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // BenchmarkRollupReads: what `starbook slo` (one runbook's 28d objective)
@@ -135,6 +183,9 @@ func BenchmarkRollupReads(b *testing.B) {
 // STARBOOK_MEASURE_ROLLUPS=1 (and STARBOOK_BENCH_100K=1 for 100,000):
 //
 //	STARBOOK_MEASURE_ROLLUPS=1 go test ./cluster -run TestRollupReadCost -v
+//	STARBOOK_MEASURE_ROLLUPS=1 STARBOOK_MEASURE_BURST=1 STARBOOK_BENCH_100K=1 go test ./cluster -run TestRollupReadCost -v
+//
+// (and STARBOOK_MEASURE_COMPACTED=1 to compact after the burst too).
 func TestRollupReadCost(t *testing.T) {
 	if os.Getenv("STARBOOK_MEASURE_ROLLUPS") == "" {
 		t.Skip("a measure: set STARBOOK_MEASURE_ROLLUPS=1")
@@ -154,18 +205,56 @@ func TestRollupReadCost(t *testing.T) {
 	if os.Getenv("STARBOOK_BENCH_100K") != "" {
 		sizes = append(sizes, 100000)
 	}
+	// STARBOOK_MEASURE_BURST=1: the stores are as right after a burst of
+	// 500 ends a second (bench/scale.go's load), folded as the leader does
+	// meanwhile (writeBurst), instead of 30 days' ends all folded.
+	burst := os.Getenv("STARBOOK_MEASURE_BURST") != ""
 	stores := map[int]*Store{}
 	for _, n := range sizes {
-		s := NewStore(emb.Client, fmt.Sprintf("/rollupcost%d/", n))
+		s := NewStore(emb.Client, fmt.Sprintf("/rollupcost%d/", n), WithMaxTxnOps(EmbeddedMaxTxnOps))
 		defer s.Close()
 		s.SetClock(func() time.Time { return now })
-		if err := writeEnded(ctx, s, n, now); err != nil {
+		write := writeEnded
+		if burst {
+			write = func(ctx context.Context, s *Store, n int, now time.Time) error {
+				return writeBurst(ctx, s, n, 500, now)
+			}
+		}
+		t0 := time.Now()
+		if err := write(ctx, s, n, now); err != nil {
 			t.Fatal(err)
+		}
+		t.Logf("%d executions written and folded in %v", n, time.Since(t0).Round(time.Millisecond))
+		if burst { // what the rollups keep of the ended executions once all is folded
+			if _, err := s.FoldRollups(ctx, now.Add(rollupGrace)); err != nil {
+				t.Fatal(err)
+			}
+			var counts []string
+			for _, family := range []string{s.k.sloEnds(), s.k.sloMinutes(), s.k.sloHours(), s.k.usage(), s.k.usageFolded(), s.k.usageDays()} {
+				resp, err := s.cli.Get(ctx, family, clientv3.WithPrefix(), clientv3.WithCountOnly())
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts = append(counts, fmt.Sprintf("%s %d", strings.TrimPrefix(family, s.k.prefix), resp.Count))
+			}
+			t.Logf("%d executions, all folded: keys %s", n, strings.Join(counts, ", "))
+			// The reads below are right after the burst: write it again.
+			s = NewStore(emb.Client, fmt.Sprintf("/rollupcostb%d/", n), WithMaxTxnOps(EmbeddedMaxTxnOps))
+			defer s.Close()
+			s.SetClock(func() time.Time { return now })
+			if err := write(ctx, s, n, now); err != nil {
+				t.Fatal(err)
+			}
 		}
 		stores[n] = s
 	}
-	if _, err := stores[sizes[0]].Compact(ctx, 1); err != nil {
-		t.Fatal(err)
+	// Compacted, as a store is an hour on (AutoCompactionRetention); right
+	// after a burst, the keys folded away are still in etcd's index: a
+	// range read steps over them.
+	if !burst || os.Getenv("STARBOOK_MEASURE_COMPACTED") != "" {
+		if _, err := stores[sizes[0]].Compact(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reads := map[string]func(s *Store) error{
 		"slo": func(s *Store) error {

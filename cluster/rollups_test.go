@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -468,7 +469,8 @@ func TestBuildRollups(t *testing.T) {
 }
 
 // TestRollupTask: the leader task folds on its first pass, tells OnPass,
-// and returns when its leadership (ctx) ends.
+// passes again soon after one that folded something, and returns when its
+// leadership (ctx) ends.
 func TestRollupTask(t *testing.T) {
 	emb := startSuiteEtcd(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -499,6 +501,14 @@ func TestRollupTask(t *testing.T) {
 	buckets, err := s.SLOBuckets(ctx, "r", now.Add(-time.Hour))
 	if err != nil || len(buckets) != 1 || buckets[0].Successes != 1 || !buckets[0].Start.Equal(ended.Truncate(time.Minute)) {
 		t.Fatalf("after the pass: %+v, %v; want its minute's rollup", buckets, err)
+	}
+	select { // a pass that folded something is followed by another soon, not an Interval later
+	case n := <-passes:
+		if n != 0 {
+			t.Fatalf("second pass folded %d keys, want none", n)
+		}
+	case <-time.After(rollupBusyInterval + 5*time.Second):
+		t.Fatal("no second pass within rollupBusyInterval of a busy one")
 	}
 	cancel()
 	<-done
@@ -591,5 +601,147 @@ func TestFoldsRacingWritesAndEachOther(t *testing.T) {
 		if w := want[du.Day]; du.Executions != w[0] || du.Steps != w[1] {
 			t.Errorf("usage on %s: %d executions, %d steps; want %v", du.Day, du.Executions, du.Steps, w)
 		}
+	}
+}
+
+// TestEndedUsageKeepsNoKey: executions that record steps over two days and
+// end (failed, some redriven and run again over the next day) leave no
+// usage key of their own once folded, and usage read from the rollups
+// equals, at each step, every execution's usage as computed from its
+// history (what its end wrote), the redriven ones' included.
+func TestEndedUsageKeepsNoKey(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx := context.Background()
+	s := NewStore(emb.Client, "/endedusage/")
+	defer s.Close()
+	clock := &fakeClock{}
+	s.SetClock(clock.now)
+	lease, err := s.cli.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day0 := time.Date(2026, 11, 20, 23, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(5, 6))
+	final := map[string][]usagePut{} // execution -> its usage as its end wrote it
+	run := func(id string, attempt int, from time.Time, status sbruntime.Status) {
+		t.Helper()
+		clock.set(from)
+		c, err := s.Claim(ctx, id, "n1", lease.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := from
+		for i := range 2 + r.IntN(4) {
+			at = at.Add(time.Duration(r.Int64N(int64(40 * time.Minute))))
+			clock.set(at)
+			ev := &sbruntime.Event{Position: fmt.Sprintf("%d", 10*attempt+i), Kind: sbruntime.KindCall, Attempt: attempt,
+				Attempts: 1 + r.IntN(2), HTTPCalls: r.IntN(4), StartedAt: at, EndedAt: at}
+			if err := c.Append(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.set(at.Add(time.Second))
+		if _, err := c.Finish(ctx, sbruntime.Outcome{Status: status, Error: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.ReadRedrive(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final[id] = s.k.finalUsagePuts(st.Execution, st.History)
+	}
+	check := func(what string) {
+		t.Helper()
+		want := map[string][2]int64{} // day/runbook -> executions, steps+http+wall
+		for _, puts := range final {
+			for _, p := range puts {
+				day, rest, _ := strings.Cut(strings.TrimPrefix(p.key, s.k.usage()), "/")
+				rb, _, _ := strings.Cut(rest, "/")
+				var u sbruntime.Usage
+				if err := json.Unmarshal(p.value, &u); err != nil {
+					t.Fatal(err)
+				}
+				w := want[day+"/"+rb]
+				want[day+"/"+rb] = [2]int64{w[0] + 1, w[1] + u.Steps + u.Retries + u.HTTPCalls + u.WallTimeMS}
+			}
+		}
+		clock.set(day0.Add(72 * time.Hour))
+		got, err := s.Usage(ctx, "", 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d days × runbooks, want %d", what, len(got), len(want))
+		}
+		for _, du := range got {
+			if w := want[du.Day+"/"+du.Runbook]; du.Executions != w[0] || du.Steps+du.Retries+du.HTTPCalls+du.WallTimeMS != w[1] {
+				t.Errorf("%s: %s %s: %+v, want %v", what, du.Day, du.Runbook, *du, w)
+			}
+		}
+	}
+	var ids []string
+	for i := range 20 {
+		created := day0.Add(time.Duration(i) * 3 * time.Minute)
+		clock.set(created)
+		id := ulid.MustNew(ulid.Timestamp(created), rand.NewChaCha8([32]byte{byte(i)})).String()
+		if err := s.CreateExecution(ctx, &sbruntime.Execution{ID: id, Runbook: []string{"a", "b"}[i%2], Version: "v1",
+			Status: sbruntime.StatusPending, Trigger: sbruntime.Trigger{Type: "manual"}, CreatedAt: created, UpdatedAt: created}); err != nil {
+			t.Fatal(err)
+		}
+		run(id, 1, created, sbruntime.StatusFailed)
+		ids = append(ids, id)
+	}
+	check("ended")
+	fold := func() {
+		t.Helper()
+		if _, err := s.FoldRollups(ctx, day0.Add(72*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fold()
+	check("folded")
+	if resp, err := s.cli.Get(ctx, s.k.usageFolded(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("%d usagefolded keys of ended executions (%v), want none", resp.Count, err)
+	}
+	// Redrive half and run them again the next day (attempt 2); redrive
+	// half of those again before their end was folded (attempt 3).
+	redrive := func(id string, at time.Time) {
+		t.Helper()
+		clock.set(at)
+		st, err := s.ReadRedrive(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := *st.Execution
+		next.Redrives = append(next.Redrives, sbruntime.Redrive{Attempt: next.Attempt() + 1, At: at, Status: next.Status})
+		next.Status, next.Error, next.EndedAt, next.UpdatedAt = sbruntime.StatusPending, "", nil, at
+		if err := s.RedriveFailed(ctx, st, &next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day1 := day0.Add(20 * time.Hour)
+	for i, id := range ids {
+		if i%2 == 0 {
+			redrive(id, day1)
+			check(fmt.Sprintf("redriven %d", i))
+			run(id, 2, day1.Add(time.Minute), []sbruntime.Status{sbruntime.StatusFailed, sbruntime.StatusCompleted}[i%4/2])
+			if i%4 == 0 {
+				redrive(id, day1.Add(3*time.Hour))
+				run(id, 3, day1.Add(3*time.Hour), sbruntime.StatusCompleted)
+			}
+			check(fmt.Sprintf("ran again %d", i))
+		}
+		if i%3 == 0 {
+			fold()
+			check(fmt.Sprintf("folded %d", i))
+		}
+	}
+	fold()
+	check("all folded")
+	if resp, err := s.cli.Get(ctx, s.k.usageFolded(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("%d usagefolded keys of ended executions (%v), want none", resp.Count, err)
+	}
+	if resp, err := s.cli.Get(ctx, s.k.usage(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+		t.Fatalf("%d usage keys left after the last fold (%v)", resp.Count, err)
 	}
 }

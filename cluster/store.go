@@ -444,7 +444,6 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 		if err != nil {
 			return nil, err
 		}
-		history := sbruntime.Effective(events, e.Attempt())
 		now := s.now().UTC()
 		e.Status, e.Error, e.UpdatedAt, e.EndedAt = sbruntime.StatusCancelled, "cancelled", now, &now
 		data, _ := json.Marshal(e)
@@ -458,7 +457,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (*sbruntime.Execution, er
 		ops = append(ops, s.k.rollupEndOps(e)...) // its SLO end (rollups.go)
 		// Its usage, with its wall time on the day it ended: no claim is
 		// there to write its outcome.
-		for _, p := range s.k.usagePuts(e, history, nil, now, true) {
+		for _, p := range s.k.finalUsagePuts(e, events) {
 			ops = append(ops, clientv3.OpPut(p.key, string(p.value)))
 		}
 		tx, err := s.cli.Txn(ctx).

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,7 +46,15 @@ func (c *Claim) usageOps(e *sbruntime.Execution, checkpoint *sbruntime.Event, en
 		recorded = append(recorded[:len(recorded):len(recorded)], checkpoint)
 	}
 	c.usageMu.Unlock()
-	puts := c.s.k.usagePuts(e, c.History, recorded, end, ended)
+	var puts []usagePut
+	if ended && e.EndedAt != nil {
+		// Every event stored for it: those it read when claimed and those
+		// it recorded since, each once (a later write of a position wins).
+		events := append(c.stored[:len(c.stored):len(c.stored)], recorded...)
+		puts = c.s.k.finalUsagePuts(e, events)
+	} else {
+		puts = c.s.k.usagePuts(e, c.History, recorded, end, ended)
+	}
 	ops := make([]*etcdserverpb.RequestOp, len(puts))
 	for i, p := range puts {
 		ops[i] = putOp([]byte(p.key), p.value)
@@ -112,6 +121,75 @@ func (k Keys) usagePuts(e *sbruntime.Execution, history map[string]*sbruntime.Ev
 		puts[i] = usagePut{key: k.executionUsage(d.name, e.Runbook, e.ID), value: encodeUsage(&usage[i])}
 	}
 	return puts
+}
+
+// finalUsagePuts computes the usage of e, ended, on every UTC day it has
+// any: each of events (every event stored for it, all attempts', as its
+// history reads) counted once on the day it ended, and its wall time on the
+// day it ended. The values are marked final: its fold drops the execution's
+// usagefolded/ key (rollups.go). An end writes them; a redrive computes them
+// again from the history it reads, the same events, to restore that key.
+// An execution that ended as it was created with nothing recorded (dropped,
+// refused by a budget) has no usage.
+func (k Keys) finalUsagePuts(e *sbruntime.Execution, events []*sbruntime.Event) []usagePut {
+	if e.EndedAt == nil {
+		return nil
+	}
+	end := *e.EndedAt
+	once := make(map[string]*sbruntime.Event, len(events))
+	var order []string
+	for _, ev := range events {
+		if ev == nil {
+			continue
+		}
+		id := ev.Position + "@" + strconv.Itoa(ev.Attempt)
+		if _, ok := once[id]; !ok {
+			order = append(order, id)
+		}
+		once[id] = ev
+	}
+	if len(order) == 0 && !end.After(e.CreatedAt) {
+		return nil
+	}
+	var days []dayRange
+	var usage []sbruntime.Usage
+	dayIndex := func(t time.Time) int {
+		for i, d := range days {
+			if d.holds(t) {
+				return i
+			}
+		}
+		days, usage = append(days, dayOf(t)), append(usage, sbruntime.Usage{})
+		return len(days) - 1
+	}
+	usage[dayIndex(end)].WallTimeMS = max(end.Sub(e.CreatedAt).Milliseconds(), 0)
+	for _, id := range order {
+		ev := once[id]
+		usage[dayIndex(ev.EndedAt)].Count(ev)
+	}
+	puts := make([]usagePut, len(days))
+	for i, d := range days {
+		puts[i] = usagePut{key: k.executionUsage(d.name, e.Runbook, e.ID), value: encodeFinalUsage(&usage[i])}
+	}
+	return puts
+}
+
+// finalMark ends the value of a final usage key: nothing reads it but the fold.
+const finalMark = `,"final":true}`
+
+func encodeFinalUsage(u *sbruntime.Usage) []byte {
+	b := encodeUsage(u)
+	return append(b[:len(b)-1], finalMark...)
+}
+
+func isFinalUsage(v []byte) bool { return bytes.HasSuffix(v, []byte(finalMark)) }
+
+// unfinal is v, a usage value, no longer marked final.
+func unfinal(v []byte) []byte {
+	if !isFinalUsage(v) {
+		return v
+	}
+	return append(v[:len(v)-len(finalMark):len(v)-len(finalMark)], '}')
 }
 
 // dayRange is one UTC day.
@@ -209,7 +287,7 @@ func (s *Store) Usage(ctx context.Context, runbook string, days int) ([]*starboo
 			moved = append(moved, clientv3.OpGet(s.k.usageFoldedKey(day, rb, id)))
 		}
 		for len(unfolded) > 0 {
-			n := min(len(unfolded), 100)
+			n := min(len(unfolded), s.batch.maxOps)
 			prev, err := s.cli.Txn(ctx).Then(moved[:n]...).Commit()
 			if err != nil {
 				return nil, fmt.Errorf("read usage of %s: %w", day, err)
