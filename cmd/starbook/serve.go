@@ -52,6 +52,7 @@ type serveFlags struct {
 	members       memberFlags
 	httpLimits    []string // node-wide downstream limits, host=rate,concurrency
 	quota         quotaFlags
+	debug         debugFlags
 }
 
 var serveCmd = func() *cobra.Command {
@@ -91,6 +92,7 @@ var serveCmd = func() *cobra.Command {
 	f.security.register(fl)
 	f.members.register(fl)
 	f.quota.register(fl)
+	f.debug.register(fl)
 	return cmd
 }()
 
@@ -130,6 +132,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	// Every secret a runbook reads is scrubbed from the node's own log too.
 	scrubber := sbruntime.NewScrubber()
 	logger := slog.New(observe.LogHandler(scrubber.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))))
+	if err := f.debug.start(ctx, logger); err != nil {
+		return err
+	}
 	sec.logStart(logger)
 	quotaBytes, err := f.quota.bytes(f.etcdEndpoints == "", logger)
 	if err != nil {
