@@ -105,26 +105,13 @@ var dlqAckCmd = func() *cobra.Command {
 
 func init() { rootCmd.AddCommand(dlqCmd) }
 
-// allDeadLetters follows the API's cursor from the newest dead letter
-// matching f to the oldest, a page of f.Limit at a time.
+// allDeadLetters lists every dead letter matching f, newest first, a page
+// of f.Limit at a time.
 func allDeadLetters(ctx context.Context, c *api.Client, f starbook.DeadLetterFilter) ([]*starbook.DeadLetter, error) {
-	var out []*starbook.DeadLetter
-	for {
-		page, next, err := c.DeadLettersPage(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if next == "" {
-			return out, nil
-		}
-		if f.After != "" && next >= f.After {
-			// Newest first, so each cursor sorts before the last: a
-			// server that does not move on would keep us here forever.
-			return nil, fmt.Errorf("list dead letters: cursor %s does not follow %s", next, f.After)
-		}
-		f.After = next
-	}
+	return walkPages("dead letters", f.After, true, func(after string) ([]*starbook.DeadLetter, string, error) {
+		f.After = after
+		return c.DeadLettersPage(ctx, f)
+	})
 }
 
 func printDeadLetters(w io.Writer, list []*starbook.DeadLetter) error {

@@ -99,50 +99,46 @@ var lsCmd = func() *cobra.Command {
 
 func init() { rootCmd.AddCommand(lsCmd) }
 
-// allExecutions follows the API's cursor from the newest execution matching
-// f to the oldest, a page of f.Limit at a time.
-func allExecutions(ctx context.Context, c *api.Client, f starbook.Filter) ([]*sbruntime.Execution, error) {
-	var out []*sbruntime.Execution
+// walkPages follows an API listing's cursor from after to its end: page
+// reads the page after a cursor and returns it with the next cursor ("" at
+// the end). Cursors move one way (descending: each sorts before the last),
+// so a server that does not move on is an error, not a loop.
+func walkPages[T any](what, after string, descending bool, page func(after string) ([]T, string, error)) ([]T, error) {
+	var out []T
 	for {
-		page, next, err := c.ExecutionsPage(ctx, f)
+		items, next, err := page(after)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, page...)
+		out = append(out, items...)
 		if next == "" {
 			return out, nil
 		}
-		if f.After != "" && next >= f.After {
-			// The list is newest first, so each cursor sorts before the last:
-			// a server that does not move on would keep us here forever.
-			return nil, fmt.Errorf("list executions: cursor %s does not follow %s", next, f.After)
+		if after != "" && (descending && next >= after || !descending && next <= after) {
+			return nil, fmt.Errorf("list %s: cursor %s does not follow %s", what, next, after)
 		}
-		f.After = next
+		after = next
 	}
 }
 
-// allWaits follows the API's cursor from the first pending wait to the
-// last, a page of f.Limit at a time (each page oldest first: the whole
-// list is sorted again the same way).
+// allExecutions lists every execution matching f, newest first, a page of
+// f.Limit at a time.
+func allExecutions(ctx context.Context, c *api.Client, f starbook.Filter) ([]*sbruntime.Execution, error) {
+	return walkPages("executions", f.After, true, func(after string) ([]*sbruntime.Execution, string, error) {
+		f.After = after
+		return c.ExecutionsPage(ctx, f)
+	})
+}
+
+// allWaits lists every pending wait, a page of f.Limit at a time, sorted
+// as each page is (oldest first).
 func allWaits(ctx context.Context, c *api.Client, f starbook.WaitFilter) ([]*starbook.PendingWait, error) {
-	var out []*starbook.PendingWait
-	for {
-		page, next, err := c.WaitsPage(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if next == "" {
-			slices.SortStableFunc(out, func(a, b *starbook.PendingWait) int { return a.Since.Compare(b.Since) })
-			return out, nil
-		}
-		if f.After != "" && next <= f.After {
-			// Waits are listed in cursor order, so each cursor sorts after
-			// the last: a server that does not move on would keep us here.
-			return nil, fmt.Errorf("list waits: cursor %s does not follow %s", next, f.After)
-		}
-		f.After = next
-	}
+	out, err := walkPages("waits", f.After, false, func(after string) ([]*starbook.PendingWait, string, error) {
+		f.After = after
+		return c.WaitsPage(ctx, f)
+	})
+	slices.SortStableFunc(out, func(a, b *starbook.PendingWait) int { return a.Since.Compare(b.Since) })
+	return out, err
 }
 
 func printExecutions(w io.Writer, list []*sbruntime.Execution) error {
