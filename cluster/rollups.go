@@ -343,12 +343,31 @@ type foldTarget struct {
 	add  []tally.Bucket // what each of keys adds
 }
 
+// foldPlan is what a pass folds: its targets, in the order first met.
+type foldPlan struct {
+	targets map[string]*foldTarget
+	order   []string
+}
+
+// add plans kv, adding b, to be folded into the rollup at target.
+func (p *foldPlan) add(target string, kv *mvccpb.KeyValue, b tally.Bucket) {
+	t, ok := p.targets[target]
+	if !ok {
+		if p.targets == nil {
+			p.targets = map[string]*foldTarget{}
+		}
+		t = &foldTarget{key: target}
+		p.targets[target] = t
+		p.order = append(p.order, target)
+	}
+	t.keys, t.add = append(t.keys, kv), append(t.add, b)
+}
+
 // foldSLOEnds folds the ends of closed minutes into their minute rollup, or
 // their hour's if that hour's minutes were folded already (late ends, and
 // retractions of old ones).
 func (s *Store) foldSLOEnds(ctx context.Context, now time.Time, fence []clientv3.Cmp) (int, error) {
-	targets := map[string]*foldTarget{}
-	var order []string
+	plan := &foldPlan{}
 	err := s.readAll(ctx, s.k.sloEnds(), clientv3.GetPrefixRangeEnd(s.k.sloEnds()), func(kv *mvccpb.KeyValue) error {
 		rb, rest, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), s.k.sloEnds()), "/")
 		minute, err := stampAfter(rest, "", minuteLayout)
@@ -366,19 +385,13 @@ func (s *Store) foldSLOEnds(ctx context.Context, now time.Time, fence []clientv3
 		if hourEnd := minute.Truncate(time.Hour).Add(time.Hour); !hourEnd.After(now.Add(-minuteSpan)) {
 			target = s.k.sloHour(rb, minute)
 		}
-		t, ok := targets[target]
-		if !ok {
-			t = &foldTarget{key: target}
-			targets[target] = t
-			order = append(order, target)
-		}
-		t.keys, t.add = append(t.keys, kv), append(t.add, b)
+		plan.add(target, kv, b)
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	return s.foldTargets(ctx, order, targets, fence)
+	return s.foldTargets(ctx, plan, fence)
 }
 
 // foldSLOMinutes folds the minute rollups of hours that ended minuteSpan
@@ -389,8 +402,7 @@ func (s *Store) foldSLOMinutes(ctx context.Context, now time.Time, fence []clien
 		return 0, err
 	}
 	cutoff := now.Add(-minuteSpan).Truncate(time.Hour) // hours before this one ended minuteSpan ago
-	targets := map[string]*foldTarget{}
-	var order []string
+	plan := &foldPlan{}
 	for _, rb := range runbooks {
 		prefix := s.k.sloMinutesOf(rb)
 		err := s.readAll(ctx, prefix, prefix+hourStamp(cutoff), func(kv *mvccpb.KeyValue) error {
@@ -403,28 +415,22 @@ func (s *Store) foldSLOMinutes(ctx context.Context, now time.Time, fence []clien
 				return err
 			}
 			target := s.k.sloHour(rb, minute)
-			t, ok := targets[target]
-			if !ok {
-				t = &foldTarget{key: target}
-				targets[target] = t
-				order = append(order, target)
-			}
-			t.keys, t.add = append(t.keys, kv), append(t.add, b)
+			plan.add(target, kv, b)
 			return nil
 		})
 		if err != nil {
 			return 0, err
 		}
 	}
-	return s.foldTargets(ctx, order, targets, fence)
+	return s.foldTargets(ctx, plan, fence)
 }
 
 // foldTargets folds each target's keys into it, a chunk of keys a txn.
-func (s *Store) foldTargets(ctx context.Context, order []string, targets map[string]*foldTarget, fence []clientv3.Cmp) (int, error) {
+func (s *Store) foldTargets(ctx context.Context, plan *foldPlan, fence []clientv3.Cmp) (int, error) {
 	folded := 0
 	var errs []error
-	for _, key := range order {
-		t := targets[key]
+	for _, key := range plan.order {
+		t := plan.targets[key]
 		chunk := s.foldChunk(1, fence)
 		for i := 0; i < len(t.keys); i += chunk {
 			j := min(i+chunk, len(t.keys))
