@@ -26,6 +26,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/starbook/starbook/cluster"
 	"go.uber.org/zap"
 
 	"github.com/starbook/starbook/triggers"
@@ -81,6 +83,10 @@ type ScaleFigure struct {
 var ScaleFigures = []ScaleFigure{
 	{"load_s", "posting N alerts until all N runs have ended"},
 	{"ingest_alerts_per_s", "alerts accepted per second (posts answered)"},
+	{"settle_s", "from the last run ended until the node's member compacted the burst (the reads below wait for it)"},
+	{"list_page_25_after_load_ms", "GET /api/v1/executions?limit=25 right after load, before the member compacts the burst"},
+	{"slo_after_load_ms", "GET /api/v1/slo right after load"},
+	{"usage_after_load_ms", "GET /api/v1/usage right after load"},
 	{"list_page_25_ms", "GET /api/v1/executions?limit=25"},
 	{"list_page_100_ms", "GET /api/v1/executions?limit=100"},
 	{"list_failed_ms", "?status=failed&limit=25"},
@@ -97,6 +103,9 @@ var ScaleFigures = []ScaleFigure{
 	{"kv_bytes_per_execution", "bytes of keys and values under the prefix / N"},
 	{"rss_mb", "node VmRSS after load"},
 	{"rss_peak_mb", "node VmHWM after load and the reads"},
+	{"rss_settled_mb", "node VmRSS after the reads (tens of seconds after load)"},
+	{"rss_settled_anon_mb", "of which anonymous (the Go heap and stacks)"},
+	{"rss_settled_file_mb", "of which file pages (etcd's mapped db file)"},
 	{"stop_s", "SIGTERM to exit"},
 	{"restart_ready_s", "restart on the same data dir to /readyz 200"},
 	{"rss_restart_mb", "node VmRSS 2 s after a restart is ready"},
@@ -303,6 +312,10 @@ func runScale(ctx context.Context, cfg ScaleConfig, parent string, sizes []int) 
 		r.fig("list_all_s_per_10k", median(walks[j]))
 		_, peak := procMemMB(r.node.cmd.Process.Pid)
 		r.fig("rss_peak_mb", peak)
+		mem := procStatusMB(r.node.cmd.Process.Pid, "VmRSS:", "RssAnon:", "RssFile:")
+		r.fig("rss_settled_mb", mem[0])
+		r.fig("rss_settled_anon_mb", mem[1])
+		r.fig("rss_settled_file_mb", mem[2])
 	}
 
 	for _, r := range runs {
@@ -356,7 +369,94 @@ func (r *scaleRun) load(ctx context.Context) error {
 	rss, _ := procMemMB(node.cmd.Process.Pid)
 	r.fig("rss_mb", rss)
 	r.logf("loaded in %.1f s (%.0f alerts/s accepted)", r.res.Figures["load_s"], r.res.Figures["ingest_alerts_per_s"])
+	// What a person reading in the burst's wake sees: the deleted keys of
+	// its last revisions are in etcd's index until the member compacts
+	// them, and the leader is still folding its last ends.
+	for name, path := range map[string]string{"list_page_25_after_load_ms": "/api/v1/executions?limit=25",
+		"slo_after_load_ms": "/api/v1/slo", "usage_after_load_ms": "/api/v1/usage"} {
+		var ds []float64
+		for range 3 {
+			_, d, err := r.c.get(ctx, path)
+			if err != nil {
+				return err
+			}
+			ds = append(ds, ms(d))
+		}
+		r.fig(name, median(ds))
+	}
+	settled := time.Now()
+	if err := awaitSettled(ctx, node.etcd, 2*time.Minute); err != nil {
+		return err
+	}
+	r.fig("settle_s", time.Since(settled).Seconds())
+	r.logf("settled %.1f s after load", r.res.Figures["settle_s"])
 	return nil
+}
+
+// awaitSettled waits until the node's embedded member has compacted its
+// history up to the revision the load ended at, bar the few revisions a
+// quiet member may leave (cluster.DefaultCompactionQuietMin), and its db's
+// size and bytes in use (which fall as a compaction deletes and a
+// defragmentation shrinks) held still for two seconds: the node's state at
+// rest, which is what the stored-cost figures are about.
+func awaitSettled(ctx context.Context, endpoint string, limit time.Duration) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second,
+		Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	st, err := cli.Status(ctx, endpoint)
+	if err != nil {
+		return fmt.Errorf("await the node settled: %w", err)
+	}
+	want := st.Header.Revision - cluster.DefaultCompactionQuietMin
+	var last [2]int64
+	still := 0
+	for {
+		if st, err = cli.Status(ctx, endpoint); err != nil {
+			return fmt.Errorf("await the node settled: %w", err)
+		}
+		compacted, err := compactRevision(ctx, cli)
+		if err != nil {
+			return fmt.Errorf("await the node settled: %w", err)
+		}
+		now := [2]int64{st.DbSize, st.DbSizeInUse}
+		if compacted >= want && now == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = now
+		if still >= 4 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("await the node settled: revision %d not compacted within %s (compacted to %d)", want, limit, compacted)
+		case <-time.After(500 * time.Millisecond): // polling the member's state
+		}
+	}
+}
+
+// compactRevision is the revision the member's history is compacted to:
+// what a watch from the first revision is cancelled with, 0 when nothing is
+// compacted.
+func compactRevision(ctx context.Context, cli *clientv3.Client) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for wr := range cli.Watch(ctx, "/starbook/format", clientv3.WithRev(1)) {
+		if wr.CompactRevision > 0 {
+			return wr.CompactRevision, nil
+		}
+		if err := wr.Err(); err != nil {
+			return 0, err
+		}
+		return 0, nil // events from the first revision: nothing compacted
+	}
+	return 0, ctx.Err()
 }
 
 // restarts stops the node and starts it again on its data dir, times
@@ -497,21 +597,31 @@ func (n *scaleNode) kill() {
 
 // procMemMB returns process pid's VmRSS and VmHWM (its peak) in MB.
 func procMemMB(pid int) (rss, hwm float64) {
-	rss, hwm = math.NaN(), math.NaN()
+	mem := procStatusMB(pid, "VmRSS:", "VmHWM:")
+	return mem[0], mem[1]
+}
+
+// procStatusMB returns the named fields of process pid's /proc status (kB
+// figures) in MB, NaN for those it has not.
+func procStatusMB(pid int, fields ...string) []float64 {
+	mb := make([]float64, len(fields))
+	for i := range mb {
+		mb[i] = math.NaN()
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return rss, hwm
+		return mb
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		for prefix, v := range map[string]*float64{"VmRSS:": &rss, "VmHWM:": &hwm} {
+		for i, prefix := range fields {
 			if rest, ok := strings.CutPrefix(line, prefix); ok {
 				var kb float64
 				fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
-				*v = kb / 1024
+				mb[i] = kb / 1024
 			}
 		}
 	}
-	return rss, hwm
+	return mb
 }
 
 // lastLines returns the last n lines of file path, joined by " | ".

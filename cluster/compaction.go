@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Compaction configures the embedded member's compaction of old revisions.
@@ -31,6 +33,26 @@ type Compaction struct {
 	// (default 5m, as Kubernetes compacts its etcd): an idle member does not
 	// hold a burst's last Margin revisions forever.
 	Window time.Duration
+	// Quiet is how long the member must have taken at most QuietRevisions
+	// new revisions before everything older is compacted (default 3s). A
+	// burst's last Margin revisions are its tail, where its deleted keys
+	// (index entries of runs that ended, folded history, folded rollup
+	// deltas) lie: etcd keeps each on its heap and steps over it in every
+	// read of its range until it is compacted, so an idle member drops them
+	// at once instead of after Window. Nothing lags a member that writes
+	// nothing, so no watch is cancelled by it.
+	Quiet time.Duration
+	// QuietRevisions is how many revisions a Quiet period may take and still
+	// count as quiet (default 20: the leader's timers and heartbeats).
+	QuietRevisions int64
+	// QuietMin is how many revisions must have come since the last
+	// compaction for a quiet member to compact (default
+	// DefaultCompactionQuietMin, or Margin/20 when that is less). etcd's
+	// compaction walks every revision it keeps, whatever it drops (its cost
+	// follows the store, not the burst: a few seconds of a core at a
+	// million stored), so a member that is quiet between a few writes does
+	// not compact after each; the tail it leaves is that few.
+	QuietMin int64
 	// Interval between looks at the current revision (default 1s; a look is
 	// a read of the member's memory, not a request). Negative: no compaction
 	// by the member, only etcd's hourly periodic one.
@@ -47,12 +69,25 @@ type Compaction struct {
 // a watch lags.
 const DefaultCompactionMargin = 2_000
 
+// DefaultCompactionQuietMin is how many revisions a quiet member compacts
+// at least (Compaction.QuietMin).
+const DefaultCompactionQuietMin = 100
+
 func (c Compaction) withDefaults() Compaction {
 	if c.Margin <= 0 {
 		c.Margin = DefaultCompactionMargin
 	}
 	if c.Window <= 0 {
 		c.Window = 5 * time.Minute
+	}
+	if c.Quiet <= 0 {
+		c.Quiet = 3 * time.Second
+	}
+	if c.QuietRevisions <= 0 {
+		c.QuietRevisions = 20
+	}
+	if c.QuietMin <= 0 {
+		c.QuietMin = min(DefaultCompactionQuietMin, max(c.Margin/20, 1))
 	}
 	if c.Interval == 0 {
 		c.Interval = time.Second
@@ -67,22 +102,34 @@ type revisionAt struct {
 }
 
 // compactionTarget returns the revision to compact to, or 0 for none: the
-// history beyond Margin once it passes twice Margin, and every revision that
-// is Window old. seen holds the revisions looked at, oldest first; it
-// returns those still younger than Window.
-func (c Compaction) compactionTarget(now time.Time, rev, compacted int64, seen []revisionAt) (int64, []revisionAt) {
-	var target int64
+// history beyond Margin once it passes twice Margin, every revision that is
+// Window old, and every revision that is Quiet old when at most
+// QuietRevisions came after it and QuietMin came before it since the last
+// compaction; quiet reports that last case, a burst's end. seen holds the
+// revisions looked at, oldest first; it returns those still younger than
+// Window.
+func (c Compaction) compactionTarget(now time.Time, rev, compacted int64, seen []revisionAt) (target int64, quiet bool, kept []revisionAt) {
 	if t := rev - c.Margin; t-compacted >= c.Margin {
 		target = t
 	}
+	for i := len(seen) - 1; i >= 0; i-- {
+		if !seen[i].at.After(now.Add(-c.Quiet)) {
+			if q := seen[i].rev; rev-q <= c.QuietRevisions && q-compacted >= c.QuietMin && q >= target {
+				target, quiet = q, true
+			}
+			break
+		}
+	}
 	for len(seen) > 0 && !seen[0].at.After(now.Add(-c.Window)) {
-		target = max(target, seen[0].rev)
+		if seen[0].rev > target {
+			target, quiet = seen[0].rev, false
+		}
 		seen = seen[1:]
 	}
 	if target <= compacted {
-		target = 0
+		return 0, false, append(seen, revisionAt{now, rev})
 	}
-	return target, append(seen, revisionAt{now, rev})
+	return target, quiet, append(seen, revisionAt{now, rev})
 }
 
 // compactLoop compacts the member's history as compactionTarget says, until
@@ -100,11 +147,12 @@ func (e *Embedded) compactLoop(ctx context.Context) {
 		case now = <-t.C:
 		}
 		var target int64
-		target, seen = e.compaction.compactionTarget(now, e.Etcd.Server.KV().Rev(), compacted, seen)
+		var burstOver bool
+		target, burstOver, seen = e.compaction.compactionTarget(now, e.Etcd.Server.KV().Rev(), compacted, seen)
 		if target == 0 {
 			continue
 		}
-		if err := e.compactTo(ctx, target); err != nil {
+		if err := e.compactTo(ctx, target, burstOver); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -112,13 +160,40 @@ func (e *Embedded) compactLoop(ctx context.Context) {
 			continue
 		}
 		compacted = target
+		if burstOver {
+			e.afterBurst(ctx)
+		}
 	}
 }
 
-// compactTo compacts the member's history up to rev. A history compacted
-// further already (by the leader's retention) is not an error.
-func (e *Embedded) compactTo(ctx context.Context, rev int64) error {
-	if _, err := e.Client.Compact(ctx, rev); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+// afterBurst is the member's upkeep once a burst's tail is compacted and the
+// member is quiet, the time when blocking it costs least: the db file is
+// defragmented if the burst left it worth shrinking (Maintain), and the heap
+// that held the burst's history goes back to the system now rather than at
+// the runtime's leisure, so that a node's memory after a burst is that of
+// what it stores.
+func (e *Embedded) afterBurst(ctx context.Context) {
+	r, err := e.Maintain(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.defrag.Logger.Warn("embedded etcd maintenance after a burst", "err", err)
+		}
+	}
+	if r.After == 0 { // Maintain frees the memory when it defragments
+		debug.FreeOSMemory()
+	}
+}
+
+// compactTo compacts the member's history up to rev; with wait, it returns
+// once the compacted revisions are gone from the member's index and file.
+// A history compacted further already (by the leader's retention) is not an
+// error.
+func (e *Embedded) compactTo(ctx context.Context, rev int64, wait bool) error {
+	var opts []clientv3.CompactOption
+	if wait {
+		opts = append(opts, clientv3.WithCompactPhysical())
+	}
+	if _, err := e.Client.Compact(ctx, rev, opts...); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 		return fmt.Errorf("compact embedded etcd to revision %d: %w", rev, err)
 	}
 	return nil

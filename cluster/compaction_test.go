@@ -60,10 +60,11 @@ func TestEmbeddedCompactsAsHistoryGrows(t *testing.T) {
 }
 
 // TestCompactionTarget: the history is compacted down to Margin once it
-// passes twice Margin, and whatever is Window old is compacted however little
-// came after it.
+// passes twice Margin, whatever is Window old is compacted however little
+// came after it, and whatever is Quiet old once at most QuietRevisions came
+// after it.
 func TestCompactionTarget(t *testing.T) {
-	c := Compaction{Margin: 100, Window: time.Minute}
+	c := Compaction{Margin: 100, Window: time.Minute, Quiet: 3 * time.Second, QuietRevisions: 5, QuietMin: 25}
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name      string
@@ -72,6 +73,7 @@ func TestCompactionTarget(t *testing.T) {
 		compacted int64
 		seen      []revisionAt
 		want      int64
+		wantQuiet bool
 		wantSeen  int // samples kept, the new one included
 	}{
 		{name: "young and short", now: t0, rev: 150, want: 0, wantSeen: 1},
@@ -79,21 +81,70 @@ func TestCompactionTarget(t *testing.T) {
 		{name: "grown by less than the margin since", now: t0, rev: 280, compacted: 200, want: 0, wantSeen: 1},
 		{name: "grown by the margin since", now: t0, rev: 400, compacted: 200, want: 300, wantSeen: 1},
 		{name: "idle past the window", now: t0.Add(time.Minute), rev: 150,
-			seen: []revisionAt{{t0, 150}, {t0.Add(30 * time.Second), 150}}, want: 150, wantSeen: 2},
+			seen: []revisionAt{{t0, 150}, {t0.Add(30 * time.Second), 150}}, want: 150, wantQuiet: true, wantSeen: 2},
 		{name: "window older than the margin's target", now: t0.Add(time.Minute), rev: 1000, compacted: 0,
 			seen: []revisionAt{{t0, 950}, {t0.Add(30 * time.Second), 990}}, want: 950, wantSeen: 2},
 		{name: "already compacted past the window", now: t0.Add(2 * time.Minute), rev: 160, compacted: 150,
 			seen: []revisionAt{{t0, 150}}, want: 0, wantSeen: 1},
+		{name: "quiet after a burst", now: t0.Add(4 * time.Second), rev: 1503, compacted: 1000,
+			seen: []revisionAt{{t0, 1400}, {t0.Add(time.Second), 1500}, {t0.Add(2 * time.Second), 1502}},
+			want: 1500, wantQuiet: true, wantSeen: 4},
+		{name: "quiet after a few writes", now: t0.Add(4 * time.Second), rev: 1510, compacted: 1490,
+			seen: []revisionAt{{t0, 1490}, {t0.Add(time.Second), 1505}, {t0.Add(2 * time.Second), 1510}},
+			want: 0, wantSeen: 4},
+		{name: "still busy", now: t0.Add(4 * time.Second), rev: 1540, compacted: 1450,
+			seen: []revisionAt{{t0, 1400}, {t0.Add(time.Second), 1500}, {t0.Add(2 * time.Second), 1520}},
+			want: 0, wantSeen: 4},
+		{name: "not quiet for long enough", now: t0.Add(2 * time.Second), rev: 1500, compacted: 1450,
+			seen: []revisionAt{{t0, 1400}, {t0.Add(time.Second), 1500}},
+			want: 0, wantSeen: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, seen := c.compactionTarget(tt.now, tt.rev, tt.compacted, tt.seen)
-			if got != tt.want {
-				t.Errorf("target %d, want %d", got, tt.want)
+			got, quiet, seen := c.compactionTarget(tt.now, tt.rev, tt.compacted, tt.seen)
+			if got != tt.want || quiet != tt.wantQuiet {
+				t.Errorf("target %d (quiet %v), want %d (quiet %v)", got, quiet, tt.want, tt.wantQuiet)
 			}
 			if len(seen) != tt.wantSeen || seen[len(seen)-1].rev != tt.rev {
 				t.Errorf("kept %v, want %d samples ending with revision %d", seen, tt.wantSeen, tt.rev)
 			}
 		})
+	}
+}
+
+// TestEmbeddedCompactsWhenQuiet: a burst shorter than the margin is
+// compacted, but for at most QuietMin revisions, once the member has been
+// quiet for Quiet.
+func TestEmbeddedCompactsWhenQuiet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const quietMin = 20
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true,
+		Compaction: Compaction{Margin: 1000, Quiet: 200 * time.Millisecond, QuietMin: quietMin, Interval: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	var last int64
+	for range 300 {
+		resp, err := emb.Client.Put(ctx, "/churn", "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = resp.Header.Revision
+	}
+	for {
+		_, err := emb.Client.Get(ctx, "/churn", clientv3.WithRev(last-quietMin))
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("revision %d of %d of a quiet member not compacted", last-quietMin, last)
+		case <-time.After(20 * time.Millisecond): // polling the condition above
+		}
 	}
 }

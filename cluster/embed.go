@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,6 +242,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if compaction.Interval > 0 {
 		emb.maintenance.Go(func() { emb.compactLoop(mctx) })
 	}
+	// Restoring the member's index decoded every stored revision: most of
+	// the heap that took is garbage now, and the runtime would keep it for
+	// a while (300 MB of a restarted node's 415 with 100,000 stored).
+	debug.FreeOSMemory()
 	return emb, nil
 }
 
