@@ -61,13 +61,14 @@ type Compaction struct {
 
 // DefaultCompactionMargin is how many revisions the embedded member keeps.
 //
-// A revision is a txn, and group commit puts the writes of dozens of
-// executions in one: 10,000 revisions held a whole 100,000-run burst's
-// history (its deleted keys took 97 MB of etcd's index and made every read
-// over an index prefix step over them: a page of 25 took 30 ms instead of
-// 5). 2,000 revisions are still seconds of the busiest burst, far more than
-// a watch lags.
-const DefaultCompactionMargin = 2_000
+// A revision is a txn, and group commit puts the writes of a dozen
+// executions in one: a 100,000-run burst took 9,300 revisions, so 10,000
+// held its whole history (its deleted keys took 97 MB of etcd's index and
+// made every read over an index prefix step over them: a page of 25 took 30
+// ms instead of 5), and 2,000 still a fifth of it at the end (a page 18 ms,
+// the node 1.2 GB). 500 revisions are still seconds of the busiest burst,
+// more than a watch lags.
+const DefaultCompactionMargin = 500
 
 // DefaultCompactionQuietMin is how many revisions a quiet member compacts
 // at least (Compaction.QuietMin).
@@ -152,7 +153,10 @@ func (e *Embedded) compactLoop(ctx context.Context) {
 		if target == 0 {
 			continue
 		}
-		if err := e.compactTo(ctx, target, burstOver); err != nil {
+		// Each compaction waits for the last to be done: it walks every
+		// revision kept, so at a million stored one takes seconds, and
+		// compactions asked for faster than that would queue in the member.
+		if err := e.compactTo(ctx, target); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -184,16 +188,11 @@ func (e *Embedded) afterBurst(ctx context.Context) {
 	}
 }
 
-// compactTo compacts the member's history up to rev; with wait, it returns
-// once the compacted revisions are gone from the member's index and file.
-// A history compacted further already (by the leader's retention) is not an
-// error.
-func (e *Embedded) compactTo(ctx context.Context, rev int64, wait bool) error {
-	var opts []clientv3.CompactOption
-	if wait {
-		opts = append(opts, clientv3.WithCompactPhysical())
-	}
-	if _, err := e.Client.Compact(ctx, rev, opts...); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+// compactTo compacts the member's history up to rev, and returns once the
+// compacted revisions are gone from the member's index and file. A history
+// compacted further already (by the leader's retention) is not an error.
+func (e *Embedded) compactTo(ctx context.Context, rev int64) error {
+	if _, err := e.Client.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 		return fmt.Errorf("compact embedded etcd to revision %d: %w", rev, err)
 	}
 	return nil
