@@ -51,6 +51,7 @@ type ScaleConfig struct {
 	Binary  string // the starbook binary the nodes run
 	Repeats int    // repeats of each latency figure (default 7); restarts take min(Repeats, 3)
 	Dir     string // scratch directory (a temp dir when empty); the nodes' data dirs are removed at the end
+	Keep    bool   // keep each size's data dir, runbooks and node log under Dir (stopped nodes) for a look afterwards
 	Out     io.Writer
 	JSON    bool      // write one JSON document instead of the tables and the JSON line
 	Log     io.Writer // progress (default os.Stderr)
@@ -159,7 +160,9 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(d)
+		if !cfg.Keep {
+			defer os.RemoveAll(d)
+		}
 		dir = d
 	}
 	sizes := append([]int(nil), cfg.Sizes...)
@@ -223,6 +226,10 @@ func runScale(ctx context.Context, cfg ScaleConfig, parent string, sizes []int) 
 			}
 			if r.log != nil {
 				r.log.Close()
+			}
+			if cfg.Keep {
+				fmt.Fprintf(cfg.Log, "bench: scale %d: kept %s\n", r.n, r.dir)
+				continue
 			}
 			os.RemoveAll(r.dir)
 		}

@@ -13,6 +13,7 @@ import (
 var benchCmd = func() *cobra.Command {
 	var cfg bench.Config
 	var scale []int
+	var keep bool
 	var jsonOut bool
 	var nodeBinary string
 	cmd := &cobra.Command{
@@ -41,7 +42,7 @@ ratio between consecutive sizes and a JSON line (--json: one JSON document).`,
 				cfg.Binary = exe
 			}
 			if len(scale) > 0 {
-				sc := bench.ScaleConfig{Sizes: scale, Binary: cfg.Binary, Dir: cfg.Dir, Out: cfg.Out, JSON: jsonOut}
+				sc := bench.ScaleConfig{Sizes: scale, Binary: cfg.Binary, Dir: cfg.Dir, Keep: keep, Out: cfg.Out, JSON: jsonOut}
 				if nodeBinary != "" {
 					sc.Binary = nodeBinary
 				}
@@ -67,6 +68,7 @@ ratio between consecutive sizes and a JSON line (--json: one JSON document).`,
 	cmd.Flags().IntSliceVar(&scale, "scale", nil, "the scale bench instead (issue 25): load N ended executions on a fresh node process for each N (e.g. 10000,100000) and time its pages, size its store, restart it")
 	cmd.Flags().StringVar(&nodeBinary, "node-binary", "", "with --scale: the starbook binary the nodes run (default: this one), e.g. another branch's build, measured by this bench")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "with --scale: one JSON document instead of the tables")
+	cmd.Flags().BoolVar(&keep, "keep", false, "with --scale: keep each size's data dir and node log (stopped) for a look afterwards")
 	cmd.Flags().BoolVar(&cfg.ParkedOnly, "parked-only", false, "measure only the RSS with parked executions, in this process (bench runs it as a fresh process)")
 	_ = cmd.Flags().MarkHidden("parked-only")
 	return cmd
