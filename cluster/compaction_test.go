@@ -64,11 +64,12 @@ func TestEmbeddedCompactsAsHistoryGrows(t *testing.T) {
 // came after it, and whatever is Quiet old once at most QuietRevisions came
 // after it.
 func TestCompactionTarget(t *testing.T) {
-	c := Compaction{Margin: 100, Window: time.Minute, Quiet: 3 * time.Second, QuietRevisions: 5, QuietMin: 25}
+	c := Compaction{Margin: 100, Window: time.Minute, Quiet: 3 * time.Second, QuietRevisions: 5, QuietMin: 25, Gap: 5 * time.Second}
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name      string
 		now       time.Time
+		last      time.Time // of the last compaction
 		rev       int64
 		compacted int64
 		seen      []revisionAt
@@ -80,6 +81,8 @@ func TestCompactionTarget(t *testing.T) {
 		{name: "past twice the margin", now: t0, rev: 200, want: 100, wantSeen: 1},
 		{name: "grown by less than the margin since", now: t0, rev: 280, compacted: 200, want: 0, wantSeen: 1},
 		{name: "grown by the margin since", now: t0, rev: 400, compacted: 200, want: 300, wantSeen: 1},
+		{name: "grown by the margin within the gap", now: t0, last: t0.Add(-time.Second), rev: 400, compacted: 200,
+			want: 0, wantSeen: 1},
 		{name: "idle past the window", now: t0.Add(time.Minute), rev: 150,
 			seen: []revisionAt{{t0, 150}, {t0.Add(30 * time.Second), 150}}, want: 150, wantQuiet: true, wantSeen: 2},
 		{name: "window older than the margin's target", now: t0.Add(time.Minute), rev: 1000, compacted: 0,
@@ -101,7 +104,7 @@ func TestCompactionTarget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, quiet, seen := c.compactionTarget(tt.now, tt.rev, tt.compacted, tt.seen)
+			got, quiet, seen := c.compactionTarget(tt.now, tt.last, tt.rev, tt.compacted, tt.seen)
 			if got != tt.want || quiet != tt.wantQuiet {
 				t.Errorf("target %d (quiet %v), want %d (quiet %v)", got, quiet, tt.want, tt.wantQuiet)
 			}
