@@ -17,21 +17,25 @@ import (
 // Listings newest first cost what they return. etcd drops the limit of any
 // range read that is not in ascending key order (it reads, decodes and sorts
 // the whole range, then truncates), so a page sorted descending would read
-// every execution older than its cursor. Instead every execution has two
-// index keys whose last segment is its id inverted (newestFirst), so that an
+// every execution older than its cursor. Instead every execution has index
+// keys whose last segment is its id inverted (newestFirst), so that an
 // ascending read with a limit returns the newest first:
 //
 //	ix/s/<class>/<inverted id>            by status class
-//	ix/r/<runbook>/<class>/<inverted id>  by runbook and status class
+//	ix/r/<runbook>/<class>/<inverted id>  by runbook and status class, once ended
 //
 // The class is the status of an ended execution (completed, failed,
 // cancelled, stuck) and "live" before it ends: a live execution's status
 // changes with every claim and park, and is derived from its claim and
-// runnable keys anyway (deriveStatus), while the live ones are the work in
-// flight, not the history kept. The keys are written in the txns that
-// create, end, redrive and delete an execution, so they never disagree with
-// the records for longer than a txn. A page reads one range per class
-// (five at most, with a limit each, merged), then the page's records by key.
+// runnable keys anyway (deriveStatus). A live execution has only its
+// ix/s/live key, whose value is its runbook: a listing by runbook reads the
+// live ones of every runbook and keeps its own, which costs the work in
+// flight, not the history kept, and saves every run a put and a delete (5%
+// of the steps a second with 50 runs in flight). The keys are written in
+// the txns that create, end, redrive and delete an execution, so they never
+// disagree with the records for longer than a txn. A page reads one range
+// per class (five at most, with a limit each, merged), then the page's
+// records by key.
 
 // classLive is the index class of an execution that has not ended.
 const classLive = "live"
@@ -73,33 +77,49 @@ func idOfNewestFirst(s string) (string, bool) {
 	return string(b), true
 }
 
-// indexKeys are the index keys of execution id of runbook in class: two,
-// and their two sample keys when id is sampled.
+// indexKeys are the index keys of execution id of runbook in class: two (one
+// when live), and their sample keys when id is sampled.
 func (k Keys) indexKeys(id, runbook, class string) []string {
 	inv := newestFirst(id)
-	s, r := k.statusIndex(class), k.runbookIndex(runbook, class)
+	s := k.statusIndex(class)
+	if class == classLive {
+		if !sampled(id) {
+			return []string{s + inv}
+		}
+		return []string{s + inv, k.sampleOf(s) + inv}
+	}
+	r := k.runbookIndex(runbook, class)
 	if !sampled(id) {
 		return []string{s + inv, r + inv}
 	}
 	return []string{s + inv, r + inv, k.sampleOf(s) + inv, k.sampleOf(r) + inv}
 }
 
+// indexValue is what e's index keys hold: its runbook while it is live
+// (listings by runbook read the live ones of all), else nothing.
+func indexValue(e *sbruntime.Execution) string {
+	if indexClass(e.Status) == classLive {
+		return e.Runbook
+	}
+	return ""
+}
+
 // indexOps are the puts of e's index keys in its current status's class.
 func (k Keys) indexOps(e *sbruntime.Execution) []clientv3.Op {
-	keys := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status))
+	keys, v := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status)), indexValue(e)
 	ops := make([]clientv3.Op, len(keys))
 	for i, key := range keys {
-		ops[i] = clientv3.OpPut(key, "")
+		ops[i] = clientv3.OpPut(key, v)
 	}
 	return ops
 }
 
 // indexPB is indexOps built as protobuf, for the hot path.
 func (k Keys) indexPB(e *sbruntime.Execution) []*etcdserverpb.RequestOp {
-	keys := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status))
+	keys, v := k.indexKeys(e.ID, e.Runbook, indexClass(e.Status)), []byte(indexValue(e))
 	ops := make([]*etcdserverpb.RequestOp, len(keys))
 	for i, key := range keys {
-		ops[i] = putOp([]byte(key), nil)
+		ops[i] = putOp([]byte(key), v)
 	}
 	return ops
 }
@@ -155,6 +175,7 @@ func (k Keys) indexDeleteOps(e *sbruntime.Execution) []clientv3.Op {
 type indexStream struct {
 	prefix string
 	sample string   // the prefix of its sample; "" for none
+	only   string   // keep only the keys whose value is this runbook ("" keeps all): the live index of all runbooks read for one
 	from   string   // the next read starts here (inclusive)
 	end    string   // the current window's end (exclusive); "" for none yet
 	buf    []string // inverted ids read and not yet merged
@@ -193,7 +214,11 @@ func (s *Store) fill(ctx context.Context, streams []*indexStream, chunk int) (re
 		}
 		ops := make([]clientv3.Op, len(reads))
 		for i, st := range reads {
-			ops[i] = clientv3.OpGet(st.from, clientv3.WithRange(st.end), clientv3.WithKeysOnly(), clientv3.WithLimit(int64(chunk)))
+			opts := []clientv3.OpOption{clientv3.WithRange(st.end), clientv3.WithLimit(int64(chunk))}
+			if st.only == "" {
+				opts = append(opts, clientv3.WithKeysOnly())
+			}
+			ops[i] = clientv3.OpGet(st.from, opts...)
 		}
 		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 		if err != nil {
@@ -202,7 +227,9 @@ func (s *Store) fill(ctx context.Context, streams []*indexStream, chunk int) (re
 		for i, st := range reads {
 			r := resp.Responses[i].GetResponseRange()
 			for _, kv := range r.Kvs {
-				st.buf = append(st.buf, strings.TrimPrefix(string(kv.Key), st.prefix))
+				if st.only == "" || string(kv.Value) == st.only {
+					st.buf = append(st.buf, strings.TrimPrefix(string(kv.Key), st.prefix))
+				}
 			}
 			switch {
 			case r.More:
@@ -356,6 +383,22 @@ func (s *Store) records(ctx context.Context, ids []string) ([]*sbruntime.Executi
 	return out, nil
 }
 
+// classStream is the index stream of class, of runbook's executions only
+// unless runbook is "".
+func (k Keys) classStream(class, runbook string) *indexStream {
+	switch {
+	case runbook == "":
+		p := k.statusIndex(class)
+		return &indexStream{prefix: p, sample: k.sampleOf(p)}
+	case class == classLive:
+		p := k.statusIndex(class)
+		return &indexStream{prefix: p, sample: k.sampleOf(p), only: runbook}
+	default:
+		p := k.runbookIndex(runbook, class)
+		return &indexStream{prefix: p, sample: k.sampleOf(p)}
+	}
+}
+
 // listStreams are the index prefixes a listing of f reads.
 func (k Keys) listStreams(f ListFilter) []*indexStream {
 	classes := indexClasses
@@ -364,11 +407,7 @@ func (k Keys) listStreams(f ListFilter) []*indexStream {
 	}
 	streams := make([]*indexStream, len(classes))
 	for i, c := range classes {
-		p := k.statusIndex(c)
-		if f.Runbook != "" {
-			p = k.runbookIndex(f.Runbook, c)
-		}
-		streams[i] = &indexStream{prefix: p, sample: k.sampleOf(p)}
+		streams[i] = k.classStream(c, f.Runbook)
 	}
 	return streams
 }

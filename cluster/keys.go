@@ -67,8 +67,10 @@ import (
 //	migration/                          the lock of a store migration (etcd's concurrency.Mutex)
 //	migrating/<format>                  how far the migration to format got (its last execution id)
 //	migrating/4/deadletters             how far it got indexing dead letters (the last key's suffix)
-//	ix/s/<class>/<inverted id>          an execution by status class, newest first (index.go)
-//	ix/r/<runbook>/<class>/<inverted id> the same by runbook
+//	ix/s/<class>/<inverted id>          an execution by status class, newest first (index.go);
+//	                                    a live one's value is its runbook
+//	ix/r/<runbook>/<class>/<inverted id> the same by runbook, once ended (the live ones of a
+//	                                    runbook are read from ix/s/live/)
 //	ixs/s/..., ixs/r/...                the same keys of one id in 64 (sampled): where a read of
 //	                                    the index ends its window, so that etcd counts no more than a page
 //	ix/d/<reason>/<inverted cursor>     a dead letter by reason, newest first (deadindex.go)

@@ -47,11 +47,10 @@ type MigrationState struct {
 }
 
 // InFlight returns the ids of runbook's executions that have not ended and
-// are not pinned to version, oldest first. It reads the runbook's live
-// index (the work in flight, not the history kept) and those records.
+// are not pinned to version, oldest first. It reads the live index (the
+// work in flight, not the history kept) and the runbook's records.
 func (s *Store) InFlight(ctx context.Context, runbook, version string) ([]string, error) {
-	p := s.k.runbookIndex(runbook, classLive)
-	stream := []*indexStream{{prefix: p, sample: s.k.sampleOf(p)}}
+	stream := []*indexStream{s.k.classStream(classLive, runbook)}
 	var ids []string
 	seen := map[string]bool{}
 	for {
