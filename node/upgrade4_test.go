@@ -97,15 +97,25 @@ func TestUpgradeFromFormat3(t *testing.T) {
 	if progress := get("migrating/4"); len(progress.Kvs) != 0 {
 		t.Errorf("migrating/4 is %q after the migration; want it gone", progress.Kvs[0].Value)
 	}
-	// Two keys an execution, each once, in its class: what a listing reads.
+	// Two keys an ended execution, one a live one holding its runbook, each
+	// once, in its class: what a listing reads.
 	indexed := map[string]int{}
+	liveRunbook := map[string]string{}
 	for _, p := range []string{"ix/s/", "ix/r/"} {
-		for _, kv := range get(p, clientv3.WithPrefix(), clientv3.WithKeysOnly()).Kvs {
+		for _, kv := range get(p, clientv3.WithPrefix()).Kvs {
 			indexed[string(kv.Key)]++
+			liveRunbook[string(kv.Key)] = string(kv.Value)
 		}
 	}
-	if len(indexed) != 2*len(m.Executions) {
-		t.Errorf("%d index keys; want 2 for each of %d executions", len(indexed), len(m.Executions))
+	want := 0
+	for _, x := range m.Executions {
+		want += 2
+		if !x.Status.Terminal() {
+			want--
+		}
+	}
+	if len(indexed) != want {
+		t.Errorf("%d index keys; want %d: 2 for each of %d executions, 1 for a live one", len(indexed), want, len(m.Executions))
 	}
 	// Two keys a dead letter (of the fixture's failed and stuck runs): a
 	// listing of them, a page at a time, is every one, newest first.
@@ -137,7 +147,14 @@ func TestUpgradeFromFormat3(t *testing.T) {
 			class = "live"
 		}
 		inv := invert(x.ID)
-		for _, key := range []string{m.Prefix + "ix/s/" + class + "/" + inv, m.Prefix + "ix/r/" + x.Runbook + "/" + class + "/" + inv} {
+		keys := []string{m.Prefix + "ix/s/" + class + "/" + inv, m.Prefix + "ix/r/" + x.Runbook + "/" + class + "/" + inv}
+		if class == "live" {
+			keys = keys[:1]
+			if got := liveRunbook[keys[0]]; got != x.Runbook {
+				t.Errorf("%s (%s, live): index key holds %q; want its runbook", x.ID, x.Runbook, got)
+			}
+		}
+		for _, key := range keys {
 			if indexed[key] != 1 {
 				t.Errorf("%s (%s, %s): index key %q is there %d times; want once", x.ID, x.Runbook, x.Status, key, indexed[key])
 			}
