@@ -118,7 +118,11 @@ func (e *Embedded) Maintain(ctx context.Context) (DefragResult, error) {
 	return r, nil
 }
 
-// maintainLoop runs Maintain every Interval until ctx is done.
+// maintainLoop runs Maintain every Interval until ctx is done, when the
+// member is quiet: a defragmentation blocks every read and write (6 s for a
+// 1.8 GB file, measured in a million-run burst, long enough to break the
+// node's watches), and a busy member's burst ends in a defragmentation
+// anyway (afterBurst).
 func (e *Embedded) maintainLoop(ctx context.Context) {
 	t := time.NewTicker(e.defrag.Interval)
 	defer t.Stop()
@@ -127,6 +131,13 @@ func (e *Embedded) maintainLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if busy, err := e.busy(ctx); err != nil || busy {
+			if ctx.Err() != nil {
+				return
+			}
+			e.defrag.Logger.Debug("embedded etcd maintenance put off: the member is busy", "err", err)
+			continue
 		}
 		r, err := e.Maintain(ctx)
 		if ctx.Err() != nil {
@@ -139,4 +150,16 @@ func (e *Embedded) maintainLoop(ctx context.Context) {
 			e.defrag.OnCheck(r, err)
 		}
 	}
+}
+
+// busy reports whether the member took more than the compaction's
+// QuietRevisions revisions over its Quiet period, waiting that period.
+func (e *Embedded) busy(ctx context.Context) (bool, error) {
+	from := e.Etcd.Server.KV().Rev()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(e.compaction.Quiet):
+	}
+	return e.Etcd.Server.KV().Rev()-from > e.compaction.QuietRevisions, nil
 }

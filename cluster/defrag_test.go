@@ -119,6 +119,7 @@ func TestEmbeddedDefragmentsPeriodically(t *testing.T) {
 	defer cancel()
 	checks := make(chan DefragResult, 100)
 	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true,
+		Compaction: Compaction{Quiet: 20 * time.Millisecond},
 		Defrag: Defrag{Interval: 10 * time.Millisecond, MinSize: 4 << 20, OnCheck: func(r DefragResult, err error) {
 			if err != nil {
 				t.Errorf("check: %v", err)
@@ -155,5 +156,39 @@ func TestEmbeddedDefragmentsPeriodically(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("no periodic check defragmented the db to half its size (last: %d bytes after, was %d)", last.After, last.Size)
 		}
+	}
+}
+
+// TestEmbeddedBusy: a member that takes more than QuietRevisions revisions
+// over its Quiet period is busy (its periodic defragmentation waits); one
+// that takes none is not.
+func TestEmbeddedBusy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true,
+		Compaction: Compaction{Quiet: 200 * time.Millisecond, QuietRevisions: 5, Interval: -1},
+		Defrag:     Defrag{Interval: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	if busy, err := emb.busy(ctx); err != nil || busy {
+		t.Fatalf("an idle member: busy %v, %v", busy, err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	writes := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			if _, err := emb.Client.Put(wctx, "/busy", fmt.Sprint(i)); err != nil {
+				writes <- err
+				return
+			}
+		}
+	}()
+	busy, err := emb.busy(ctx)
+	stop()
+	<-writes
+	if err != nil || !busy {
+		t.Fatalf("a member written to all along: busy %v, %v", busy, err)
 	}
 }
