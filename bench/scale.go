@@ -365,7 +365,9 @@ func (r *scaleRun) load(ctx context.Context) error {
 		return err
 	}
 	r.fig("ingest_alerts_per_s", float64(r.n)/ingest.Seconds())
-	ended, failed, err := r.c.awaitEnded(ctx, r.n, r.logf)
+	ended, failed, err := r.c.awaitEnded(ctx, r.n, r.logf, func(ctx context.Context) (int64, int64, error) {
+		return storeEnded(ctx, node.etcd)
+	})
 	if err != nil {
 		return err
 	}
@@ -754,7 +756,13 @@ func firstBytes(b []byte, n int) string {
 // awaitEnded polls the node's starbook_executions_ended_total for the scale
 // runbook until n runs have ended, and returns how many ended and failed.
 // It gives up after a minute without progress.
-func (c *scaleClient) awaitEnded(ctx context.Context, n int, logf func(string, ...any)) (ended, failed int64, err error) {
+//
+// The metric is what the leader's watch of the records saw, and a watch
+// that broke (a member stalled by a defragmentation) resumes without
+// counting what came between: once it has not moved for half a minute,
+// stored (the store's own count) decides.
+func (c *scaleClient) awaitEnded(ctx context.Context, n int, logf func(string, ...any),
+	stored func(context.Context) (ended, failed int64, err error)) (ended, failed int64, err error) {
 	last, lastChange, lastLog := int64(-1), time.Now(), time.Now()
 	for {
 		byStatus, err := c.endedByStatus(ctx)
@@ -771,8 +779,18 @@ func (c *scaleClient) awaitEnded(ctx context.Context, n int, logf func(string, .
 		if ended != last {
 			last, lastChange = ended, time.Now()
 		}
-		if time.Since(lastChange) > time.Minute {
-			return 0, 0, fmt.Errorf("%d of %d runs ended, none in the last minute", ended, n)
+		if time.Since(lastChange) > 30*time.Second {
+			e, f, err := stored(ctx)
+			if err != nil {
+				return 0, 0, err
+			}
+			if e >= int64(n) {
+				logf("the metric counted %d ends; the store has all %d ended", ended, e)
+				return e, f, nil
+			}
+			if time.Since(lastChange) > time.Minute {
+				return 0, 0, fmt.Errorf("%d of %d runs ended (the metric counted %d), none in the last minute", e, n, ended)
+			}
 		}
 		if time.Since(lastLog) > 10*time.Second {
 			logf("%d of %d runs ended", ended, n)
@@ -784,6 +802,28 @@ func (c *scaleClient) awaitEnded(ctx context.Context, n int, logf func(string, .
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// storeEnded counts the ended executions in the node's store: the keys of
+// the execution index's ended classes, and of the failed one.
+func storeEnded(ctx context.Context, endpoint string) (ended, failed int64, err error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second,
+		Logger: zap.NewNop()})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cli.Close()
+	for _, class := range []string{"completed", "failed", "cancelled", "stuck"} {
+		resp, err := cli.Get(ctx, "/starbook/ix/s/"+class+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return 0, 0, fmt.Errorf("count the ended executions: %w", err)
+		}
+		ended += resp.Count
+		if class == "failed" {
+			failed = resp.Count
+		}
+	}
+	return ended, failed, nil
 }
 
 // endedByStatus reads starbook_executions_ended_total{runbook="scale"} by status.
