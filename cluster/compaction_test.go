@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -34,20 +35,7 @@ func TestEmbeddedCompactsAsHistoryGrows(t *testing.T) {
 		}
 		last = resp.Header.Revision
 	}
-	for {
-		_, err := emb.Client.Get(ctx, "/churn", clientv3.WithRev(first))
-		if errors.Is(err, rpctypes.ErrCompacted) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("revision %d of %d not compacted with a margin of %d", first, last, margin)
-		case <-time.After(20 * time.Millisecond): // polling the condition above
-		}
-	}
+	awaitCompacted(ctx, t, emb.Client, first, fmt.Sprintf("revision %d of %d, with a margin of %d", first, last, margin))
 	if _, err := emb.Client.Get(ctx, "/churn", clientv3.WithRev(last-margin+1)); err != nil {
 		t.Errorf("read %d revisions behind: %v", margin-1, err)
 	}
@@ -136,17 +124,24 @@ func TestEmbeddedCompactsWhenQuiet(t *testing.T) {
 		}
 		last = resp.Header.Revision
 	}
+	awaitCompacted(ctx, t, emb.Client, last-quietMin, fmt.Sprintf("revision %d of %d of a quiet member", last-quietMin, last))
+}
+
+// awaitCompacted waits until revision rev of cli's member is compacted, and
+// fails the test with what when ctx ends first.
+func awaitCompacted(ctx context.Context, t *testing.T, cli *clientv3.Client, rev int64, what string) {
+	t.Helper()
 	for {
-		_, err := emb.Client.Get(ctx, "/churn", clientv3.WithRev(last-quietMin))
+		_, err := cli.Get(ctx, "/churn", clientv3.WithRev(rev))
 		if errors.Is(err, rpctypes.ErrCompacted) {
-			break
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("revision %d of %d of a quiet member not compacted", last-quietMin, last)
+			t.Fatalf("%s not compacted", what)
 		case <-time.After(20 * time.Millisecond): // polling the condition above
 		}
 	}
