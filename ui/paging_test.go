@@ -108,13 +108,24 @@ func TestUIPagesPastTheNewest1000(t *testing.T) {
 			t.Fatalf("page %d: pager says %q, offers older %s; want %q", n, pager[0], pager[1], w)
 		}
 	}
+	// click clicks the button css selects in one step in the page: the list
+	// polls and re-renders its pager, so a node looked up first and clicked
+	// after may be gone ("Could not find node with given id").
+	click := func(what, css string) {
+		t.Helper()
+		ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](fmt.Sprintf(
+			`(b => !!b && (b.click(), true))(document.querySelector(%q))`, css)))
+		if err != nil || !ok {
+			t.Fatalf("%s: no %s to click (%v)", what, css, err)
+		}
+	}
 	do("open the list", chromedp.Navigate(srv.URL+"/ui/#/executions"))
 	shows(1, ids[:page], true)
 	last := (n + page - 1) / page
 	for p := 2; p <= last; p++ {
-		do("older", chromedp.Click(chromedp.CSS(".pager button:last-of-type")))
+		click("older", ".pager button:last-of-type")
 		shows(p, ids[(p-1)*page:min(p*page, n)], p < last)
 	}
-	do("newer", chromedp.Click(chromedp.CSS(".pager button:first-of-type")))
+	click("newer", ".pager button:first-of-type")
 	shows(last-1, ids[(last-2)*page:(last-1)*page], true)
 }
