@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -173,6 +172,12 @@ func (e *Embedded) compactLoop(ctx context.Context) {
 			continue
 		}
 		compacted, last = target, time.Now()
+		// A compaction hashes every revision it keeps, reading the whole
+		// db file through the member's mapping: the pages it touched are
+		// not the node's working set.
+		if _, err := e.releaseMapped(); err != nil {
+			e.defrag.Logger.Warn("embedded etcd: release the mapped db file", "err", err)
+		}
 		if burstOver {
 			e.afterBurst(ctx)
 		}
@@ -193,7 +198,7 @@ func (e *Embedded) afterBurst(ctx context.Context) {
 		}
 	}
 	if r.After == 0 { // Maintain frees the memory when it defragments
-		debug.FreeOSMemory()
+		e.releaseMemory()
 	}
 }
 

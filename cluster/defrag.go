@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 )
 
@@ -111,8 +110,9 @@ func (e *Embedded) Maintain(ctx context.Context) (DefragResult, error) {
 	// The old file's mapping is gone and the compaction that made the file
 	// worth shrinking freed etcd's index entries of the old revisions: give
 	// that memory back to the OS now. Go's scavenger would keep about a
-	// tenth of the heap goal of it (23 MB of 209 with 100k parked).
-	debug.FreeOSMemory()
+	// tenth of the heap goal of it (23 MB of 209 with 100k parked). The new
+	// file was mapped whole: its pages go too.
+	e.releaseMemory()
 	d.Logger.Info("embedded etcd defragmented", "size_before", r.Size, "in_use_before", r.InUse,
 		"size_after", r.After, "took", r.Took)
 	return r, nil
