@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,9 +53,12 @@ type ScaleConfig struct {
 	Repeats int    // repeats of each latency figure (default 7); restarts take min(Repeats, 3)
 	Dir     string // scratch directory (a temp dir when empty); the nodes' data dirs are removed at the end
 	Keep    bool   // keep each size's data dir, runbooks and node log under Dir (stopped nodes) for a look afterwards
-	Out     io.Writer
-	JSON    bool      // write one JSON document instead of the tables and the JSON line
-	Log     io.Writer // progress (default os.Stderr)
+	// Rest is how long the nodes are left alone before rss_mb is read
+	// (default restTime); a smoke run shortens it.
+	Rest time.Duration
+	Out  io.Writer
+	JSON bool      // write one JSON document instead of the tables and the JSON line
+	Log  io.Writer // progress (default os.Stderr)
 }
 
 // scaleRunbook is the runbook each alert starts: one HTTP step to the
@@ -70,6 +74,10 @@ slo(success = 0.9, latency = {"p95": "10m"}, window = "28d")
 def main(event):
     return call(http.get, "%s/" + event.labels.fail, retries = 0)
 `
+
+// restTime is how long the bench leaves its nodes alone before it reads
+// their memory at rest: a quiet member trims every 30 s.
+const restTime = 35 * time.Second
 
 // scaleRunbookName is scaleRunbook's name (its file's base name).
 const scaleRunbookName = "scale"
@@ -102,11 +110,12 @@ var ScaleFigures = []ScaleFigure{
 	{"db_defrag_bytes_per_execution", "etcd DbSize / N after a compaction and a defragmentation (the node's maintenance)"},
 	{"keys_per_execution", "keys under the prefix / N"},
 	{"kv_bytes_per_execution", "bytes of keys and values under the prefix / N"},
-	{"rss_mb", "node VmRSS after load"},
+	{"rss_after_load_mb", "node VmRSS right after load (the burst's history not yet compacted)"},
 	{"rss_peak_mb", "node VmHWM after load and the reads"},
-	{"rss_settled_mb", "node VmRSS after the reads (tens of seconds after load)"},
-	{"rss_settled_anon_mb", "of which anonymous (the Go heap and stacks)"},
-	{"rss_settled_file_mb", "of which file pages (etcd's mapped db file)"},
+	{"rss_after_reads_mb", "node VmRSS right after the reads (a walk of every page maps the whole db file)"},
+	{"rss_mb", "node VmRSS at rest: restTime after the reads"},
+	{"rss_anon_mb", "of which anonymous (the Go heap and stacks)"},
+	{"rss_file_mb", "of which file pages (etcd's mapped db file, the binary)"},
 	{"stop_s", "SIGTERM to exit"},
 	{"restart_ready_s", "restart on the same data dir to /readyz 200"},
 	{"rss_restart_mb", "node VmRSS 2 s after a restart is ready"},
@@ -317,12 +326,22 @@ func runScale(ctx context.Context, cfg ScaleConfig, parent string, sizes []int) 
 	}
 	for j, r := range runs {
 		r.fig("list_all_s_per_10k", median(walks[j]))
-		_, peak := procMemMB(r.node.cmd.Process.Pid)
+		rss, peak := procMemMB(r.node.cmd.Process.Pid)
 		r.fig("rss_peak_mb", peak)
+		r.fig("rss_after_reads_mb", rss)
+	}
+	// A node at rest: nothing written or read for restTime, long enough for
+	// its member to trim what the reads left (cluster.Compaction.Trim).
+	select {
+	case <-ctx.Done():
+		return rep, ctx.Err()
+	case <-time.After(cmp.Or(cfg.Rest, restTime)):
+	}
+	for _, r := range runs {
 		mem := procStatusMB(r.node.cmd.Process.Pid, "VmRSS:", "RssAnon:", "RssFile:")
-		r.fig("rss_settled_mb", mem[0])
-		r.fig("rss_settled_anon_mb", mem[1])
-		r.fig("rss_settled_file_mb", mem[2])
+		r.fig("rss_mb", mem[0])
+		r.fig("rss_anon_mb", mem[1])
+		r.fig("rss_file_mb", mem[2])
 	}
 
 	for _, r := range runs {
@@ -376,7 +395,7 @@ func (r *scaleRun) load(ctx context.Context) error {
 		return fmt.Errorf("%d runs ended, %d of them failed: want %d and %d", ended, failed, r.n, want)
 	}
 	rss, _ := procMemMB(node.cmd.Process.Pid)
-	r.fig("rss_mb", rss)
+	r.fig("rss_after_load_mb", rss)
 	r.logf("loaded in %.1f s (%.0f alerts/s accepted)", r.res.Figures["load_s"], r.res.Figures["ingest_alerts_per_s"])
 	// What a person reading in the burst's wake sees: the deleted keys of
 	// its last revisions are in etcd's index until the member compacts

@@ -30,7 +30,7 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	var out, log bytes.Buffer
 	rep, err := RunScale(ctx, ScaleConfig{Sizes: []int{200, 100}, Binary: binary, Repeats: 1, Dir: t.TempDir(),
-		Out: &out, Log: &log})
+		Rest: time.Second, Out: &out, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
@@ -61,7 +61,7 @@ func TestScaleSmoke(t *testing.T) {
 
 	out.Reset()
 	if _, err := RunScale(ctx, ScaleConfig{Sizes: []int{50}, Binary: binary, Repeats: 1, Dir: t.TempDir(),
-		Out: &out, Log: &log, JSON: true}); err != nil {
+		Rest: time.Second, Out: &out, Log: &log, JSON: true}); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	var doc ScaleReport

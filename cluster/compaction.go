@@ -61,6 +61,9 @@ type Compaction struct {
 	// a read of the member's memory, not a request). Negative: no compaction
 	// by the member, only etcd's hourly periodic one.
 	Interval time.Duration
+	// Trim is how often a quiet member gives back the memory reads left
+	// (default 30s; see trim).
+	Trim time.Duration
 }
 
 // DefaultCompactionMargin is how many revisions the embedded member keeps.
@@ -100,7 +103,22 @@ func (c Compaction) withDefaults() Compaction {
 	if c.Interval == 0 {
 		c.Interval = time.Second
 	}
+	if c.Trim <= 0 {
+		c.Trim = 30 * time.Second
+	}
 	return c
+}
+
+// quiet reports whether the member took at most QuietRevisions revisions
+// over the last Quiet period, from the revisions seen (oldest first) and
+// the current one; false until it has looked for a whole period.
+func (c Compaction) quiet(now time.Time, rev int64, seen []revisionAt) bool {
+	for i := len(seen) - 1; i >= 0; i-- {
+		if !seen[i].at.After(now.Add(-c.Quiet)) {
+			return rev-seen[i].rev <= c.QuietRevisions
+		}
+	}
+	return false
 }
 
 // revisionAt is the member's revision at a moment.
@@ -148,6 +166,7 @@ func (e *Embedded) compactLoop(ctx context.Context) {
 	var compacted int64
 	var last time.Time
 	var seen []revisionAt
+	trimmed := time.Now()
 	for {
 		var now time.Time
 		select {
@@ -157,7 +176,12 @@ func (e *Embedded) compactLoop(ctx context.Context) {
 		}
 		var target int64
 		var burstOver bool
-		target, burstOver, seen = e.compaction.compactionTarget(now, last, e.Etcd.Server.KV().Rev(), compacted, seen)
+		rev := e.Etcd.Server.KV().Rev()
+		if now.Sub(trimmed) >= e.compaction.Trim && e.compaction.quiet(now, rev, seen) {
+			e.trim()
+			trimmed = now
+		}
+		target, burstOver, seen = e.compaction.compactionTarget(now, last, rev, compacted, seen)
 		if target == 0 {
 			continue
 		}

@@ -103,6 +103,35 @@ func TestCompactionTarget(t *testing.T) {
 	}
 }
 
+// TestCompactionQuiet: a member is quiet once it has been looked at for a
+// whole Quiet period and took at most QuietRevisions over it.
+func TestCompactionQuiet(t *testing.T) {
+	c := Compaction{Quiet: 3 * time.Second, QuietRevisions: 5}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		now  time.Time
+		rev  int64
+		seen []revisionAt
+		want bool
+	}{
+		{name: "nothing seen yet", now: t0, rev: 10, want: false},
+		{name: "not looked at for a period", now: t0.Add(2 * time.Second), rev: 10, seen: []revisionAt{{t0, 10}}, want: false},
+		{name: "idle for a period", now: t0.Add(3 * time.Second), rev: 10, seen: []revisionAt{{t0, 10}}, want: true},
+		{name: "a few writes", now: t0.Add(4 * time.Second), rev: 15,
+			seen: []revisionAt{{t0, 5}, {t0.Add(time.Second), 10}, {t0.Add(2 * time.Second), 12}}, want: true},
+		{name: "writing", now: t0.Add(4 * time.Second), rev: 16,
+			seen: []revisionAt{{t0, 5}, {t0.Add(time.Second), 10}, {t0.Add(2 * time.Second), 12}}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.quiet(tt.now, tt.rev, tt.seen); got != tt.want {
+				t.Errorf("quiet = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestEmbeddedCompactsWhenQuiet: a burst shorter than the margin is
 // compacted, but for at most QuietMin revisions, once the member has been
 // quiet for Quiet.

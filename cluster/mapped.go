@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 
 	"go.etcd.io/etcd/server/v3/storage/datadir"
 )
@@ -16,6 +17,45 @@ func (e *Embedded) releaseMemory() {
 	if _, err := e.releaseMapped(); err != nil {
 		e.defrag.Logger.Warn("embedded etcd: release the mapped db file", "err", err)
 	}
+}
+
+// trimFreeMin is the least free heap (not yet given back) that trim
+// collects for: below it, a forced collection costs more than it returns.
+const trimFreeMin = 32 << 20
+
+// trim gives back what the reads of a quiet member left: the pages of the
+// db file they mapped (a walk of every execution maps the whole file) and,
+// when it holds trimFreeMin or more, the heap they freed, which the Go
+// runtime would keep up to a tenth past its heap goal (at 100,000 stored,
+// 120 MB of a node's 400 MB of heap after a walk of every page).
+func (e *Embedded) trim() {
+	if _, err := e.releaseMapped(); err != nil {
+		e.defrag.Logger.Warn("embedded etcd: release the mapped db file", "err", err)
+	}
+	if reclaimable() >= trimFreeMin {
+		debug.FreeOSMemory()
+	}
+}
+
+// reclaimable estimates the heap bytes a collection and a scavenge would
+// give back: the objects allocated beyond what the last collection found
+// live, and the free pages not yet returned.
+func reclaimable() uint64 {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+	}
+	metrics.Read(samples)
+	var v [3]uint64
+	for i, s := range samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		v[i] = s.Value.Uint64()
+	}
+	objects, live, free := v[0], v[1], v[2]
+	return max(objects, live) - live + free
 }
 
 // releaseMapped drops this process's resident pages of the member's db
