@@ -55,6 +55,9 @@ func New(opts Options) starlark.StringDict {
 		"slo":               starlark.NewBuiltin("slo", sloBuiltin),
 		"budget":            starlark.NewBuiltin("budget", budgetBuiltin),
 		"http_limit":        starlark.NewBuiltin("http_limit", httpLimitBuiltin),
+		"sha256":            starlark.NewBuiltin("sha256", sha256Builtin),
+		"hmac_sha256":       starlark.NewBuiltin("hmac_sha256", hmacSHA256Builtin),
+		"base64":            base64Module,
 	}
 }
 

@@ -36,6 +36,19 @@ func NewSecret(th *starlark.Thread, name, value string) *Secret {
 	return s
 }
 
+// DeriveSecret returns a secret computed from from (its base64 encoding,
+// say): shown as how(<secret NAME>), and its value registered with th's
+// execution to be scrubbed as a secret's is.
+func DeriveSecret(th *starlark.Thread, how string, from *Secret, value string) *Secret {
+	s := &Secret{display: how + "(" + from.display + ")", value: value}
+	if f := frameOf(th); f != nil {
+		f.run.secrets.Add(s.value, s.display)
+	} else if sc, ok := th.Local(scrubberKey).(*Scrubber); ok {
+		sc.Add(s.value, s.display)
+	}
+	return s
+}
+
 func (s *Secret) String() string        { return s.display }
 func (s *Secret) Type() string          { return "secret" }
 func (s *Secret) Freeze()               {}
