@@ -35,7 +35,16 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/klauspost/compress v1.20.1
+require (
+	github.com/aws/aws-sdk-go-v2 v1.48.0
+	github.com/klauspost/compress v1.20.1
+	golang.org/x/oauth2 v0.38.0
+)
+
+require (
+	cloud.google.com/go/compute/metadata v0.9.0 // indirect
+	github.com/aws/smithy-go v1.28.9 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -174,6 +174,7 @@ type httpRequest struct {
 	timeout        durationArg
 	retries        int
 	raiseForStatus bool
+	auth           authArg
 }
 
 func (r *httpRequest) params(withMethod bool) []any {
@@ -182,7 +183,7 @@ func (r *httpRequest) params(withMethod bool) []any {
 		p = append(p, "method", &r.method)
 	}
 	return append(p, "url", &r.url, "json?", &r.json, "body?", &r.body, "headers?", &r.headers,
-		"params?", &r.query, "timeout?", &r.timeout, "retries?", &r.retries, "raise_for_status?", &r.raiseForStatus)
+		"params?", &r.query, "timeout?", &r.timeout, "retries?", &r.retries, "raise_for_status?", &r.raiseForStatus, "auth?", &r.auth)
 }
 
 // do sends the request with retries and turns the response into the result.
@@ -275,6 +276,16 @@ func (c *httpClient) do(th *starlark.Thread, name string, sc *sbruntime.StepCont
 		}
 		copied := *client
 		copied.Transport = gt
+		client = &copied
+	}
+	if r.auth.auth != nil {
+		base := client.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		copied := *client
+		copied.Transport = &authTransport{base: base, auth: r.auth.auth, payload: payload,
+			scrub: func(value, display string) { sbruntime.NewSecretShown(th, display, value) }}
 		client = &copied
 	}
 	rc := &retryablehttp.Client{

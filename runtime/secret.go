@@ -28,24 +28,40 @@ var _ starlark.HasBinary = (*Secret)(nil)
 // value with th's execution so it is scrubbed from results, errors and logs.
 func NewSecret(th *starlark.Thread, name, value string) *Secret {
 	s := &Secret{display: "<secret " + name + ">", value: value}
-	if f := frameOf(th); f != nil {
-		f.run.secrets.Add(s.value, s.display)
-	} else if sc, ok := th.Local(scrubberKey).(*Scrubber); ok {
-		sc.Add(s.value, s.display)
-	}
+	s.register(th)
 	return s
 }
+
+// NewSecretShown returns a secret holding value shown as display (a token
+// a node fetched: "<token of ...>"), registered with th's execution to be
+// scrubbed as secret(name)'s value is.
+func NewSecretShown(th *starlark.Thread, display, value string) *Secret {
+	s := &Secret{display: display, value: value}
+	s.register(th)
+	return s
+}
+
+// register adds s's value to the scrubbers of th's execution. Its
+// placeholder is its display with no character a JSON string would have to
+// escape: it replaces the value inside stored JSON as it is.
+func (s *Secret) register(th *starlark.Thread) {
+	placeholder := placeholderSafe.Replace(s.display)
+	if f := frameOf(th); f != nil {
+		f.run.secrets.Add(s.value, placeholder)
+	} else if sc, ok := th.Local(scrubberKey).(*Scrubber); ok {
+		sc.Add(s.value, placeholder)
+	}
+}
+
+// placeholderSafe turns what JSON escapes in a display into what it does not.
+var placeholderSafe = strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ", "\r", " ", "\t", " ")
 
 // DeriveSecret returns a secret computed from from (its base64 encoding,
 // say): shown as how(<secret NAME>), and its value registered with th's
 // execution to be scrubbed as a secret's is.
 func DeriveSecret(th *starlark.Thread, how string, from *Secret, value string) *Secret {
 	s := &Secret{display: how + "(" + from.display + ")", value: value}
-	if f := frameOf(th); f != nil {
-		f.run.secrets.Add(s.value, s.display)
-	} else if sc, ok := th.Local(scrubberKey).(*Scrubber); ok {
-		sc.Add(s.value, s.display)
-	}
+	s.register(th)
 	return s
 }
 
