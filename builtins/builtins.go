@@ -19,6 +19,7 @@ type Options struct {
 	// Secrets looks up secret(name); by default the node's environment.
 	Secrets func(name string) (string, bool)
 	HTTP    HTTPOptions
+	SSH     SSHOptions
 	// Slack carries slack.post and slack.update; nil when Slack is off.
 	Slack SlackAPI
 	// Scrubber, when set, also learns every secret value secret() reads, so
@@ -47,6 +48,7 @@ func New(opts Options) starlark.StringDict {
 		"log":                       starlark.NewBuiltin("log", logBuiltin),
 		"secret":                    starlark.NewBuiltin("secret", secretBuiltin(opts.Secrets, opts.Scrubber)),
 		"http":                      NewHTTPModule(opts.HTTP),
+		"ssh":                       NewSSHModule(opts.SSH),
 		"slack":                     NewSlackModule(opts.Slack),
 		"json":                      json.Module,
 		"time":                      sltime.Module,

@@ -48,9 +48,10 @@ type Reach struct {
 
 // Effect is what on_effect sees of the effect a step is about to perform.
 type Effect struct {
-	Kind      string `json:"kind"` // "http" or "slack"
+	Kind      string `json:"kind"` // "http", "slack" or "ssh"
 	Method    string `json:"method"`
 	Host      string `json:"host"`
+	User      string `json:"user"` // an SSH command's remote user
 	URL       string `json:"url"`
 	Channel   string `json:"channel"`
 	Runbook   string `json:"runbook"`
@@ -99,7 +100,7 @@ func stepValue(ev *sbruntime.Event) starlark.Value {
 // effectValue is what on_effect sees of eff, frozen.
 func effectValue(e *Effect) starlark.Value {
 	return record("kind", starlark.String(e.Kind), "method", starlark.String(e.Method), "host", starlark.String(e.Host),
-		"url", starlark.String(e.URL), "channel", starlark.String(e.Channel), "runbook", starlark.String(e.Runbook),
+		"url", starlark.String(e.URL), "channel", starlark.String(e.Channel), "user", starlark.String(e.User), "runbook", starlark.String(e.Runbook),
 		"execution", starlark.String(e.Execution), "position", starlark.String(e.Position))
 }
 

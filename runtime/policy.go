@@ -9,9 +9,10 @@ import (
 // Effect is what a step is about to do to the world, as a Policy sees it:
 // one HTTP request or one Slack message.
 type Effect struct {
-	Kind    string // "http" or "slack"
+	Kind    string // "http", "slack" or "ssh"
 	Method  string // HTTP method, upper case
-	Host    string // HTTP host (no port)
+	Host    string // HTTP or SSH host (no port)
+	User    string // SSH user
 	URL     string // HTTP URL, redacted as it is shown (no user info)
 	Channel string // Slack channel
 }
