@@ -309,4 +309,3 @@ func TestSSHBadInput(t *testing.T) {
 		}
 	}
 }
-

@@ -50,6 +50,12 @@ func TestFindings(t *testing.T) {
 			[]string{"a.star:2:9: http.get called outside a step (in main): an effect must run inside call() or compensate()"}},
 		{"effect at top level", map[string]string{"a.star": "X = slack.post(\"#ops\", text = \"hi\")\ndef main(event):\n    pass\n"},
 			[]string{"a.star:1:5: slack.post called outside a step (at top level)"}},
+		{"ssh outside a step", map[string]string{"a.star": "def main(event):\n    return ssh.run(event.host, \"df\", user = \"ops\", key = event.key, known_hosts = event.kh)\n"},
+			[]string{"a.star:2:12: ssh.run called outside a step (in main)"}},
+		{"ssh to a host known_hosts lacks", map[string]string{"a.star": "def main(event):\n    call(ssh.run, \"db1\", \"df\", user = \"ops\", key = event.key, port = 2222,\n        known_hosts = \"db1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\")\n"},
+			[]string{`a.star:2:5: warning: ssh.run to db1: known_hosts has no line for it (want one beginning "[db1]:2222"`}},
+		{"ssh to a known host", map[string]string{"a.star": "def main(event):\n    call(ssh.run, \"db1\", \"df\", user = \"ops\", key = event.key, port = 2222,\n        known_hosts = \"[db1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\")\n"},
+			nil},
 		{"effect in a helper main calls", map[string]string{"a.star": `
 def restart(pod):
     return http.delete("https://k8s/pods/" + pod)

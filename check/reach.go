@@ -2,11 +2,14 @@ package check
 
 import (
 	"cmp"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 
 	"go.starlark.net/syntax"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Facts are what a runbook's code can reach, as far as the scan sees:
@@ -17,13 +20,14 @@ type Facts struct {
 	Secrets []string // sorted, each once
 }
 
-// Effect is one effect call site: an HTTP request by method and host, or a
-// Slack message by channel.
+// Effect is one effect call site: an HTTP request by method and host, a
+// Slack message by channel, or an SSH command by host and user.
 type Effect struct {
-	Kind    string // "http" or "slack"
+	Kind    string // "http", "slack" or "ssh"
 	Method  string // upper case; "*" for http.request with a computed method
-	Host    string // "*" when the URL is not a literal (or a literal prefix + ...)
+	Host    string // "*" when the URL (or SSH host) is not a literal (or a literal prefix + ...)
 	Channel string // "*" when not a literal
+	User    string // an SSH command's user; "*" when not a literal
 	File    string
 	Line    int
 }
@@ -69,8 +73,43 @@ func (s *scanner) reach(name string, pos syntax.Position, args []syntax.Expr) {
 		e.Host = hostOf(argument(positional, named, urlArg, "url"))
 	case "slack":
 		e.Channel = literalString(argument(positional, named, 0, "channel"))
+	case "ssh":
+		e.Host = literalString(argument(positional, named, 0, "host"))
+		e.User = literalString(named["user"])
+		s.knownHost(e.Host, named, pos)
 	}
 	s.facts.Effects = append(s.facts.Effects, e)
+}
+
+// knownHost warns when ssh.run's host and known_hosts are literals and no
+// line of known_hosts names the host: the call will be refused.
+func (s *scanner) knownHost(host string, named map[string]syntax.Expr, pos syntax.Position) {
+	text := literalString(named["known_hosts"])
+	if host == Unknown || text == Unknown {
+		return
+	}
+	want := host
+	if port, ok := named["port"].(*syntax.Literal); ok && port.Token == syntax.INT {
+		if p := fmt.Sprint(port.Value); p != "22" {
+			want = "[" + host + "]:" + p
+		}
+	}
+	for rest := []byte(text); len(rest) > 0; {
+		_, hosts, _, _, next, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			break
+		}
+		for _, h := range hosts {
+			if strings.HasPrefix(h, "|1|") { // hashed: cannot tell
+				return
+			}
+			if h == want || knownhosts.Normalize(h) == knownhosts.Normalize(want) {
+				return
+			}
+		}
+		rest = next
+	}
+	s.c.at(pos, Warning, "ssh.run to %s: known_hosts has no line for it (want one beginning %q, as ssh-keyscan prints it): every call will be refused", host, want)
 }
 
 func splitArgs(args []syntax.Expr) (positional []syntax.Expr, named map[string]syntax.Expr) {

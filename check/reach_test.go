@@ -13,7 +13,7 @@ func TestFactsReach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := run(map[string]string{"reach.star": string(src)}, map[string]string{"K8S_TOKEN": "x"})
+	r := run(map[string]string{"reach.star": string(src)}, map[string]string{"K8S_TOKEN": "x", "SSH_KEY": "k", "KNOWN_HOSTS": "h"})
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +27,13 @@ func TestFactsReach(t *testing.T) {
 		{Kind: "http", Method: "GET", Host: "k8s-proxy", File: "reach.star", Line: 7},
 		{Kind: "http", Method: "POST", Host: "api.prod.example.com", File: "reach.star", Line: 8},
 		{Kind: "slack", Channel: "*", File: "reach.star", Line: 10},
+		{Kind: "ssh", Host: "db1.prod", User: "ops", File: "reach.star", Line: 12},
+		{Kind: "ssh", Host: "*", User: "*", File: "reach.star", Line: 13},
 	}
 	if !reflect.DeepEqual(f.Effects, want) {
 		t.Errorf("effects\n got %+v\nwant %+v", f.Effects, want)
 	}
-	if !reflect.DeepEqual(f.Secrets, []string{"K8S_TOKEN"}) {
-		t.Errorf("secrets %v, want [K8S_TOKEN]", f.Secrets)
+	if !reflect.DeepEqual(f.Secrets, []string{"K8S_TOKEN", "KNOWN_HOSTS", "SSH_KEY"}) {
+		t.Errorf("secrets %v, want [K8S_TOKEN KNOWN_HOSTS SSH_KEY]", f.Secrets)
 	}
 }

@@ -22,7 +22,7 @@ const (
 )
 
 // effectModules are the modules whose functions are effects.
-var effectModules = map[string]bool{"http": true, "slack": true}
+var effectModules = map[string]bool{"http": true, "slack": true, "ssh": true}
 
 // durable are the built-ins that take a position in history.
 var durable = map[string]bool{"call": true, "fan_out": true, "compensate": true, "sleep": true,

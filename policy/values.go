@@ -42,6 +42,7 @@ type Reach struct {
 	Method  string `json:"method,omitempty"`  // HTTP method, upper case
 	Host    string `json:"host,omitempty"`    // HTTP host, "*" when not literal
 	Channel string `json:"channel,omitempty"` // Slack channel, "*" when not literal
+	User    string `json:"user,omitempty"`    // SSH user, "*" when not literal
 	File    string `json:"file"`
 	Line    int    `json:"line"`
 }
