@@ -30,6 +30,7 @@ type Mocks struct {
 	mu        sync.Mutex
 	stubs     []*stepStub
 	https     []*httpStub
+	sshs      []*sshStub
 	decisions []*decision
 	signals   map[string][]json.RawMessage
 	secrets   map[string]string
@@ -48,7 +49,7 @@ func NewMocks() *Mocks {
 
 // Call is one effect an offline run made: an HTTP request or a Slack call.
 type Call struct {
-	Kind     string            `json:"kind"`               // http, slack.post, slack.update
+	Kind     string            `json:"kind"`               // http, slack.post, slack.update, ssh.run
 	Position string            `json:"position,omitempty"` // the step it ran in
 	Method   string            `json:"method,omitempty"`
 	URL      string            `json:"url,omitempty"`
@@ -60,6 +61,9 @@ type Call struct {
 	Channel  string            `json:"channel,omitempty"`
 	Text     string            `json:"text,omitempty"`
 	TS       string            `json:"ts,omitempty"`
+	Host     string            `json:"host,omitempty"`    // ssh.run's host, user@host
+	Command  string            `json:"command,omitempty"` // ssh.run's command
+	Exit     *int              `json:"exit_status,omitempty"`
 	Mocked   bool              `json:"mocked"` // false: a dry run's default answer
 }
 

@@ -33,6 +33,7 @@ var MockModule = &starlarkstruct.Module{
 	Members: starlark.StringDict{
 		"step":     starlark.NewBuiltin("mock.step", mockStep),
 		"http":     starlark.NewBuiltin("mock.http", mockHTTP),
+		"ssh":      starlark.NewBuiltin("mock.ssh", mockSSH),
 		"response": starlark.NewBuiltin("mock.response", mockResponse),
 		"error":    starlark.NewBuiltin("mock.error", mockError),
 		"approve":  starlark.NewBuiltin("mock.approve", mockDecision(sbruntime.DecisionApprove)),
@@ -393,6 +394,12 @@ func mockCalls(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 				out = append(out, callValue(c))
 			}
 		}
+	case name == "ssh" || name == "ssh.run":
+		for _, c := range m.Calls() {
+			if c.Kind == "ssh.run" {
+				out = append(out, callValue(c))
+			}
+		}
 	case name == "slack" || strings.HasPrefix(name, "slack."):
 		for _, c := range m.Calls() {
 			if c.Kind == name || (name == "slack" && strings.HasPrefix(c.Kind, "slack.")) {
@@ -432,12 +439,17 @@ func callValue(c *Call) starlark.Value {
 	if err != nil {
 		body = starlark.None
 	}
+	var exit starlark.Value = starlark.None
+	if c.Exit != nil {
+		exit = starlark.MakeInt(*c.Exit)
+	}
 	return starlarkstruct.FromStringDict(starlark.String("call"), starlark.StringDict{
 		"kind": starlark.String(c.Kind), "position": starlark.String(c.Position),
 		"method": starlark.String(c.Method), "url": starlark.String(c.URL), "headers": headers,
 		"json": plain(body), "body": starlark.String(c.Body), "status": starlark.MakeInt(c.Status),
 		"error": starlark.String(c.Error), "channel": starlark.String(c.Channel),
 		"text": starlark.String(c.Text), "ts": starlark.String(c.TS), "mocked": starlark.Bool(c.Mocked),
+		"host": starlark.String(c.Host), "command": starlark.String(c.Command), "exit_status": exit,
 	})
 }
 

@@ -70,6 +70,7 @@ func (m *Mocks) predeclared(tr *trace) starlark.StringDict {
 		},
 	})
 	pre["slack"] = m.slackModule()
+	pre["ssh"] = m.sshModule()
 	pre["uuid"] = starlark.NewBuiltin("uuid", m.uuid)
 	for _, name := range []string{"call", "compensate", "fan_out", "sleep", "wait_for_signal", "wait_for_approval", "now", "uuid"} {
 		pre[name] = m.wrap(pre[name].(*starlark.Builtin), tr)
