@@ -172,7 +172,8 @@ func (c *sshClient) run(th *starlark.Thread, b *starlark.Builtin, args starlark.
 		return nil, fail("the command ended without an exit status: %v", waitErr)
 	}
 	if r.check && status != 0 {
-		tail := strings.TrimSpace(stderr.String())
+		// Scrubbed before it is trimmed or cut: a cut could split a secret.
+		tail := strings.TrimSpace(sbruntime.Scrub(th, stderr.String()))
 		if len(tail) > 512 {
 			tail = "..." + tail[len(tail)-512:]
 		}

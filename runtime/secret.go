@@ -138,6 +138,10 @@ func (s *Scrubber) Add(value, display string) {
 		return
 	}
 	forms := []string{value}
+	if trimmed := strings.TrimSpace(value); trimmed != value && len(trimmed) >= MinSecretLength {
+		// A key file's value ends in a newline its readers trim.
+		forms = append(forms, trimmed)
+	}
 	for _, escapeHTML := range []bool{true, false} {
 		// A JSON text quoting a JSON text quoting the value (an echoed
 		// response body, stored in a result) holds it escaped twice.
