@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/starbook/starbook/downstream"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -30,6 +31,12 @@ type SSHOptions struct {
 	// StopGrace is how long a stopped command (timeout, cancel) has between
 	// its SIGTERM and the connection's close (default 2s).
 	StopGrace time.Duration
+	// Guards protect the hosts that have a limit (http_limit, serve
+	// --http-limit) from SSH commands too: concurrency, rate and circuit
+	// breaker (a command that cannot connect counts as a failure, one that
+	// ran as a success whatever its exit status). They also count the
+	// commands (Hooks.Command). Nil guards nothing.
+	Guards *downstream.Guards
 }
 
 func (o SSHOptions) withDefaults() SSHOptions {
@@ -123,14 +130,30 @@ func (c *sshClient) run(th *starlark.Thread, b *starlark.Builtin, args starlark.
 
 	ctx, cancel := context.WithTimeout(sbruntime.Context(th), r.timeout)
 	defer cancel()
+	guard := c.opts.Guards.Host(r.target.host)
+	var pass *downstream.Pass
+	if guard != nil {
+		if pass, err = guard.Acquire(ctx, sc.Attempts > 1); err != nil {
+			c.opts.Guards.Commanded(guard, "error")
+			return nil, fail("%v", err)
+		}
+		defer pass.Release()
+	}
 	client, err := c.dial(ctx, r, auth, hostKeys)
 	if err != nil {
+		c.opts.Guards.Commanded(guard, "error")
+		if pass != nil {
+			pass.Done(0, err)
+		}
 		if ctx.Err() != nil {
 			return nil, fail("%s", stopReason(ctx, r.timeout))
 		}
 		return nil, fail("%v", err)
 	}
 	defer client.Close()
+	if pass != nil {
+		pass.Done(200, nil) // the host answered: its health, whatever the command does
+	}
 	session, err := client.NewSession()
 	if err != nil {
 		return nil, fail("open a session: %v", err)
@@ -160,6 +183,7 @@ func (c *sshClient) run(th *starlark.Thread, b *starlark.Builtin, args starlark.
 		case <-time.After(c.opts.StopGrace):
 		}
 		client.Close()
+		c.opts.Guards.Commanded(guard, "error")
 		return nil, fail("%s; the command was stopped", stopReason(ctx, r.timeout))
 	}
 	status := 0
@@ -169,8 +193,10 @@ func (c *sshClient) run(th *starlark.Thread, b *starlark.Builtin, args starlark.
 	case errors.As(waitErr, &exitErr):
 		status = exitErr.ExitStatus()
 	default:
+		c.opts.Guards.Commanded(guard, "error")
 		return nil, fail("the command ended without an exit status: %v", waitErr)
 	}
+	c.opts.Guards.Commanded(guard, strconv.Itoa(status))
 	if r.check && status != 0 {
 		// Scrubbed before it is trimmed or cut: a cut could split a secret.
 		tail := strings.TrimSpace(sbruntime.Scrub(th, stderr.String()))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/downstream"
 	"github.com/starbook/starbook/enginetest"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -307,5 +309,73 @@ func TestSSHBadInput(t *testing.T) {
 		if strings.Contains(res.Outcome.Error, "not a key") {
 			t.Errorf("the error shows the key: %q", res.Outcome.Error)
 		}
+	}
+}
+
+// TestSSHCountedAndProtected: the node's guards count each command by host
+// and exit status ("other" for a host without a limit), and a limit on the
+// host protects it from SSH too: a command that cannot connect opens its
+// circuit, and the next fails fast without connecting.
+func TestSSHCountedAndProtected(t *testing.T) {
+	client, pemKey := newKey(t)
+	srv := startSSHServer(t, client.PublicKey(), false)
+	var mu sync.Mutex
+	counted := map[string]int{}
+	guards := downstream.New(downstream.Config{Hooks: downstream.Hooks{Command: func(host, exit string) {
+		mu.Lock()
+		counted[host+" "+exit]++
+		mu.Unlock()
+	}}})
+	limit, err := downstream.NewLimit("localhost", "", 0, 1, time.Minute, 0.2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guards.SetStatic([]downstream.Limit{*limit})
+	bi := builtins.New(builtins.Options{SSH: builtins.SSHOptions{Guards: guards},
+		Secrets: func(name string) (string, bool) {
+			return map[string]string{"SSH_KEY": pemKey, "KNOWN_HOSTS": srv.knownHostsLine() + "\n" +
+				strings.Replace(srv.knownHostsLine(), "127.0.0.1", "localhost", 1)}[name], true
+		}})
+	f := sshFixture(t, nil)
+	f.Engine.Builtins = bi
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, closedPort, _ := net.SplitHostPort(closed.Addr().String())
+	closed.Close()
+	p, err := sbruntime.Compile(&sbruntime.Bundle{Name: "guarded", Main: "guarded.star", Files: map[string]string{"guarded.star": `
+def main(event):
+    kw = dict(user = "ops", key = secret("SSH_KEY"), known_hosts = secret("KNOWN_HOSTS"))
+    call(ssh.run, "127.0.0.1", "true", port = ` + srv.port() + `, **kw)
+    call(ssh.run, "127.0.0.1", "exit 3", port = ` + srv.port() + `, check = False, **kw)
+    return "ok"
+`}}, bi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.Start(p, "")
+	f.RunToEnd(id, p, sbruntime.StatusCompleted)
+	// localhost is limited (one failure opens it): the first command fails
+	// to connect, the second is refused by the open circuit.
+	q, err := sbruntime.Compile(&sbruntime.Bundle{Name: "down", Main: "down.star", Files: map[string]string{"down.star": `
+def main(event):
+    kw = dict(user = "ops", key = secret("SSH_KEY"), known_hosts = secret("KNOWN_HOSTS"), port = ` + closedPort + `)
+    call(ssh.run, "localhost", "true", **kw)
+`}}, bi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"connection refused", "circuit"} {
+		id := f.Start(q, "")
+		res := f.RunToEnd(id, q, sbruntime.StatusFailed)
+		if !strings.Contains(res.Outcome.Error, want) {
+			t.Errorf("run %d: error %q, want one saying %q", i, res.Outcome.Error, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if counted["other 0"] != 1 || counted["other 3"] != 1 || counted["localhost error"] != 2 {
+		t.Errorf("counted %v, want other 0 and other 3 once, localhost error twice", counted)
 	}
 }

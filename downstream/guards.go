@@ -27,6 +27,10 @@ type Hooks struct {
 	// Throttled counts a request held back: reason "circuit_open",
 	// "retry_budget" or "rate".
 	Throttled func(host, reason string)
+	// Command counts an SSH command run on host (OtherHost for a host
+	// without a limit) by its exit status ("0", "1", ...), or "error" when
+	// it could not run (connection, handshake, host key, authentication).
+	Command func(host, exit string)
 }
 
 // Config configures a node's Guards.
@@ -131,6 +135,19 @@ func (g *Guards) Requested(h *Host, code int) {
 		c = strconv.Itoa(code)
 	}
 	g.cfg.Hooks.Request(label, c)
+}
+
+// Commanded counts an SSH command (see Hooks.Command); h is nil for a host
+// without a limit.
+func (g *Guards) Commanded(h *Host, exit string) {
+	if g == nil || g.cfg.Hooks.Command == nil {
+		return
+	}
+	label := OtherHost
+	if h != nil {
+		label = h.name
+	}
+	g.cfg.Hooks.Command(label, exit)
 }
 
 // rebuild merges the limits by host and reconfigures the guards, keeping

@@ -12,6 +12,7 @@ type downstreamMetrics struct {
 	requests  *prometheus.CounterVec
 	circuit   *prometheus.GaugeVec
 	throttled *prometheus.CounterVec
+	ssh       *prometheus.CounterVec
 }
 
 func newDownstreamMetrics() downstreamMetrics {
@@ -25,11 +26,14 @@ func newDownstreamMetrics() downstreamMetrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_http_throttled_total",
 			Help: "HTTP requests to a limited host held back, by reason: circuit_open (failed fast, not sent), retry_budget (retry not sent) or rate (the rate limit's wait outlasted the request)."},
 			[]string{"host", "reason"}),
+		ssh: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "starbook_ssh_commands_total",
+			Help: "SSH commands ssh.run ran, by host (declared by http_limit or --http-limit, which protect SSH too; \"other\" for the rest) and exit_status (\"0\", \"1\", ..., or \"error\" for a command that could not run: connection, host key, authentication)."},
+			[]string{"host", "exit_status"}),
 	}
 }
 
 func (d downstreamMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{d.requests, d.circuit, d.throttled}
+	return []prometheus.Collector{d.requests, d.circuit, d.throttled, d.ssh}
 }
 
 // DownstreamHooks feed the node's downstream guards' events into the
@@ -41,5 +45,6 @@ func (m *Metrics) DownstreamHooks() downstream.Hooks {
 			m.downstream.circuit.WithLabelValues(label(host)).Set(float64(s))
 		},
 		Throttled: func(host, reason string) { m.downstream.throttled.WithLabelValues(label(host), reason).Inc() },
+		Command:   func(host, exit string) { m.downstream.ssh.WithLabelValues(label(host), exit).Inc() },
 	}
 }

@@ -237,7 +237,8 @@ func serve(ctx context.Context, f serveFlags) error {
 	guards := downstream.New(downstream.Config{Node: nodeID, Circuits: store, Hooks: metrics.DownstreamHooks(),
 		Logger: logger.With("node", nodeID)})
 	guards.SetStatic(httpLimits)
-	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber, HTTP: builtins.HTTPOptions{Guards: guards}})
+	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber, HTTP: builtins.HTTPOptions{Guards: guards},
+		SSH: builtins.SSHOptions{Guards: guards}})
 	store.SetActiveLimit(f.security.maxActive)
 	defer metrics.CountRollouts(store)()
 	leaderTasks := wireSlack(slack, store, logger)
