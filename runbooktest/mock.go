@@ -79,6 +79,15 @@ func (c *Call) Summary() string {
 			s += fmt.Sprintf(" -> %d", c.Status)
 		}
 		return s
+	case "ssh.run":
+		s := "ssh " + c.Host + ": " + oneLine(c.Command, 60)
+		switch {
+		case c.Error != "":
+			s += " -> " + c.Error
+		case c.Exit != nil:
+			s += fmt.Sprintf(" -> exit %d", *c.Exit)
+		}
+		return s
 	}
 	return c.Kind + " " + c.Channel + " " + oneLine(c.Text, 60)
 }
