@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -129,42 +127,12 @@ func TestCredentialsLeakNowhere(t *testing.T) {
 	var corpus strings.Builder
 	b, _ := json.Marshal(map[string]any{"execution": end, "history": history})
 	fmt.Fprintf(&corpus, "== execution\n%s", b)
-	for _, path := range []string{"/api/v1/executions/" + e.ID, "/api/v1/executions/" + e.ID + "/logs", "/api/v1/executions", "/metrics"} {
-		resp, err := http.Get(d.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		fmt.Fprintf(&corpus, "\n== GET %s (%d)\n%s", path, resp.StatusCode, b)
-	}
+	addPages(t, &corpus, d.URL, "/api/v1/executions/"+e.ID, "/api/v1/executions/"+e.ID+"/logs", "/api/v1/executions", "/metrics")
 	out, _ := run(ctx, d.URL, "show", e.ID)
 	fmt.Fprintf(&corpus, "\n== starbook show\n%s", out)
-	logText, err := os.ReadFile(dataDir + ".log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := etcdURLLine.FindSubmatch(logText)
-	if m == nil {
-		t.Fatal("no etcd URL in the log")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{string(m[1])}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	all, err := cli.Get(ctx, "\x00", clientv3.WithFromKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range all.Kvs {
-		fmt.Fprintf(&corpus, "\n== etcd %s\n%s", kv.Key, kv.Value)
-	}
+	addEtcd(ctx, t, &corpus, dataDir)
 	d.stop(t)
-	if logText, err = os.ReadFile(dataDir + ".log"); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(&corpus, "\n== node log\n%s", logText)
+	addLog(t, &corpus, dataDir)
 
 	text := corpus.String()
 	secrets := []string{leakAWSSecret, leakAWSToken, leakClientSecret, leakAccessToken}

@@ -189,17 +189,9 @@ func TestSecretsLeakNowhere(t *testing.T) {
 		fmt.Fprintf(&corpus, "\n== %s\n%s", what, b)
 	}
 	add("execution", map[string]any{"execution": end, "history": history})
-	for _, path := range []string{"/api/v1/executions/" + e.ID, "/api/v1/executions/" + e.ID + "/logs",
-		"/api/v1/executions/" + second.ID, "/api/v1/executions", "/api/v1/waits", "/api/v1/approvals",
-		"/api/v1/audit?limit=1000", "/metrics"} {
-		resp, err := http.Get(d.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		fmt.Fprintf(&corpus, "\n== GET %s (%d)\n%s", path, resp.StatusCode, b)
-	}
+	addPages(t, &corpus, d.URL, "/api/v1/executions/"+e.ID, "/api/v1/executions/"+e.ID+"/logs",
+		"/api/v1/executions/"+second.ID, "/api/v1/executions", "/api/v1/waits", "/api/v1/approvals",
+		"/api/v1/audit?limit=1000", "/metrics")
 	for _, c := range fake.Calls("chat.postMessage") {
 		if strings.Contains(c.Form["text"], "the token is") {
 			continue // the runbook's own slack.post: an effect, like an http.post of the secret
@@ -209,33 +201,9 @@ func TestSecretsLeakNowhere(t *testing.T) {
 	for _, c := range fake.Calls("chat.update") {
 		add("slack "+c.Method, c.Form)
 	}
-	// Every key and value in etcd.
-	logText, err := os.ReadFile(dataDir + ".log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := etcdURLLine.FindSubmatch(logText)
-	if m == nil {
-		t.Fatalf("no etcd URL in the log")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{string(m[1])}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	all, err := cli.Get(ctx, "\x00", clientv3.WithFromKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range all.Kvs {
-		fmt.Fprintf(&corpus, "\n== etcd %s\n%s", kv.Key, kv.Value)
-	}
+	keys := addEtcd(ctx, t, &corpus, dataDir)
 	d.stop(t) // flush the log (and the traces printed to it)
-	logText, err = os.ReadFile(dataDir + ".log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(&corpus, "\n== node log\n%s", logText)
+	addLog(t, &corpus, dataDir)
 
 	text := corpus.String()
 	for _, form := range leakForms(leakValue) {
@@ -251,9 +219,62 @@ func TestSecretsLeakNowhere(t *testing.T) {
 			t.Errorf("the corpus lacks %q: did every attempt run?", want)
 		}
 	}
-	if len(all.Kvs) < 20 {
-		t.Errorf("etcd holds only %d keys", len(all.Kvs))
+	if keys < 20 {
+		t.Errorf("etcd holds only %d keys", keys)
 	}
+}
+
+// addPages appends what GET base+path answers, for each path, to corpus.
+func addPages(t *testing.T, corpus *strings.Builder, base string, paths ...string) {
+	t.Helper()
+	for _, path := range paths {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Fprintf(corpus, "\n== GET %s (%d)\n%s", path, resp.StatusCode, b)
+	}
+}
+
+// addEtcd appends every key and value of the embedded etcd of the node on
+// dataDir (its URL read from the node's log) to corpus; it returns how
+// many keys there were.
+func addEtcd(ctx context.Context, t *testing.T, corpus *strings.Builder, dataDir string) int {
+	t.Helper()
+	logText, err := os.ReadFile(dataDir + ".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := etcdURLLine.FindSubmatch(logText)
+	if m == nil {
+		t.Fatal("no etcd URL in the log")
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{string(m[1])}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	all, err := cli.Get(ctx, "\x00", clientv3.WithFromKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range all.Kvs {
+		fmt.Fprintf(corpus, "\n== etcd %s\n%s", kv.Key, kv.Value)
+	}
+	return len(all.Kvs)
+}
+
+// addLog appends the node's whole log (stop it first: the traces it prints
+// are flushed at exit) to corpus.
+func addLog(t *testing.T, corpus *strings.Builder, dataDir string) {
+	t.Helper()
+	logText, err := os.ReadFile(dataDir + ".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(corpus, "\n== node log\n%s", logText)
 }
 
 // awaitWaiting polls the execution until it waits on a wait of kind, and
