@@ -22,6 +22,9 @@ type Options struct {
 	SSH     SSHOptions
 	// Slack carries slack.post and slack.update; nil when Slack is off.
 	Slack SlackAPI
+	// Runbooks starts the child runbooks of run_runbook (the node's
+	// service); nil: run_runbook fails its step.
+	Runbooks RunbookStarter
 	// Scrubber, when set, also learns every secret value secret() reads, so
 	// that the node can scrub it from its own logs and from what its API
 	// receives (a runbook could send a secret back to it).
@@ -57,6 +60,7 @@ func New(opts Options) starlark.StringDict {
 		"slo":                       starlark.NewBuiltin("slo", sloBuiltin),
 		"budget":                    starlark.NewBuiltin("budget", budgetBuiltin),
 		"http_limit":                starlark.NewBuiltin("http_limit", httpLimitBuiltin),
+		"run_runbook":               starlark.NewBuiltin("run_runbook", runRunbookBuiltin(opts.Runbooks)),
 		"sha256":                    starlark.NewBuiltin("sha256", sha256Builtin),
 		"hmac_sha256":               starlark.NewBuiltin("hmac_sha256", hmacSHA256Builtin),
 		"base64":                    base64Module,

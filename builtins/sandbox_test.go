@@ -18,7 +18,7 @@ import (
 func TestSandboxNames(t *testing.T) {
 	want := []string{"aws_sigv4", "base64.decode", "base64.encode", "budget", "call", "compensate", "escalate", "fan_out", "gcp_service_account", "hmac_sha256", "http.delete", "http.get", "http.patch", "http.post",
 		"http.put", "http.request", "http_limit", "idempotency_key", "json.decode", "json.encode", "json.encode_indent", "json.indent",
-		"log", "now", "oauth2_client_credentials", "retry", "secret", "sha256", "slack.post", "slack.update", "sleep", "slo", "ssh.run", "struct", "time.from_timestamp", "time.is_valid_timezone",
+		"log", "now", "oauth2_client_credentials", "retry", "run_runbook", "secret", "sha256", "slack.post", "slack.update", "sleep", "slo", "ssh.run", "struct", "time.from_timestamp", "time.is_valid_timezone",
 		"time.now", "time.parse_duration", "time.parse_time", "time.time", "trigger.alert", "trigger.cron",
 		"trigger.webhook", "uuid", "wait_for_approval", "wait_for_signal"}
 	var got []string

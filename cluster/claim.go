@@ -371,6 +371,7 @@ func (c *Claim) finish(ctx context.Context, o sbruntime.Outcome) (*sbruntime.Exe
 				ops = append(ops, clientv3.OpDelete(c.s.k.active(e.Runbook, id)))
 			}
 			ops = append(ops, c.s.k.groupEndOps(&e)...) // no slot or queue entry, but maybe a group
+			ops = append(ops, c.s.k.childEndOps(&e)...) // a child's end, for its parent
 			if key := c.s.k.alertRunOf(&e); key != "" {
 				ops = append(ops, clientv3.OpDelete(key))
 			}

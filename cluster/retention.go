@@ -178,6 +178,8 @@ func (s *Store) deleteOps(e *sbruntime.Execution, dedup []string) []clientv3.Op 
 		clientv3.OpDelete(k.executionNotices(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(k.cancel(id)),
 		clientv3.OpDelete(k.active(e.Runbook, id)),
+		clientv3.OpDelete(k.children(id), clientv3.WithPrefix()),
+		clientv3.OpDelete(k.childEnd(id)),
 	}
 	ops = append(ops, k.deadLetterDeleteOps(e)...)
 	ops = append(ops, k.indexDeleteOps(e)...)

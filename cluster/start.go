@@ -129,22 +129,34 @@ type Reservation interface {
 // createReq is the txn that stores e (encoded as data) and makes it runnable.
 // With a pin (not nil), it also checks that the runbook's current version
 // and rollout key are still the pin's; with a reservation (not nil), its
-// node claims e in the same txn.
-func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r Reservation) *txnReq {
+// node claims e in the same txn; with a childKey (not ""), it writes the
+// key, naming e, only if no other execution did (children.go).
+func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r Reservation, childKey string) *txnReq {
 	ek, ck, rk := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook), s.k.rollout(e.Runbook)
-	cmps := append(make([]*etcdserverpb.Compare, 0, 3), createRevision([]byte(ek), 0))
+	cmps := append(make([]*etcdserverpb.Compare, 0, 4), createRevision([]byte(ek), 0))
 	if pin != nil {
 		cmps = append(cmps, valueIs([]byte(ck), pin.current), modRevision([]byte(rk), pin.rolloutRev))
 	}
 	pbOps := append([]*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}, s.k.indexPB(e)...)
+	if childKey != "" {
+		cmps = append(cmps, createRevision([]byte(childKey), 0))
+		pbOps = append(pbOps, putOp([]byte(childKey), []byte(e.ID)))
+	}
 	ops := s.activeOps(e)
 	if r != nil {
 		ops = append(ops, s.claimOp(e.ID, r))
 	}
-	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 3, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
-		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck), clientv3.OpGet(rk)}, func(r []*etcdserverpb.ResponseOp) error {
+	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 4, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+		child := childKey
+		if child == "" {
+			child = s.k.probe("child") // never written: reads nothing
+		}
+		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck), clientv3.OpGet(rk), clientv3.OpGet(child)}, func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {
 				return errors.New("id already exists")
+			}
+			if kvs := r[3].GetResponseRange().Kvs; len(kvs) > 0 {
+				return &childExists{id: string(kvs[0].Value)}
 			}
 			if pin == nil {
 				return nil
@@ -185,12 +197,12 @@ func (s *Store) claimOp(id string, r Reservation) clientv3.Op {
 
 // create stores e as createReq does and, when claimed for r, returns the
 // claim: the execution has no history and no waits yet.
-func (s *Store) create(ctx context.Context, e *sbruntime.Execution, pin *startPin, r Reservation) (*Claim, error) {
+func (s *Store) create(ctx context.Context, e *sbruntime.Execution, pin *startPin, r Reservation, childKey string) (*Claim, error) {
 	data, err := s.encodeNew(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.batch.do(ctx, s.createReq(e, data, pin, r))
+	res, err := s.batch.do(ctx, s.createReq(e, data, pin, r, childKey))
 	if err != nil {
 		return nil, fmt.Errorf("create execution %s: %w", e.ID, err)
 	}
@@ -228,7 +240,7 @@ func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner,
 		if err := s.budgets.AdmitStart(ctx, runbook, e.Version); err != nil {
 			return nil, s.refuseStart(ctx, e, err)
 		}
-		err = s.createOn(ctx, runner, e, &pin)
+		err = s.createOn(ctx, runner, e, &pin, "")
 		var changed *versionChanged
 		if errors.As(err, &changed) && attempt < 5 {
 			s.current.set(runbook, changed.pin)
@@ -247,12 +259,12 @@ func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner,
 
 // createOn stores e, checking pin; when runner (which may be nil) has a
 // free worker, it claims e in the same txn and runs it at once.
-func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execution, pin *startPin) error {
+func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execution, pin *startPin, childKey string) error {
 	var r Reservation
 	if runner != nil {
 		r = runner.Reserve(s, e.ID)
 	}
-	claim, err := s.create(ctx, e, pin, r)
+	claim, err := s.create(ctx, e, pin, r, childKey)
 	if r == nil {
 		return err
 	}
@@ -260,7 +272,7 @@ func (s *Store) createOn(ctx context.Context, runner Runner, e *sbruntime.Execut
 		r.Release()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			// The session expired under us: store it for whoever runs next.
-			_, err = s.create(ctx, e, pin, nil)
+			_, err = s.create(ctx, e, pin, nil, childKey)
 		}
 		return err
 	}

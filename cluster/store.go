@@ -209,7 +209,7 @@ func cutSuffix(s, suffix string) (string, bool) {
 // CreateExecution stores a new execution (of any version) and makes it
 // runnable; durable on return.
 func (s *Store) CreateExecution(ctx context.Context, e *sbruntime.Execution) error {
-	_, err := s.create(ctx, e, nil, nil)
+	_, err := s.create(ctx, e, nil, nil, "")
 	return err
 }
 

@@ -23,10 +23,12 @@ import (
 
 // endOps are the writes that go with an execution's end: its concurrency
 // slot and queue entry, if it had any, are released, it stops counting as
-// active, and its alert group, if it holds one, is released.
+// active, its alert group, if it holds one, is released, and a child's end
+// is kept for its parent (children.go).
 func (k Keys) endOps(e *sbruntime.Execution) []clientv3.Op {
 	ops := append([]clientv3.Op{clientv3.OpDelete(k.slot(e.Runbook, e.ID)), clientv3.OpDelete(k.queued(e.Runbook, e.ID)),
 		clientv3.OpDelete(k.active(e.Runbook, e.ID))}, k.groupEndOps(e)...)
+	ops = append(ops, k.childEndOps(e)...)
 	if key := k.alertRunOf(e); key != "" {
 		ops = append(ops, clientv3.OpDelete(key))
 	}

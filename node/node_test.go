@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,12 +52,16 @@ func startNodeWith(t *testing.T, dir, prefix string, now func() time.Time, confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	bi := builtins.New(builtins.Options{})
+	var starter atomic.Pointer[service.Service]
+	bi := builtins.New(builtins.Options{Runbooks: builtins.RunbookStarterFunc(func(ctx context.Context, c builtins.ChildRequest) (string, error) {
+		return starter.Load().StartChild(ctx, c)
+	})})
 	store := cluster.NewStore(emb.Client, prefix)
 	if now != nil {
 		store.SetClock(now)
 	}
-	cfg := node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Now: now}
+	cfg := node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second, StopGrace: time.Second, Now: now,
+		LeaderTasks: []func(context.Context){store.ChildEndsTask(20*time.Millisecond, nil)}}
 	if configure != nil {
 		configure(store, &cfg)
 	}
@@ -76,6 +81,7 @@ func startNodeWith(t *testing.T, dir, prefix string, now func() time.Time, confi
 	})
 	svc := service.New(store, bi)
 	svc.Node = node // starts are claimed in their create txn, as in serve
+	starter.Store(svc)
 	if now != nil {
 		svc.Now = now
 	}

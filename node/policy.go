@@ -82,7 +82,7 @@ var _ sbruntime.Policy = (*effectPolicy)(nil)
 // Decide refuses with a *runtime.PolicyError on a denial, and when a
 // policy fails (fail closed: a broken policy stops effects, not guards).
 func (p *effectPolicy) Decide(ctx context.Context, e *sbruntime.Execution, pos string, eff sbruntime.Effect, history []*sbruntime.Event) error {
-	d, err := p.judge.OnEffect(ctx, &policy.Effect{Kind: eff.Kind, Method: eff.Method, Host: eff.Host, User: eff.User, URL: eff.URL,
+	d, err := p.judge.OnEffect(ctx, &policy.Effect{Kind: eff.Kind, Method: eff.Method, Host: eff.Host, User: eff.User, Name: eff.Runbook, URL: eff.URL,
 		Channel: eff.Channel, Runbook: e.Runbook, Execution: e.ID, Position: pos}, history)
 	var refusal *sbruntime.PolicyError
 	var pe *policy.Error

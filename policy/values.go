@@ -53,6 +53,7 @@ type Effect struct {
 	Method    string `json:"method"`
 	Host      string `json:"host"`
 	User      string `json:"user"` // an SSH command's remote user
+	Name      string `json:"name"` // the runbook a child start ("runbook") names
 	URL       string `json:"url"`
 	Channel   string `json:"channel"`
 	Runbook   string `json:"runbook"`
@@ -101,7 +102,7 @@ func stepValue(ev *sbruntime.Event) starlark.Value {
 // effectValue is what on_effect sees of eff, frozen.
 func effectValue(e *Effect) starlark.Value {
 	return record("kind", starlark.String(e.Kind), "method", starlark.String(e.Method), "host", starlark.String(e.Host),
-		"url", starlark.String(e.URL), "channel", starlark.String(e.Channel), "user", starlark.String(e.User), "runbook", starlark.String(e.Runbook),
+		"url", starlark.String(e.URL), "channel", starlark.String(e.Channel), "user", starlark.String(e.User), "name", starlark.String(e.Name), "runbook", starlark.String(e.Runbook),
 		"execution", starlark.String(e.Execution), "position", starlark.String(e.Position))
 }
 

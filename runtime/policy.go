@@ -13,6 +13,7 @@ type Effect struct {
 	Method  string // HTTP method, upper case
 	Host    string // HTTP or SSH host (no port)
 	User    string // SSH user
+	Runbook string // the runbook a child start names
 	URL     string // HTTP URL, redacted as it is shown (no user info)
 	Channel string // Slack channel
 }

@@ -423,6 +423,16 @@ func ExecutionID(th *starlark.Thread) string {
 	return ""
 }
 
+// CurrentExecution returns th's execution's id, attempt and trigger, as
+// the run began; ok is false outside one.
+func CurrentExecution(th *starlark.Thread) (id string, attempt int, trigger Trigger, ok bool) {
+	if f := frameOf(th); f != nil {
+		e := f.run.exec
+		return e.ID, e.Attempt(), e.Trigger, true
+	}
+	return "", 0, Trigger{}, false
+}
+
 // Now returns the engine clock's time for th (for recording, not for scripts).
 func Now(th *starlark.Thread) time.Time {
 	if f := frameOf(th); f != nil {

@@ -167,7 +167,15 @@ func (s *Service) Execution(ctx context.Context, id string) (*sbruntime.Executio
 
 // Cancel cancels an execution.
 func (s *Service) Cancel(ctx context.Context, id string) (*sbruntime.Execution, error) {
-	return s.Store.Cancel(ctx, id)
+	e, err := s.Store.Cancel(ctx, id)
+	if err != nil {
+		return e, err
+	}
+	// Its children go with it (run_runbook): they are cancelled too.
+	if err := s.cancelChildren(ctx, id); err != nil {
+		return e, err
+	}
+	return e, nil
 }
 
 // AwaitEnd watches the execution until it is terminal or ctx is done.

@@ -10,6 +10,9 @@ import (
 
 // Signal delivers a signal to an execution.
 func (s *Service) Signal(ctx context.Context, id, name string, data json.RawMessage, by string) error {
+	if childSignal(name) {
+		return sbruntime.Inputf("signal %s: names starting with child. are the ends of child runbooks, sent by starbook alone", name)
+	}
 	return s.Store.Signal(ctx, id, name, data, by)
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -237,8 +238,12 @@ func serve(ctx context.Context, f serveFlags) error {
 	guards := downstream.New(downstream.Config{Node: nodeID, Circuits: store, Hooks: metrics.DownstreamHooks(),
 		Logger: logger.With("node", nodeID)})
 	guards.SetStatic(httpLimits)
+	var starter atomic.Pointer[service.Service] // starts the children of run_runbook, once made below
 	bi := builtins.New(builtins.Options{Slack: slackEffects(slack), Scrubber: scrubber, HTTP: builtins.HTTPOptions{Guards: guards},
-		SSH: builtins.SSHOptions{Guards: guards}})
+		SSH: builtins.SSHOptions{Guards: guards},
+		Runbooks: builtins.RunbookStarterFunc(func(ctx context.Context, c builtins.ChildRequest) (string, error) {
+			return starter.Load().StartChild(ctx, c)
+		})})
 	store.SetActiveLimit(f.security.maxActive)
 	defer metrics.CountRollouts(store)()
 	leaderTasks := wireSlack(slack, store, logger)
@@ -246,7 +251,8 @@ func serve(ctx context.Context, f serveFlags) error {
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
 		store.AuditRetentionTask(f.retention, 0, logger),
 		store.CircuitReapTask(cluster.CircuitReaping{Logger: logger}), // the guards share their circuits through store
-		store.RollupTask(cluster.RollupFolding{Logger: logger}))       // SLO and usage rollups
+		store.RollupTask(cluster.RollupFolding{Logger: logger}),       // SLO and usage rollups
+		store.ChildEndsTask(0, logger))                                // child runbooks' ends to their parents
 	if f.snapshots.Dir != "" {
 		p := f.snapshots
 		p.Logger, p.OnSaved, p.OnFailed = logger, metrics.SnapshotSaved, metrics.SnapshotFailed
@@ -259,6 +265,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	svc := service.New(store, bi)
+	starter.Store(svc)
 	svc.Storage = storage
 	if policyFiles != nil { // before the runbooks (they are judged by them) and the node
 		set, err := svc.ApplyPolicies(ctx, policyFiles)
