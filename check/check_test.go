@@ -50,6 +50,8 @@ func TestFindings(t *testing.T) {
 			[]string{"a.star:2:9: http.get called outside a step (in main): an effect must run inside call() or compensate()"}},
 		{"effect at top level", map[string]string{"a.star": "X = slack.post(\"#ops\", text = \"hi\")\ndef main(event):\n    pass\n"},
 			[]string{"a.star:1:5: slack.post called outside a step (at top level)"}},
+		{"run_runbook in a step", map[string]string{"a.star": "def step():\n    return run_runbook(\"other\")\n\ndef main(event):\n    return call(step)\n"},
+			[]string{"a.star:2:12: run_runbook() called inside a step"}},
 		{"ssh outside a step", map[string]string{"a.star": "def main(event):\n    return ssh.run(event.host, \"df\", user = \"ops\", key = event.key, known_hosts = event.kh)\n"},
 			[]string{"a.star:2:12: ssh.run called outside a step (in main)"}},
 		{"ssh to a host known_hosts lacks", map[string]string{"a.star": "def main(event):\n    call(ssh.run, \"db1\", \"df\", user = \"ops\", key = event.key, port = 2222,\n        known_hosts = \"db1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\")\n"},

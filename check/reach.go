@@ -28,6 +28,7 @@ type Effect struct {
 	Host    string // "*" when the URL (or SSH host) is not a literal (or a literal prefix + ...)
 	Channel string // "*" when not a literal
 	User    string // an SSH command's user; "*" when not a literal
+	Runbook string // the runbook a run_runbook starts; "*" when not a literal
 	File    string
 	Line    int
 }

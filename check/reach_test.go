@@ -29,6 +29,7 @@ func TestFactsReach(t *testing.T) {
 		{Kind: "slack", Channel: "*", File: "reach.star", Line: 10},
 		{Kind: "ssh", Host: "db1.prod", User: "ops", File: "reach.star", Line: 12},
 		{Kind: "ssh", Host: "*", User: "*", File: "reach.star", Line: 13},
+		{Kind: "runbook", Runbook: "disk_cleanup", File: "reach.star", Line: 14},
 	}
 	if !reflect.DeepEqual(f.Effects, want) {
 		t.Errorf("effects\n got %+v\nwant %+v", f.Effects, want)

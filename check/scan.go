@@ -26,7 +26,7 @@ var effectModules = map[string]bool{"http": true, "slack": true, "ssh": true}
 
 // durable are the built-ins that take a position in history.
 var durable = map[string]bool{"call": true, "fan_out": true, "compensate": true, "sleep": true,
-	"wait_for_signal": true, "wait_for_approval": true, "now": true, "uuid": true}
+	"wait_for_signal": true, "wait_for_approval": true, "now": true, "uuid": true, "run_runbook": true}
 
 // function is a def or lambda of a bundle file.
 type function struct {
@@ -322,6 +322,11 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 		}
 	}
 	if first == nil {
+		return
+	}
+	if id.Name == "run_runbook" { // a child start: on_apply sees it as an effect
+		s.facts.Effects = append(s.facts.Effects, Effect{Kind: "runbook", Runbook: literalString(first),
+			File: pos.Filename(), Line: int(pos.Line)})
 		return
 	}
 	switch id.Name {

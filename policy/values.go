@@ -43,6 +43,7 @@ type Reach struct {
 	Host    string `json:"host,omitempty"`    // HTTP host, "*" when not literal
 	Channel string `json:"channel,omitempty"` // Slack channel, "*" when not literal
 	User    string `json:"user,omitempty"`    // SSH user, "*" when not literal
+	Name    string `json:"name,omitempty"`    // the runbook run_runbook starts, "*" when not literal
 	File    string `json:"file"`
 	Line    int    `json:"line"`
 }

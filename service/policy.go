@@ -144,7 +144,7 @@ func Describe(b *sbruntime.Bundle, facts *check.Facts, files map[string]string) 
 		rb.Secrets = facts.Secrets
 		for _, e := range facts.Effects {
 			rb.Effects = append(rb.Effects, policy.Reach{Kind: e.Kind, Method: e.Method, Host: e.Host,
-				Channel: e.Channel, User: e.User, File: e.File, Line: e.Line})
+				Channel: e.Channel, User: e.User, Name: e.Runbook, File: e.File, Line: e.Line})
 		}
 	}
 	_, rb.TestsPresent = files[strings.TrimSuffix(b.Main, ".star")+"_test.star"]
