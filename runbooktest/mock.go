@@ -31,6 +31,8 @@ type Mocks struct {
 	stubs     []*stepStub
 	https     []*httpStub
 	sshs      []*sshStub
+	runbooks  []*runbookStub
+	children  int
 	decisions []*decision
 	signals   map[string][]json.RawMessage
 	secrets   map[string]string
@@ -64,7 +66,8 @@ type Call struct {
 	Host     string            `json:"host,omitempty"`    // ssh.run's host, user@host
 	Command  string            `json:"command,omitempty"` // ssh.run's command
 	Exit     *int              `json:"exit_status,omitempty"`
-	Mocked   bool              `json:"mocked"` // false: a dry run's default answer
+	Runbook  string            `json:"runbook,omitempty"` // run_runbook's child runbook (its input in JSON)
+	Mocked   bool              `json:"mocked"`            // false: a dry run's default answer
 }
 
 // Summary is the call on one line: "GET https://..." or "slack.post #ops".
@@ -77,6 +80,12 @@ func (c *Call) Summary() string {
 			s += " -> " + c.Error
 		case c.Status != 0:
 			s += fmt.Sprintf(" -> %d", c.Status)
+		}
+		return s
+	case "run_runbook":
+		s := "run_runbook " + c.Runbook
+		if c.Error != "" {
+			s += " -> " + c.Error
 		}
 		return s
 	case "ssh.run":

@@ -34,6 +34,7 @@ var MockModule = &starlarkstruct.Module{
 		"step":     starlark.NewBuiltin("mock.step", mockStep),
 		"http":     starlark.NewBuiltin("mock.http", mockHTTP),
 		"ssh":      starlark.NewBuiltin("mock.ssh", mockSSH),
+		"runbook":  starlark.NewBuiltin("mock.runbook", mockRunbook),
 		"response": starlark.NewBuiltin("mock.response", mockResponse),
 		"error":    starlark.NewBuiltin("mock.error", mockError),
 		"approve":  starlark.NewBuiltin("mock.approve", mockDecision(sbruntime.DecisionApprove)),
@@ -394,6 +395,12 @@ func mockCalls(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 				out = append(out, callValue(c))
 			}
 		}
+	case name == "run_runbook":
+		for _, c := range m.Calls() {
+			if c.Kind == "run_runbook" {
+				out = append(out, callValue(c))
+			}
+		}
 	case name == "ssh" || name == "ssh.run":
 		for _, c := range m.Calls() {
 			if c.Kind == "ssh.run" {
@@ -450,6 +457,7 @@ func callValue(c *Call) starlark.Value {
 		"error": starlark.String(c.Error), "channel": starlark.String(c.Channel),
 		"text": starlark.String(c.Text), "ts": starlark.String(c.TS), "mocked": starlark.Bool(c.Mocked),
 		"host": starlark.String(c.Host), "command": starlark.String(c.Command), "exit_status": exit,
+		"runbook": starlark.String(c.Runbook),
 	})
 }
 

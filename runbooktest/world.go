@@ -62,7 +62,8 @@ func (t *trace) visited() map[string]bool {
 // durable built-in notes its arguments in tr.
 func (m *Mocks) predeclared(tr *trace) starlark.StringDict {
 	pre := builtins.New(builtins.Options{
-		Secrets: m.secret,
+		Secrets:  m.secret,
+		Runbooks: m,
 		HTTP: builtins.HTTPOptions{
 			Client:        &http.Client{Transport: &transport{m: m}},
 			RetryWait:     time.Nanosecond,
