@@ -77,6 +77,12 @@ func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Ev
 	}
 	row("Status", string(e.Status))
 	row("Trigger", triggerString(e.Trigger))
+	if e.Trigger.Type == "runbook" && e.Trigger.Source != "" { // a child of run_runbook
+		row("Parent", fmt.Sprintf("%s (its step %s)", e.Trigger.Source, e.Trigger.Attrs["position"]))
+	}
+	if children := childrenOf(history); len(children) > 0 {
+		row("Children", strings.Join(children, ", "))
+	}
 	row("Created", formatTime(e.CreatedAt))
 	ended, took := "-", "-"
 	end := now
@@ -212,4 +218,20 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// childrenOf lists the child executions history's run_runbook steps
+// started, as "id (runbook)", in step order.
+func childrenOf(history []*sbruntime.Event) []string {
+	var out []string
+	for _, ev := range history {
+		if ev.Kind != sbruntime.KindCall || ev.Name != "run_runbook" || len(ev.Result) == 0 {
+			continue
+		}
+		var child struct{ ID, Runbook string }
+		if json.Unmarshal(ev.Result, &child) == nil && child.ID != "" {
+			out = append(out, child.ID+" ("+child.Runbook+")")
+		}
+	}
+	return out
 }
