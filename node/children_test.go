@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
@@ -146,5 +147,41 @@ func TestStartChildOnce(t *testing.T) {
 	}
 	if err := tn.svc.Signal(ctx, first, "child."+first, nil, "someone"); err == nil || !strings.Contains(err.Error(), "sent by starbook alone") {
 		t.Errorf("a child. signal from outside: %v", err)
+	}
+}
+
+// TestChildRunbookRedrive: a parent whose child failed, redriven from the
+// start, runs a new parent that starts a new child; from the failed step,
+// it fails the same way and starts none.
+func TestChildRunbookRedrive(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, childRunbooks)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	failed, _ := tn.runToEnd(t, "parent", `{"x": -1}`)
+	if failed.Status != sbruntime.StatusFailed {
+		t.Fatalf("parent: %s", failed.Status)
+	}
+	count := func() int {
+		list, err := tn.svc.Store.Executions(ctx, cluster.ListFilter{Runbook: "child", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	if _, _, err := tn.svc.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromFailed}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := tn.svc.AwaitEnd(ctx, failed.ID)
+	if err != nil || again.Status != sbruntime.StatusFailed || count() != 1 {
+		t.Fatalf("redriven from the failed step: %+v, %v; %d children", again, err, count())
+	}
+	res, _, err := tn.svc.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromStart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := tn.svc.AwaitEnd(ctx, res.New)
+	if err != nil || fresh.Status != sbruntime.StatusFailed || count() != 2 {
+		t.Fatalf("redriven from the start: %+v, %v; %d children", fresh, err, count())
 	}
 }
