@@ -197,3 +197,22 @@ func TestTimeline(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestTimelineChildren: a run_runbook step's row and its wait's (recorded
+// or pending) name the child execution.
+func TestTimelineChildren(t *testing.T) {
+	e := &sbruntime.Execution{ID: "parent", CreatedAt: t0}
+	history := []*sbruntime.Event{
+		{Position: "1", Kind: sbruntime.KindCall, Name: "run_runbook", Result: json.RawMessage(`{"id":"C1","runbook":"child"}`), StartedAt: t0, EndedAt: t0},
+		{Position: "2", Kind: sbruntime.KindSignal, Name: "child.C1", StartedAt: t0, EndedAt: t0},
+		{Position: "3", Kind: sbruntime.KindCall, Name: "other", Result: json.RawMessage(`{"id":"X"}`), StartedAt: t0, EndedAt: t0},
+	}
+	waits := []*sbruntime.Wait{{Position: "4", Kind: sbruntime.KindSignal, Name: "child.C2", Since: t0}}
+	var got []string
+	for _, r := range api.Timeline(e, history, waits, t0) {
+		got = append(got, r.Position+"="+r.Child)
+	}
+	if want := "1=C1 2=C1 3= 4=C2"; strings.Join(got, " ") != want {
+		t.Errorf("children %v, want %s", got, want)
+	}
+}

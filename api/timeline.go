@@ -39,6 +39,8 @@ type TimelineRow struct {
 	// Detail says what a wait waits for (the approval's message, the
 	// signal's name, the timer's deadline).
 	Detail string `json:"detail,omitempty"`
+	// Child is the execution a run_runbook row started or waits for.
+	Child string `json:"child,omitempty"`
 }
 
 // Row states.
@@ -63,6 +65,7 @@ func Timeline(e *sbruntime.Execution, history []*sbruntime.Event, waits []*sbrun
 		}
 		r.Compensation = ev.Kind == sbruntime.KindUndo
 		r.Detail = eventDetail(ev)
+		r.Child = childOf(ev.Kind, ev.Name, ev.Result)
 		rows = append(rows, r)
 	}
 	for _, w := range waits {
@@ -71,6 +74,7 @@ func Timeline(e *sbruntime.Execution, history []*sbruntime.Event, waits []*sbrun
 		}
 		r := newRow(e, w.Position, w.Kind, w.Name, w.Since, now, w.Where)
 		r.State, r.Detail = StateWaiting, waitDetail(w)
+		r.Child = childOf(w.Kind, w.Name, nil)
 		rows = append(rows, r)
 	}
 	slices.SortStableFunc(rows, func(a, b TimelineRow) int { return sbruntime.ComparePositions(a.Position, b.Position) })
@@ -121,6 +125,22 @@ func eventDetail(ev *sbruntime.Event) string {
 		if json.Unmarshal(ev.Result, &items) == nil && ev.Result != nil {
 			return plural(len(items), "item")
 		}
+	}
+	return ""
+}
+
+// childOf is the child execution of a run_runbook row: the one its step
+// started (its result's id), or the one its wait (signal child.<id>)
+// waits for; "" for another row.
+func childOf(kind, name string, result json.RawMessage) string {
+	switch {
+	case kind == sbruntime.KindCall && name == "run_runbook":
+		var child struct{ ID string }
+		if json.Unmarshal(result, &child) == nil {
+			return child.ID
+		}
+	case kind == sbruntime.KindSignal && strings.HasPrefix(name, "child."):
+		return strings.TrimPrefix(name, "child.")
 	}
 	return ""
 }

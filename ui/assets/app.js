@@ -277,6 +277,8 @@ function renderHead(box, e) {
     el("div", {class: "kvs"},
       row("Runbook", el("a", {href: "#/runbooks/" + encodeURIComponent(e.runbook)}, e.runbook + "@" + e.version)),
       row("Trigger", trigger(e.trigger)),
+      e.trigger && e.trigger.type === "runbook" && e.trigger.source
+        ? row("Parent", el("a", {href: "#/executions/" + e.trigger.source, class: "mono"}, e.trigger.source)) : null,
       row("Started", fmtTime(e.created_at)),
       row("Ended", e.ended_at ? fmtTime(e.ended_at) : "-"),
       row("Duration", fmtDur(execDuration(e))),
@@ -314,6 +316,7 @@ function renderTimeline(box, e, rows) {
     const tags = [];
     if (r.retries) tags.push(el("span", {class: "tag retry", title: r.attempts + " attempts"}, "↻ " + r.retries + (r.retries === 1 ? " retry" : " retries")));
     if (r.detail) tags.push(el("span", {class: "tag"}, r.detail));
+    if (r.child) tags.push(el("a", {class: "tag mono", href: "#/executions/" + r.child, title: "the child execution"}, "→ " + r.child));
     const where = r.where ? el("span", {class: "where"}, r.where) : null;
     out.push(el("div", {class: "trow step k-" + r.kind + " st-" + r.state + (r.compensation ? " comp" : ""), "data-position": r.position},
       el("span", {class: "c-pos mono", style: {paddingLeft: (r.depth * 1.2) + "em"}}, r.position),
