@@ -185,3 +185,19 @@ func TestChildRunbookRedrive(t *testing.T) {
 		t.Fatalf("redriven from the start: %+v, %v; %d children", fresh, err, count())
 	}
 }
+
+// TestChildRunbookUnknown: a child runbook that does not exist fails the
+// parent's step with an error naming it, and stores no child.
+func TestChildRunbookUnknown(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, map[string]string{"orphan.star": "def main(event):\n    return run_runbook(\"nope\", {\"a\": 1})\n"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, history := tn.runToEnd(t, "orphan", "")
+	if e.Status != sbruntime.StatusFailed || !strings.Contains(e.Error, "run_runbook nope") || !strings.Contains(e.Error, "not found") {
+		t.Errorf("orphan: %s %s", e.Status, e.Error)
+	}
+	if kids, err := tn.svc.Store.Children(ctx, e.ID); err != nil || len(kids) != 0 || len(history) != 1 || !history[0].Failed() {
+		t.Errorf("children %v (%v), history %+v: want none and one failed step", kids, err, history)
+	}
+}
