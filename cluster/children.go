@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,13 +61,6 @@ type childEnd struct {
 	Parent string   `json:"parent"`
 	End    ChildEnd `json:"end"`
 }
-
-func (k Keys) child(parent, position string, attempt int) string {
-	return k.prefix + "children/" + parent + "/" + position + "@" + strconv.Itoa(max(attempt, 1))
-}
-func (k Keys) children(parent string) string { return k.prefix + "children/" + parent + "/" }
-func (k Keys) childEnds() string             { return k.prefix + "childends/" }
-func (k Keys) childEnd(id string) string     { return k.prefix + "childends/" + id }
 
 // childEndOps are the writes an end of e adds when e is a child: its outcome
 // for the parent (none for another execution).

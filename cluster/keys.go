@@ -81,6 +81,10 @@ import (
 //	                                    (starbook.DeadLetter), written with its end, until acked
 //	deadletters/events/<ulid>           a trigger event that started nothing, with its payload
 //	dedup/deadletter/<fingerprint>/<startsAt>  an unmatched alert kept once, lease TTL
+//	children/<parent>/<position>@<attempt> the child run_runbook started at the parent's step,
+//	                                    value = its id: written in the child's create txn if absent
+//	childends/<child>                   a child's outcome, written in its end txn, until the leader
+//	                                    delivers it to the parent as signal child.<id> (children.go)
 //
 // Probe keys (health, watch, compact) are never written: a count-only read of
 // one costs etcd nothing and returns the store's current revision.
@@ -374,3 +378,12 @@ const (
 
 func minuteStamp(t time.Time) string { return t.UTC().Format(minuteLayout) }
 func hourStamp(t time.Time) string   { return t.UTC().Format(hourLayout) }
+
+// Child runbooks (children.go).
+
+func (k Keys) child(parent, position string, attempt int) string {
+	return k.prefix + "children/" + parent + "/" + position + "@" + strconv.Itoa(max(attempt, 1))
+}
+func (k Keys) children(parent string) string { return k.prefix + "children/" + parent + "/" }
+func (k Keys) childEnds() string             { return k.prefix + "childends/" }
+func (k Keys) childEnd(id string) string     { return k.prefix + "childends/" + id }
