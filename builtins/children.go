@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.starlark.net/starlark"
 
@@ -102,17 +103,36 @@ func runRunbookBuiltin(starter RunbookStarter) func(*starlark.Thread, *starlark.
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", b.Name(), name, err)
 			}
-			d := starlark.NewDict(2)
+			d := starlark.NewDict(3)
 			_ = d.SetKey(starlark.String("id"), starlark.String(id))
 			_ = d.SetKey(starlark.String("runbook"), starlark.String(name))
+			_ = d.SetKey(starlark.String("attempt"), starlark.MakeInt(attempt))
 			return d, nil
 		})
 		if err != nil || !wait {
 			return started, err
 		}
-		id, err := childID(started)
+		id, startedIn, err := childID(started)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", b.Name(), name, err)
+		}
+		recorded, ok := sbruntime.NextRecorded(th)
+		switch {
+		case ok && strings.HasPrefix(recorded, childSignalStart):
+			// The wait is recorded (or pending): for the child it names,
+			// which a redrive may have started after the step (below).
+			id = strings.TrimPrefix(recorded, childSignalStart)
+		case !ok && startedIn < attempt:
+			// A redrive from the failed step: the wait for the child, failed
+			// with it, runs again. It waits for a new child of this attempt
+			// (started once per attempt, as the step does).
+			if starter == nil {
+				return nil, fmt.Errorf("%s: child runbooks are not available here", b.Name())
+			}
+			if id, err = starter.StartChild(sbruntime.Context(th), ChildRequest{Runbook: name, Input: data, Parent: parent,
+				Position: sbruntime.LastPosition(th), Attempt: attempt, Depth: depth}); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", b.Name(), name, err)
+			}
 		}
 		signal := childSignalStart + id
 		ended, err := sbruntime.Await(th, sbruntime.WaitSpec{
@@ -126,18 +146,25 @@ func runRunbookBuiltin(starter RunbookStarter) func(*starlark.Thread, *starlark.
 	}
 }
 
-// childID is the id in a run_runbook step's result.
-func childID(v starlark.Value) (string, error) {
+// childID is the id in a run_runbook step's result, and the attempt that
+// started it.
+func childID(v starlark.Value) (string, int, error) {
 	m, ok := v.(starlark.Mapping)
 	if !ok {
-		return "", fmt.Errorf("the step's result is a %s, not the child", v.Type())
+		return "", 0, fmt.Errorf("the step's result is a %s, not the child", v.Type())
 	}
 	id, found, err := m.Get(starlark.String("id"))
 	if err != nil || !found {
-		return "", fmt.Errorf("the step's result names no child")
+		return "", 0, fmt.Errorf("the step's result names no child")
 	}
 	s, _ := starlark.AsString(id)
-	return s, nil
+	attempt := 1
+	if a, found, _ := m.Get(starlark.String("attempt")); found {
+		if n, err := starlark.AsInt32(a); err == nil {
+			attempt = n
+		}
+	}
+	return s, attempt, nil
 }
 
 // childOutcome turns the signal a child's end was delivered as into

@@ -85,6 +85,23 @@ func (k Keys) childEndOps(e *sbruntime.Execution) []clientv3.Op {
 // 256 KiB.
 const maxChildEndBytes = 250 << 10
 
+// childFailure is the error a parent's wait records when the signal it
+// takes (name, its SignalResult) is the end of a child that did not
+// complete: a failed event, which a redrive from the failed step runs again
+// (with a new child); "" for any other signal.
+func childFailure(name string, signalResult json.RawMessage) string {
+	if !strings.HasPrefix(name, ChildSignalPrefix) {
+		return ""
+	}
+	var r struct {
+		Data ChildEnd `json:"data"`
+	}
+	if json.Unmarshal(signalResult, &r) != nil || r.Data.Status == "" || r.Data.Status == sbruntime.StatusCompleted {
+		return ""
+	}
+	return fmt.Sprintf("child %s (%s) ended %s: %s", r.Data.ID, r.Data.Runbook, r.Data.Status, r.Data.Error)
+}
+
 // childExists is a child already started at its parent's step.
 type childExists struct{ id string }
 

@@ -215,7 +215,7 @@ func (c *Claim) waitSignal(ctx context.Context, w *sbruntime.Wait, ops []clientv
 		}
 		now := c.s.now().UTC()
 		ev := &sbruntime.Event{Position: w.Position, Kind: w.Kind, Name: w.Name, ArgsHash: w.ArgsHash,
-			Result: result, StartedAt: now, EndedAt: now, Attempt: w.Attempt}
+			Result: result, Error: childFailure(w.Name, result), StartedAt: now, EndedAt: now, Attempt: w.Attempt}
 		evData, _ := json.Marshal(ev)
 		ek := c.s.k.eventAt(id, w.Position, w.Attempt)
 		tx, err := c.s.cli.Txn(ctx).

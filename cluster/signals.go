@@ -211,7 +211,7 @@ func (s *Store) deliverChunk(ctx context.Context, id string, chunk []*outgoing, 
 				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(resolve.dedup), "=", 0))
 				ops = append(ops, clientv3.OpPut(resolve.dedup, id, clientv3.WithLease(resolve.lease)))
 			}
-			ok, err := s.resolveWait(ctx, id, pos, resolve.result, "", append(cmps, fence...), ops)
+			ok, err := s.resolveWait(ctx, id, pos, resolve.result, childFailure(resolve.name, resolve.result), append(cmps, fence...), ops)
 			if err != nil {
 				return err
 			}

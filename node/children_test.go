@@ -3,7 +3,11 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,38 +155,61 @@ func TestStartChildOnce(t *testing.T) {
 }
 
 // TestChildRunbookRedrive: a parent whose child failed, redriven from the
-// start, runs a new parent that starts a new child; from the failed step,
-// it fails the same way and starts none.
+// failed step, waits for a new child of its new attempt (the failed wait runs
+// again; the start step is kept) and completes with its result; redriven
+// from the start, a new parent starts a new child.
 func TestChildRunbookRedrive(t *testing.T) {
 	tn := startTestNode(t, t.TempDir())
-	tn.apply(t, childRunbooks)
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "not yet", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok": true}`)
+	}))
+	defer flaky.Close()
+	tn.apply(t, map[string]string{
+		"redrive_parent.star": "def main(event):\n    return run_runbook(\"flaky\", {\"url\": event.url})\n",
+		"flaky.star":          "def main(event):\n    return call(http.get, event.url, retries = 0).json\n",
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	failed, _ := tn.runToEnd(t, "parent", `{"x": -1}`)
-	if failed.Status != sbruntime.StatusFailed {
-		t.Fatalf("parent: %s", failed.Status)
+	failed, _ := tn.runToEnd(t, "redrive_parent", `{"url": "`+flaky.URL+`"}`)
+	if failed.Status != sbruntime.StatusFailed || !strings.Contains(failed.Error, "(flaky) ended failed") {
+		t.Fatalf("parent: %s %s", failed.Status, failed.Error)
 	}
-	count := func() int {
-		list, err := tn.svc.Store.Executions(ctx, cluster.ListFilter{Runbook: "child", Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(list)
-	}
-	if _, _, err := tn.svc.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromFailed}); err != nil {
+	res, _, err := tn.svc.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromFailed})
+	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := tn.svc.AwaitEnd(ctx, failed.ID)
-	if err != nil || again.Status != sbruntime.StatusFailed || count() != 1 {
-		t.Fatalf("redriven from the failed step: %+v, %v; %d children", again, err, count())
+	if len(res.Rerun) != 1 || res.Rerun[0] != "2" {
+		t.Errorf("redrive reruns %v, want the wait at 2", res.Rerun)
 	}
-	res, _, err := tn.svc.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromStart})
+	again, err := tn.svc.AwaitEnd(ctx, failed.ID)
+	if err != nil || again.Status != sbruntime.StatusCompleted || string(again.Result) != `{"ok":true}` {
+		t.Fatalf("redriven from the failed step: %+v, %v", again, err)
+	}
+	kids, err := tn.svc.Store.Children(ctx, failed.ID)
+	if err != nil || len(kids) != 2 || kids[0] == kids[1] {
+		t.Fatalf("children %v, %v: want the first attempt's and a new one", kids, err)
+	}
+
+	tn.apply(t, childRunbooks)
+	negative, _ := tn.runToEnd(t, "parent", `{"x": -1}`)
+	res, _, err = tn.svc.Redrive(ctx, negative.ID, starbook.RedriveRequest{From: starbook.RedriveFromStart})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fresh, err := tn.svc.AwaitEnd(ctx, res.New)
-	if err != nil || fresh.Status != sbruntime.StatusFailed || count() != 2 {
-		t.Fatalf("redriven from the start: %+v, %v; %d children", fresh, err, count())
+	if err != nil || fresh.Status != sbruntime.StatusFailed {
+		t.Fatalf("redriven from the start: %+v, %v", fresh, err)
+	}
+	old, _ := tn.svc.Store.Children(ctx, negative.ID)
+	kids, _ = tn.svc.Store.Children(ctx, res.New)
+	if len(kids) != 1 || len(old) != 1 || kids[0] == old[0] {
+		t.Errorf("the new parent's children %v, the old one's %v: want one new child each", kids, old)
 	}
 }
 

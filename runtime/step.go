@@ -372,6 +372,23 @@ func LastPosition(th *starlark.Thread) string {
 	return f.prefix + strconv.Itoa(f.next)
 }
 
+// NextRecorded returns the name of the event or wait recorded at th's next
+// position, and whether there is one.
+func NextRecorded(th *starlark.Thread) (string, bool) {
+	f := frameOf(th)
+	if f == nil || f.step != nil {
+		return "", false
+	}
+	next := f.prefix + strconv.Itoa(f.next+1)
+	if ev, ok := f.run.history[next]; ok {
+		return ev.Name, true
+	}
+	if w, ok := f.run.waits[next]; ok {
+		return w.Name, true
+	}
+	return "", false
+}
+
 // Replaying reports whether th is re-running recorded history: its next
 // position is already recorded or waited on. log() is silent then.
 func Replaying(th *starlark.Thread) bool {
