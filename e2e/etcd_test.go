@@ -44,6 +44,22 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// reservePort holds a free loopback port until release is called: a port
+// picked long before its process listens (a member added, then started)
+// would be free for any other test's listener meanwhile (CI: "bind:
+// address already in use").
+func reservePort(t testing.TB) (port int, release func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { l.Close() }) }
+	t.Cleanup(release)
+	return l.Addr().(*net.TCPAddr).Port, release
+}
+
 func startEtcdCluster(t testing.TB, size int) *etcdCluster {
 	t.Helper()
 	c := &etcdCluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, size), log: testLogger(t)}

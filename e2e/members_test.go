@@ -240,7 +240,8 @@ func TestEmbeddedMembersAddRemove(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	port := fmt.Sprint(freePort(t))
+	reserved, release := reservePort(t)
+	port := fmt.Sprint(reserved)
 	var out string
 	// etcd adds a member once every member has been connected for 5 s.
 	waitUntil(t, time.Minute, "add-member", func() bool {
@@ -263,6 +264,7 @@ func TestEmbeddedMembersAddRemove(t *testing.T) {
 	}
 	m4 := &memberNode{id: "m4", dir: t.TempDir() + "/node"}
 	m4.args = memberArgs("m4", line, port, "3s", "existing")
+	release()
 	m4.d = startDaemon(t, m4.dir, m4.args...)
 	c.nodes = append(c.nodes, m4)
 	waitUntil(t, time.Minute, "4 nodes, 4 healthy members", func() bool { return healthy(m4.status(t), 4) })
@@ -392,7 +394,8 @@ func TestEmbeddedMembersJoinLaggingFollower(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	port := fmt.Sprint(freePort(t))
+	reserved, release := reservePort(t)
+	port := fmt.Sprint(reserved)
 	// etcd adds a member once every member has been connected for 5 s; a
 	// stopped process keeps its connections.
 	waitUntil(t, time.Minute, "add-member with a follower stopped", func() bool {
@@ -410,6 +413,7 @@ func TestEmbeddedMembersJoinLaggingFollower(t *testing.T) {
 	})
 	m4 := &memberNode{id: "m4", dir: t.TempDir() + "/node"}
 	m4.args = memberArgs("m4", c.initial+",m4=http://127.0.0.1:"+port, port, "3s", "existing")
+	release()
 	joining := spawnDaemon(t, m4.dir, m4.args...)
 	time.Sleep(300 * time.Millisecond) // the new member's request waits on the stopped follower
 	if err := lagging.d.cmd.Process.Signal(syscall.SIGCONT); err != nil {
