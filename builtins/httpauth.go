@@ -63,25 +63,16 @@ func (a *secretArg) Unpack(v starlark.Value) error {
 	return nil
 }
 
-// textValue reads a keyword argument that is a string or a secret.
-type textValue struct {
-	text  string
-	shown string
-}
-
-func (a *textValue) Unpack(v starlark.Value) error {
-	switch v := v.(type) {
-	case starlark.String:
-		a.text, a.shown = string(v), strconvQuote(string(v))
-	case *sbruntime.Secret:
-		a.text, a.shown = v.Reveal(), v.String()
-	default:
-		return fmt.Errorf("got %s, want string or secret", v.Type())
-	}
-	return nil
-}
-
 func strconvQuote(s string) string { return starlark.String(s).String() }
+
+// shown is a as an auth value prints it: a secret as its placeholder, a
+// string quoted.
+func shown(a textArg) string {
+	if a.secret {
+		return a.display
+	}
+	return strconvQuote(a.text)
+}
 
 // awsSigV4 signs with AWS Signature Version 4 (aws-sdk-go-v2's signer).
 type awsSigV4 struct {
@@ -92,7 +83,7 @@ type awsSigV4 struct {
 
 func awsSigV4Builtin(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var region, service string
-	var access textValue
+	var access textArg
 	var secretKey secretArg
 	var token starlark.Value = starlark.None
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "region", &region, "service", &service,
@@ -111,7 +102,7 @@ func awsSigV4Builtin(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		}
 		a.creds.SessionToken = t.s.Reveal()
 	}
-	a.shown = fmt.Sprintf("aws_sigv4(region = %s, service = %s, access_key = %s)", strconvQuote(region), strconvQuote(service), access.shown)
+	a.shown = fmt.Sprintf("aws_sigv4(region = %s, service = %s, access_key = %s)", strconvQuote(region), strconvQuote(service), shown(access))
 	return a, nil
 }
 
@@ -186,7 +177,7 @@ func tokenContext() context.Context {
 
 func oauth2ClientCredentialsBuiltin(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var tokenURL string
-	var clientID textValue
+	var clientID textArg
 	var clientSecret secretArg
 	var scopes *starlark.List
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "token_url", &tokenURL, "client_id", &clientID,
@@ -203,7 +194,7 @@ func oauth2ClientCredentialsBuiltin(_ *starlark.Thread, b *starlark.Builtin, arg
 	cfg := &clientcredentials.Config{ClientID: clientID.text, ClientSecret: clientSecret.s.Reveal(), TokenURL: tokenURL, Scopes: list}
 	a := &tokenAuth{key: credentialsKey("oauth2", append([]string{tokenURL, cfg.ClientID, cfg.ClientSecret}, list...)...),
 		source: func() oauth2.TokenSource { return cfg.TokenSource(tokenContext()) }}
-	a.shown = fmt.Sprintf("oauth2_client_credentials(token_url = %s, client_id = %s)", strconvQuote(tokenURL), clientID.shown)
+	a.shown = fmt.Sprintf("oauth2_client_credentials(token_url = %s, client_id = %s)", strconvQuote(tokenURL), shown(clientID))
 	return a, nil
 }
 

@@ -135,41 +135,12 @@ func (s *Store) StartChild(ctx context.Context, runner Runner, c ChildStart, new
 	if len(resp.Kvs) > 0 {
 		return existing(string(resp.Kvs[0].Value))
 	}
-	fresh := false
-	for attempt := 0; ; attempt++ {
-		pin, err := s.cachedPin(ctx, c.Runbook, fresh)
-		if err != nil {
-			return nil, err
-		}
-		e := newExecution(pin.current)
-		e.Version = pin.version(e.ID)
-		if err := s.ValidateInput(ctx, e.Runbook, e.Version, e.Input); err != nil {
-			if errors.Is(err, sbruntime.ErrNotFound) && !fresh {
-				fresh = true
-				continue
-			}
-			return nil, err
-		}
-		if err := s.budgets.AdmitStart(ctx, e.Runbook, e.Version); err != nil {
-			return nil, s.refuseStart(ctx, e, err)
-		}
-		err = s.createOn(ctx, runner, e, &pin, key)
-		var changed *versionChanged
-		var exists *childExists
-		switch {
-		case errors.As(err, &exists):
-			return existing(exists.id)
-		case errors.As(err, &changed) && attempt < 5:
-			s.current.set(e.Runbook, changed.pin)
-			continue
-		case errors.Is(err, sbruntime.ErrNotFound) && !fresh:
-			fresh = true
-			continue
-		case err != nil:
-			return nil, err
-		}
-		return e, nil
+	e, err := s.startCurrent(ctx, c.Runbook, runner, key, newExecution)
+	var exists *childExists
+	if errors.As(err, &exists) {
+		return existing(exists.id)
 	}
+	return e, err
 }
 
 // Children returns the ids of the children parent's steps started, in the

@@ -221,6 +221,12 @@ func (s *Store) create(ctx context.Context, e *sbruntime.Execution, pin *startPi
 // *InputError naming the JSON pointer and the rule, and nothing is stored
 // (nor any budget spent). The execution is durable on return.
 func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner, newExecution func(version string) *sbruntime.Execution) (*sbruntime.Execution, error) {
+	return s.startCurrent(ctx, runbook, runner, "", newExecution)
+}
+
+// startCurrent is StartCurrent, the create txn also writing childKey (not
+// "") only if it is absent (a *childExists error otherwise).
+func (s *Store) startCurrent(ctx context.Context, runbook string, runner Runner, childKey string, newExecution func(version string) *sbruntime.Execution) (*sbruntime.Execution, error) {
 	fresh := false
 	for attempt := 0; ; attempt++ {
 		pin, err := s.cachedPin(ctx, runbook, fresh)
@@ -240,7 +246,7 @@ func (s *Store) StartCurrent(ctx context.Context, runbook string, runner Runner,
 		if err := s.budgets.AdmitStart(ctx, runbook, e.Version); err != nil {
 			return nil, s.refuseStart(ctx, e, err)
 		}
-		err = s.createOn(ctx, runner, e, &pin, "")
+		err = s.createOn(ctx, runner, e, &pin, childKey)
 		var changed *versionChanged
 		if errors.As(err, &changed) && attempt < 5 {
 			s.current.set(runbook, changed.pin)
