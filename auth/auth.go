@@ -1,22 +1,18 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 )
 
 // Role is what a token holder may do; see the package documentation.
@@ -47,14 +43,16 @@ const (
 	Apply    Permission = "apply"
 	Audit    Permission = "audit"
 	Snapshot Permission = "snapshot"
+	Pause    Permission = "pause"
+	Force    Permission = "force"
 )
 
 // permissions is the table in the package documentation.
 var permissions = map[Role][]Permission{
 	Viewer:   {Read},
-	Operator: {Read, Run, Cancel, Signal},
+	Operator: {Read, Run, Cancel, Signal, Pause},
 	Approver: {Read, Decide},
-	Admin:    {Read, Run, Cancel, Signal, Decide, DecideAs, Apply, Audit, Snapshot},
+	Admin:    {Read, Run, Cancel, Signal, Pause, Decide, DecideAs, Apply, Audit, Snapshot, Force},
 }
 
 // Allowed reports whether role r has permission p.
@@ -259,22 +257,14 @@ func LoadFile(path string) ([]Token, error) {
 	return tokens, nil
 }
 
-// ParseFile decodes a token file's contents (YAML or JSON).
+// ParseFile decodes a token file's contents (YAML or JSON): the tokens of
+// an auth file (see [ParseConfig]).
 func ParseFile(data []byte) ([]Token, error) {
-	js, err := yaml.YAMLToJSONStrict(data)
+	c, err := ParseConfig(data)
 	if err != nil {
 		return nil, err
 	}
-	var f File
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		if strings.Contains(err.Error(), `unknown field "token"`) {
-			return nil, errors.New(`a token is stored as "sha256": its hash (starbook token hash), never the token itself`)
-		}
-		return nil, err
-	}
-	return f.Tokens, nil
+	return c.Tokens, nil
 }
 
 // EnvTokens is the environment variable of [ParseEnv].

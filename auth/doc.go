@@ -18,11 +18,18 @@
 //	run                    x                  x    start executions
 //	cancel                 x                  x    cancel executions
 //	signal                 x                  x    send signals
+//	pause                  x                  x    pause and resume runbooks
 //	decide                           x        x    approve or reject approvals (as themselves)
 //	decide_as                                 x    decide naming another user ("as")
 //	apply                                     x    upload runbooks
 //	audit                                     x    read the audit log
 //	snapshot                                  x    download a snapshot of the whole store
+//	force                                     x    start a paused runbook by hand (--force)
+//
+// People who sign in through OpenID Connect or use Slack have no token:
+// the auth file names them ([Config]: people by email or Slack user id,
+// and roles given to an identity provider's groups), and a [Directory]
+// maps them to principals.
 //
 // Invariants: a plaintext token is never stored in an Authenticator, logged
 // or returned; [Principal] carries only the name and role.
