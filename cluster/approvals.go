@@ -13,28 +13,13 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
-// Person is what a directory knows about a user.
-type Person struct {
-	ID    string // Slack user id
-	Name  string // user name
-	Email string
-}
-
-// Directory resolves approver entries that name Slack users and user groups.
-// Without one, such entries match only the same id.
-type Directory interface {
-	// GroupMembers returns the user ids of a user group ("@handle" or "S…").
-	GroupMembers(ctx context.Context, group string) ([]string, error)
-	// User returns what is known of a Slack user id.
-	User(ctx context.Context, id string) (Person, error)
-}
-
 // SetDirectory makes Decide resolve Slack users and groups through d. Call
 // it before the store serves decisions.
-func (s *Store) SetDirectory(d Directory) { s.dir = d }
+func (s *Store) SetDirectory(d starbook.ChatDirectory) { s.dir = d }
 
 // Decide records d on the pending approval at (id, pos); pos "" means the
 // execution's only pending approval. The decision must come from an

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -23,40 +24,11 @@ type noticeRecord struct {
 	Deadline *time.Time                 `json:"deadline,omitempty"`
 }
 
-// ErrNoChannel is returned by a Notifier that has nowhere to post a request;
-// the request is then left unposted.
-var ErrNoChannel = errors.New("no channel to post the approval request to")
-
-// ApprovalNotice is an approval request as a notifier shows it: pending,
-// decided, timed out, escalated elsewhere or ended with its execution.
-type ApprovalNotice struct {
-	Execution string
-	Position  string
-	Request   *sbruntime.ApprovalRequest
-	Since     time.Time
-	Deadline  *time.Time
-	Approvals []sbruntime.ApprovalDecision // received so far
-	Outcome   *sbruntime.ApprovalResult    // set once decided or timed out
-	Error     string                       // the recorded error (on_timeout "fail")
-	// EscalatedTo is the request that superseded this post after its deadline.
-	EscalatedTo *sbruntime.ApprovalRequest
-	Ended       bool // the execution ended without a decision
-}
-
-// Notifier posts approval requests where people answer them (Slack) and
-// updates each post when it is answered. Posting is an effect outside any
-// script step: it is driven by the wait records, at least once across
-// crashes (a crash between a post and its record posts again).
-type Notifier interface {
-	Post(ctx context.Context, n *ApprovalNotice) (sbruntime.MessageRef, error)
-	Update(ctx context.Context, ref sbruntime.MessageRef, n *ApprovalNotice) error
-}
-
 // RunNotifier keeps approval posts in step with the waits until ctx is done:
 // it posts each pending approval once per round and records where, and
 // updates every post once the approval is decided, escalated or gone. Run it
 // on the leader only (NodeConfig.LeaderTasks).
-func (s *Store) RunNotifier(ctx context.Context, nf Notifier, log *slog.Logger) {
+func (s *Store) RunNotifier(ctx context.Context, nf starbook.ApprovalNotifier, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -72,7 +44,7 @@ func (s *Store) RunNotifier(ctx context.Context, nf Notifier, log *slog.Logger) 
 	}
 }
 
-func (s *Store) notifyOnce(ctx context.Context, nf Notifier, log *slog.Logger, seen map[string]int) error {
+func (s *Store) notifyOnce(ctx context.Context, nf starbook.ApprovalNotifier, log *slog.Logger, seen map[string]int) error {
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.k.allWaits(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 		clientv3.OpGet(s.k.allNotices(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
@@ -133,7 +105,7 @@ func splitIDPos(s string) (string, string) {
 }
 
 // reconcileNotice brings the posts of the approval at (id, pos) up to date.
-func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logger, seen map[string]int, id, pos string) error {
+func (s *Store) reconcileNotice(ctx context.Context, nf starbook.ApprovalNotifier, log *slog.Logger, seen map[string]int, id, pos string) error {
 	wk := s.k.wait(id, pos)
 	resp, err := s.cli.Txn(ctx).Then(append([]clientv3.Op{
 		clientv3.OpGet(wk),
@@ -168,7 +140,7 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	notice := &ApprovalNotice{Execution: id, Position: pos, Request: req, Approvals: received}
+	notice := &starbook.ApprovalNotice{Execution: id, Position: pos, Request: req, Approvals: received}
 	decided := latestEvent(r[3], r[4]) // the outcome of its latest attempt, once recorded
 	if w != nil {
 		notice.Since, notice.Deadline = w.Since, w.Deadline
@@ -231,7 +203,7 @@ func (s *Store) reconcileNotice(ctx context.Context, nf Notifier, log *slog.Logg
 	ref := current
 	if ref == nil {
 		posted, err := nf.Post(ctx, notice)
-		if errors.Is(err, ErrNoChannel) {
+		if errors.Is(err, starbook.ErrNoChannel) {
 			log.Debug("approval request not posted", "execution", id, "position", pos, "err", err)
 			return nil
 		}

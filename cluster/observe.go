@@ -14,29 +14,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
-// Snapshot is the cluster's state as the metrics show it.
-type Snapshot struct {
-	// QueueDepth counts runnable executions no node has claimed.
-	QueueDepth int
-	// Claims counts the executions each node has claimed, by node id.
-	Claims map[string]int
-	// Waits counts pending waits by kind (approval, signal, sleep).
-	Waits map[string]int
-	// OldestWait is the Since of the oldest pending wait of each kind.
-	OldestWait map[string]time.Time
-	// Nodes counts the nodes registered (each under its session lease).
-	Nodes int
-	// Queued counts the triggered runs waiting for their runbook's policy
-	// to admit them (queued/<runbook>/<id>), by runbook.
-	Queued map[string]int
-}
-
 // Snapshot reads the runnable, owners, waits and queued indexes and counts
 // the registered nodes in one txn.
-func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+func (s *Store) Snapshot(ctx context.Context) (*starbook.ClusterState, error) {
 	k := s.k
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(k.Runnables(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
@@ -48,7 +32,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cluster state: %w", err)
 	}
-	snap := &Snapshot{Claims: map[string]int{}, Waits: map[string]int{}, OldestWait: map[string]time.Time{}}
+	snap := &starbook.ClusterState{Claims: map[string]int{}, Waits: map[string]int{}, OldestWait: map[string]time.Time{}}
 	owned := map[string]bool{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		owned[k.IDUnder(string(kv.Key), k.Owners())] = true
@@ -79,23 +63,13 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return snap, nil
 }
 
-// ChangeWatcher is told what WatchChanges sees.
-type ChangeWatcher interface {
-	// ExecutionChanged reports a new or rewritten execution record; prev is
-	// nil for a new one.
-	ExecutionChanged(prev, cur *sbruntime.Execution)
-	// ApprovalResolved reports a decided or timed-out approval: the runbook,
-	// the decision (approve, reject, timeout, or error) and how long it waited.
-	ApprovalResolved(runbook, decision string, waited time.Duration)
-}
-
 // WatchChanges watches execution records and the waits index from now on and
 // tells w, until ctx is done; ready (if not nil) is called once the first
 // watch's start revision is chosen: every change after it is seen. The leader
 // runs it (see observe.Metrics.LeaderTask), so cluster-wide counters are
 // counted once. After a broken watch it resumes from the then current
 // revision: changes in between are not counted.
-func (s *Store) WatchChanges(ctx context.Context, w ChangeWatcher, ready func()) {
+func (s *Store) WatchChanges(ctx context.Context, w starbook.ChangeWatcher, ready func()) {
 	if ready == nil {
 		ready = func() {}
 	}
@@ -111,7 +85,7 @@ func (s *Store) WatchChanges(ctx context.Context, w ChangeWatcher, ready func())
 	}
 }
 
-func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready func()) error {
+func (s *Store) watchChangesOnce(ctx context.Context, w starbook.ChangeWatcher, ready func()) error {
 	resp, err := s.cli.Get(ctx, s.k.probe("watch"), clientv3.WithCountOnly())
 	if err != nil {
 		return err
@@ -161,7 +135,7 @@ func (s *Store) watchChangesOnce(ctx context.Context, w ChangeWatcher, ready fun
 
 // approvalResolved reports a deleted approval wait that was resolved (not one
 // removed because its execution ended).
-func (s *Store) approvalResolved(ctx context.Context, prev *mvccpb.KeyValue, w ChangeWatcher) {
+func (s *Store) approvalResolved(ctx context.Context, prev *mvccpb.KeyValue, w starbook.ChangeWatcher) {
 	wt, err := s.k.decodeWait(prev)
 	if err != nil || wt.Kind != sbruntime.KindApproval {
 		return

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -22,7 +23,7 @@ type Store struct {
 	k     Keys
 	now   func() time.Time
 	batch *committer
-	dir   Directory // resolves Slack approvers; see SetDirectory
+	dir   starbook.ChatDirectory // resolves Slack approvers; see SetDirectory
 	// maxActive bounds a runbook's active executions at CreateExecution; see
 	// SetActiveLimit.
 	maxActive   int

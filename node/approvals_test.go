@@ -387,7 +387,7 @@ func TestApprovalTimeoutOutcomes(t *testing.T) {
 // fakeDirectory is a Directory from maps.
 type fakeDirectory struct {
 	groups map[string][]string
-	people map[string]cluster.Person
+	people map[string]starbook.ChatUser
 }
 
 func (d *fakeDirectory) GroupMembers(_ context.Context, group string) ([]string, error) {
@@ -398,10 +398,10 @@ func (d *fakeDirectory) GroupMembers(_ context.Context, group string) ([]string,
 	return m, nil
 }
 
-func (d *fakeDirectory) User(_ context.Context, id string) (cluster.Person, error) {
+func (d *fakeDirectory) User(_ context.Context, id string) (starbook.ChatUser, error) {
 	p, ok := d.people[id]
 	if !ok {
-		return cluster.Person{}, fmt.Errorf("no user %s", id)
+		return starbook.ChatUser{}, fmt.Errorf("no user %s", id)
 	}
 	return p, nil
 }
@@ -411,7 +411,7 @@ func TestDecideResolvesSlackApprovers(t *testing.T) {
 	s := tn.svc.Store
 	s.SetDirectory(&fakeDirectory{
 		groups: map[string][]string{"@sre": {"U0SRE1", "U0SRE2"}},
-		people: map[string]cluster.Person{
+		people: map[string]starbook.ChatUser{
 			"U0SRE1": {ID: "U0SRE1", Name: "sam", Email: "sam@example.com"},
 			"U0SRE2": {ID: "U0SRE2", Name: "kim", Email: "kim@example.com"},
 			"U0BOSS": {ID: "U0BOSS", Name: "boss", Email: "boss@example.com"},

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -39,7 +39,7 @@ type Metrics struct {
 	etcdErrors    *prometheus.CounterVec
 	retained      prometheus.Counter
 	leading       atomic.Bool
-	snapshot      func(ctx context.Context) (*cluster.Snapshot, error)
+	snapshot      func(ctx context.Context) (*starbook.ClusterState, error)
 	budgetUses    budgetUses // today's budget counters (budget.go)
 	snapshotError prometheus.Counter
 	deadLetters   *deadLetterCollector
@@ -197,10 +197,22 @@ func (defaultOnly) Gather() ([]*dto.MetricFamily, error) {
 	return out, err
 }
 
+// Store is what the leader's metrics read from storage (*cluster.Store).
+type Store interface {
+	// Snapshot reads the queue, claims, waits and nodes.
+	Snapshot(ctx context.Context) (*starbook.ClusterState, error)
+	// DeadLetterCounts counts dead letters by kind and reason.
+	DeadLetterCounts(ctx context.Context) (map[[2]string]int, error)
+	// BudgetUses reads the day budget counters of a day ("" for today).
+	BudgetUses(ctx context.Context, day string) ([]starbook.BudgetUse, error)
+	// WatchChanges tells w of every change from now until ctx is done.
+	WatchChanges(ctx context.Context, w starbook.ChangeWatcher, ready func())
+}
+
 // LeaderTask returns a leader task (node.Config.LeaderTasks) that
 // marks this node as leader, counts cluster-wide changes from store's watch
 // and reports the cluster's state, until leadership ends.
-func (m *Metrics) LeaderTask(store *cluster.Store) func(ctx context.Context) {
+func (m *Metrics) LeaderTask(store Store) func(ctx context.Context) {
 	m.snapshot = store.Snapshot
 	m.deadLetters.setDeadLetters(store.DeadLetterCounts)
 	m.budgetUses = store.BudgetUses
@@ -215,9 +227,9 @@ func (m *Metrics) LeaderTask(store *cluster.Store) func(ctx context.Context) {
 	}
 }
 
-var _ cluster.ChangeWatcher = (*Metrics)(nil)
+var _ starbook.ChangeWatcher = (*Metrics)(nil)
 
-// ExecutionChanged implements cluster.ChangeWatcher.
+// ExecutionChanged implements starbook.ChangeWatcher.
 func (m *Metrics) ExecutionChanged(prev, cur *sbruntime.Execution) {
 	rb, trig := label(cur.Runbook), label(cur.Trigger.Type)
 	if prev == nil {
@@ -252,7 +264,7 @@ func throttledBy(prev, cur *sbruntime.Execution) string {
 	return ""
 }
 
-// ApprovalResolved implements cluster.ChangeWatcher.
+// ApprovalResolved implements starbook.ChangeWatcher.
 func (m *Metrics) ApprovalResolved(runbook, decision string, waited time.Duration) {
 	m.approvalWait.WithLabelValues(label(runbook), label(decision)).Observe(waited.Seconds())
 }

@@ -25,6 +25,12 @@ import (
 	"github.com/starbook/starbook/service"
 )
 
+// The store is what the metrics read.
+var (
+	_ Store         = (*cluster.Store)(nil)
+	_ RolloutSource = (*cluster.Store)(nil)
+)
+
 // callee records the traceparent of each request and fails /flaky once.
 type callee struct {
 	mu      sync.Mutex

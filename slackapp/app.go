@@ -1,7 +1,7 @@
 // Package slackapp connects starbook to Slack: it posts approval requests
 // with Approve and Reject buttons and updates them with the outcome
-// (cluster.Notifier), resolves approvers named by Slack user ids, user groups
-// or emails (cluster.Directory), receives button clicks on the signed
+// (starbook.ApprovalNotifier), resolves approvers named by Slack user ids, user groups
+// or emails (starbook.ChatDirectory), receives button clicks on the signed
 // interactions endpoint or over Socket Mode and records them with Decide, and
 // carries the slack.post/slack.update effects of runbooks.
 //
@@ -25,7 +25,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -106,7 +106,7 @@ type App struct {
 
 	mu     sync.Mutex
 	groups map[string]cached[[]string]
-	users  map[string]cached[cluster.Person]
+	users  map[string]cached[starbook.ChatUser]
 }
 
 type cached[T any] struct {
@@ -118,8 +118,8 @@ type cached[T any] struct {
 const cacheTTL = time.Minute
 
 var (
-	_ cluster.Notifier  = (*App)(nil)
-	_ cluster.Directory = (*App)(nil)
+	_ starbook.ApprovalNotifier = (*App)(nil)
+	_ starbook.ChatDirectory    = (*App)(nil)
 )
 
 // New returns the app for cfg; decisions from clicks go to decider (set it
@@ -144,7 +144,7 @@ func New(cfg Config, decider Decider, logger *slog.Logger) (*App, error) {
 	}
 	return &App{cfg: cfg, api: slack.New(string(cfg.BotToken), opts...), log: logger.With("component", "slack"),
 		now: time.Now, decider: decider,
-		groups: map[string]cached[[]string]{}, users: map[string]cached[cluster.Person]{}}, nil
+		groups: map[string]cached[[]string]{}, users: map[string]cached[starbook.ChatUser]{}}, nil
 }
 
 // SetDecider sets where decisions from clicks are recorded.
@@ -153,7 +153,7 @@ func (a *App) SetDecider(d Decider) { a.decider = d }
 // SetClock sets the clock request timestamps are checked against (tests).
 func (a *App) SetClock(now func() time.Time) { a.now, a.fixedClock = now, true }
 
-// GroupMembers implements cluster.Directory: the user ids of "@handle" or a
+// GroupMembers implements starbook.ChatDirectory: the user ids of "@handle" or a
 // usergroup id, through usergroups.list and usergroups.users.list.
 func (a *App) GroupMembers(ctx context.Context, group string) ([]string, error) {
 	a.mu.Lock()
@@ -188,8 +188,8 @@ func (a *App) GroupMembers(ctx context.Context, group string) ([]string, error) 
 	return members, nil
 }
 
-// User implements cluster.Directory through users.info.
-func (a *App) User(ctx context.Context, id string) (cluster.Person, error) {
+// User implements starbook.ChatDirectory through users.info.
+func (a *App) User(ctx context.Context, id string) (starbook.ChatUser, error) {
 	a.mu.Lock()
 	c, ok := a.users[id]
 	a.mu.Unlock()
@@ -198,11 +198,11 @@ func (a *App) User(ctx context.Context, id string) (cluster.Person, error) {
 	}
 	u, err := a.api.GetUserInfoContext(ctx, id)
 	if err != nil {
-		return cluster.Person{}, fmt.Errorf("users.info %s: %w", id, err)
+		return starbook.ChatUser{}, fmt.Errorf("users.info %s: %w", id, err)
 	}
-	p := cluster.Person{ID: u.ID, Name: u.Name, Email: u.Profile.Email}
+	p := starbook.ChatUser{ID: u.ID, Name: u.Name, Email: u.Profile.Email}
 	a.mu.Lock()
-	a.users[id] = cached[cluster.Person]{p, a.now().Add(cacheTTL)}
+	a.users[id] = cached[starbook.ChatUser]{p, a.now().Add(cacheTTL)}
 	a.mu.Unlock()
 	return p, nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -27,15 +27,15 @@ type ButtonValue struct {
 	Position  string `json:"p"`
 }
 
-// Post implements cluster.Notifier: it posts the pending approval request
+// Post implements starbook.ApprovalNotifier: it posts the pending approval request
 // with Approve and Reject buttons.
-func (a *App) Post(ctx context.Context, n *cluster.ApprovalNotice) (sbruntime.MessageRef, error) {
+func (a *App) Post(ctx context.Context, n *starbook.ApprovalNotice) (sbruntime.MessageRef, error) {
 	channel := n.Request.Channel
 	if channel == "" {
 		channel = a.cfg.Channel
 	}
 	if channel == "" {
-		return sbruntime.MessageRef{}, fmt.Errorf("%w: wait_for_approval has no channel= and %s is not set", cluster.ErrNoChannel, EnvChannel)
+		return sbruntime.MessageRef{}, fmt.Errorf("%w: wait_for_approval has no channel= and %s is not set", starbook.ErrNoChannel, EnvChannel)
 	}
 	text, blocks := approvalMessage(n)
 	ch, ts, err := a.api.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
@@ -46,9 +46,9 @@ func (a *App) Post(ctx context.Context, n *cluster.ApprovalNotice) (sbruntime.Me
 	return sbruntime.MessageRef{Channel: ch, TS: ts}, nil
 }
 
-// Update implements cluster.Notifier: it rewrites the posted request to
+// Update implements starbook.ApprovalNotifier: it rewrites the posted request to
 // show approvals received, or the outcome and who decided (without buttons).
-func (a *App) Update(ctx context.Context, ref sbruntime.MessageRef, n *cluster.ApprovalNotice) error {
+func (a *App) Update(ctx context.Context, ref sbruntime.MessageRef, n *starbook.ApprovalNotice) error {
 	text, blocks := approvalMessage(n)
 	if _, _, _, err := a.api.UpdateMessageContext(ctx, ref.Channel, ref.TS,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
@@ -62,7 +62,7 @@ func (a *App) Update(ctx context.Context, ref sbruntime.MessageRef, n *cluster.A
 }
 
 // approvalMessage renders a notice as fallback text and Block Kit blocks.
-func approvalMessage(n *cluster.ApprovalNotice) (string, []slack.Block) {
+func approvalMessage(n *starbook.ApprovalNotice) (string, []slack.Block) {
 	req := n.Request
 	if req == nil {
 		req = &sbruntime.ApprovalRequest{Required: 1}

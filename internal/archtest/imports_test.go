@@ -66,6 +66,18 @@ var rules = []archtest.Rule{
 		Why: "the use cases know no transport: the HTTP API, the UI and Slack drive the service, not the reverse",
 	},
 	{
+		Pkg: "api/...", Forbid: []string{"cluster/..."},
+		Why: "front ends go through the service (service.Service, through interfaces in the root package or where used), never to storage: the HTTP API imports no cluster (its tests may start one)",
+	},
+	{
+		Pkg: "ui/...", Forbid: []string{"cluster/..."},
+		Why: "front ends go through the service, never to storage: the web UI imports no cluster (its tests may start one)",
+	},
+	{
+		Pkg: "slackapp/...", Forbid: []string{"cluster/..."},
+		Why: "front ends go through the service, never to storage: Slack calls the service through interfaces slackapp defines, and implements the root package's ApprovalNotifier and ChatDirectory (its tests may start a node)",
+	},
+	{
 		Pkg: "policy/...", Tests: true, Forbid: []string{"cluster/...", "node/...", "service/...", "api/...", "builtins/...", "check/...", "go.etcd.io/..."},
 		Why: "policies are evaluated, not stored, here: policy knows runtime's values and nothing of storage, the loops or the runbooks' built-ins (a policy cannot make an effect); service and node feed it",
 	},
