@@ -1,15 +1,26 @@
 // Package slackapp connects starbook to Slack: it posts approval requests
 // with Approve and Reject buttons and updates them with the outcome
-// (starbook.ApprovalNotifier), resolves approvers named by Slack user ids, user groups
-// or emails (starbook.ChatDirectory), receives button clicks on the signed
-// interactions endpoint or over Socket Mode and records them with Decide, and
-// carries the slack.post/slack.update effects of runbooks.
+// (starbook.ApprovalNotifier), resolves approvers named by Slack user ids,
+// user groups or emails (starbook.ChatDirectory), receives button clicks on
+// the signed interactions endpoint or over Socket Mode and records them
+// with Decide, and carries the slack.post/slack.update effects of runbooks.
+//
+// It is also a console (console.go, commands.go): /starbook run, status,
+// cancel, pause, resume and ls, as the Slack user the auth file maps
+// (auth.Directory.BySlack) with that role's permissions. run opens a modal
+// built from the runbook's input schema by schema.FormOf (the web UI's
+// mapping too); its submission starts the run and posts a message that the
+// leader keeps in step with the run (FollowRuns). It drives the node
+// through the Service interface (service.Service), never storage.
 //
 // Invariants: a request whose signature or timestamp does not verify is
 // answered 401 and records nothing; a click by someone who is not an
 // approver records nothing and is answered with an ephemeral refusal;
 // the first valid decision wins (Decide is atomic), so a double click or a
-// click delivered to two nodes changes nothing.
+// click delivered to two nodes changes nothing. A command from a Slack user
+// the auth file does not map, or whose role may not, does nothing but say
+// so; a modal value the schema refuses is shown at its field and starts
+// nothing.
 package slackapp
 
 import (
@@ -26,6 +37,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/starbook/starbook"
+	"github.com/starbook/starbook/auth"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
@@ -36,6 +48,9 @@ type Config struct {
 	AppToken      Secret // xapp-…: Socket Mode, optional
 	APIURL        string // the Web API base URL; Slack's by default (tests: a fake)
 	Channel       string // where approvals without channel= are posted, optional
+	// PublicURL is starbook's address as people reach it (https://starbook.example.com):
+	// run messages link to the execution in its web UI. Optional.
+	PublicURL string
 }
 
 // Secret is a string that never prints.
@@ -53,6 +68,7 @@ const (
 	EnvAppToken      = "STARBOOK_SLACK_APP_TOKEN"
 	EnvAPIURL        = "STARBOOK_SLACK_API_URL"
 	EnvChannel       = "STARBOOK_SLACK_CHANNEL"
+	EnvPublicURL     = "STARBOOK_PUBLIC_URL"
 )
 
 // FromEnv reads the configuration from the environment through getenv. It
@@ -64,6 +80,7 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 		AppToken:      Secret(strings.TrimSpace(getenv(EnvAppToken))),
 		APIURL:        strings.TrimSpace(getenv(EnvAPIURL)),
 		Channel:       strings.TrimSpace(getenv(EnvChannel)),
+		PublicURL:     strings.TrimRight(strings.TrimSpace(getenv(EnvPublicURL)), "/"),
 	}
 	if cfg.BotToken == "" {
 		if cfg.SigningSecret != "" || cfg.AppToken != "" {
@@ -85,6 +102,9 @@ func (c Config) Validate() error {
 	if c.APIURL != "" && !strings.HasPrefix(c.APIURL, "http://") && !strings.HasPrefix(c.APIURL, "https://") {
 		return fmt.Errorf("slack: %s %q is not an http(s) URL", EnvAPIURL, c.APIURL)
 	}
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		return fmt.Errorf("slack: %s %q is not an http(s) URL", EnvPublicURL, c.PublicURL)
+	}
 	return nil
 }
 
@@ -103,6 +123,13 @@ type App struct {
 	// fixedClock: SetClock was called, so slack-go's verifier (which reads
 	// the wall clock) is skipped; Verify checks the same rules on now.
 	fixedClock bool
+
+	// The console (slash commands, run modals, run messages); see console.go.
+	svc    Service
+	pauses starbook.PauseService
+	people *auth.Directory
+	// refreshEvery is how often FollowRuns rereads the runs it follows.
+	refreshEvery time.Duration
 
 	mu     sync.Mutex
 	groups map[string]cached[[]string]
@@ -143,7 +170,7 @@ func New(cfg Config, decider Decider, logger *slog.Logger) (*App, error) {
 		opts = append(opts, slack.OptionAppLevelToken(string(cfg.AppToken)))
 	}
 	return &App{cfg: cfg, api: slack.New(string(cfg.BotToken), opts...), log: logger.With("component", "slack"),
-		now: time.Now, decider: decider,
+		now: time.Now, decider: decider, refreshEvery: defaultRefresh,
 		groups: map[string]cached[[]string]{}, users: map[string]cached[starbook.ChatUser]{}}, nil
 }
 

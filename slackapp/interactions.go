@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -89,9 +90,13 @@ func (a *App) verify(h http.Header, body []byte) error {
 	return nil
 }
 
-// ServeHTTP serves POST /slack/interactions: a request that does not verify
-// gets 401 and records nothing; a verified one is answered 200 once its
-// button click is recorded (or refused with an ephemeral message).
+// ServeHTTP serves Slack's signed requests: interactions (POST
+// /slack/interactions: button clicks, run modal submissions) and slash
+// commands (POST /slack/commands), told apart by their form (a payload, or
+// a command). A request that does not verify gets 401 and records nothing;
+// a verified one is answered 200 once its click is recorded (or refused
+// with an ephemeral message), with a modal's field errors or a command's
+// reply as the JSON body.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -108,25 +113,52 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid signature", http.StatusUnauthorized)
 		return
 	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), decideBudget)
+	defer cancel()
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !form.Has("payload") && form.Has("command") {
+		sc, err := slack.SlashCommandParse(r)
+		if err != nil {
+			http.Error(w, "bad slash command: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, a.HandleCommand(ctx, &sc))
+		return
+	}
 	cb, err := slack.InteractionCallbackParse(r)
 	if err != nil {
 		http.Error(w, "bad interaction payload: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), decideBudget)
-	defer cancel()
-	a.HandleInteraction(ctx, &cb)
-	w.WriteHeader(http.StatusOK)
+	reply(w, a.HandleInteraction(ctx, &cb))
 }
 
-// HandleInteraction records the Approve or Reject click in cb (from HTTP or
-// Socket Mode) as the clicking user's decision. Refusals and confirmations go
-// to the user as ephemeral messages; nothing else is posted here (the leader
-// updates the request itself).
-func (a *App) HandleInteraction(ctx context.Context, cb *slack.InteractionCallback) {
-	if cb.Type != slack.InteractionTypeBlockActions {
+// reply answers Slack with v as JSON, or an empty 200 when v is nil.
+func reply[T any](w http.ResponseWriter, v *T) {
+	if v == nil {
+		w.WriteHeader(http.StatusOK)
 		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// HandleInteraction handles an interaction (from HTTP or Socket Mode): a
+// run modal's submission (submitRun), whose answer it returns, or an
+// Approve or Reject click, recorded as the clicking user's decision.
+// Refusals and confirmations of clicks go to the user as ephemeral messages;
+// nothing else is posted here (the leader updates the request itself).
+func (a *App) HandleInteraction(ctx context.Context, cb *slack.InteractionCallback) *slack.ViewSubmissionResponse {
+	if cb.Type == slack.InteractionTypeViewSubmission && cb.View.CallbackID == RunCallbackID {
+		return a.submitRun(ctx, cb)
+	}
+	if cb.Type != slack.InteractionTypeBlockActions {
+		return nil
 	}
 	for _, act := range cb.ActionCallback.BlockActions {
 		if act == nil || act.BlockID != ApprovalBlockID || (act.ActionID != ActionApprove && act.ActionID != ActionReject) {
@@ -141,7 +173,7 @@ func (a *App) HandleInteraction(ctx context.Context, cb *slack.InteractionCallba
 		log := a.log.With("execution", v.Execution, "position", v.Position, "user", cb.User.ID, "decision", act.ActionID)
 		if a.decider == nil {
 			log.Error("no decider configured")
-			return
+			return nil
 		}
 		st, err := a.decider.Decide(ctx, v.Execution, v.Position, d)
 		var reply string
@@ -165,6 +197,7 @@ func (a *App) HandleInteraction(ctx context.Context, cb *slack.InteractionCallba
 			a.ephemeral(ctx, cb, reply)
 		}
 	}
+	return nil
 }
 
 func (a *App) ephemeral(ctx context.Context, cb *slack.InteractionCallback, text string) {
@@ -177,9 +210,10 @@ func (a *App) ephemeral(ctx context.Context, cb *slack.InteractionCallback, text
 	}
 }
 
-// RunSocketMode receives interactions over a Socket Mode connection (an
-// app-level token, no public URL) until ctx is done, acknowledging each and
-// handling it like a request to /slack/interactions.
+// RunSocketMode receives interactions and slash commands over a Socket Mode
+// connection (an app-level token, no public URL) until ctx is done,
+// acknowledging each (with the modal's errors or the command's reply) and
+// handling it like a request to /slack/interactions or /slack/commands.
 func (a *App) RunSocketMode(ctx context.Context) error {
 	if a.cfg.AppToken == "" {
 		return fmt.Errorf("socket mode needs %s", EnvAppToken)
@@ -212,18 +246,48 @@ func (a *App) RunSocketMode(ctx context.Context) error {
 }
 
 func (a *App) socketEvent(ctx context.Context, sm *socketmode.Client, evt socketmode.Event) {
+	ack := func(payload any) {
+		if evt.Request != nil {
+			if err := sm.Ack(*evt.Request, payload); err != nil {
+				a.log.Warn("socket mode ack", "err", err)
+			}
+		}
+	}
 	switch evt.Type {
 	case socketmode.EventTypeConnected:
 		a.log.Info("slack socket mode connected")
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
-		if evt.Request != nil {
-			_ = sm.Ack(*evt.Request)
+		if !ok {
+			ack(nil)
+			return
 		}
-		if ok {
-			hctx, cancel := context.WithTimeout(ctx, decideBudget)
-			a.HandleInteraction(hctx, &cb)
-			cancel()
+		hctx, cancel := context.WithTimeout(ctx, decideBudget)
+		defer cancel()
+		if cb.Type == slack.InteractionTypeViewSubmission {
+			// The answer (field errors) goes in the acknowledgement.
+			if resp := a.HandleInteraction(hctx, &cb); resp != nil {
+				ack(resp)
+			} else {
+				ack(nil)
+			}
+			return
+		}
+		ack(nil)
+		a.HandleInteraction(hctx, &cb)
+	case socketmode.EventTypeSlashCommand:
+		sc, ok := evt.Data.(slack.SlashCommand)
+		if !ok {
+			ack(nil)
+			return
+		}
+		hctx, cancel := context.WithTimeout(ctx, decideBudget)
+		defer cancel()
+		// The reply goes in the acknowledgement, as over HTTP in the response.
+		if msg := a.HandleCommand(hctx, &sc); msg != nil {
+			ack(msg)
+		} else {
+			ack(nil)
 		}
 	}
 }

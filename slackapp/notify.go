@@ -37,7 +37,7 @@ func (a *App) Post(ctx context.Context, n *starbook.ApprovalNotice) (sbruntime.M
 	if channel == "" {
 		return sbruntime.MessageRef{}, fmt.Errorf("%w: wait_for_approval has no channel= and %s is not set", starbook.ErrNoChannel, EnvChannel)
 	}
-	text, blocks := approvalMessage(n)
+	text, blocks := approvalMessage(n, a.approvalPause(ctx, n))
 	ch, ts, err := a.api.PostMessageContext(ctx, channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 	if err != nil {
 		return sbruntime.MessageRef{}, fmt.Errorf("chat.postMessage %s: %w", channel, err)
@@ -49,7 +49,7 @@ func (a *App) Post(ctx context.Context, n *starbook.ApprovalNotice) (sbruntime.M
 // Update implements starbook.ApprovalNotifier: it rewrites the posted request to
 // show approvals received, or the outcome and who decided (without buttons).
 func (a *App) Update(ctx context.Context, ref sbruntime.MessageRef, n *starbook.ApprovalNotice) error {
-	text, blocks := approvalMessage(n)
+	text, blocks := approvalMessage(n, a.approvalPause(ctx, n))
 	if _, _, _, err := a.api.UpdateMessageContext(ctx, ref.Channel, ref.TS,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
 		if code := errorCode(err); code == "message_not_found" || code == "channel_not_found" || code == "cant_update_message" {
@@ -61,8 +61,21 @@ func (a *App) Update(ctx context.Context, ref sbruntime.MessageRef, n *starbook.
 	return nil
 }
 
-// approvalMessage renders a notice as fallback text and Block Kit blocks.
-func approvalMessage(n *starbook.ApprovalNotice) (string, []slack.Block) {
+// approvalPause is the line that says the notice's runbook is paused, ""
+// when it is not (or pauses are off).
+func (a *App) approvalPause(ctx context.Context, n *starbook.ApprovalNotice) string {
+	if n.Request == nil || n.Outcome != nil || n.Ended {
+		return ""
+	}
+	if ps := a.pauseOf(ctx, n.Request.Runbook); ps != nil {
+		return pauseLine(ps) + " (this run goes on)."
+	}
+	return ""
+}
+
+// approvalMessage renders a notice as fallback text and Block Kit blocks,
+// with paused (a line saying its runbook is paused) when it is not "".
+func approvalMessage(n *starbook.ApprovalNotice, paused string) (string, []slack.Block) {
 	req := n.Request
 	if req == nil {
 		req = &sbruntime.ApprovalRequest{Required: 1}
@@ -92,6 +105,9 @@ func approvalMessage(n *starbook.ApprovalNotice) (string, []slack.Block) {
 		fields = append(fields, field("Requested by", req.Requester))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
+	if paused != "" {
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, paused, false, false)))
+	}
 
 	var status string
 	switch {

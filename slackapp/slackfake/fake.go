@@ -1,7 +1,8 @@
 // Package slackfake is a fake Slack Web API for tests: chat.postMessage,
-// chat.update, chat.postEphemeral, usergroups.list, usergroups.users.list,
-// users.info and a Socket Mode connection (apps.connections.open) over
-// httptest, recording every call. Point a client at URL()
+// chat.update, chat.postEphemeral, views.open, usergroups.list,
+// usergroups.users.list, users.info and a Socket Mode connection
+// (apps.connections.open) over httptest, recording every call and every
+// Socket Mode acknowledgement with its payload. Point a client at URL()
 // (slack.OptionAPIURL, or STARBOOK_SLACK_API_URL for the daemon).
 package slackfake
 
@@ -20,6 +21,13 @@ import (
 type Call struct {
 	Method string
 	Form   map[string]string
+}
+
+// View decodes the call's view field (views.open).
+func (c Call) View() map[string]any {
+	var v map[string]any
+	_ = json.Unmarshal([]byte(c.Form["view"]), &v)
+	return v
 }
 
 // Blocks decodes the call's blocks field.
@@ -53,11 +61,14 @@ type Server struct {
 
 	envelopes chan []byte // Socket Mode messages to send
 	acks      []string    // envelope ids acknowledged over Socket Mode
+	// ackPayloads holds the payload of each acknowledgement that had one.
+	ackPayloads map[string]json.RawMessage
 }
 
 // New starts a fake with users and groups; Close it when done.
 func New(users []User, groups []Group) *Server {
-	s := &Server{users: map[string]User{}, groups: groups, changed: make(chan struct{}), envelopes: make(chan []byte, 16)}
+	s := &Server{users: map[string]User{}, groups: groups, changed: make(chan struct{}), envelopes: make(chan []byte, 16),
+		ackPayloads: map[string]json.RawMessage{}}
 	for _, u := range users {
 		s.users[u.ID] = u
 	}
@@ -99,6 +110,23 @@ func (s *Server) SendInteraction(envelopeID string, payload any) {
 	s.envelopes <- b
 }
 
+// SendSlashCommand queues a Socket Mode "slash_commands" envelope carrying
+// cmd (a slash command as Slack sends it: user_id, channel_id, command,
+// text, trigger_id, ...) for the connected client.
+func (s *Server) SendSlashCommand(envelopeID string, cmd any) {
+	b, _ := json.Marshal(map[string]any{"type": "slash_commands", "envelope_id": envelopeID,
+		"accepts_response_payload": true, "payload": cmd})
+	s.envelopes <- b
+}
+
+// AckPayload returns the payload acknowledged for an envelope, nil for
+// none (yet).
+func (s *Server) AckPayload(envelopeID string) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ackPayloads[envelopeID]
+}
+
 // Acks returns the envelope ids acknowledged over Socket Mode.
 func (s *Server) Acks() []string {
 	s.mu.Lock()
@@ -124,11 +152,15 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			var ack struct {
-				EnvelopeID string `json:"envelope_id"`
+				EnvelopeID string          `json:"envelope_id"`
+				Payload    json.RawMessage `json:"payload"`
 			}
 			if json.Unmarshal(msg, &ack) == nil && ack.EnvelopeID != "" {
 				s.mu.Lock()
 				s.acks = append(s.acks, ack.EnvelopeID)
+				if len(ack.Payload) > 0 && string(ack.Payload) != "null" {
+					s.ackPayloads[ack.EnvelopeID] = ack.Payload
+				}
 				close(s.changed)
 				s.changed = make(chan struct{})
 				s.mu.Unlock()
@@ -164,6 +196,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			form[k] = v[0]
 		}
 	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		// views.* send JSON: its top level fields are recorded as a form's,
+		// objects and arrays as JSON text.
+		var body map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			reply(w, map[string]any{"ok": false, "error": "invalid_json"})
+			return
+		}
+		for k, v := range body {
+			var str string
+			if json.Unmarshal(v, &str) == nil {
+				form[k] = str
+			} else {
+				form[k] = string(v)
+			}
+		}
+	}
 	token := r.Form.Get("token")
 	if token == "" {
 		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -190,6 +239,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]any{"ok": true, "channel": channelID(form["channel"]), "ts": fmt.Sprintf("1700000000.%06d", seq)})
 	case "chat.update":
 		reply(w, map[string]any{"ok": true, "channel": form["channel"], "ts": form["ts"], "text": form["text"]})
+	case "views.open":
+		if form["trigger_id"] == "" {
+			reply(w, map[string]any{"ok": false, "error": "invalid_trigger_id"})
+			return
+		}
+		var view map[string]any
+		_ = json.Unmarshal([]byte(form["view"]), &view)
+		if view == nil {
+			view = map[string]any{}
+		}
+		view["id"] = fmt.Sprintf("V%06d", seq)
+		reply(w, map[string]any{"ok": true, "view": view})
 	case "chat.postEphemeral":
 		reply(w, map[string]any{"ok": true, "message_ts": fmt.Sprintf("1700000001.%06d", seq)})
 	case "users.info":
