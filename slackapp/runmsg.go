@@ -185,6 +185,7 @@ func (v *runView) endText() string {
 		if json.Unmarshal(e.Result, &val) == nil {
 			enc := json.NewEncoder(&pretty)
 			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
 			_ = enc.Encode(val)
 		}
 		return "*Result*\n```" + truncate(strings.TrimSpace(pretty.String()), 2800) + "```"

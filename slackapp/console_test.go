@@ -1,0 +1,471 @@
+package slackapp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starbook/starbook"
+	"github.com/starbook/starbook/auth"
+	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/node"
+	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
+	"github.com/starbook/starbook/slackapp/slackfake"
+)
+
+const publicURL = "https://starbook.example.com"
+
+// The auth file's people: sam by Slack id (operator), kim by the email of
+// her Slack profile (viewer), boss (admin). eve is not in it.
+var consolePeople = []auth.Person{
+	{Name: "sam", Role: auth.Operator, SlackID: "U0SRE1"},
+	{Name: "kim", Role: auth.Viewer, Email: "kim@example.com"},
+	{Name: "boss", Role: auth.Admin, SlackID: "U0BOSS"},
+}
+
+// pauseBook is a starbook.PauseService kept in memory until the service's
+// own (branch i27-pause) is merged: pauses of runbooks the service knows.
+type pauseBook struct {
+	svc *service.Service
+	mu  sync.Mutex
+	m   map[string]starbook.PauseState
+}
+
+func (p *pauseBook) Pause(ctx context.Context, runbook string, req starbook.PauseRequest) (*starbook.PauseState, error) {
+	if runbook != starbook.AllRunbooks {
+		if _, _, err := p.svc.RunbookVersion(ctx, runbook, "current"); err != nil {
+			return nil, err
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !req.Paused {
+		delete(p.m, runbook)
+		return &starbook.PauseState{Runbook: runbook}, nil
+	}
+	st := starbook.PauseState{Runbook: runbook, Paused: true, Reason: req.Reason, By: req.By, At: time.Now()}
+	p.m[runbook] = st
+	return &st, nil
+}
+
+func (p *pauseBook) PauseState(_ context.Context, runbook string) (*starbook.PauseState, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st, ok := p.m[runbook]; ok {
+		return &st, nil
+	}
+	if st, ok := p.m[starbook.AllRunbooks]; ok {
+		st.Runbook, st.All = runbook, true
+		return &st, nil
+	}
+	return &starbook.PauseState{Runbook: runbook}, nil
+}
+
+func (p *pauseBook) Pauses(context.Context) ([]starbook.PauseState, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []starbook.PauseState
+	for _, st := range p.m {
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// console is a node on embedded etcd with the Slack console on its service:
+// slash commands and interactions served over HTTP, run messages followed
+// by the leader.
+type console struct {
+	*testNode
+	pauses *pauseBook
+	cfg    Config
+}
+
+// startConsole starts a console node; follow false leaves FollowRuns to the
+// test.
+func startConsole(t *testing.T, follow bool) *console {
+	t.Helper()
+	fake := slackfake.New(people, nil)
+	t.Cleanup(fake.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	emb, err := cluster.StartEmbedded(ctx, cluster.EmbeddedConfig{Dir: t.TempDir(), Fast: true, NoFsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := cluster.NewStore(emb.Client, "/t/")
+	cfg := Config{BotToken: "xoxb-test", SigningSecret: secret, AppToken: "xapp-test", APIURL: fake.URL(),
+		Channel: "#ops", PublicURL: publicURL}
+	app, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetDirectory(app)
+	bi := builtins.New(builtins.Options{Slack: app})
+	svc := service.New(store, bi)
+	pauses := &pauseBook{svc: svc, m: map[string]starbook.PauseState{}}
+	dir, err := auth.NewDirectory(consolePeople, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetService(svc)
+	app.SetPauses(pauses)
+	app.SetPeople(dir)
+	app.SetRefresh(200 * time.Millisecond)
+	tasks := []func(context.Context){func(ctx context.Context) { store.RunNotifier(ctx, app, nil) }}
+	if follow {
+		tasks = append(tasks, app.FollowRuns)
+	}
+	worker, err := node.New(ctx, store, node.Config{ID: "n1", Builtins: bi, SessionTTL: 2 * time.Second,
+		StopGrace: time.Second, LeaderTasks: tasks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Node = worker
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx) }()
+	mux := http.NewServeMux()
+	mux.Handle("POST "+InteractionsPath, app)
+	mux.Handle("POST "+CommandsPath, app)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node run: %v", err)
+		}
+		store.Close()
+		emb.Close()
+	})
+	c := &console{testNode: &testNode{store: store, svc: svc, app: app, fake: fake, srv: srv}, pauses: pauses, cfg: cfg}
+	c.apply(t, "deploy")
+	return c
+}
+
+// apply stores testdata's deploy runbook and schema as runbook name.
+func (c *console) apply(t *testing.T, name string) {
+	t.Helper()
+	src, err := os.ReadFile("testdata/deploy.star")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, err := os.ReadFile("testdata/deploy.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.svc.Apply(context.Background(), map[string]string{name + ".star": string(src), name + ".schema.json": string(sch)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slashCommand is /starbook text typed by user in channel, as Slack sends it.
+func slashCommand(user, channel, text string) url.Values {
+	return url.Values{"token": {"unused"}, "team_id": {"T0TEAM"}, "channel_id": {channel}, "channel_name": {"oncall"},
+		"user_id": {user}, "user_name": {strings.ToLower(user)}, "command": {"/starbook"}, "text": {text},
+		"response_url": {"https://hooks.slack.com/commands/T0TEAM/1/x"}, "trigger_id": {"1337.42." + user}, "api_app_id": {"A0APP"}}
+}
+
+// send posts form to path signed with key at now and returns the status
+// and the body.
+func (c *console) send(t *testing.T, path string, form url.Values, key string) (int, string) {
+	t.Helper()
+	body := form.Encode()
+	req, err := http.NewRequest(http.MethodPost, c.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", Sign(key, ts, []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// command runs /starbook text as user in #oncall and returns the reply's
+// text (with its blocks) and response type; "" for an empty 200.
+func (c *console) command(t *testing.T, user, text string) (reply, responseType string) {
+	t.Helper()
+	code, body := c.send(t, CommandsPath, slashCommand(user, "CONCALL", text), secret)
+	if code != http.StatusOK {
+		t.Fatalf("/starbook %s: %d %s", text, code, body)
+	}
+	if body == "" {
+		return "", ""
+	}
+	var msg struct {
+		ResponseType string `json:"response_type"`
+		Text         string `json:"text"`
+		Blocks       []any  `json:"blocks"`
+	}
+	if err := json.Unmarshal([]byte(body), &msg); err != nil {
+		t.Fatalf("/starbook %s: reply %s: %v", text, body, err)
+	}
+	return msg.Text + "\n" + mustJSON(t, msg.Blocks), msg.ResponseType
+}
+
+// submission is the view_submission of the run modal view by user with
+// values (pointer -> text; a select's value for enum and boolean fields).
+func submission(t *testing.T, user string, view map[string]any, values map[string]string) map[string]any {
+	t.Helper()
+	state := map[string]any{}
+	for _, b := range view["blocks"].([]any) {
+		block := b.(map[string]any)
+		if block["type"] != "input" {
+			continue
+		}
+		id := block["block_id"].(string)
+		el := block["element"].(map[string]any)
+		v, ok := values[id]
+		if !ok {
+			continue
+		}
+		act := map[string]any{"type": el["type"]}
+		switch el["type"] {
+		case "static_select", "radio_buttons":
+			act["selected_option"] = map[string]any{"value": v}
+		default:
+			act["value"] = v
+		}
+		state[id] = map[string]any{el["action_id"].(string): act}
+	}
+	return map[string]any{
+		"type": "view_submission",
+		"user": map[string]any{"id": user},
+		"view": map[string]any{"id": "V1", "type": "modal", "callback_id": view["callback_id"],
+			"private_metadata": view["private_metadata"], "state": map[string]any{"values": state}},
+	}
+}
+
+// submit posts a view submission and returns the response body ("" when
+// the modal closes).
+func (c *console) submit(t *testing.T, payload map[string]any) string {
+	t.Helper()
+	code, body := c.send(t, InteractionsPath, url.Values{"payload": {mustJSON(t, payload)}}, secret)
+	if code != http.StatusOK {
+		t.Fatalf("submission: %d %s", code, body)
+	}
+	return strings.TrimSpace(body)
+}
+
+// awaitUpdate waits for a chat.update of the message at ts whose blocks
+// hold every one of want, and returns them.
+func (c *console) awaitUpdate(t *testing.T, ts string, want ...string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		changed := c.fake.Changed()
+		for _, u := range c.fake.Calls("chat.update") {
+			if u.Form["ts"] != ts {
+				continue
+			}
+			blocks := u.Form["blocks"]
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(blocks, w)
+			}
+			if ok {
+				return blocks
+			}
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			var seen []string
+			for _, u := range c.fake.Calls("chat.update") {
+				seen = append(seen, u.Form["ts"]+" "+u.Form["blocks"])
+			}
+			t.Fatalf("no update of %s with %q within 30s; updates:\n%s", ts, want, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+func (c *console) executions(t *testing.T) []*sbruntime.Execution {
+	t.Helper()
+	list, err := c.svc.Executions(context.Background(), starbook.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// openForm types /starbook run NAME as user and returns the modal opened.
+func (c *console) openForm(t *testing.T, user, runbook string) map[string]any {
+	t.Helper()
+	n := len(c.fake.Calls("views.open"))
+	if reply, _ := c.command(t, user, "run "+runbook); reply != "" {
+		t.Fatalf("run %s: reply %s, want a modal", runbook, reply)
+	}
+	calls := c.fake.Calls("views.open")
+	if len(calls) != n+1 {
+		t.Fatalf("%d views.open calls, want %d", len(calls), n+1)
+	}
+	if calls[n].Form["trigger_id"] != "1337.42."+user {
+		t.Fatalf("views.open with trigger %q", calls[n].Form["trigger_id"])
+	}
+	return calls[n].View()
+}
+
+// The run modal is the runbook's form: one input per field, its block and
+// action ids the field's JSON pointer; a bad value comes back at its field
+// and starts nothing; a good one starts the run as the mapped user and
+// posts a message that follows the run to its end.
+func TestSlackRunFromModal(t *testing.T) {
+	c := startConsole(t, true)
+	view := c.openForm(t, "U0SRE1", "deploy")
+	if view["callback_id"] != RunCallbackID || view["title"].(map[string]any)["text"] != "Run deploy" {
+		t.Fatalf("view %s", mustJSON(t, view))
+	}
+	var meta runMetadata
+	if err := json.Unmarshal([]byte(view["private_metadata"].(string)), &meta); err != nil || meta != (runMetadata{"deploy", "CONCALL"}) {
+		t.Fatalf("metadata %v: %v", view["private_metadata"], err)
+	}
+	type input struct{ element, label, extra string }
+	got := map[string]input{}
+	var order []string
+	for _, b := range view["blocks"].([]any) {
+		block := b.(map[string]any)
+		el := block["element"].(map[string]any)
+		if el["action_id"] != block["block_id"] {
+			t.Errorf("block %v: action id %v", block["block_id"], el["action_id"])
+		}
+		in := input{element: el["type"].(string), label: block["label"].(map[string]any)["text"].(string)}
+		if block["optional"] != true {
+			in.extra += " required"
+		}
+		if el["multiline"] == true {
+			in.extra += " multiline"
+		}
+		for _, k := range []string{"min_value", "max_value", "initial_value"} {
+			if v, ok := el[k]; ok {
+				in.extra += fmt.Sprintf(" %s=%v", k, v)
+			}
+		}
+		if o, ok := el["initial_option"].(map[string]any); ok {
+			in.extra += fmt.Sprintf(" initial=%v", o["value"])
+		}
+		if h, ok := block["hint"].(map[string]any); ok {
+			in.extra += " hint=" + h["text"].(string)
+		}
+		id := block["block_id"].(string)
+		got[id] = in
+		order = append(order, id)
+	}
+	want := map[string]input{
+		"/namespace":   {"plain_text_input", "Namespace", " required hint=Kubernetes namespace Pattern ^[a-z0-9-]+$."},
+		"/replicas":    {"number_input", "replicas", " required min_value=1 max_value=50 initial_value=3"},
+		"/dry_run":     {"radio_buttons", "dry_run", " initial=true"},
+		"/extra":       {"plain_text_input", "extra", " multiline hint=JSON."},
+		"/hosts":       {"plain_text_input", "hosts", " multiline hint=One value per line."},
+		"/owner/team":  {"plain_text_input", "owner › team", ""}, // required in an optional object
+		"/owner/email": {"plain_text_input", "owner › email", " hint=Format: email."},
+		"/severity":    {"static_select", "severity", " initial=ticket"},
+	}
+	if len(got) != len(want) || order[0] != "/namespace" || order[1] != "/replicas" {
+		t.Errorf("inputs in order %v, want %d", order, len(want))
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("input %s: %+v, want %+v", id, got[id], w)
+		}
+	}
+
+	// Refused values come back at their field; nothing is posted or started.
+	for _, tc := range []struct {
+		name   string
+		values map[string]string
+		block  string
+		msg    string
+	}{
+		{"below the minimum", map[string]string{"/namespace": "web", "/replicas": "0"}, "/replicas", "minimum: got 0, want >= 1"},
+		{"not an integer", map[string]string{"/namespace": "web", "/replicas": "2.5"}, "/replicas", `"2.5" is not an integer`},
+		{"pattern", map[string]string{"/namespace": "Web!", "/replicas": "2"}, "/namespace", "pattern"},
+		{"required in an object", map[string]string{"/namespace": "web", "/replicas": "2", "/owner/email": "a@example.com"}, "/owner/team", "team"},
+		{"too few items", map[string]string{"/namespace": "web", "/replicas": "2", "/hosts": "\n"}, "/namespace", ""}, // empty: left out, no error
+		{"not JSON", map[string]string{"/namespace": "web", "/replicas": "2", "/extra": "{"}, "/extra", "not valid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := c.submit(t, submission(t, "U0SRE1", view, tc.values))
+			if tc.msg == "" {
+				if body != "" {
+					t.Fatalf("answer %s, want none", body)
+				}
+				return
+			}
+			var resp struct {
+				Action string            `json:"response_action"`
+				Errors map[string]string `json:"errors"`
+			}
+			if err := json.Unmarshal([]byte(body), &resp); err != nil || resp.Action != "errors" || len(resp.Errors) != 1 ||
+				!strings.Contains(resp.Errors[tc.block], tc.msg) {
+				t.Fatalf("answer %s, want an error at %s saying %q", body, tc.block, tc.msg)
+			}
+		})
+	}
+	// The "empty hosts" case started a run (a good value); the refused ones did not.
+	list := c.executions(t)
+	if len(list) != 1 || len(c.fake.Calls("chat.postMessage")) != 1 {
+		t.Fatalf("%d executions and %d posts after one good submission", len(list), len(c.fake.Calls("chat.postMessage")))
+	}
+	if _, err := c.svc.Cancel(context.Background(), list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+
+	body := c.submit(t, submission(t, "U0SRE1", view, map[string]string{"/namespace": "web", "/replicas": "4",
+		"/dry_run": "false", "/severity": "page", "/hosts": "a.example\nb.example", "/owner/team": "sre", "/extra": "7"}))
+	if body != "" {
+		t.Fatalf("good submission answered %s", body)
+	}
+	list = c.executions(t)
+	e := list[0]
+	if len(list) != 2 || e.Runbook != "deploy" || e.Trigger.Type != TriggerSlack || e.Trigger.Source != "sam" ||
+		e.Trigger.Attrs[AttrSlackUser] != "U0SRE1" || e.Trigger.Attrs[AttrChannel] != "CONCALL" {
+		t.Fatalf("executions %d, newest %+v", len(list), e)
+	}
+	if want := `{"dry_run":false,"extra":7,"hosts":["a.example","b.example"],"namespace":"web","owner":{"team":"sre"},"replicas":4,"severity":"page"}`; string(e.Input) != want {
+		t.Fatalf("input %s\nwant  %s", e.Input, want)
+	}
+	posts := c.fake.Calls("chat.postMessage")
+	post := posts[len(posts)-1]
+	if post.Form["channel"] != "CONCALL" || !strings.Contains(post.Form["text"], "Starting *deploy* for sam") ||
+		e.Trigger.Attrs[AttrMessageTS] == "" {
+		t.Fatalf("post %+v, trigger %+v", post.Form, e.Trigger)
+	}
+	ts := e.Trigger.Attrs[AttrMessageTS]
+	c.awaitUpdate(t, ts, "waiting", "Waiting for signal `go`", e.ID, "sam (\\u003c@U0SRE1\\u003e)",
+		publicURL+"/ui/#/executions/"+e.ID, "1 done; last: 1 `now`")
+	if err := c.svc.Signal(context.Background(), e.ID, "go", nil, "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.end(t, e.ID)
+	c.awaitUpdate(t, ts, "completed", `\"replicas\": 4`)
+
+	recs, err := c.svc.Audit(context.Background(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := 0
+	for _, r := range recs {
+		if r.Action == "execution.start" && r.Actor == "sam" && r.Outcome == starbook.AuditOK && r.Detail == "via slack U0SRE1" {
+			starts++
+		}
+	}
+	if starts != 2 {
+		t.Fatalf("%d audited starts by sam, want 2: %+v", starts, recs)
+	}
+}
