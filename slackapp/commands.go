@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -127,19 +128,33 @@ func (a *App) HandleCommand(ctx context.Context, sc *slack.SlashCommand) *slack.
 	case "status":
 		return a.status(ctx, c.Arg)
 	case "cancel":
-		e, err := a.svc.Cancel(ctx, c.Arg)
-		a.audit(ctx, p, sc.UserID, "execution.cancel", runbookOf(e), c.Arg, err)
-		if err != nil {
-			log.Info("cancel refused", "err", err)
-			return ephemeralMsg(errorText("cancel "+c.Arg, err))
-		}
-		return ephemeralMsg(fmt.Sprintf(":octagonal_sign: Cancelled `%s` (%s).", e.ID, e.Runbook))
+		return a.cancel(ctx, sc, p, c.Arg, log)
 	case "pause", "resume":
 		return a.pause(ctx, sc, p, c)
 	case "ls":
 		return a.list(ctx)
 	}
 	return ephemeralMsg(Usage)
+}
+
+// cancel cancels execution id, unless it has ended already.
+func (a *App) cancel(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, id string, log *slog.Logger) *slack.Msg {
+	e, _, err := a.svc.Execution(ctx, id)
+	if err == nil && e.Status.Terminal() {
+		err = fmt.Errorf("it has ended already (%s): %w", e.Status, sbruntime.ErrConflict)
+	}
+	if err == nil {
+		e, err = a.svc.Cancel(ctx, id)
+	}
+	a.audit(ctx, p, sc.UserID, "execution.cancel", runbookOf(e), id, err)
+	if err != nil {
+		log.Info("cancel refused", "err", err)
+		return ephemeralMsg(errorText("cancel "+id, err))
+	}
+	if e.Status == sbruntime.StatusCancelled {
+		return ephemeralMsg(fmt.Sprintf(":octagonal_sign: Cancelled `%s` (%s).", e.ID, e.Runbook))
+	}
+	return ephemeralMsg(fmt.Sprintf(":octagonal_sign: `%s` (%s) is asked to stop: the node running it records the cancel.", e.ID, e.Runbook))
 }
 
 func runbookOf(e *sbruntime.Execution) string {
@@ -182,7 +197,10 @@ func (a *App) pause(ctx context.Context, sc *slack.SlashCommand, p auth.Principa
 	}
 	req := starbook.PauseRequest{Paused: c.Verb == "pause", Reason: c.Reason, By: p.Name}
 	st, err := a.pauses.Pause(ctx, c.Arg, req)
-	what := c.Verb + " " + runbookName(c.Arg)
+	what := c.Verb + " " + c.Arg
+	if c.Arg == starbook.AllRunbooks {
+		what = c.Verb + " --all"
+	}
 	if err != nil {
 		a.log.Info("slack "+c.Verb+" refused", "user", sc.UserID, "runbook", c.Arg, "err", err)
 		return ephemeralMsg(errorText(what, err))

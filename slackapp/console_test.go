@@ -396,7 +396,7 @@ func TestSlackRunFromModal(t *testing.T) {
 		{"not an integer", map[string]string{"/namespace": "web", "/replicas": "2.5"}, "/replicas", `"2.5" is not an integer`},
 		{"pattern", map[string]string{"/namespace": "Web!", "/replicas": "2"}, "/namespace", "pattern"},
 		{"required in an object", map[string]string{"/namespace": "web", "/replicas": "2", "/owner/email": "a@example.com"}, "/owner/team", "team"},
-		{"too few items", map[string]string{"/namespace": "web", "/replicas": "2", "/hosts": "\n"}, "/namespace", ""}, // empty: left out, no error
+		{"an empty list is left out", map[string]string{"/namespace": "web", "/replicas": "2", "/hosts": "\n"}, "/namespace", ""}, // empty: left out, no error
 		{"not JSON", map[string]string{"/namespace": "web", "/replicas": "2", "/extra": "{"}, "/extra", "not valid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -467,5 +467,175 @@ func TestSlackRunFromModal(t *testing.T) {
 	}
 	if starts != 2 {
 		t.Fatalf("%d audited starts by sam, want 2: %+v", starts, recs)
+	}
+}
+
+// startDeploy starts deploy directly (as the CLI would) and waits until it
+// waits for its signal.
+func (c *console) startDeploy(t *testing.T) *sbruntime.Execution {
+	t.Helper()
+	ctx := context.Background()
+	e, err := c.svc.Start(ctx, "deploy", json.RawMessage(`{"namespace":"web","replicas":2}`), sbruntime.Trigger{Type: "manual", Source: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		waits, err := c.svc.ExecutionWaits(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(waits) == 1 {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not wait", e.ID)
+		}
+		time.Sleep(10 * time.Millisecond) // polling storage: no event to wait on from here
+	}
+}
+
+func (c *console) status(t *testing.T, id string) sbruntime.Status {
+	t.Helper()
+	e, _, err := c.svc.Execution(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Status
+}
+
+// Each command does what it says for a role that may, and nothing but an
+// ephemeral refusal for one that may not or for someone the auth file does
+// not name.
+func TestSlackCommands(t *testing.T) {
+	c := startConsole(t, false)
+	e := c.startDeploy(t)
+	contains := func(t *testing.T, what, got string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Fatalf("%s: %q lacks %q", what, got, w)
+			}
+		}
+	}
+
+	// kim is mapped by her Slack profile's email, as a viewer.
+	reply, kind := c.command(t, "U0SRE2", "status "+e.ID)
+	contains(t, "status", reply, e.ID, "waiting", "Waiting for signal `go`", "cli", publicURL+"/ui/#/executions/"+e.ID)
+	if kind != "ephemeral" {
+		t.Fatalf("status reply is %q", kind)
+	}
+	reply, _ = c.command(t, "U0SRE2", "cancel "+e.ID)
+	contains(t, "viewer cancels", reply, "kim is a viewer: that role may not cancel")
+	reply, _ = c.command(t, "U0SRE2", "pause deploy because")
+	contains(t, "viewer pauses", reply, "kim is a viewer: that role may not pause")
+	if c.status(t, e.ID) != sbruntime.StatusWaiting {
+		t.Fatal("a refused cancel cancelled")
+	}
+
+	// eve is not in the auth file: told so, with the id to add; nothing done.
+	for _, text := range []string{"run deploy", "cancel " + e.ID, "pause deploy x", "ls", "status " + e.ID} {
+		reply, kind := c.command(t, "U0EVE1", text)
+		contains(t, "eve: "+text, reply, "not in starbook's auth file", "slack_id: U0EVE1")
+		if kind != "ephemeral" {
+			t.Fatalf("refusal is %q", kind)
+		}
+	}
+	if n := len(c.fake.Calls("views.open")); n != 0 {
+		t.Fatalf("%d modals opened for refused users", n)
+	}
+	if ps, _ := c.pauses.PauseState(context.Background(), "deploy"); ps.Paused || c.status(t, e.ID) != sbruntime.StatusWaiting {
+		t.Fatalf("refused commands changed something: %+v, %s", ps, c.status(t, e.ID))
+	}
+
+	// Unknown commands and bad arguments get the usage.
+	for _, text := range []string{"frobnicate", "status", "cancel a b", "ls now", "run --all"} {
+		reply, _ := c.command(t, "U0SRE1", text)
+		contains(t, text, reply, "/starbook run NAME")
+	}
+	reply, _ = c.command(t, "U0SRE1", "")
+	contains(t, "help", reply, "/starbook ls")
+	reply, _ = c.command(t, "U0SRE1", "status 01NOSUCH")
+	contains(t, "status of nothing", reply, "execution 01NOSUCH: not found")
+	reply, _ = c.command(t, "U0SRE1", "run nosuch")
+	contains(t, "run of nothing", reply, "runbook nosuch: not found")
+
+	// sam, an operator, pauses: the channel sees it, ls and the run form say so.
+	reply, kind = c.command(t, "U0SRE1", "pause deploy  maintenance window, back at 3")
+	contains(t, "pause", reply, "*deploy* paused by sam", "maintenance window, back at 3")
+	if kind != "in_channel" {
+		t.Fatalf("pause reply is %q", kind)
+	}
+	if ps, _ := c.pauses.PauseState(context.Background(), "deploy"); !ps.Paused || ps.By != "sam" || ps.Reason != "maintenance window, back at 3" {
+		t.Fatalf("pause state %+v", ps)
+	}
+	reply, _ = c.command(t, "U0SRE2", "ls")
+	contains(t, "ls", reply, "*deploy* is paused by sam: maintenance window", e.ID, "waiting", "manual by cli")
+	reply, _ = c.command(t, "U0SRE1", "status "+e.ID)
+	contains(t, "status of a paused runbook", reply, "is paused by sam")
+	view := c.openForm(t, "U0SRE1", "deploy")
+	contains(t, "form of a paused runbook", mustJSON(t, view["blocks"]), "*deploy* is paused by sam", "A run started now is refused")
+	reply, _ = c.command(t, "U0SRE1", "pause nosuch x")
+	contains(t, "pause of nothing", reply, "pause nosuch: not found")
+	reply, _ = c.command(t, "U0SRE1", "resume deploy")
+	contains(t, "resume", reply, "*deploy* resumed by sam")
+	if ps, _ := c.pauses.PauseState(context.Background(), "deploy"); ps.Paused {
+		t.Fatalf("still paused: %+v", ps)
+	}
+	reply, _ = c.command(t, "U0BOSS", "pause --all freeze")
+	contains(t, "pause --all", reply, "every runbook paused by boss")
+	reply, _ = c.command(t, "U0SRE2", "ls")
+	contains(t, "ls --all", reply, "every runbook is paused by boss: freeze")
+	c.command(t, "U0BOSS", "resume --all")
+
+	// sam cancels.
+	reply, _ = c.command(t, "U0SRE1", "cancel "+e.ID)
+	contains(t, "cancel", reply, "Cancelled `"+e.ID+"`")
+	if got := c.end(t, e.ID).Status; got != sbruntime.StatusCancelled {
+		t.Fatalf("after cancel: %s", got)
+	}
+	reply, _ = c.command(t, "U0SRE1", "cancel "+e.ID)
+	contains(t, "second cancel", reply, ":no_entry: cancel "+e.ID)
+	recs, err := c.svc.Audit(context.Background(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cancels []string
+	for _, r := range recs {
+		if r.Action == "execution.cancel" {
+			cancels = append(cancels, r.Actor+" "+r.Outcome)
+		}
+	}
+	if strings.Join(cancels, ",") != "sam ok,sam refused" {
+		t.Fatalf("audited cancels %v", cancels)
+	}
+}
+
+// A request not signed with the signing secret, or signed too long ago, is
+// refused with 401 and does nothing.
+func TestSlackForgedCommand(t *testing.T) {
+	c := startConsole(t, false)
+	e := c.startDeploy(t)
+	before := len(c.fake.Calls(""))
+	code, _ := c.send(t, CommandsPath, slashCommand("U0BOSS", "CONCALL", "cancel "+e.ID), "not-the-secret")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("forged command: %d", code)
+	}
+	view := map[string]any{"callback_id": RunCallbackID, "private_metadata": `{"runbook":"deploy","channel":"CONCALL"}`, "blocks": []any{}}
+	code, _ = c.send(t, InteractionsPath, url.Values{"payload": {mustJSON(t, submission(t, "U0BOSS", view, nil))}}, "not-the-secret")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("forged submission: %d", code)
+	}
+	stale := signed(t, c.srv.URL+CommandsPath, nil, secret, time.Now().Add(-10*time.Minute))
+	stale.RequestURI = ""
+	resp, err := http.DefaultClient.Do(stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("stale request: %d", resp.StatusCode)
+	}
+	if c.status(t, e.ID) != sbruntime.StatusWaiting || len(c.executions(t)) != 1 || len(c.fake.Calls("")) != before {
+		t.Fatalf("a forged request did something: %s, %d executions, %d Slack calls", c.status(t, e.ID), len(c.executions(t)), len(c.fake.Calls(""))-before)
 	}
 }
