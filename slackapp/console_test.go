@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,6 +27,14 @@ import (
 )
 
 const publicURL = "https://starbook.example.com"
+
+// testWriter logs to t.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // The auth file's people: sam by Slack id (operator), kim by the email of
 // her Slack profile (viewer), boss (admin). eve is not in it.
@@ -106,7 +115,7 @@ func startConsole(t *testing.T, follow bool) *console {
 	store := cluster.NewStore(emb.Client, "/t/")
 	cfg := Config{BotToken: "xoxb-test", SigningSecret: secret, AppToken: "xapp-test", APIURL: fake.URL(),
 		Channel: "#ops", PublicURL: publicURL}
-	app, err := New(cfg, nil, nil)
+	app, err := New(cfg, nil, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -637,5 +646,93 @@ func TestSlackForgedCommand(t *testing.T) {
 	}
 	if c.status(t, e.ID) != sbruntime.StatusWaiting || len(c.executions(t)) != 1 || len(c.fake.Calls("")) != before {
 		t.Fatalf("a forged request did something: %s, %d executions, %d Slack calls", c.status(t, e.ID), len(c.executions(t)), len(c.fake.Calls(""))-before)
+	}
+}
+
+// awaitAck waits for the Socket Mode acknowledgement of envelope id and
+// returns its payload (nil for none).
+func (c *console) awaitAck(t *testing.T, id string) json.RawMessage {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		changed := c.fake.Changed()
+		for _, a := range c.fake.Acks() {
+			if a == id {
+				return c.fake.AckPayload(id)
+			}
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("envelope %s not acknowledged: %v; calls %+v", id, c.fake.Acks(), c.fake.Calls(""))
+		}
+	}
+}
+
+// Over Socket Mode, a slash command's reply and a modal's field errors go
+// back in the envelopes' acknowledgements; the run starts as over HTTP.
+func TestSlackSocketModeConsole(t *testing.T) {
+	c := startConsole(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.app.RunSocketMode(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunSocketMode: %v", err)
+		}
+	}()
+	command := func(user, text string) map[string]any {
+		return map[string]any{"user_id": user, "user_name": "x", "channel_id": "CONCALL", "team_id": "T0TEAM",
+			"command": "/starbook", "text": text, "trigger_id": "1337.42." + user}
+	}
+
+	c.fake.SendSlashCommand("env-1", command("U0SRE1", "run deploy"))
+	if p := c.awaitAck(t, "env-1"); p != nil {
+		t.Fatalf("run answered %s, want a modal", p)
+	}
+	opens := c.fake.Calls("views.open")
+	if len(opens) != 1 || opens[0].Form["trigger_id"] != "1337.42.U0SRE1" {
+		t.Fatalf("views.open calls %+v", opens)
+	}
+	view := opens[0].View()
+
+	c.fake.SendInteraction("env-2", submission(t, "U0SRE1", view, map[string]string{"/namespace": "web", "/replicas": "99"}))
+	var resp struct {
+		Action string            `json:"response_action"`
+		Errors map[string]string `json:"errors"`
+	}
+	if p := c.awaitAck(t, "env-2"); json.Unmarshal(p, &resp) != nil || resp.Action != "errors" ||
+		!strings.Contains(resp.Errors["/replicas"], "maximum: got 99, want <= 50") {
+		t.Fatalf("refused submission acknowledged with %s", p)
+	}
+	if n := len(c.executions(t)); n != 0 {
+		t.Fatalf("%d executions after a refused submission", n)
+	}
+
+	c.fake.SendInteraction("env-3", submission(t, "U0SRE1", view, map[string]string{"/namespace": "web", "/replicas": "5"}))
+	if p := c.awaitAck(t, "env-3"); p != nil {
+		t.Fatalf("good submission acknowledged with %s", p)
+	}
+	list := c.executions(t)
+	if len(list) != 1 || list[0].Trigger.Source != "sam" || string(list[0].Input) != `{"namespace":"web","replicas":5}` {
+		t.Fatalf("executions %+v", list)
+	}
+	id := list[0].ID
+	c.awaitUpdate(t, list[0].Trigger.Attrs[AttrMessageTS], "Waiting for signal `go`")
+
+	c.fake.SendSlashCommand("env-4", command("U0SRE2", "status "+id))
+	var msg struct {
+		ResponseType string `json:"response_type"`
+		Text         string `json:"text"`
+		Blocks       []any  `json:"blocks"`
+	}
+	p := c.awaitAck(t, "env-4")
+	if json.Unmarshal(p, &msg) != nil || msg.ResponseType != "ephemeral" || !strings.Contains(mustJSON(t, msg.Blocks), "Waiting for signal `go`") {
+		t.Fatalf("status acknowledged with %s", p)
+	}
+	c.fake.SendSlashCommand("env-5", command("U0EVE1", "cancel "+id))
+	if p := c.awaitAck(t, "env-5"); !strings.Contains(string(p), "not in starbook's auth file") || c.status(t, id) != sbruntime.StatusWaiting {
+		t.Fatalf("unmapped user's cancel: %s, run %s", p, c.status(t, id))
 	}
 }

@@ -8,7 +8,9 @@ package slackfake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -200,7 +202,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		// views.* send JSON: its top level fields are recorded as a form's,
 		// objects and arrays as JSON text.
 		var body map[string]json.RawMessage
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 			reply(w, map[string]any{"ok": false, "error": "invalid_json"})
 			return
 		}
