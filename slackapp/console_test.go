@@ -736,3 +736,73 @@ func TestSlackSocketModeConsole(t *testing.T) {
 		t.Fatalf("unmapped user's cancel: %s, run %s", p, c.status(t, id))
 	}
 }
+
+// follow runs app's FollowRuns until the returned stop is called; stop
+// waits for it to return.
+func follow(app *App) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		app.FollowRuns(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// A run's message is kept in step by whichever node leads: where it is
+// lives in the run's trigger, so a new leader (here a new App, with nothing
+// in memory) gives a run that ended while none led its final update, and
+// follows a run still in flight to its end.
+func TestSlackRunMessageSurvivesLeaderChange(t *testing.T) {
+	c := startConsole(t, false)
+	view := c.openForm(t, "U0SRE1", "deploy")
+	start := func(replicas string) *sbruntime.Execution {
+		t.Helper()
+		if body := c.submit(t, submission(t, "U0SRE1", view, map[string]string{"/namespace": "web", "/replicas": replicas})); body != "" {
+			t.Fatalf("submission answered %s", body)
+		}
+		for _, e := range c.executions(t) {
+			if strings.Contains(string(e.Input), `"replicas":`+replicas) {
+				return e
+			}
+		}
+		t.Fatalf("no run with %s replicas", replicas)
+		return nil
+	}
+	signal := func(id string) {
+		t.Helper()
+		if err := c.svc.Signal(context.Background(), id, "go", nil, "test"); err != nil {
+			t.Fatal(err)
+		}
+		c.end(t, id)
+	}
+	first := start("1")
+	ts1 := first.Trigger.Attrs[AttrMessageTS]
+	stop := follow(c.app) // the first leader
+	c.awaitUpdate(t, ts1, "Waiting for signal `go`")
+	stop() // it loses leadership
+
+	second := start("2")
+	ts2 := second.Trigger.Attrs[AttrMessageTS]
+	signal(first.ID) // ends while no node leads
+	for _, u := range c.fake.Calls("chat.update") {
+		if u.Form["ts"] == ts1 && strings.Contains(u.Form["blocks"], "completed") {
+			t.Fatal("updated with no leader")
+		}
+	}
+
+	next, err := New(c.cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.SetService(c.svc)
+	next.SetPauses(c.pauses)
+	dir, _ := auth.NewDirectory(consolePeople, nil)
+	next.SetPeople(dir)
+	next.SetRefresh(200 * time.Millisecond)
+	defer follow(next)() // the next leader
+	c.awaitUpdate(t, ts1, "completed", `\"replicas\": 1`)
+	c.awaitUpdate(t, ts2, "Waiting for signal `go`")
+	signal(second.ID)
+	c.awaitUpdate(t, ts2, "completed", `\"replicas\": 2`)
+}
