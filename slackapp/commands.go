@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/slack-go/slack"
 
@@ -54,10 +55,8 @@ var verbs = map[string]struct {
 // ParseCommand parses the text after /starbook. An empty text is help; an
 // unknown verb or a missing or extra argument is an error that says which.
 func ParseCommand(text string) (Command, error) {
-	text = strings.TrimSpace(text)
-	verb, rest, _ := strings.Cut(text, " ")
+	verb, rest := cutWord(text)
 	verb = strings.ToLower(verb)
-	rest = strings.TrimSpace(rest)
 	switch verb {
 	case "":
 		return Command{Verb: "help"}, nil
@@ -69,8 +68,7 @@ func ParseCommand(text string) (Command, error) {
 		return Command{}, fmt.Errorf("unknown command %q", truncate(verb, 40))
 	}
 	c := Command{Verb: verb}
-	arg, tail, _ := strings.Cut(rest, " ")
-	tail = strings.TrimSpace(tail)
+	arg, tail := cutWord(rest)
 	switch {
 	case spec.arg == "" && rest != "":
 		return Command{}, fmt.Errorf("%s takes no argument", verb)
@@ -91,6 +89,17 @@ func ParseCommand(text string) (Command, error) {
 		c.Arg = starbook.AllRunbooks
 	}
 	return c, nil
+}
+
+// cutWord returns the first word of s and the rest, both trimmed of space
+// (spaces, tabs, newlines: whatever Slack passes on).
+func cutWord(s string) (word, rest string) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, unicode.IsSpace)
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimSpace(s[i:])
 }
 
 func argName(arg string) string {

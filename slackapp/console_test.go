@@ -806,3 +806,31 @@ func TestSlackRunMessageSurvivesLeaderChange(t *testing.T) {
 	signal(second.ID)
 	c.awaitUpdate(t, ts2, "completed", `\"replicas\": 2`)
 }
+
+func TestParseCommand(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want Command
+		err  string
+	}{
+		{"", Command{Verb: "help"}, ""},
+		{"run deploy", Command{Verb: "run", Arg: "deploy"}, ""},
+		{"  RUN   deploy ", Command{Verb: "run", Arg: "deploy"}, ""},
+		{"pause deploy  DB migration, back at 3", Command{Verb: "pause", Arg: "deploy", Reason: "DB migration, back at 3"}, ""},
+		{"pause\tdeploy", Command{Verb: "pause", Arg: "deploy"}, ""},
+		{"pause --all freeze", Command{Verb: "pause", Arg: starbook.AllRunbooks, Reason: "freeze"}, ""},
+		{"resume --all", Command{Verb: "resume", Arg: starbook.AllRunbooks}, ""},
+		{"list", Command{Verb: "ls"}, ""},
+		{"status", Command{}, "status needs the execution id"},
+		{"cancel a b", Command{}, `cancel takes one execution id, not "a b"`},
+		{"resume a b", Command{}, `resume takes one runbook name, not "a b"`},
+		{"ls -l", Command{}, "ls takes no argument"},
+		{"run --all", Command{}, "run has no --all"},
+		{"deploy", Command{}, `unknown command "deploy"`},
+	} {
+		got, err := ParseCommand(tc.text)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("ParseCommand(%q) = %+v, %v; want %+v, %q", tc.text, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/slackapp"
 	"github.com/starbook/starbook/slackapp/slackfake"
@@ -88,6 +90,52 @@ func FuzzSlackInteraction(f *testing.F) {
 		}
 		if len(d.calls) > 0 && !strings.Contains(payload, slackapp.ApprovalBlockID) {
 			t.Fatalf("decided %+v from a payload without an approval block", d.calls)
+		}
+	})
+}
+
+// FuzzParseCommand parses arbitrary /starbook texts: nothing panics; a
+// parsed command has a known verb, and its argument is one word taken from
+// the text (--all only for pause and resume); pause's reason is the rest.
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{"", "help", "run deploy", "status 01J", "cancel 01J extra", "pause deploy window 1 \t2", "pause deploy\twhy", "cancel\n01J",
+		"pause --all", "resume --all", "run --all", "ls", "LS", "list", "ls x", "frobnicate", "  run\u00a0x ", "pause", "status \n"} {
+		f.Add(s)
+	}
+	known := map[string]bool{"run": true, "status": true, "cancel": true, "pause": true, "resume": true, "ls": true, "help": true}
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := slackapp.ParseCommand(text)
+		if err != nil {
+			if err.Error() == "" || c != (slackapp.Command{}) {
+				t.Fatalf("%q: error %q with %+v", text, err, c)
+			}
+			return
+		}
+		if !known[c.Verb] {
+			t.Fatalf("%q: verb %q", text, c.Verb)
+		}
+		switch c.Verb {
+		case "ls", "help":
+			if c.Arg != "" || c.Reason != "" {
+				t.Fatalf("%q: %+v", text, c)
+			}
+			return
+		}
+		if c.Arg == "" || strings.ContainsFunc(c.Arg, unicode.IsSpace) {
+			t.Fatalf("%q: argument %q", text, c.Arg)
+		}
+		if c.Arg == starbook.AllRunbooks {
+			if c.Verb != "pause" && c.Verb != "resume" {
+				t.Fatalf("%q: --all for %s", text, c.Verb)
+			}
+		} else if !strings.Contains(text, c.Arg) {
+			t.Fatalf("%q: argument %q is not in the text", text, c.Arg)
+		}
+		if c.Verb != "pause" && c.Reason != "" {
+			t.Fatalf("%q: a reason for %s", text, c.Verb)
+		}
+		if c.Reason != "" && !strings.HasSuffix(strings.TrimSpace(text), c.Reason) {
+			t.Fatalf("%q: reason %q is not the rest of the text", text, c.Reason)
 		}
 	})
 }
