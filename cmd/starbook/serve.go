@@ -246,7 +246,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		})})
 	store.SetActiveLimit(f.security.maxActive)
 	defer metrics.CountRollouts(store)()
-	leaderTasks := wireSlack(slack, store, logger)
+	var leaderTasks []func(context.Context) // Slack's join them once the service is made
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
 		store.AuditRetentionTask(f.retention, 0, logger),
@@ -267,6 +267,11 @@ func serve(ctx context.Context, f serveFlags) error {
 	svc := service.New(store, bi)
 	starter.Store(svc)
 	svc.Storage = storage
+	slackTasks, err := wireSlack(slack, store, svc, f.security.authFile, logger)
+	if err != nil {
+		return err
+	}
+	leaderTasks = append(leaderTasks, slackTasks...)
 	if policyFiles != nil { // before the runbooks (they are judged by them) and the node
 		set, err := svc.ApplyPolicies(ctx, policyFiles)
 		if err != nil {

@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 
 	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/auth"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/slackapp"
 )
 
@@ -40,26 +43,49 @@ func slackEffects(app *slackapp.App) builtins.SlackAPI {
 	return app
 }
 
-// wireSlack makes store resolve Slack approvers and record clicks, and
-// returns the leader's notifier task.
-func wireSlack(app *slackapp.App, store *cluster.Store, logger *slog.Logger) []func(context.Context) {
+// wireSlack makes store resolve Slack approvers, clicks record decisions
+// and the console (slash commands, run modals) drive svc as the people of
+// authFile (none without one: every command is refused), and returns the
+// leader's tasks: the approval notifier and the run messages' follower.
+func wireSlack(app *slackapp.App, store *cluster.Store, svc *service.Service, authFile string, logger *slog.Logger) ([]func(context.Context), error) {
 	if app == nil {
-		return nil
+		return nil, nil
 	}
 	store.SetDirectory(app)
-	app.SetDecider(auditedDecider{store: store, logger: logger})
-	return []func(context.Context){func(ctx context.Context) { store.RunNotifier(ctx, app, logger) }}
+	app.SetService(svc)
+	app.SetDecider(auditedDecider{svc: svc, logger: logger})
+	if ps, ok := any(svc).(starbook.PauseService); ok {
+		app.SetPauses(ps)
+	}
+	var people *auth.Directory
+	if authFile != "" {
+		c, err := auth.LoadConfig(authFile)
+		if err != nil {
+			return nil, err
+		}
+		if people, err = auth.NewDirectory(c.People, c.Groups); err != nil {
+			return nil, fmt.Errorf("auth file %s: %w", authFile, err)
+		}
+		app.SetPeople(people)
+	}
+	if people.Empty() {
+		logger.Warn("slack commands are refused to everyone: the --auth-file names no people (name, role, slack_id or email)")
+	}
+	return []func(context.Context){
+		func(ctx context.Context) { store.RunNotifier(ctx, app, logger) },
+		app.FollowRuns,
+	}, nil
 }
 
 // auditedDecider records each Slack decision in the audit log, as the API
 // records its own.
 type auditedDecider struct {
-	store  *cluster.Store
+	svc    *service.Service
 	logger *slog.Logger
 }
 
 func (a auditedDecider) Decide(ctx context.Context, id, position string, d sbruntime.Decision) (*sbruntime.ApprovalState, error) {
-	st, err := a.store.Decide(ctx, id, position, d)
+	st, err := a.svc.Decide(ctx, id, position, d)
 	decision := sbruntime.DecisionReject
 	if d.Approve {
 		decision = sbruntime.DecisionApprove
@@ -81,19 +107,20 @@ func (a auditedDecider) Decide(ctx context.Context, id, position string, d sbrun
 		rec.Outcome = api.OutcomeOf(rec.Status)
 	}
 	a.logger.Info("audit", "actor", rec.Actor, "action", rec.Action, "execution", id, "detail", rec.Detail, "outcome", rec.Outcome)
-	if aerr := a.store.RecordAudit(context.WithoutCancel(ctx), rec); aerr != nil {
+	if aerr := a.svc.RecordAudit(context.WithoutCancel(ctx), rec); aerr != nil {
 		a.logger.Error("audit record not stored", "actor", rec.Actor, "execution", id, "err", aerr)
 	}
 	return st, err
 }
 
-// withSlack serves /slack/interactions beside the API.
+// withSlack serves /slack/interactions and /slack/commands beside the API.
 func withSlack(h http.Handler, app *slackapp.App) http.Handler {
 	if app == nil {
 		return h
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+slackapp.InteractionsPath, app)
+	mux.Handle("POST "+slackapp.CommandsPath, app)
 	mux.Handle("/", h)
 	return mux
 }
