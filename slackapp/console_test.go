@@ -834,3 +834,27 @@ func TestParseCommand(t *testing.T) {
 		}
 	}
 }
+
+// The approval request of a paused runbook's run says the runbook is
+// paused (and that the run goes on).
+func TestSlackApprovalShowsPause(t *testing.T) {
+	c := startConsole(t, false)
+	if _, err := c.svc.Apply(context.Background(), map[string]string{"restart.star": `
+def main(event):
+    return bool(wait_for_approval("Restart?", approvers = ["U0SRE1"], channel = "#oncall"))
+`}); err != nil {
+		t.Fatal(err)
+	}
+	if reply, _ := c.command(t, "U0SRE1", "pause restart flapping alerts"); !strings.Contains(reply, "paused by sam") {
+		t.Fatalf("pause: %s", reply)
+	}
+	// A manual start is not refused by this stand-in pause service.
+	if _, err := c.svc.Start(context.Background(), "restart", nil, sbruntime.Trigger{Type: "manual", Source: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	post := c.awaitCall(t, "chat.postMessage", 1)
+	if b := mustJSON(t, post.Blocks()); !strings.Contains(b, "*restart* is paused by sam: flapping alerts (this run goes on).") ||
+		!strings.Contains(b, "Restart?") {
+		t.Fatalf("approval request %s", b)
+	}
+}
