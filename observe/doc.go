@@ -5,7 +5,9 @@
 // It adapts the engine's [runtime.Observer] hooks (runs and steps), the
 // etcd client (request latency and errors) and the store's change watch
 // (execution outcomes, approval latency) into metrics and spans. runtime
-// itself imports neither Prometheus nor OpenTelemetry.
+// itself imports neither Prometheus nor OpenTelemetry. It reads storage
+// only through the interfaces it defines (Store, RolloutSource), which
+// *cluster.Store implements: observe imports no cluster.
 //
 // Which node counts what: series about work a node does (runs, steps, etcd
 // requests, leadership) come from every node; cluster-wide series (executions
