@@ -78,6 +78,10 @@ var rules = []archtest.Rule{
 		Why: "front ends go through the service, never to storage: Slack calls the service through interfaces slackapp defines, and implements the root package's ApprovalNotifier and ChatDirectory (its tests may start a node)",
 	},
 	{
+		Pkg: "observe/...", Forbid: []string{"cluster/...", "node/...", "service/..."},
+		Why: "observe reads storage through the interfaces it defines (Store, RolloutSource), which *cluster.Store implements; the wiring hands it the store (its tests may start one)",
+	},
+	{
 		Pkg: "policy/...", Tests: true, Forbid: []string{"cluster/...", "node/...", "service/...", "api/...", "builtins/...", "check/...", "go.etcd.io/..."},
 		Why: "policies are evaluated, not stored, here: policy knows runtime's values and nothing of storage, the loops or the runbooks' built-ins (a policy cannot make an effect); service and node feed it",
 	},
