@@ -753,3 +753,36 @@ func TestGroupsClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestCookiesSecureOverTLS: a node reached over TLS sets its cookies
+// Secure, whatever its configuration says.
+func TestCookiesSecureOverTLS(t *testing.T) {
+	p := startProvider(t)
+	cfg := p.Config()
+	rp, err := sso.New(context.Background(), sso.Config{Issuer: cfg.Issuer, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
+		RedirectURL: "http://starbook.internal/auth/callback", Secret: []byte(strings.Repeat("t", 32)), People: people})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tls := range []bool{false, true} {
+		mux := http.NewServeMux()
+		sso.Mount(mux, rp)
+		srv := httptest.NewUnstartedServer(mux)
+		if tls {
+			srv.StartTLS()
+		} else {
+			srv.Start()
+		}
+		c := srv.Client()
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := c.Get(srv.URL + "/auth/login")
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if cs := resp.Cookies(); len(cs) != 1 || cs[0].Secure != tls {
+			t.Errorf("over TLS %v: cookies %v, want one, Secure %v", tls, cs, tls)
+		}
+	}
+}
