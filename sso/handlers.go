@@ -18,8 +18,9 @@ import (
 	"github.com/starbook/starbook/auth"
 )
 
-// CSRFHeader carries the session's CSRF token on a mutating request.
-const CSRFHeader = "X-CSRF-Token"
+// csrfHeader carries the session's CSRF token on a mutating request (the API
+// checks the same header: api.CSRFHeader).
+const csrfHeader = "X-CSRF-Token"
 
 // DefaultNext is where a sign-in without ?next= ends.
 const DefaultNext = "/ui/"
@@ -215,12 +216,12 @@ func (rp *RelyingParty) claims(idt *oidc.IDToken) (email string, groups []string
 func (rp *RelyingParty) logout(w http.ResponseWriter, r *http.Request) {
 	p, csrf, err := rp.Session(r)
 	if err == nil {
-		given := r.Header.Get(CSRFHeader)
+		given := r.Header.Get(csrfHeader)
 		if given == "" {
 			r.Body = http.MaxBytesReader(w, r.Body, 4096)
 			given = r.PostFormValue("csrf")
 		}
-		if !ValidCSRF(given, csrf) {
+		if !validCSRF(given, csrf) {
 			rp.page(w, http.StatusForbidden, "Not signed out", "The request did not carry this session's CSRF token.", false)
 			return
 		}
@@ -243,9 +244,9 @@ func (rp *RelyingParty) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// ValidCSRF reports whether given is the session's CSRF token, comparing
+// validCSRF reports whether given is the session's CSRF token, comparing
 // in constant time; an empty token is never valid.
-func ValidCSRF(given, want string) bool {
+func validCSRF(given, want string) bool {
 	return given != "" && want != "" && subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
 }
 
