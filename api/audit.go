@@ -146,7 +146,7 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 	default:
 		if p, ok := principal(r); ok {
 			rec.Actor, rec.Role = p.Name, string(p.Role)
-		} else if u := strings.TrimSpace(r.Header.Get(UserHeader)); u != "" && h.auth == nil {
+		} else if u := strings.TrimSpace(r.Header.Get(UserHeader)); u != "" && !h.authOn() {
 			rec.Actor = u
 		} else {
 			rec.Actor = "anonymous"

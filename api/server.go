@@ -79,7 +79,8 @@ type handler struct {
 	svc      starbook.Service
 	logger   *slog.Logger
 	mux      *http.ServeMux
-	auth     *auth.Authenticator // nil: the API is open
+	auth     *auth.Authenticator // nil: no tokens (the API is open unless sessions is set)
+	sessions Sessions            // nil: no single sign-on
 	limits   Limits
 	scrubber *sbruntime.Scrubber // scrubs request bodies; nil for none
 	members  Members             // nil unless WithMembers

@@ -58,6 +58,8 @@ import (
 //	slo/h/<runbook>/<hour>              the ends of an hour folded: minute rollups of older hours
 //	slo/built                           BuildRollups' progress: the last execution id it counted, or done
 //	policies                            the policy set (files and version), replaced whole by policy apply
+//	secrets/session                     the UI sessions' secret when none is configured: 32 random
+//	                                    bytes, created once if absent, read by every node (sessionsecret.go)
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
 //	circuits/<host>                     a host's open or half-open circuit breaker
@@ -327,6 +329,9 @@ func (k Keys) eventAttempts(id, pos string) []clientv3.Op {
 // policies is the key of the policy set: one key, so a set is replaced all
 // or nothing.
 func (k Keys) policies() string { return k.prefix + "policies" }
+
+// sessionSecret is the key of the UI sessions' secret (sessionsecret.go).
+func (k Keys) sessionSecret() string { return k.prefix + "secrets/session" }
 
 // Circuits is the prefix of the shared circuit breaker records.
 func (k Keys) Circuits() string { return k.prefix + "circuits/" }
