@@ -72,7 +72,6 @@ func TestSlackConsoleAcrossKill(t *testing.T) {
 	t.Setenv(slackapp.EnvBotToken, "xoxb-e2e")
 	t.Setenv(slackapp.EnvSigningSecret, signingSecret)
 	t.Setenv(slackapp.EnvAPIURL, fake.URL())
-	t.Setenv(slackapp.EnvPublicURL, "https://starbook.example.com")
 	token := auth.NewToken()
 	t.Setenv("STARBOOK_TOKEN", token)
 	authFile := filepath.Join(t.TempDir(), "auth.yaml")
@@ -83,10 +82,10 @@ func TestSlackConsoleAcrossKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dataDir := t.TempDir() + "/node"
-	d := startDaemon(t, dataDir, "--auth-file", authFile)
+	d := startDaemon(t, dataDir, "--auth-file", authFile, "--public-url", "https://starbook.example.com")
 	d.Client.Token = token
 	if _, err := d.Client.Apply(ctx, map[string]string{
-		"deploy.star": "def main(event):\n    wait_for_signal(\"go\")\n    return event\n",
+		"deploy.star":        "def main(event):\n    wait_for_signal(\"go\")\n    return event\n",
 		"deploy.schema.json": `{"type": "object", "required": ["replicas"], "properties": {"replicas": {"type": "integer", "minimum": 1}}}`,
 	}); err != nil {
 		t.Fatal(err)
@@ -122,7 +121,7 @@ func TestSlackConsoleAcrossKill(t *testing.T) {
 	awaitUpdate(ctx, t, fake, ts, "Waiting for signal `go`")
 
 	d.kill(t)
-	d = startDaemon(t, dataDir, "--auth-file", authFile)
+	d = startDaemon(t, dataDir, "--auth-file", authFile, "--public-url", "https://starbook.example.com")
 	if out, err := run(ctx, d.URL, "signal", e.ID, "go"); err != nil {
 		t.Fatalf("starbook signal: %v: %s", err, out)
 	}

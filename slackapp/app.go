@@ -48,8 +48,9 @@ type Config struct {
 	AppToken      Secret // xapp-…: Socket Mode, optional
 	APIURL        string // the Web API base URL; Slack's by default (tests: a fake)
 	Channel       string // where approvals without channel= are posted, optional
-	// PublicURL is starbook's address as people reach it (https://starbook.example.com):
-	// run messages link to the execution in its web UI. Optional.
+	// PublicURL is starbook's address as people reach it (serve
+	// --public-url, https://starbook.example.com): run messages link to the
+	// execution in its web UI. Optional.
 	PublicURL string
 }
 
@@ -68,7 +69,6 @@ const (
 	EnvAppToken      = "STARBOOK_SLACK_APP_TOKEN"
 	EnvAPIURL        = "STARBOOK_SLACK_API_URL"
 	EnvChannel       = "STARBOOK_SLACK_CHANNEL"
-	EnvPublicURL     = "STARBOOK_PUBLIC_URL"
 )
 
 // FromEnv reads the configuration from the environment through getenv. It
@@ -80,7 +80,6 @@ func FromEnv(getenv func(string) string) (cfg Config, ok bool, err error) {
 		AppToken:      Secret(strings.TrimSpace(getenv(EnvAppToken))),
 		APIURL:        strings.TrimSpace(getenv(EnvAPIURL)),
 		Channel:       strings.TrimSpace(getenv(EnvChannel)),
-		PublicURL:     strings.TrimRight(strings.TrimSpace(getenv(EnvPublicURL)), "/"),
 	}
 	if cfg.BotToken == "" {
 		if cfg.SigningSecret != "" || cfg.AppToken != "" {
@@ -103,7 +102,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("slack: %s %q is not an http(s) URL", EnvAPIURL, c.APIURL)
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
-		return fmt.Errorf("slack: %s %q is not an http(s) URL", EnvPublicURL, c.PublicURL)
+		return fmt.Errorf("slack: public URL %q is not an http(s) URL", c.PublicURL)
 	}
 	return nil
 }

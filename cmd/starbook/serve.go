@@ -237,7 +237,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		defer cancel()
 		_ = tracing.Shutdown(flushCtx)
 	}()
-	slack, err := slackFromEnv(logger)
+	slack, err := slackFromEnv(logger, f.sso.publicURL)
 	if err != nil {
 		return err
 	}

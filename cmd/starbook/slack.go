@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
@@ -20,11 +21,12 @@ import (
 
 // slackFromEnv returns the Slack app the environment configures
 // (STARBOOK_SLACK_*), or nil when no bot token is set.
-func slackFromEnv(logger *slog.Logger) (*slackapp.App, error) {
+func slackFromEnv(logger *slog.Logger, publicURL string) (*slackapp.App, error) {
 	cfg, ok, err := slackapp.FromEnv(os.Getenv)
 	if err != nil || !ok {
 		return nil, err
 	}
+	cfg.PublicURL = strings.TrimRight(publicURL, "/") // --public-url: run messages link to the UI
 	app, err := slackapp.New(cfg, nil, logger)
 	if err != nil {
 		return nil, err
