@@ -113,7 +113,7 @@ func argName(arg string) string {
 // the Slack user who typed it: the reply to show them (ephemeral unless it
 // says otherwise), or nil when a modal was opened instead. Nothing is done
 // for a user the auth file does not map, or whose role may not.
-func (a *App) HandleCommand(ctx context.Context, sc *slack.SlashCommand) *slack.Msg {
+func (a *App) HandleCommand(ctx context.Context, sc *slack.SlashCommand) *Reply {
 	c, err := ParseCommand(sc.Text)
 	if err != nil {
 		return ephemeralMsg(fmt.Sprintf(":question: %s.\n\n%s", err, Usage))
@@ -147,7 +147,7 @@ func (a *App) HandleCommand(ctx context.Context, sc *slack.SlashCommand) *slack.
 }
 
 // cancel cancels execution id, unless it has ended already.
-func (a *App) cancel(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, id string, log *slog.Logger) *slack.Msg {
+func (a *App) cancel(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, id string, log *slog.Logger) *Reply {
 	e, _, err := a.svc.Execution(ctx, id)
 	if err == nil && e.Status.Terminal() {
 		err = fmt.Errorf("it has ended already (%s): %w", e.Status, sbruntime.ErrConflict)
@@ -185,22 +185,30 @@ func errorText(what string, err error) string {
 	return fmt.Sprintf(":warning: %s failed: %s", what, err)
 }
 
-func ephemeralMsg(text string) *slack.Msg {
-	return &slack.Msg{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+// Reply is the answer to a slash command, as Slack takes it in the HTTP
+// response or the Socket Mode acknowledgement.
+type Reply struct {
+	ResponseType string        `json:"response_type"` // ephemeral (only the user sees it) or in_channel
+	Text         string        `json:"text"`
+	Blocks       []slack.Block `json:"blocks,omitempty"`
+}
+
+func ephemeralMsg(text string) *Reply {
+	return &Reply{ResponseType: slack.ResponseTypeEphemeral, Text: text}
 }
 
 // status answers /starbook status ID with the run's summary.
-func (a *App) status(ctx context.Context, id string) *slack.Msg {
+func (a *App) status(ctx context.Context, id string) *Reply {
 	v, err := a.runView(ctx, id)
 	if err != nil {
 		return ephemeralMsg(errorText("execution "+id, err))
 	}
 	text, blocks := v.message(a.cfg.PublicURL)
-	return &slack.Msg{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: slack.Blocks{BlockSet: blocks}}
+	return &Reply{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}
 }
 
 // pause sets or clears a runbook's pause; the channel sees it.
-func (a *App) pause(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, c Command) *slack.Msg {
+func (a *App) pause(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, c Command) *Reply {
 	if a.pauses == nil {
 		return ephemeralMsg(refusedPrefix + "pausing is not available on this node.")
 	}
@@ -225,7 +233,7 @@ func (a *App) pause(ctx context.Context, sc *slack.SlashCommand, p auth.Principa
 			text += fmt.Sprintf(" %d running executions cancelled.", n)
 		}
 	}
-	return &slack.Msg{ResponseType: slack.ResponseTypeInChannel, Text: text}
+	return &Reply{ResponseType: slack.ResponseTypeInChannel, Text: text}
 }
 
 func runbookName(name string) string {
@@ -239,7 +247,7 @@ func runbookName(name string) string {
 const listLimit = 15
 
 // list answers /starbook ls: paused runbooks, then recent executions.
-func (a *App) list(ctx context.Context) *slack.Msg {
+func (a *App) list(ctx context.Context) *Reply {
 	var b strings.Builder
 	if a.pauses != nil {
 		pauses, err := a.pauses.Pauses(ctx)

@@ -48,12 +48,17 @@ func (a *App) SetPauses(p starbook.PauseService) { a.pauses = p }
 func (a *App) SetPeople(d *auth.Directory) { a.people = d }
 
 // Trigger of a run started from Slack: its type, and the attributes that
-// keep where its message is (so that any leader can update it).
+// keep where its message is (so that any leader can update it) and who
+// started it in Slack.
 const (
-	TriggerSlack   = "slack"
-	AttrChannel    = "slack_channel"
-	AttrMessageTS  = "slack_ts"
-	AttrSlackUser  = "slack_user"
+	TriggerSlack  = "slack"
+	AttrChannel   = "slack_channel"
+	AttrMessageTS = "slack_ts"
+	AttrSlackUser = "slack_user"
+)
+
+// Wording of refusals.
+const (
 	refusedPrefix  = ":no_entry: "
 	notInAuthFile  = "you are not in starbook's auth file"
 	consoleOffText = "starbook's Slack console is off on this node"

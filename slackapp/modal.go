@@ -75,7 +75,7 @@ func formOf(b *sbruntime.Bundle) (*schema.Form, error) {
 
 // openRunModal opens the run form of runbook for the user who typed the
 // command; nil once it is open.
-func (a *App) openRunModal(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, runbook string) *slack.Msg {
+func (a *App) openRunModal(ctx context.Context, sc *slack.SlashCommand, p auth.Principal, runbook string) *Reply {
 	b, _, err := a.svc.RunbookVersion(ctx, runbook, "current")
 	if err != nil {
 		return ephemeralMsg(errorText("runbook "+runbook, err))
