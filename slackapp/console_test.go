@@ -28,6 +28,9 @@ import (
 
 const publicURL = "https://starbook.example.com"
 
+// The console drives the node's service.
+var _ Service = (*service.Service)(nil)
+
 // testWriter logs to t.
 type testWriter struct{ t *testing.T }
 
