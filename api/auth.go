@@ -19,6 +19,8 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/runbooks":                                 auth.Read,
 	"GET /api/v1/runbooks/{name}":                          auth.Read,
 	"GET /api/v1/runbooks/{name}/versions/{version}":       auth.Read,
+	"GET /api/v1/runbooks/{name}/form":                     auth.Read,
+	"GET /api/v1/schedules":                                auth.Read,
 	"GET /api/v1/executions":                               auth.Read,
 	"GET /api/v1/executions/{id}":                          auth.Read,
 	"GET /api/v1/executions/{id}/logs":                     auth.Read,

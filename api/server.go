@@ -64,6 +64,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.route("GET /api/v1/slo", h.slo)
 	h.rolloutRoutes()
 	h.observeRoutes()
+	h.runbookPageRoutes()
 	h.deadLetterRoutes()
 	h.usageRoutes()
 	h.policyRoutes()
@@ -441,7 +442,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &re):
 		writeError(w, re.status, re.msg)
 	case errors.As(err, &ie):
-		writeError(w, http.StatusBadRequest, ie.Error())
+		// The pointer names the field a form shows the refusal at.
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: ie.Error(), Pointer: ie.Pointer})
 	case errors.As(err, &le):
 		writeError(w, http.StatusTooManyRequests, le.Error())
 	case errors.Is(err, sbruntime.ErrStorageFull):
@@ -546,6 +548,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 type errorResponse struct {
 	Error string `json:"error"`
+	// Pointer is the JSON pointer of the input value a runbook's input
+	// schema refused ("/replicas"), on a 400 for a start.
+	Pointer string `json:"pointer,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

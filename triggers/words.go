@@ -114,6 +114,12 @@ func perWords(d time.Duration) string {
 	return d.String()
 }
 
+// Schedule is the trigger's cron expression without a CRON_TZ=/TZ= prefix.
+func (c *CronTrigger) Schedule() string {
+	spec, _ := c.specAndZone()
+	return spec
+}
+
 // Zone is the IANA name of the time zone the trigger fires in ("UTC" unless
 // tz= or a CRON_TZ=/TZ= prefix names another).
 func (c *CronTrigger) Zone() string {

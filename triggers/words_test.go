@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,6 +104,9 @@ func TestNextFires(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustCron(t, tt.spec, tt.tz, "", 0)
+			if s := c.Schedule(); strings.Contains(s, "TZ=") || !strings.HasSuffix(tt.spec, s) {
+				t.Errorf("Schedule() = %q of %q", s, tt.spec)
+			}
 			if z := c.Zone(); z != tt.wantZone {
 				t.Errorf("Zone() = %q, want %q", z, tt.wantZone)
 			}
