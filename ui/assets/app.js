@@ -272,9 +272,11 @@ function isTerminal(s) {
 
 function renderHead(box, e) {
   const row = (k, v) => el("div", {class: "kv"}, el("span", {class: "k"}, k), el("span", {class: "v"}, v));
-  // Keep the actions while one of them is asking or working.
+  // Keep the actions while one of them works, and what it answered until
+  // the status changes.
   const actions = box.querySelector("#exec-actions");
-  const busy = actions && actions.dataset.busy && actions.dataset.status === e.status;
+  const busy = actions && actions.dataset.status === e.status &&
+    (actions.dataset.busy || actions.querySelector(".action-status[data-done]"));
   box.replaceChildren(
     el("h1", {}, "Execution ", el("span", {class: "mono"}, e.id), " ", badge(e.status)),
     busy ? actions : executionActions(e),
