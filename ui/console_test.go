@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/starbook/starbook"
+	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/auth"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/service"
 )
@@ -193,6 +195,25 @@ func TestUIRunFromTheForm(t *testing.T) {
 	if strings.Join(filled, " ") != "shop blue oncall@example.com 2" {
 		t.Errorf("the rerun form holds %q", filled)
 	}
+
+	// A runbook without a schema gets a JSON editor: text that is not JSON
+	// starts nothing, an object starts the run with it.
+	b.do("open the JSON form", chromedp.Navigate(base+"/ui/#/runbooks/wait/run"),
+		chromedp.WaitVisible(chromedp.CSS(`#input-json`)),
+		chromedp.SendKeys(chromedp.CSS(`#input-json`), `{"ticket": `))
+	b.click(`form.run-form button[type=submit]`)
+	if valid := evalIn[bool](b, `document.querySelector("#input-json").validity.valid`); valid {
+		t.Error("the JSON editor takes text that is not JSON")
+	}
+	b.do("finish the JSON", chromedp.SendKeys(chromedp.CSS(`#input-json`), `"INC-7"}`))
+	if list, err := svc.Executions(ctx, starbook.Filter{Runbook: "wait", Limit: 10}); err != nil || len(list) != 0 {
+		t.Fatalf("JSON that does not parse started %d executions (%v)", len(list), err)
+	}
+	b.click(`form.run-form button[type=submit]`)
+	b.do("land on the waiting run", chromedp.WaitVisible(chromedp.CSS(`#exec-head .badge.s-waiting`)))
+	if list, err := svc.Executions(ctx, starbook.Filter{Runbook: "wait", Limit: 10}); err != nil || len(list) != 1 || string(list[0].Input) != `{"ticket":"INC-7"}` {
+		t.Errorf("the JSON form started %+v (%v)", list, err)
+	}
 }
 
 func sameJSON(a, b string) bool {
@@ -321,4 +342,34 @@ func TestUIRunbookPage(t *testing.T) {
 			t.Errorf("audit page lacks %q:\n%s", want, log)
 		}
 	}
+}
+
+// TestUIAuditEntryForAdminsOnly: with tokens, the Audit entry shows for a
+// role that may read the audit log (admin) and not for one that may not
+// (operator), as /api/v1/whoami says.
+func TestUIAuditEntryForAdminsOnly(t *testing.T) {
+	const operator, admin = "ui-operator-token-0123456789", "ui-admin-token-0123456789"
+	a, err := auth.New([]auth.Token{
+		{Name: "olga", Role: auth.Operator, SHA256: auth.Hash(operator)},
+		{Name: "dana", Role: auth.Admin, SHA256: auth.Hash(admin)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := startNode(t, api.WithAuth(a))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := browse(ctx, t, 1280, 900)
+	hidden := `document.querySelector("#nav-audit").hidden`
+	b.do("open as nobody", chromedp.Navigate(base+"/ui/#/executions"), chromedp.WaitVisible(chromedp.CSS(`#token`)))
+	b.do("sign in as an operator", chromedp.SendKeys(chromedp.CSS(`#token`), operator+"\n"))
+	b.waitFor("signed in as olga", `document.querySelector("#signed-in").textContent.includes("olga")`)
+	b.waitFor("the entry follows olga", `document.querySelector("#nav-audit").dataset.whoami === "olga"`)
+	if !evalIn[bool](b, hidden) {
+		t.Error("an operator sees the Audit entry")
+	}
+	b.do("sign in as an admin", chromedp.SendKeys(chromedp.CSS(`#token`), admin+"\n"))
+	b.waitFor("the Audit entry shows", `!`+hidden)
+	b.click(`#nav-audit`)
+	b.do("the audit log", chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 }

@@ -186,8 +186,9 @@ function bounds(f) {
   if (f.exclusive_minimum !== undefined) out.push("> " + f.exclusive_minimum);
   if (f.maximum !== undefined) out.push("≤ " + f.maximum);
   if (f.exclusive_maximum !== undefined) out.push("< " + f.exclusive_maximum);
-  if (f.min_length !== undefined) out.push("at least " + f.min_length + " characters");
-  if (f.max_length !== undefined) out.push("at most " + f.max_length + " characters");
+  const chars = n => n + (n === 1 ? " character" : " characters");
+  if (f.min_length !== undefined) out.push("at least " + chars(f.min_length));
+  if (f.max_length !== undefined) out.push("at most " + chars(f.max_length));
   if (f.pattern) out.push("matches " + f.pattern);
   if (f.format) out.push(f.format);
   return out.length ? el("span", {class: "bounds muted"}, out.join(", ")) : null;
@@ -223,7 +224,7 @@ function arrayControl(f, initial) {
     rows = values.map((v, i) => {
       const item = rebase(f.items, f.pointer + "/-", f.pointer + "/" + i);
       item.name = String(i);
-      item.label = (f.items.label && f.items.label !== "-" ? f.items.label : "item") + " " + (i + 1);
+      item.label = (f.label || f.name) + " #" + (i + 1);
       return fieldControl(item, v);
     });
     rowsBox.replaceChildren(...rows.map((c, i) => el("div", {class: "row"}, c.node,

@@ -10,6 +10,7 @@ async function updateNav() {
   try {
     const me = await api("/api/v1/whoami");
     audit.hidden = me.auth && !(me.permissions || []).includes("audit");
+    audit.dataset.whoami = me.name || ""; // whose permissions the entry follows
   } catch (_) {
     audit.hidden = true;
   }

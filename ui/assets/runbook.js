@@ -190,8 +190,9 @@ async function renderRollout(box, name) {
 // renderPause draws the runbook's pause: a banner (who, why, until) with
 // Resume when it is paused, a Pause form otherwise; nothing on a node that
 // does not pause runbooks.
-async function renderPause(box, name, route) {
-  if (box.contains(document.activeElement) || box.dataset.busy) return; // someone is typing
+async function renderPause(box, name, route, force) {
+  const typing = box.contains(document.activeElement) && /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName);
+  if (!force && (typing || box.dataset.busy)) return; // someone is typing, or a change is on its way
   let st;
   try {
     st = await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/pause");
@@ -207,7 +208,7 @@ async function renderPause(box, name, route) {
       await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/pause", {
         method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(req)});
       delete box.dataset.busy;
-      if (location.hash === route) await renderPause(box, name, route);
+      if (location.hash === route) await renderPause(box, name, route, true);
     } catch (err) { status.textContent = String(err.message || err); delete box.dataset.busy; }
   };
   if (st.paused) {
