@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,11 +13,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/service"
+	"github.com/starbook/starbook/triggers"
 	"github.com/starbook/starbook/ui"
 )
 
@@ -69,6 +72,15 @@ func TestUIOnAPhoneOver1000Executions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// And 30 alerts that matched no runbook: two pages of dead letters.
+	var unstarted []triggers.Unstarted
+	for i := range 30 {
+		unstarted = append(unstarted, triggers.Unstarted{Source: "alertmanager", Reason: starbook.ReasonNoRunbook,
+			Detail: fmt.Sprintf("alert %d", i), DedupKey: fmt.Sprintf("fp%d/1", i), Payload: []byte(`{"alertname":"Nobody"}`)})
+	}
+	if err := cluster.NewTriggers(store, nil, nil).DeadLetter(ctx, unstarted); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	ui.Mount(mux)
 	mux.Handle("/", api.NewHandler(svc, nil))
@@ -86,7 +98,7 @@ func TestUIOnAPhoneOver1000Executions(t *testing.T) {
 		{"#/schedules", `#schedules td.next`},
 		{"#/slos", `#slos .slo-card`},
 		{"#/approvals", `#approvals p`},
-		{"#/dead-letters", `#dead-letters p`},
+		{"#/dead-letters", `#dead-letters tbody tr`},
 		{"#/audit", `#audit p`},
 	} {
 		b.do("open "+page.hash, chromedp.Navigate(srv.URL+"/ui/"+page.hash), chromedp.WaitVisible(chromedp.CSS(page.ready)))
@@ -99,6 +111,15 @@ func TestUIOnAPhoneOver1000Executions(t *testing.T) {
 		if w[0] > 375 || w[1] > 375 || w[2] != 375 {
 			t.Errorf("%s is %d (body %d) pixels wide, the window %d: want everything within 375", page.hash, w[0], w[1], w[2])
 		}
+	}
+	// Dead letters page by the API's cursor; without a replay route on this
+	// node, an event offers no Replay.
+	b.do("dead letters", chromedp.Navigate(srv.URL+"/ui/#/dead-letters"), chromedp.WaitVisible(chromedp.CSS(`#dead-letters tbody tr`)))
+	b.waitFor("a first page", `document.querySelectorAll("#dead-letters tbody tr").length === 25`)
+	b.click(`.pager button:last-of-type`)
+	b.waitFor("the second page", `document.querySelectorAll("#dead-letters tbody tr").length === 5 && document.querySelector(".pager .muted").textContent.trim() === "page 2"`)
+	if evalIn[bool](b, `!!document.querySelector("#dead-letters button.replay") || !document.querySelector(".pager button:last-of-type").disabled`) {
+		t.Error("the last page of dead letters offers Replay (no route here) or an older page")
 	}
 	// The pages listed 25 and 20 of the 1,010, and asked the API for no more.
 	b.do("back to the list", chromedp.Navigate(srv.URL+"/ui/#/executions"), chromedp.WaitVisible(chromedp.CSS(`#executions tbody a.mono`)))

@@ -494,17 +494,30 @@ function lastLine(s) {
 // trigger events that started nothing) with an ack and, for executions,
 // redrive buttons.
 function deadLettersPage(route) {
-  const reason = el("select", {id: "dl-reason", onchange: () => refresh()},
+  // Pages follow the API's cursor as the executions list does.
+  const pages = {cursors: [""], page: 0};
+  const reason = el("select", {id: "dl-reason", onchange: () => { pages.cursors = [""]; pages.page = 0; refresh(); }},
     el("option", {value: ""}, "any reason"),
     ...["failed", "stuck", "compensation_failed", "dropped", "budget", "no_runbook", "refused", "paused"].map(r => el("option", {value: r}, r)));
   const list = el("div", {id: "dead-letters"});
-  setMain(el("h1", {}, "Dead letters"), el("div", {class: "filters"}, reason), list);
+  const pager = el("div", {class: "pager"});
+  setMain(el("h1", {}, "Dead letters"), el("div", {class: "filters"}, reason), list, pager);
   let replayable = false; // whether this node replays event dead letters
   async function refresh() {
-    const q = reason.value ? "?reason=" + encodeURIComponent(reason.value) : "";
-    const body = await api("/api/v1/dead-letters" + q);
+    const q = new URLSearchParams({limit: String(PAGE)});
+    if (reason.value) q.set("reason", reason.value);
+    const page = pages.page;
+    if (pages.cursors[page]) q.set("after", pages.cursors[page]);
+    const body = await api("/api/v1/dead-letters?" + q);
     replayable = await routeExists("POST", "/api/v1/dead-letters/-/replay");
+    if (page !== pages.page) return; // a click moved on meanwhile
     clearError();
+    pages.cursors.length = page + 1;
+    if (body.next) pages.cursors.push(body.next);
+    pager.replaceChildren(
+      el("button", {disabled: page === 0, onclick: () => { pages.page--; refresh(); }}, "← Newer"),
+      el("span", {class: "muted"}, " page " + (page + 1) + " "),
+      el("button", {disabled: !body.next, onclick: () => { pages.page++; refresh(); }}, "Older →"));
     // Keep a row someone is typing in.
     if (list.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
     const items = body.dead_letters || [];
