@@ -249,6 +249,12 @@ func TestUIRunbookPage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#description`)), chromedp.WaitVisible(chromedp.CSS(`#runbook-source`)),
 		chromedp.WaitVisible(chromedp.CSS(`#slo .slo-card`)), chromedp.WaitVisible(chromedp.CSS(`#budget .budget-use`)),
 		chromedp.WaitVisible(chromedp.CSS(`#runs a[href="#/executions/`+done.ID+`"]`)))
+	// This node has no pause route yet: the pause part stays empty, with no
+	// error.
+	b.do("the pause part", chromedp.WaitReady(chromedp.CSS(`#pause[data-state="unsupported"]`)))
+	if got := evalIn[[]int](b, `[document.querySelector("#pause").childElementCount, document.querySelectorAll("#error").length]`); got[0] != 0 || got[1] != 0 {
+		t.Errorf("without a pause route the page shows %d pause elements and %d errors", got[0], got[1])
+	}
 	if got := b.text("#description"); !strings.HasPrefix(got, "Roll a service out to a namespace") || !strings.Contains(got, "starbook run deploy") {
 		t.Errorf("description = %q", got)
 	}

@@ -197,7 +197,7 @@ async function renderPause(box, name, route, force) {
   try {
     st = await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/pause");
   } catch (err) {
-    if (err.status === 404 && /^no route/.test(err.message)) { box.replaceChildren(); return; }
+    if (err.status === 404 && /^no route/.test(err.message)) { box.replaceChildren(); box.dataset.state = "unsupported"; return; }
     throw err;
   }
   const status = el("span", {class: "muted pause-status"});
@@ -211,6 +211,7 @@ async function renderPause(box, name, route, force) {
       if (location.hash === route) await renderPause(box, name, route, true);
     } catch (err) { status.textContent = String(err.message || err); delete box.dataset.busy; }
   };
+  box.dataset.state = st.paused ? "paused" : "running";
   if (st.paused) {
     box.replaceChildren(el("div", {class: "banner paused", role: "status"},
       el("strong", {}, "Paused"), " — " + pauseWords(st) + ". Alerts, webhooks and cron ticks start nothing; each is kept as a dead letter to replay.",
