@@ -78,10 +78,16 @@ function runForm(name, spec, prefill, fromExecution) {
   if (fromExecution) parts.unshift(el("p", {class: "muted"}, "Filled with the input of ",
     el("a", {href: "#/executions/" + encodeURIComponent(fromExecution), class: "mono"}, fromExecution), "."));
   const submit = el("button", {type: "submit", class: "primary"}, "Start run");
+  // force starts past a pause (admin): offered when a start was refused for one.
+  let force = false;
+  const forceButton = el("button", {type: "submit", class: "force", hidden: true,
+    onclick: () => { force = true; }}, "Start anyway (admin)");
   const form = el("form", {class: "run-form", "data-runbook": name, "data-version": spec.version || ""},
-    top, ...parts, el("div", {class: "actions"}, submit, status));
+    top, ...parts, el("div", {class: "actions"}, submit, forceButton, status));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
+    const forced = force;
+    force = false;
     clearFieldErrors(form);
     if (!form.reportValidity()) return;
     let input;
@@ -91,14 +97,17 @@ function runForm(name, spec, prefill, fromExecution) {
     try {
       const headers = {"Content-Type": "application/json", "X-Starbook-Trigger": "manual"};
       if (!token() && who()) headers["X-Starbook-User"] = who();
+      const req = input === undefined ? {} : {input};
+      if (forced) req.force = true;
       const body = await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/executions", {
-        method: "POST", headers, body: JSON.stringify(input === undefined ? {} : {input})});
+        method: "POST", headers, body: JSON.stringify(req)});
       location.hash = "#/executions/" + body.execution.id;
     } catch (err) {
       status.textContent = "";
       const pointer = err.body && typeof err.body.pointer === "string" ? err.body.pointer : null;
       if (err.status === 400 && pointer !== null) showFieldError(form, pointer, err.message);
       else top.textContent = String(err.message || err);
+      forceButton.hidden = !(err.status === 409 && /paused/i.test(err.message));
     } finally {
       submit.disabled = false;
     }

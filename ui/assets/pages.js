@@ -67,12 +67,11 @@ function executionActions(e) {
   return box;
 }
 
-// replayedWords says what a dead letter's replay started.
+// replayedWords says what a dead letter's replay started: the answer is
+// {"replay": {"dead_letter", "executions": [{"runbook", "id", "status"}]}}.
 function replayedWords(b) {
-  const started = [].concat((b && (b.started || (b.replay && b.replay.started))) || []);
-  const ids = started.map(s => s.id).filter(x => x);
-  if (b && b.execution && b.execution.id) ids.push(b.execution.id);
-  return ids.length ? "replayed: " + ids.join(", ") : "replayed";
+  const runs = ((b && b.replay && b.replay.executions) || []).map(e => e.id + (e.status ? " (" + e.status + ")" : ""));
+  return runs.length ? "replayed: " + runs.join(", ") : "replayed: nothing started";
 }
 
 // ---------- schedules ----------
