@@ -249,11 +249,14 @@ func TestUIRunbookPage(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#description`)), chromedp.WaitVisible(chromedp.CSS(`#runbook-source`)),
 		chromedp.WaitVisible(chromedp.CSS(`#slo .slo-card`)), chromedp.WaitVisible(chromedp.CSS(`#budget .budget-use`)),
 		chromedp.WaitVisible(chromedp.CSS(`#runs a[href="#/executions/`+done.ID+`"]`)))
-	// This node has no pause route yet: the pause part stays empty, with no
-	// error.
-	b.do("the pause part", chromedp.WaitReady(chromedp.CSS(`#pause[data-state="unsupported"]`)))
-	if got := evalIn[[]int](b, `[document.querySelector("#pause").childElementCount, document.querySelectorAll("#error").length]`); got[0] != 0 || got[1] != 0 {
-		t.Errorf("without a pause route the page shows %d pause elements and %d errors", got[0], got[1])
+	// A node without the pause route (before i27-pause) leaves the pause
+	// part empty, with no error; one with it offers Pause.
+	b.do("the pause part", chromedp.WaitReady(chromedp.CSS(`#pause[data-state]`)))
+	pause := evalIn[[]string](b, `[document.querySelector("#pause").dataset.state,
+		String(document.querySelector("#pause").childElementCount), String(!!document.querySelector("#pause button.pause")),
+		String(document.querySelectorAll("#error").length)]`)
+	if want := map[string]string{"unsupported": "0 false 0", "running": "1 true 0"}[pause[0]]; strings.Join(pause[1:], " ") != want {
+		t.Errorf("pause part %q: %q, want %q", pause[0], pause[1:], want)
 	}
 	if got := b.text("#description"); !strings.HasPrefix(got, "Roll a service out to a namespace") || !strings.Contains(got, "starbook run deploy") {
 		t.Errorf("description = %q", got)

@@ -95,8 +95,7 @@ function runForm(name, spec, prefill, fromExecution) {
     submit.disabled = true;
     status.textContent = "starting…";
     try {
-      const headers = {"Content-Type": "application/json", "X-Starbook-Trigger": "manual"};
-      if (!token() && who()) headers["X-Starbook-User"] = who();
+      const headers = Object.assign(jsonHeaders(), {"X-Starbook-Trigger": "manual"});
       const req = input === undefined ? {} : {input};
       if (forced) req.force = true;
       const body = await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/executions", {

@@ -43,9 +43,7 @@ function executionActions(e) {
     box.dataset.busy = "1";
     status.textContent = "…";
     try {
-      const headers = {"Content-Type": "application/json"};
-      if (!token() && who()) headers["X-Starbook-User"] = who();
-      status.textContent = done(await api(path + suffix, {method: "POST", headers, body: JSON.stringify(req)}));
+      status.textContent = done(await api(path + suffix, {method: "POST", headers: jsonHeaders(), body: JSON.stringify(req)}));
       status.dataset.done = "ok";
     } catch (err) {
       status.textContent = String(err.message || err);

@@ -172,7 +172,7 @@ async function renderRollout(box, name) {
     status.textContent = "…";
     try {
       await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/rollout/" + what, {
-        method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"});
+        method: "POST", headers: jsonHeaders(), body: "{}"});
       delete box.dataset.busy;
       await renderRollout(box, name);
     } catch (err) { status.textContent = String(err.message || err); delete box.dataset.busy; }
@@ -197,7 +197,7 @@ async function renderPause(box, name, route, force) {
   try {
     st = await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/pause");
   } catch (err) {
-    if (err.status === 404 && /^no route/.test(err.message)) { box.replaceChildren(); box.dataset.state = "unsupported"; return; }
+    if (err.status === 404 && /^no route|cannot pause/.test(err.message)) { box.replaceChildren(); box.dataset.state = "unsupported"; return; }
     throw err;
   }
   const status = el("span", {class: "muted pause-status"});
@@ -206,7 +206,7 @@ async function renderPause(box, name, route, force) {
     status.textContent = "…";
     try {
       await api("/api/v1/runbooks/" + encodeURIComponent(name) + "/pause", {
-        method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(req)});
+        method: "POST", headers: jsonHeaders(), body: JSON.stringify(req)});
       delete box.dataset.busy;
       if (location.hash === route) await renderPause(box, name, route, true);
     } catch (err) { status.textContent = String(err.message || err); delete box.dataset.busy; }
@@ -236,6 +236,14 @@ async function renderPause(box, name, route, force) {
       el("label", {}, "until ", until),
       el("label", {}, cancelRunning, " cancel runs in flight"),
       el("button", {class: "pause", onclick: pause}, "Pause"), status)));
+}
+
+// jsonHeaders are a JSON request's headers, naming who acts (the name typed
+// in the header) on a node without tokens.
+function jsonHeaders() {
+  const h = {"Content-Type": "application/json"};
+  if (!token() && who()) h["X-Starbook-User"] = who();
+  return h;
 }
 
 // pauseWords says who paused, why and until when.
