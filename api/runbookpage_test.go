@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -213,5 +214,53 @@ func TestSchedulesRoute(t *testing.T) {
 	}
 	if got.Schedules[0].Pause != nil {
 		t.Errorf("deploy is not paused: %+v", got.Schedules[0].Pause)
+	}
+}
+
+// TestShippedRunbookForm: runbooks/disk_cleanup declares an input schema,
+// so its run form has real fields; the schema refuses a threshold out of
+// range at its pointer, and still takes the input of a cron tick (the
+// runbook's own trigger) and no input at all.
+func TestShippedRunbookForm(t *testing.T) {
+	svc, _, h := startRunbookPage(t)
+	files := map[string]string{}
+	for _, name := range []string{"disk_cleanup.star", "disk_cleanup.schema.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "runbooks", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	if _, err := svc.Apply(context.Background(), files); err != nil {
+		t.Fatal(err)
+	}
+	w := do(t, h, "GET", "/api/v1/runbooks/disk_cleanup/form", "", "")
+	var got api.FormResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &got); w.Code != 200 || err != nil {
+		t.Fatalf("form: %d %s (%v)", w.Code, w.Body, err)
+	}
+	var fields []string
+	for _, f := range got.Form.Fields {
+		fields = append(fields, fmt.Sprintf("%s %s %v", f.Pointer, f.Kind, f.Default))
+	}
+	if want := []string{"/hosts array <nil>", "/threshold integer 85"}; !slices.Equal(sorted(fields), want) || got.Form.Raw {
+		t.Errorf("disk_cleanup's form: %q (raw %v), want %q", fields, got.Form.Raw, want)
+	}
+	for _, tt := range []struct {
+		body    string
+		status  int
+		pointer string
+	}{
+		{`{"input": {"hosts": ["web-1"], "threshold": 120}}`, 400, "/threshold"},
+		{`{"input": {"hosts": ["Web 1"]}}`, 400, "/hosts/0"},
+		{`{"input": {"tick": "2026-01-01T10:17:00Z", "schedule": "17 * * * *", "late": false}}`, 201, ""},
+		{``, 201, ""},
+	} {
+		w := do(t, h, "POST", "/api/v1/runbooks/disk_cleanup/executions", tt.body, "")
+		var body struct{ Pointer string }
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		if w.Code != tt.status || body.Pointer != tt.pointer {
+			t.Errorf("start with %s: %d %s, want %d at %q", tt.body, w.Code, w.Body, tt.status, tt.pointer)
+		}
 	}
 }
