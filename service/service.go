@@ -42,7 +42,7 @@ type Service struct {
 	policies atomic.Pointer[policy.Set] // the stored set, loaded (currentPolicies)
 	// beforeRepin, when set (tests only), runs between an execution's
 	// replay and its re-pin.
-	beforeRepin func(ctx context.Context, id string)
+	beforeRepin  func(ctx context.Context, id string)
 	triggerStore // replays dead letters (pause.go)
 }
 
