@@ -293,9 +293,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-t.C():
 		case <-s.Changed:
-			reload = true
 		}
 		t.Stop()
+		// Read the runbooks again before any tick fires: a pause set a
+		// moment ago must stop it. The index answers from its cache after
+		// one small read.
+		reload = true
 	}
 	return nil
 }
