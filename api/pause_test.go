@@ -131,6 +131,16 @@ func TestPauseAlertsAndManualStarts(t *testing.T) {
 	if list, err := d.cli.Pauses(ctx); err != nil || len(list) != 1 || list[0].Runbook != "crash" {
 		t.Errorf("pauses: %+v, %v", list, err)
 	}
+	resp, err := http.Get(d.url + "/api/v1/runbooks/crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info starbook.RunbookInfo
+	_ = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if info.Pause == nil || info.Pause.By != "alice" || info.Pause.Reason != "db migration" {
+		t.Errorf("GET /api/v1/runbooks/crash: pause %+v", info.Pause)
+	}
 
 	d.alert(t, firing("Crash", "f00dcafe01"))
 	if list, _ := d.cli.Executions(ctx, starbook.Filter{Runbook: "crash"}); len(list) != 0 {
@@ -169,6 +179,22 @@ func TestPauseAlertsAndManualStarts(t *testing.T) {
 		t.Errorf("force=maybe: %d %s", status, body)
 	}
 
+	// A redrive of a failed run of it: 409 too, unless forced.
+	failed, err := d.cli.StartForced(ctx, "crash", json.RawMessage(`{}`), true) // no labels: it fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := d.awaitEnd(t, failed.ID); e.Status != sbruntime.StatusFailed {
+		t.Fatalf("crash without labels: %s", e.Status)
+	}
+	if _, err := d.cli.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromStart}); apiStatus(err) != 409 ||
+		!strings.Contains(err.Error(), "paused by alice") {
+		t.Errorf("redrive while paused: %v, want 409 naming the pause", err)
+	}
+	if _, err := d.cli.Redrive(ctx, failed.ID, starbook.RedriveRequest{From: starbook.RedriveFromStart, Force: true}); err != nil {
+		t.Errorf("forced redrive while paused: %v", err)
+	}
+
 	// Replay while paused: 409, the dead letter stays.
 	if _, err := d.cli.ReplayDeadLetter(ctx, dl.ID, false); apiStatus(err) != 409 || !strings.Contains(err.Error(), "paused") {
 		t.Errorf("replay while paused: %v, want 409", err)
@@ -200,7 +226,7 @@ func TestPauseAlertsAndManualStarts(t *testing.T) {
 	}
 
 	// Audited with who and why.
-	resp, err := http.Get(d.url + "/api/v1/audit")
+	resp, err = http.Get(d.url + "/api/v1/audit")
 	if err != nil {
 		t.Fatal(err)
 	}
