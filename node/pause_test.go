@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -134,5 +135,42 @@ func TestPauseUntilResumesThroughLeader(t *testing.T) {
 	}
 	if _, err := svc.Start(ctx, "report", nil, sbruntime.Trigger{Type: "manual"}); err != nil {
 		t.Errorf("start once resumed: %v", err)
+	}
+}
+
+// TestPauseLetsRunsInFlightGoOn: a run in flight when its runbook and the
+// child it starts are paused goes on, child included (a pause stops what
+// starts runs, not the runs started), while a start by hand is refused.
+func TestPauseLetsRunsInFlightGoOn(t *testing.T) {
+	tn := startTestNode(t, t.TempDir())
+	tn.apply(t, map[string]string{
+		"gated.star": "def main(event):\n    wait_for_signal(\"go\")\n    return run_runbook(\"child\", {\"x\": 2})\n",
+		"child.star": childRunbooks["child.star"],
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := tn.svc.Start(ctx, "gated", nil, sbruntime.Trigger{Type: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitStore(t, tn.svc.Store, "the parent waiting", func() bool {
+		cur, _, err := tn.svc.Execution(ctx, e.ID)
+		return err == nil && cur.Status == sbruntime.StatusWaiting
+	})
+	for _, rb := range []string{"gated", "child", starbook.AllRunbooks} {
+		if _, err := tn.svc.Pause(ctx, rb, starbook.PauseRequest{Paused: true, Reason: "freeze", By: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pe *starbook.PausedError
+	if _, err := tn.svc.Start(ctx, "child", json.RawMessage(`{"x": 1}`), sbruntime.Trigger{Type: "manual"}); !errors.As(err, &pe) {
+		t.Fatalf("manual start of a paused child: %v, want a PausedError", err)
+	}
+	if err := tn.svc.Signal(ctx, e.ID, "go", nil, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	end, err := tn.svc.AwaitEnd(ctx, e.ID)
+	if err != nil || end.Status != sbruntime.StatusCompleted || string(end.Result) != "42" {
+		t.Fatalf("parent in flight: %+v, %v; want it completed with its child's 42", end, err)
 	}
 }
