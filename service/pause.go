@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/starbook/starbook"
@@ -202,7 +201,7 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, id string, r starbook.Re
 	if err != nil {
 		return nil, err
 	}
-	tr := s.triggers()
+	tr := s.replayTriggers()
 	runbooks, err := tr.Index().Runbooks(ctx)
 	if err != nil {
 		return nil, err
@@ -235,20 +234,15 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, id string, r starbook.Re
 	return res, nil
 }
 
-// triggers is the trigger store the service replays dead letters through;
-// its runs are claimed by the node's workers in their create txn.
-func (s *Service) triggers() *cluster.Triggers {
-	s.triggersOnce.Do(func() {
-		s.tr = cluster.NewTriggers(s.Store, s.Now, nil)
+// replayTriggers is the trigger store the service replays dead letters
+// through, made on first use (Node is set after New); its runs are claimed
+// by the node's workers in their create txn, as the hooks' are.
+func (s *Service) replayTriggers() *cluster.Triggers {
+	s.replayOnce.Do(func() {
+		s.replayStore = cluster.NewTriggers(s.Store, s.Now, nil)
 		if r := s.runner(); r != nil {
-			s.tr.RunOn(r)
+			s.replayStore.RunOn(r)
 		}
 	})
-	return s.tr
-}
-
-// triggerStore is the lazily made trigger store of a Service.
-type triggerStore struct {
-	triggersOnce sync.Once
-	tr           *cluster.Triggers
+	return s.replayStore
 }

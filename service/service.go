@@ -42,8 +42,12 @@ type Service struct {
 	policies atomic.Pointer[policy.Set] // the stored set, loaded (currentPolicies)
 	// beforeRepin, when set (tests only), runs between an execution's
 	// replay and its re-pin.
-	beforeRepin  func(ctx context.Context, id string)
-	triggerStore // replays dead letters (pause.go)
+	beforeRepin func(ctx context.Context, id string)
+
+	// replayStore is the trigger store dead letters are replayed through,
+	// made on first use (replayTriggers).
+	replayOnce  sync.Once
+	replayStore *cluster.Triggers
 }
 
 var _ starbook.Service = (*Service)(nil)
