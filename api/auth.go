@@ -45,6 +45,12 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/dead-letters":                             auth.Read,
 	"POST /api/v1/executions/{id}/redrive":                 auth.Run,
 	"POST /api/v1/dead-letters/{id}/ack":                   auth.Cancel,
+	"POST /api/v1/dead-letters/{id}/replay":                auth.Run,
+	"GET /api/v1/pauses":                                   auth.Read,
+	"GET /api/v1/pause":                                    auth.Read,
+	"POST /api/v1/pause":                                   auth.Pause,
+	"GET /api/v1/runbooks/{name}/pause":                    auth.Read,
+	"POST /api/v1/runbooks/{name}/pause":                   auth.Pause,
 }
 
 // RoutePermission returns the permission a request matching pattern (a
