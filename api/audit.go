@@ -40,6 +40,9 @@ var auditActions = map[string]string{
 	"POST /api/v1/executions/{id}/approvals/{position...}": "approval.decide",
 	"POST /api/v1/executions/{id}/redrive":                 "execution.redrive",
 	"POST /api/v1/dead-letters/{id}/ack":                   "deadletter.ack",
+	"POST /api/v1/dead-letters/{id}/replay":                "deadletter.replay",
+	"POST /api/v1/pause":                                   "runbook.pause",
+	"POST /api/v1/runbooks/{name}/pause":                   "runbook.pause",
 	"POST /api/v1/cluster/members":                         "member.add",
 	"DELETE /api/v1/cluster/members/{name}":                "member.remove",
 	"POST /hooks/alertmanager":                             "alertmanager.notify",
@@ -146,7 +149,7 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 	default:
 		if p, ok := principal(r); ok {
 			rec.Actor, rec.Role = p.Name, string(p.Role)
-		} else if u := strings.TrimSpace(r.Header.Get(UserHeader)); u != "" && h.auth == nil {
+		} else if u := strings.TrimSpace(r.Header.Get(UserHeader)); u != "" && !h.authOn() {
 			rec.Actor = u
 		} else {
 			rec.Actor = "anonymous"

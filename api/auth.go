@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -45,6 +47,12 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/dead-letters":                             auth.Read,
 	"POST /api/v1/executions/{id}/redrive":                 auth.Run,
 	"POST /api/v1/dead-letters/{id}/ack":                   auth.Cancel,
+	"POST /api/v1/dead-letters/{id}/replay":                auth.Run,
+	"GET /api/v1/pauses":                                   auth.Read,
+	"GET /api/v1/pause":                                    auth.Read,
+	"POST /api/v1/pause":                                   auth.Pause,
+	"GET /api/v1/runbooks/{name}/pause":                    auth.Read,
+	"POST /api/v1/runbooks/{name}/pause":                   auth.Pause,
 }
 
 // RoutePermission returns the permission a request matching pattern (a
@@ -76,17 +84,43 @@ func WithAuth(a *auth.Authenticator) Option {
 	}
 }
 
+// Sessions authenticates browsers signed in through single sign-on (the
+// sso package): Session returns who r's session cookie names and the CSRF
+// token bound to that session. A request without a session cookie gets an
+// error that is http.ErrNoCookie; a forged, altered or expired cookie any
+// other error.
+type Sessions interface {
+	Session(r *http.Request) (auth.Principal, string, error)
+}
+
+// CSRFHeader carries a session's CSRF token: every mutating request
+// authenticated by a session cookie must send it.
+const CSRFHeader = "X-CSRF-Token"
+
+// WithSessions lets /api/ routes be called with a session cookie as well as
+// a bearer token, and turns authentication on even without any token. A
+// request with an Authorization header is judged by its token alone.
+func WithSessions(s Sessions) Option {
+	return func(h *handler) { h.sessions = s }
+}
+
+// authOn reports whether /api/ routes need a caller.
+func (h *handler) authOn() bool { return h.auth != nil || h.sessions != nil }
+
 // authorize checks r against the route pattern it matched ("" for none): it
 // returns r carrying the caller's principal, or the error to answer.
 func (h *handler) authorize(r *http.Request, pattern string) (*http.Request, error) {
-	if h.auth == nil || !strings.HasPrefix(r.URL.Path, "/api/") {
+	if !h.authOn() || !strings.HasPrefix(r.URL.Path, "/api/") {
 		return r, nil
 	}
-	p, err := h.auth.Request(r)
-	if err != nil {
-		return r, &requestError{status: http.StatusUnauthorized, msg: err.Error()}
+	p, err := h.authenticate(r)
+	if p.Name != "" {
+		// Known even when refused (a missing CSRF token): the audit names them.
+		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 	}
-	r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+	if err != nil {
+		return r, err
+	}
 	if pattern == "" {
 		return r, nil // the mux answers 404 or 405
 	}
@@ -96,6 +130,36 @@ func (h *handler) authorize(r *http.Request, pattern string) (*http.Request, err
 				" (roles that may: " + strings.Join(rolesWith(perm), ", ") + ")"}
 	}
 	return r, nil
+}
+
+// authenticate returns the caller of r: by its bearer token, or else by its
+// session cookie, which on a mutating request must come with the session's
+// CSRF token (X-CSRF-Token): another site can make a browser send the
+// cookie, never the header.
+func (h *handler) authenticate(r *http.Request) (auth.Principal, error) {
+	if h.sessions != nil && r.Header.Get("Authorization") == "" {
+		p, csrf, err := h.sessions.Session(r)
+		switch {
+		case err == nil:
+			if mutating(r) && (r.Header.Get(CSRFHeader) == "" ||
+				subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(csrf)) != 1) {
+				return p, &requestError{status: http.StatusForbidden,
+					msg: "missing or wrong " + CSRFHeader + ": a request signed in by a session cookie must carry the session's CSRF token (GET /auth/session)"}
+			}
+			return p, nil
+		case !errors.Is(err, http.ErrNoCookie):
+			return auth.Principal{}, &requestError{status: http.StatusUnauthorized, msg: err.Error()}
+		}
+	}
+	p, err := h.auth.Request(r) // a nil authenticator knows no token
+	if err != nil {
+		msg := err.Error()
+		if h.sessions != nil && errors.Is(err, auth.ErrNoToken) {
+			msg = "authentication required: sign in at /auth/login, or send Authorization: Bearer <token>"
+		}
+		return auth.Principal{}, &requestError{status: http.StatusUnauthorized, msg: msg}
+	}
+	return p, nil
 }
 
 func rolesWith(p auth.Permission) []string {
@@ -113,14 +177,14 @@ func principal(r *http.Request) (auth.Principal, bool) { return auth.PrincipalFr
 
 // WhoAmI is GET /api/v1/whoami: the caller as the node sees it.
 type WhoAmI struct {
-	Auth        bool              `json:"auth"` // whether the node requires tokens
+	Auth        bool              `json:"auth"` // whether the node requires a token or a session
 	Name        string            `json:"name,omitempty"`
 	Role        auth.Role         `json:"role,omitempty"`
 	Permissions []auth.Permission `json:"permissions,omitempty"`
 }
 
 func (h *handler) whoami(w http.ResponseWriter, r *http.Request) error {
-	out := WhoAmI{Auth: h.auth != nil}
+	out := WhoAmI{Auth: h.authOn()}
 	if p, ok := principal(r); ok {
 		out.Name, out.Role, out.Permissions = p.Name, p.Role, auth.Permissions(p.Role)
 	}

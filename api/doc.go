@@ -36,7 +36,11 @@
 // package auth): 401 without a valid token, 403 with a role that may not.
 // /healthz, /readyz and the hooks (their own authentication) stay open. The
 // token's holder is who starts (the trigger's source), signals and decides;
-// "as" may name someone else only for an admin. Every mutating request is
+// "as" may name someone else only for an admin. With [WithSessions] (the
+// web UI's single sign-on, package sso) a session cookie stands for the
+// token when no Authorization header is sent; a mutating request with it
+// must carry the session's [CSRFHeader] (403 without it), and a forged or
+// expired cookie is a 401. Every mutating request is
 // logged and, when the Service is an [starbook.AuditLog], stored (401s only logged).
 //
 // # Invariants

@@ -66,6 +66,7 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.observeRoutes()
 	h.runbookPageRoutes()
 	h.deadLetterRoutes()
+	h.pauseRoutes()
 	h.usageRoutes()
 	h.policyRoutes()
 	h.snapshotRoutes()
@@ -80,7 +81,8 @@ type handler struct {
 	svc      starbook.Service
 	logger   *slog.Logger
 	mux      *http.ServeMux
-	auth     *auth.Authenticator // nil: the API is open
+	auth     *auth.Authenticator // nil: no tokens (the API is open unless sessions is set)
+	sessions Sessions            // nil: no single sign-on
 	limits   Limits
 	scrubber *sbruntime.Scrubber // scrubs request bodies; nil for none
 	members  Members             // nil unless WithMembers
@@ -262,10 +264,13 @@ func (h *handler) runbooks(w http.ResponseWriter, r *http.Request) error {
 type startRequest struct {
 	Runbook string          `json:"runbook"`
 	Input   json.RawMessage `json:"input,omitempty"`
+	// Force starts it even while its runbook is paused (admin; also ?force=true).
+	Force bool `json:"force,omitempty"`
 }
 
 type startNamedRequest struct {
 	Input json.RawMessage `json:"input,omitempty"`
+	Force bool            `json:"force,omitempty"`
 }
 
 type executionResponse struct {
@@ -284,7 +289,7 @@ func (h *handler) start(w http.ResponseWriter, r *http.Request) error {
 	if err := checkRunbookName(req.Runbook); err != nil {
 		return err
 	}
-	return h.startExecution(w, r, req.Runbook, req.Input)
+	return h.startExecution(w, r, req.Runbook, req.Input, req.Force)
 }
 
 func (h *handler) startNamed(w http.ResponseWriter, r *http.Request) error {
@@ -296,10 +301,20 @@ func (h *handler) startNamed(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
 		return err
 	}
-	return h.startExecution(w, r, r.PathValue("name"), req.Input)
+	return h.startExecution(w, r, r.PathValue("name"), req.Input, req.Force)
 }
 
-func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook string, input json.RawMessage) error {
+// startExecution starts runbook; force (the body's, or ?force=true) starts
+// it past a pause, for a caller that may (auth.Force).
+func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook string, input json.RawMessage, force bool) error {
+	forceQ, err := forceParam(r)
+	if err != nil {
+		return err
+	}
+	force = force || forceQ
+	if err := h.checkForce(r, force); err != nil {
+		return err
+	}
 	// The decoder has checked input's syntax; an explicit null means no input.
 	if bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
 		input = nil
@@ -312,6 +327,10 @@ func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook
 		// The token says who started it, whatever the headers claim: it is
 		// the requester the two-person rule of approvals excludes.
 		trigger.Source = p.Name
+	}
+	if force {
+		trigger.Attrs = map[string]string{starbook.AttrForced: ""} // Start records whose pause it overrode
+		note(r).detail = "forced past a pause"
 	}
 	e, err := h.svc.Start(r.Context(), runbook, input, trigger)
 	if err != nil {

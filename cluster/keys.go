@@ -58,6 +58,8 @@ import (
 //	slo/h/<runbook>/<hour>              the ends of an hour folded: minute rollups of older hours
 //	slo/built                           BuildRollups' progress: the last execution id it counted, or done
 //	policies                            the policy set (files and version), replaced whole by policy apply
+//	secrets/session                     the UI sessions' secret when none is configured: 32 random
+//	                                    bytes, created once if absent, read by every node (sessionsecret.go)
 //	election/                           leader election (etcd's concurrency.Election)
 //	nodes/<node-id>                     a node's registration, bound to its session lease
 //	circuits/<host>                     a host's open or half-open circuit breaker
@@ -85,6 +87,11 @@ import (
 //	                                    value = its id: written in the child's create txn if absent
 //	childends/<child>                   a child's outcome, written in its end txn, until the leader
 //	                                    delivers it to the parent as signal child.<id> (children.go)
+//	pauses/<runbook>                    a runbook's pause (starbook.PauseState), pauses/* every
+//	                                    runbook's: deleted by resume or, once past its until, by
+//	                                    the leader (pauses.go)
+//	dedup/replay/<dead letter>/<runbook> a replayed event's run, created with it in the txn that
+//	                                    deletes the dead letter: a second replay finds it
 //
 // Probe keys (health, watch, compact) are never written: a count-only read of
 // one costs etcd nothing and returns the store's current revision.
@@ -328,6 +335,9 @@ func (k Keys) eventAttempts(id, pos string) []clientv3.Op {
 // or nothing.
 func (k Keys) policies() string { return k.prefix + "policies" }
 
+// sessionSecret is the key of the UI sessions' secret (sessionsecret.go).
+func (k Keys) sessionSecret() string { return k.prefix + "secrets/session" }
+
 // Circuits is the prefix of the shared circuit breaker records.
 func (k Keys) Circuits() string { return k.prefix + "circuits/" }
 
@@ -387,3 +397,15 @@ func (k Keys) child(parent, position string, attempt int) string {
 func (k Keys) children(parent string) string { return k.prefix + "children/" + parent + "/" }
 func (k Keys) childEnds() string             { return k.prefix + "childends/" }
 func (k Keys) childEnd(id string) string     { return k.prefix + "childends/" + id }
+
+// Pauses (pauses.go).
+
+func (k Keys) pause(runbook string) string { return k.prefix + "pauses/" + runbook }
+
+// Pauses is the prefix of the pauses' keys (pauses/<runbook>, pauses/*).
+func (k Keys) Pauses() string { return k.prefix + "pauses/" }
+
+func (k Keys) replayed(deadLetter, runbook string) string {
+	return k.dedup("replay", deadLetter+"/"+runbook)
+}
+func (k Keys) replays(deadLetter string) string { return k.dedup("replay", deadLetter+"/") }

@@ -29,6 +29,7 @@ type securityFlags struct {
 	maxActive      int
 	triggerRate    string
 	defaultPolicy  triggers.Policy // parsed from triggerRate
+	sso            bool            // single sign-on is configured (ssoFlags): authentication is on without tokens
 }
 
 // DefaultMaxActive is the default of --max-active-executions.
@@ -60,6 +61,7 @@ type security struct {
 	etcdTLS   *cluster.EtcdTLS
 	listen    string
 	loopback  bool
+	sso       bool // single sign-on is on
 }
 
 // load reads the token sources, the certificates and the limits, and
@@ -91,7 +93,7 @@ func (f *securityFlags) load(listen string) (*security, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.authFile != "" && !a.Enabled() {
+	if f.authFile != "" && !a.Enabled() && !f.sso {
 		return nil, fmt.Errorf("--auth-file %s holds no token: authentication would be off", f.authFile)
 	}
 	if a.Enabled() {
@@ -103,7 +105,8 @@ func (f *securityFlags) load(listen string) (*security, error) {
 		return nil, fmt.Errorf("--listen %q: %w", listen, err)
 	}
 	s.loopback = isLoopbackHost(host)
-	if !s.loopback && s.auth == nil && !f.insecureNoAuth {
+	s.sso = f.sso
+	if !s.loopback && s.auth == nil && !f.sso && !f.insecureNoAuth {
 		return nil, fmt.Errorf("refusing to serve %s without authentication: anyone who can reach it could run, approve "+
 			"and cancel runbooks. Give --auth-file or %s (see starbook token new), listen on 127.0.0.1, or pass "+
 			"--insecure-no-auth to serve it open anyway", listen, auth.EnvTokens)
@@ -143,14 +146,16 @@ func (f *securityFlags) load(listen string) (*security, error) {
 func (s *security) logStart(logger *slog.Logger) {
 	switch {
 	case s.auth != nil:
-		logger.Info("API authentication on", "tokens", s.auth.Len(), "from", s.authFrom)
+		logger.Info("API authentication on", "tokens", s.auth.Len(), "from", s.authFrom, "single_sign_on", s.sso)
+	case s.sso:
+		logger.Info("API authentication on: single sign-on sessions, no tokens")
 	case s.loopback:
 		logger.Info("API authentication off: listening on loopback only", "listen", s.listen)
 	default:
 		logger.Warn("API authentication off on a non-loopback address (--insecure-no-auth): anyone who can reach it may run, approve and cancel runbooks",
 			"listen", s.listen)
 	}
-	if s.auth != nil && s.serverTLS == nil && !s.loopback {
+	if (s.auth != nil || s.sso) && s.serverTLS == nil && !s.loopback {
 		logger.Warn("tokens travel in clear text: serve HTTPS with --tls-cert and --tls-key, or behind a TLS proxy")
 	}
 }

@@ -31,6 +31,7 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/snapshot"
+	"github.com/starbook/starbook/sso"
 	"github.com/starbook/starbook/ui"
 )
 
@@ -54,6 +55,7 @@ type serveFlags struct {
 	httpLimits    []string // node-wide downstream limits, host=rate,concurrency
 	quota         quotaFlags
 	debug         debugFlags
+	sso           ssoFlags
 }
 
 var serveCmd = func() *cobra.Command {
@@ -94,6 +96,7 @@ var serveCmd = func() *cobra.Command {
 	f.members.register(fl)
 	f.quota.register(fl)
 	f.debug.register(fl)
+	f.sso.register(fl)
 	return cmd
 }()
 
@@ -120,6 +123,10 @@ func serve(ctx context.Context, f serveFlags) error {
 			return fmt.Errorf("--snapshot-dir: %w", err)
 		}
 	}
+	if err := f.sso.check(f.security.authFile); err != nil {
+		return err
+	}
+	f.security.sso = f.sso.enabled()
 	sec, err := f.security.load(f.listen)
 	if err != nil {
 		return err
@@ -246,6 +253,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		})})
 	store.SetActiveLimit(f.security.maxActive)
 	defer metrics.CountRollouts(store)()
+	metrics.ReadPauses(store) // starbook_runbook_paused, on the leader
 	leaderTasks := wireSlack(slack, store, logger)
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),
@@ -301,14 +309,22 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	svc.Node = worker
+	signIn, err := f.sso.relyingParty(ctx, f.security.authFile, sec.serverTLS != nil, scheme, ln.Addr(), store, svc, logger)
+	if err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler())
 	ui.Mount(mux)
+	sso.Mount(mux, signIn)
 	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy, metrics, storage),
 		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)}
 	if members != nil {
 		apiOpts = append(apiOpts, api.WithMembers(members))
+	}
+	if signIn != nil {
+		apiOpts = append(apiOpts, api.WithSessions(signIn))
 	}
 	mux.Handle("/", withSlack(api.NewHandler(svc, logger, apiOpts...), slack))
 	handler.set(tracing.Middleware(mux))

@@ -14,7 +14,7 @@ const module = "github.com/starbook/starbook"
 var aboveRuntime = []string{
 	".", "cluster/...", "node/...", "service/...", "builtins/...", "triggers/...", "api/...", "cmd/...",
 	"enginetest/...", "slackapp/...", "ui/...", "observe/...", "check/...", "runbooktest/...", "bench/...",
-	"policy/...", "snapshot/...",
+	"policy/...", "snapshot/...", "sso/...",
 }
 
 // rules is the layering of this module (DESIGN.md, "Packages"): dependencies
@@ -68,6 +68,10 @@ var rules = []archtest.Rule{
 	{
 		Pkg: "policy/...", Tests: true, Forbid: []string{"cluster/...", "node/...", "service/...", "api/...", "builtins/...", "check/...", "go.etcd.io/..."},
 		Why: "policies are evaluated, not stored, here: policy knows runtime's values and nothing of storage, the loops or the runbooks' built-ins (a policy cannot make an effect); service and node feed it",
+	},
+	{
+		Pkg: "sso/...", Forbid: []string{"cluster/...", "node/...", "service/...", "api/...", "ui/...", "slackapp/...", "builtins/...", "go.etcd.io/..."},
+		Why: "single sign-on has one job, the OpenID Connect relying party: it knows the auth file and the audit record, not storage or the API; serve hands it its secret and the API asks it through api.Sessions (its tests may run a node)",
 	},
 	{
 		Pkg: ".", Forbid: []string{"..."}, Except: []string{"runtime/..."},

@@ -31,18 +31,32 @@ function token() {
   return localStorage.getItem("starbook.token") || "";
 }
 
-function authHeaders(headers) {
+// The single sign-on session (GET /auth/session): {sso, name, role, csrf}.
+// Signed in, the session cookie goes with every call by itself, and a
+// mutating call carries the session's CSRF token.
+let session = {sso: false};
+
+// knownCaller says whether the node knows who calls (a token or a
+// session), so that no name need be typed in.
+function knownCaller() {
+  return !!token() || !!session.name;
+}
+
+function authHeaders(headers, method) {
   const h = Object.assign({"Accept": "application/json"}, headers || {});
-  if (token()) h["Authorization"] = "Bearer " + token();
+  if (session.name) {
+    if (!["GET", "HEAD", "OPTIONS"].includes((method || "GET").toUpperCase())) h["X-CSRF-Token"] = session.csrf;
+  } else if (token()) h["Authorization"] = "Bearer " + token();
   return h;
 }
 
 async function api(path, opts) {
   opts = Object.assign({}, opts);
-  opts.headers = authHeaders(opts.headers);
+  opts.headers = authHeaders(opts.headers, opts.method);
   const res = await fetch(path, opts);
   let body = null;
   try { body = await res.json(); } catch (_) { body = null; }
+  if (res.status === 401 && session.sso) signIn(); // the session ended: offer to sign in again
   if (!res.ok) throw Object.assign(new Error((body && body.error) || (res.status + " " + res.statusText)), {status: res.status, body});
   return body;
 }
@@ -354,8 +368,8 @@ function approvalCard(a, after) {
   const status = el("span", {class: "muted"});
   const decide = decision => async () => {
     // With a token the node knows who decides; "as" is for nodes without auth.
-    const as = token() ? "" : who();
-    if (!as && !token()) { status.textContent = "Enter your name (top right) first."; document.getElementById("who").focus(); return; }
+    const as = knownCaller() ? "" : who();
+    if (!as && !knownCaller()) { status.textContent = "Enter your name (top right) first."; document.getElementById("who").focus(); return; }
     status.textContent = "…";
     try {
       const req = {decision, comment: comment.value};
@@ -531,7 +545,7 @@ function deadLettersPage(route) {
     const status = el("span", {class: "muted dl-status"});
     const headers = () => {
       const h = {"Content-Type": "application/json"};
-      if (!token() && who()) h["X-Starbook-User"] = who();
+      if (!knownCaller() && who()) h["X-Starbook-User"] = who();
       return h;
     };
     const act = (path, req, done) => async () => {
@@ -599,11 +613,14 @@ const whoInput = document.getElementById("who");
 whoInput.value = localStorage.getItem("starbook.who") || "";
 whoInput.addEventListener("change", () => localStorage.setItem("starbook.who", whoInput.value.trim()));
 
-// Sign-in: a token typed in the header is kept in localStorage; whoami says
-// whose it is (and whether the node wants one at all).
+// Sign-in: with single sign-on, the identity provider (GET /auth/session
+// says whether the node has it); otherwise a token typed in the header,
+// kept in localStorage; whoami says whose it is (and whether the node wants
+// one at all).
 const tokenInput = document.getElementById("token");
 async function signIn() {
   const shown = document.getElementById("signed-in");
+  if (await signInWithSSO(shown)) return;
   try {
     const me = await api("/api/v1/whoami");
     document.querySelector("label.token").hidden = !me.auth;
@@ -614,6 +631,31 @@ async function signIn() {
     document.getElementById("who-label").hidden = true;
     shown.textContent = token() ? "token refused" : "sign in with a token";
   }
+}
+async function signInWithSSO(shown) {
+  try {
+    const res = await fetch("/auth/session", {headers: {"Accept": "application/json"}, cache: "no-store"});
+    session = res.ok ? await res.json() : {sso: false};
+  } catch (_) { session = {sso: false}; }
+  const box = document.getElementById("sso");
+  document.querySelector("header").classList.toggle("sso-on", !!session.sso);
+  box.hidden = !session.sso;
+  if (!session.sso) { box.replaceChildren(); return false; }
+  document.querySelector("label.token").hidden = true;
+  document.getElementById("who-label").hidden = true;
+  if (session.name) {
+    shown.textContent = "signed in as " + session.name + " (" + session.role + ")";
+    box.replaceChildren(el("form", {class: "sso-out", method: "post", action: "/auth/logout"},
+      el("input", {type: "hidden", name: "csrf", value: session.csrf}),
+      el("button", {type: "submit", id: "sign-out"}, "Sign out")));
+  } else {
+    shown.textContent = session.error || "";
+    const link = el("a", {id: "sign-in", href: "/auth/login"}, "Sign in");
+    // Come back to the page shown when the link is followed.
+    link.addEventListener("click", () => { link.href = "/auth/login?next=" + encodeURIComponent(location.pathname + location.hash); });
+    box.replaceChildren(link);
+  }
+  return true;
 }
 tokenInput.addEventListener("change", () => {
   const v = tokenInput.value.trim();

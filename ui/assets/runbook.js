@@ -242,7 +242,7 @@ async function renderPause(box, name, route, force) {
 // in the header) on a node without tokens.
 function jsonHeaders() {
   const h = {"Content-Type": "application/json"};
-  if (!token() && who()) h["X-Starbook-User"] = who();
+  if (!knownCaller() && who()) h["X-Starbook-User"] = who();
   return h;
 }
 
