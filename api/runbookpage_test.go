@@ -215,6 +215,30 @@ func TestSchedulesRoute(t *testing.T) {
 	if got.Schedules[0].Pause != nil {
 		t.Errorf("deploy is not paused: %+v", got.Schedules[0].Pause)
 	}
+
+	// A paused runbook's schedule says by whom; the pause of every runbook
+	// shows on each, as "all".
+	if _, err := svc.Pause(ctx, "nightly", starbook.PauseRequest{Paused: true, Reason: "db migration", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	pauses := func() []*starbook.PauseState {
+		t.Helper()
+		var got api.SchedulesResponse
+		w := do(t, h, "GET", "/api/v1/schedules", "", "")
+		if err := json.Unmarshal(w.Body.Bytes(), &got); w.Code != 200 || err != nil || len(got.Schedules) != 2 {
+			t.Fatalf("GET schedules: %d %s (%v)", w.Code, w.Body, err)
+		}
+		return []*starbook.PauseState{got.Schedules[0].Pause, got.Schedules[1].Pause}
+	}
+	if p := pauses(); p[0] != nil || p[1] == nil || p[1].By != "alice" || p[1].Reason != "db migration" || p[1].All {
+		t.Errorf("nightly paused: pauses %+v, %+v", p[0], p[1])
+	}
+	if _, err := svc.Pause(ctx, starbook.AllRunbooks, starbook.PauseRequest{Paused: true, Reason: "freeze", By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := pauses(); p[0] == nil || !p[0].All || p[0].By != "bob" || p[0].Runbook != "deploy" || p[1] == nil || p[1].By != "alice" {
+		t.Errorf("all paused: pauses %+v, %+v", p[0], p[1])
+	}
 }
 
 // TestShippedRunbookForm: runbooks/disk_cleanup declares an input schema,
