@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/starbook/starbook"
-	"github.com/starbook/starbook/cluster"
 )
 
 var _ starbook.ScheduleService = (*Service)(nil)
@@ -15,7 +14,9 @@ var _ starbook.ScheduleService = (*Service)(nil)
 // Schedules lists the cron triggers of every runbook's current version with
 // their next tick after now and the runbook's last fired tick.
 func (s *Service) Schedules(ctx context.Context, now time.Time) ([]starbook.Schedule, error) {
-	ts := cluster.NewTriggers(s.Store, s.Now, nil)
+	// The service's trigger store: its index keeps the declarations between
+	// calls and reads only the runbooks changed since.
+	ts := s.replayTriggers()
 	runbooks, err := ts.Index().Runbooks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
