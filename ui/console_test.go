@@ -380,3 +380,35 @@ func TestUIAuditEntryForAdminsOnly(t *testing.T) {
 	b.click(`#nav-audit`)
 	b.do("the audit log", chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 }
+
+// TestUIRolloutPromote: a runbook's page shows its active canary rollout;
+// Promote (after a confirm) makes the canary current and the card goes.
+func TestUIRolloutPromote(t *testing.T) {
+	svc, base := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := svc.Apply(ctx, map[string]string{"greet.star": "def main(event):\n    return \"hello\"\n"}); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := svc.ApplyCanary(ctx, map[string]string{"greet.star": "def main(event):\n    return \"hi\"\n"},
+		starbook.CanarySpec{Percent: 10, Runs: 20, MaxFailureRate: 0.05}, "carol")
+	if err != nil || len(vs) != 1 || vs[0].Rollout == nil {
+		t.Fatalf("canary: %+v, %v", vs, err)
+	}
+	b := browse(ctx, t, 1280, 900)
+	b.do("open the runbook", chromedp.Navigate(base+"/ui/#/runbooks/greet"),
+		chromedp.WaitVisible(chromedp.CSS(`#rollout .card.rollout button.promote`)))
+	if got := b.text("#rollout"); !strings.Contains(got, vs[0].Version) || !strings.Contains(got, "10% of new runs") || !strings.Contains(got, "carol") {
+		t.Errorf("rollout card = %q", got)
+	}
+	evalIn[bool](b, `window.confirm = () => true, true`)
+	b.click(`#rollout button.promote`)
+	b.waitFor("the card goes", `document.querySelector("#rollout").childElementCount === 0`)
+	r, err := svc.Rollout(ctx, "greet")
+	if err != nil || r.State != starbook.RolloutPromoted {
+		t.Fatalf("after Promote: %+v, %v", r, err)
+	}
+	if info, err := svc.Runbook(ctx, "greet"); err != nil || info.Current != vs[0].Version {
+		t.Errorf("current = %+v (%v), want the canary %s", info, err, vs[0].Version)
+	}
+}
