@@ -22,11 +22,12 @@ const (
 	ReasonRefused            = "refused"             // a trigger event a schema or a budget refused
 	ReasonOverflow           = "overflow"            // a coalesced alert its group's run had no room for
 	ReasonStorage            = "storage"             // a trigger event refused while the store was full (package quota)
+	// ReasonPaused (pause.go): a trigger event that came while its runbook was paused.
 )
 
 // DeadLetterReasons lists every reason, executions' first.
 var DeadLetterReasons = []string{ReasonFailed, ReasonStuck, ReasonCompensationFailed, ReasonDropped,
-	ReasonBudget, ReasonNoRunbook, ReasonRefused, ReasonOverflow, ReasonStorage}
+	ReasonBudget, ReasonNoRunbook, ReasonRefused, ReasonOverflow, ReasonStorage, ReasonPaused}
 
 // Dead-letter kinds.
 const (
@@ -148,7 +149,9 @@ type RedriveRequest struct {
 	From    string `json:"from,omitempty"`    // failed (default) or start
 	Version string `json:"version,omitempty"` // pinned (default) or current
 	DryRun  bool   `json:"dry_run,omitempty"` // check and say what would happen; store nothing
-	By      string `json:"-"`                 // who asks (the token's holder or the user header)
+	// Force runs it even while its runbook is paused (admin only).
+	Force bool   `json:"force,omitempty"`
+	By    string `json:"-"` // who asks (the token's holder or the user header)
 }
 
 // RedriveResult says what a redrive did (or, dry, would do).

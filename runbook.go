@@ -19,6 +19,8 @@ type RunbookVersion struct {
 	// version; nil for a plain apply (or a runbook that had no current
 	// version to be a canary of).
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Pause is the runbook's pause while it is paused (listings only).
+	Pause *PauseState `json:"pause,omitempty"`
 }
 
 // RunbookInfo is a runbook and its stored versions, newest first.
@@ -26,6 +28,8 @@ type RunbookInfo struct {
 	Name     string               `json:"name"`
 	Current  string               `json:"current"`
 	Versions []RunbookVersionInfo `json:"versions"`
+	// Pause is the runbook's pause while it is paused.
+	Pause *PauseState `json:"pause,omitempty"`
 }
 
 // RunbookVersionInfo describes one stored version.

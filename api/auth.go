@@ -21,6 +21,8 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/runbooks":                                 auth.Read,
 	"GET /api/v1/runbooks/{name}":                          auth.Read,
 	"GET /api/v1/runbooks/{name}/versions/{version}":       auth.Read,
+	"GET /api/v1/runbooks/{name}/form":                     auth.Read,
+	"GET /api/v1/schedules":                                auth.Read,
 	"GET /api/v1/executions":                               auth.Read,
 	"GET /api/v1/executions/{id}":                          auth.Read,
 	"GET /api/v1/executions/{id}/logs":                     auth.Read,
@@ -45,6 +47,12 @@ var routePermissions = map[string]auth.Permission{
 	"GET /api/v1/dead-letters":                             auth.Read,
 	"POST /api/v1/executions/{id}/redrive":                 auth.Run,
 	"POST /api/v1/dead-letters/{id}/ack":                   auth.Cancel,
+	"POST /api/v1/dead-letters/{id}/replay":                auth.Run,
+	"GET /api/v1/pauses":                                   auth.Read,
+	"GET /api/v1/pause":                                    auth.Read,
+	"POST /api/v1/pause":                                   auth.Pause,
+	"GET /api/v1/runbooks/{name}/pause":                    auth.Read,
+	"POST /api/v1/runbooks/{name}/pause":                   auth.Pause,
 }
 
 // RoutePermission returns the permission a request matching pattern (a

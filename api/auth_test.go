@@ -89,6 +89,12 @@ var routes = []struct {
 	{"GET", "/api/v1/dead-letters", "", auth.Read},
 	{"POST", "/api/v1/dead-letters/e1/ack", `{"comment": "seen"}`, auth.Cancel},
 	{"POST", "/api/v1/executions/e1/redrive", `{"from": "start"}`, auth.Run},
+	{"GET", "/api/v1/pauses", "", auth.Read},
+	{"GET", "/api/v1/pause", "", auth.Read},
+	{"POST", "/api/v1/pause", `{"paused": true}`, auth.Pause},
+	{"GET", "/api/v1/runbooks/a/pause", "", auth.Read},
+	{"POST", "/api/v1/runbooks/a/pause", `{"paused": true, "reason": "freeze"}`, auth.Pause},
+	{"POST", "/api/v1/dead-letters/e1/replay", ``, auth.Run},
 }
 
 func do(t *testing.T, h http.Handler, method, path, body, token string, hdr ...string) *httptest.ResponseRecorder {
@@ -163,6 +169,8 @@ func patternOf(path string) string {
 		{"/api/v1/executions/e1/approve", "/api/v1/executions/{id}/approve"},
 		{"/api/v1/executions/e1/redrive", "/api/v1/executions/{id}/redrive"},
 		{"/api/v1/dead-letters/e1/ack", "/api/v1/dead-letters/{id}/ack"},
+		{"/api/v1/dead-letters/e1/replay", "/api/v1/dead-letters/{id}/replay"},
+		{"/api/v1/runbooks/a/pause", "/api/v1/runbooks/{name}/pause"},
 		{"/api/v1/executions/e1", "/api/v1/executions/{id}"},
 		{"/api/v1/runbooks/a/executions", "/api/v1/runbooks/{name}/executions"},
 	} {
@@ -171,6 +179,27 @@ func patternOf(path string) string {
 		}
 	}
 	return path
+}
+
+// TestForceNeedsAdmin: a start, a redrive or a replay forced past a pause
+// needs auth.Force (admin): an operator, who may run, pause and start, gets
+// 403 naming it, and the service is never reached.
+func TestForceNeedsAdmin(t *testing.T) {
+	h := api.NewHandler(reachable(), nil, api.WithAuth(testAuth(t)))
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/executions", `{"runbook": "a", "force": true}`},
+		{"/api/v1/runbooks/a/executions?force=true", ``},
+		{"/api/v1/runbooks/a/executions", `{"force": true}`},
+		{"/api/v1/executions/e1/redrive", `{"from": "start", "force": true}`},
+		{"/api/v1/dead-letters/e1/replay?force=1", ``},
+	} {
+		if w := do(t, h, "POST", c.path, c.body, roleTokens[auth.Operator]); w.Code != 403 || !strings.Contains(w.Body.String(), "force") {
+			t.Errorf("POST %s %s as operator: %d %s, want 403 about force", c.path, c.body, w.Code, w.Body)
+		}
+		if w := do(t, h, "POST", c.path, c.body, roleTokens[auth.Admin]); w.Code != 404 {
+			t.Errorf("POST %s %s as admin: %d %s, want through (the fake's 404)", c.path, c.body, w.Code, w.Body)
+		}
+	}
 }
 
 func TestRoutePermissionDefaults(t *testing.T) {

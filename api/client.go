@@ -59,9 +59,15 @@ func (c *Client) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, error
 // Start creates an execution of runbook with input (nil for none), recorded as
 // triggered manually by c.User. The execution is durable when Start returns.
 func (c *Client) Start(ctx context.Context, runbook string, input json.RawMessage) (*sbruntime.Execution, error) {
+	return c.StartForced(ctx, runbook, input, false)
+}
+
+// StartForced is Start that, with force, starts the runbook even while it
+// is paused (the node allows it to admins only).
+func (c *Client) StartForced(ctx context.Context, runbook string, input json.RawMessage, force bool) (*sbruntime.Execution, error) {
 	var resp executionResponse
 	hdr := http.Header{TriggerHeader: {"manual"}, UserHeader: {c.User}}
-	err := c.do(ctx, http.MethodPost, "/api/v1/executions", hdr, startRequest{Runbook: runbook, Input: input}, &resp)
+	err := c.do(ctx, http.MethodPost, "/api/v1/executions", hdr, startRequest{Runbook: runbook, Input: input, Force: force}, &resp)
 	return resp.Execution, err
 }
 

@@ -136,13 +136,16 @@ func (h *handler) redrive(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
 		return err
 	}
-	req.By = strings.TrimSpace(r.Header.Get(UserHeader))
-	if p, ok := principal(r); ok {
-		req.By = p.Name // the token says who, whatever the header claims
+	if err := h.checkForce(r, req.Force && !req.DryRun); err != nil {
+		return err
 	}
+	req.By = requester(r)
 	n := note(r)
 	n.detail = fmt.Sprintf("from %s, version %s", orDefault(req.From, starbook.RedriveFromFailed),
 		orDefault(req.Version, starbook.RedriveVersionPin))
+	if req.Force {
+		n.detail += ", forced past a pause"
+	}
 	if req.DryRun {
 		n.detail += ", dry run"
 	}

@@ -8,7 +8,10 @@
 //	POST /api/v1/runbooks                      {"files":{name:source}} -> {"runbooks":[...]}
 //	GET  /api/v1/runbooks                      {"runbooks":[...]}
 //	POST /api/v1/executions                    {"runbook":name,"input":any} -> 201 {"execution":{...}}
-//	POST /api/v1/runbooks/{name}/executions    {"input":any} -> 201 {"execution":{...}}
+//	POST /api/v1/runbooks/{name}/executions    {"input":any} -> 201 {"execution":{...}}; 400 {"error","pointer"} when the input schema refuses it
+//	GET  /api/v1/runbooks/{name}?fires=N       {"name","current","versions",...,"description","files","input_schema","triggers_in_words","schedules"}
+//	GET  /api/v1/runbooks/{name}/form          {"runbook","version","form":{"fields":[...],"raw","open"},"schema"} (schema.FormOf)
+//	GET  /api/v1/schedules                     {"at","schedules":[{"runbook","spec","zone","words","next","last_tick","pause"}]}
 //	GET  /api/v1/executions?status=&runbook=&limit=&after=  {"executions":[newest first],"next":id}
 //	GET  /api/v1/executions/{id}?wait=DURATION {"execution":{...},"history":[...],"usage":{...}}
 //	POST /api/v1/executions/{id}/cancel        {"execution":{...}}

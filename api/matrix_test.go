@@ -98,6 +98,9 @@ def main(event):
 		"POST /api/v1/runbooks/{name}/rollout/promote":         `{}`,
 		"POST /api/v1/runbooks/{name}/rollout/abort":           `{}`,
 		"POST /api/v1/store/free":                              `{}`,
+		"POST /api/v1/pause":                                   `{"paused": true, "reason": "freeze"}`,
+		"POST /api/v1/runbooks/{name}/pause":                   `{"paused": true, "reason": "freeze"}`,
+		"POST /api/v1/dead-letters/{id}/replay":                `{}`,
 	}
 	// A wrong-typed body per route: the right JSON shape, the wrong types.
 	wrongTypes := map[string]string{
@@ -116,6 +119,9 @@ def main(event):
 		"POST /api/v1/runbooks/{name}/rollout/promote":         `"now"`,
 		"POST /api/v1/runbooks/{name}/rollout/abort":           `"now"`,
 		"POST /api/v1/store/free":                              `{"now": true}`,
+		"POST /api/v1/pause":                                   `{"paused": "yes"}`,
+		"POST /api/v1/runbooks/{name}/pause":                   `{"paused": true, "until": "in two hours"}`,
+		"POST /api/v1/dead-letters/{id}/replay":                `{"force": "yes"}`,
 	}
 	bigBody := func(pattern string) []byte {
 		n := matrixLimits.Body
@@ -210,6 +216,8 @@ def main(event):
 		{"/api/v1/runbooks/hello/versions/0123456789ab", "unknown version"},
 		{"/api/v1/../../etc/passwd", "traversal out of the API"},
 		{"/api/v1//executions", "empty segment"},
+		{"/api/v1/runbooks/nope/pause", "pause of an unknown runbook"},
+		{"/api/v1/runbooks/UPPER/pause", "pause of an invalid runbook name"},
 	} {
 		cases = append(cases, request{q.what, http.MethodGet, q.path, nil})
 	}

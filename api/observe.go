@@ -117,15 +117,6 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *handler) runbook(w http.ResponseWriter, r *http.Request) error {
-	info, err := h.svc.(starbook.RunbookService).Runbook(r.Context(), r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, info)
-	return nil
-}
-
 func (h *handler) runbookVersion(w http.ResponseWriter, r *http.Request) error {
 	b, created, err := h.svc.(starbook.RunbookService).RunbookVersion(r.Context(), r.PathValue("name"), r.PathValue("version"))
 	if err != nil {

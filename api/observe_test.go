@@ -54,10 +54,10 @@ func (o *observed) Runbook(_ context.Context, name string) (*starbook.RunbookInf
 }
 
 func (o *observed) RunbookVersion(_ context.Context, name, version string) (*sbruntime.Bundle, time.Time, error) {
-	if version != "v1" {
+	if version != "v1" && version != "v2" {
 		return nil, time.Time{}, errNotFound
 	}
-	return &sbruntime.Bundle{Name: name, Version: "v1", Main: name + ".star", Files: map[string]string{name + ".star": "def main(event):\n    pass\n"}}, t0, nil
+	return &sbruntime.Bundle{Name: name, Version: version, Main: name + ".star", Files: map[string]string{name + ".star": "def main(event):\n    pass\n"}}, t0, nil
 }
 
 func (o *observed) ExecutionWaits(context.Context, string) ([]*sbruntime.Wait, error) {

@@ -64,7 +64,9 @@ func NewHandler(svc starbook.Service, logger *slog.Logger, opts ...Option) http.
 	h.route("GET /api/v1/slo", h.slo)
 	h.rolloutRoutes()
 	h.observeRoutes()
+	h.runbookPageRoutes()
 	h.deadLetterRoutes()
+	h.pauseRoutes()
 	h.usageRoutes()
 	h.policyRoutes()
 	h.snapshotRoutes()
@@ -262,10 +264,13 @@ func (h *handler) runbooks(w http.ResponseWriter, r *http.Request) error {
 type startRequest struct {
 	Runbook string          `json:"runbook"`
 	Input   json.RawMessage `json:"input,omitempty"`
+	// Force starts it even while its runbook is paused (admin; also ?force=true).
+	Force bool `json:"force,omitempty"`
 }
 
 type startNamedRequest struct {
 	Input json.RawMessage `json:"input,omitempty"`
+	Force bool            `json:"force,omitempty"`
 }
 
 type executionResponse struct {
@@ -284,7 +289,7 @@ func (h *handler) start(w http.ResponseWriter, r *http.Request) error {
 	if err := checkRunbookName(req.Runbook); err != nil {
 		return err
 	}
-	return h.startExecution(w, r, req.Runbook, req.Input)
+	return h.startExecution(w, r, req.Runbook, req.Input, req.Force)
 }
 
 func (h *handler) startNamed(w http.ResponseWriter, r *http.Request) error {
@@ -296,10 +301,20 @@ func (h *handler) startNamed(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decodeBody(w, r, h.limits.Body, &req, true); err != nil {
 		return err
 	}
-	return h.startExecution(w, r, r.PathValue("name"), req.Input)
+	return h.startExecution(w, r, r.PathValue("name"), req.Input, req.Force)
 }
 
-func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook string, input json.RawMessage) error {
+// startExecution starts runbook; force (the body's, or ?force=true) starts
+// it past a pause, for a caller that may (auth.Force).
+func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook string, input json.RawMessage, force bool) error {
+	forceQ, err := forceParam(r)
+	if err != nil {
+		return err
+	}
+	force = force || forceQ
+	if err := h.checkForce(r, force); err != nil {
+		return err
+	}
 	// The decoder has checked input's syntax; an explicit null means no input.
 	if bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
 		input = nil
@@ -312,6 +327,10 @@ func (h *handler) startExecution(w http.ResponseWriter, r *http.Request, runbook
 		// The token says who started it, whatever the headers claim: it is
 		// the requester the two-person rule of approvals excludes.
 		trigger.Source = p.Name
+	}
+	if force {
+		trigger.Attrs = map[string]string{starbook.AttrForced: ""} // Start records whose pause it overrode
+		note(r).detail = "forced past a pause"
 	}
 	e, err := h.svc.Start(r.Context(), runbook, input, trigger)
 	if err != nil {
@@ -442,7 +461,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &re):
 		writeError(w, re.status, re.msg)
 	case errors.As(err, &ie):
-		writeError(w, http.StatusBadRequest, ie.Error())
+		// The pointer names the field a form shows the refusal at.
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: ie.Error(), Pointer: ie.Pointer})
 	case errors.As(err, &le):
 		writeError(w, http.StatusTooManyRequests, le.Error())
 	case errors.Is(err, sbruntime.ErrStorageFull):
@@ -547,6 +567,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 type errorResponse struct {
 	Error string `json:"error"`
+	// Pointer is the JSON pointer of the input value a runbook's input
+	// schema refused ("/replicas"), on a 400 for a start.
+	Pointer string `json:"pointer,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

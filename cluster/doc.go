@@ -42,6 +42,11 @@
 //   - redrive.go, migrate.go: moving executions between attempts and
 //     versions; a re-pin onto a new version ([Store.Repin]) is fenced on
 //     everything its replay read, and never touches an owned execution.
+//   - pauses.go: runbooks' pauses ([Store.PutPause], [Store.PauseOf]),
+//     each written with its audit record; the trigger index reads them with
+//     the runbooks, the leader resumes those past their until
+//     ([Store.ResumeDue]); a trigger event's dead letter replayed once
+//     ([Triggers.Replay]).
 //
 // # Invariants
 //

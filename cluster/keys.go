@@ -87,6 +87,11 @@ import (
 //	                                    value = its id: written in the child's create txn if absent
 //	childends/<child>                   a child's outcome, written in its end txn, until the leader
 //	                                    delivers it to the parent as signal child.<id> (children.go)
+//	pauses/<runbook>                    a runbook's pause (starbook.PauseState), pauses/* every
+//	                                    runbook's: deleted by resume or, once past its until, by
+//	                                    the leader (pauses.go)
+//	dedup/replay/<dead letter>/<runbook> a replayed event's run, created with it in the txn that
+//	                                    deletes the dead letter: a second replay finds it
 //
 // Probe keys (health, watch, compact) are never written: a count-only read of
 // one costs etcd nothing and returns the store's current revision.
@@ -392,3 +397,15 @@ func (k Keys) child(parent, position string, attempt int) string {
 func (k Keys) children(parent string) string { return k.prefix + "children/" + parent + "/" }
 func (k Keys) childEnds() string             { return k.prefix + "childends/" }
 func (k Keys) childEnd(id string) string     { return k.prefix + "childends/" + id }
+
+// Pauses (pauses.go).
+
+func (k Keys) pause(runbook string) string { return k.prefix + "pauses/" + runbook }
+
+// Pauses is the prefix of the pauses' keys (pauses/<runbook>, pauses/*).
+func (k Keys) Pauses() string { return k.prefix + "pauses/" }
+
+func (k Keys) replayed(deadLetter, runbook string) string {
+	return k.dedup("replay", deadLetter+"/"+runbook)
+}
+func (k Keys) replays(deadLetter string) string { return k.dedup("replay", deadLetter+"/") }

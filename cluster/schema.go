@@ -74,7 +74,7 @@ func (s *Store) ValidateInput(ctx context.Context, runbook, version string, inpu
 func inputError(runbook string, err error) error {
 	var se *schema.Error
 	if errors.As(err, &se) {
-		return &sbruntime.InputError{Msg: fmt.Sprintf("runbook %s refuses its %s", runbook, se)}
+		return &sbruntime.InputError{Msg: fmt.Sprintf("runbook %s refuses its %s", runbook, se), Pointer: se.Pointer}
 	}
 	if err != nil {
 		return &sbruntime.InputError{Msg: err.Error()}

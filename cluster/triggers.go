@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/starbook/starbook"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/triggers"
 )
@@ -97,7 +98,7 @@ func NewTriggers(s *Store, now func() time.Time, logger *slog.Logger) *Triggers 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Triggers{s: s, now: now, log: logger, entropy: ulid.Monotonic(rand.Reader, 0)}
-	t.index = &triggerIndex{s: s, log: logger, runbooks: map[string]triggers.Runbook{}}
+	t.index = &triggerIndex{s: s, log: logger, now: now, runbooks: map[string]triggers.Runbook{}}
 	t.leases.m = map[time.Duration]leaseEntry{}
 	return t
 }
@@ -870,10 +871,13 @@ func (t *Triggers) SkipTo(ctx context.Context, runbook string, at time.Time) err
 
 // triggerIndex caches the declarations of every runbook's current version.
 // Each call first asks etcd which runbook keys changed since the revision it
-// reflects (one small read), so an apply that completed is always seen.
+// reflects, and reads the pauses (pauses/ holds one key per paused runbook,
+// usually none), in one small txn, so an apply or a pause that completed is
+// always seen.
 type triggerIndex struct {
 	s   *Store
 	log *slog.Logger
+	now func() time.Time
 
 	mu       sync.Mutex
 	rev      int64 // store revision the cache reflects; 0 before the first load
@@ -890,9 +894,14 @@ func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error)
 	if x.rev > 0 {
 		opts = append(opts, clientv3.WithMinModRev(x.rev+1))
 	}
-	resp, err := x.s.cli.Get(ctx, k.Runbooks(), opts...)
+	tx, err := x.s.cli.Txn(ctx).Then(clientv3.OpGet(k.Runbooks(), opts...), clientv3.OpGet(k.Pauses(), clientv3.WithPrefix())).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("list runbooks: %w", err)
+	}
+	resp := tx.Responses[0].GetResponseRange()
+	pauses, err := decodePauses(tx.Responses[1].GetResponseRange().Kvs)
+	if err != nil {
+		return nil, err
 	}
 	changed := false
 	for _, kv := range resp.Kvs {
@@ -926,7 +935,7 @@ func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error)
 		}
 		x.runbooks[name] = rb
 	}
-	x.rev = resp.Header.Revision
+	x.rev = tx.Header.Revision
 	if changed || x.list == nil {
 		x.list = make([]triggers.Runbook, 0, len(x.runbooks))
 		for _, rb := range x.runbooks {
@@ -934,5 +943,24 @@ func (x *triggerIndex) Runbooks(ctx context.Context) ([]triggers.Runbook, error)
 		}
 		slices.SortFunc(x.list, func(a, b triggers.Runbook) int { return strings.Compare(a.Name, b.Name) })
 	}
-	return x.list, nil
+	return withPauses(x.list, pauses, x.now()), nil
+}
+
+// withPauses returns list with each runbook's active pause set: list itself
+// when none is paused, else a copy (list is the shared cache).
+func withPauses(list []triggers.Runbook, pauses []starbook.PauseState, now time.Time) []triggers.Runbook {
+	active := false
+	for i := range pauses {
+		active = active || pauses[i].Active(now)
+	}
+	if !active {
+		return list
+	}
+	out := slices.Clone(list)
+	for i := range out {
+		if p := EffectivePause(out[i].Name, pauses, now); p.Paused {
+			out[i].Pause = p
+		}
+	}
+	return out
 }

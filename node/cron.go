@@ -21,6 +21,7 @@ func (n *Node) runTriggers(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.runCron(ctx, tr) })
 	wg.Go(func() { n.runQueues(ctx, tr) })
+	wg.Go(func() { n.runPauses(ctx) })
 	wg.Wait()
 }
 
@@ -37,7 +38,8 @@ type nowClock struct{ now func() time.Time }
 func (c nowClock) Now() time.Time                          { return c.now() }
 func (c nowClock) NewTimer(d time.Duration) triggers.Timer { return triggers.RealClock{}.NewTimer(d) }
 
-// runCron runs the cron scheduler, reloading runbooks when any is applied.
+// runCron runs the cron scheduler, reloading runbooks when any is applied,
+// paused or resumed; a paused runbook's ticks are kept as dead letters.
 func (n *Node) runCron(ctx context.Context, tr *cluster.Triggers) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -45,14 +47,15 @@ func (n *Node) runCron(ctx context.Context, tr *cluster.Triggers) {
 	defer cancel()
 	changed := make(chan struct{}, 1)
 	wg.Go(func() {
-		n.watchKeys(ctx, []string{n.store.Keys().Runbooks()}, func([]*clientv3.Event) {
+		n.watchKeys(ctx, []string{n.store.Keys().Runbooks(), n.store.Keys().Pauses()}, func([]*clientv3.Event) {
 			select {
 			case changed <- struct{}{}:
 			default:
 			}
 		})
 	})
-	sched := &triggers.Scheduler{Clock: n.clock(), Store: n.cronStore(tr), Index: tr.Index(), Logger: n.log.With("duty", "cron"), Changed: changed}
+	sched := &triggers.Scheduler{Clock: n.clock(), Store: n.cronStore(tr), Index: tr.Index(), Logger: n.log.With("duty", "cron"),
+		Changed: changed, DeadLetters: tr}
 	_ = sched.Run(ctx)
 }
 
@@ -210,5 +213,46 @@ func (n *Node) watchKeys(ctx context.Context, prefixes []string, fn func([]*clie
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
+	}
+}
+
+// runPauses resumes each pause when its until passes: it looks again when
+// a pause is set or cleared (watched) and when the earliest until is due,
+// on the node's clock, so that the resume happens on whichever node leads.
+func (n *Node) runPauses(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	wg.Go(func() {
+		n.watchKeys(ctx, []string{n.store.Keys().Pauses()}, func([]*clientv3.Event) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	})
+	clock := n.clock()
+	for ctx.Err() == nil {
+		wait := time.Hour
+		resumed, next, err := n.store.ResumeDue(ctx, clock.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			n.log.Warn("resume pauses past their until", "err", err)
+			wait = time.Second
+		case !next.IsZero():
+			wait = max(next.Sub(clock.Now()), 0)
+		}
+		for _, rb := range resumed {
+			n.log.Info("runbook resumed: its pause's until passed", "runbook", rb)
+		}
+		t := clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C():
+		case <-changed:
+		}
+		t.Stop()
 	}
 }

@@ -43,6 +43,7 @@ type Metrics struct {
 	budgetUses    budgetUses // today's budget counters (budget.go)
 	snapshotError prometheus.Counter
 	deadLetters   *deadLetterCollector
+	pauses        *pauseCollector // starbook_runbook_paused (pauses.go)
 	rollouts      *prometheus.CounterVec
 	backups       backupMetrics // periodic snapshots (snapshots.go)
 	downstream    downstreamMetrics
@@ -75,6 +76,7 @@ func label(s string) string {
 func NewMetrics() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.deadLetters = &deadLetterCollector{m: m}
+	m.pauses = &pauseCollector{m: m}
 	m.backups = newBackupMetrics()
 	m.downstream = newDownstreamMetrics()
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
@@ -128,7 +130,7 @@ func NewMetrics() *Metrics {
 	for _, c := range []prometheus.Collector{m.rollouts, m.started, m.ended, m.throttled, m.alerts, m.execDuration, m.runs, m.running, m.replayed, m.steps, m.retries,
 		m.fanOut, m.approvalWait, m.leader, m.etcdLatency, m.etcdErrors, m.retained, m.snapshotError,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m}, m.deadLetters, &budgetCollector{m}, m.backups.lastSaved, m.backups.failures} {
+		&stateCollector{m}, m.deadLetters, m.pauses, &budgetCollector{m}, m.backups.lastSaved, m.backups.failures} {
 		f(c)
 	}
 	for _, c := range m.downstream.collectors() {

@@ -107,7 +107,13 @@ var ErrNotFound = errors.New("not found")
 
 // InputError is bad input from a user (a malformed payload, a script that does
 // not compile): it is refused before anything is stored.
-type InputError struct{ Msg string }
+type InputError struct {
+	Msg string
+	// Pointer is the JSON pointer of the value an input schema refused
+	// ("/replicas"; "" for the whole input or another kind of refusal), so
+	// that a form can show the refusal at its field.
+	Pointer string
+}
 
 func (e *InputError) Error() string { return e.Msg }
 

@@ -59,6 +59,9 @@ func (s *Service) Redrive(ctx context.Context, id string, r starbook.RedriveRequ
 		return nil, nil, err
 	}
 	e := st.Execution
+	if err := s.refusePaused(ctx, e.Runbook, r.Force || r.DryRun); err != nil {
+		return nil, nil, err
+	}
 	switch {
 	case st.Owner != "" || st.Runnable || !e.Status.Terminal():
 		status := e.Status

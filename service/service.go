@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"maps"
 	"os"
 	"sort"
 	"sync"
@@ -42,6 +43,11 @@ type Service struct {
 	// beforeRepin, when set (tests only), runs between an execution's
 	// replay and its re-pin.
 	beforeRepin func(ctx context.Context, id string)
+
+	// replayStore is the trigger store dead letters are replayed through,
+	// made on first use (replayTriggers).
+	replayOnce  sync.Once
+	replayStore *cluster.Triggers
 }
 
 var _ starbook.Service = (*Service)(nil)
@@ -113,22 +119,48 @@ func (s *Service) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, erro
 	if err != nil {
 		return nil, err
 	}
+	pauses, err := s.Store.Pauses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
 	out := make([]starbook.RunbookVersion, 0, len(current))
 	for name, version := range current {
 		b, created, err := s.Store.Bundle(ctx, name, version)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, starbook.RunbookVersion{Name: name, Version: version, Files: b.FileNames(), CreatedAt: created})
+		rv := starbook.RunbookVersion{Name: name, Version: version, Files: b.FileNames(), CreatedAt: created}
+		if p := cluster.EffectivePause(name, pauses, now); p.Paused {
+			rv.Pause = p
+		}
+		out = append(out, rv)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
 // Start creates an execution of the runbook's current version. While the
-// store is nearly full it creates nothing and returns a *quota.FullError.
+// store is nearly full it creates nothing and returns a *quota.FullError;
+// while the runbook is paused, a *starbook.PausedError (409), unless the
+// trigger is forced (its starbook.AttrForced attribute set, to any value:
+// Start records the pause's holder there).
 func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessage, trigger sbruntime.Trigger) (*sbruntime.Execution, error) {
 	if err := s.Storage.Admit(); err != nil {
+		return nil, err
+	}
+	if _, force := trigger.Attrs[starbook.AttrForced]; force {
+		trigger.Attrs = maps.Clone(trigger.Attrs) // the caller's stays as given
+		holder, err := s.pauseHolder(ctx, runbook)
+		if err != nil {
+			return nil, err
+		}
+		if holder == "" {
+			delete(trigger.Attrs, starbook.AttrForced) // nothing to force past
+		} else {
+			trigger.Attrs[starbook.AttrForced] = holder
+		}
+	} else if err := s.refusePaused(ctx, runbook, false); err != nil {
 		return nil, err
 	}
 	if len(input) > 0 {

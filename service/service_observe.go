@@ -38,6 +38,13 @@ func (s *Service) Runbook(ctx context.Context, name string) (*starbook.RunbookIn
 		info.Versions = append(info.Versions, starbook.RunbookVersionInfo{Version: v.Version, CreatedAt: v.CreatedAt,
 			Files: v.Files, Current: v.Current, Triggers: v.Triggers})
 	}
+	p, err := s.Store.PauseOf(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if p.Paused {
+		info.Pause = p
+	}
 	return info, nil
 }
 

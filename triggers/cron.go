@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // time zones work on hosts without a zoneinfo database
@@ -235,6 +236,9 @@ type Scheduler struct {
 	Changed <-chan struct{}
 	// RetryAfter is the pause after a failing store (default 1s).
 	RetryAfter time.Duration
+	// DeadLetters keeps the ticks of a paused runbook (Runbook.Pause),
+	// which fire nothing; nil keeps none (they are skipped all the same).
+	DeadLetters DeadLetterer
 }
 
 // Run fires ticks until ctx is done.
@@ -289,9 +293,32 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-t.C():
 		case <-s.Changed:
-			reload = true
 		}
 		t.Stop()
+		// Read the runbooks again before any tick fires: a pause set a
+		// moment ago must stop it. The index answers from its cache after
+		// one small read.
+		reload = true
+	}
+	return nil
+}
+
+// CronSource is the dead-letter source of a cron tick: "cron:" and the
+// schedule.
+const CronSource = "cron:"
+
+// skipPaused keeps the tick at of paused rb as a dead letter (once per
+// tick, across a fail-over) and records it as handled: a paused runbook's
+// ticks are not caught up once it resumes.
+func (s *Scheduler) skipPaused(ctx context.Context, rb Runbook, at time.Time, spec string, input json.RawMessage) error {
+	if s.DeadLetters != nil {
+		u := paused(rb, CronSource+spec, "paused/cron/"+rb.Name+"/"+strconv.FormatInt(at.Unix(), 10), input)
+		if err := s.DeadLetters.DeadLetter(ctx, []Unstarted{*u}); err != nil {
+			return fmt.Errorf("runbook %s: keep paused tick %s: %w", rb.Name, at.UTC().Format(time.RFC3339), err)
+		}
+	}
+	if err := s.Store.SkipTo(ctx, rb.Name, at); err != nil {
+		return fmt.Errorf("runbook %s: record paused tick: %w", rb.Name, err)
 	}
 	return nil
 }
@@ -337,6 +364,14 @@ func (s *Scheduler) runbook(ctx context.Context, rb Runbook, last map[string]tim
 	slices.SortFunc(ticks, func(a, b due) int { return a.At.Compare(b.At) })
 	for _, t := range ticks {
 		input, _ := json.Marshal(CronEvent{Tick: t.At.UTC(), Schedule: t.c.Spec, TZ: t.c.TZ, Late: t.Late})
+		if rb.Pause != nil {
+			if err := s.skipPaused(ctx, rb, t.At, t.c.Spec, input); err != nil {
+				return time.Time{}, err
+			}
+			last[rb.Name] = t.At
+			log.Info("cron tick of a paused runbook: kept as a dead letter", "runbook", rb.Name, "tick", t.At.UTC())
+			continue
+		}
 		attrs := map[string]string{"tick": t.At.UTC().Format(time.RFC3339)}
 		if t.Late {
 			attrs["late"] = "true"

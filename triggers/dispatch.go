@@ -67,6 +67,38 @@ type Result struct {
 	// Refused are the runbooks whose input schema refused the event: it
 	// started nothing there and is kept as a dead letter.
 	Refused []Refusal `json:"refused,omitempty"`
+	// Paused are the runbooks the event would have started but for their
+	// pause: it is kept as a dead letter, to be replayed.
+	Paused []Refusal `json:"paused,omitempty"`
+}
+
+// StatusPaused is the outcome Counted is told of an alert whose runbook is
+// paused.
+const StatusPaused = "paused"
+
+// paused returns nil, or the event as a dead letter (starbook.ReasonPaused)
+// when rb is paused.
+func paused(rb Runbook, source, dedupKey string, input json.RawMessage) *Unstarted {
+	if rb.Pause == nil {
+		return nil
+	}
+	return &Unstarted{Source: source, Reason: starbook.ReasonPaused, Runbook: rb.Name,
+		Detail: PauseDetail(rb.Pause), DedupKey: dedupKey, Payload: input}
+}
+
+// PauseDetail says who paused a runbook and why, for a dead letter.
+func PauseDetail(p *starbook.PauseState) string {
+	s := "runbook " + p.Runbook + " is paused"
+	if p.All {
+		s += " (every runbook is)"
+	}
+	if p.By != "" {
+		s += " by " + p.By
+	}
+	if p.Reason != "" {
+		s += ": " + strconv.Quote(p.Reason)
+	}
+	return s
 }
 
 // Refusal is a runbook's input schema refusing an event.
@@ -93,7 +125,12 @@ func refuse(rb Runbook, source, dedupKey string, input json.RawMessage) *Unstart
 // loses them, not the notification or request.
 func (d *Dispatcher) keep(ctx context.Context, refused []Unstarted, res *Result) {
 	for _, u := range refused {
-		res.Refused = append(res.Refused, Refusal{Runbook: u.Runbook, Detail: u.Detail})
+		r := Refusal{Runbook: u.Runbook, Detail: u.Detail}
+		if u.Reason == starbook.ReasonPaused {
+			res.Paused = append(res.Paused, r)
+		} else {
+			res.Refused = append(res.Refused, r)
+		}
 	}
 	if d.DeadLetters == nil || len(refused) == 0 {
 		return
@@ -166,6 +203,12 @@ func (d *Dispatcher) Alertmanager(ctx context.Context, n *Notification) (*Result
 			}
 			// Alertmanager repeats a firing alert: one dead letter per
 			// runbook, alert and startsAt.
+			if u := paused(rb, "alertmanager", "paused/"+key, input); u != nil {
+				u.Fingerprint = a.Fingerprint
+				refused = append(refused, *u)
+				d.count(rb.Name, StatusPaused)
+				continue
+			}
 			if u := refuse(rb, "alertmanager", "refused/"+key, input); u != nil {
 				u.Fingerprint = a.Fingerprint
 				refused = append(refused, *u)
@@ -361,9 +404,14 @@ func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, bo
 	var refused []Unstarted
 	accepted := starts[:0]
 	for i, s := range starts {
-		dedup := ""
+		dedup, pausedDedup := "", ""
 		if s.Dedup != nil {
 			dedup = "refused/" + s.Dedup.Scope + "/" + s.Dedup.Key
+			pausedDedup = "paused/" + s.Dedup.Scope + "/" + s.Dedup.Key
+		}
+		if u := paused(of[i], "webhook:"+name, pausedDedup, input); u != nil {
+			refused = append(refused, *u)
+			continue
 		}
 		if u := refuse(of[i], "webhook:"+name, dedup, input); u != nil {
 			refused = append(refused, *u)
@@ -373,6 +421,10 @@ func (d *Dispatcher) Webhook(ctx context.Context, name string, h http.Header, bo
 		accepted = append(accepted, s)
 	}
 	d.keep(ctx, refused, res)
+	if len(accepted) == 0 && len(res.Refused) == 0 {
+		// Every runbook is paused: the body is kept, nothing to retry.
+		return res, nil
+	}
 	if len(accepted) == 0 {
 		// Every runbook refused the body: the caller can fix it (400).
 		details := make([]string, len(res.Refused))

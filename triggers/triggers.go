@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/downstream"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -70,6 +71,10 @@ type Runbook struct {
 	// Input checks an event before it starts a run of this version; nil
 	// when the runbook declares no input schema.
 	Input Validator
+	// Pause, when set, is the pause that stops the runbook (its own or
+	// every runbook's): its events start nothing and are kept as dead
+	// letters (starbook.ReasonPaused).
+	Pause *starbook.PauseState
 }
 
 // Validator checks a run's input (JSON; empty for none) against what a

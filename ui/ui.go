@@ -1,7 +1,11 @@
 // Package ui is the node's web UI: plain HTML, CSS and JavaScript embedded in
 // the binary and served at /ui/. The pages read the JSON API (executions,
-// approvals, runbooks, cluster, logs); nothing is fetched from elsewhere and
-// nothing is built at run time.
+// approvals, runbooks, schedules, SLOs, audit, cluster, logs) and act through
+// it (run, cancel, redrive, approve, pause); nothing is fetched from elsewhere
+// and nothing is built at run time. app.js holds the helpers, the router and
+// the executions, approvals, dead letters and cluster pages; form.js the run
+// form; runbook.js a runbook's page; pages.js Schedules, SLOs, Audit and an
+// execution's actions. Every list reads one page of the API.
 package ui
 
 import (

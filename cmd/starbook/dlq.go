@@ -76,7 +76,7 @@ match, a page at a time.`,
 	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many (server default %d, max %d)", api.DefaultLimit, api.MaxLimit))
 	cmd.Flags().BoolVar(&all, "all", false, fmt.Sprintf("every matching dead letter, a page of --limit at a time (default %d)", api.MaxLimit))
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"dead_letters": [...]} as the API returns it`)
-	cmd.AddCommand(dlqAckCmd)
+	cmd.AddCommand(dlqAckCmd, dlqReplayCmd)
 	return cmd
 }()
 
@@ -100,6 +100,40 @@ var dlqAckCmd = func() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "why (kept in the audit log)")
+	return cmd
+}()
+
+var dlqReplayCmd = func() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "replay ID [--force]",
+		Short: "Dispatch a trigger event's dead letter again, once, and print the runs it started",
+		Long: `Replay dispatches the stored payload of trigger event dead letter ID again,
+once: an event a pause, a schema or a budget refused starts its runbook with
+the payload as input and the original trigger (alert, webhook, cron); an
+alert no runbook matched is matched again against the current runbooks. The
+runs start and the dead letter goes in one step; a second replay starts
+nothing and says which runs the first started. A runbook still paused is
+refused unless --force (admin). An execution's dead letter is redriven
+(starbook redrive), not replayed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.ReplayDeadLetter(cmd.Context(), args[0], force)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, e := range res.Executions {
+				fmt.Fprintf(out, "%s %s %s\n", e.ID, e.Runbook, e.Status)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "start a runbook that is still paused (admin)")
 	return cmd
 }()
 

@@ -25,7 +25,7 @@ var lsCmd = func() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "ls",
-		Short: "List executions, newest first",
+		Short: "List executions, newest first (paused runbooks first, on stderr)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 0 {
@@ -84,6 +84,9 @@ var lsCmd = func() *cobra.Command {
 					Executions []*sbruntime.Execution `json:"executions"`
 				}{nonNil(list)})
 			}
+			// Paused runbooks first, on stderr: what an on-call engineer
+			// must see, kept out of the table a script reads.
+			warnPauses(cmd.Context(), c, cmd.ErrOrStderr())
 			return printExecutions(cmd.OutOrStdout(), list)
 		},
 	}

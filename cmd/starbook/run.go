@@ -21,6 +21,7 @@ var runCmd = func() *cobra.Command {
 		input     string
 		inputFile string
 		wait      bool
+		force     bool
 		dry       dryRun
 	)
 	cmd := &cobra.Command{
@@ -35,7 +36,11 @@ exits with status 1 unless the execution completed.
 With --dry-run nothing is started: the runbook (the current version of NAME
 fetched from the server, or NAME itself when it is a .star file) runs here,
 offline, with every effect mocked (see dryrun.go), and the steps it took are
-printed; the exit status is 1 unless it completed.`,
+printed; the exit status is 1 unless it completed.
+
+A paused runbook (starbook pause) is refused, naming who paused it and why;
+--force starts it all the same (admins only), recording whose pause it
+overrode.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := readInput(cmd, input, inputFile)
@@ -50,7 +55,7 @@ printed; the exit status is 1 unless it completed.`,
 				return err
 			}
 			ctx := cmd.Context()
-			e, err := c.Start(ctx, args[0], in)
+			e, err := c.StartForced(ctx, args[0], in, force)
 			if err != nil {
 				return err
 			}
@@ -79,9 +84,11 @@ printed; the exit status is 1 unless it completed.`,
 	fl.StringVar(&input, "input", "", "input of the execution, as JSON")
 	fl.StringVar(&inputFile, "input-file", "", "read the input JSON from a file ('-' for stdin)")
 	fl.BoolVar(&wait, "wait", false, "wait for the execution to end; exit 1 unless it completed")
+	fl.BoolVar(&force, "force", false, "start it even while its runbook is paused (admin)")
 	dry.flags(fl)
 	cmd.MarkFlagsMutuallyExclusive("input", "input-file")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "wait")
+	cmd.MarkFlagsMutuallyExclusive("dry-run", "force")
 	return cmd
 }()
 

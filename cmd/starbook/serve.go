@@ -253,6 +253,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		})})
 	store.SetActiveLimit(f.security.maxActive)
 	defer metrics.CountRollouts(store)()
+	metrics.ReadPauses(store)               // starbook_runbook_paused, on the leader
 	var leaderTasks []func(context.Context) // Slack's join them once the service is made
 	leaderTasks = append(leaderTasks, metrics.LeaderTask(store),
 		store.RetentionTask(cluster.Retention{Age: f.retention, Logger: logger, OnPass: metrics.Retained}),

@@ -57,7 +57,7 @@ async function api(path, opts) {
   let body = null;
   try { body = await res.json(); } catch (_) { body = null; }
   if (res.status === 401 && session.sso) signIn(); // the session ended: offer to sign in again
-  if (!res.ok) throw new Error((body && body.error) || (res.status + " " + res.statusText));
+  if (!res.ok) throw Object.assign(new Error((body && body.error) || (res.status + " " + res.statusText)), {status: res.status, body});
   return body;
 }
 
@@ -286,8 +286,14 @@ function isTerminal(s) {
 
 function renderHead(box, e) {
   const row = (k, v) => el("div", {class: "kv"}, el("span", {class: "k"}, k), el("span", {class: "v"}, v));
+  // Keep the actions while one of them works, and what it answered until
+  // the status changes.
+  const actions = box.querySelector("#exec-actions");
+  const busy = actions && actions.dataset.status === e.status &&
+    (actions.dataset.busy || actions.querySelector(".action-status[data-done]"));
   box.replaceChildren(
     el("h1", {}, "Execution ", el("span", {class: "mono"}, e.id), " ", badge(e.status)),
+    busy ? actions : executionActions(e),
     el("div", {class: "kvs"},
       row("Runbook", el("a", {href: "#/runbooks/" + encodeURIComponent(e.runbook)}, e.runbook + "@" + e.version)),
       row("Trigger", trigger(e.trigger)),
@@ -447,20 +453,22 @@ function approvalsPage(route) {
 function runbooksPage(route) {
   const tbody = el("tbody");
   setMain(el("h1", {}, "Runbooks"), el("table", {class: "list", id: "runbooks"},
-    el("thead", {}, el("tr", {}, ["Runbook", "Version", "Applied", "Recent runs", "Success rate", "Last run"].map(h => el("th", {}, h)))), tbody));
+    el("thead", {}, el("tr", {}, ["Runbook", "Version", "Applied", "Recent runs", "Success rate", "Last run", ""].map(h => el("th", {}, h)))), tbody));
   poll(route, async () => {
     const body = await api("/api/v1/runbooks");
     clearError();
     const rows = await Promise.all((body.runbooks || []).map(async rb => {
       const runs = (await api("/api/v1/executions?limit=100&runbook=" + encodeURIComponent(rb.name))).executions || [];
       const st = stats(runs);
-      return el("tr", {},
-        el("td", {}, el("a", {href: "#/runbooks/" + encodeURIComponent(rb.name)}, rb.name)),
+      return el("tr", {"data-runbook": rb.name},
+        el("td", {}, el("a", {href: "#/runbooks/" + encodeURIComponent(rb.name)}, rb.name),
+          rb.pause && rb.pause.paused ? el("span", {class: "badge s-paused", title: pauseWords(rb.pause)}, "paused") : null),
         el("td", {class: "mono"}, rb.version), el("td", {}, fmtTime(rb.created_at)),
         el("td", {}, String(runs.length)), el("td", {}, st.rate),
-        el("td", {}, runs[0] ? el("a", {href: "#/executions/" + runs[0].id}, badge(runs[0].status)) : "-"));
+        el("td", {}, runs[0] ? el("a", {href: "#/executions/" + runs[0].id}, badge(runs[0].status)) : "-"),
+        el("td", {}, runButton(rb.name)));
     }));
-    tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 6, class: "muted"}, "No runbooks applied."))]));
+    tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 7, class: "muted"}, "No runbooks applied."))]));
   });
 }
 
@@ -468,38 +476,6 @@ function stats(runs) {
   const ended = runs.filter(r => isTerminal(r.status));
   const ok = ended.filter(r => r.status === "completed").length;
   return {rate: ended.length ? Math.round(100 * ok / ended.length) + "% of " + ended.length : "-"};
-}
-
-function runbookPage(route, name) {
-  const box = el("div");
-  setMain(el("p", {}, el("a", {href: "#/runbooks"}, "← Runbooks")), el("h1", {}, "Runbook ", name), box);
-  poll(route, async () => {
-    const [info, runsBody] = await Promise.all([
-      api("/api/v1/runbooks/" + encodeURIComponent(name)),
-      api("/api/v1/executions?limit=100&runbook=" + encodeURIComponent(name))]);
-    clearError();
-    const runs = runsBody.executions || [];
-    box.replaceChildren(
-      el("p", {}, "Success rate of recent runs: " + stats(runs).rate),
-      el("h2", {}, "Versions"),
-      el("table", {class: "list"}, el("thead", {}, el("tr", {}, ["Version", "Applied", "Files", "Triggers"].map(h => el("th", {}, h)))),
-        el("tbody", {}, info.versions.map(v => el("tr", {},
-          el("td", {class: "mono"}, v.version, v.current ? " (current)" : ""), el("td", {}, fmtTime(v.created_at)),
-          el("td", {}, (v.files || []).join(", ")), el("td", {}, el("code", {}, describeTriggers(v.triggers))))))),
-      el("h2", {}, "Recent runs"),
-      el("table", {class: "list"}, el("tbody", {}, runs.slice(0, 20).map(e => el("tr", {},
-        el("td", {}, el("a", {href: "#/executions/" + e.id, class: "mono"}, e.id)), el("td", {}, badge(e.status)),
-        el("td", {}, trigger(e.trigger)), el("td", {}, fmtTime(e.created_at)), el("td", {}, fmtDur(execDuration(e))))))));
-  });
-}
-
-function describeTriggers(t) {
-  if (!t) return "manual only";
-  const parts = [];
-  for (const a of t.alerts || []) parts.push("alert " + JSON.stringify(a.matchers || a.labels || a));
-  for (const w of t.webhooks || []) parts.push("webhook " + (w.name || JSON.stringify(w)));
-  for (const c of t.cron || t.schedules || []) parts.push("cron " + (c.spec || c.schedule || JSON.stringify(c)));
-  return parts.length ? parts.join("; ") : JSON.stringify(t);
 }
 
 // ---------- cluster ----------
@@ -532,15 +508,30 @@ function lastLine(s) {
 // trigger events that started nothing) with an ack and, for executions,
 // redrive buttons.
 function deadLettersPage(route) {
-  const reason = el("select", {id: "dl-reason", onchange: () => refresh()},
+  // Pages follow the API's cursor as the executions list does.
+  const pages = {cursors: [""], page: 0};
+  const reason = el("select", {id: "dl-reason", onchange: () => { pages.cursors = [""]; pages.page = 0; refresh(); }},
     el("option", {value: ""}, "any reason"),
-    ...["failed", "stuck", "compensation_failed", "dropped", "budget", "no_runbook", "refused"].map(r => el("option", {value: r}, r)));
+    ...["failed", "stuck", "compensation_failed", "dropped", "budget", "no_runbook", "refused", "paused"].map(r => el("option", {value: r}, r)));
   const list = el("div", {id: "dead-letters"});
-  setMain(el("h1", {}, "Dead letters"), el("div", {class: "filters"}, reason), list);
+  const pager = el("div", {class: "pager"});
+  setMain(el("h1", {}, "Dead letters"), el("div", {class: "filters"}, reason), list, pager);
+  let replayable = false; // whether this node replays event dead letters
   async function refresh() {
-    const q = reason.value ? "?reason=" + encodeURIComponent(reason.value) : "";
-    const body = await api("/api/v1/dead-letters" + q);
+    const q = new URLSearchParams({limit: String(PAGE)});
+    if (reason.value) q.set("reason", reason.value);
+    const page = pages.page;
+    if (pages.cursors[page]) q.set("after", pages.cursors[page]);
+    const body = await api("/api/v1/dead-letters?" + q);
+    replayable = await routeExists("POST", "/api/v1/dead-letters/-/replay");
+    if (page !== pages.page) return; // a click moved on meanwhile
     clearError();
+    pages.cursors.length = page + 1;
+    if (body.next) pages.cursors.push(body.next);
+    pager.replaceChildren(
+      el("button", {disabled: page === 0, onclick: () => { pages.page--; refresh(); }}, "← Newer"),
+      el("span", {class: "muted"}, " page " + (page + 1) + " "),
+      el("button", {disabled: !body.next, onclick: () => { pages.page++; refresh(); }}, "Older →"));
     // Keep a row someone is typing in.
     if (list.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
     const items = body.dead_letters || [];
@@ -578,6 +569,8 @@ function deadLettersPage(route) {
           {comment: comment.value}, () => "acknowledged")()}, "Ack"),
         d.kind === "execution" && d.reason !== "compensation_failed" ? el("button", {class: "redrive", onclick: redrive("failed")}, "Redrive") : null,
         d.kind === "execution" ? el("button", {class: "redrive-start", onclick: redrive("start")}, "From start") : null,
+        d.kind === "event" && replayable ? el("button", {class: "replay", onclick: act("/api/v1/dead-letters/" + encodeURIComponent(d.id) + "/replay", {},
+          b => replayedWords(b))}, "Replay") : null,
         status));
   }
   poll(route, refresh);
@@ -596,6 +589,7 @@ async function countApprovals() {
 
 function route() {
   stopLive();
+  updateNav();
   if (!location.hash) { location.hash = "#/executions"; return; }
   const h = location.hash;
   const parts = h.slice(2).split("/").map(decodeURIComponent);
@@ -603,7 +597,12 @@ function route() {
   switch (parts[0]) {
     case "executions": return parts[1] ? executionPage(h, parts[1]) : executionsPage(h);
     case "approvals": return approvalsPage(h);
-    case "runbooks": return parts[1] ? runbookPage(h, parts[1]) : runbooksPage(h);
+    case "runbooks":
+      if (parts[1] && parts[2] === "run") return runFormPage(h, parts[1], parts[3]);
+      return parts[1] ? runbookPage(h, parts[1]) : runbooksPage(h);
+    case "schedules": return schedulesPage(h);
+    case "slos": return slosPage(h);
+    case "audit": return auditPage(h);
     case "cluster": return clusterPage(h);
     case "dead-letters": return deadLettersPage(h);
     default: location.hash = "#/executions";
