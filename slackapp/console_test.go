@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,54 +46,6 @@ var consolePeople = []auth.Person{
 	{Name: "boss", Role: auth.Admin, SlackID: "U0BOSS"},
 }
 
-// pauseBook is a starbook.PauseService kept in memory until the service's
-// own (branch i27-pause) is merged: pauses of runbooks the service knows.
-type pauseBook struct {
-	svc *service.Service
-	mu  sync.Mutex
-	m   map[string]starbook.PauseState
-}
-
-func (p *pauseBook) Pause(ctx context.Context, runbook string, req starbook.PauseRequest) (*starbook.PauseState, error) {
-	if runbook != starbook.AllRunbooks {
-		if _, _, err := p.svc.RunbookVersion(ctx, runbook, "current"); err != nil {
-			return nil, err
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !req.Paused {
-		delete(p.m, runbook)
-		return &starbook.PauseState{Runbook: runbook}, nil
-	}
-	st := starbook.PauseState{Runbook: runbook, Paused: true, Reason: req.Reason, By: req.By, At: time.Now()}
-	p.m[runbook] = st
-	return &st, nil
-}
-
-func (p *pauseBook) PauseState(_ context.Context, runbook string) (*starbook.PauseState, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if st, ok := p.m[runbook]; ok {
-		return &st, nil
-	}
-	if st, ok := p.m[starbook.AllRunbooks]; ok {
-		st.Runbook, st.All = runbook, true
-		return &st, nil
-	}
-	return &starbook.PauseState{Runbook: runbook}, nil
-}
-
-func (p *pauseBook) Pauses(context.Context) ([]starbook.PauseState, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []starbook.PauseState
-	for _, st := range p.m {
-		out = append(out, st)
-	}
-	return out, nil
-}
-
 // console is a node on embedded etcd with the Slack console on its service:
 // slash commands and interactions served over HTTP, run messages followed
 // by the leader.
@@ -125,16 +76,12 @@ func startConsole(t *testing.T, follow bool) *console {
 	store.SetDirectory(app)
 	bi := builtins.New(builtins.Options{Slack: app})
 	svc := service.New(store, bi)
-	var pauses starbook.PauseService = &pauseBook{svc: svc, m: map[string]starbook.PauseState{}}
-	if ps, ok := any(svc).(starbook.PauseService); ok {
-		pauses = ps // the service's own, once merged (branch i27-pause)
-	}
 	dir, err := auth.NewDirectory(consolePeople, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	app.SetService(svc)
-	app.SetPauses(pauses)
+	app.SetPauses(svc)
 	app.SetPeople(dir)
 	app.SetRefresh(200 * time.Millisecond)
 	tasks := []func(context.Context){func(ctx context.Context) { store.RunNotifier(ctx, app, nil) }}
@@ -162,7 +109,7 @@ func startConsole(t *testing.T, follow bool) *console {
 		store.Close()
 		emb.Close()
 	})
-	c := &console{testNode: &testNode{store: store, svc: svc, app: app, fake: fake, srv: srv}, pauses: pauses, cfg: cfg}
+	c := &console{testNode: &testNode{store: store, svc: svc, app: app, fake: fake, srv: srv}, pauses: svc, cfg: cfg}
 	c.apply(t, "deploy")
 	return c
 }
@@ -589,6 +536,15 @@ func TestSlackCommands(t *testing.T) {
 	contains(t, "status of a paused runbook", reply, "is paused by sam")
 	view := c.openForm(t, "U0SRE1", "deploy")
 	contains(t, "form of a paused runbook", mustJSON(t, view["blocks"]), "*deploy* is paused by sam", "A run started now is refused")
+	// A run submitted while paused is refused: the message says so, nothing starts.
+	if body := c.submit(t, submission(t, "U0SRE1", view, map[string]string{"/namespace": "web", "/replicas": "2"})); body != "" {
+		t.Fatalf("submission while paused answered %s", body)
+	}
+	refused := c.awaitCall(t, "chat.update", 1)
+	contains(t, "run while paused", refused.Form["text"], ":no_entry: sam's run of deploy: runbook deploy is paused by sam")
+	if n := len(c.executions(t)); n != 1 {
+		t.Fatalf("%d executions after a run refused by the pause", n)
+	}
 	reply, _ = c.command(t, "U0SRE1", "pause nosuch x")
 	contains(t, "pause of nothing", reply, "pause nosuch: not found")
 	reply, _ = c.command(t, "U0SRE1", "resume deploy")
@@ -614,14 +570,20 @@ func TestSlackCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cancels []string
+	var cancels, pauses []string
 	for _, r := range recs {
-		if r.Action == "execution.cancel" {
+		switch r.Action {
+		case "execution.cancel":
 			cancels = append(cancels, r.Actor+" "+r.Outcome)
+		case "runbook.pause", "runbook.resume":
+			pauses = append(pauses, r.Actor+" "+r.Action+" "+r.Runbook)
 		}
 	}
 	if strings.Join(cancels, ",") != "sam ok,sam refused" {
 		t.Fatalf("audited cancels %v", cancels)
+	}
+	if want := "sam runbook.pause deploy,sam runbook.resume deploy,boss runbook.pause *,boss runbook.resume *"; strings.Join(pauses, ",") != want {
+		t.Fatalf("audited pauses %v, want %s", pauses, want)
 	}
 }
 
@@ -854,8 +816,9 @@ def main(event):
 	if reply, _ := c.command(t, "U0SRE1", "pause restart flapping alerts"); !strings.Contains(reply, "paused by sam") {
 		t.Fatalf("pause: %s", reply)
 	}
-	// A manual start is not refused by this stand-in pause service.
-	if _, err := c.svc.Start(context.Background(), "restart", nil, sbruntime.Trigger{Type: "manual", Source: "cli"}); err != nil {
+	// Started by hand past the pause (admin's force).
+	if _, err := c.svc.Start(context.Background(), "restart", nil, sbruntime.Trigger{Type: "manual", Source: "cli",
+		Attrs: map[string]string{starbook.AttrForced: ""}}); err != nil {
 		t.Fatal(err)
 	}
 	post := c.awaitCall(t, "chat.postMessage", 1)
