@@ -56,9 +56,7 @@ func wireSlack(app *slackapp.App, store *cluster.Store, svc *service.Service, au
 	store.SetDirectory(app)
 	app.SetService(svc)
 	app.SetDecider(auditedDecider{svc: svc, logger: logger})
-	if ps, ok := any(svc).(starbook.PauseService); ok {
-		app.SetPauses(ps)
-	}
+	app.SetPauses(svc)
 	var people *auth.Directory
 	if authFile != "" {
 		c, err := auth.LoadConfig(authFile)
