@@ -63,10 +63,21 @@ func reservePort(t testing.TB) (port int, release func()) {
 func startEtcdCluster(t testing.TB, size int) *etcdCluster {
 	t.Helper()
 	c := &etcdCluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, size), log: testLogger(t)}
+	// Every port held until all are picked: ports picked one after another
+	// and freed at once can be the same port twice (CI: "has duplicate url").
+	var releases []func()
+	reserve := func() int {
+		port, release := reservePort(t)
+		releases = append(releases, release)
+		return port
+	}
 	for i := range size {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
-		c.clients = append(c.clients, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
-		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+		c.clients = append(c.clients, fmt.Sprintf("http://127.0.0.1:%d", reserve()))
+		c.peers = append(c.peers, fmt.Sprintf("http://127.0.0.1:%d", reserve()))
+	}
+	for _, release := range releases {
+		release()
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, size)
