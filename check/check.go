@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -64,6 +65,20 @@ type Options struct {
 	Builtins starlark.StringDict
 	// LookupEnv says whether a secret is set; nil skips that check.
 	LookupEnv func(name string) (string, bool)
+	// Libraries serves the library modules (load("@std/k8s.star")) that
+	// the files do not hold; nil serves none. Those a runbook loads,
+	// transitively, go into its bundle.
+	Libraries Libraries
+}
+
+// Libraries is where library modules come from (a *stdlib.Set).
+type Libraries interface {
+	// Has reports whether it serves library lib ("@std").
+	Has(lib string) bool
+	// Module returns the source of a module by bundle file name ("@std/k8s.star").
+	Module(file string) (string, error)
+	// Release names the release of library lib, recorded in the bundle.
+	Release(lib string) string
 }
 
 // Result is what Files found.
@@ -110,7 +125,8 @@ func (r *Result) Warnings() []Finding {
 // runbooks, but the literal inputs their run() calls give a runbook with a
 // schema are validated against it.
 func Files(files map[string]string, opts Options) *Result {
-	c := &checker{opts: opts, files: files, parsed: map[string]*syntax.File{}, seen: map[string]bool{},
+	// The library modules loaded are added to the files: to a copy.
+	c := &checker{opts: opts, files: maps.Clone(files), parsed: map[string]*syntax.File{}, seen: map[string]bool{},
 		schemaFiles: map[string]string{}, tests: map[string]string{}, schemas: map[string]*schema.Schema{}}
 	c.run()
 	slices.SortFunc(c.res.Findings, func(a, b Finding) int {
@@ -211,6 +227,7 @@ func (c *checker) run() {
 		}
 		c.parsed[n] = f
 	}
+	c.libraryModules(names, star)
 	if len(c.res.Findings) > 0 {
 		return // BundlesFromFiles would stop at the first of them
 	}
@@ -226,18 +243,94 @@ func (c *checker) run() {
 		}
 	}
 	for _, n := range names {
-		if !inBundle[n] {
+		if _, lib := sbruntime.LibraryOf(n); !inBundle[n] && !lib {
 			c.add(Finding{File: n, Line: 1, Col: 1, Message: "no main(event) function, and no runbook loads this file: " +
 				"a runbook's entry point is def main(event)"})
 		}
 	}
 	c.orphanSchemas(bundles)
 	for _, b := range bundles {
+		c.libraryReleases(b)
 		if c.bundle(b) {
 			c.res.Bundles = append(c.res.Bundles, b)
 		}
 	}
 	c.testInputs(bundles)
+}
+
+// libraryModules adds to the files (and star) the library modules their
+// loads name, transitively, that the files do not hold: from the
+// Libraries, parsed. A module that is not there is a finding at its load.
+func (c *checker) libraryModules(names []string, star map[string]string) {
+	queue := slices.Clone(names)
+	for len(queue) > 0 {
+		from := queue[0]
+		queue = queue[1:]
+		f := c.parsed[from]
+		if f == nil {
+			continue
+		}
+		for _, stmt := range f.Stmts {
+			load, ok := stmt.(*syntax.LoadStmt)
+			if !ok {
+				continue
+			}
+			name, err := sbruntime.ResolveLoad(from, load.ModuleName(), nil)
+			lib, isLib := sbruntime.LibraryOf(name)
+			if err != nil || !isLib {
+				continue // BundlesFromFiles reports it, with its place
+			}
+			if _, have := c.files[name]; have {
+				continue
+			}
+			pos, _ := load.Span()
+			var src string
+			switch {
+			case c.opts.Libraries == nil || !c.opts.Libraries.Has(lib):
+				err = fmt.Errorf("no library %s here (@std is starbook's; a team's is given with --lib NAME=DIR)", lib)
+			default:
+				src, err = c.opts.Libraries.Module(name)
+			}
+			if err != nil {
+				c.at(pos, Error, "load %q: %v", load.ModuleName(), err)
+				continue
+			}
+			c.files[name], star[name] = src, src
+			parsed, err := sbruntime.FileOptions.Parse(name, src, 0)
+			if err != nil {
+				c.addErr(name, err)
+				continue
+			}
+			c.parsed[name] = parsed
+			queue = append(queue, name)
+		}
+	}
+}
+
+// libraryReleases records in b the release of each library it holds modules
+// of: the Libraries' for one they serve, else (a team's library sent with
+// the runbooks) a hash of its modules in b.
+func (c *checker) libraryReleases(b *sbruntime.Bundle) {
+	sent := map[string][]string{}
+	for n := range b.Files {
+		if lib, ok := sbruntime.LibraryOf(n); ok {
+			sent[lib] = append(sent[lib], n)
+		}
+	}
+	for lib, files := range sent {
+		if b.Libraries == nil {
+			b.Libraries = map[string]string{}
+		}
+		if c.opts.Libraries != nil && c.opts.Libraries.Has(lib) {
+			b.Libraries[lib] = c.opts.Libraries.Release(lib)
+			continue
+		}
+		lf := map[string]string{}
+		for _, n := range files {
+			lf[n] = b.Files[n]
+		}
+		b.Libraries[lib] = sbruntime.BundleVersion(lf)[:12]
+	}
 }
 
 // bundle checks one runbook; it reports whether it compiled. A runbook that

@@ -12,11 +12,36 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 )
 
+// Libraries is where library modules come from (a *stdlib.Set).
+type Libraries interface {
+	// Module returns the source of a module by bundle file name ("@std/k8s.star").
+	Module(file string) (string, error)
+}
+
 // LoadBundle reads the runbook in file name (a '/'-separated path relative
 // to the directory root) and every file it loads, transitively, into a
 // bundle whose file names are relative to root, as `starbook apply root`
-// would name them.
+// would name them. It loads no library module: see LoadBundleFrom.
 func LoadBundle(root, name string) (*sbruntime.Bundle, error) {
+	return LoadBundleFrom(root, name, nil)
+}
+
+// readModule reads the file a bundle names: a library module from libs,
+// another from under root.
+func readModule(root, name string, libs Libraries) ([]byte, error) {
+	if lib, ok := sbruntime.LibraryOf(name); ok {
+		if libs == nil {
+			return nil, fmt.Errorf("no library %s here", lib)
+		}
+		src, err := libs.Module(name)
+		return []byte(src), err
+	}
+	return os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+}
+
+// LoadBundleFrom is LoadBundle with the library modules the runbook loads,
+// transitively, read from libs.
+func LoadBundleFrom(root, name string, libs Libraries) (*sbruntime.Bundle, error) {
 	name = path.Clean(name)
 	if !strings.HasSuffix(name, ".star") || strings.HasSuffix(name, "_test.star") {
 		return nil, fmt.Errorf("%s: a runbook is a .star file (not *_test.star)", name)
@@ -30,7 +55,7 @@ func LoadBundle(root, name string) (*sbruntime.Bundle, error) {
 		if strings.HasPrefix(name, "../") || name == ".." || path.IsAbs(name) {
 			return fmt.Errorf("%s: outside %s", name, root)
 		}
-		src, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+		src, err := readModule(root, name, libs)
 		if err != nil {
 			return err
 		}
@@ -50,6 +75,10 @@ func LoadBundle(root, name string) (*sbruntime.Bundle, error) {
 				return fmt.Errorf("%s: %w", pos, err)
 			}
 			if err := read(target); err != nil {
+				if _, lib := sbruntime.LibraryOf(target); lib {
+					pos, _ := load.Span()
+					return fmt.Errorf("%s: load %q: %w", pos, load.ModuleName(), err)
+				}
 				return err
 			}
 		}

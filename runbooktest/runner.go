@@ -30,6 +30,9 @@ type Runner struct {
 	Limits  sbruntime.Limits
 	// Now times the tests; time.Now when nil.
 	Now func() time.Time
+	// Libraries serves the library modules runbooks and tests load
+	// (load("@std/k8s.star")); nil serves none.
+	Libraries Libraries
 }
 
 // Summary counts the tests that ran.
@@ -184,7 +187,7 @@ func (r *Runner) initFile(f testFile, pre starlark.StringDict, src []byte) (star
 	if err != nil {
 		return nil, err
 	}
-	th := &starlark.Thread{Name: "init " + f.name, Load: newLoader(f.root, pre).load}
+	th := &starlark.Thread{Name: "init " + f.name, Load: newLoader(f.root, pre, r.Libraries).load}
 	th.SetMaxExecutionSteps(sbruntime.DefaultLimits.MaxSteps)
 	g, err := prog.Init(th, pre)
 	if err != nil {
@@ -198,6 +201,7 @@ func (r *Runner) initFile(f testFile, pre starlark.StringDict, src []byte) (star
 type loader struct {
 	root    string
 	pre     starlark.StringDict
+	libs    Libraries
 	modules map[string]*module
 }
 
@@ -206,8 +210,8 @@ type module struct {
 	err     error
 }
 
-func newLoader(root string, pre starlark.StringDict) *loader {
-	return &loader{root: root, pre: pre, modules: map[string]*module{}}
+func newLoader(root string, pre starlark.StringDict, libs Libraries) *loader {
+	return &loader{root: root, pre: pre, libs: libs, modules: map[string]*module{}}
 }
 
 func (l *loader) load(th *starlark.Thread, mod string) (starlark.StringDict, error) {
@@ -226,7 +230,7 @@ func (l *loader) load(th *starlark.Thread, mod string) (starlark.StringDict, err
 		return m.globals, m.err
 	}
 	l.modules[name] = nil
-	src, err := os.ReadFile(filepath.Join(l.root, filepath.FromSlash(name)))
+	src, err := readModule(l.root, name, l.libs)
 	if err != nil {
 		l.modules[name] = &module{err: err}
 		return nil, err
@@ -264,6 +268,7 @@ type testState struct {
 	root   string
 	dir    string // of the test file, relative to root
 	limits sbruntime.Limits
+	libs   Libraries
 	last   *lastRun
 }
 
@@ -278,12 +283,12 @@ const testKey = "runbooktest.test"
 func (r *Runner) runTest(ctx context.Context, f testFile, pre starlark.StringDict, fn *starlark.Function) bool {
 	start := r.now()
 	var out strings.Builder
-	th := &starlark.Thread{Name: fn.Name(), Load: newLoader(f.root, pre).load}
+	th := &starlark.Thread{Name: fn.Name(), Load: newLoader(f.root, pre, r.Libraries).load}
 	th.SetMaxExecutionSteps(sbruntime.DefaultLimits.MaxSteps)
 	th.Print = func(_ *starlark.Thread, msg string) { out.WriteString(indent(msg, 1) + "\n") }
 	m := NewMocks()
 	SetMocks(th, m)
-	st := &testState{ctx: ctx, root: f.root, dir: path.Dir(f.name), limits: r.Limits}
+	st := &testState{ctx: ctx, root: f.root, dir: path.Dir(f.name), limits: r.Limits, libs: r.Libraries}
 	th.SetLocal(testKey, st)
 	stop := context.AfterFunc(ctx, func() { th.Cancel("cancelled") })
 	_, err := starlark.Call(th, fn, nil, nil)
@@ -363,7 +368,7 @@ func runBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &file, "event?", &event); err != nil {
 		return nil, err
 	}
-	bundle, err := LoadBundle(st.root, path.Join(st.dir, file))
+	bundle, err := LoadBundleFrom(st.root, path.Join(st.dir, file), st.libs)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}

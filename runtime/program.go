@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,6 +32,12 @@ type Bundle struct {
 	// InputSchemaAt is where the schema was declared: "NAME.schema.json" or
 	// "NAME.star:LINE".
 	InputSchemaAt string `json:"input_schema_at,omitempty"`
+	// Libraries names the release of each library ("@std", "@team") whose
+	// modules the bundle holds: the library files ("@std/k8s.star") are
+	// in Files, stored with the version, so that the version replays the
+	// module source it was applied with whatever the node's release.
+	// Collected by the host when the bundle is applied; opaque to runtime.
+	Libraries map[string]string `json:"libraries,omitempty"`
 }
 
 // FileNames returns the names of the bundle's files, sorted.
@@ -172,29 +179,70 @@ func checkMain(f *syntax.File) error {
 }
 
 // ResolveLoad maps a load() module string in file from to a bundle file name.
-// Modules are paths relative to the loading file; they may not leave the bundle.
+// Modules are paths relative to the loading file; they may not leave the
+// bundle. A module that starts with '@' is a library's ("@std/k8s.star",
+// "@team/payments.star"): its file name is the module string, cleaned, and a
+// library file's relative loads stay inside its library.
 func ResolveLoad(from, module string, files map[string]string) (string, error) {
 	if strings.HasPrefix(module, "/") || strings.Contains(module, "\\") {
 		return "", fmt.Errorf("load %q: use a path relative to the runbook", module)
 	}
-	name := path.Clean(path.Join(path.Dir(from), module))
-	if strings.HasPrefix(name, "../") || name == ".." {
-		return "", fmt.Errorf("load %q: outside the runbook directory", module)
+	var name string
+	if lib, rest, ok := strings.Cut(module, "/"); ok && strings.HasPrefix(lib, "@") {
+		if !ValidLibraryName(strings.TrimPrefix(lib, "@")) {
+			return "", fmt.Errorf("load %q: a library is @ and a lower-case name (@std, @team)", module)
+		}
+		name = lib + "/" + path.Clean(rest)
+		if clean := path.Clean(rest); clean == ".." || strings.HasPrefix(clean, "../") || clean == "." {
+			return "", fmt.Errorf("load %q: outside the library %s", module, lib)
+		}
+	} else if strings.HasPrefix(module, "@") {
+		return "", fmt.Errorf("load %q: a library module is @LIBRARY/FILE.star, e.g. @std/k8s.star", module)
+	} else {
+		name = path.Clean(path.Join(path.Dir(from), module))
+		if strings.HasPrefix(name, "../") || name == ".." {
+			return "", fmt.Errorf("load %q: outside the runbook directory", module)
+		}
+		if lib, ok := LibraryOf(from); ok && !strings.HasPrefix(name, lib+"/") {
+			return "", fmt.Errorf("load %q: outside the library %s", module, lib)
+		}
+	}
+	if !strings.HasSuffix(name, ".star") {
+		return "", fmt.Errorf("load %q: modules are .star files", module)
 	}
 	if files != nil {
 		if _, ok := files[name]; !ok {
+			if lib, ok := LibraryOf(name); ok {
+				return "", fmt.Errorf("load %q: library %s has no module %s", module, lib, strings.TrimPrefix(name, lib+"/"))
+			}
 			return "", fmt.Errorf("load %q: no such file %s", module, name)
 		}
 	}
 	return name, nil
 }
 
+// LibraryOf returns the library ("@std") a bundle file name belongs to, if
+// it is a library module's.
+func LibraryOf(file string) (string, bool) {
+	lib, _, ok := strings.Cut(file, "/")
+	if !ok || !strings.HasPrefix(lib, "@") {
+		return "", false
+	}
+	return lib, true
+}
+
+// ValidLibraryName reports whether s (without its '@') can name a library:
+// what can name a runbook.
+func ValidLibraryName(s string) bool { return validRunbookName(s) }
+
 // BundlesFromFiles finds the runbooks among files (name -> source): every file
 // that defines main at top level is one, named after its base name without
 // ".star"; its bundle holds it and every file it loads, transitively. Files
-// named *_test.star are ignored. Errors carry file:line.
+// named *_test.star are ignored, and so are library modules (files named
+// "@LIBRARY/...") but as what a runbook loads. Errors carry file:line.
 func BundlesFromFiles(files map[string]string) ([]*Bundle, error) {
 	names := make([]string, 0, len(files))
+	var libs []string // library modules: loaded, never runbooks
 	for n := range files {
 		if strings.HasSuffix(n, "_test.star") {
 			continue
@@ -205,11 +253,15 @@ func BundlesFromFiles(files map[string]string) ([]*Bundle, error) {
 		if path.Clean(n) != n || strings.HasPrefix(n, "../") || strings.HasPrefix(n, "/") {
 			return nil, Inputf("%s: file names must be clean relative paths", n)
 		}
+		if _, ok := LibraryOf(n); ok {
+			libs = append(libs, n)
+			continue
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	parsed := map[string]*syntax.File{}
-	for _, n := range names {
+	for _, n := range slices.Concat(names, libs) {
 		f, err := FileOptions.Parse(n, files[n], 0)
 		if err != nil {
 			return nil, &InputError{Msg: err.Error()}

@@ -2,10 +2,8 @@ package service
 
 import (
 	"context"
-	"os"
 
 	"github.com/starbook/starbook"
-	"github.com/starbook/starbook/check"
 )
 
 var _ starbook.RolloutService = (*Service)(nil)
@@ -17,7 +15,10 @@ func (s *Service) ApplyCanary(ctx context.Context, files map[string]string, spec
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
+	res, err := s.checkFiles(files)
+	if err != nil {
+		return nil, err
+	}
 	if err := res.Err(); err != nil {
 		return nil, err
 	}

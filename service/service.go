@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/starbook/starbook/policy"
 	"github.com/starbook/starbook/quota"
 	sbruntime "github.com/starbook/starbook/runtime"
+	"github.com/starbook/starbook/stdlib"
 )
 
 // Service is the node's starbook.Service: what the HTTP API and the CLI drive.
@@ -36,6 +38,9 @@ type Service struct {
 	// Storage, when set, refuses new executions while the store is nearly
 	// full (a *quota.FullError, runtime.ErrStorageFull); nil admits all.
 	Storage *quota.Guard
+	// Libraries serves the library modules runbooks load at apply
+	// (load("@std/k8s.star")); nil serves the embedded @std.
+	Libraries *stdlib.Set
 
 	idMu     sync.Mutex
 	entropy  *ulid.MonotonicEntropy
@@ -84,7 +89,10 @@ func (s *Service) Apply(ctx context.Context, files map[string]string) ([]starboo
 // check checks files as starbook check does, then judges them by the
 // policies' on_apply; any error or denial refuses them all.
 func (s *Service) check(ctx context.Context, files map[string]string) (*check.Result, error) {
-	res := check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv})
+	res, err := s.checkFiles(files)
+	if err != nil {
+		return nil, err
+	}
 	if err := res.Err(); err != nil {
 		return nil, err
 	}
@@ -92,6 +100,25 @@ func (s *Service) check(ctx context.Context, files map[string]string) (*check.Re
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkFiles checks files as starbook check does, with the node's
+// libraries. @std modules come from the node only: a request that sends
+// one is refused.
+func (s *Service) checkFiles(files map[string]string) (*check.Result, error) {
+	for name := range files {
+		if strings.HasPrefix(name, stdlib.Std+"/") {
+			return nil, sbruntime.Inputf("%s: @std modules are the node's own and cannot be uploaded (a team's library is @NAME, given with apply --lib NAME=DIR)", name)
+		}
+	}
+	libs := s.Libraries
+	if libs == nil {
+		var err error
+		if libs, err = stdlib.Default(func(string) string { return "" }); err != nil {
+			return nil, err
+		}
+	}
+	return check.Files(files, check.Options{Builtins: s.Builtins, LookupEnv: os.LookupEnv, Libraries: libs}), nil
 }
 
 // versions describes the checked bundles of res as apply answers them.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,15 @@ rollout. A runbook with a rollout in progress refuses a plain apply.`,
 		if err != nil {
 			return err
 		}
+		libs, err := librariesOf(cmd)
+		if err != nil {
+			return err
+		}
+		team, err := teamLibraryFiles(libs)
+		if err != nil {
+			return err
+		}
+		maps.Copy(files, team)
 		c, err := newClient(cmd)
 		if err != nil {
 			return err
@@ -97,6 +107,7 @@ rollout. A runbook with a rollout in progress refuses a plain apply.`,
 }
 
 func init() {
+	addLibFlag(applyCmd)
 	applyCmd.Flags().Bool("migrate", false, "move in-flight executions of the applied runbooks onto the new versions where their histories replay")
 	applyCmd.Flags().Bool("dry-run", false, "with --migrate: store nothing, report what would happen")
 	applyCmd.Flags().String("canary", "", "apply changed runbooks as canaries taking this share of new runs (10% or 10; 0 < share < 100)")

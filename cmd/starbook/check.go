@@ -53,7 +53,11 @@ error (with --strict, also a warning) was found.`,
 					return err
 				}
 			}
-			res := check.Files(c.files, check.Options{Builtins: builtins.New(builtins.Options{}), LookupEnv: os.LookupEnv})
+			libs, err := librariesOf(cmd)
+			if err != nil {
+				return err
+			}
+			res := check.Files(c.files, check.Options{Builtins: builtins.New(builtins.Options{}), LookupEnv: os.LookupEnv, Libraries: libs})
 			out := cmd.OutOrStdout()
 			errs, warnings := 0, 0
 			for _, f := range res.Findings {
@@ -79,6 +83,7 @@ error (with --strict, also a warning) was found.`,
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
+	addLibFlag(cmd)
 	return cmd
 }()
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -32,7 +33,11 @@ func (d *dryRun) flags(fl *pflag.FlagSet) {
 func (d *dryRun) run(cmd *cobra.Command, name string, input json.RawMessage) error {
 	var b *sbruntime.Bundle
 	if info, err := os.Stat(name); err == nil && !info.IsDir() || strings.HasSuffix(name, ".star") {
-		if b, err = runbooktest.LoadFile(name); err != nil {
+		libs, err := libraries(nil)
+		if err != nil {
+			return err
+		}
+		if b, err = runbooktest.LoadBundleFrom(filepath.Dir(name), filepath.Base(name), libs); err != nil {
 			return err
 		}
 	} else {

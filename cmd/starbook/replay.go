@@ -3,11 +3,14 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/starbook/starbook/api"
+	"github.com/starbook/starbook/builtins"
+	"github.com/starbook/starbook/check"
 	"github.com/starbook/starbook/runbooktest"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/schema"
@@ -78,8 +81,12 @@ func scriptBundle(path, name string) (*sbruntime.Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	libs, err := libraries(nil)
+	if err != nil {
+		return nil, err
+	}
 	if !info.IsDir() {
-		return runbooktest.LoadFile(path)
+		return runbooktest.LoadBundleFrom(filepath.Dir(path), filepath.Base(path), libs)
 	}
 	files, err := collectFiles([]string{path})
 	if err != nil {
@@ -90,10 +97,12 @@ func scriptBundle(path, name string) (*sbruntime.Bundle, error) {
 			delete(files, n) // a replay runs the script on its recorded input
 		}
 	}
-	bundles, err := sbruntime.BundlesFromFiles(files)
-	if err != nil {
+	// As apply would bundle them, the library modules they load included.
+	res := check.Files(files, check.Options{Builtins: builtins.New(builtins.Options{}), Libraries: libs})
+	if err := res.Err(); err != nil {
 		return nil, err
 	}
+	bundles := res.Bundles
 	var names []string
 	for _, b := range bundles {
 		if b.Name == name {

@@ -32,6 +32,7 @@ import (
 	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/snapshot"
 	"github.com/starbook/starbook/sso"
+	"github.com/starbook/starbook/stdlib"
 	"github.com/starbook/starbook/ui"
 )
 
@@ -275,6 +276,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	svc := service.New(store, bi)
 	starter.Store(svc)
 	svc.Storage = storage
+	if svc.Libraries, err = stdlib.Default(os.Getenv); err != nil {
+		return err
+	}
 	slackTasks, err := wireSlack(slack, store, svc, f.security.authFile, logger)
 	if err != nil {
 		return err

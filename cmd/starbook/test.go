@@ -11,7 +11,7 @@ import (
 )
 
 var testCmd = &cobra.Command{
-	Use:   "test [PATH...] [-run REGEX] [-v]",
+	Use:   "test [PATH...] [-run REGEX] [-v] [--lib NAME=DIR]",
 	Short: "Run the test_* functions of *_test.star files, offline",
 	Long: `Test finds the *_test.star files in PATH... (directories are searched
 recursively, hidden and testdata directories skipped; default ".") and runs
@@ -25,11 +25,13 @@ test (every test with -v), "ok" or "FAIL" per file, then "N passed, N failed";
 the exit status is 1 when a test failed.
 
   -run REGEX   run only the tests whose name matches
-  -v           list every test and its output`,
+  -v           list every test and its output
+  --lib NAME=DIR  a team's library, loaded as @NAME/FILE.star (repeatable);
+               @std, starbook's own, is always there`,
 	DisableFlagParsing: true, // -run and -v, spelled as go test spells them
 	RunE: func(cmd *cobra.Command, args []string) error {
 		r := &runbooktest.Runner{Out: cmd.OutOrStdout()}
-		var paths []string
+		var paths, libs []string
 		for i := 0; i < len(args); i++ {
 			a := args[i]
 			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
@@ -62,10 +64,24 @@ the exit status is 1 when a test failed.
 					return fmt.Errorf("-run: %w", err)
 				}
 				r.Filter = re
+			case "lib":
+				if !hasValue {
+					if i+1 == len(args) {
+						return fmt.Errorf("--lib needs NAME=DIR")
+					}
+					i++
+					value = args[i]
+				}
+				libs = append(libs, value)
 			default:
-				return fmt.Errorf("unknown flag %s (test takes -run REGEX and -v)", a)
+				return fmt.Errorf("unknown flag %s (test takes -run REGEX, -v and --lib NAME=DIR)", a)
 			}
 		}
+		set, err := libraries(libs)
+		if err != nil {
+			return err
+		}
+		r.Libraries = set
 		sum, err := r.Run(cmd.Context(), paths)
 		if err != nil {
 			return err
