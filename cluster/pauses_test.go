@@ -177,3 +177,55 @@ func TestReplayOnce(t *testing.T) {
 		t.Fatalf("%d dead-letter index keys left", n)
 	}
 }
+
+// TestStartChecksThePauseInItsTxn: a node whose cached start pin predates a
+// pause set through another node does not start past it: the create txn
+// compares the pause keys, fails, and the fresh pin refuses the start;
+// forced starts and children go on, and a resume lets starts through.
+func TestStartChecksThePauseInItsTxn(t *testing.T) {
+	emb := startSuiteEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := NewStore(emb.Client, "/pausestart/")
+	b := NewStore(emb.Client, "/pausestart/") // another node, whose cache goes stale
+	defer a.Close()
+	defer b.Close()
+	if _, _, err := a.PutBundles(ctx, []*sbruntime.Bundle{rolloutBundle("rb", "one")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.StartCurrent(ctx, "rb", nil, newExec("rb")); err != nil { // b caches "not paused"
+		t.Fatal(err)
+	}
+	for _, runbook := range []string{"rb", starbook.AllRunbooks} {
+		if err := a.PutPause(ctx, &starbook.PauseState{Runbook: runbook, Paused: true, By: "alice", Reason: "freeze"},
+			pauseAudit("alice", "runbook.pause")); err != nil {
+			t.Fatal(err)
+		}
+		before := countPrefix(t, a, a.k.execution(""))
+		_, err := b.StartCurrent(ctx, "rb", nil, newExec("rb"))
+		var paused *starbook.PausedError
+		if !errors.As(err, &paused) || paused.State.By != "alice" {
+			t.Fatalf("start on a stale pin under the pause of %s: %v, want a PausedError by alice", runbook, err)
+		}
+		if after := countPrefix(t, a, a.k.execution("")); after != before {
+			t.Fatalf("a refused start stored an execution (%d -> %d)", before, after)
+		}
+		forced := func(version string) *sbruntime.Execution {
+			e := newExec("rb")(version)
+			e.Trigger.Attrs = map[string]string{starbook.AttrForced: "alice"}
+			return e
+		}
+		if _, err := b.StartCurrent(ctx, "rb", nil, forced); err != nil {
+			t.Fatalf("a forced start under the pause of %s: %v", runbook, err)
+		}
+		if _, err := b.startCurrent(ctx, "rb", nil, a.k.probe("child-"+runbook), newExec("rb")); err != nil {
+			t.Fatalf("a child start under the pause of %s: %v", runbook, err)
+		}
+		if _, err := a.DeletePause(ctx, runbook, pauseAudit("alice", "runbook.resume")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.StartCurrent(ctx, "rb", nil, newExec("rb")); err != nil { // its pin still says paused
+			t.Fatalf("start after the resume of %s: %v", runbook, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -30,6 +31,12 @@ type startPin struct {
 	current    string
 	rolloutRev int64
 	rollout    *starbook.Rollout // nil without a rollout key
+	// The mod revisions of the runbook's pause key and of every runbook's
+	// (0: none), which the create txn compares, and the pauses they hold:
+	// a start checks them on the pin, so a pause costs a start no read,
+	// and one set since the pin was read fails the create txn.
+	pauseRev, allPauseRev int64
+	pauses                []starbook.PauseState
 }
 
 // version returns the version a new execution id runs: the canary's or
@@ -64,8 +71,8 @@ func (c *versionCache) set(name string, p startPin) {
 }
 
 // versionChanged is the error of a create whose runbook was applied again,
-// or whose rollout changed, since its pin was read: the caller starts it
-// again on the new pin.
+// or whose rollout or pause changed, since its pin was read: the caller
+// starts it again on the new pin.
 type versionChanged struct{ pin startPin }
 
 func (e *versionChanged) Error() string { return "runbook version changed to " + e.pin.current }
@@ -76,11 +83,13 @@ func (s *Store) cachedPin(ctx context.Context, name string, fresh bool) (startPi
 	if p, ok := s.current.get(name); ok && !fresh {
 		return p, nil
 	}
-	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.k.runbookCurrent(name)), clientv3.OpGet(s.k.rollout(name))).Commit()
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.k.runbookCurrent(name)), clientv3.OpGet(s.k.rollout(name)),
+		clientv3.OpGet(s.k.pause(name)), clientv3.OpGet(s.k.pause(starbook.AllRunbooks))).Commit()
 	if err != nil {
 		return startPin{}, fmt.Errorf("read runbook %s: %w", name, err)
 	}
-	p, err := s.k.decodePin(name, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
+	p, err := s.k.decodePin(name, resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs,
+		resp.Responses[2].GetResponseRange().Kvs, resp.Responses[3].GetResponseRange().Kvs)
 	if err != nil {
 		return startPin{}, err
 	}
@@ -88,9 +97,9 @@ func (s *Store) cachedPin(ctx context.Context, name string, fresh bool) (startPi
 	return p, nil
 }
 
-// decodePin builds a start pin from reads of a runbook's current and
-// rollout keys.
-func (k Keys) decodePin(name string, current, rollout []*mvccpb.KeyValue) (startPin, error) {
+// decodePin builds a start pin from reads of a runbook's current, rollout
+// and pause keys and of the pause of every runbook.
+func (k Keys) decodePin(name string, current, rollout, pause, allPause []*mvccpb.KeyValue) (startPin, error) {
 	if len(current) == 0 {
 		return startPin{}, fmt.Errorf("runbook %q: %w (apply it first)", name, sbruntime.ErrNotFound)
 	}
@@ -102,7 +111,31 @@ func (k Keys) decodePin(name string, current, rollout []*mvccpb.KeyValue) (start
 		}
 		p.rollout, p.rolloutRev = r, rollout[0].ModRevision
 	}
+	for _, kvs := range [][]*mvccpb.KeyValue{pause, allPause} {
+		for _, kv := range kvs {
+			ps, err := decodePause(kv)
+			if err != nil {
+				return startPin{}, err
+			}
+			p.pauses = append(p.pauses, *ps)
+		}
+	}
+	if len(pause) > 0 {
+		p.pauseRev = pause[0].ModRevision
+	}
+	if len(allPause) > 0 {
+		p.allPauseRev = allPause[0].ModRevision
+	}
 	return p, nil
+}
+
+// paused returns the pause that refuses a start of runbook on p at now, or
+// nil when none does.
+func (p startPin) paused(runbook string, now time.Time) *starbook.PausedError {
+	if st := EffectivePause(runbook, p.pauses, now); st.Paused {
+		return &starbook.PausedError{State: *st}
+	}
+	return nil
 }
 
 // Runner is the worker pool of the node in this process, as storage sees
@@ -133,9 +166,11 @@ type Reservation interface {
 // key, naming e, only if no other execution did (children.go).
 func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r Reservation, childKey string) *txnReq {
 	ek, ck, rk := s.k.execution(e.ID), s.k.runbookCurrent(e.Runbook), s.k.rollout(e.Runbook)
-	cmps := append(make([]*etcdserverpb.Compare, 0, 4), createRevision([]byte(ek), 0))
+	pk, ak := s.k.pause(e.Runbook), s.k.pause(starbook.AllRunbooks)
+	cmps := append(make([]*etcdserverpb.Compare, 0, 6), createRevision([]byte(ek), 0))
 	if pin != nil {
-		cmps = append(cmps, valueIs([]byte(ck), pin.current), modRevision([]byte(rk), pin.rolloutRev))
+		cmps = append(cmps, valueIs([]byte(ck), pin.current), modRevision([]byte(rk), pin.rolloutRev),
+			modRevision([]byte(pk), pin.pauseRev), modRevision([]byte(ak), pin.allPauseRev))
 	}
 	pbOps := append([]*etcdserverpb.RequestOp{putOp([]byte(ek), data), putOp([]byte(s.k.runnable(e.ID)), nil)}, s.k.indexPB(e)...)
 	if childKey != "" {
@@ -146,12 +181,14 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r 
 	if r != nil {
 		ops = append(ops, s.claimOp(e.ID, r))
 	}
-	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 4, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
+	return &txnReq{pbCmps: cmps, pbOps: pbOps, ops: ops, nreads: 6, diagnostics: func() ([]clientv3.Op, func([]*etcdserverpb.ResponseOp) error) {
 		child := childKey
 		if child == "" {
 			child = s.k.probe("child") // never written: reads nothing
 		}
-		return []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck), clientv3.OpGet(rk), clientv3.OpGet(child)}, func(r []*etcdserverpb.ResponseOp) error {
+		reads := []clientv3.Op{clientv3.OpGet(ek, clientv3.WithKeysOnly()), clientv3.OpGet(ck), clientv3.OpGet(rk), clientv3.OpGet(child),
+			clientv3.OpGet(pk), clientv3.OpGet(ak)}
+		return reads, func(r []*etcdserverpb.ResponseOp) error {
 			if len(r[0].GetResponseRange().Kvs) > 0 {
 				return errors.New("id already exists")
 			}
@@ -161,11 +198,12 @@ func (s *Store) createReq(e *sbruntime.Execution, data []byte, pin *startPin, r 
 			if pin == nil {
 				return nil
 			}
-			now, err := s.k.decodePin(e.Runbook, r[1].GetResponseRange().Kvs, r[2].GetResponseRange().Kvs)
+			now, err := s.k.decodePin(e.Runbook, r[1].GetResponseRange().Kvs, r[2].GetResponseRange().Kvs,
+				r[4].GetResponseRange().Kvs, r[5].GetResponseRange().Kvs)
 			if err != nil {
 				return err
 			}
-			if now.current != pin.current || now.rolloutRev != pin.rolloutRev {
+			if now.current != pin.current || now.rolloutRev != pin.rolloutRev || now.pauseRev != pin.pauseRev || now.allPauseRev != pin.allPauseRev {
 				return &versionChanged{pin: now}
 			}
 			return nil
@@ -235,6 +273,19 @@ func (s *Store) startCurrent(ctx context.Context, runbook string, runner Runner,
 		}
 		e := newExecution(pin.current)
 		e.Version = pin.version(e.ID)
+		// A paused runbook starts nothing by hand unless forced; the child
+		// of a run in flight goes on, as that run does.
+		// A pin read before a resume would still refuse: a refusal is made
+		// on a fresh one.
+		if _, forced := e.Trigger.Attrs[starbook.AttrForced]; !forced && childKey == "" {
+			if err := pin.paused(runbook, s.now()); err != nil {
+				if !fresh {
+					fresh = true
+					continue
+				}
+				return nil, err
+			}
+		}
 		// Before the budget: a refused input spends nothing and stores nothing.
 		if err := s.ValidateInput(ctx, runbook, e.Version, e.Input); err != nil {
 			if errors.Is(err, sbruntime.ErrNotFound) && !fresh {

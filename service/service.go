@@ -187,9 +187,7 @@ func (s *Service) Start(ctx context.Context, runbook string, input json.RawMessa
 		} else {
 			trigger.Attrs[starbook.AttrForced] = holder
 		}
-	} else if err := s.refusePaused(ctx, runbook, false); err != nil {
-		return nil, err
-	}
+	} // else the store refuses it while paused, on the start's pin (no read)
 	if len(input) > 0 {
 		// Compact, as it is stored: the record then encodes without
 		// reflection (Execution.EncodeJSON).
