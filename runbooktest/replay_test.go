@@ -65,7 +65,7 @@ func TestRecord(t *testing.T) {
 			loadFixture(t, rec.file)
 			continue
 		}
-		b, err := runbooktest.LoadBundle(rec.root, rec.name)
+		b, err := runbooktest.LoadBundleFrom(rec.root, rec.name, std(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestShippedRunbooksReplay(t *testing.T) {
 		}
 		t.Run(rec.file, func(t *testing.T) {
 			f := loadFixture(t, rec.file)
-			b, err := runbooktest.LoadBundle(rec.root, rec.name)
+			b, err := runbooktest.LoadBundleFrom(rec.root, rec.name, std(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/starbook/starbook/runbooktest"
+	"github.com/starbook/starbook/stdlib"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -82,10 +83,21 @@ func TestRunnerFindsNothing(t *testing.T) {
 	}
 }
 
+// std is the standard library as embedded, which shipped runbooks load
+// (@std/k8s.star), as `starbook test` serves it.
+func std(t *testing.T) *stdlib.Set {
+	t.Helper()
+	set, err := stdlib.Default(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
 // TestShippedRunbooks is `starbook test runbooks/` in CI: every shipped
 // runbook's tests pass.
 func TestShippedRunbooks(t *testing.T) {
-	out, sum := runTests(t, &runbooktest.Runner{}, "../runbooks")
+	out, sum := runTests(t, &runbooktest.Runner{Libraries: std(t)}, "../runbooks")
 	if sum.Failed > 0 || sum.Passed == 0 {
 		t.Fatalf("starbook test runbooks/:\n%s", out)
 	}
