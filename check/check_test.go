@@ -8,6 +8,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/check"
+	"github.com/starbook/starbook/stdlib"
 )
 
 func run(files map[string]string, env map[string]string) *check.Result {
@@ -209,7 +210,8 @@ func TestErrJoinsErrorsOnly(t *testing.T) {
 }
 
 // TestShippedRunbooks: runbooks/ applies cleanly, as `starbook serve
-// --runbooks runbooks` does at start, with no secret set.
+// --runbooks runbooks` does at start (with the embedded @std), with no
+// secret set.
 func TestShippedRunbooks(t *testing.T) {
 	entries, err := os.ReadDir("../runbooks")
 	if err != nil {
@@ -225,7 +227,12 @@ func TestShippedRunbooks(t *testing.T) {
 			files[e.Name()] = string(b)
 		}
 	}
-	r := run(files, nil)
+	std, err := stdlib.Default(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := check.Files(files, check.Options{Builtins: builtins.New(builtins.Options{}), Libraries: std,
+		LookupEnv: func(string) (string, bool) { return "", false }})
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
