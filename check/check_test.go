@@ -210,7 +210,8 @@ func TestErrJoinsErrorsOnly(t *testing.T) {
 }
 
 // TestShippedRunbooks: runbooks/ applies cleanly, as `starbook serve
-// --runbooks runbooks` does at start, with no secret set.
+// --runbooks runbooks` does at start (with the embedded @std), with no
+// secret set.
 func TestShippedRunbooks(t *testing.T) {
 	entries, err := os.ReadDir("../runbooks")
 	if err != nil {

@@ -95,7 +95,7 @@ func std(t *testing.T) *stdlib.Set {
 }
 
 // TestShippedRunbooks is `starbook test runbooks/` in CI: every shipped
-// runbook's tests pass.
+// runbook's tests pass, with the embedded @std they load.
 func TestShippedRunbooks(t *testing.T) {
 	out, sum := runTests(t, &runbooktest.Runner{Libraries: std(t)}, "../runbooks")
 	if sum.Failed > 0 || sum.Passed == 0 {
