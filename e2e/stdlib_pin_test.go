@@ -133,7 +133,7 @@ func TestStdlibPinnedAcrossRestart(t *testing.T) {
 	}
 
 	out, err = run(ctx, d.URL, "show", parked.ID)
-	if err != nil || !regexp.MustCompile(`Libraries: @std \S+\+` + regexp.QuoteMeta(strings.SplitN(b1.Libraries[stdlib.Std], "+", 2)[1])).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`Libraries: @std \S+\+`+regexp.QuoteMeta(strings.SplitN(b1.Libraries[stdlib.Std], "+", 2)[1])).MatchString(out) {
 		t.Errorf("starbook show of the parked run does not name its @std release %s: %v\n%s", b1.Libraries[stdlib.Std], err, out)
 	}
 }
