@@ -228,6 +228,7 @@ func (c *checker) run() {
 		c.parsed[n] = f
 	}
 	c.libraryModules(names, star)
+	c.loads()
 	if len(c.res.Findings) > 0 {
 		return // BundlesFromFiles would stop at the first of them
 	}
