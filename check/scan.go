@@ -55,6 +55,10 @@ type unit struct {
 	bound  map[string]bool      // every name the file binds anywhere
 	lambda map[*syntax.LambdaExpr]*function
 	nested map[*syntax.DefStmt]*function
+	// structs are the top-level struct(attr = name, ...) of the file, by
+	// the global bound to it: attribute -> the name it holds. A library
+	// module exports its functions so (grafana = struct(annotate = annotate)).
+	structs map[string]map[string]string
 }
 
 type scanner struct {
@@ -120,7 +124,8 @@ func (s *scanner) push(fn *function, ctx context, why string) {
 // index finds the functions of a file and the names it binds.
 func (s *scanner) index(name string, f *syntax.File) *unit {
 	u := &unit{name: name, file: f, defs: map[string]*function{}, loads: map[string][2]string{},
-		bound: map[string]bool{}, lambda: map[*syntax.LambdaExpr]*function{}, nested: map[*syntax.DefStmt]*function{}}
+		bound: map[string]bool{}, lambda: map[*syntax.LambdaExpr]*function{}, nested: map[*syntax.DefStmt]*function{},
+		structs: map[string]map[string]string{}}
 	var enclosing []*function
 	var visit func(n syntax.Node) bool
 	visit = func(n syntax.Node) bool {
@@ -163,6 +168,9 @@ func (s *scanner) index(name string, f *syntax.File) *unit {
 			return false
 		case *syntax.AssignStmt:
 			bindTargets(u, n.LHS)
+			if parent == nil {
+				indexStruct(u, n)
+			}
 		case *syntax.ForStmt:
 			bindTargets(u, n.Vars)
 		case *syntax.ForClause:
@@ -174,6 +182,31 @@ func (s *scanner) index(name string, f *syntax.File) *unit {
 		syntax.Walk(st, visit)
 	}
 	return u
+}
+
+// indexStruct records a top-level NAME = struct(attr = name, ...) of u.
+func indexStruct(u *unit, a *syntax.AssignStmt) {
+	name, ok := a.LHS.(*syntax.Ident)
+	call, isCall := a.RHS.(*syntax.CallExpr)
+	if !ok || !isCall || a.Op != syntax.EQ {
+		return
+	}
+	if fn, ok := call.Fn.(*syntax.Ident); !ok || fn.Name != "struct" {
+		return
+	}
+	attrs := map[string]string{}
+	for _, arg := range call.Args {
+		kw, ok := arg.(*syntax.BinaryExpr)
+		if !ok || kw.Op != syntax.EQ {
+			continue
+		}
+		k, _ := kw.X.(*syntax.Ident)
+		v, _ := kw.Y.(*syntax.Ident)
+		if k != nil && v != nil {
+			attrs[k.Name] = v.Name
+		}
+	}
+	u.structs[name.Name] = attrs
 }
 
 func bindParams(u *unit, params []syntax.Expr) {
@@ -224,13 +257,46 @@ func (s *scanner) global(u *unit, name string, depth int) *function {
 	return nil
 }
 
-// target resolves the function an argument names: a name or a lambda.
+// target resolves the function an argument names: a name, a lambda, or a
+// module's struct member (grafana.annotate).
 func (s *scanner) target(u *unit, fn *function, e syntax.Expr) *function {
 	switch e := e.(type) {
 	case *syntax.Ident:
 		return s.lookup(u, fn, e.Name)
 	case *syntax.LambdaExpr:
 		return u.lambda[e]
+	case *syntax.DotExpr:
+		return s.member(u, fn, e)
+	}
+	return nil
+}
+
+// member resolves x.attr, where x is a top-level struct(attr = f, ...) of
+// u or of the module u loads it from, to the function f: so that the scan
+// follows a runbook's grafana.annotate(...) into the library module.
+func (s *scanner) member(u *unit, fn *function, e syntax.Expr) *function {
+	d, ok := e.(*syntax.DotExpr)
+	if !ok {
+		return nil
+	}
+	x, ok := d.X.(*syntax.Ident)
+	if !ok || s.lookup(u, fn, x.Name) != nil {
+		return nil
+	}
+	return s.structMember(u, x.Name, d.Name.Name, 0)
+}
+
+func (s *scanner) structMember(u *unit, name, attr string, depth int) *function {
+	if st, ok := u.structs[name]; ok {
+		if ref, ok := st[attr]; ok {
+			return s.global(u, ref, 0)
+		}
+		return nil
+	}
+	if l, ok := u.loads[name]; ok && depth < 32 {
+		if v := s.units[l[0]]; v != nil {
+			return s.structMember(v, l[1], attr, depth+1)
+		}
 	}
 	return nil
 }
@@ -282,6 +348,14 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 			s.c.at(pos, Error, "%s called outside a step (%s): an effect must run inside call() or compensate(), "+
 				"or it runs again on every replay; e.g. call(%s, ...)", name, why, name)
 		}
+		return
+	}
+	if callee := s.member(u, fn, ce.Fn); callee != nil {
+		caller := "the top level"
+		if fn != nil {
+			caller = fn.String()
+		}
+		s.push(callee, ctx, fmt.Sprintf("in %s, called directly from %s", callee, caller))
 		return
 	}
 	id, ok := ce.Fn.(*syntax.Ident)
