@@ -129,3 +129,24 @@ func TestLibraryFindings(t *testing.T) {
 		}
 	}
 }
+
+// TestLibrarySecretOutsideStep: a library module that reads a secret in
+// main's context (or at load) is an error at the read; a runbook may.
+func TestLibrarySecretOutsideStep(t *testing.T) {
+	set := stdlib.NewSet()
+	if err := set.Add("@team", fstest.MapFS{"tok.star": {Data: []byte(
+		"def _get(url, token):\n    return http.get(url, headers = {\"Authorization\": token})\n\n" +
+			"def get(url):\n    return call(_get, url, secret(\"TOKEN\"))\n\ntok = struct(get = get)\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	r := checkWith(map[string]string{"a.star": "load(\"@team/tok.star\", \"tok\")\n\ndef main(event):\n    return tok.get(event.url)\n"}, set)
+	want := "@team/tok.star:5:28: secret() called outside a step (in get, called directly from main)"
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("check: %v, want %q", err, want)
+	}
+	r = checkWith(map[string]string{"a.star": "def _get(url, token):\n    return http.get(url, headers = {\"Authorization\": token})\n\n" +
+		"def main(event):\n    return call(_get, event.url, secret(\"TOKEN\"))\n"}, nil)
+	if err := r.Err(); err != nil {
+		t.Errorf("a runbook's own secret read in main: %v", err)
+	}
+}

@@ -372,7 +372,11 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 		}
 		return
 	}
+	_, inLibrary := sbruntime.LibraryOf(u.name)
 	switch {
+	case id.Name == "secret" && inLibrary && ctx != inStep:
+		s.c.at(pos, Error, "secret() called outside a step (%s): a library module reads a secret only inside the step that uses it, "+
+			"so that its value never reaches main or a run's history", why)
 	case id.Name == "idempotency_key" && ctx != inStep:
 		s.c.at(pos, Error, "idempotency_key() called outside a step (%s): it is the key of the running step", why)
 	case durable[id.Name] && ctx == inStep:
