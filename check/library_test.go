@@ -150,3 +150,16 @@ func TestLibrarySecretOutsideStep(t *testing.T) {
 		t.Errorf("a runbook's own secret read in main: %v", err)
 	}
 }
+
+// TestTeamModuleMissing: a module a team's library sent with the runbooks
+// does not hold is named as the library's, with what it has.
+func TestTeamModuleMissing(t *testing.T) {
+	r := checkWith(map[string]string{
+		"a.star":              "load(\"@team/fees.star\", \"fees\")\n\ndef main(event):\n    return 1\n",
+		"@team/payments.star": "payments = struct()\n",
+	}, testLibraries(t))
+	want := `a.star:1:1: load "@team/fees.star": library @team has no module fees.star (it has payments.star)`
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("check: %v, want %q", err, want)
+	}
+}
