@@ -134,7 +134,7 @@ func (s *Set) Module(file string) (string, error) {
 	}
 	files, ok := s.lib(lib)
 	if !ok {
-		return "", fmt.Errorf("no library %s (this node has %s; a team's library is given with --lib NAME=DIR)", lib, strings.Join(s.Names(), ", "))
+		return "", fmt.Errorf("no library %s here (there is %s; a team's library is given with --lib NAME=DIR)", lib, strings.Join(s.Names(), ", "))
 	}
 	src, err := fs.ReadFile(files, rest)
 	if errors.Is(err, fs.ErrNotExist) {

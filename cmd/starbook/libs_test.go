@@ -102,6 +102,14 @@ func TestLibFlag(t *testing.T) {
 		t.Errorf("the current version does not hold the changed module (%v)", err)
 	}
 
+	dry := filepath.Join(rb, "charge.star")
+	if r = cli(t, svc, "", "run", "--dry-run", dry, "--lib", "team="+lib, "--input", `{"amount": 10}`); r.code != 0 || !strings.Contains(r.stdout, `completed: {"fee":30}`) {
+		t.Errorf("run --dry-run --lib: exit %d, %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = cli(t, svc, "", "run", "--dry-run", dry, "--input", `{"amount": 10}`); r.code == 0 || !strings.Contains(r.stderr, `load "@team/payments.star": no library @team here`) {
+		t.Errorf("run --dry-run without --lib: exit %d, %s%s", r.code, r.stdout, r.stderr)
+	}
+
 	e, err := svc.Start(ctx, "charge", nil, sbruntime.Trigger{Type: "manual"})
 	if err != nil {
 		t.Fatal(err)
