@@ -318,6 +318,19 @@ func TestRunbookPageLibraries(t *testing.T) {
 	if version.Libraries[stdlib.Std] != release || version.Files["@std/grafana.star"] == "" {
 		t.Errorf("version route: libraries %v, files %d", version.Libraries, len(version.Files))
 	}
+	// An upload of an @std module is refused, whatever the route.
+	for _, body := range []string{
+		`{"files": {"up.star": "def main(event):\n    return 1\n", "@std/grafana.star": "grafana = struct()\n"}}`,
+		`{"files": {"up.star": "def main(event):\n    return 1\n", "@std/grafana.star": "grafana = struct()\n"}, "migrate": true}`,
+	} {
+		w := do(t, h, "POST", "/api/v1/runbooks", body, "")
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "@std modules are the node's own") {
+			t.Errorf("POST of an @std module: %d %s, want 400", w.Code, w.Body)
+		}
+	}
+	if w := do(t, h, "GET", "/api/v1/runbooks/up", "", ""); w.Code != http.StatusNotFound {
+		t.Errorf("a refused upload stored its runbook: %d", w.Code)
+	}
 	// A runbook that loads no library names none.
 	if w := do(t, h, "GET", "/api/v1/runbooks/deploy", "", ""); strings.Contains(w.Body.String(), `"libraries"`) {
 		t.Errorf("deploy names libraries: %s", w.Body)
