@@ -123,7 +123,8 @@ func TestLibraryFindings(t *testing.T) {
 		})
 	}
 	// *args and **kwargs are not counted, and a good call passes.
-	for _, body := range []string{`return notify.send(*event.args, **event.kwargs)`, `return notify.send(event.url, text = "x", tags = ["a"])`} {
+	for _, body := range []string{`return notify.send(*event.args, **event.kwargs)`, `return notify.send(event.url, text = "x", tags = ["a"])`,
+		`return notify.send(event.url, "x", ("a", "b"))`} {
 		if err := checkWith(main(good, body), set).Err(); err != nil {
 			t.Errorf("%s: %v", body, err)
 		}

@@ -285,11 +285,23 @@ func (c *checker) checkCall(call *syntax.CallExpr, name string, def *syntax.DefS
 			}
 			continue
 		}
-		if want, got := literalType(p.def), literalType(arg); want != "" && got != "" && want != got {
+		if want, got := literalType(p.def), literalType(arg); want != "" && got != "" && kindOf(want) != kindOf(got) {
 			pos, _ := arg.Span()
 			c.at(pos, Error, "%s: argument %s is a %s, want a %s (its default is %s)", name, p.name, got, want, exprString(p.def))
 		}
 	}
+}
+
+// kindOf groups the literal types a function taking one takes the other
+// of, as far as a check can say: numbers, and sequences.
+func kindOf(literal string) string {
+	switch literal {
+	case "int", "float":
+		return "number"
+	case "list", "tuple":
+		return "sequence"
+	}
+	return literal
 }
 
 // literalType names the type of a literal expression ("string", "int",
