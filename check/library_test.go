@@ -164,3 +164,46 @@ func TestTeamModuleMissing(t *testing.T) {
 		t.Errorf("check: %v, want %q", err, want)
 	}
 }
+
+// TestSpreadStruct: a module that exports struct(**_PUBLIC), _PUBLIC a dict
+// literal of its functions, is followed as one that names them, and one
+// spread from a computed dict checks no attribute it cannot see.
+func TestSpreadStruct(t *testing.T) {
+	set := stdlib.NewSet()
+	if err := set.Add("@team", fstest.MapFS{"kube.star": {Data: []byte(`
+def _get(url):
+    return http.get(url)
+
+def get(url):
+    """Gets."""
+    return call(_get, url)
+
+def leaky(url):
+    """Gets outside a step."""
+    return _get(url)
+
+_PUBLIC = {"get": get, "leaky": leaky}
+
+kube = struct(VERSION = "1", **_PUBLIC)
+dyn = struct(**{n: get for n in ["a", "b"]})
+`)}}); err != nil {
+		t.Fatal(err)
+	}
+	r := checkWith(map[string]string{"a.star": "load(\"@team/kube.star\", \"kube\", \"dyn\")\n\ndef main(event):\n    return [kube.get(event.url), dyn.a(event.url)]\n"}, set)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []check.Effect{{Kind: "http", Method: "GET", Host: "*", File: "@team/kube.star", Line: 3}}
+	if got := r.Facts["a"].Effects; !reflect.DeepEqual(got, want) {
+		t.Errorf("effects %+v, want %+v", got, want)
+	}
+	for body, want := range map[string]string{
+		"kube.leaky(event.url)":   "@team/kube.star:3:12: http.get called outside a step (in _get, called directly from leaky)",
+		"kube.gett(event.url, 2)": "a.star:4:17: kube.gett: kube has no function gett (it has VERSION, get, leaky)",
+	} {
+		r = checkWith(map[string]string{"a.star": "load(\"@team/kube.star\", \"kube\")\n\ndef main(event):\n    return " + body + "\n"}, set)
+		if err := r.Err(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("check: %v, want %q", err, want)
+		}
+	}
+}

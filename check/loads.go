@@ -19,6 +19,8 @@ type moduleInfo struct {
 	// how a library module exports itself (grafana = struct(annotate =
 	// annotate)); an attribute that is not one of its defs maps to nil.
 	structs map[string]map[string]*syntax.DefStmt
+	// open are the structs with attributes the scan cannot list.
+	open map[string]bool
 }
 
 // topLevelOf describes the top level of f.
@@ -60,36 +62,13 @@ func topLevelOf(f *syntax.File) *moduleInfo {
 		}
 	}
 	stmts(f.Stmts)
-	// Structs second: their functions may be defined after them.
-	for _, s := range f.Stmts {
-		a, ok := s.(*syntax.AssignStmt)
-		if !ok || a.Op != syntax.EQ {
-			continue
+	structs, open := moduleStructs(f)
+	m.open = open
+	for name, attrs := range structs {
+		m.structs[name] = map[string]*syntax.DefStmt{}
+		for attr, held := range attrs {
+			m.structs[name][attr] = m.funcs[held] // nil: not one of its defs
 		}
-		name, ok := a.LHS.(*syntax.Ident)
-		call, isCall := a.RHS.(*syntax.CallExpr)
-		if !ok || !isCall {
-			continue
-		}
-		if fn, ok := call.Fn.(*syntax.Ident); !ok || fn.Name != "struct" {
-			continue
-		}
-		attrs := map[string]*syntax.DefStmt{}
-		for _, arg := range call.Args {
-			kw, ok := arg.(*syntax.BinaryExpr)
-			if !ok || kw.Op != syntax.EQ {
-				continue
-			}
-			k, _ := kw.X.(*syntax.Ident)
-			if k == nil {
-				continue
-			}
-			attrs[k.Name] = nil // a value the scan has no signature of
-			if v, _ := kw.Y.(*syntax.Ident); v != nil {
-				attrs[k.Name] = m.funcs[v.Name]
-			}
-		}
-		m.structs[name.Name] = attrs
 	}
 	return m
 }
@@ -135,6 +114,7 @@ func (c *checker) loads() {
 		f := c.parsed[from]
 		funcs := map[string]*syntax.DefStmt{}              // local name -> loaded function
 		structs := map[string]map[string]*syntax.DefStmt{} // local name -> loaded struct
+		open := map[string]bool{}                          // local name -> its struct is open
 		for _, stmt := range f.Stmts {
 			load, ok := stmt.(*syntax.LoadStmt)
 			if !ok {
@@ -161,6 +141,7 @@ func (c *checker) loads() {
 					}
 					if st := m.structs[name.Name]; st != nil {
 						structs[local] = st
+						open[local] = m.open[name.Name]
 					}
 				}
 			}
@@ -185,6 +166,9 @@ func (c *checker) loads() {
 				}
 				name := x.Name + "." + fn.Name.Name
 				def, ok := structs[x.Name][fn.Name.Name]
+				if !ok && open[x.Name] {
+					break // an attribute the scan cannot see
+				}
 				if !ok {
 					attrs := make([]string, 0, len(structs[x.Name]))
 					for a := range structs[x.Name] {

@@ -124,8 +124,8 @@ func (s *scanner) push(fn *function, ctx context, why string) {
 // index finds the functions of a file and the names it binds.
 func (s *scanner) index(name string, f *syntax.File) *unit {
 	u := &unit{name: name, file: f, defs: map[string]*function{}, loads: map[string][2]string{},
-		bound: map[string]bool{}, lambda: map[*syntax.LambdaExpr]*function{}, nested: map[*syntax.DefStmt]*function{},
-		structs: map[string]map[string]string{}}
+		bound: map[string]bool{}, lambda: map[*syntax.LambdaExpr]*function{}, nested: map[*syntax.DefStmt]*function{}}
+	u.structs, _ = moduleStructs(f)
 	var enclosing []*function
 	var visit func(n syntax.Node) bool
 	visit = func(n syntax.Node) bool {
@@ -168,9 +168,6 @@ func (s *scanner) index(name string, f *syntax.File) *unit {
 			return false
 		case *syntax.AssignStmt:
 			bindTargets(u, n.LHS)
-			if parent == nil {
-				indexStruct(u, n)
-			}
 		case *syntax.ForStmt:
 			bindTargets(u, n.Vars)
 		case *syntax.ForClause:
@@ -182,31 +179,6 @@ func (s *scanner) index(name string, f *syntax.File) *unit {
 		syntax.Walk(st, visit)
 	}
 	return u
-}
-
-// indexStruct records a top-level NAME = struct(attr = name, ...) of u.
-func indexStruct(u *unit, a *syntax.AssignStmt) {
-	name, ok := a.LHS.(*syntax.Ident)
-	call, isCall := a.RHS.(*syntax.CallExpr)
-	if !ok || !isCall || a.Op != syntax.EQ {
-		return
-	}
-	if fn, ok := call.Fn.(*syntax.Ident); !ok || fn.Name != "struct" {
-		return
-	}
-	attrs := map[string]string{}
-	for _, arg := range call.Args {
-		kw, ok := arg.(*syntax.BinaryExpr)
-		if !ok || kw.Op != syntax.EQ {
-			continue
-		}
-		k, _ := kw.X.(*syntax.Ident)
-		v, _ := kw.Y.(*syntax.Ident)
-		if k != nil && v != nil {
-			attrs[k.Name] = v.Name
-		}
-	}
-	u.structs[name.Name] = attrs
 }
 
 func bindParams(u *unit, params []syntax.Expr) {
