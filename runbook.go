@@ -2,6 +2,8 @@ package starbook
 
 import (
 	"encoding/json"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -21,6 +23,9 @@ type RunbookVersion struct {
 	Rollout *Rollout `json:"rollout,omitempty"`
 	// Pause is the runbook's pause while it is paused (listings only).
 	Pause *PauseState `json:"pause,omitempty"`
+	// Libraries names the release of each library ("@std", "@team") whose
+	// modules the version holds, pinned at apply (runtime.Bundle.Libraries).
+	Libraries map[string]string `json:"libraries,omitempty"`
 }
 
 // RunbookInfo is a runbook and its stored versions, newest first.
@@ -39,4 +44,21 @@ type RunbookVersionInfo struct {
 	Files     []string        `json:"files"`
 	Current   bool            `json:"current,omitempty"`
 	Triggers  json.RawMessage `json:"triggers,omitempty"`
+	// Libraries names the release of each library whose modules the
+	// version holds ("@std": "v1.4.0+3f2a9c01b7de").
+	Libraries map[string]string `json:"libraries,omitempty"`
+}
+
+// LibrariesString names libraries (library -> release) in one line, sorted:
+// "@std v1.4.0+3f2a9c01b7de, @team 5e1b0c2a9f3d"; "" for none.
+func LibrariesString(libraries map[string]string) string {
+	names := make([]string, 0, len(libraries))
+	for lib := range libraries {
+		names = append(names, lib)
+	}
+	sort.Strings(names)
+	for i, lib := range names {
+		names[i] = lib + " " + libraries[lib]
+	}
+	return strings.Join(names, ", ")
 }

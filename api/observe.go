@@ -19,6 +19,9 @@ type BundleResponse struct {
 	Main      string            `json:"main"`
 	Files     map[string]string `json:"files"`
 	CreatedAt time.Time         `json:"created_at"`
+	// Libraries names the release of each library whose modules Files
+	// holds ("@std": "v1.4.0+3f2a9c01b7de"), pinned at apply.
+	Libraries map[string]string `json:"libraries,omitempty"`
 }
 
 // LogsResponse is GET /api/v1/executions/{id}/logs without follow: the
@@ -122,7 +125,7 @@ func (h *handler) runbookVersion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, BundleResponse{Name: b.Name, Version: b.Version, Main: b.Main, Files: b.Files, CreatedAt: created})
+	writeJSON(w, http.StatusOK, BundleResponse{Name: b.Name, Version: b.Version, Main: b.Main, Files: b.Files, CreatedAt: created, Libraries: b.Libraries})
 	return nil
 }
 

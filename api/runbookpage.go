@@ -20,8 +20,13 @@ type RunbookResponse struct {
 	// Description is the comment that opens the main file.
 	Description string `json:"description"`
 	Main        string `json:"main"`
-	// Files are every file of the current version (name -> source).
+	// Files are every file of the current version (name -> source), the
+	// library modules it loads ("@std/k8s.star") included.
 	Files map[string]string `json:"files"`
+	// Libraries names the release of each library whose modules the
+	// current version holds ("@std": "v1.4.0+3f2a9c01b7de"), pinned at
+	// apply; the runbook page shows it in one line.
+	Libraries map[string]string `json:"libraries,omitempty"`
 	// InputSchema is the current version's input schema; null for none.
 	InputSchema   json.RawMessage `json:"input_schema,omitempty"`
 	InputSchemaAt string          `json:"input_schema_at,omitempty"`
@@ -97,7 +102,7 @@ func (h *handler) runbook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("runbook %s@%s: %w", name, b.Version, err)
 	}
-	resp := RunbookResponse{RunbookInfo: info, Description: b.Description(), Main: b.Main, Files: b.Files,
+	resp := RunbookResponse{RunbookInfo: info, Description: b.Description(), Main: b.Main, Files: b.Files, Libraries: b.Libraries,
 		InputSchema: b.InputSchema, InputSchemaAt: b.InputSchemaAt,
 		TriggersInWords: nonNil(set.Words()), Schedules: []ScheduleFires{}}
 	now := time.Now()

@@ -17,6 +17,7 @@ import (
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/cluster"
 	"github.com/starbook/starbook/service"
+	"github.com/starbook/starbook/stdlib"
 )
 
 // startRunbookPage applies testdata/runbookpage (a runbook with an input
@@ -286,5 +287,52 @@ func TestShippedRunbookForm(t *testing.T) {
 		if w.Code != tt.status || body.Pointer != tt.pointer {
 			t.Errorf("start with %s: %d %s, want %d at %q", tt.body, w.Code, w.Body, tt.status, tt.pointer)
 		}
+	}
+}
+
+// TestRunbookPageLibraries: the runbook page and the version route name the
+// library releases a version pinned, and its files hold the modules.
+func TestRunbookPageLibraries(t *testing.T) {
+	svc, _, h := startRunbookPage(t)
+	set, err := stdlib.Default(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Libraries = set
+	if _, err := svc.Apply(context.Background(), map[string]string{"mark.star": "load(\"@std/grafana.star\", \"grafana\")\n\ndef main(event):\n    return grafana.annotate(event.url, \"hi\")\n"}); err != nil {
+		t.Fatal(err)
+	}
+	release := set.Release(stdlib.Std)
+	var page api.RunbookResponse
+	if w := do(t, h, "GET", "/api/v1/runbooks/mark", "", ""); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &page) != nil {
+		t.Fatalf("GET runbook: %d %s", w.Code, w.Body)
+	}
+	if page.Libraries[stdlib.Std] != release || !strings.Contains(page.Files["@std/grafana.star"], "def annotate") ||
+		len(page.Versions) != 1 || page.Versions[0].Libraries[stdlib.Std] != release {
+		t.Errorf("runbook page: libraries %v, versions %+v, files %d; want @std %s and grafana.star", page.Libraries, page.Versions, len(page.Files), release)
+	}
+	var version api.BundleResponse
+	if w := do(t, h, "GET", "/api/v1/runbooks/mark/versions/current", "", ""); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &version) != nil {
+		t.Fatalf("GET version: %d %s", w.Code, w.Body)
+	}
+	if version.Libraries[stdlib.Std] != release || version.Files["@std/grafana.star"] == "" {
+		t.Errorf("version route: libraries %v, files %d", version.Libraries, len(version.Files))
+	}
+	// An upload of an @std module is refused, whatever the route.
+	for _, body := range []string{
+		`{"files": {"up.star": "def main(event):\n    return 1\n", "@std/grafana.star": "grafana = struct()\n"}}`,
+		`{"files": {"up.star": "def main(event):\n    return 1\n", "@std/grafana.star": "grafana = struct()\n"}, "migrate": true}`,
+	} {
+		w := do(t, h, "POST", "/api/v1/runbooks", body, "")
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "@std modules are the node's own") {
+			t.Errorf("POST of an @std module: %d %s, want 400", w.Code, w.Body)
+		}
+	}
+	if w := do(t, h, "GET", "/api/v1/runbooks/up", "", ""); w.Code != http.StatusNotFound {
+		t.Errorf("a refused upload stored its runbook: %d", w.Code)
+	}
+	// A runbook that loads no library names none.
+	if w := do(t, h, "GET", "/api/v1/runbooks/deploy", "", ""); strings.Contains(w.Body.String(), `"libraries"`) {
+		t.Errorf("deploy names libraries: %s", w.Body)
 	}
 }

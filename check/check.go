@@ -228,6 +228,7 @@ func (c *checker) run() {
 		c.parsed[n] = f
 	}
 	c.libraryModules(names, star)
+	c.loads()
 	if len(c.res.Findings) > 0 {
 		return // BundlesFromFiles would stop at the first of them
 	}
@@ -285,8 +286,11 @@ func (c *checker) libraryModules(names []string, star map[string]string) {
 			}
 			pos, _ := load.Span()
 			var src string
+			served := c.opts.Libraries != nil && c.opts.Libraries.Has(lib)
 			switch {
-			case c.opts.Libraries == nil || !c.opts.Libraries.Has(lib):
+			case !served && len(c.sentModules(lib)) > 0:
+				err = fmt.Errorf("library %s has no module %s (it has %s)", lib, strings.TrimPrefix(name, lib+"/"), strings.Join(c.sentModules(lib), ", "))
+			case !served:
 				err = fmt.Errorf("no library %s here (@std is starbook's; a team's is given with --lib NAME=DIR)", lib)
 			default:
 				src, err = c.opts.Libraries.Module(name)
@@ -305,6 +309,19 @@ func (c *checker) libraryModules(names []string, star map[string]string) {
 			queue = append(queue, name)
 		}
 	}
+}
+
+// sentModules lists the modules of library lib among the files sent (a
+// team's library, sent by apply --lib), by their names in the library.
+func (c *checker) sentModules(lib string) []string {
+	var out []string
+	for n := range c.files {
+		if strings.HasPrefix(n, lib+"/") && strings.HasSuffix(n, ".star") {
+			out = append(out, strings.TrimPrefix(n, lib+"/"))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // libraryReleases records in b the release of each library it holds modules

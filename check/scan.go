@@ -55,6 +55,10 @@ type unit struct {
 	bound  map[string]bool      // every name the file binds anywhere
 	lambda map[*syntax.LambdaExpr]*function
 	nested map[*syntax.DefStmt]*function
+	// structs are the top-level struct(attr = name, ...) of the file, by
+	// the global bound to it: attribute -> the name it holds. A library
+	// module exports its functions so (grafana = struct(annotate = annotate)).
+	structs map[string]map[string]string
 }
 
 type scanner struct {
@@ -121,6 +125,7 @@ func (s *scanner) push(fn *function, ctx context, why string) {
 func (s *scanner) index(name string, f *syntax.File) *unit {
 	u := &unit{name: name, file: f, defs: map[string]*function{}, loads: map[string][2]string{},
 		bound: map[string]bool{}, lambda: map[*syntax.LambdaExpr]*function{}, nested: map[*syntax.DefStmt]*function{}}
+	u.structs, _ = moduleStructs(f)
 	var enclosing []*function
 	var visit func(n syntax.Node) bool
 	visit = func(n syntax.Node) bool {
@@ -224,13 +229,46 @@ func (s *scanner) global(u *unit, name string, depth int) *function {
 	return nil
 }
 
-// target resolves the function an argument names: a name or a lambda.
+// target resolves the function an argument names: a name, a lambda, or a
+// module's struct member (grafana.annotate).
 func (s *scanner) target(u *unit, fn *function, e syntax.Expr) *function {
 	switch e := e.(type) {
 	case *syntax.Ident:
 		return s.lookup(u, fn, e.Name)
 	case *syntax.LambdaExpr:
 		return u.lambda[e]
+	case *syntax.DotExpr:
+		return s.member(u, fn, e)
+	}
+	return nil
+}
+
+// member resolves x.attr, where x is a top-level struct(attr = f, ...) of
+// u or of the module u loads it from, to the function f: so that the scan
+// follows a runbook's grafana.annotate(...) into the library module.
+func (s *scanner) member(u *unit, fn *function, e syntax.Expr) *function {
+	d, ok := e.(*syntax.DotExpr)
+	if !ok {
+		return nil
+	}
+	x, ok := d.X.(*syntax.Ident)
+	if !ok || s.lookup(u, fn, x.Name) != nil {
+		return nil
+	}
+	return s.structMember(u, x.Name, d.Name.Name, 0)
+}
+
+func (s *scanner) structMember(u *unit, name, attr string, depth int) *function {
+	if st, ok := u.structs[name]; ok {
+		if ref, ok := st[attr]; ok {
+			return s.global(u, ref, 0)
+		}
+		return nil
+	}
+	if l, ok := u.loads[name]; ok && depth < 32 {
+		if v := s.units[l[0]]; v != nil {
+			return s.structMember(v, l[1], attr, depth+1)
+		}
 	}
 	return nil
 }
@@ -284,6 +322,14 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 		}
 		return
 	}
+	if callee := s.member(u, fn, ce.Fn); callee != nil {
+		caller := "the top level"
+		if fn != nil {
+			caller = fn.String()
+		}
+		s.push(callee, ctx, fmt.Sprintf("in %s, called directly from %s", callee, caller))
+		return
+	}
 	id, ok := ce.Fn.(*syntax.Ident)
 	if !ok {
 		return
@@ -298,7 +344,11 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 		}
 		return
 	}
+	_, inLibrary := sbruntime.LibraryOf(u.name)
 	switch {
+	case id.Name == "secret" && inLibrary && ctx != inStep:
+		s.c.at(pos, Error, "secret() called outside a step (%s): a library module reads a secret only inside the step that uses it, "+
+			"so that its value never reaches main or a run's history", why)
 	case id.Name == "idempotency_key" && ctx != inStep:
 		s.c.at(pos, Error, "idempotency_key() called outside a step (%s): it is the key of the running step", why)
 	case durable[id.Name] && ctx == inStep:

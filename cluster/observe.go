@@ -167,6 +167,9 @@ type VersionInfo struct {
 	Files     []string        `json:"files"`
 	Current   bool            `json:"current,omitempty"`
 	Triggers  json.RawMessage `json:"triggers,omitempty"`
+	// Libraries names the release of each library whose modules the
+	// version holds.
+	Libraries map[string]string `json:"libraries,omitempty"`
 }
 
 // Versions lists a runbook's stored versions, newest first.
@@ -192,7 +195,7 @@ func (s *Store) Versions(ctx context.Context, name string) ([]VersionInfo, error
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		out = append(out, VersionInfo{Version: sb.Version, CreatedAt: sb.CreatedAt, Files: sb.Bundle.FileNames(),
-			Current: sb.Version == current, Triggers: sb.Triggers})
+			Current: sb.Version == current, Triggers: sb.Triggers, Libraries: sb.Bundle.Libraries})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("runbook %q: %w", name, sbruntime.ErrNotFound)

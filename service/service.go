@@ -135,7 +135,7 @@ func versions(res *check.Result, unchanged []bool, created time.Time) []starbook
 	out := make([]starbook.RunbookVersion, len(bundles))
 	for i, b := range bundles {
 		out[i] = starbook.RunbookVersion{Name: b.Name, Version: b.Version, Files: b.FileNames(), CreatedAt: created,
-			Unchanged: unchanged[i], Warnings: warnings[b.Name]}
+			Unchanged: unchanged[i], Warnings: warnings[b.Name], Libraries: b.Libraries}
 	}
 	return out
 }
@@ -157,7 +157,7 @@ func (s *Service) Runbooks(ctx context.Context) ([]starbook.RunbookVersion, erro
 		if err != nil {
 			return nil, err
 		}
-		rv := starbook.RunbookVersion{Name: name, Version: version, Files: b.FileNames(), CreatedAt: created}
+		rv := starbook.RunbookVersion{Name: name, Version: version, Files: b.FileNames(), CreatedAt: created, Libraries: b.Libraries}
 		if p := cluster.EffectivePause(name, pauses, now); p.Paused {
 			rv.Pause = p
 		}

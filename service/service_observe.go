@@ -36,7 +36,7 @@ func (s *Service) Runbook(ctx context.Context, name string) (*starbook.RunbookIn
 			info.Current = v.Version
 		}
 		info.Versions = append(info.Versions, starbook.RunbookVersionInfo{Version: v.Version, CreatedAt: v.CreatedAt,
-			Files: v.Files, Current: v.Current, Triggers: v.Triggers})
+			Files: v.Files, Current: v.Current, Triggers: v.Triggers, Libraries: v.Libraries})
 	}
 	p, err := s.Store.PauseOf(ctx, name)
 	if err != nil {

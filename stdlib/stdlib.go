@@ -29,7 +29,11 @@ const EnvDir = "STARBOOK_STD_DIR"
 // Set is the libraries known by name ("@std", "@team"), each a tree of
 // .star files. Its methods are safe for concurrent use.
 type Set struct {
-	libs     map[string]fs.FS
+	libs map[string]fs.FS
+	// fixed are the libraries whose files cannot change (embedded): their
+	// release is computed once. A directory's is computed at each call, so
+	// that a module changed under a running node is a new release.
+	fixed    map[string]bool
 	mu       sync.Mutex
 	releases map[string]string
 }
@@ -54,6 +58,8 @@ func Default(getenv func(string) string) (*Set, error) {
 			return nil, fmt.Errorf("%s=%s: not a directory", EnvDir, dir)
 		}
 		std = os.DirFS(dir)
+	} else {
+		s.fixed[Std] = true
 	}
 	if err := s.Add(Std, std); err != nil {
 		return nil, err
@@ -62,7 +68,9 @@ func Default(getenv func(string) string) (*Set, error) {
 }
 
 // NewSet returns an empty set.
-func NewSet() *Set { return &Set{libs: map[string]fs.FS{}, releases: map[string]string{}} }
+func NewSet() *Set {
+	return &Set{libs: map[string]fs.FS{}, fixed: map[string]bool{}, releases: map[string]string{}}
+}
 
 // Add adds library name ("@team") with its files.
 func (s *Set) Add(name string, files fs.FS) error {
@@ -126,7 +134,7 @@ func (s *Set) Module(file string) (string, error) {
 	}
 	files, ok := s.lib(lib)
 	if !ok {
-		return "", fmt.Errorf("no library %s (this node has %s; a team's library is given with --lib NAME=DIR)", lib, strings.Join(s.Names(), ", "))
+		return "", fmt.Errorf("no library %s here (there is %s; a team's library is given with --lib NAME=DIR)", lib, strings.Join(s.Names(), ", "))
 	}
 	src, err := fs.ReadFile(files, rest)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -221,6 +229,8 @@ func (s *Set) Release(lib string) string {
 		}
 		r = path.Clean(v) + "+" + r
 	}
-	s.releases[lib] = r
+	if s.fixed[lib] {
+		s.releases[lib] = r
+	}
 	return r
 }

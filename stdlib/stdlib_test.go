@@ -50,3 +50,42 @@ func TestEmbeddedIsTheSource(t *testing.T) {
 		}
 	}
 }
+
+// TestDirRelease: @std served from $STARBOOK_STD_DIR names a new release
+// when a module changes under a running node, and the module read is the
+// new one; --lib refuses @std.
+func TestDirRelease(t *testing.T) {
+	dir := t.TempDir()
+	write := func(src string) {
+		if err := os.WriteFile(dir+"/x.star", []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("x = struct()\n")
+	set, err := stdlib.Default(func(k string) string {
+		if k == stdlib.EnvDir {
+			return dir
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := set.Release(stdlib.Std)
+	write("x = struct(changed = True)\n")
+	if second := set.Release(stdlib.Std); second == first {
+		t.Errorf("release %s unchanged after the module changed", first)
+	}
+	if src, err := set.Module("@std/x.star"); err != nil || src != "x = struct(changed = True)\n" {
+		t.Errorf("Module: %q, %v", src, err)
+	}
+	if _, err := set.Module("@std/grafana.star"); err == nil {
+		t.Error("the override directory serves an embedded module it does not hold")
+	}
+	if err := set.AddDir("std=" + dir); err == nil {
+		t.Error("--lib std=DIR accepted")
+	}
+	if _, err := stdlib.Default(func(string) string { return dir + "/missing" }); err == nil {
+		t.Error("a missing STARBOOK_STD_DIR accepted")
+	}
+}

@@ -97,7 +97,11 @@ rollout. A runbook with a rollout in progress refuses a plain apply.`,
 			case v.Rollout != nil:
 				state = fmt.Sprintf("canary %v%% of", v.Rollout.Percent)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", state, v.Name, v.Version)
+			libs := ""
+			if len(v.Libraries) > 0 {
+				libs = " (" + starbook.LibrariesString(v.Libraries) + ")"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s%s\n", state, v.Name, v.Version, libs)
 			for _, w := range v.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "starbook: %s\n", w)
 			}

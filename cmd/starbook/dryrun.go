@@ -28,12 +28,13 @@ type dryRun struct {
 func (d *dryRun) flags(fl *pflag.FlagSet) {
 	fl.BoolVar(&d.on, "dry-run", false, "run here with every effect mocked and print the steps; nothing is started or stored")
 	fl.StringVar(&d.mocks, "mocks", "", "with --dry-run: a Starlark file of mock.* calls that override the defaults")
+	fl.StringArray("lib", nil, "with --dry-run of a file: "+libFlagUsage)
 }
 
 func (d *dryRun) run(cmd *cobra.Command, name string, input json.RawMessage) error {
 	var b *sbruntime.Bundle
 	if info, err := os.Stat(name); err == nil && !info.IsDir() || strings.HasSuffix(name, ".star") {
-		libs, err := libraries(nil)
+		libs, err := librariesOf(cmd)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ cannot replay them would get them stuck if they were moved onto it.`,
 			e := d.Execution
 			var b *sbruntime.Bundle
 			if script != "" {
-				b, err = scriptBundle(script, e.Runbook)
+				b, err = scriptBundle(cmd, script, e.Runbook)
 			} else {
 				var v *api.BundleResponse
 				if v, err = c.RunbookVersion(ctx, e.Runbook, e.Version); err == nil {
@@ -72,16 +72,19 @@ cannot replay them would get them stuck if they were moved onto it.`,
 	return cmd
 }()
 
-func init() { rootCmd.AddCommand(replayCmd) }
+func init() {
+	addLibFlag(replayCmd)
+	rootCmd.AddCommand(replayCmd)
+}
 
 // scriptBundle reads the runbook called name from path: a .star file (with
 // the files it loads, beside it), or a directory read as apply reads it.
-func scriptBundle(path, name string) (*sbruntime.Bundle, error) {
+func scriptBundle(cmd *cobra.Command, path, name string) (*sbruntime.Bundle, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	libs, err := libraries(nil)
+	libs, err := librariesOf(cmd) // @std and --lib, as apply would bundle them
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/starbook/starbook"
 	"github.com/starbook/starbook/api"
 	sbruntime "github.com/starbook/starbook/runtime"
 )
@@ -47,7 +48,13 @@ var showCmd = func() *cobra.Command {
 					Usage     *sbruntime.Usage     `json:"usage"`
 				}{d.Execution, nonNil(d.History), usage})
 			}
-			return printExecution(cmd.OutOrStdout(), d.Execution, d.History, d.Waits, time.Now())
+			// The libraries its version pinned; a node from before them,
+			// or a version since deleted, has none to show.
+			var libs map[string]string
+			if b, err := c.RunbookVersion(cmd.Context(), d.Execution.Runbook, d.Execution.Version); err == nil {
+				libs = b.Libraries
+			}
+			return printExecution(cmd.OutOrStdout(), d.Execution, d.History, d.Waits, libs, time.Now())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"execution": {...}, "history": [...], "usage": {...}} as JSON`)
@@ -60,14 +67,18 @@ func init() { rootCmd.AddCommand(showCmd) }
 // draws it (api.Timeline): steps and pending waits in position order, fan_out
 // items grouped under their fan_out, undos under "compensation", retries,
 // and a waterfall bar placing each step in the execution's time span.
-func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Event, waits []*sbruntime.Wait, now time.Time) error {
+func printExecution(w io.Writer, e *sbruntime.Execution, history []*sbruntime.Event, waits []*sbruntime.Wait, libraries map[string]string, now time.Time) error {
 	row := func(k, v string) {
 		// Continuation lines of a multi-line value (a Starlark backtrace)
-		// line up under its first line.
-		fmt.Fprintf(w, "%-10s%s\n", k+":", strings.ReplaceAll(v, "\n", "\n"+strings.Repeat(" ", 10)))
+		// line up under its first line; a key as wide as the column
+		// ("Libraries:") keeps a space before its value.
+		fmt.Fprintf(w, "%-9s %s\n", k+":", strings.ReplaceAll(v, "\n", "\n"+strings.Repeat(" ", 10)))
 	}
 	row("ID", e.ID)
 	row("Runbook", e.Runbook+"@"+e.Version)
+	if len(libraries) > 0 {
+		row("Libraries", starbook.LibrariesString(libraries))
+	}
 	for _, m := range e.Migrations {
 		by := ""
 		if m.By != "" {

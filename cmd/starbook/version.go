@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"text/tabwriter"
 
@@ -9,20 +10,25 @@ import (
 
 	"github.com/starbook/starbook/buildinfo"
 	"github.com/starbook/starbook/cluster"
+	"github.com/starbook/starbook/stdlib"
 )
 
 var versionCmd = func() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version, commit, build time, Go and etcd versions of this binary",
+		Short: "Print the version, commit, build time, Go and etcd versions and @std release of this binary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := buildinfo.Read()
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), versionJSON{Info: info, StoreFormat: cluster.CurrentFormat})
+			std, err := stdRelease()
+			if err != nil {
+				return err
 			}
-			return printVersion(cmd, info)
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), versionJSON{Info: info, StoreFormat: cluster.CurrentFormat, StdRelease: std})
+			}
+			return printVersion(cmd, info, std)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -36,11 +42,28 @@ func init() { rootCmd.AddCommand(versionCmd) }
 type versionJSON struct {
 	buildinfo.Info
 	StoreFormat int `json:"store_format"`
+	// StdRelease is the release of @std this binary applies runbooks with
+	// (stdlib.Set.Release): the embedded modules', or $STARBOOK_STD_DIR's.
+	StdRelease string `json:"std_release"`
+}
+
+// stdRelease names the @std release apply pins with this binary, and where
+// it comes from when $STARBOOK_STD_DIR overrides the embedded modules.
+func stdRelease() (string, error) {
+	set, err := stdlib.Default(os.Getenv)
+	if err != nil {
+		return "", err
+	}
+	r := set.Release(stdlib.Std)
+	if dir := os.Getenv(stdlib.EnvDir); dir != "" {
+		r += " (" + stdlib.EnvDir + "=" + dir + ")"
+	}
+	return r, nil
 }
 
 // printVersion writes info as aligned "name: value" lines, leaving out what
 // the build did not record.
-func printVersion(cmd *cobra.Command, info buildinfo.Info) error {
+func printVersion(cmd *cobra.Command, info buildinfo.Info, std string) error {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 1, ' ', 0)
 	commit := info.Commit
 	if info.Modified {
@@ -55,6 +78,7 @@ func printVersion(cmd *cobra.Command, info buildinfo.Info) error {
 		{"platform", info.Platform},
 		{"etcd", info.EtcdVersion},
 		{"store format", strconv.Itoa(cluster.CurrentFormat)},
+		{"@std", std},
 	} {
 		if kv[1] == "" {
 			continue

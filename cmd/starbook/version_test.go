@@ -24,7 +24,7 @@ func TestVersion(t *testing.T) {
 			t.Fatalf("code %d, %d requests, stderr %q: want 0 and no request", r.code, r.requests, r.stderr)
 		}
 		for _, want := range []string{"version:", "v1.2.3", "commit:", "abc123", "build time:", "2026-12-01T08:00:00Z",
-			"go:", runtime.Version(), "etcd:", etcdversion.Version, "store format:"} {
+			"go:", runtime.Version(), "etcd:", etcdversion.Version, "store format:", "@std:", "v1.2.3+"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 			}
@@ -42,7 +42,8 @@ func TestVersion(t *testing.T) {
 			t.Fatalf("decode %q: %v", r.stdout, err)
 		}
 		if got.Version != "v1.2.3" || got.Commit != "abc123" || got.BuildTime != "2026-12-01T08:00:00Z" ||
-			got.GoVersion != runtime.Version() || got.EtcdVersion != etcdversion.Version || got.StoreFormat != cluster.CurrentFormat {
+			got.GoVersion != runtime.Version() || got.EtcdVersion != etcdversion.Version || got.StoreFormat != cluster.CurrentFormat ||
+			!strings.HasPrefix(got.StdRelease, "v1.2.3+") {
 			t.Errorf("version --json = %+v", got)
 		}
 	})

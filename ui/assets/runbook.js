@@ -57,7 +57,17 @@ function renderAbout(box, info) {
       ? el("pre", {class: "json", id: "input-schema"}, pretty(info.input_schema))
       : el("p", {class: "muted", id: "input-schema"}, "None: the run form takes JSON."),
     el("h2", {}, "Source ", el("span", {class: "muted mono"}, info.current || "")),
+    libraries(info.libraries),
     sourceTabs(info.main, info.files || {}));
+}
+
+// libraries says in one line which library releases (@std, a team's) the
+// version pinned at apply; their modules are among the source tabs.
+function libraries(libs) {
+  const names = Object.keys(libs || {}).sort();
+  if (!names.length) return "";
+  return el("p", {id: "libraries"}, "Libraries: ",
+    ...names.flatMap((n, i) => [i ? ", " : "", el("span", {class: "mono"}, n + " " + libs[n])]));
 }
 
 // sourceTabs shows one file at a time, the main file first.
@@ -78,9 +88,10 @@ function sourceTabs(main, files) {
 
 function renderVersions(box, info) {
   box.replaceChildren(el("div", {class: "scroll"}, el("table", {class: "list"},
-    el("thead", {}, el("tr", {}, ["Version", "Applied", "Files"].map(h => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Version", "Applied", "Libraries", "Files"].map(h => el("th", {}, h)))),
     el("tbody", {}, (info.versions || []).map(v => el("tr", {},
       el("td", {class: "mono"}, v.version, v.current ? " (current)" : ""), el("td", {}, fmtTime(v.created_at)),
+      el("td", {class: "mono"}, Object.keys(v.libraries || {}).sort().map(n => n + " " + v.libraries[n]).join(", ") || "-"),
       el("td", {}, (v.files || []).join(", "))))))));
 }
 
