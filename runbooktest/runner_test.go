@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/starbook/starbook/runbooktest"
+	"github.com/starbook/starbook/stdlib"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -85,7 +86,12 @@ func TestRunnerFindsNothing(t *testing.T) {
 // TestShippedRunbooks is `starbook test runbooks/` in CI: every shipped
 // runbook's tests pass.
 func TestShippedRunbooks(t *testing.T) {
-	out, sum := runTests(t, &runbooktest.Runner{}, "../runbooks")
+	// The shipped runbooks load @std modules: the embedded ones.
+	std, err := stdlib.Default(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, sum := runTests(t, &runbooktest.Runner{Libraries: std}, "../runbooks")
 	if sum.Failed > 0 || sum.Passed == 0 {
 		t.Fatalf("starbook test runbooks/:\n%s", out)
 	}
