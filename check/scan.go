@@ -224,6 +224,60 @@ func (s *scanner) global(u *unit, name string, depth int) *function {
 	return nil
 }
 
+// member resolves x.name to a function when x is a global (of this file, or
+// loaded) bound at top level to struct(..., name = f, ...) and f is a def or a
+// lambda; nil otherwise (a local x, a computed field).
+func (s *scanner) member(u *unit, fn *function, d *syntax.DotExpr) *function {
+	x, ok := d.X.(*syntax.Ident)
+	if !ok {
+		return nil
+	}
+	for f := fn; f != nil; f = f.parent {
+		if f.defs[x.Name] != nil {
+			return nil
+		}
+	}
+	name := x.Name
+	for depth := 0; depth < 32; depth++ {
+		l, loaded := u.loads[name]
+		if !loaded {
+			break
+		}
+		if u = s.units[l[0]]; u == nil {
+			return nil
+		}
+		name = l[1]
+	}
+	for _, st := range u.file.Stmts {
+		a, ok := st.(*syntax.AssignStmt)
+		if !ok || a.Op != syntax.EQ {
+			continue
+		}
+		lhs, ok := a.LHS.(*syntax.Ident)
+		if !ok || lhs.Name != name {
+			continue
+		}
+		ce, ok := a.RHS.(*syntax.CallExpr)
+		if !ok {
+			return nil
+		}
+		if f, ok := ce.Fn.(*syntax.Ident); !ok || f.Name != "struct" {
+			return nil
+		}
+		for _, arg := range ce.Args {
+			kw, ok := arg.(*syntax.BinaryExpr)
+			if !ok || kw.Op != syntax.EQ {
+				continue
+			}
+			if k, ok := kw.X.(*syntax.Ident); ok && k.Name == d.Name.Name {
+				return s.target(u, nil, kw.Y)
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
 // target resolves the function an argument names: a name or a lambda.
 func (s *scanner) target(u *unit, fn *function, e syntax.Expr) *function {
 	switch e := e.(type) {
@@ -281,6 +335,18 @@ func (s *scanner) call(u *unit, fn *function, ce *syntax.CallExpr, ctx context, 
 		if ctx != inStep {
 			s.c.at(pos, Error, "%s called outside a step (%s): an effect must run inside call() or compensate(), "+
 				"or it runs again on every replay; e.g. call(%s, ...)", name, why, name)
+		}
+		return
+	}
+	if d, ok := ce.Fn.(*syntax.DotExpr); ok {
+		// mod.fn(...): a function exported by a module as a struct field
+		// (k8s = struct(get = get)), followed like a direct call.
+		if callee := s.member(u, fn, d); callee != nil {
+			caller := "the top level"
+			if fn != nil {
+				caller = fn.String()
+			}
+			s.push(callee, ctx, fmt.Sprintf("in %s, called directly from %s", callee, caller))
 		}
 		return
 	}
