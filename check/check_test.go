@@ -8,6 +8,7 @@ import (
 
 	"github.com/starbook/starbook/builtins"
 	"github.com/starbook/starbook/check"
+	"github.com/starbook/starbook/stdlib"
 )
 
 func run(files map[string]string, env map[string]string) *check.Result {
@@ -225,7 +226,12 @@ func TestShippedRunbooks(t *testing.T) {
 			files[e.Name()] = string(b)
 		}
 	}
-	r := run(files, nil)
+	// They load @std modules: the embedded ones, as a node serves them.
+	std, err := stdlib.Default(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := check.Files(files, check.Options{Builtins: builtins.New(builtins.Options{}), Libraries: std})
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,11 @@ func fileObjectives(path string) ([]slo.Objective, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := check.Files(c.files, check.Options{Builtins: builtins.New(builtins.Options{})})
+	libs, err := libraries(nil) // @std: shipped runbooks load it
+	if err != nil {
+		return nil, err
+	}
+	res := check.Files(c.files, check.Options{Builtins: builtins.New(builtins.Options{}), Libraries: libs})
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("runbooks do not check (starbook check says why):\n%w", err)
 	}
