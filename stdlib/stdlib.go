@@ -1,9 +1,7 @@
 package stdlib
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -212,16 +210,7 @@ func (s *Set) Release(lib string) string {
 	if err != nil {
 		return ""
 	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	h := sha256.New()
-	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00%s", n, len(files[n]), files[n])
-	}
-	r := hex.EncodeToString(h.Sum(nil))[:12]
+	r := sbruntime.BundleVersion(files) // the hash a bundle of these files would have
 	if lib == Std {
 		v := buildinfo.Read().Version
 		if v == "" || v == "(devel)" {
