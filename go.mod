@@ -37,6 +37,7 @@ require (
 
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
+	github.com/bazelbuild/buildtools v0.0.0-20260904073137-eaa4d125b423
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/gliderlabs/ssh v0.3.8
 	github.com/gorilla/securecookie v1.1.2
