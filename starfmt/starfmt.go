@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/bazelbuild/buildtools/build"
 )
@@ -30,7 +31,9 @@ func Format(name string, src []byte) ([]byte, error) {
 	if err != nil {
 		var pe build.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Line: pe.Pos.Line, Col: pe.Pos.LineRune, Msg: pe.Message}
+			e := &Error{File: name, Line: pe.Pos.Line, Col: pe.Pos.LineRune, Msg: pe.Message}
+			whileLoop(e, src)
+			return nil, e
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -45,4 +48,21 @@ func IsFormatted(name string, src []byte) (bool, error) {
 		return false, err
 	}
 	return bytes.Equal(out, src), nil
+}
+
+// whileLoop rewords e when it is buildtools' parser meeting a while loop,
+// which runbooks may use (runtime.FileOptions) but Bazel's Starlark, and so
+// buildifier, does not have: "syntax error near True" would mislead.
+func whileLoop(e *Error, src []byte) {
+	lines := bytes.Split(src, []byte("\n"))
+	if e.Line < 1 || e.Line > len(lines) {
+		return
+	}
+	line := lines[e.Line-1]
+	rest := bytes.TrimLeft(line, " \t")
+	if !bytes.HasPrefix(rest, []byte("while")) || len(rest) == 5 || !strings.ContainsRune(" \t(", rune(rest[5])) {
+		return
+	}
+	e.Col = len(line) - len(rest) + 1
+	e.Msg = "while loops cannot be formatted: buildifier's parser does not know them (" + e.Msg + ")"
 }
