@@ -102,7 +102,7 @@ func fmtFile(out io.Writer, name string, write, diff, check bool) (bool, error) 
 	}
 	if diff {
 		d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-			A: difflib.SplitLines(string(src)), B: difflib.SplitLines(string(res)),
+			A: lines(src), B: lines(res),
 			FromFile: name + ".orig", ToFile: name, Context: 3,
 		})
 		if err != nil {
@@ -181,4 +181,13 @@ func starFiles(paths []string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// lines splits src after each newline, as a unified diff wants its lines.
+func lines(src []byte) []string {
+	l := strings.SplitAfter(string(src), "\n")
+	if l[len(l)-1] == "" {
+		l = l[:len(l)-1]
+	}
+	return l
 }
