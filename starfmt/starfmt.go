@@ -26,7 +26,14 @@ func (e *Error) Error() string {
 // Format returns src formatted as buildifier formats a generic Starlark
 // file, whatever name's extension. name is used only in errors. A source
 // that does not parse returns an *Error at the parser's position.
-func Format(name string, src []byte) ([]byte, error) {
+func Format(name string, src []byte) (out []byte, err error) {
+	// The language server formats half-typed files: a panic in buildtools
+	// must be an error, not the editor's server gone.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("%s: the formatter failed: %v", name, r)
+		}
+	}()
 	f, err := build.ParseDefault(name, src)
 	if err != nil {
 		var pe build.ParseError
