@@ -45,6 +45,9 @@ left untouched; the exit status is then 1.`,
 			if err != nil {
 				return err
 			}
+			if !write && !diff && !check && len(files) == 0 {
+				return fmt.Errorf("no .star file in %s", strings.Join(args, " "))
+			}
 			if !write && !diff && !check && len(files) != 1 {
 				return fmt.Errorf("fmt prints one file; with %d, use -w, -d or --check", len(files))
 			}
@@ -120,8 +123,13 @@ func fmtFile(out io.Writer, name string, write, diff, check bool) (bool, error) 
 
 // writeAtomic replaces name with data through a temp file in the same
 // directory and a rename, so a reader never sees half a file; the file keeps
-// its mode.
+// its mode; a symlink is followed.
 func writeAtomic(name string, data []byte) error {
+	// Through a symlink, replace the file it points to, not the link.
+	name, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return err
+	}
 	info, err := os.Stat(name)
 	if err != nil {
 		return err

@@ -39,6 +39,8 @@ func TestFmt(t *testing.T) {
 			"c/bad.star:4:1: syntax error near unindent\nstarbook: 1 file refused: does not parse\n",
 			map[string]string{"c/messy.star": tidy}},
 		{"testdata and hidden directories skipped", []string{"--check", "b"}, 0, "", "", nil},
+		{"directory without .star files to stdout", []string{"b/.hidden/empty"}, 1, "",
+			"starbook: no .star file in b/.hidden/empty\n", nil},
 		{"named testdata directory", []string{"--check", "b/testdata"}, 1, "b/testdata/messy.star\n",
 			"starbook: 1 file not formatted\n", nil},
 	}
@@ -48,7 +50,7 @@ func TestFmt(t *testing.T) {
 			files := map[string]string{
 				"a/messy.star": messy, "a/tidy.star": tidy, "a/notes.txt": messy,
 				"b/tidy.star": tidy, "b/testdata/messy.star": messy, "b/.hidden/messy.star": messy,
-				"c/bad.star": bad, "c/messy.star": messy,
+				"c/bad.star": bad, "c/messy.star": messy, "b/.hidden/empty/notes.txt": "",
 			}
 			writeFiles(t, root, files)
 			if err := os.Chmod(filepath.Join(root, "a/messy.star"), 0o600); err != nil {
@@ -88,5 +90,23 @@ func TestFmt(t *testing.T) {
 				t.Errorf("a/ holds %d files afterwards, want 3: %v", len(ents), ents)
 			}
 		})
+	}
+}
+
+func TestFmtWriteThroughSymlink(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"real/messy.star": messy})
+	link := filepath.Join(root, "link.star")
+	if err := os.Symlink(filepath.Join(root, "real/messy.star"), link); err != nil {
+		t.Fatal(err)
+	}
+	if res := cli(t, &apitest.Service{}, "", "fmt", "-w", link); res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "real/messy.star")); string(b) != tidy {
+		t.Errorf("the target is %q, want it formatted", b)
 	}
 }
