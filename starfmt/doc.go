@@ -8,4 +8,7 @@
 // (tested over every shipped file), and a source that does not parse is
 // refused with an *Error carrying file:line:col; nothing is written on error.
 // Both `starbook fmt` and the language server's formatting call Format.
+//
+// buildtools parses Bazel's Starlark, which has no while loop: a file with
+// one (runtime.FileOptions allows it) is refused with an *Error naming it.
 package starfmt
