@@ -50,6 +50,7 @@ require (
 	github.com/anmitsu/go-shlex v0.0.0-20200514113438-38f4b401e2be // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.8 // indirect
+	github.com/rogpeppe/go-internal v1.16.0 // indirect
 )
 
 require (
