@@ -42,6 +42,7 @@ require (
 	github.com/gorilla/securecookie v1.1.2
 	github.com/klauspost/compress v1.20.1
 	github.com/oauth2-proxy/mockoidc v0.0.0-20261103160011-e06ed0b7cb7f
+	github.com/rogpeppe/go-internal v1.16.0
 	golang.org/x/oauth2 v0.38.0
 )
 
@@ -53,6 +54,7 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.8 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/tools v0.51.0 // indirect
 )
 
 require (
