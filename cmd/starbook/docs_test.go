@@ -367,6 +367,12 @@ func invocations(t *testing.T) []invocation {
 	return out
 }
 
+// splitAlternatives splits a word of the docs' a\|b (a table's a|b) into
+// its alternatives.
+func splitAlternatives(w string) []string {
+	return strings.Split(strings.ReplaceAll(w, `\|`, "|"), "|")
+}
+
 var commandWord = regexp.MustCompile(`^[a-z][a-z-]*$`)
 
 // TestDocsCommandsExist checks every "starbook CMD [SUB] --flag" in
@@ -380,7 +386,7 @@ func TestDocsCommandsExist(t *testing.T) {
 		cmds := []*cobra.Command{rootCmd}
 		positional := false
 		for _, w := range inv.words {
-			for _, alt := range strings.Split(strings.ReplaceAll(w, `\|`, "|"), "|") {
+			for _, alt := range splitAlternatives(w) {
 				if problem := checkWord(&cmds, &positional, alt); problem != "" {
 					t.Errorf("%s: starbook %s: %s", inv.where, strings.Join(inv.words, " "), problem)
 				}
