@@ -322,7 +322,24 @@ func TestAPIDocsRoutes(t *testing.T) {
 	if len(served) < 50 {
 		t.Errorf("only %d routes served: is a part of the node missing?", len(served))
 	}
+	// A route named anywhere else must exist too (the library page names
+	// other services' APIs; "/api/v1/..." is a family, not a route).
+	for _, file := range markdownFiles(t) {
+		if file == "docs/library.md" || strings.HasPrefix(file, "docs/cli/") {
+			continue
+		}
+		for _, l := range mdLines(readDoc(t, file)) {
+			for _, m := range docRoute.FindAllStringSubmatch(l.text, -1) {
+				r := normalizeRoute(angleWildcard.ReplaceAllString(m[1], "{}"))
+				if !strings.Contains(r, "...") && !slices.Contains(served, r) {
+					t.Errorf("%s:%d: %s is not a route the node serves", file, l.n, m[1])
+				}
+			}
+		}
+	}
 }
+
+var angleWildcard = regexp.MustCompile(`<[a-z_]+>`)
 
 // invocation is one "starbook ..." command line in the docs.
 type invocation struct {
