@@ -27,8 +27,11 @@ const DefaultNext = "/ui/"
 
 // Mount adds the /auth/ routes to mux: GET /auth/login, GET /auth/callback,
 // POST /auth/logout and GET /auth/session. With rp nil (single sign-on not
-// configured) /auth/session answers {"sso":false} and the others 404.
-func Mount(mux *http.ServeMux, rp *RelyingParty) {
+// configured) /auth/session answers {"sso":false} and the others 404. mux is
+// an *http.ServeMux, or anything that registers handlers as one does.
+func Mount(mux interface {
+	HandleFunc(string, func(http.ResponseWriter, *http.Request))
+}, rp *RelyingParty) {
 	if rp == nil {
 		mux.HandleFunc("GET /auth/session", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, SessionInfo{})

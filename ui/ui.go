@@ -35,8 +35,9 @@ func Handler() http.Handler {
 	})
 }
 
-// Mount adds the UI to mux at Prefix, and a redirect from / to it.
-func Mount(mux *http.ServeMux) {
+// Mount adds the UI to mux (an *http.ServeMux, or anything that registers
+// handlers as one does) at Prefix, and a redirect from / to it.
+func Mount(mux interface{ Handle(string, http.Handler) }) {
 	mux.Handle("GET "+Prefix, Handler())
 	mux.Handle("GET /{$}", http.RedirectHandler(Prefix, http.StatusFound))
 }

@@ -17,7 +17,7 @@ var clusterCmd = func() *cobra.Command {
 		Long: `Cluster lists the nodes registered in etcd: which one leads (fires
 timers and cron), how many executions each has claimed, and how much of its
 lease is left (a live node renews it: this is its heartbeat), and the
-store's format (see README, "Upgrades"). In a cluster of embedded etcd
+store's format (see docs/cluster.md, "Upgrades"). In a cluster of embedded etcd
 members (serve --initial-cluster) it lists the members too; add-member and
 remove-member change them.`,
 		Args: cobra.NoArgs,

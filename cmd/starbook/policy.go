@@ -17,7 +17,7 @@ var policyCmd = &cobra.Command{
 	Long: `Policies are Starlark files that define on_apply(runbook), judged at every
 apply against a description of each runbook, and/or on_effect(effect,
 history), judged before each HTTP request or Slack message a new step makes.
-Each returns None to allow or deny("why"). README.md has the values they see.`,
+Each returns None to allow or deny("why"). docs/policies.md has the values they see.`,
 }
 
 var policyApplyCmd = &cobra.Command{

@@ -31,9 +31,7 @@ import (
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/service"
 	"github.com/starbook/starbook/snapshot"
-	"github.com/starbook/starbook/sso"
 	"github.com/starbook/starbook/stdlib"
-	"github.com/starbook/starbook/ui"
 )
 
 type serveFlags struct {
@@ -323,10 +321,6 @@ func serve(ctx context.Context, f serveFlags) error {
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler())
-	ui.Mount(mux)
-	sso.Mount(mux, signIn)
 	apiOpts := []api.Option{hooksOption(store, worker, logger, f.security.defaultPolicy, metrics, storage),
 		api.WithAuth(sec.auth), api.WithLimits(f.security.bodies), api.WithScrubber(scrubber)}
 	if members != nil {
@@ -335,7 +329,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	if signIn != nil {
 		apiOpts = append(apiOpts, api.WithSessions(signIn))
 	}
-	mux.Handle("/", withSlack(api.NewHandler(svc, logger, apiOpts...), slack))
+	mux := nodeMux(metrics.Handler(), signIn, api.NewHandler(svc, logger, apiOpts...), slack)
 	handler.set(tracing.Middleware(mux))
 	if member == nil {
 		serveHTTP()

@@ -19,7 +19,7 @@ func (q *quotaFlags) register(fl *pflag.FlagSet) {
 		"The embedded member's --quota-backend-bytes, 2GiB by default (etcd's default; its db file is mapped whole into memory, "+
 		"so the quota is also what the file may take of the node's memory; etcd recommends at most 8GiB). "+
 		"With --etcd-endpoints it declares the cluster's quota for etcd before 3.6, whose Status does not report it "+
-		"(a newer etcd's reported quota wins). New runs are refused from 90% of it (see README, \"Storage quota\")")
+		"(a newer etcd's reported quota wins). New runs are refused from 90% of it (see docs/operations.md, \"Storage quota\")")
 }
 
 // bytes returns the quota: for the embedded member what it is given, for an

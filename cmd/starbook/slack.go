@@ -113,18 +113,6 @@ func (a auditedDecider) Decide(ctx context.Context, id, position string, d sbrun
 	return st, err
 }
 
-// withSlack serves /slack/interactions and /slack/commands beside the API.
-func withSlack(h http.Handler, app *slackapp.App) http.Handler {
-	if app == nil {
-		return h
-	}
-	mux := http.NewServeMux()
-	mux.Handle("POST "+slackapp.InteractionsPath, app)
-	mux.Handle("POST "+slackapp.CommandsPath, app)
-	mux.Handle("/", h)
-	return mux
-}
-
 // startSocketMode runs Slack Socket Mode when an app token is configured
 // until ctx is done or stop is called; stop waits for it to end.
 func startSocketMode(ctx context.Context, app *slackapp.App, logger *slog.Logger) (stop func()) {
