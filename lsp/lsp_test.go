@@ -1,0 +1,239 @@
+package lsp_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	protocol "github.com/tliron/glsp/protocol_3_16"
+
+	"github.com/starbook/starbook/lsp"
+)
+
+var starbook string // the binary the tests drive
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "starbook-lsp")
+	if err != nil {
+		panic(err)
+	}
+	starbook = filepath.Join(dir, "starbook")
+	if out, err := exec.Command("go", "build", "-o", starbook, "github.com/starbook/starbook/cmd/starbook").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const libSrc = `def helper(x):
+    """Helper returns x."""
+    return x
+`
+
+const runbookSrc = `load("lib.star", "helper")
+load("@std/k8s.star", "k8s")
+
+def main(event):
+    k8s.rollout_restart("shop", "api")
+    return call(helper, event)
+`
+
+// session starts `starbook lsp`, initializes it and returns the client and
+// a directory holding lib.star.
+func session(t *testing.T) (*client, string) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "lib.star"), []byte(libSrc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startServer(t, starbook, "XDG_CACHE_HOME="+filepath.Join(dir, "cache"), "HOME="+dir)
+	var init protocol.InitializeResult
+	if err := c.call("initialize", map[string]any{"processId": nil, "rootUri": lsp.PathURI(dir), "capabilities": map[string]any{}}, &init); err != nil {
+		t.Fatal(err)
+	}
+	if init.Capabilities.HoverProvider != true || init.Capabilities.CompletionProvider == nil {
+		t.Fatalf("capabilities %+v: want hover and completion", init.Capabilities)
+	}
+	c.notify("initialized", map[string]any{})
+	return c, dir
+}
+
+func open(c *client, uri, text string) {
+	c.notify("textDocument/didOpen", map[string]any{"textDocument": map[string]any{"uri": uri, "languageId": "starlark", "version": 1, "text": text}})
+}
+
+func at(uri string, line, char int) map[string]any {
+	return map[string]any{"textDocument": map[string]any{"uri": uri}, "position": map[string]any{"line": line, "character": char}}
+}
+
+func hasMessage(want string) func([]protocol.Diagnostic) bool {
+	return func(ds []protocol.Diagnostic) bool {
+		for _, d := range ds {
+			if strings.Contains(d.Message, want) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func empty(ds []protocol.Diagnostic) bool { return len(ds) == 0 }
+
+// TestLanguageServer drives the real binary over stdio as an editor does.
+func TestLanguageServer(t *testing.T) {
+	c, dir := session(t)
+	uri := lsp.PathURI(filepath.Join(dir, "rb.star"))
+	bad := strings.Replace(runbookSrc, "call(helper", "call(helpr", 1)
+	open(c, uri, bad)
+
+	t.Run("diagnostic", func(t *testing.T) {
+		ds := c.diagnostics(uri, hasMessage("undefined: helpr"))
+		for _, d := range ds {
+			if strings.Contains(d.Message, "helpr") && (d.Range.Start.Line != 5 || d.Range.Start.Character != 16 || d.Range.End.Character != 21) {
+				t.Errorf("range %+v: want line 5, characters 16-21 (helpr)", d.Range)
+			}
+		}
+	})
+	t.Run("fixed clears it", func(t *testing.T) {
+		c.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": uri, "version": 2},
+			"contentChanges": []any{map[string]any{"range": map[string]any{"start": map[string]any{"line": 5, "character": 16},
+				"end": map[string]any{"line": 5, "character": 21}}, "text": "helper"}}})
+		c.diagnostics(uri, empty)
+	})
+	t.Run("completion after http.", func(t *testing.T) {
+		curi := lsp.PathURI(filepath.Join(dir, "typing.star"))
+		open(c, curi, "def main(event):\n    http.")
+		var items []protocol.CompletionItem
+		if err := c.call("textDocument/completion", at(curi, 1, 9), &items); err != nil {
+			t.Fatal(err)
+		}
+		got := labels(items)
+		for _, want := range []string{"get", "post", "request"} {
+			if !strings.Contains(got, " "+want+" ") {
+				t.Errorf("completion %s: lacks %s", got, want)
+			}
+		}
+		if strings.Contains(got, " call ") {
+			t.Errorf("completion after http. offers call: %s", got)
+		}
+	})
+	t.Run("completion of names", func(t *testing.T) {
+		var items []protocol.CompletionItem
+		if err := c.call("textDocument/completion", at(uri, 5, 11), &items); err != nil {
+			t.Fatal(err)
+		}
+		got := labels(items)
+		for _, want := range []string{"call", "wait_for_approval", "helper", "k8s", "main", "trigger"} {
+			if !strings.Contains(got, " "+want+" ") {
+				t.Errorf("completion lacks %s: %s", want, got)
+			}
+		}
+	})
+	t.Run("completion of @std modules and members", func(t *testing.T) {
+		suri := lsp.PathURI(filepath.Join(dir, "std.star"))
+		open(c, suri, "load(\"@std/\nk8s.")
+		var items []protocol.CompletionItem
+		if err := c.call("textDocument/completion", at(suri, 0, 11), &items); err != nil {
+			t.Fatal(err)
+		}
+		if got := labels(items); !strings.Contains(got, " k8s.star ") || !strings.Contains(got, " prometheus.star ") {
+			t.Errorf("load(\"@std/ completion: %s", got)
+		}
+		if err := c.call("textDocument/completion", at(uri, 4, 8), &items); err != nil {
+			t.Fatal(err)
+		}
+		if got := labels(items); !strings.Contains(got, " rollout_restart ") || !strings.Contains(got, " wait_ready ") {
+			t.Errorf("k8s. completion: %s", got)
+		}
+	})
+	t.Run("hover on call", func(t *testing.T) {
+		var h protocol.Hover
+		if err := c.call("textDocument/hover", at(uri, 5, 13), &h); err != nil {
+			t.Fatal(err)
+		}
+		text := fmt.Sprint(h.Contents)
+		if !strings.Contains(text, "call(fn, *args, retry=") || !strings.Contains(text, "durable step") {
+			t.Errorf("hover on call: %s", text)
+		}
+	})
+	t.Run("hover on a loaded function's docstring", func(t *testing.T) {
+		var h protocol.Hover
+		if err := c.call("textDocument/hover", at(uri, 5, 18), &h); err != nil {
+			t.Fatal(err)
+		}
+		if text := fmt.Sprint(h.Contents); !strings.Contains(text, "helper(x)") || !strings.Contains(text, "Helper returns x.") {
+			t.Errorf("hover on helper: %s", text)
+		}
+	})
+	t.Run("signature help", func(t *testing.T) {
+		var sh protocol.SignatureHelp
+		if err := c.call("textDocument/signatureHelp", at(uri, 4, 31), &sh); err != nil {
+			t.Fatal(err)
+		}
+		if len(sh.Signatures) != 1 || !strings.HasPrefix(sh.Signatures[0].Label, "k8s.rollout_restart(namespace, deployment") ||
+			sh.ActiveParameter == nil || *sh.ActiveParameter != 1 {
+			t.Errorf("signature help in k8s.rollout_restart's second argument: %+v", sh)
+		}
+	})
+	t.Run("definition across load", func(t *testing.T) {
+		var loc protocol.Location
+		if err := c.call("textDocument/definition", at(uri, 5, 18), &loc); err != nil {
+			t.Fatal(err)
+		}
+		if loc.URI != lsp.PathURI(filepath.Join(dir, "lib.star")) || loc.Range.Start.Line != 0 || loc.Range.Start.Character != 4 {
+			t.Errorf("definition of helper: %+v, want lib.star 0:4", loc)
+		}
+	})
+	t.Run("definition into @std", func(t *testing.T) {
+		var loc protocol.Location
+		if err := c.call("textDocument/definition", at(uri, 4, 10), &loc); err != nil {
+			t.Fatal(err)
+		}
+		path := lsp.URIPath(loc.URI)
+		if !strings.HasPrefix(path, filepath.Join(dir, "cache")) || filepath.Base(path) != "k8s.star" {
+			t.Fatalf("definition of k8s.rollout_restart: %+v, want k8s.star under the cache directory", loc)
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Split(string(src), "\n")[loc.Range.Start.Line]
+		if !strings.HasPrefix(line, "def rollout_restart(") {
+			t.Errorf("definition lands on %q, want def rollout_restart", line)
+		}
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm()&0o222 != 0 {
+			t.Errorf("the @std copy is writable: %v %v", st.Mode(), err)
+		}
+	})
+	t.Run("document symbols", func(t *testing.T) {
+		var syms []protocol.DocumentSymbol
+		if err := c.call("textDocument/documentSymbol", map[string]any{"textDocument": map[string]any{"uri": uri}}, &syms); err != nil {
+			t.Fatal(err)
+		}
+		if len(syms) != 1 || syms[0].Name != "main" || syms[0].Kind != protocol.SymbolKindFunction {
+			t.Errorf("symbols %+v: want main", syms)
+		}
+	})
+	t.Run("shutdown and exit", func(t *testing.T) {
+		if err := c.call("shutdown", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.notify("exit", nil)
+		if err := c.cmd.Wait(); err != nil {
+			t.Errorf("starbook lsp after exit: %v, want status 0", err)
+		}
+	})
+}
+
+func labels(items []protocol.CompletionItem) string {
+	var b strings.Builder
+	b.WriteString(" ")
+	for _, it := range items {
+		b.WriteString(it.Label + " ")
+	}
+	return b.String()
+}
