@@ -20,6 +20,10 @@ import (
 type parsed struct {
 	text string
 	file *syntax.File
+	// fresh says file is text's tree; when false, file is the tree of an
+	// earlier text (the last that parsed) or nil, and its positions are
+	// only approximately text's.
+	fresh bool
 }
 
 // parse parses a runbook file; nil when it does not parse or is too large

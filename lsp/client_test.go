@@ -142,7 +142,6 @@ func (c *client) send(v any) {
 
 // call sends a request and decodes its result into result (when not nil).
 func (c *client) call(method string, params, result any) error {
-	c.t.Helper()
 	c.mu.Lock()
 	c.next++
 	id := c.next
@@ -164,11 +163,10 @@ func (c *client) call(method string, params, result any) error {
 		}
 		return nil
 	case <-ctx.Done():
-		c.t.Fatalf("%s: no answer: %v", method, ctx.Err())
+		return fmt.Errorf("%s: no answer: %v", method, ctx.Err())
 	case <-c.done:
-		c.t.Fatalf("%s: the server closed its output", method)
+		return fmt.Errorf("%s: the server closed its output", method)
 	}
-	return nil
 }
 
 func (c *client) notify(method string, params any) {
@@ -176,8 +174,8 @@ func (c *client) notify(method string, params any) {
 }
 
 // diagnostics waits for the diagnostics of uri that ok accepts.
-func (c *client) diagnostics(uri string, ok func([]protocol.Diagnostic) bool) []protocol.Diagnostic {
-	c.t.Helper()
+func (c *client) diagnostics(t *testing.T, uri string, ok func([]protocol.Diagnostic) bool) []protocol.Diagnostic {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var last []protocol.Diagnostic
@@ -192,7 +190,7 @@ func (c *client) diagnostics(uri string, ok func([]protocol.Diagnostic) bool) []
 				return p.Diagnostics
 			}
 		case <-ctx.Done():
-			c.t.Fatalf("%s: no such diagnostics; last %+v", uri, last)
+			t.Fatalf("%s: no such diagnostics; last %+v", uri, last)
 			return nil
 		}
 	}

@@ -179,5 +179,11 @@ func findingRange(text string, f check.Finding) protocol.Range {
 			end++
 		}
 	}
+	if end == off && off > 0 && text[off-1] != '\n' {
+		// At the end of a line (a syntax error there): mark its last
+		// character, so that the editor shows something.
+		off--
+		start = positionOf(text, off)
+	}
 	return protocol.Range{Start: start, End: positionOf(text, end)}
 }

@@ -91,7 +91,7 @@ func TestLanguageServer(t *testing.T) {
 	open(c, uri, bad)
 
 	t.Run("diagnostic", func(t *testing.T) {
-		ds := c.diagnostics(uri, hasMessage("undefined: helpr"))
+		ds := c.diagnostics(t, uri, hasMessage("undefined: helpr"))
 		for _, d := range ds {
 			if strings.Contains(d.Message, "helpr") && (d.Range.Start.Line != 5 || d.Range.Start.Character != 16 || d.Range.End.Character != 21) {
 				t.Errorf("range %+v: want line 5, characters 16-21 (helpr)", d.Range)
@@ -102,7 +102,7 @@ func TestLanguageServer(t *testing.T) {
 		c.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": uri, "version": 2},
 			"contentChanges": []any{map[string]any{"range": map[string]any{"start": map[string]any{"line": 5, "character": 16},
 				"end": map[string]any{"line": 5, "character": 21}}, "text": "helper"}}})
-		c.diagnostics(uri, empty)
+		c.diagnostics(t, uri, empty)
 	})
 	t.Run("completion after http.", func(t *testing.T) {
 		curi := lsp.PathURI(filepath.Join(dir, "typing.star"))
@@ -236,4 +236,37 @@ func labels(items []protocol.CompletionItem) string {
 		b.WriteString(it.Label + " ")
 	}
 	return b.String()
+}
+
+// TestBadInput: a half-typed file, an unknown load and a 10 MB file get
+// diagnostics, and the server keeps answering.
+func TestBadInput(t *testing.T) {
+	c, dir := session(t)
+	tests := []struct {
+		name, text, want string
+	}{
+		{"half-typed", "def main(event):\n    call(http.po", "want ','"},
+		{"unknown load", "load(\"nope.star\", \"x\")\ndef main(event):\n    return x\n", "nope.star"},
+		{"10 MB", "def main(event):\n    pass\n" + strings.Repeat("# a comment line, over and over, to make the file large\n", 10<<20/56), "not checked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			uri := lsp.PathURI(filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".star"))
+			open(c, uri, tt.text)
+			// Requests are answered whether or not its check has run.
+			var items []protocol.CompletionItem
+			if err := c.call("textDocument/completion", at(uri, 1, 12), &items); err != nil {
+				t.Fatal(err)
+			}
+			var h *protocol.Hover
+			if err := c.call("textDocument/hover", at(uri, 1, 5), &h); err != nil {
+				t.Fatal(err)
+			}
+			c.diagnostics(t, uri, hasMessage(tt.want))
+		})
+	}
+	var syms []protocol.DocumentSymbol
+	if err := c.call("textDocument/documentSymbol", map[string]any{"textDocument": map[string]any{"uri": "file:///not/open.star"}}, &syms); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -226,7 +226,7 @@ func (s *Server) handler() *protocol.Handler {
 			if !ok {
 				return []protocol.CompletionItem{}, nil
 			}
-			items := s.complete(d.URI, &parsed{text: d.Text, file: pd.file}, offsetOf(d.Text, p.Position))
+			items := s.complete(d.URI, pd, offsetOf(d.Text, p.Position))
 			if items == nil {
 				items = []protocol.CompletionItem{}
 			}
@@ -336,20 +336,22 @@ func (s *Server) current(uri string) (Document, *parsed, bool) {
 		return d, good, true
 	}
 	if f := parse(filepath.Base(URIPath(uri)), d.Text); f != nil {
-		good = &parsed{text: d.Text, file: f}
+		good = &parsed{text: d.Text, file: f, fresh: true}
 		s.mu.Lock()
 		s.good[uri] = good
 		s.mu.Unlock()
+		return d, good, true
 	}
-	if good == nil {
-		good = &parsed{text: d.Text}
+	p := &parsed{text: d.Text}
+	if good != nil {
+		p.file = good.file
 	}
-	return d, good, true
+	return d, p, true
 }
 
 // loadModuleAt is the module a load() names when the cursor is on its path.
 func (s *Server) loadModuleAt(d Document, p *parsed, off int) (*module, bool) {
-	if p.file == nil || p.text != d.Text {
+	if p.file == nil || !p.fresh || p.text != d.Text {
 		return nil, false
 	}
 	pos := positionOf(d.Text, off)
