@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	protocol "github.com/tliron/glsp/protocol_3_16"
@@ -13,20 +14,37 @@ import (
 	"github.com/starbook/starbook/lsp"
 )
 
-var starbook string // the binary the tests drive
+var (
+	buildOnce sync.Once
+	starbook  string // the binary the tests drive
+	buildErr  error
+)
+
+// binary builds cmd/starbook once per test process (not in fuzz workers,
+// which do not call it).
+func binary(t *testing.T) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "starbook-lsp")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		starbook = filepath.Join(dir, "starbook")
+		if out, err := exec.Command("go", "build", "-o", starbook, "github.com/starbook/starbook/cmd/starbook").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return starbook
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "starbook-lsp")
-	if err != nil {
-		panic(err)
-	}
-	starbook = filepath.Join(dir, "starbook")
-	if out, err := exec.Command("go", "build", "-o", starbook, "github.com/starbook/starbook/cmd/starbook").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if starbook != "" {
+		os.RemoveAll(filepath.Dir(starbook))
+	}
 	os.Exit(code)
 }
 
@@ -50,7 +68,7 @@ func session(t *testing.T) (*client, string) {
 	if err := os.WriteFile(filepath.Join(dir, "lib.star"), []byte(libSrc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := startServer(t, starbook, "XDG_CACHE_HOME="+filepath.Join(dir, "cache"), "HOME="+dir)
+	c := startServer(t, binary(t), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"), "HOME="+dir)
 	var init protocol.InitializeResult
 	if err := c.call("initialize", map[string]any{"processId": nil, "rootUri": lsp.PathURI(dir), "capabilities": map[string]any{}}, &init); err != nil {
 		t.Fatal(err)
