@@ -12,6 +12,7 @@ import (
 	protocol "github.com/tliron/glsp/protocol_3_16"
 
 	"github.com/starbook/starbook/lsp"
+	"github.com/starbook/starbook/starfmt"
 )
 
 var (
@@ -234,6 +235,33 @@ func TestLanguageServer(t *testing.T) {
 		}
 		if len(syms) != 1 || syms[0].Name != "main" || syms[0].Kind != protocol.SymbolKindFunction {
 			t.Errorf("symbols %+v: want main", syms)
+		}
+	})
+	t.Run("formatting", func(t *testing.T) {
+		furi := lsp.PathURI(filepath.Join(dir, "messy.star"))
+		messy := "def main( event ):\n  return call(helper,event)\n"
+		open(c, furi, messy)
+		var edits []protocol.TextEdit
+		opts := map[string]any{"textDocument": map[string]any{"uri": furi}, "options": map[string]any{"tabSize": 4, "insertSpaces": true}}
+		if err := c.call("textDocument/formatting", opts, &edits); err != nil {
+			t.Fatal(err)
+		}
+		want, err := starfmt.Format("messy.star", []byte(messy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(edits) != 1 || edits[0].NewText != string(want) || edits[0].Range.Start != (protocol.Position{}) ||
+			edits[0].Range.End != (protocol.Position{Line: 2, Character: 0}) {
+			t.Errorf("formatting edits %+v, want the whole file replaced by %q", edits, want)
+		}
+		if !strings.Contains(edits[0].NewText, "def main(event):\n    return call(helper, event)\n") {
+			t.Errorf("formatted %q", edits[0].NewText)
+		}
+		// A file that does not parse is an error answer, not a crash.
+		buri := lsp.PathURI(filepath.Join(dir, "broken.star"))
+		open(c, buri, "def main(:\n")
+		if err := c.call("textDocument/formatting", map[string]any{"textDocument": map[string]any{"uri": buri}, "options": map[string]any{}}, &edits); err == nil || !strings.Contains(err.Error(), "broken.star:1:") {
+			t.Errorf("formatting a broken file: %v, want its file:line", err)
 		}
 	})
 	t.Run("shutdown and exit", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/starbook/starbook/lsp"
+	"github.com/starbook/starbook/starfmt"
 )
 
 var lspCmd = func() *cobra.Command {
@@ -15,11 +16,11 @@ to start: check's findings as you type (300 ms after the last change),
 completion, hover and signature help for the built-ins, @std and the
 runbook's own functions, go to definition across load() (an @std module
 opens as a read-only copy under the user cache directory), document symbols
-and formatting. It reads @std as check does (STARBOOK_STD_DIR serves it from
+and formatting (as starbook fmt formats). It reads @std as check does (STARBOOK_STD_DIR serves it from
 a directory). docs/editors.md shows how to set up VS Code and Neovim.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := lsp.New(lsp.Options{})
+			srv, err := lsp.New(lsp.Options{Format: starfmt.Format})
 			if err != nil {
 				return err
 			}
