@@ -25,8 +25,8 @@ func (s *Server) schedule(uri string, delay time.Duration) {
 	if p == nil {
 		p = &pending{}
 		s.checks[uri] = p
-	} else if p.timer != nil {
-		p.timer.Stop()
+	} else {
+		s.stopLocked(p)
 	}
 	p.gen++
 	gen := p.gen
@@ -35,6 +35,15 @@ func (s *Server) schedule(uri string, delay time.Duration) {
 		defer s.wg.Done()
 		s.runCheck(uri, gen)
 	})
+}
+
+// stopLocked stops p's timer; a check it stops before it fires is done.
+// s.mu is held.
+func (s *Server) stopLocked(p *pending) {
+	if p.timer != nil && p.timer.Stop() {
+		s.wg.Done()
+	}
+	p.gen++
 }
 
 // stale reports whether a newer change or a close superseded check gen.

@@ -228,6 +228,15 @@ func TestLanguageServer(t *testing.T) {
 			t.Errorf("the @std copy is writable: %v %v", st.Mode(), err)
 		}
 	})
+	t.Run("definition on a load path", func(t *testing.T) {
+		var loc protocol.Location
+		if err := c.call("textDocument/definition", at(uri, 0, 8), &loc); err != nil {
+			t.Fatal(err)
+		}
+		if loc.URI != lsp.PathURI(filepath.Join(dir, "lib.star")) {
+			t.Errorf("definition on \"lib.star\": %+v, want lib.star", loc)
+		}
+	})
 	t.Run("document symbols", func(t *testing.T) {
 		var syms []protocol.DocumentSymbol
 		if err := c.call("textDocument/documentSymbol", map[string]any{"textDocument": map[string]any{"uri": uri}}, &syms); err != nil {
@@ -311,8 +320,41 @@ func TestBadInput(t *testing.T) {
 			c.diagnostics(t, uri, hasMessage(tt.want))
 		})
 	}
-	var syms []protocol.DocumentSymbol
-	if err := c.call("textDocument/documentSymbol", map[string]any{"textDocument": map[string]any{"uri": "file:///not/open.star"}}, &syms); err != nil {
-		t.Fatal(err)
-	}
+	t.Run("not open", func(t *testing.T) {
+		var syms []protocol.DocumentSymbol
+		if err := c.call("textDocument/documentSymbol", map[string]any{"textDocument": map[string]any{"uri": "file:///not/open.star"}}, &syms); err != nil || len(syms) != 0 {
+			t.Errorf("symbols of a document not open: %v %v", syms, err)
+		}
+	})
+	t.Run("requests while a check runs", func(t *testing.T) {
+		// Just under the size the server checks: its check takes the best
+		// part of a second, the hover a parse.
+		var b strings.Builder
+		b.WriteString("def main(event):\n    return f0(event)\n")
+		for i := 0; b.Len() < lsp.MaxCheckBytes-200; i++ {
+			fmt.Fprintf(&b, "def f%d(x):\n    return f%d(x + 1) if x < 0 else x\n", i, i+1)
+		}
+		b.WriteString("def f999999(x):\n    return x\n")
+		uri := lsp.PathURI(filepath.Join(dir, "big.star"))
+		open(c, uri, b.String())
+		var h protocol.Hover
+		if err := c.call("textDocument/hover", at(uri, 1, 12), &h); err != nil {
+			t.Fatal(err)
+		}
+		if text := fmt.Sprint(h.Contents); !strings.Contains(text, "f0(x)") {
+			t.Errorf("hover on f0: %s", text)
+		}
+	drain:
+		for {
+			select {
+			case p := <-c.diags:
+				if p.URI == uri {
+					t.Errorf("the big file's diagnostics came before the hover's answer: a request waited for the check")
+				}
+			default:
+				break drain
+			}
+		}
+		c.diagnostics(t, uri, func(ds []protocol.Diagnostic) bool { return true })
+	})
 }

@@ -124,8 +124,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) Close() {
 	s.mu.Lock()
 	for _, p := range s.checks {
-		p.timer.Stop()
-		p.gen++
+		s.stopLocked(p)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -212,8 +211,8 @@ func (s *Server) handler() *protocol.Handler {
 			s.docs.Close(p.TextDocument.URI)
 			s.mu.Lock()
 			if c := s.checks[p.TextDocument.URI]; c != nil {
-				c.timer.Stop()
-				c.gen++
+				s.stopLocked(c)
+				delete(s.checks, p.TextDocument.URI)
 			}
 			delete(s.good, p.TextDocument.URI)
 			s.mu.Unlock()
