@@ -104,28 +104,54 @@ func (s *Server) Diagnose(d Document) (diags []protocol.Diagnostic) {
 	if path != "" {
 		name = filepath.Base(path)
 	}
-	files := s.gather(path, name, d.Text)
+	files, via := s.gather(path, name, d.Text)
 	res := check.Files(files, check.Options{Builtins: s.builtins, LookupEnv: os.LookupEnv, Libraries: s.std})
+	loads := loadRanges(name, d.Text)
 	for _, f := range res.Findings {
-		if f.File != name {
-			continue
-		}
 		sev := protocol.DiagnosticSeverityError
 		if f.Severity == check.Warning {
 			sev = protocol.DiagnosticSeverityWarning
 		}
-		diags = append(diags, protocol.Diagnostic{Range: findingRange(d.Text, f), Severity: &sev, Source: &source, Message: f.Message})
+		switch r, ok := loads[via[f.File]]; {
+		case f.File == name:
+			diags = append(diags, protocol.Diagnostic{Range: findingRange(d.Text, f), Severity: &sev, Source: &source, Message: f.Message})
+		case ok:
+			// A finding in a file this one loads: on the load that
+			// brings it, naming where it is.
+			diags = append(diags, protocol.Diagnostic{Range: r, Severity: &sev, Source: &source, Message: f.String()})
+		}
 	}
 	return diags
 }
 
+// loadRanges are the ranges of the module strings of a file's load()s, by
+// the file name they resolve to.
+func loadRanges(name, text string) map[string]protocol.Range {
+	out := map[string]protocol.Range{}
+	f, err := sbruntime.FileOptions.Parse(name, text, 0)
+	if err != nil {
+		return out
+	}
+	for _, st := range f.Stmts {
+		if ld, ok := st.(*syntax.LoadStmt); ok {
+			mod, _ := ld.Module.Value.(string)
+			if rel, err := sbruntime.ResolveLoad(name, mod, nil); err == nil {
+				out[rel] = rangeOf(text, ld.Module)
+			}
+		}
+	}
+	return out
+}
+
 // gather collects the files a check of the document needs: the document,
 // what it loads (transitively, at most maxLoadedFiles), and its schema and
-// test file beside it.
-func (s *Server) gather(path, name, text string) map[string]string {
-	files := map[string]string{name: text}
+// test file beside it. via maps each loaded file, @std's too, to the file
+// the document's own load() names on the way to it.
+func (s *Server) gather(path, name, text string) (files, via map[string]string) {
+	files = map[string]string{name: text}
+	via = map[string]string{}
 	if path == "" {
-		return files
+		return files, via
 	}
 	dir := filepath.Dir(path)
 	base := strings.TrimSuffix(name, ".star")
@@ -148,12 +174,18 @@ func (s *Server) gather(path, name, text string) map[string]string {
 				continue
 			}
 			mod, _ := ld.Module.Value.(string)
-			if isStd(mod) || strings.HasPrefix(mod, "@") {
-				continue // the libraries serve these
-			}
 			rel, err := sbruntime.ResolveLoad(from, mod, nil)
 			if err != nil {
 				continue
+			}
+			if _, seen := via[rel]; !seen {
+				via[rel] = rel
+				if from != name {
+					via[rel] = via[from]
+				}
+			}
+			if isStd(mod) || strings.HasPrefix(mod, "@") {
+				continue // the libraries serve these
 			}
 			if _, done := files[rel]; done {
 				continue
@@ -164,7 +196,7 @@ func (s *Server) gather(path, name, text string) map[string]string {
 			}
 		}
 	}
-	return files
+	return files, via
 }
 
 // findingRange is the range of a finding: its identifier, or the rest of

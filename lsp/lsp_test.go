@@ -320,6 +320,17 @@ func TestBadInput(t *testing.T) {
 			c.diagnostics(t, uri, hasMessage(tt.want))
 		})
 	}
+	t.Run("a finding in a loaded file", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(dir, "broken_lib.star"), []byte("def helper(x):\n    return y\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		uri := lsp.PathURI(filepath.Join(dir, "uses_broken.star"))
+		open(c, uri, "load(\"broken_lib.star\", \"helper\")\n\ndef main(event):\n    return helper(event)\n")
+		ds := c.diagnostics(t, uri, hasMessage("broken_lib.star:2:12: undefined: y"))
+		if ds[0].Range.Start.Line != 0 || ds[0].Range.Start.Character != 5 {
+			t.Errorf("range %+v: want the load's module string", ds[0].Range)
+		}
+	})
 	t.Run("not open", func(t *testing.T) {
 		var syms []protocol.DocumentSymbol
 		if err := c.call("textDocument/documentSymbol", map[string]any{"textDocument": map[string]any{"uri": "file:///not/open.star"}}, &syms); err != nil || len(syms) != 0 {
