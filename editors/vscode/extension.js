@@ -6,7 +6,8 @@ const { LanguageClient } = require("vscode-languageclient/node");
 
 let client;
 
-async function activate(context) {
+// start runs the server the settings name (starbook.path, starbook.env).
+async function start() {
   const config = vscode.workspace.getConfiguration("starbook");
   const command = config.get("path") || "starbook";
   const env = Object.assign({}, process.env, config.get("env") || {});
@@ -15,14 +16,6 @@ async function activate(context) {
     "starbook",
     { command, args: ["lsp"], options: { env } },
     { documentSelector: [{ scheme: "file", language: "starbook" }] },
-  );
-  context.subscriptions.push(
-    vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (e.affectsConfiguration("starbook") && client) {
-        await client.stop();
-        await activate(context);
-      }
-    }),
   );
   try {
     await client.start();
@@ -33,10 +26,28 @@ async function activate(context) {
   }
 }
 
-async function deactivate() {
+async function stop() {
   if (client) {
-    await client.stop();
+    const c = client;
+    client = undefined;
+    await c.stop();
   }
+}
+
+async function activate(context) {
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (e.affectsConfiguration("starbook")) {
+        await stop();
+        await start();
+      }
+    }),
+  );
+  await start();
+}
+
+async function deactivate() {
+  await stop();
 }
 
 module.exports = { activate, deactivate };
