@@ -335,6 +335,13 @@ func (s *Server) complete(uri string, p *parsed, off int) []protocol.CompletionI
 		ci.Kind = &k
 		items = append(items, ci)
 	}
+	for _, name := range locals(p, off) {
+		if !seen[name] {
+			seen[name] = true
+			k := protocol.CompletionItemKindVariable
+			items = append(items, protocol.CompletionItem{Label: name, Kind: &k})
+		}
+	}
 	for _, e := range reference.All() {
 		if strings.Contains(e.Name, ".") || e.Module != "" || seen[e.Name] {
 			continue
@@ -343,6 +350,75 @@ func (s *Server) complete(uri string, p *parsed, off int) []protocol.CompletionI
 	}
 	slices.SortFunc(items, func(a, b protocol.CompletionItem) int { return strings.Compare(a.Label, b.Label) })
 	return items
+}
+
+// locals are the parameters and assigned names of the top-level function
+// the cursor is in.
+func locals(p *parsed, off int) []string {
+	if p.file == nil {
+		return nil
+	}
+	line := int32(strings.Count(p.text[:off], "\n") + 1)
+	var out []string
+	for _, st := range p.file.Stmts {
+		def, ok := st.(*syntax.DefStmt)
+		if !ok {
+			continue
+		}
+		start, end := def.Span()
+		if line < start.Line || line > end.Line+1 {
+			continue
+		}
+		for _, param := range def.Params {
+			switch param := param.(type) {
+			case *syntax.Ident:
+				out = append(out, param.Name)
+			case *syntax.BinaryExpr: // name = default
+				out = append(out, identOf(param.X)...)
+			case *syntax.UnaryExpr: // *args, **kwargs; a bare * has no X
+				if param.X != nil {
+					out = append(out, identOf(param.X)...)
+				}
+			}
+		}
+		syntax.Walk(def, func(n syntax.Node) bool {
+			switch n := n.(type) {
+			case *syntax.AssignStmt:
+				out = append(out, identOf(n.LHS)...)
+			case *syntax.ForStmt:
+				out = append(out, identOf(n.Vars)...)
+			case *syntax.DefStmt:
+				if n != def {
+					out = append(out, n.Name.Name)
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// identOf are the names an assignment's left side binds (a, b = ...).
+func identOf(e syntax.Expr) []string {
+	switch e := e.(type) {
+	case *syntax.Ident:
+		return []string{e.Name}
+	case *syntax.TupleExpr:
+		var out []string
+		for _, x := range e.List {
+			out = append(out, identOf(x)...)
+		}
+		return out
+	case *syntax.ListExpr:
+		var out []string
+		for _, x := range e.List {
+			out = append(out, identOf(x)...)
+		}
+		return out
+	case *syntax.ParenExpr:
+		return identOf(e.X)
+	}
+	return nil
 }
 
 // moduleMembers completes NAME. for a sibling module: the fields of its

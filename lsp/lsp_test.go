@@ -146,7 +146,7 @@ func TestLanguageServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := labels(items)
-		for _, want := range []string{"call", "wait_for_approval", "helper", "k8s", "main", "trigger"} {
+		for _, want := range []string{"call", "wait_for_approval", "helper", "k8s", "main", "trigger", "event"} {
 			if !strings.Contains(got, " "+want+" ") {
 				t.Errorf("completion lacks %s: %s", want, got)
 			}
