@@ -10,6 +10,14 @@
 // every editor can open it as a plain file), document symbols and
 // formatting (package starfmt).
 //
+// Why github.com/tliron/glsp rather than go.lsp.dev: glsp (v0.2.2) is the
+// module served here, its protocol_3_16 types cover every message this
+// server speaks, and the tests' client decodes the answers with them. glsp
+// serves one message at a time, in order; hence the first invariant below.
+// Why @std as files under the cache directory rather than starbook-std:
+// URIs: every editor opens a file: URI, while a custom scheme needs a
+// content provider in each client (VS Code has one, Neovim has none).
+//
 // Invariants:
 //   - No request waits for a check: requests are answered from the text and
 //     its last good parse; check.Files runs in one background goroutine per
