@@ -56,3 +56,34 @@ func writeEntry(b *strings.Builder, e Entry) {
 		}
 	}
 }
+
+// Overview is the built-ins' table of docs/runbooks.md: one row per
+// built-in function (signature, summary), linking to its entry in
+// builtins.md. It is generated, so the overview and the reference cannot
+// say two things.
+func Overview() string {
+	var b strings.Builder
+	b.WriteString("| built-in | |\n|---|---|\n")
+	for _, e := range All() {
+		if e.Module != "" || e.Kind == Module {
+			continue
+		}
+		sig := strings.ReplaceAll(e.Signature, "|", "\\|")
+		b.WriteString("| [`" + sig + "`](builtins.md#" + anchor(e.Name) + ") | " + strings.ReplaceAll(e.Summary, "|", "\\|") + " |\n")
+	}
+	return b.String()
+}
+
+// anchor is the GitHub anchor of a heading "`name`".
+func anchor(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteRune('-')
+		}
+	}
+	return b.String()
+}
