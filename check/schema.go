@@ -302,13 +302,13 @@ func constants(th *starlark.Thread, f *syntax.File) starlark.StringDict {
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.AssignStmt:
-			for _, id := range boundIdents(n.LHS) {
+			for _, id := range BoundNames(n.LHS) {
 				count[id]++
 			}
 		case *syntax.DefStmt:
 			count[n.Name.Name]++
 		case *syntax.ForStmt:
-			for _, id := range boundIdents(n.Vars) {
+			for _, id := range BoundNames(n.Vars) {
 				count[id]++
 			}
 		}
@@ -332,24 +332,26 @@ func constants(th *starlark.Thread, f *syntax.File) starlark.StringDict {
 	return out
 }
 
-func boundIdents(e syntax.Expr) []string {
+// BoundNames returns the names the left side of an assignment or a for
+// loop binds: a, (b, [c]) = ... binds a, b and c.
+func BoundNames(e syntax.Expr) []string {
 	switch e := e.(type) {
 	case *syntax.Ident:
 		return []string{e.Name}
 	case *syntax.TupleExpr:
 		var out []string
 		for _, x := range e.List {
-			out = append(out, boundIdents(x)...)
+			out = append(out, BoundNames(x)...)
 		}
 		return out
 	case *syntax.ListExpr:
 		var out []string
 		for _, x := range e.List {
-			out = append(out, boundIdents(x)...)
+			out = append(out, BoundNames(x)...)
 		}
 		return out
 	case *syntax.ParenExpr:
-		return boundIdents(e.X)
+		return BoundNames(e.X)
 	}
 	return nil
 }

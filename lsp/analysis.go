@@ -11,6 +11,7 @@ import (
 	protocol "github.com/tliron/glsp/protocol_3_16"
 	"go.starlark.net/syntax"
 
+	"github.com/starbook/starbook/check"
 	"github.com/starbook/starbook/reference"
 	sbruntime "github.com/starbook/starbook/runtime"
 	"github.com/starbook/starbook/stdlib"
@@ -374,19 +375,19 @@ func locals(p *parsed, off int) []string {
 			case *syntax.Ident:
 				out = append(out, param.Name)
 			case *syntax.BinaryExpr: // name = default
-				out = append(out, identOf(param.X)...)
+				out = append(out, check.BoundNames(param.X)...)
 			case *syntax.UnaryExpr: // *args, **kwargs; a bare * has no X
 				if param.X != nil {
-					out = append(out, identOf(param.X)...)
+					out = append(out, check.BoundNames(param.X)...)
 				}
 			}
 		}
 		syntax.Walk(def, func(n syntax.Node) bool {
 			switch n := n.(type) {
 			case *syntax.AssignStmt:
-				out = append(out, identOf(n.LHS)...)
+				out = append(out, check.BoundNames(n.LHS)...)
 			case *syntax.ForStmt:
-				out = append(out, identOf(n.Vars)...)
+				out = append(out, check.BoundNames(n.Vars)...)
 			case *syntax.DefStmt:
 				if n != def {
 					out = append(out, n.Name.Name)
@@ -396,29 +397,6 @@ func locals(p *parsed, off int) []string {
 		})
 	}
 	return out
-}
-
-// identOf are the names an assignment's left side binds (a, b = ...).
-func identOf(e syntax.Expr) []string {
-	switch e := e.(type) {
-	case *syntax.Ident:
-		return []string{e.Name}
-	case *syntax.TupleExpr:
-		var out []string
-		for _, x := range e.List {
-			out = append(out, identOf(x)...)
-		}
-		return out
-	case *syntax.ListExpr:
-		var out []string
-		for _, x := range e.List {
-			out = append(out, identOf(x)...)
-		}
-		return out
-	case *syntax.ParenExpr:
-		return identOf(e.X)
-	}
-	return nil
 }
 
 // moduleMembers completes NAME. for a sibling module: the fields of its
