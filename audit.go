@@ -45,6 +45,14 @@ type AuditLog interface {
 	Audit(ctx context.Context, after string, limit int) ([]*AuditRecord, error)
 }
 
+// AuditHistory is the optional part of an AuditLog that pages back through
+// it, newest to oldest, as a person reading it does (the web UI's Older).
+type AuditHistory interface {
+	// AuditBefore returns up to limit records older than the id before,
+	// the newest of them, oldest first.
+	AuditBefore(ctx context.Context, before string, limit int) ([]*AuditRecord, error)
+}
+
 // Audit listing limits.
 const (
 	DefaultAuditLimit = 100

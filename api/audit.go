@@ -192,6 +192,9 @@ func (h *handler) recordAudit(r *http.Request, pattern string, status int, n *au
 type AuditResponse struct {
 	Audit []*starbook.AuditRecord `json:"audit"`
 	Next  string                  `json:"next,omitempty"`
+	// Prev is the cursor of the page before this one (?before=): its
+	// oldest record's id; empty when nothing is older.
+	Prev string `json:"prev,omitempty"`
 }
 
 func (h *handler) audit(w http.ResponseWriter, r *http.Request) error {
@@ -208,17 +211,36 @@ func (h *handler) audit(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
-	after := q.Get("after")
+	after, before := q.Get("after"), q.Get("before")
 	if after != "" && !validID(after) {
 		return badRequest(fmt.Sprintf("invalid after %q: want an audit record id", after))
 	}
-	recs, err := log.Audit(r.Context(), after, limit)
+	if before != "" && !validID(before) {
+		return badRequest(fmt.Sprintf("invalid before %q: want an audit record id", before))
+	}
+	var recs []*starbook.AuditRecord
+	var err error
+	switch {
+	case after != "" && before != "":
+		return badRequest("after and before do not go together: page forward or back")
+	case before != "":
+		history, ok := log.(starbook.AuditHistory)
+		if !ok {
+			return &requestError{status: http.StatusNotFound, msg: "this node cannot page back through its audit log"}
+		}
+		recs, err = history.AuditBefore(r.Context(), before, limit)
+	default:
+		recs, err = log.Audit(r.Context(), after, limit)
+	}
 	if err != nil {
 		return err
 	}
 	resp := AuditResponse{Audit: nonNil(recs), Next: after}
 	if len(recs) > 0 {
 		resp.Next = recs[len(recs)-1].ID
+	}
+	if len(recs) == limit && after == "" {
+		resp.Prev = recs[0].ID // a full page read back: there may be older ones
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/starbook/starbook"
@@ -59,16 +60,45 @@ func (s *Store) Audit(ctx context.Context, after string, limit int) ([]*starbook
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	out := make([]*starbook.AuditRecord, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
+	out, err := decodeAudit(resp.Kvs)
+	if err != nil {
+		return nil, err
+	}
+	if after == "" {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// AuditBefore returns up to limit records older than the id before, the
+// newest of them, oldest first: one range read of limit keys, whatever
+// the log holds.
+func (s *Store) AuditBefore(ctx context.Context, before string, limit int) ([]*starbook.AuditRecord, error) {
+	if limit <= 0 {
+		limit = starbook.DefaultAuditLimit
+	}
+	resp, err := s.cli.Get(ctx, s.k.audit(), clientv3.WithRange(s.k.auditRecord(before)), clientv3.WithLimit(int64(limit)),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	out, err := decodeAudit(resp.Kvs)
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// decodeAudit decodes audit records as read.
+func decodeAudit(kvs []*mvccpb.KeyValue) ([]*starbook.AuditRecord, error) {
+	out := make([]*starbook.AuditRecord, 0, len(kvs))
+	for _, kv := range kvs {
 		var rec starbook.AuditRecord
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		out = append(out, &rec)
-	}
-	if after == "" {
-		slices.Reverse(out)
 	}
 	return out, nil
 }

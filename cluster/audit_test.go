@@ -31,6 +31,13 @@ func TestAuditLogStore(t *testing.T) {
 	if err != nil || len(after) != 3 || after[0].ID != ids[2] || after[2].ID != ids[4] {
 		t.Fatalf("after %s: %+v, %v", ids[1], after, err)
 	}
+	before, err := s.AuditBefore(ctx, ids[3], 2)
+	if err != nil || len(before) != 2 || before[0].ID != ids[1] || before[1].ID != ids[2] {
+		t.Fatalf("2 before %s: %+v, %v", ids[3], before, err)
+	}
+	if first, err := s.AuditBefore(ctx, ids[0], 10); err != nil || len(first) != 0 {
+		t.Fatalf("before the first: %+v, %v", first, err)
+	}
 	n, err := s.PruneAudit(ctx, t0.Add(150*time.Minute))
 	if err != nil || n != 3 {
 		t.Fatalf("pruned %d, %v", n, err)

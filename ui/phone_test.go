@@ -81,6 +81,12 @@ func TestUIOnAPhoneOver1000Executions(t *testing.T) {
 	if err := cluster.NewTriggers(store, nil, nil).DeadLetter(ctx, unstarted); err != nil {
 		t.Fatal(err)
 	}
+	// And 130 audit records: the Audit page's newest 100, then Older.
+	for i := range 130 {
+		if err := svc.RecordAudit(ctx, &starbook.AuditRecord{Actor: fmt.Sprintf("auditor%03d", i), Action: "execution.start", Outcome: starbook.AuditOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	mux := http.NewServeMux()
 	ui.Mount(mux)
 	mux.Handle("/", api.NewHandler(svc, nil))
@@ -126,6 +132,21 @@ func TestUIOnAPhoneOver1000Executions(t *testing.T) {
 	if err != nil || replay[0] != replay[1] {
 		t.Errorf("replay route %v, yet Replay on every event: %v (%v)", replay[0], replay[1], err)
 	}
+	// The audit log pages back: the newest 100, then the 30 before them,
+	// the oldest first record of the log at the bottom.
+	b.do("the audit log", chromedp.Navigate(srv.URL+"/ui/#/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit tbody tr`)))
+	b.waitFor("the newest 100", `document.querySelectorAll("#audit tbody tr").length === 100 && !!document.getElementById("audit-older")`)
+	if top := evalIn[string](b, `document.querySelector("#audit tbody tr td:nth-child(2)").textContent`); top != "auditor129" {
+		t.Errorf("the audit page starts with %q, want the newest, auditor129", top)
+	}
+	b.click(`#audit-older`)
+	b.waitFor("the 30 older", `document.querySelectorAll("#audit tbody tr").length === 30 && !!document.getElementById("audit-newest") && !document.getElementById("audit-older")`)
+	if last := evalIn[string](b, `[...document.querySelectorAll("#audit tbody tr td:nth-child(2)")].pop().textContent`); last != "auditor000" {
+		t.Errorf("the older page ends with %q, want the oldest, auditor000", last)
+	}
+	b.click(`#audit-newest`)
+	b.waitFor("the newest again", `document.querySelectorAll("#audit tbody tr").length === 100`)
+
 	// The pages listed 25 and 20 of the 1,010, and asked the API for no more.
 	b.do("back to the list", chromedp.Navigate(srv.URL+"/ui/#/executions"), chromedp.WaitVisible(chromedp.CSS(`#executions tbody a.mono`)))
 	if rows := evalIn[int](b, `document.querySelectorAll("#executions tbody tr").length`); rows != 25 {

@@ -126,18 +126,24 @@ function slosPage(route) {
 
 // ---------- audit ----------
 
-// auditPage lists the newest 100 audit records, newest first, refreshed
-// live (the API pages forward from a cursor; the newest are what an admin
-// looks for).
+// auditPage lists the audit log a page of 100 at a time, newest first:
+// the newest page is refreshed live; Older pages back through the log
+// (?before=, one range read of a page whatever the log holds) and Newest
+// comes back.
 function auditPage(route) {
   const box = el("div", {id: "audit"});
+  const cursors = []; // the before= of each page shown after the newest
   setMain(el("h1", {}, "Audit log"), box);
-  poll(route, async () => {
-    const body = await api("/api/v1/audit?limit=100");
+  const show = async () => {
+    const before = cursors[cursors.length - 1];
+    const body = await api("/api/v1/audit?limit=100" + (before ? "&before=" + encodeURIComponent(before) : ""));
     clearError();
     const recs = (body.audit || []).slice().reverse();
-    if (!recs.length) { box.replaceChildren(el("p", {class: "muted"}, "Nothing recorded yet.")); return; }
-    box.replaceChildren(el("p", {class: "muted"}, "The newest " + recs.length + " records."),
+    const nav = el("p", {class: "pager"},
+      cursors.length ? el("button", {type: "button", id: "audit-newest", onclick: () => { cursors.length = 0; show().catch(showError); }}, "Newest") : null,
+      body.prev ? el("button", {type: "button", id: "audit-older", onclick: () => { cursors.push(body.prev); show().catch(showError); }}, "Older") : null);
+    if (!recs.length) { box.replaceChildren(el("p", {class: "muted"}, "Nothing recorded yet."), nav); return; }
+    box.replaceChildren(el("p", {class: "muted"}, (cursors.length ? "Older records: " : "The newest ") + recs.length + " records."),
       el("div", {class: "scroll"}, el("table", {class: "list"},
         el("thead", {}, el("tr", {}, ["Time", "Who", "Action", "Runbook", "Execution", "Detail", "Outcome"].map(h => el("th", {}, h)))),
         el("tbody", {}, recs.map(r => el("tr", {"data-id": r.id, class: "o-" + r.outcome},
@@ -148,6 +154,10 @@ function auditPage(route) {
           el("td", {}, r.execution ? el("a", {href: "#/executions/" + r.execution, class: "mono"}, r.execution) : "-"),
           el("td", {}, r.detail || ""),
           el("td", {}, el("span", {class: "badge o-" + r.outcome}, r.outcome + (r.status ? " " + r.status : "")),
-            r.error ? el("div", {class: "muted"}, r.error) : null)))))));
+            r.error ? el("div", {class: "muted"}, r.error) : null)))))), nav);
+  };
+  poll(route, async () => {
+    if (cursors.length) return; // an older page does not change: no refresh
+    await show();
   });
 }
