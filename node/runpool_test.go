@@ -7,9 +7,11 @@ import (
 )
 
 func TestRunPoolReusesIdleGoroutinesAndLetsThemGo(t *testing.T) {
-	p := newRunPool()
-	p.idleFor = time.Second // long enough that a loaded machine sees it idle before it goes
 	// One after another: each run finds the previous one's goroutine idle.
+	// It stays idle far longer than the test runs: with a second, a loaded
+	// CI machine once missed the idle window and the goroutine had gone.
+	p := newRunPool()
+	p.idleFor = time.Hour
 	for i := range 20 {
 		done := make(chan struct{})
 		p.run(func() { close(done) })
@@ -19,7 +21,10 @@ func TestRunPoolReusesIdleGoroutinesAndLetsThemGo(t *testing.T) {
 			t.Fatalf("run %d: %d goroutines, want the one reused", i, n)
 		}
 	}
-	// At once: one goroutine each.
+	// At once: one goroutine each, and a short idle time, after which
+	// they all go.
+	p = newRunPool()
+	p.idleFor = 50 * time.Millisecond
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(10)
