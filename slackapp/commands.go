@@ -81,6 +81,10 @@ func ParseCommand(text string) (Command, error) {
 	case tail != "":
 		return Command{}, fmt.Errorf("%s takes one %s, not %q", verb, argName(spec.arg), truncate(rest, 80))
 	}
+	if arg == starbook.AllRunbooks {
+		// "*" names every runbook in the store and the API: here only --all does.
+		return Command{}, fmt.Errorf("%s: \"*\" is not accepted (pause and resume take --all for every runbook)", verb)
+	}
 	c.Arg = arg
 	if arg == "--all" {
 		if verb != "pause" && verb != "resume" {

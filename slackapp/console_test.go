@@ -794,6 +794,8 @@ func TestParseCommand(t *testing.T) {
 		{"resume a b", Command{}, `resume takes one runbook name, not "a b"`},
 		{"ls -l", Command{}, "ls takes no argument"},
 		{"run --all", Command{}, "run has no --all"},
+		{"pause * freeze", Command{}, `pause: "*" is not accepted (pause and resume take --all for every runbook)`},
+		{"status *", Command{}, `status: "*" is not accepted (pause and resume take --all for every runbook)`},
 		{"deploy", Command{}, `unknown command "deploy"`},
 	} {
 		got, err := ParseCommand(tc.text)
