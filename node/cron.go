@@ -45,15 +45,7 @@ func (n *Node) runCron(ctx context.Context, tr *cluster.Triggers) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	changed := make(chan struct{}, 1)
-	wg.Go(func() {
-		n.watchKeys(ctx, []string{n.store.Keys().Runbooks(), n.store.Keys().Pauses()}, func([]*clientv3.Event) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		})
-	})
+	changed := n.watchChanged(ctx, &wg, n.store.Keys().Runbooks(), n.store.Keys().Pauses())
 	sched := &triggers.Scheduler{Clock: n.clock(), Store: n.cronStore(tr), Index: tr.Index(), Logger: n.log.With("duty", "cron"),
 		Changed: changed, DeadLetters: tr}
 	_ = sched.Run(ctx)
@@ -158,6 +150,22 @@ func (n *Node) runQueues(ctx context.Context, tr *cluster.Triggers) {
 	}
 }
 
+// watchChanged watches prefixes on a goroutine of wg (watchKeys) until ctx
+// is done, and returns a channel that holds one value whenever anything
+// under them changed (or the watch restarted) since it was last read.
+func (n *Node) watchChanged(ctx context.Context, wg *sync.WaitGroup, prefixes ...string) <-chan struct{} {
+	changed := make(chan struct{}, 1)
+	wg.Go(func() {
+		n.watchKeys(ctx, prefixes, func([]*clientv3.Event) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	})
+	return changed
+}
+
 // watchKeys calls fn with the events under the prefixes until ctx is done,
 // re-listing nothing: after every (re)start of the watch it calls fn(nil),
 // meaning "anything may have changed".
@@ -224,15 +232,7 @@ func (n *Node) runPauses(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	changed := make(chan struct{}, 1)
-	wg.Go(func() {
-		n.watchKeys(ctx, []string{n.store.Keys().Pauses()}, func([]*clientv3.Event) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		})
-	})
+	changed := n.watchChanged(ctx, &wg, n.store.Keys().Pauses())
 	clock := n.clock()
 	for ctx.Err() == nil {
 		wait := time.Hour
